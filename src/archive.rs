@@ -1,0 +1,246 @@
+//! The output file: an OCI image layout in a tar (plus Docker's `manifest.json`), written to a
+//! temporary file beside the destination and renamed into place only when complete.
+
+use std::collections::BTreeSet;
+use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+use crate::error::{Error, Result};
+use crate::image::Image;
+use crate::oci::{
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Digest, DockerManifestEntry, Index,
+    MEDIA_TYPE_INDEX, OCI_LAYOUT, to_json_bytes,
+};
+use crate::reference::Reference;
+use crate::timestamp::Timestamp;
+
+const BLOCK: u64 = 512;
+const OUTPUT_MODE: u32 = 0o644;
+
+/// An image archive being written. Dropping it without [`finish`](ImageArchive::finish) removes the
+/// temporary file and leaves any existing file at the destination untouched.
+pub struct ImageArchive {
+    out: BufWriter<NamedTempFile>,
+    dest: PathBuf,
+    mtime: Timestamp,
+    blobs: BTreeSet<Digest>,
+}
+
+/// What was written, for status lines and `--message-format json`.
+#[derive(Clone, Debug)]
+pub struct ArchiveSummary {
+    pub path: PathBuf,
+    /// Size of the archive file in bytes.
+    pub size: u64,
+}
+
+impl ImageArchive {
+    /// Starts an archive that will end up at `dest`. Entries get `mtime`.
+    pub fn create(dest: &Path, mtime: Timestamp) -> Result<ImageArchive> {
+        let file_name = dest.file_name().ok_or_else(|| {
+            Error::input(
+                dest,
+                "is not a file path; give the archive a file name, e.g. app.tar",
+            )
+        })?;
+        if dest.is_dir() {
+            return Err(Error::input(
+                dest,
+                "is a directory; give the archive a file name, e.g. -o dir/app.tar",
+            ));
+        }
+        let parent = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
+        if !parent.is_dir() {
+            return Err(Error::input(
+                &parent,
+                "output directory does not exist; create it first or choose another -o/--output",
+            ));
+        }
+        let mut prefix = std::ffi::OsString::from(".");
+        prefix.push(file_name);
+        prefix.push(".");
+        let temp = tempfile::Builder::new()
+            .prefix(&prefix)
+            .suffix(".partial")
+            .permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))
+            .tempfile_in(&parent)
+            .map_err(|e| Error::Input {
+                path: parent.clone(),
+                message: format!(
+                    "cannot write the archive in this directory ({e}); choose a writable -o/--output"
+                ),
+            })?;
+        let mut archive = ImageArchive {
+            out: BufWriter::with_capacity(256 * 1024, temp),
+            dest: dest.to_owned(),
+            mtime,
+            blobs: BTreeSet::new(),
+        };
+        archive.append_dir("blobs")?;
+        archive.append_dir("blobs/sha256")?;
+        Ok(archive)
+    }
+
+    fn write_error(&self) -> impl FnOnce(std::io::Error) -> Error + use<> {
+        Error::io("writing", self.out.get_ref().path().to_owned())
+    }
+
+    fn header(&self, name: &str, size: u64, kind: tar::EntryType) -> Result<tar::Header> {
+        let mut header = tar::Header::new_ustar();
+        header
+            .set_path(name)
+            .map_err(|e| Error::Invalid(format!("archive entry name `{name}`: {e}")))?;
+        header.set_entry_type(kind);
+        header.set_mode(if kind == tar::EntryType::Directory {
+            0o755
+        } else {
+            0o644
+        });
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(self.mtime.unix_seconds());
+        header.set_size(size);
+        header.set_cksum();
+        Ok(header)
+    }
+
+    fn append_dir(&mut self, name: &str) -> Result<()> {
+        let header = self.header(name, 0, tar::EntryType::Directory)?;
+        let err = self.write_error();
+        self.out.write_all(header.as_bytes()).map_err(err)
+    }
+
+    fn append_file(&mut self, name: &str, bytes: &[u8]) -> Result<()> {
+        let header = self.header(name, bytes.len() as u64, tar::EntryType::Regular)?;
+        let padding = padding(bytes.len() as u64);
+        let err = self.write_error();
+        (|| {
+            self.out.write_all(header.as_bytes())?;
+            self.out.write_all(bytes)?;
+            self.out.write_all(&[0u8; BLOCK as usize][..padding])
+        })()
+        .map_err(err)
+    }
+
+    /// Stores a blob held in memory (config, manifest, index); a blob already stored is skipped.
+    pub fn add_blob(&mut self, digest: &Digest, bytes: &[u8]) -> Result<()> {
+        if self.blobs.insert(digest.clone()) {
+            self.append_file(&digest.blob_path(), bytes)?;
+        }
+        Ok(())
+    }
+
+    /// Streams a blob whose digest is known only at its end (a layer): `write` gets the archive's
+    /// writer and returns the blob's digest with any value of its own. The tar header is reserved,
+    /// then filled in once the digest and size are known, so the blob is written exactly once.
+    pub fn add_streamed_blob<T>(
+        &mut self,
+        write: impl FnOnce(&mut BufWriter<NamedTempFile>) -> Result<(Digest, T)>,
+    ) -> Result<T> {
+        let err = self.write_error();
+        let start = self.out.stream_position().map_err(err)?;
+        let err = self.write_error();
+        self.out.write_all(&[0u8; BLOCK as usize]).map_err(err)?;
+        let (digest, value) = write(&mut self.out)?;
+        let err = self.write_error();
+        let end = self.out.stream_position().map_err(err)?;
+        let size = end - start - BLOCK;
+        if !self.blobs.insert(digest.clone()) {
+            // Already stored (a layer shared by several images): drop this copy.
+            let err = self.write_error();
+            self.out.seek(SeekFrom::Start(start)).map_err(err)?;
+            let err = self.write_error();
+            self.out.get_ref().as_file().set_len(start).map_err(err)?;
+            return Ok(value);
+        }
+        let header = self.header(&digest.blob_path(), size, tar::EntryType::Regular)?;
+        let err = self.write_error();
+        (|| {
+            self.out
+                .write_all(&[0u8; BLOCK as usize][..padding(size)])?;
+            self.out.seek(SeekFrom::Start(start))?;
+            self.out.write_all(header.as_bytes())?;
+            self.out.seek(SeekFrom::End(0))?;
+            Ok(())
+        })()
+        .map_err(err)?;
+        Ok(value)
+    }
+
+    /// Writes the image's config and manifest blobs, then `index.json`, Docker's `manifest.json` and
+    /// `oci-layout`, completes the tar and moves it into place.
+    pub fn finish_single(mut self, image: &Image, name: &Reference) -> Result<ArchiveSummary> {
+        self.add_blob(&image.config.descriptor.digest, &image.config.bytes)?;
+        self.add_blob(&image.manifest.descriptor.digest, &image.manifest.bytes)?;
+        let mut descriptor = image.manifest.descriptor.clone();
+        descriptor.platform = Some(image.platform.clone());
+        descriptor
+            .annotations
+            .insert(ANNOTATION_CONTAINERD_NAME.to_owned(), name.full());
+        descriptor
+            .annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), name.tag().to_owned());
+        let index = Index {
+            schema_version: 2,
+            media_type: MEDIA_TYPE_INDEX.to_owned(),
+            manifests: vec![descriptor],
+        };
+        let docker = vec![DockerManifestEntry {
+            config: image.config.descriptor.digest.blob_path(),
+            repo_tags: vec![name.familiar()],
+            layers: image.layers.iter().map(|l| l.digest.blob_path()).collect(),
+        }];
+        self.append_file("index.json", &to_json_bytes(&index))?;
+        self.append_file("manifest.json", &to_json_bytes(&docker))?;
+        self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
+        self.persist()
+    }
+
+    fn persist(mut self) -> Result<ArchiveSummary> {
+        let err = self.write_error();
+        // End of archive: two zero blocks.
+        self.out
+            .write_all(&[0u8; 2 * BLOCK as usize])
+            .map_err(err)?;
+        let err = self.write_error();
+        let size = self.out.stream_position().map_err(err)?;
+        let temp_path = self.out.get_ref().path().to_owned();
+        let temp = self
+            .out
+            .into_inner()
+            .map_err(|e| Error::io("writing", &temp_path)(e.into_error()))?;
+        temp.as_file()
+            .sync_all()
+            .map_err(Error::io("writing", &temp_path))?;
+        crate::cancel::check()?;
+        let dest = self.dest;
+        temp.persist(&dest)
+            .map_err(|e| Error::io("moving the finished archive to", &dest)(e.error))?;
+        Ok(ArchiveSummary { path: dest, size })
+    }
+}
+
+fn padding(size: u64) -> usize {
+    ((BLOCK - size % BLOCK) % BLOCK) as usize
+}
+
+/// Fails when `output` would overwrite `input` (the same file, by any path).
+pub fn ensure_distinct(input: &Path, output: &Path) -> Result<()> {
+    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    };
+    if same {
+        return Err(Error::input(
+            output,
+            "is the input executable itself; choose another -o/--output",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,60 @@
+//! Cargo-style output on stderr: right-aligned green status verbs, `warning:` and `error:` lines.
+
+use anstream::eprintln;
+use anstyle::{AnsiColor, Style};
+
+use super::args::{ColorChoice, OutputArgs};
+use crate::report::Listener;
+
+const STATUS: Style = AnsiColor::Green.on_default().bold();
+const WARNING: Style = AnsiColor::Yellow.on_default().bold();
+const ERROR: Style = AnsiColor::Red.on_default().bold();
+const DETAIL: Style = AnsiColor::Cyan.on_default().bold();
+
+/// Prints status lines unless quiet, details only when verbose, errors always.
+#[derive(Clone, Debug)]
+pub struct Shell {
+    quiet: bool,
+    verbose: bool,
+}
+
+impl Shell {
+    /// A shell configured from the output options; also applies `--color` to the whole process.
+    pub fn new(output: &OutputArgs) -> Shell {
+        let choice = match output.color {
+            ColorChoice::Auto => anstream::ColorChoice::Auto,
+            ColorChoice::Always => anstream::ColorChoice::Always,
+            ColorChoice::Never => anstream::ColorChoice::Never,
+        };
+        choice.write_global();
+        Shell {
+            quiet: output.quiet,
+            verbose: output.verbose > 0,
+        }
+    }
+
+    /// `error: message`, printed even when quiet.
+    pub fn error(&self, message: &str) {
+        eprintln!("{ERROR}error{ERROR:#}: {message}");
+    }
+}
+
+impl Listener for Shell {
+    fn status(&self, verb: &str, message: &str) {
+        if !self.quiet {
+            eprintln!("{STATUS}{verb:>12}{STATUS:#} {message}");
+        }
+    }
+
+    fn warning(&self, message: &str) {
+        if !self.quiet {
+            eprintln!("{WARNING}warning{WARNING:#}: {message}");
+        }
+    }
+
+    fn detail(&self, message: &str) {
+        if self.verbose {
+            eprintln!("{DETAIL}{:>12}{DETAIL:#} {message}", "Info");
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The library's error type: every variant says which file or step failed and, where there is one, the fix.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop an image from being written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O failure, with the file and the step it happened in.
+    #[error("{step} `{}`: {source}", path.display())]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The input is not something we can package; the message names the file and the fix.
+    #[error("{}: {message}", path.display())]
+    Input { path: PathBuf, message: String },
+    /// A platform string, architecture or OS that we cannot label an image with.
+    #[error("{0}")]
+    Platform(String),
+    /// An image name that is not a valid reference.
+    #[error("invalid image name `{name}`: {reason}")]
+    Reference { name: String, reason: String },
+    /// A timestamp that could not be parsed or formatted.
+    #[error("{0}")]
+    Time(String),
+    /// Any other invalid option value.
+    #[error("{0}")]
+    Invalid(String),
+    /// The run was interrupted (Ctrl-C); nothing was written.
+    #[error("interrupted; nothing was written")]
+    Interrupted,
+}
+
+impl Error {
+    /// Wraps an I/O error with the step and the file it concerns.
+    pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { step, path, source }
+    }
+
+    /// An input error naming the file.
+    pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Error {
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
