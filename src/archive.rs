@@ -73,7 +73,8 @@ impl ImageArchive {
             .map_err(|e| Error::Input {
                 path: parent.clone(),
                 message: format!(
-                    "cannot write the archive in this directory ({e}); choose a writable -o/--output"
+                    "cannot write the archive in this directory ({}); choose a writable -o/--output",
+                    std::io::Error::from(e.kind())
                 ),
             })?;
         let mut archive = ImageArchive {

@@ -219,14 +219,14 @@ where
                 .then(|| offset + (addr - vaddr))
         })
     });
+    let file_len = data.len().unwrap_or(0);
     offsets
         .iter()
         .map(|name_offset| {
             strtab_offset
-                .and_then(|base| {
-                    data.read_bytes_at_until(base + name_offset..u64::MAX, 0)
-                        .ok()
-                })
+                .map(|base| base + name_offset)
+                .filter(|&start| start < file_len)
+                .and_then(|start| data.read_bytes_at_until(start..file_len, 0).ok())
                 .map(|name| String::from_utf8_lossy(name).into_owned())
                 .unwrap_or_else(|| "?".to_owned())
         })

@@ -95,6 +95,7 @@ pub fn package_executable(
         None => default_tag(name)?,
     };
     ensure_distinct(input, &options.output)?;
+    let mut archive = ImageArchive::create(&options.output, options.created)?;
     listener.status("Packaging", &format!("{name} ({platform})"));
     listener.detail(&format!(
         "{}: {:?}, image {}",
@@ -106,7 +107,6 @@ pub fn package_executable(
     let entrypoint = format!("/{name}");
     let mut layer_spec = LayerSpec::new();
     layer_spec.add_file(&entrypoint, input, MODE_EXECUTABLE)?;
-    let mut archive = ImageArchive::create(&options.output, options.created)?;
     let layer = archive.add_streamed_blob(|out| {
         let (_, layer) = layer_spec.write(out, options.created)?;
         Ok((layer.descriptor.digest.clone(), layer))

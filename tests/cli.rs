@@ -1,0 +1,450 @@
+//! The `zeroimage` command line: success paths, output, and every kind of bad input.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::tiny_elf::{self, Machine, Shape};
+use support::{dir_listing, read_tar, zeroimage};
+
+fn tiny(dir: &Path, name: &str) -> PathBuf {
+    tiny_elf::write(
+        dir,
+        name,
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "tiny\n"),
+    )
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Asserts a clean failure: exit 1, one `error:` line mentioning `needles`, nothing on stdout.
+fn assert_refused(output: &Output, needles: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(1), "stderr: {err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{err}");
+    assert!(lines[0].starts_with("error: "), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "missing `{needle}` in: {err}");
+    }
+    assert!(output.stdout.is_empty(), "stdout should be empty");
+}
+
+#[test]
+fn default_output_is_program_tar_beside_it_with_status_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let output = zeroimage().arg(&program).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(err.contains("   Packaging app (linux/amd64)"), "{err}");
+    assert!(err.contains("     Written "), "{err}");
+    assert!(err.contains("app:latest, sha256:"), "{err}");
+    assert!(output.stdout.is_empty(), "nothing on stdout unless asked");
+    assert_eq!(dir_listing(dir.path()), ["app", "app.tar"]);
+    let entries = read_tar(&dir.path().join("app.tar"));
+    let names: Vec<&str> = entries.keys().map(String::as_str).collect();
+    assert!(
+        names.contains(&"oci-layout")
+            && names.contains(&"index.json")
+            && names.contains(&"manifest.json")
+    );
+}
+
+#[test]
+fn json_message_format_describes_the_image_on_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let out = dir.path().join("img.tar");
+    let output = support::run_ok(
+        zeroimage()
+            .arg(&program)
+            .args([
+                "--message-format",
+                "json",
+                "-q",
+                "-t",
+                "example.com/team/app:1.2",
+                "-o",
+            ])
+            .arg(&out),
+    );
+    assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
+    let stdout = support::stdout_of(&output);
+    assert_eq!(stdout.lines().count(), 1);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["path"], out.display().to_string());
+    assert_eq!(v["platform"], "linux/amd64");
+    assert_eq!(v["tag"], "example.com/team/app:1.2");
+    assert_eq!(v["size"], std::fs::metadata(&out).unwrap().len());
+    let entries = read_tar(&out);
+    let index = support::json_entry(&entries, "index.json");
+    assert_eq!(v["manifest_digest"], index["manifests"][0]["digest"]);
+    let manifest = support::json_entry(&entries, &support::blob_name(&v["manifest_digest"]));
+    assert_eq!(v["config_digest"], manifest["config"]["digest"]);
+    assert_eq!(v["layer_digest"], manifest["layers"][0]["digest"]);
+}
+
+#[test]
+fn help_has_examples_and_version_matches_the_package() {
+    let help = support::run_ok(zeroimage().arg("--help"));
+    let text = support::stdout_of(&help);
+    for needle in [
+        "Examples:",
+        "--platform",
+        "--tag",
+        "--output",
+        "--message-format",
+        "--allow-dynamic",
+        "--created",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}");
+    }
+    let version = support::stdout_of(&support::run_ok(zeroimage().arg("--version")));
+    assert_eq!(
+        version.trim(),
+        format!("zeroimage {}", env!("CARGO_PKG_VERSION"))
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let output = zeroimage().output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = zeroimage()
+        .args(["x", "--platform", "linux/amd64", "--arch", "arm64"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let output = zeroimage()
+        .args(["x", "--tag", "Bad Name"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("invalid image name"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn missing_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = zeroimage().arg(dir.path().join("nope")).output().unwrap();
+    assert_refused(&output, &["nope", "no such file"]);
+    assert!(dir_listing(dir.path()).is_empty());
+}
+
+#[test]
+fn directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    let output = zeroimage().arg(&sub).output().unwrap();
+    assert_refused(&output, &["sub", "is a directory"]);
+    assert_eq!(dir_listing(dir.path()), ["sub"]);
+}
+
+#[test]
+fn empty_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    let output = zeroimage().arg(&empty).output().unwrap();
+    assert_refused(&output, &["empty", "is empty"]);
+    assert_eq!(dir_listing(dir.path()), ["empty"]);
+}
+
+#[test]
+fn text_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = dir.path().join("notes.txt");
+    std::fs::write(&text, b"hello\n").unwrap();
+    let output = zeroimage().arg(&text).output().unwrap();
+    assert_refused(&output, &["notes.txt", "not a Linux ELF executable"]);
+    assert_eq!(dir_listing(dir.path()), ["notes.txt"]);
+}
+
+#[test]
+fn dynamic_executable_is_refused_with_the_fix_and_allowed_on_request() {
+    let ls = Path::new("/bin/ls");
+    assert!(ls.exists(), "/bin/ls is part of every Debian system");
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("ls.tar");
+    let output = zeroimage().arg(ls).arg("-o").arg(&out).output().unwrap();
+    assert_refused(
+        &output,
+        &[
+            "/bin/ls",
+            "dynamically linked",
+            "interpreter /lib64/ld-linux-x86-64.so.2",
+            "libc.so.6",
+            "musl",
+            "+crt-static",
+            "--allow-dynamic",
+        ],
+    );
+    assert!(dir_listing(dir.path()).is_empty());
+
+    let output = zeroimage()
+        .arg(ls)
+        .arg("-o")
+        .arg(&out)
+        .arg("--allow-dynamic")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("warning: /bin/ls is dynamically linked"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(out.is_file());
+}
+
+#[test]
+fn foreign_arch_with_contradicting_arch_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let arm = tiny_elf::write(
+        dir.path(),
+        "armapp",
+        &tiny_elf::build(Machine::Aarch64, Shape::Static, "x"),
+    );
+    let output = zeroimage()
+        .arg(&arm)
+        .args(["--arch", "amd64"])
+        .output()
+        .unwrap();
+    assert_refused(&output, &["armapp", "arm64 executable", "linux/amd64"]);
+    let output = zeroimage()
+        .arg(&arm)
+        .args(["--platform", "linux/amd64"])
+        .output()
+        .unwrap();
+    assert_refused(&output, &["arm64 executable"]);
+    assert_eq!(dir_listing(dir.path()), ["armapp"]);
+}
+
+#[test]
+fn arm64_executable_on_this_machine_is_labelled_arm64() {
+    let dir = tempfile::tempdir().unwrap();
+    let arm = tiny_elf::write(
+        dir.path(),
+        "armapp",
+        &tiny_elf::build(Machine::Aarch64, Shape::Static, "x"),
+    );
+    let out = dir.path().join("a.tar");
+    support::package(&arm, &out, &[]);
+    let entries = read_tar(&out);
+    let index = support::json_entry(&entries, "index.json");
+    assert_eq!(
+        index["manifests"][0]["platform"],
+        serde_json::json!({"architecture": "arm64", "os": "linux"})
+    );
+    // A matching explicit variant is recorded.
+    support::package(&arm, &out, &["--platform", "linux/arm64/v8"]);
+    let index = support::json_entry(&read_tar(&out), "index.json");
+    assert_eq!(index["manifests"][0]["platform"]["variant"], "v8");
+}
+
+#[test]
+fn non_linux_os_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let output = zeroimage()
+        .arg(&program)
+        .args(["--os", "windows"])
+        .output()
+        .unwrap();
+    assert_refused(&output, &["unsupported OS `windows`", "only `linux`"]);
+    assert_eq!(dir_listing(dir.path()), ["app"]);
+}
+
+#[test]
+fn missing_output_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let output = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(dir.path().join("no/such/dir/app.tar"))
+        .output()
+        .unwrap();
+    assert_refused(&output, &["no/such/dir", "does not exist"]);
+    assert_eq!(dir_listing(dir.path()), ["app"]);
+}
+
+#[test]
+fn output_equal_to_input_is_refused_and_input_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let before = std::fs::read(&program).unwrap();
+    let output = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&program)
+        .output()
+        .unwrap();
+    assert_refused(&output, &["is the input executable itself"]);
+    // The same file by another path is caught too.
+    let other_path = dir.path().join(".").join("app");
+    let output = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&other_path)
+        .output()
+        .unwrap();
+    assert_refused(&output, &["is the input executable itself"]);
+    assert_eq!(std::fs::read(&program).unwrap(), before);
+    assert_eq!(dir_listing(dir.path()), ["app"]);
+}
+
+#[test]
+fn output_that_is_a_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let output = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_refused(&output, &["is a directory"]);
+}
+
+/// Runs zeroimage as an unprivileged user when we are root (root ignores file permissions).
+fn zeroimage_unprivileged() -> Option<Command> {
+    if !support::is_root() {
+        return Some(zeroimage());
+    }
+    let setpriv = support::peer("setpriv")?;
+    let mut cmd = Command::new(setpriv);
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(env!("CARGO_BIN_EXE_zeroimage"));
+    Some(cmd)
+}
+
+#[test]
+fn unwritable_output_directory_keeps_the_existing_archive() {
+    let Some(mut cmd) = zeroimage_unprivileged() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let program = tiny(dir.path(), "app");
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir(&out_dir).unwrap();
+    let archive = out_dir.join("app.tar");
+    std::fs::write(&archive, b"previous archive").unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let output = cmd.arg(&program).arg("-o").arg(&archive).output().unwrap();
+    std::fs::set_permissions(&out_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_refused(
+        &output,
+        &["out", "cannot write the archive", "writable -o/--output"],
+    );
+    assert_eq!(std::fs::read(&archive).unwrap(), b"previous archive");
+    assert_eq!(dir_listing(&out_dir), ["app.tar"]);
+}
+
+#[test]
+fn fifo_input_is_refused_and_the_old_archive_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("app.tar");
+    std::fs::write(&out, b"previous archive").unwrap();
+    let program = tiny(dir.path(), "app");
+    // A FIFO is not a regular file: refused before anything is written.
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = zeroimage().arg(&fifo).arg("-o").arg(&out).output().unwrap();
+    assert_refused(&output, &["fifo", "not a regular file"]);
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous archive");
+    assert_eq!(dir_listing(dir.path()), ["app", "app.tar", "fifo"]);
+    drop(program);
+}
+
+#[test]
+fn output_mode_follows_the_umask() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    for (umask, mode) in [("022", 0o644), ("077", 0o600)] {
+        let out = dir.path().join(format!("app-{umask}.tar"));
+        let script = format!("umask {umask} && exec \"$0\" \"$@\"");
+        support::run_ok(
+            Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .arg(env!("CARGO_BIN_EXE_zeroimage"))
+                .arg(&program)
+                .arg("-o")
+                .arg(&out),
+        );
+        let actual = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+        assert_eq!(actual, mode, "umask {umask}");
+    }
+}
+
+#[test]
+fn ctrl_c_removes_the_partial_file_and_keeps_the_old_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    // A valid static executable with 400 MB of incompressible-ish data appended: slow enough to interrupt.
+    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "big\n");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    big.reserve(400 << 20);
+    for _ in 0..(400 << 20) / 8 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    let program = tiny_elf::write(dir.path(), "big", &big);
+    drop(big);
+    let out = dir.path().join("big.tar");
+    std::fs::write(&out, b"previous archive").unwrap();
+    let mut child = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&out)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the partial file exists, then interrupt.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !dir_listing(dir.path())
+        .iter()
+        .any(|n| n.ends_with(".partial"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no partial file appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(
+        Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(130), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("interrupted"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous archive");
+    assert_eq!(dir_listing(dir.path()), ["big", "big.tar"]);
+}

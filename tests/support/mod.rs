@@ -1,0 +1,244 @@
+//! Shared test harness: fixture builds, synthetic ELF files, archive reading, and the peer-tool gate.
+#![allow(dead_code)]
+
+pub mod docker;
+pub mod tiny_elf;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Mutex, OnceLock};
+
+pub const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
+pub const AARCH64_MUSL: &str = "aarch64-unknown-linux-musl";
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// One target dir for every fixture build, shared by all test binaries (cargo locks it).
+pub fn fixture_target_dir() -> PathBuf {
+    root().join("target").join("fixtures")
+}
+
+/// True when peers must be present (CI, the README's test command).
+pub fn peers_required() -> bool {
+    std::env::var("ZEROIMAGE_REQUIRE_PEERS").is_ok_and(|v| v == "1")
+}
+
+/// Finds an executable on PATH.
+pub fn which(tool: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(tool))
+        .find(|candidate| candidate.is_file())
+}
+
+/// The peer tool's path, or `None` after printing a visible skip message. With
+/// ZEROIMAGE_REQUIRE_PEERS=1 a missing tool fails the test instead.
+pub fn peer(tool: &str) -> Option<PathBuf> {
+    peer_at(tool, which(tool))
+}
+
+/// Like [`peer`], for a tool at a fixed path.
+pub fn peer_at(tool: &str, found: Option<PathBuf>) -> Option<PathBuf> {
+    match found {
+        Some(path) => Some(path),
+        None if peers_required() => {
+            panic!(
+                "{tool} is required (ZEROIMAGE_REQUIRE_PEERS=1) but was not found; run scripts/test"
+            )
+        }
+        None => {
+            eprintln!(
+                "SKIPPED: {tool} is not installed; install it (scripts/test does) to run this test"
+            );
+            None
+        }
+    }
+}
+
+/// Skip (or fail, when peers are required) unless running as root: runc and podman need it here.
+pub fn require_root(what: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    if peers_required() {
+        panic!("{what} needs root (ZEROIMAGE_REQUIRE_PEERS=1)");
+    }
+    eprintln!("SKIPPED: {what} needs root");
+    false
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether the Rust standard library for `target` is installed (its sysroot libdir exists).
+pub fn target_installed(target: &str) -> bool {
+    Command::new("rustc")
+        .args(["--print", "target-libdir", "--target", target])
+        .output()
+        .is_ok_and(|o| {
+            o.status.success() && Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_dir()
+        })
+}
+
+/// Builds the `fixtures/hello` program for `target` (once per test process) and returns its path, or
+/// `None` (with a skip message) when the target's standard library is missing.
+pub fn hello_fixture(target: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| Mutex::new(BTreeMap::new()));
+    let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(path) = built.get(target) {
+        return Some(path.clone());
+    }
+    if !target_installed(target) {
+        if peers_required() {
+            panic!("Rust target {target} is required; run `rustup target add {target}`");
+        }
+        eprintln!("SKIPPED: Rust target {target} is not installed (rustup target add {target})");
+        return None;
+    }
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "--release",
+        "--target",
+        target,
+        "--manifest-path",
+    ])
+    .arg(root().join("fixtures/hello/Cargo.toml"))
+    .arg("--target-dir")
+    .arg(fixture_target_dir());
+    if target != X86_64_MUSL {
+        // Cross-link with the linker that ships with Rust: no C cross toolchain needed.
+        let var = format!(
+            "CARGO_TARGET_{}_LINKER",
+            target.to_uppercase().replace('-', "_")
+        );
+        cmd.env(var, "rust-lld");
+    }
+    let status = cmd.status().expect("running cargo build for the fixture");
+    assert!(
+        status.success(),
+        "building fixtures/hello for {target} failed"
+    );
+    let path = fixture_target_dir()
+        .join(target)
+        .join("release")
+        .join("hello");
+    assert!(path.is_file(), "{} missing after build", path.display());
+    built.insert(target.to_owned(), path.clone());
+    Some(path)
+}
+
+/// The `zeroimage` binary under test.
+pub fn zeroimage() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zeroimage"));
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Runs a command and returns its output, failing the test with stdout/stderr when it fails.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
+pub fn stdout_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Packages `input` into `output` with extra arguments, asserting success.
+pub fn package(input: &Path, output: &Path, extra: &[&str]) -> Output {
+    run_ok(zeroimage().arg(input).arg("-o").arg(output).args(extra))
+}
+
+/// Every regular entry of a tar file, by name.
+pub fn read_tar(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut archive = tar::Archive::new(file);
+    let mut entries = BTreeMap::new();
+    for entry in archive.entries().expect("tar entries") {
+        let mut entry = entry.expect("tar entry");
+        if entry.header().entry_type().is_dir() {
+            continue;
+        }
+        let name = entry
+            .path()
+            .expect("entry path")
+            .to_string_lossy()
+            .into_owned();
+        let mut data = Vec::new();
+        entry.read_to_end(&mut data).expect("entry data");
+        entries.insert(name, data);
+    }
+    entries
+}
+
+/// A JSON document from an archive.
+pub fn json_entry(entries: &BTreeMap<String, Vec<u8>>, name: &str) -> serde_json::Value {
+    let bytes = entries
+        .get(name)
+        .unwrap_or_else(|| panic!("{name} missing from archive"));
+    serde_json::from_slice(bytes).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+/// `blobs/sha256/<hex>` for a `sha256:<hex>` digest value.
+pub fn blob_name(digest: &serde_json::Value) -> String {
+    let digest = digest.as_str().expect("digest string");
+    format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"))
+}
+
+/// sha256 of a file, as `sha256:<hex>`.
+pub fn file_digest(path: &Path) -> String {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    zeroimage::oci::Digest::of(&bytes).to_string()
+}
+
+/// Extracts the archive to a directory (an OCI image layout).
+pub fn extract(archive: &Path, dir: &Path) {
+    let file = std::fs::File::open(archive).expect("open archive");
+    tar::Archive::new(file).unpack(dir).expect("unpack archive");
+}
+
+/// Files in `dir`, for checking that nothing partial was left behind.
+pub fn dir_listing(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// A unique short name for containers, images and daemons of this test run.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
+}

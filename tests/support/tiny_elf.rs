@@ -1,0 +1,172 @@
+//! Hand-assembled ELF files: byte-for-byte fixed inputs for golden tests, and precise shapes (static,
+//! static-pie, dynamic, foreign machine) for the ELF checks. The x86-64 and aarch64 programs really run:
+//! they write a message to stdout and exit 0.
+
+const EM_X86_64: u16 = 62;
+const EM_AARCH64: u16 = 183;
+const ET_EXEC: u16 = 2;
+const ET_DYN: u16 = 3;
+const PT_LOAD: u32 = 1;
+const PT_DYNAMIC: u32 = 2;
+const PT_INTERP: u32 = 3;
+const DT_NULL: u64 = 0;
+const DT_NEEDED: u64 = 1;
+const DT_STRTAB: u64 = 5;
+const BASE: u64 = 0x40_0000;
+const EHDR: usize = 64;
+const PHDR: usize = 56;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Machine {
+    X86_64,
+    Aarch64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// ET_EXEC, no PT_INTERP, no PT_DYNAMIC.
+    Static,
+    /// ET_DYN with a PT_DYNAMIC that needs nothing.
+    StaticPie,
+    /// PT_INTERP plus DT_NEEDED libc.so.
+    Dynamic,
+}
+
+/// Machine code that writes `message` to fd 1 and exits 0.
+fn code(machine: Machine, message: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(message.len()).expect("short message");
+    let mut code = Vec::new();
+    match machine {
+        Machine::X86_64 => {
+            code.extend([0xb8, 1, 0, 0, 0]); // mov eax, 1 (write)
+            code.extend([0xbf, 1, 0, 0, 0]); // mov edi, 1
+            code.extend([0x48, 0x8d, 0x35, 16, 0, 0, 0]); // lea rsi, [rip+16] -> message
+            code.push(0xba); // mov edx, len
+            code.extend(len.to_le_bytes());
+            code.extend([0x0f, 0x05]); // syscall
+            code.extend([0xb8, 60, 0, 0, 0]); // mov eax, 60 (exit)
+            code.extend([0x31, 0xff]); // xor edi, edi
+            code.extend([0x0f, 0x05]); // syscall
+            assert_eq!(code.len(), 33);
+        }
+        Machine::Aarch64 => {
+            assert!(len < 1 << 16);
+            let words: [u32; 8] = [
+                0xd280_0020,              // mov x0, #1
+                0x1000_00e1,              // adr x1, #28 -> message
+                0xd280_0002 | (len << 5), // mov x2, #len
+                0xd280_0808,              // mov x8, #64 (write)
+                0xd400_0001,              // svc #0
+                0xd280_0000,              // mov x0, #0
+                0xd280_0ba8,              // mov x8, #93 (exit)
+                0xd400_0001,              // svc #0
+            ];
+            for word in words {
+                code.extend(word.to_le_bytes());
+            }
+        }
+    }
+    code.extend_from_slice(message);
+    code
+}
+
+/// Builds a complete ELF64 little-endian file.
+pub fn build(machine: Machine, shape: Shape, message: &str) -> Vec<u8> {
+    let interp = b"/lib/ld-musl-x86_64.so.1\0";
+    let strtab = b"\0libc.so\0";
+    let phnum = match shape {
+        Shape::Static => 1,
+        Shape::StaticPie => 2,
+        Shape::Dynamic => 3,
+    };
+    let code_off = EHDR + PHDR * phnum;
+    let code = code(machine, message.as_bytes());
+    let mut tail = code.clone();
+    let interp_off = code_off + tail.len();
+    if shape == Shape::Dynamic {
+        tail.extend_from_slice(interp);
+    }
+    let strtab_off = code_off + tail.len();
+    if shape == Shape::Dynamic {
+        tail.extend_from_slice(strtab);
+    }
+    while (code_off + tail.len()) % 8 != 0 {
+        tail.push(0);
+    }
+    let dyn_off = code_off + tail.len();
+    let mut dynamic: Vec<(u64, u64)> = Vec::new();
+    if shape == Shape::Dynamic {
+        dynamic.push((DT_NEEDED, 1));
+        dynamic.push((DT_STRTAB, BASE + strtab_off as u64));
+    }
+    if shape != Shape::Static {
+        dynamic.push((DT_NULL, 0));
+    }
+    for (tag, val) in &dynamic {
+        tail.extend(tag.to_le_bytes());
+        tail.extend(val.to_le_bytes());
+    }
+    let total = (code_off + tail.len()) as u64;
+
+    let mut out = Vec::new();
+    out.extend([0x7f, b'E', b'L', b'F', 2, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    let e_type = if shape == Shape::StaticPie {
+        ET_DYN
+    } else {
+        ET_EXEC
+    };
+    out.extend(e_type.to_le_bytes());
+    out.extend(
+        match machine {
+            Machine::X86_64 => EM_X86_64,
+            Machine::Aarch64 => EM_AARCH64,
+        }
+        .to_le_bytes(),
+    );
+    out.extend(1u32.to_le_bytes()); // e_version
+    out.extend((BASE + code_off as u64).to_le_bytes()); // e_entry
+    out.extend((EHDR as u64).to_le_bytes()); // e_phoff
+    out.extend(0u64.to_le_bytes()); // e_shoff
+    out.extend(0u32.to_le_bytes()); // e_flags
+    out.extend((EHDR as u16).to_le_bytes());
+    out.extend((PHDR as u16).to_le_bytes());
+    out.extend((phnum as u16).to_le_bytes());
+    out.extend(64u16.to_le_bytes()); // e_shentsize
+    out.extend(0u16.to_le_bytes()); // e_shnum
+    out.extend(0u16.to_le_bytes()); // e_shstrndx
+    let mut phdr = |p_type: u32, flags: u32, offset: u64, size: u64, align: u64| {
+        out.extend(p_type.to_le_bytes());
+        out.extend(flags.to_le_bytes());
+        out.extend(offset.to_le_bytes());
+        out.extend((BASE + offset).to_le_bytes()); // p_vaddr
+        out.extend((BASE + offset).to_le_bytes()); // p_paddr
+        out.extend(size.to_le_bytes()); // p_filesz
+        out.extend(size.to_le_bytes()); // p_memsz
+        out.extend(align.to_le_bytes());
+    };
+    phdr(PT_LOAD, 5, 0, total, 0x1000);
+    if shape == Shape::Dynamic {
+        phdr(PT_INTERP, 4, interp_off as u64, interp.len() as u64, 1);
+    }
+    if shape != Shape::Static {
+        phdr(
+            PT_DYNAMIC,
+            6,
+            dyn_off as u64,
+            (dynamic.len() * 16) as u64,
+            8,
+        );
+    }
+    assert_eq!(out.len(), code_off);
+    out.extend(tail);
+    out
+}
+
+/// Writes an ELF to `dir/name` with mode 0755 and returns its path.
+pub fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).expect("write ELF");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod ELF");
+    path
+}
