@@ -14,8 +14,8 @@ use crate::timestamp::Timestamp;
 pub const DEFAULT_PATH_ENV: &str =
     "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Who made the layers, as recorded in the image history.
-pub fn created_by() -> String {
+/// The tool and version, recorded as the comment of every history entry we write.
+pub fn tool_comment() -> String {
     format!("zeroimage {}", env!("CARGO_PKG_VERSION"))
 }
 
@@ -46,7 +46,7 @@ impl ImageSpec {
     }
 
     /// Builds the config and manifest documents over `layers` (bottom first), each with a history
-    /// entry saying what added it.
+    /// entry saying what added it (Dockerfile style, e.g. `COPY app /app`).
     pub fn assemble(&self, layers: &[(Layer, String)]) -> Image {
         let created = self.created.to_string();
         let config = ImageConfig {
@@ -62,7 +62,7 @@ impl ImageSpec {
                 .map(|(_, created_by)| History {
                     created: created.clone(),
                     created_by: created_by.clone(),
-                    comment: None,
+                    comment: Some(tool_comment()),
                 })
                 .collect(),
             os: self.platform.os.clone(),

@@ -7,7 +7,7 @@ use serde::Serialize;
 use crate::archive::{ImageArchive, ensure_distinct};
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
-use crate::image::{ImageSpec, created_by};
+use crate::image::ImageSpec;
 use crate::layer::{LayerSpec, MODE_EXECUTABLE};
 use crate::oci::Digest;
 use crate::platform::PlatformOverride;
@@ -116,7 +116,7 @@ pub fn package_executable(
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id
     ));
     let spec = ImageSpec::new(platform.clone(), &entrypoint, options.created);
-    let image = spec.assemble(&[(layer.clone(), created_by())]);
+    let image = spec.assemble(&[(layer.clone(), format!("COPY {name} {entrypoint}"))]);
     let written = archive.finish_single(&image, &tag)?;
     Ok(PackageSummary {
         path: written.path,
