@@ -412,7 +412,7 @@ fn ctrl_c_removes_the_partial_file_and_keeps_the_old_archive() {
     drop(big);
     let out = dir.path().join("big.tar");
     std::fs::write(&out, b"previous archive").unwrap();
-    let mut child = zeroimage()
+    let child = zeroimage()
         .arg(&program)
         .arg("-o")
         .arg(&out)
