@@ -29,6 +29,9 @@ pub enum Error {
     /// A timestamp that could not be parsed or formatted.
     #[error("{0}")]
     Time(String),
+    /// `cargo build` failed; cargo has already shown why.
+    #[error("{0}")]
+    Build(String),
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),

@@ -7,6 +7,7 @@
 
 pub mod archive;
 pub mod cancel;
+pub mod cargo;
 pub mod cli;
 pub mod elf;
 pub mod error;

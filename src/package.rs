@@ -1,5 +1,6 @@
 //! The whole job for one executable: checks, layer, config and manifest, archive.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,6 +27,10 @@ pub struct PackageOptions {
     pub created: Timestamp,
     /// Package a dynamically linked executable anyway (with a warning).
     pub allow_dynamic: bool,
+    /// Manifest annotations (e.g. `org.opencontainers.image.version`).
+    pub annotations: BTreeMap<String, String>,
+    /// Config labels, what `docker inspect` shows.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What was written.
@@ -115,7 +120,9 @@ pub fn package_executable(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id
     ));
-    let spec = ImageSpec::new(platform.clone(), &entrypoint, options.created);
+    let mut spec = ImageSpec::new(platform.clone(), &entrypoint, options.created);
+    spec.annotations = options.annotations.clone();
+    spec.labels = options.labels.clone();
     let image = spec.assemble(&[(layer.clone(), format!("COPY {name} {entrypoint}"))]);
     let written = archive.finish_single(&image, &tag)?;
     Ok(PackageSummary {

@@ -9,14 +9,35 @@ use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
 
-/// What the image is called and which platform it is labelled with.
+/// What the image is called and when it was made.
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Image options")]
 pub struct ImageArgs {
-    /// Image name, e.g. `app`, `app:1.2`, `registry.example.com/team/app:1.2` [default: PROGRAM:latest]
+    /// Image name, e.g. `app`, `app:1.2`, `registry.example.com/team/app:1.2`
     #[arg(short, long, value_name = "NAME[:TAG]", value_parser = parse_reference)]
     pub tag: Option<Reference>,
 
+    /// Creation time: `now`, `@SECONDS` or RFC 3339 [default: $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z]
+    #[arg(long, value_name = "TIME")]
+    pub created: Option<String>,
+
+    /// Package a dynamically linked executable anyway (it will not start without its libraries)
+    #[arg(long)]
+    pub allow_dynamic: bool,
+}
+
+impl ImageArgs {
+    /// The creation time to record: this option, else `fallback` (a Cargo.toml setting), else the
+    /// reproducible default.
+    pub fn created(&self, fallback: Option<&str>) -> Result<Timestamp> {
+        Timestamp::resolve(self.created.as_deref().or(fallback))
+    }
+}
+
+/// Which platform the image is labelled with, when not the one the executable's ELF header says.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Platform options")]
+pub struct PlatformArgs {
     /// Image platform in docker syntax, overriding what the executable's ELF header says
     #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = parse_platform,
           conflicts_with_all = ["os", "arch", "variant"])]
@@ -33,17 +54,9 @@ pub struct ImageArgs {
     /// Architecture variant, e.g. v7 for arm [default: from the executable]
     #[arg(long, value_name = "VARIANT")]
     pub variant: Option<String>,
-
-    /// Creation time: `now`, `@SECONDS` or RFC 3339 [default: $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z]
-    #[arg(long, value_name = "TIME")]
-    pub created: Option<String>,
-
-    /// Package a dynamically linked executable anyway (it will not start without its libraries)
-    #[arg(long)]
-    pub allow_dynamic: bool,
 }
 
-impl ImageArgs {
+impl PlatformArgs {
     /// The platform overrides given on the command line.
     pub fn platform_override(&self) -> PlatformOverride {
         match &self.platform {
@@ -54,11 +67,6 @@ impl ImageArgs {
                 variant: self.variant.clone(),
             },
         }
-    }
-
-    /// The creation time to record.
-    pub fn created(&self) -> Result<Timestamp> {
-        Timestamp::resolve(self.created.as_deref())
     }
 }
 

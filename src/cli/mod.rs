@@ -2,10 +2,11 @@
 //! status printer, and exit-code handling.
 
 mod args;
+pub mod cargo_zeroimage;
 mod shell;
 pub mod zeroimage;
 
-pub use args::{ImageArgs, MessageFormat, OutputArgs};
+pub use args::{ImageArgs, MessageFormat, OutputArgs, PlatformArgs};
 pub use shell::Shell;
 
 use std::process::ExitCode;

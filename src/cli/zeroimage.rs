@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::{ImageArgs, MessageFormat, OutputArgs, Shell, exit_with, human_size};
+use super::{ImageArgs, MessageFormat, OutputArgs, PlatformArgs, Shell, exit_with, human_size};
 use crate::error::Result;
 use crate::package::{PackageOptions, PackageSummary, default_output, package_executable};
 use crate::report::Listener;
@@ -27,7 +27,8 @@ Then:
 /// would build, as an OCI image layout with Docker's manifest.json, so skopeo, podman, containerd and
 /// `docker load` all accept it. The same input always gives the same bytes.
 #[derive(Parser, Debug)]
-#[command(name = "zeroimage", version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(name = "zeroimage", version, after_help = EXAMPLES, max_term_width = 100,
+          styles = clap_cargo::style::CLAP_STYLING)]
 pub struct ZeroimageArgs {
     /// The statically linked executable; it becomes /NAME in the image and its entrypoint
     #[arg(value_name = "ENTRYPOINT")]
@@ -35,6 +36,9 @@ pub struct ZeroimageArgs {
 
     #[command(flatten)]
     pub image: ImageArgs,
+
+    #[command(flatten)]
+    pub platform: PlatformArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -59,9 +63,11 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             .clone()
             .unwrap_or_else(|| default_output(&args.entrypoint)),
         tag: args.image.tag.clone(),
-        platform: args.image.platform_override(),
-        created: args.image.created()?,
+        platform: args.platform.platform_override(),
+        created: args.image.created(None)?,
         allow_dynamic: args.image.allow_dynamic,
+        annotations: Default::default(),
+        labels: Default::default(),
     };
     let summary = package_executable(&args.entrypoint, &options, shell)?;
     report(&summary, args.output.message_format, shell);

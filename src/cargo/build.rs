@@ -1,0 +1,85 @@
+//! Running `cargo build` and collecting the executables it reports.
+
+use std::ffi::OsString;
+use std::io::BufReader;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use cargo_metadata::{Message, PackageId, TargetKind};
+
+use super::workspace::cargo_program;
+use crate::error::{Error, Result};
+
+/// One `cargo build`.
+#[derive(Clone, Debug, Default)]
+pub struct BuildRequest {
+    /// `--target` triple (always passed: without it cargo builds for the host, in another directory).
+    pub target: String,
+    /// Every other argument for `cargo build`.
+    pub args: Vec<OsString>,
+    /// Extra environment, e.g. the linker for a cross build.
+    pub env: Vec<(String, String)>,
+}
+
+/// An executable cargo built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Executable {
+    pub package_id: PackageId,
+    /// The bin target's name.
+    pub name: String,
+    pub path: PathBuf,
+}
+
+/// Runs the build with cargo's diagnostics and progress going to the terminal as usual, and returns the
+/// executables from cargo's `compiler-artifact` messages.
+pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
+    let mut cmd = Command::new(cargo_program());
+    cmd.arg("build")
+        .arg("--message-format=json-render-diagnostics")
+        .arg("--target")
+        .arg(&request.target)
+        .args(&request.args)
+        .envs(request.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("cannot run cargo: {e}")))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| Error::Invalid("cargo's output was not captured".to_owned()))?;
+    let mut executables = Vec::new();
+    let mut finished_ok = None;
+    for message in Message::parse_stream(BufReader::new(stdout)) {
+        let message =
+            message.map_err(|e| Error::Invalid(format!("reading cargo's output: {e}")))?;
+        match message {
+            Message::CompilerArtifact(artifact) if artifact.target.is_kind(TargetKind::Bin) => {
+                if let Some(path) = artifact.executable {
+                    executables.push(Executable {
+                        package_id: artifact.package_id,
+                        name: artifact.target.name,
+                        path: path.into_std_path_buf(),
+                    });
+                }
+            }
+            Message::BuildFinished(done) => finished_ok = Some(done.success),
+            // Build scripts and tools may print plain lines on stdout; keep stdout ours.
+            Message::TextLine(line) => eprintln!("{line}"),
+            _ => {}
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::Invalid(format!("waiting for cargo: {e}")))?;
+    crate::cancel::check()?;
+    if !status.success() || finished_ok == Some(false) {
+        return Err(Error::Build(format!(
+            "`cargo build --target {}` failed; see cargo's errors above",
+            request.target
+        )));
+    }
+    Ok(executables)
+}

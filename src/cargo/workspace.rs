@@ -1,0 +1,145 @@
+//! The workspace as `cargo metadata` describes it: packages, target dir, settings, and the image
+//! annotations a package's manifest provides.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId};
+
+use super::settings::Settings;
+use crate::error::{Error, Result};
+use crate::oci::ANNOTATION_CREATED;
+use crate::timestamp::Timestamp;
+
+/// The `cargo` to run: the one that invoked us (`$CARGO`), else from PATH.
+pub fn cargo_program() -> OsString {
+    std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
+}
+
+/// A loaded workspace.
+#[derive(Debug)]
+pub struct Workspace {
+    pub metadata: Metadata,
+}
+
+impl Workspace {
+    /// Runs `cargo metadata --no-deps` for `manifest_path` (or the current directory), passing on the
+    /// flags that change how cargo may resolve (`--locked`, `--offline`, `--config` ...).
+    pub fn load(manifest_path: Option<&Path>, extra: &[String]) -> Result<Workspace> {
+        let mut cmd = MetadataCommand::new();
+        cmd.cargo_path(cargo_program())
+            .no_deps()
+            .other_options(extra.to_vec());
+        if let Some(path) = manifest_path {
+            cmd.manifest_path(path);
+        }
+        let metadata = cmd.exec().map_err(|e| {
+            let text = e.to_string();
+            let detail = text
+                .trim()
+                .trim_start_matches("`cargo metadata` exited with an error:")
+                .trim();
+            Error::Invalid(format!(
+                "reading the workspace with `cargo metadata` failed: {detail}"
+            ))
+        })?;
+        Ok(Workspace { metadata })
+    }
+
+    pub fn package(&self, id: &PackageId) -> Option<&Package> {
+        self.metadata.packages.iter().find(|p| &p.id == id)
+    }
+
+    fn package_named(&self, name: &str) -> Option<&Package> {
+        self.metadata
+            .packages
+            .iter()
+            .find(|p| p.name.as_str() == name)
+    }
+
+    /// The package whose settings decide what to build: the one `-p` names (when one is named), else the
+    /// package of the current manifest.
+    pub fn selected_package(&self, packages: &[String]) -> Option<&Package> {
+        match packages {
+            [one] => self.package_named(one.split('@').next().unwrap_or(one)),
+            [] => self.metadata.root_package(),
+            _ => None,
+        }
+    }
+
+    /// Settings of `package` (if any), with unset keys taken from the workspace.
+    pub fn settings(&self, package: Option<&Package>) -> Result<Settings> {
+        let root_manifest = self.metadata.workspace_root.join("Cargo.toml");
+        let workspace = Settings::from_metadata(
+            &self.metadata.workspace_metadata,
+            root_manifest.as_std_path(),
+            "workspace",
+        )?;
+        let own = match package {
+            Some(p) => {
+                Settings::from_metadata(&p.metadata, p.manifest_path.as_std_path(), "package")?
+            }
+            None => Settings::default(),
+        };
+        Ok(own.or(workspace))
+    }
+
+    pub fn root(&self) -> &Path {
+        self.metadata.workspace_root.as_std_path()
+    }
+
+    pub fn target_dir(&self) -> PathBuf {
+        self.metadata.target_directory.clone().into_std_path_buf()
+    }
+}
+
+/// OCI annotations for an image of `bin` from `package`; the same keys become config labels.
+pub fn annotations(
+    package: &Package,
+    bin: &str,
+    revision: Option<&str>,
+    created: Timestamp,
+) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut put = |key: &str, value: Option<String>| {
+        if let Some(value) = value.filter(|v| !v.trim().is_empty()) {
+            map.insert(format!("org.opencontainers.image.{key}"), value);
+        }
+    };
+    put("title", Some(bin.to_owned()));
+    put("version", Some(package.version.to_string()));
+    put("description", package.description.clone());
+    put("licenses", package.license.clone());
+    put("source", package.repository.clone());
+    put("url", package.homepage.clone());
+    put("documentation", package.documentation.clone());
+    put(
+        "authors",
+        (!package.authors.is_empty()).then(|| package.authors.join(", ")),
+    );
+    put("revision", revision.map(str::to_owned));
+    map.insert(ANNOTATION_CREATED.to_owned(), created.to_string());
+    map
+}
+
+/// The commit of the git checkout holding `dir`, when the checkout is clean (no modified, staged or
+/// untracked files); `None` otherwise or outside git.
+pub fn git_revision(dir: &Path) -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let status = git(&["status", "--porcelain"])?;
+    if !status.is_empty() {
+        return None;
+    }
+    git(&["rev-parse", "HEAD"]).filter(|rev| rev.len() >= 40)
+}

@@ -1,0 +1,422 @@
+//! `cargo zeroimage`: build a crate for a musl target with cargo, then package the executable.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser};
+use serde::Serialize;
+
+use super::{ImageArgs, MessageFormat, OutputArgs, Shell, exit_with};
+use crate::cargo::build::{BuildRequest, Executable, build};
+use crate::cargo::target;
+use crate::cargo::workspace::{Workspace, annotations, git_revision};
+use crate::error::{Error, Result};
+use crate::package::{PackageOptions, PackageSummary, default_output, package_executable};
+use crate::platform::PlatformOverride;
+use crate::reference::Reference;
+use crate::report::Listener;
+
+const EXAMPLES: &str = "\
+Examples:
+  cargo zeroimage                                    host-arch musl target, release profile
+  cargo zeroimage --target x86_64-unknown-linux-musl
+  cargo zeroimage --target aarch64-unknown-linux-musl -p server --bin api
+  cargo zeroimage -t registry.example.com/api:1.4 -- --timings
+
+The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o says otherwise.
+Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]:
+tag, target, output, created, allow-dynamic. Command-line flags win.";
+
+/// Cargo passes the subcommand name as the first argument.
+#[derive(Parser, Debug)]
+#[command(name = "cargo", bin_name = "cargo", styles = clap_cargo::style::CLAP_STYLING)]
+pub enum CargoCli {
+    Zeroimage(CargoZeroimageArgs),
+}
+
+/// Build a crate for a static Linux target and package its executable as an OCI container image.
+///
+/// Runs `cargo build --release --target <musl triple>`, finds the executable in cargo's own build
+/// messages, checks it, and writes an OCI image archive that skopeo, podman, containerd and
+/// `docker load` accept: FROM scratch, the binary at /BIN, ENTRYPOINT ["/BIN"].
+#[derive(Args, Debug)]
+#[command(version, after_help = EXAMPLES, max_term_width = 100)]
+pub struct CargoZeroimageArgs {
+    #[command(flatten)]
+    pub cargo: CargoArgs,
+
+    #[command(flatten)]
+    pub image: ImageArgs,
+
+    #[command(flatten)]
+    pub output: OutputArgs,
+
+    /// Arguments passed on to `cargo build` as they are
+    #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
+    pub cargo_args: Vec<OsString>,
+}
+
+/// The `cargo build` options we forward.
+#[derive(Args, Debug, Default)]
+pub struct CargoArgs {
+    /// Package to build (see `cargo help pkgid`)
+    #[arg(short, long, value_name = "SPEC", help_heading = "Package Selection")]
+    pub package: Vec<String>,
+
+    /// Binary to package [default: the only one, or the package's `default-run`]
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
+    pub bin: Option<String>,
+
+    /// Space or comma separated list of features to activate
+    #[arg(
+        short = 'F',
+        long,
+        value_name = "FEATURES",
+        help_heading = "Feature Selection"
+    )]
+    pub features: Vec<String>,
+
+    /// Activate all available features
+    #[arg(long, help_heading = "Feature Selection")]
+    pub all_features: bool,
+
+    /// Do not activate the `default` feature
+    #[arg(long, help_heading = "Feature Selection")]
+    pub no_default_features: bool,
+
+    /// Build for the target triple [default: the musl target for this host's architecture]
+    #[arg(long, value_name = "TRIPLE", help_heading = "Compilation Options")]
+    pub target: Vec<String>,
+
+    /// Build with the release profile (the default)
+    #[arg(
+        short,
+        long,
+        help_heading = "Compilation Options",
+        conflicts_with = "profile"
+    )]
+    pub release: bool,
+
+    /// Build with the given profile
+    #[arg(
+        long,
+        value_name = "PROFILE-NAME",
+        help_heading = "Compilation Options"
+    )]
+    pub profile: Option<String>,
+
+    /// Directory for all generated artifacts
+    #[arg(long, value_name = "DIRECTORY", help_heading = "Compilation Options")]
+    pub target_dir: Option<PathBuf>,
+
+    /// Number of parallel jobs
+    #[arg(short, long, value_name = "N", help_heading = "Compilation Options")]
+    pub jobs: Option<String>,
+
+    /// Path to Cargo.toml
+    #[arg(long, value_name = "PATH", help_heading = "Manifest Options")]
+    pub manifest_path: Option<PathBuf>,
+
+    /// Assert that `Cargo.lock` will remain unchanged
+    #[arg(long, help_heading = "Manifest Options")]
+    pub locked: bool,
+
+    /// Equivalent to specifying both --locked and --offline
+    #[arg(long, help_heading = "Manifest Options")]
+    pub frozen: bool,
+
+    /// Run without accessing the network
+    #[arg(long, help_heading = "Manifest Options")]
+    pub offline: bool,
+
+    /// Override a configuration value
+    #[arg(long, value_name = "KEY=VALUE|PATH")]
+    pub config: Vec<String>,
+}
+
+impl CargoArgs {
+    /// Flags that change how cargo reads the workspace (for `cargo metadata` too).
+    fn resolution_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        for (on, flag) in [
+            (self.locked, "--locked"),
+            (self.frozen, "--frozen"),
+            (self.offline, "--offline"),
+        ] {
+            if on {
+                flags.push(flag.to_owned());
+            }
+        }
+        for config in &self.config {
+            flags.push("--config".to_owned());
+            flags.push(config.clone());
+        }
+        flags
+    }
+
+    /// Arguments for `cargo build` (all but `--target`).
+    fn build_args(&self, output: &OutputArgs, extra: &[OsString]) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |a: &str| args.push(OsString::from(a));
+        for p in &self.package {
+            push("--package");
+            push(p);
+        }
+        if let Some(bin) = &self.bin {
+            push("--bin");
+            push(bin);
+        }
+        for f in &self.features {
+            push("--features");
+            push(f);
+        }
+        if self.all_features {
+            push("--all-features");
+        }
+        if self.no_default_features {
+            push("--no-default-features");
+        }
+        match &self.profile {
+            Some(profile) => {
+                push("--profile");
+                push(profile);
+            }
+            None => push("--release"),
+        }
+        if let Some(jobs) = &self.jobs {
+            push("--jobs");
+            push(jobs);
+        }
+        for flag in self.resolution_flags() {
+            push(&flag);
+        }
+        if output.quiet {
+            push("--quiet");
+        }
+        for _ in 0..output.verbose {
+            push("--verbose");
+        }
+        if let Some(path) = &self.manifest_path {
+            args.push("--manifest-path".into());
+            args.push(path.clone().into_os_string());
+        }
+        if let Some(dir) = &self.target_dir {
+            args.push("--target-dir".into());
+            args.push(dir.clone().into_os_string());
+        }
+        args.extend(extra.iter().cloned());
+        args
+    }
+}
+
+/// One JSON object per image for `--message-format json`.
+#[derive(Serialize)]
+struct CargoSummary<'a> {
+    #[serde(flatten)]
+    image: &'a PackageSummary,
+    bin: &'a str,
+    package: &'a str,
+    version: String,
+    target: &'a str,
+}
+
+/// Runs `cargo zeroimage` with the process arguments.
+pub fn main() -> ExitCode {
+    let CargoCli::Zeroimage(args) = CargoCli::parse();
+    super::install_interrupt_handler();
+    let shell = Shell::new(&args.output);
+    match run(&args, &shell) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => exit_with(&shell, &error),
+    }
+}
+
+fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
+    let cargo = &args.cargo;
+    let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
+    let selected = workspace.selected_package(&cargo.package);
+    let settings = workspace.settings(selected)?;
+
+    let host = target::host_triple()?;
+    let triple = match cargo.target.as_slice() {
+        [] => settings
+            .target
+            .clone()
+            .unwrap_or_else(|| target::default_target(&host)),
+        [one] => one.clone(),
+        _ => {
+            return Err(Error::Invalid(
+                "several --target values: multi-platform images are not supported yet; build one target at a time"
+                    .to_owned(),
+            ));
+        }
+    };
+    let platform = target::platform_for(&triple)?;
+    target::ensure_installed(&triple)?;
+
+    let mut request = BuildRequest {
+        target: triple.clone(),
+        args: cargo.build_args(&args.output, &args.cargo_args),
+        env: Vec::new(),
+    };
+    let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+    let cross_lld = target::is_cross(&host, &triple)
+        && triple.contains("-linux-musl")
+        && !target::linker_configured(&triple, &cargo.config, &cwd);
+    if cross_lld {
+        shell.detail(&format!(
+            "no linker configured for {triple}: linking with rust-lld"
+        ));
+        request
+            .env
+            .push((target::linker_env_var(&triple), "rust-lld".to_owned()));
+    }
+    shell.status(
+        "Building",
+        &format!(
+            "{} for {triple} ({platform})",
+            describe_selection(cargo, &workspace)
+        ),
+    );
+    let executables = build(&request).map_err(|e| match e {
+        Error::Build(message) if cross_lld => Error::Build(format!(
+            "{message}. This cross build links with rust-lld, which needs no C toolchain; if a crate with \
+             C code failed, install a C cross compiler and set CC_{} (and {}), or use cargo-zigbuild",
+            triple.replace('-', "_"),
+            target::linker_env_var(&triple)
+        )),
+        other => other,
+    })?;
+    let executable = choose(&executables, &workspace, cargo)?;
+    let package = workspace.package(&executable.package_id).ok_or_else(|| {
+        Error::Invalid(format!(
+            "cargo built `{}` for a package not in this workspace",
+            executable.name
+        ))
+    })?;
+    // Settings of the package that owns the binary, when it was not the one selected up front.
+    let settings = if selected.map(|p| &p.id) == Some(&package.id) {
+        settings
+    } else {
+        workspace.settings(Some(package))?
+    };
+
+    let created = args.image.created(settings.created.as_deref())?;
+    let tag = match (&args.image.tag, &settings.tag) {
+        (Some(tag), _) => tag.clone(),
+        (None, Some(tag)) => tag.parse::<Reference>().map_err(|e| {
+            Error::input(
+                package.manifest_path.as_std_path(),
+                format!("[package.metadata.zeroimage] tag: {e}"),
+            )
+        })?,
+        (None, None) => default_tag(&executable.name, &package.version.to_string())?,
+    };
+    let output = args
+        .output
+        .output
+        .clone()
+        .or(settings.output.clone())
+        .unwrap_or_else(|| default_output(&executable.path));
+    let revision = git_revision(workspace.root());
+    let annotations = annotations(package, &executable.name, revision.as_deref(), created);
+    let options = PackageOptions {
+        output,
+        tag: Some(tag),
+        platform: PlatformOverride {
+            os: Some(platform.os.clone()),
+            architecture: Some(platform.architecture.clone()),
+            variant: platform.variant.clone(),
+        },
+        created,
+        allow_dynamic: args.image.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
+        labels: annotations.clone(),
+        annotations,
+    };
+    let summary = package_executable(&executable.path, &options, shell)?;
+    super::zeroimage::report(&summary, MessageFormat::Human, shell);
+    if args.output.message_format == MessageFormat::Json {
+        let line = CargoSummary {
+            image: &summary,
+            bin: &executable.name,
+            package: package.name.as_str(),
+            version: package.version.to_string(),
+            target: &triple,
+        };
+        println!("{}", serde_json::to_string(&line).unwrap_or_default());
+    }
+    Ok(())
+}
+
+fn describe_selection(cargo: &CargoArgs, workspace: &Workspace) -> String {
+    match (
+        &cargo.bin,
+        cargo.package.as_slice(),
+        workspace.metadata.root_package(),
+    ) {
+        (Some(bin), _, _) => format!("bin `{bin}`"),
+        (None, [one], _) => format!("package `{one}`"),
+        (None, [], Some(root)) => format!("package `{}`", root.name),
+        _ => "workspace".to_owned(),
+    }
+}
+
+/// The executable to package: the only one built, else the `default-run` of the package they all come
+/// from; otherwise an error listing the candidates.
+fn choose<'a>(
+    executables: &'a [Executable],
+    workspace: &Workspace,
+    cargo: &CargoArgs,
+) -> Result<&'a Executable> {
+    match executables {
+        [] => Err(Error::Invalid(match &cargo.bin {
+            Some(bin) => format!("cargo built no executable named `{bin}`"),
+            None => "cargo built no executable: the selected package has no binary target \
+                     (a [[bin]] or src/main.rs); select one with -p PACKAGE"
+                .to_owned(),
+        })),
+        [one] => Ok(one),
+        several => {
+            let first = &several[0].package_id;
+            if several.iter().all(|e| &e.package_id == first) {
+                let default_run = workspace
+                    .package(first)
+                    .and_then(|p| p.default_run.as_deref());
+                if let Some(found) = default_run.and_then(|d| several.iter().find(|e| e.name == d))
+                {
+                    return Ok(found);
+                }
+            }
+            let names: Vec<String> = several
+                .iter()
+                .map(|e| {
+                    let package = workspace
+                        .package(&e.package_id)
+                        .map(|p| p.name.as_str())
+                        .unwrap_or("?");
+                    format!("`{}` (package {package})", e.name)
+                })
+                .collect();
+            Err(Error::Invalid(format!(
+                "several binaries were built: {}; choose one with --bin NAME (and -p PACKAGE), or set \
+                 `default-run` in the package",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// `<bin>:<version>`, with the bin name made a valid repository name and `+build` metadata made a
+/// valid tag.
+fn default_tag(bin: &str, version: &str) -> Result<Reference> {
+    let repository = crate::package::default_tag(bin)?;
+    let tag: String = version
+        .chars()
+        .map(|c| if c == '+' { '_' } else { c })
+        .collect();
+    Reference::with_tag(
+        &format!("{}/{}", repository.domain(), repository.path()),
+        &tag,
+    )
+}
