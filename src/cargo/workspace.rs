@@ -60,13 +60,43 @@ impl Workspace {
     }
 
     /// The package whose settings decide what to build: the one `-p` names (when one is named), else the
-    /// package of the current manifest.
-    pub fn selected_package(&self, packages: &[String]) -> Option<&Package> {
+    /// package of `manifest_path`, or of the nearest Cargo.toml above the current directory, as cargo
+    /// itself picks it. `None` for a virtual workspace root.
+    pub fn selected_package(
+        &self,
+        packages: &[String],
+        manifest_path: Option<&Path>,
+    ) -> Option<&Package> {
         match packages {
-            [one] => self.package_named(one.split('@').next().unwrap_or(one)),
-            [] => self.metadata.root_package(),
-            _ => None,
+            [one] => return self.package_named(one.split('@').next().unwrap_or(one)),
+            [] => {}
+            _ => return None,
         }
+        let manifest = match manifest_path {
+            Some(path) => path.to_owned(),
+            None => {
+                let cwd = std::env::current_dir().ok()?;
+                cwd.ancestors()
+                    .map(|d| d.join("Cargo.toml"))
+                    .find(|p| p.is_file())?
+            }
+        };
+        let manifest = manifest.canonicalize().ok()?;
+        self.metadata.packages.iter().find(|p| {
+            self.metadata.workspace_members.contains(&p.id)
+                && p.manifest_path.as_std_path().canonicalize().ok().as_deref()
+                    == Some(manifest.as_path())
+        })
+    }
+
+    /// Reads every member's settings, so a typo anywhere in the workspace is reported before building.
+    pub fn check_settings(&self) -> Result<()> {
+        for package in &self.metadata.packages {
+            if self.metadata.workspace_members.contains(&package.id) {
+                self.settings(Some(package))?;
+            }
+        }
+        Ok(())
     }
 
     /// Settings of `package` (if any), with unset keys taken from the workspace.

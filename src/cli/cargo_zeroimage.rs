@@ -235,7 +235,8 @@ pub fn main() -> ExitCode {
 fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     let cargo = &args.cargo;
     let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
-    let selected = workspace.selected_package(&cargo.package);
+    workspace.check_settings()?;
+    let selected = workspace.selected_package(&cargo.package, cargo.manifest_path.as_deref());
     let settings = workspace.settings(selected)?;
 
     let host = target::host_triple()?;
@@ -276,7 +277,7 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         "Building",
         &format!(
             "{} for {triple} ({platform})",
-            describe_selection(cargo, &workspace)
+            describe_selection(cargo, selected)
         ),
     );
     let executables = build(&request).map_err(|e| match e {
@@ -349,16 +350,11 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     Ok(())
 }
 
-fn describe_selection(cargo: &CargoArgs, workspace: &Workspace) -> String {
-    match (
-        &cargo.bin,
-        cargo.package.as_slice(),
-        workspace.metadata.root_package(),
-    ) {
-        (Some(bin), _, _) => format!("bin `{bin}`"),
-        (None, [one], _) => format!("package `{one}`"),
-        (None, [], Some(root)) => format!("package `{}`", root.name),
-        _ => "workspace".to_owned(),
+fn describe_selection(cargo: &CargoArgs, selected: Option<&cargo_metadata::Package>) -> String {
+    match (&cargo.bin, selected) {
+        (Some(bin), _) => format!("bin `{bin}`"),
+        (None, Some(package)) => format!("package `{}`", package.name),
+        (None, None) => "workspace".to_owned(),
     }
 }
 

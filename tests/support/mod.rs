@@ -242,3 +242,95 @@ pub fn unique(prefix: &str) -> String {
         COUNTER.fetch_add(1, Ordering::SeqCst)
     )
 }
+
+/// Unpacks the (single) image's layers from an archive into `dest`, as a container's root filesystem.
+pub fn unpack_rootfs(archive: &Path, dest: &Path) {
+    let entries = read_tar(archive);
+    let index = json_entry(&entries, "index.json");
+    let manifest = json_entry(&entries, &blob_name(&index["manifests"][0]["digest"]));
+    for layer in manifest["layers"].as_array().expect("layers") {
+        let blob = &entries[&blob_name(&layer["digest"])];
+        let mut layer_tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
+        layer_tar.unpack(dest).expect("unpack layer");
+    }
+}
+
+/// The image config of the (single) image in an archive.
+pub fn image_config(archive: &Path) -> serde_json::Value {
+    let entries = read_tar(archive);
+    let index = json_entry(&entries, "index.json");
+    let manifest = json_entry(&entries, &blob_name(&index["manifests"][0]["digest"]));
+    json_entry(&entries, &blob_name(&manifest["config"]["digest"]))
+}
+
+/// The image manifest of the (single) image in an archive.
+pub fn image_manifest(archive: &Path) -> serde_json::Value {
+    let entries = read_tar(archive);
+    let index = json_entry(&entries, "index.json");
+    json_entry(&entries, &blob_name(&index["manifests"][0]["digest"]))
+}
+
+/// Unpacks the image `reference` (its ref.name, i.e. the tag) with umoci and runs it with runc, with
+/// `args` appended to the entrypoint and `env` added; returns stdout. `None` when the tools are missing.
+pub fn run_in_runc(archive: &Path, reference: &str, args: &[&str], env: &[&str]) -> Option<String> {
+    let umoci = peer("umoci")?;
+    let runc = peer("runc")?;
+    if !require_root("runc") {
+        return None;
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layout = dir.path().join("layout");
+    extract(archive, &layout);
+    let bundle = dir.path().join("bundle");
+    run_ok(
+        Command::new(&umoci)
+            .arg("unpack")
+            .arg("--image")
+            .arg(format!("{}:{reference}", layout.display()))
+            .arg(&bundle),
+    );
+    let config_path = bundle.join("config.json");
+    let mut spec: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config_path).expect("config.json"))
+            .expect("runtime spec");
+    // umoci asks for a terminal; tests have none.
+    spec["process"]["terminal"] = false.into();
+    let process_args = spec["process"]["args"].as_array_mut().expect("args");
+    process_args.extend(args.iter().map(|a| serde_json::Value::from(*a)));
+    let process_env = spec["process"]["env"].as_array_mut().expect("env");
+    process_env.extend(env.iter().map(|e| serde_json::Value::from(*e)));
+    std::fs::write(&config_path, serde_json::to_vec(&spec).expect("spec"))
+        .expect("write config.json");
+    let output = run_ok(
+        Command::new(&runc)
+            .arg("--root")
+            .arg(dir.path().join("runc-state"))
+            .arg("run")
+            .arg("--bundle")
+            .arg(&bundle)
+            .arg(unique("zi-runc"))
+            .stdin(std::process::Stdio::null()),
+    );
+    Some(stdout_of(&output))
+}
+
+/// `cargo zeroimage` as cargo runs it (`cargo-zeroimage zeroimage ...`), with fixture builds in the
+/// shared fixture target dir.
+pub fn cargo_zeroimage() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-zeroimage"));
+    cmd.arg("zeroimage")
+        .env("CARGO_TARGET_DIR", fixture_target_dir())
+        .env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Copies a fixture directory (without build output) to `dest`.
+pub fn copy_fixture(name: &str, dest: &Path) {
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(root().join("fixtures").join(name))
+        .arg(dest)
+        .status()
+        .expect("cp");
+    assert!(status.success(), "copying fixture {name}");
+}

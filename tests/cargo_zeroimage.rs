@@ -1,0 +1,593 @@
+//! `cargo zeroimage` end to end: real cargo builds of the fixtures, the binary selection rules, the
+//! settings in Cargo.toml, and the images run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use support::{X86_64_MUSL, cargo_zeroimage, fixture_target_dir, root, run_ok, stdout_of};
+
+fn fixture_manifest(name: &str) -> PathBuf {
+    root().join("fixtures").join(name).join("Cargo.toml")
+}
+
+fn json_summary(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Runs the program at `name` inside the image's root filesystem on this machine (x86-64 images).
+fn run_packaged(archive: &Path, name: &str, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    support::unpack_rootfs(archive, dir.path());
+    stdout_of(&run_ok(Command::new(dir.path().join(name)).args(args)))
+}
+
+fn expected_archive(triple: &str, profile: &str, bin: &str) -> PathBuf {
+    fixture_target_dir()
+        .join(triple)
+        .join(profile)
+        .join(format!("{bin}.tar"))
+}
+
+#[test]
+fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
+    if !support::target_installed(X86_64_MUSL) && !support::peers_required() {
+        eprintln!("SKIPPED: {X86_64_MUSL} not installed");
+        return;
+    }
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("hello"))
+            .args(["--target", X86_64_MUSL, "--message-format", "json"]),
+    );
+    let summary = json_summary(&output);
+    let archive = expected_archive(X86_64_MUSL, "release", "hello");
+    assert_eq!(
+        summary["path"],
+        archive.display().to_string(),
+        "beside the binary"
+    );
+    assert_eq!(summary["tag"], "hello:0.1.0");
+    assert_eq!(summary["bin"], "hello");
+    assert_eq!(summary["package"], "hello");
+    assert_eq!(summary["version"], "0.1.0");
+    assert_eq!(summary["platform"], "linux/amd64");
+    assert_eq!(summary["target"], X86_64_MUSL);
+    let err = stderr(&output);
+    assert!(
+        err.contains("    Building package `hello` for x86_64-unknown-linux-musl"),
+        "{err}"
+    );
+    assert!(err.contains("   Packaging hello (linux/amd64)"), "{err}");
+    assert!(err.contains("     Written "), "{err}");
+
+    let Some(stdout) =
+        support::run_in_runc(&archive, "0.1.0", &["one", "two"], &["GREETING=cargo"])
+    else {
+        return;
+    };
+    assert!(
+        stdout
+            .starts_with("hello from the zeroimage fixture\nargv=/hello one two\nGREETING=cargo\n"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn default_target_is_the_hosts_musl_target() {
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("hello"))
+            .arg("-q"),
+    );
+    assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
+    let archive = expected_archive(
+        &format!("{}-unknown-linux-musl", std::env::consts::ARCH),
+        "release",
+        "hello",
+    );
+    assert!(archive.is_file(), "{} missing", archive.display());
+}
+
+#[test]
+fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
+    let Some(qemu) = support::peer("qemu-aarch64-static") else {
+        return;
+    };
+    if !support::target_installed(support::AARCH64_MUSL) {
+        assert!(!support::peers_required(), "aarch64 musl target required");
+        eprintln!("SKIPPED: aarch64-unknown-linux-musl not installed");
+        return;
+    }
+    let output = run_ok(
+        cargo_zeroimage()
+            .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .arg("--manifest-path")
+            .arg(fixture_manifest("hello"))
+            .args([
+                "--target",
+                support::AARCH64_MUSL,
+                "--message-format",
+                "json",
+                "-v",
+            ]),
+    );
+    assert!(
+        stderr(&output).contains("linking with rust-lld"),
+        "{}",
+        stderr(&output)
+    );
+    let summary = json_summary(&output);
+    assert_eq!(summary["platform"], "linux/arm64");
+    let archive = PathBuf::from(summary["path"].as_str().unwrap());
+    assert_eq!(
+        archive,
+        expected_archive(support::AARCH64_MUSL, "release", "hello")
+    );
+    let index = support::json_entry(&support::read_tar(&archive), "index.json");
+    assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
+    assert_eq!(support::image_config(&archive)["architecture"], "arm64");
+    let dir = tempfile::tempdir().unwrap();
+    support::unpack_rootfs(&archive, dir.path());
+    let output = run_ok(Command::new(qemu).arg(dir.path().join("hello")).arg("arm"));
+    assert!(
+        stdout_of(&output).contains("argv=") && stdout_of(&output).contains(" arm"),
+        "{}",
+        stdout_of(&output)
+    );
+}
+
+#[test]
+fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args(["-p", "server", "--message-format", "json"]),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(summary["bin"], "api", "default-run");
+    assert_eq!(summary["tag"], "api:1.4.0");
+    let archive = PathBuf::from(summary["path"].as_str().unwrap());
+    assert_eq!(archive.file_name().unwrap(), "api.tar");
+    assert_eq!(
+        run_packaged(&archive, "api", &[]).lines().next(),
+        Some("api server")
+    );
+
+    let manifest = support::image_manifest(&archive);
+    let annotations = &manifest["annotations"];
+    let expected = [
+        ("title", "api"),
+        ("version", "1.4.0"),
+        ("description", "Fixture server with two binaries"),
+        ("licenses", "MIT OR Apache-2.0"),
+        ("source", "https://example.com/zeroimage/server"),
+        ("url", "https://example.com/server"),
+        ("documentation", "https://docs.example.com/server"),
+        (
+            "authors",
+            "Ada <ada@example.com>, Grace <grace@example.com>",
+        ),
+        // From [workspace.metadata.zeroimage] created = "@86400".
+        ("created", "1970-01-02T00:00:00Z"),
+    ];
+    for (key, value) in expected {
+        assert_eq!(
+            annotations[format!("org.opencontainers.image.{key}")],
+            value,
+            "{key}"
+        );
+    }
+    let config = support::image_config(&archive);
+    assert_eq!(
+        config["config"]["Labels"], *annotations,
+        "labels mirror annotations"
+    );
+    assert_eq!(config["created"], "1970-01-02T00:00:00Z");
+    assert_eq!(config["config"]["Entrypoint"], serde_json::json!(["/api"]));
+}
+
+#[test]
+fn bin_selects_another_binary() {
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args([
+                "-p",
+                "server",
+                "--bin",
+                "worker",
+                "--message-format",
+                "json",
+            ]),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(summary["bin"], "worker");
+    assert_eq!(
+        run_packaged(Path::new(summary["path"].as_str().unwrap()), "worker", &[]),
+        "worker\n"
+    );
+}
+
+#[test]
+fn features_are_forwarded_to_cargo() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("loud.tar");
+    run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args(["-p", "server", "--features", "loud", "-q", "-o"])
+            .arg(&out),
+    );
+    assert_eq!(
+        run_packaged(&out, "api", &[]).lines().next(),
+        Some("API SERVER (LOUD)")
+    );
+}
+
+#[test]
+fn profile_and_target_dir_decide_where_the_archive_goes() {
+    let dir = tempfile::tempdir().unwrap();
+    let target_dir = dir.path().join("my target");
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args([
+                "-p",
+                "server",
+                "--profile",
+                "container",
+                "--message-format",
+                "json",
+                "--target-dir",
+            ])
+            .arg(&target_dir),
+    );
+    let expected = target_dir
+        .join(support::X86_64_MUSL)
+        .join("container")
+        .join("api.tar");
+    assert_eq!(
+        json_summary(&output)["path"],
+        expected.display().to_string()
+    );
+    assert!(expected.is_file());
+
+    let env_dir = dir.path().join("env target");
+    let output = run_ok(
+        cargo_zeroimage()
+            .env("CARGO_TARGET_DIR", &env_dir)
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args(["-p", "server", "--message-format", "json"]),
+    );
+    let expected = env_dir
+        .join(support::X86_64_MUSL)
+        .join("release")
+        .join("api.tar");
+    assert_eq!(
+        json_summary(&output)["path"],
+        expected.display().to_string()
+    );
+}
+
+#[test]
+fn several_binaries_without_a_choice_are_listed() {
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(fixture_manifest("workspace"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: several binaries were built"),
+        "{err}"
+    );
+    for needle in [
+        "`api` (package server)",
+        "`worker` (package server)",
+        "`cli` (package tools)",
+        "--bin NAME",
+    ] {
+        assert!(last.contains(needle), "missing {needle}: {last}");
+    }
+    assert!(!err.contains("Packaging"), "{err}");
+}
+
+#[test]
+fn package_settings_set_the_tag_and_flags_win() {
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args(["-p", "tools", "--message-format", "json"]),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(
+        summary["tag"], "example.com/tools/cli:stable",
+        "[package.metadata.zeroimage] tag"
+    );
+    assert_eq!(summary["bin"], "cli");
+    // The crates.io dependency was really built in.
+    assert_eq!(
+        run_packaged(
+            Path::new(summary["path"].as_str().unwrap()),
+            "cli",
+            &["a", "b"]
+        ),
+        "cli counts 3\n"
+    );
+
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .args([
+                "-p",
+                "tools",
+                "--message-format",
+                "json",
+                "--tag",
+                "mine:2",
+                "--created",
+                "@0",
+            ]),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(summary["tag"], "mine:2");
+    let config = support::image_config(Path::new(summary["path"].as_str().unwrap()));
+    assert_eq!(
+        config["created"], "1970-01-01T00:00:00Z",
+        "--created wins over the workspace setting"
+    );
+}
+
+#[test]
+fn unknown_setting_is_an_error_naming_key_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("workspace", dir.path());
+    let manifest = dir.path().join("workspace/tools/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("tag = ", "tagg = ");
+    std::fs::write(&manifest, text).unwrap();
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("unknown field `tagg`"), "{err}");
+    assert!(err.contains(&manifest.display().to_string()), "{err}");
+    assert!(!err.contains("Compiling"), "refused before building: {err}");
+}
+
+#[test]
+fn works_from_a_subdirectory_and_with_spaces_in_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("my project");
+    std::fs::create_dir(&project).unwrap();
+    support::copy_fixture("workspace", &project);
+    let target_dir = dir.path().join("build output");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(project.join("workspace/server/src/bin"))
+            .args(["--message-format", "json", "--target-dir"])
+            .arg(&target_dir),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(
+        summary["bin"], "api",
+        "the package of the current directory, its default-run"
+    );
+    assert!(Path::new(summary["path"].as_str().unwrap()).starts_with(&target_dir));
+
+    let out = dir.path().join("out dir");
+    std::fs::create_dir(&out).unwrap();
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(dir.path())
+            .arg("--manifest-path")
+            .arg(project.join("workspace/tools/Cargo.toml"))
+            .args(["--message-format", "json", "-o"])
+            .arg(out.join("cli image.tar"))
+            .arg("--target-dir")
+            .arg(&target_dir),
+    );
+    assert!(out.join("cli image.tar").is_file());
+    let summary = json_summary(&output);
+    assert_eq!(
+        summary["tag"], "example.com/tools/cli:stable",
+        "settings of the --manifest-path package"
+    );
+    assert!(
+        stderr(&output).contains("Building package `tools`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn revision_is_recorded_only_for_a_clean_git_checkout() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let repo = dir.path().join("hello");
+    let git = |args: &[&str]| {
+        run_ok(
+            Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args([
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@example.com",
+                    "-c",
+                    "commit.gpgsign=false",
+                ])
+                .args(args),
+        )
+    };
+    git(&["init", "-q"]);
+    git(&["add", "."]);
+    git(&["commit", "-qm", "fixture"]);
+    let head = stdout_of(&git(&["rev-parse", "HEAD"])).trim().to_owned();
+    let package = || {
+        let output = run_ok(
+            cargo_zeroimage()
+                .arg("--manifest-path")
+                .arg(repo.join("Cargo.toml"))
+                .args(["--message-format", "json"]),
+        );
+        let summary = json_summary(&output);
+        support::image_manifest(Path::new(summary["path"].as_str().unwrap()))
+    };
+    let manifest = package();
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.revision"],
+        head.as_str()
+    );
+    std::fs::write(repo.join("notes.txt"), "uncommitted").unwrap();
+    let manifest = package();
+    assert!(
+        manifest["annotations"]
+            .get("org.opencontainers.image.revision")
+            .is_none(),
+        "dirty checkout"
+    );
+}
+
+#[test]
+fn compile_error_shows_cargos_message_and_writes_nothing() {
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(fixture_manifest("broken"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("error[E0308]: mismatched types"),
+        "cargo's own diagnostic: {err}"
+    );
+    assert!(
+        err.lines()
+            .last()
+            .unwrap_or_default()
+            .starts_with("error: `cargo build --target"),
+        "{err}"
+    );
+    assert!(output.stdout.is_empty());
+    let dir = fixture_target_dir()
+        .join(format!("{}-unknown-linux-musl", std::env::consts::ARCH))
+        .join("release");
+    assert!(!dir.join("broken.tar").exists());
+}
+
+#[test]
+fn missing_target_names_the_rustup_command() {
+    let triple = "riscv64gc-unknown-linux-musl";
+    if support::target_installed(triple) {
+        eprintln!("SKIPPED: {triple} is installed here, so it cannot stand for a missing target");
+        return;
+    }
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(fixture_manifest("hello"))
+        .args(["--target", triple])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("run `rustup target add {triple}`")),
+        "{err}"
+    );
+    assert!(!err.contains("Compiling"), "{err}");
+}
+
+#[test]
+fn non_linux_target_is_refused() {
+    for triple in [
+        "x86_64-pc-windows-gnu",
+        "wasm32-unknown-unknown",
+        "aarch64-apple-darwin",
+    ] {
+        let output = cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(fixture_manifest("hello"))
+            .args(["--target", triple])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{triple}");
+        assert!(
+            stderr(&output).contains("is not a Linux target"),
+            "{triple}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+#[test]
+fn gnu_target_builds_but_the_dynamic_binary_is_refused_with_the_fix() {
+    let host_gnu = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(fixture_manifest("hello"))
+        .args(["--target", &host_gnu])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("is dynamically linked"), "{err}");
+    assert!(
+        last.contains("+crt-static") && last.contains("musl"),
+        "{err}"
+    );
+}
+
+#[test]
+fn runs_as_a_cargo_subcommand_with_cargo_style_help() {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-zeroimage"))
+        .parent()
+        .unwrap()
+        .to_owned();
+    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )))
+    .unwrap();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let output = run_ok(
+        Command::new(cargo)
+            .env("PATH", path)
+            .args(["zeroimage", "--help"]),
+    );
+    let help = stdout_of(&output);
+    for needle in [
+        "Usage: cargo zeroimage",
+        "Package Selection",
+        "--bin <NAME>",
+        "--target <TRIPLE>",
+        "--profile",
+        "--manifest-path",
+        "Examples:",
+        "[package.metadata.zeroimage]",
+    ] {
+        assert!(help.contains(needle), "help lacks {needle}:\n{help}");
+    }
+}
