@@ -233,6 +233,27 @@ fn features_are_forwarded_to_cargo() {
         run_packaged(&out, "api", &[]).lines().next(),
         Some("API SERVER (LOUD)")
     );
+    // Arguments after `--` reach cargo build as they are.
+    let after_dashes = |extra: &[&str]| {
+        run_ok(
+            cargo_zeroimage()
+                .arg("--manifest-path")
+                .arg(fixture_manifest("workspace"))
+                .args(["-p", "server", "-q", "-o"])
+                .arg(&out)
+                .arg("--")
+                .args(extra),
+        );
+        run_packaged(&out, "api", &[])
+            .lines()
+            .next()
+            .map(str::to_owned)
+    };
+    assert_eq!(after_dashes(&[]).as_deref(), Some("api server"));
+    assert_eq!(
+        after_dashes(&["--features", "server/loud"]).as_deref(),
+        Some("API SERVER (LOUD)")
+    );
 }
 
 #[test]
