@@ -12,6 +12,13 @@ fn fixture_manifest(name: &str) -> PathBuf {
     root().join("fixtures").join(name).join("Cargo.toml")
 }
 
+/// `cargo zeroimage --manifest-path fixtures/NAME/Cargo.toml`.
+fn for_fixture(name: &str) -> Command {
+    let mut cmd = cargo_zeroimage();
+    cmd.arg("--manifest-path").arg(fixture_manifest(name));
+    cmd
+}
+
 fn json_summary(output: &Output) -> serde_json::Value {
     serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
 }
@@ -40,12 +47,8 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
         eprintln!("SKIPPED: {X86_64_MUSL} not installed");
         return;
     }
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("hello"))
-            .args(["--target", X86_64_MUSL, "--message-format", "json"]),
-    );
+    let output =
+        run_ok(for_fixture("hello").args(["--target", X86_64_MUSL, "--message-format", "json"]));
     let summary = json_summary(&output);
     let archive = expected_archive(X86_64_MUSL, "release", "hello");
     assert_eq!(
@@ -81,12 +84,7 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
 
 #[test]
 fn default_target_is_the_hosts_musl_target() {
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("hello"))
-            .arg("-q"),
-    );
+    let output = run_ok(for_fixture("hello").arg("-q"));
     assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
     let archive = expected_archive(
         &format!("{}-unknown-linux-musl", std::env::consts::ARCH),
@@ -146,12 +144,8 @@ fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
 
 #[test]
 fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
-            .args(["-p", "server", "--message-format", "json"]),
-    );
+    let output =
+        run_ok(for_fixture("workspace").args(["-p", "server", "--message-format", "json"]));
     let summary = json_summary(&output);
     assert_eq!(summary["bin"], "api", "default-run");
     assert_eq!(summary["tag"], "api:1.4.0");
@@ -197,19 +191,14 @@ fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
 
 #[test]
 fn bin_selects_another_binary() {
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
-            .args([
-                "-p",
-                "server",
-                "--bin",
-                "worker",
-                "--message-format",
-                "json",
-            ]),
-    );
+    let output = run_ok(for_fixture("workspace").args([
+        "-p",
+        "server",
+        "--bin",
+        "worker",
+        "--message-format",
+        "json",
+    ]));
     let summary = json_summary(&output);
     assert_eq!(summary["bin"], "worker");
     assert_eq!(
@@ -223,9 +212,7 @@ fn features_are_forwarded_to_cargo() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("loud.tar");
     run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
+        for_fixture("workspace")
             .args(["-p", "server", "--features", "loud", "-q", "-o"])
             .arg(&out),
     );
@@ -236,9 +223,7 @@ fn features_are_forwarded_to_cargo() {
     // Arguments after `--` reach cargo build as they are.
     let after_dashes = |extra: &[&str]| {
         run_ok(
-            cargo_zeroimage()
-                .arg("--manifest-path")
-                .arg(fixture_manifest("workspace"))
+            for_fixture("workspace")
                 .args(["-p", "server", "-q", "-o"])
                 .arg(&out)
                 .arg("--")
@@ -261,9 +246,7 @@ fn profile_and_target_dir_decide_where_the_archive_goes() {
     let dir = tempfile::tempdir().unwrap();
     let target_dir = dir.path().join("my target");
     let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
+        for_fixture("workspace")
             .args([
                 "-p",
                 "server",
@@ -305,11 +288,7 @@ fn profile_and_target_dir_decide_where_the_archive_goes() {
 
 #[test]
 fn several_binaries_without_a_choice_are_listed() {
-    let output = cargo_zeroimage()
-        .arg("--manifest-path")
-        .arg(fixture_manifest("workspace"))
-        .output()
-        .unwrap();
+    let output = for_fixture("workspace").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     let last = err.lines().last().unwrap_or_default();
@@ -330,12 +309,7 @@ fn several_binaries_without_a_choice_are_listed() {
 
 #[test]
 fn package_settings_set_the_tag_and_flags_win() {
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
-            .args(["-p", "tools", "--message-format", "json"]),
-    );
+    let output = run_ok(for_fixture("workspace").args(["-p", "tools", "--message-format", "json"]));
     let summary = json_summary(&output);
     assert_eq!(
         summary["tag"], "example.com/tools/cli:stable",
@@ -352,21 +326,16 @@ fn package_settings_set_the_tag_and_flags_win() {
         "cli counts 3\n"
     );
 
-    let output = run_ok(
-        cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("workspace"))
-            .args([
-                "-p",
-                "tools",
-                "--message-format",
-                "json",
-                "--tag",
-                "mine:2",
-                "--created",
-                "@0",
-            ]),
-    );
+    let output = run_ok(for_fixture("workspace").args([
+        "-p",
+        "tools",
+        "--message-format",
+        "json",
+        "--tag",
+        "mine:2",
+        "--created",
+        "@0",
+    ]));
     let summary = json_summary(&output);
     assert_eq!(summary["tag"], "mine:2");
     let config = support::image_config(Path::new(summary["path"].as_str().unwrap()));
@@ -494,11 +463,7 @@ fn revision_is_recorded_only_for_a_clean_git_checkout() {
 
 #[test]
 fn compile_error_shows_cargos_message_and_writes_nothing() {
-    let output = cargo_zeroimage()
-        .arg("--manifest-path")
-        .arg(fixture_manifest("broken"))
-        .output()
-        .unwrap();
+    let output = for_fixture("broken").output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(
@@ -526,9 +491,7 @@ fn missing_target_names_the_rustup_command() {
         eprintln!("SKIPPED: {triple} is installed here, so it cannot stand for a missing target");
         return;
     }
-    let output = cargo_zeroimage()
-        .arg("--manifest-path")
-        .arg(fixture_manifest("hello"))
+    let output = for_fixture("hello")
         .args(["--target", triple])
         .output()
         .unwrap();
@@ -548,9 +511,7 @@ fn non_linux_target_is_refused() {
         "wasm32-unknown-unknown",
         "aarch64-apple-darwin",
     ] {
-        let output = cargo_zeroimage()
-            .arg("--manifest-path")
-            .arg(fixture_manifest("hello"))
+        let output = for_fixture("hello")
             .args(["--target", triple])
             .output()
             .unwrap();
@@ -566,9 +527,7 @@ fn non_linux_target_is_refused() {
 #[test]
 fn gnu_target_builds_but_the_dynamic_binary_is_refused_with_the_fix() {
     let host_gnu = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
-    let output = cargo_zeroimage()
-        .arg("--manifest-path")
-        .arg(fixture_manifest("hello"))
+    let output = for_fixture("hello")
         .args(["--target", &host_gnu])
         .output()
         .unwrap();
