@@ -22,6 +22,9 @@ const GZIP_LEVEL: u32 = 6;
 /// Gzip header OS byte "unknown", so the bytes do not depend on where we run.
 const GZIP_OS_UNKNOWN: u8 = 255;
 
+/// How errors name the layer's destination, which is any writer (the archive file, in practice).
+const SINK: &str = "the image archive";
+
 /// Mode of executables and directories we create.
 pub const MODE_EXECUTABLE: u32 = 0o755;
 
@@ -88,7 +91,7 @@ impl LayerSpec {
             .operating_system(GZIP_OS_UNKNOWN)
             .write(compressed, Compression::new(GZIP_LEVEL));
         let mut tar = HashingWriter::new(Chunker::new(gzip));
-        let sink_error = Error::io("writing the layer to", "<output>");
+        let sink_error = Error::io("writing the layer to", SINK);
         for (path, entry) in &self.entries {
             self.write_entry(&mut tar, path, entry, mtime)?;
         }
@@ -96,10 +99,10 @@ impl LayerSpec {
         let (chunker, diff_id, _) = tar.finish();
         let gzip = chunker
             .finish()
-            .map_err(Error::io("writing the layer to", "<output>"))?;
+            .map_err(Error::io("writing the layer to", SINK))?;
         let compressed = gzip
             .finish()
-            .map_err(Error::io("writing the layer to", "<output>"))?;
+            .map_err(Error::io("writing the layer to", SINK))?;
         let (out, digest, size) = compressed.finish();
         Ok((
             out,
@@ -117,7 +120,7 @@ impl LayerSpec {
         entry: &Entry,
         mtime: Timestamp,
     ) -> Result<()> {
-        let sink_error = || Error::io("writing the layer to", "<output>");
+        let sink_error = || Error::io("writing the layer to", SINK);
         let mut header = tar::Header::new_ustar();
         header.set_mode(entry.mode);
         header.set_uid(0);
