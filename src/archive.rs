@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
-use crate::image::Image;
+use crate::image::{Blob, Image};
 use crate::oci::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Digest, DockerManifestEntry, Index,
-    MEDIA_TYPE_INDEX, OCI_LAYOUT, to_json_bytes,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Digest, DockerManifestEntry,
+    Index, MEDIA_TYPE_INDEX, OCI_LAYOUT, to_json_bytes,
 };
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
@@ -177,25 +177,75 @@ impl ImageArchive {
     /// Writes the image's config and manifest blobs, then `index.json`, Docker's `manifest.json` and
     /// `oci-layout`, completes the tar and moves it into place.
     pub fn finish_single(mut self, image: &Image, name: &Reference) -> Result<ArchiveSummary> {
-        self.add_blob(&image.config.descriptor.digest, &image.config.bytes)?;
-        self.add_blob(&image.manifest.descriptor.digest, &image.manifest.bytes)?;
+        self.add_image_blobs(image)?;
         let mut descriptor = image.manifest.descriptor.clone();
         descriptor.platform = Some(image.platform.clone());
-        descriptor
-            .annotations
+        self.finish_with(descriptor, image, name)
+    }
+
+    /// Like [`finish_single`](Self::finish_single) for several platforms: `index.json` points at an
+    /// image index blob that lists one manifest per platform. Docker's `manifest.json` cannot describe
+    /// several platforms, so it lists the first image, which is what `docker load` then loads.
+    /// Returns the summary and the image index's digest.
+    pub fn finish_multi(
+        mut self,
+        images: &[Image],
+        name: &Reference,
+    ) -> Result<(ArchiveSummary, Digest)> {
+        let first = images
+            .first()
+            .ok_or_else(|| Error::Invalid("an image index needs at least one image".to_owned()))?;
+        let mut manifests = Vec::new();
+        for image in images {
+            self.add_image_blobs(image)?;
+            let mut descriptor = image.manifest.descriptor.clone();
+            descriptor.platform = Some(image.platform.clone());
+            manifests.push(descriptor);
+        }
+        let index = Blob::json(
+            MEDIA_TYPE_INDEX,
+            &Index {
+                schema_version: 2,
+                media_type: MEDIA_TYPE_INDEX.to_owned(),
+                manifests,
+            },
+        );
+        self.add_blob(&index.descriptor.digest, &index.bytes)?;
+        let digest = index.descriptor.digest.clone();
+        let summary = self.finish_with(index.descriptor, first, name)?;
+        Ok((summary, digest))
+    }
+
+    fn add_image_blobs(&mut self, image: &Image) -> Result<()> {
+        self.add_blob(&image.config.descriptor.digest, &image.config.bytes)?;
+        self.add_blob(&image.manifest.descriptor.digest, &image.manifest.bytes)
+    }
+
+    /// `index.json` with the one descriptor `top` (named), `manifest.json` for `docker_image`, and
+    /// `oci-layout`; then the archive is completed and moved into place.
+    fn finish_with(
+        mut self,
+        mut top: Descriptor,
+        docker_image: &Image,
+        name: &Reference,
+    ) -> Result<ArchiveSummary> {
+        top.annotations
             .insert(ANNOTATION_CONTAINERD_NAME.to_owned(), name.full());
-        descriptor
-            .annotations
+        top.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), name.tag().to_owned());
         let index = Index {
             schema_version: 2,
             media_type: MEDIA_TYPE_INDEX.to_owned(),
-            manifests: vec![descriptor],
+            manifests: vec![top],
         };
         let docker = vec![DockerManifestEntry {
-            config: image.config.descriptor.digest.blob_path(),
+            config: docker_image.config.descriptor.digest.blob_path(),
             repo_tags: vec![name.familiar()],
-            layers: image.layers.iter().map(|l| l.digest.blob_path()).collect(),
+            layers: docker_image
+                .layers
+                .iter()
+                .map(|l| l.digest.blob_path())
+                .collect(),
         }];
         self.append_file("index.json", &to_json_bytes(&index))?;
         self.append_file("manifest.json", &to_json_bytes(&docker))?;

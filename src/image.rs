@@ -1,10 +1,10 @@
 //! Assembling an image from its layers: the config, then the manifest that points at it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::layer::Layer;
 use crate::oci::{
-    ContainerConfig, Descriptor, Digest, History, ImageConfig, MEDIA_TYPE_CONFIG,
+    ContainerConfig, Descriptor, Digest, EmptyObject, History, ImageConfig, MEDIA_TYPE_CONFIG,
     MEDIA_TYPE_MANIFEST, Manifest, RootFs, to_json_bytes,
 };
 use crate::platform::Platform;
@@ -30,6 +30,13 @@ pub struct ImageSpec {
     /// Manifest annotations.
     pub annotations: BTreeMap<String, String>,
     pub created: Timestamp,
+    /// Default arguments after the entrypoint.
+    pub cmd: Vec<String>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// `PORT/PROTO` entries.
+    pub exposed_ports: BTreeSet<String>,
+    pub stop_signal: Option<String>,
 }
 
 impl ImageSpec {
@@ -42,6 +49,11 @@ impl ImageSpec {
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             created,
+            cmd: Vec::new(),
+            user: None,
+            workdir: None,
+            exposed_ports: BTreeSet::new(),
+            stop_signal: None,
         }
     }
 
@@ -55,6 +67,15 @@ impl ImageSpec {
                 entrypoint: self.entrypoint.clone(),
                 env: self.env.clone(),
                 labels: self.labels.clone(),
+                cmd: self.cmd.clone(),
+                user: self.user.clone(),
+                exposed_ports: self
+                    .exposed_ports
+                    .iter()
+                    .map(|p| (p.clone(), EmptyObject {}))
+                    .collect(),
+                working_dir: self.workdir.clone(),
+                stop_signal: self.stop_signal.clone(),
             },
             created: created.clone(),
             history: layers

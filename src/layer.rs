@@ -28,24 +28,44 @@ const SINK: &str = "the image archive";
 /// Mode of executables and directories we create.
 pub const MODE_EXECUTABLE: u32 = 0o755;
 
+/// Mode of regular files we create.
+pub const MODE_FILE: u32 = 0o644;
+
 /// Where an entry's content comes from.
 #[derive(Clone, Debug)]
 enum Source {
     Directory,
     /// A file on disk, read once while the layer is written.
     File(PathBuf),
+    /// Content generated in memory (small files such as /etc/passwd).
+    Bytes(Vec<u8>),
+    /// A symbolic link, kept as a link.
+    Symlink(String),
 }
 
 #[derive(Clone, Debug)]
 struct Entry {
     mode: u32,
+    uid: u64,
+    gid: u64,
     source: Source,
+}
+
+impl Entry {
+    fn root(mode: u32, source: Source) -> Entry {
+        Entry {
+            mode,
+            uid: 0,
+            gid: 0,
+            source,
+        }
+    }
 }
 
 /// The contents of one layer: paths in the image and where their bytes come from.
 ///
-/// Entries are written sorted by path, each after its parent directories, with uid/gid 0 and the
-/// image's timestamp, so the same inputs always give the same bytes.
+/// Entries are written sorted by path, each after its parent directories, owned by root unless said
+/// otherwise and stamped with the image's timestamp, so the same inputs always give the same bytes.
 #[derive(Clone, Debug, Default)]
 pub struct LayerSpec {
     entries: BTreeMap<String, Entry>,
@@ -56,18 +76,112 @@ impl LayerSpec {
         LayerSpec::default()
     }
 
+    /// True when nothing was added.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// Adds the file at `source` as `image_path` (absolute in the image, e.g. `/app`), with `mode`.
     /// Missing parent directories are added with mode 0755.
     pub fn add_file(&mut self, image_path: &str, source: &Path, mode: u32) -> Result<()> {
-        let path = normalize(image_path)?;
-        self.add_parents(&path);
-        self.entries.insert(
-            path,
+        self.insert(
+            image_path,
+            Entry::root(mode, Source::File(source.to_owned())),
+        )
+    }
+
+    /// Adds a file with the given content.
+    pub fn add_bytes(
+        &mut self,
+        image_path: &str,
+        bytes: impl Into<Vec<u8>>,
+        mode: u32,
+    ) -> Result<()> {
+        self.insert(image_path, Entry::root(mode, Source::Bytes(bytes.into())))
+    }
+
+    /// Adds a directory with `mode` (which may carry the sticky bit, as /tmp's 1777 does) and owner.
+    pub fn add_dir(&mut self, image_path: &str, mode: u32, uid: u64, gid: u64) -> Result<()> {
+        self.insert(
+            image_path,
             Entry {
                 mode,
-                source: Source::File(source.to_owned()),
+                uid,
+                gid,
+                source: Source::Directory,
             },
-        );
+        )
+    }
+
+    /// Adds a symbolic link pointing at `target`, stored as written.
+    pub fn add_symlink(&mut self, image_path: &str, target: &str) -> Result<()> {
+        self.insert(
+            image_path,
+            Entry::root(0o777, Source::Symlink(target.to_owned())),
+        )
+    }
+
+    /// Adds `source` (a file or a directory tree) at `image_path`. Ownership becomes root's, files keep
+    /// only whether they are executable (0755, else 0644), directories get 0755, and symbolic links stay
+    /// links: nothing outside `source` is ever read through them.
+    pub fn add_path(&mut self, image_path: &str, source: &Path) -> Result<()> {
+        let meta = std::fs::symlink_metadata(source).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::input(source, "no such file or directory"),
+            _ => Error::io("reading", source)(e),
+        })?;
+        let file_type = meta.file_type();
+        if file_type.is_symlink() {
+            let target =
+                std::fs::read_link(source).map_err(Error::io("reading the link", source))?;
+            let target = target.to_str().ok_or_else(|| {
+                Error::input(source, "is a symbolic link whose target is not UTF-8")
+            })?;
+            self.add_symlink(image_path, target)
+        } else if file_type.is_dir() {
+            self.add_dir(image_path, MODE_EXECUTABLE, 0, 0)?;
+            let mut children: Vec<_> = std::fs::read_dir(source)
+                .map_err(Error::io("listing", source))?
+                .collect::<io::Result<Vec<_>>>()
+                .map_err(Error::io("listing", source))?;
+            children.sort_by_key(|c| c.file_name());
+            for child in children {
+                let name = child.file_name();
+                let name = name
+                    .to_str()
+                    .ok_or_else(|| Error::input(child.path(), "has a name that is not UTF-8"))?;
+                let child_image_path = format!("{}/{name}", image_path.trim_end_matches('/'));
+                self.add_path(&child_image_path, &child.path())?;
+            }
+            Ok(())
+        } else if file_type.is_file() {
+            use std::os::unix::fs::PermissionsExt;
+            let executable = meta.permissions().mode() & 0o111 != 0;
+            self.add_file(
+                image_path,
+                source,
+                if executable {
+                    MODE_EXECUTABLE
+                } else {
+                    MODE_FILE
+                },
+            )
+        } else {
+            Err(Error::input(
+                source,
+                "is not a regular file, directory or symbolic link (device, socket or pipe)",
+            ))
+        }
+    }
+
+    /// Adds every entry of `other`; its entries win where both have one.
+    pub fn merge(&mut self, other: LayerSpec) {
+        self.entries.extend(other.entries);
+    }
+
+    fn insert(&mut self, image_path: &str, entry: Entry) -> Result<()> {
+        let path = normalize(image_path)?;
+        self.add_parents(&path);
+        self.entries.insert(path, entry);
         Ok(())
     }
 
@@ -75,10 +189,9 @@ impl LayerSpec {
         let mut end = 0;
         while let Some(i) = path[end..].find('/') {
             end += i;
-            self.entries.entry(path[..end].to_owned()).or_insert(Entry {
-                mode: MODE_EXECUTABLE,
-                source: Source::Directory,
-            });
+            self.entries
+                .entry(path[..end].to_owned())
+                .or_insert(Entry::root(MODE_EXECUTABLE, Source::Directory));
             end += 1;
         }
     }
@@ -123,8 +236,8 @@ impl LayerSpec {
         let sink_error = || Error::io("writing the layer to", SINK);
         let mut header = tar::Header::new_ustar();
         header.set_mode(entry.mode);
-        header.set_uid(0);
-        header.set_gid(0);
+        header.set_uid(entry.uid);
+        header.set_gid(entry.gid);
         header.set_mtime(mtime.unix_seconds());
         match &entry.source {
             Source::Directory => {
@@ -133,6 +246,28 @@ impl LayerSpec {
                 header.set_size(0);
                 header.set_cksum();
                 tar.write_all(header.as_bytes()).map_err(sink_error())?;
+            }
+            Source::Symlink(target) => {
+                set_path(&mut header, path)?;
+                header.set_entry_type(tar::EntryType::Symlink);
+                header.set_size(0);
+                header.set_link_name_literal(target).map_err(|e| {
+                    Error::Invalid(format!(
+                        "cannot store the link `/{path}` -> `{target}`: {e}"
+                    ))
+                })?;
+                header.set_cksum();
+                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+            }
+            Source::Bytes(bytes) => {
+                set_path(&mut header, path)?;
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(bytes.len() as u64);
+                header.set_cksum();
+                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+                tar.write_all(bytes).map_err(sink_error())?;
+                tar.write_all(&[0u8; BLOCK][..padding(bytes.len() as u64)])
+                    .map_err(sink_error())?;
             }
             Source::File(source) => {
                 let mut file = File::open(source).map_err(Error::io("opening", source))?;
@@ -157,13 +292,16 @@ impl LayerSpec {
                         ),
                     ));
                 }
-                let padding = (BLOCK - (size as usize % BLOCK)) % BLOCK;
-                tar.write_all(&[0u8; BLOCK][..padding])
+                tar.write_all(&[0u8; BLOCK][..padding(size)])
                     .map_err(sink_error())?;
             }
         }
         Ok(())
     }
+}
+
+fn padding(size: u64) -> usize {
+    (BLOCK - (size % BLOCK as u64) as usize) % BLOCK
 }
 
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.

@@ -1,6 +1,6 @@
-//! The whole job for one executable: checks, layer, config and manifest, archive.
+//! The whole job: check each executable, write the shared essentials layer and one program layer per
+//! platform, assemble config and manifest per platform, and finish the archive.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -8,39 +8,64 @@ use serde::Serialize;
 use crate::archive::{ImageArchive, ensure_distinct};
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
-use crate::image::ImageSpec;
-use crate::layer::{LayerSpec, MODE_EXECUTABLE};
+use crate::essentials::Essentials;
+use crate::image::{Image, ImageSpec};
+use crate::layer::{Layer, LayerSpec, MODE_EXECUTABLE};
 use crate::oci::Digest;
-use crate::platform::PlatformOverride;
+use crate::options::ImageOptions;
+use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::report::Listener;
 use crate::timestamp::Timestamp;
 
-/// How to package one executable.
+/// One executable and the platform overrides for its image.
+#[derive(Clone, Debug)]
+pub struct Input {
+    pub path: PathBuf,
+    pub platform: PlatformOverride,
+}
+
+/// How to package.
 #[derive(Clone, Debug)]
 pub struct PackageOptions {
     /// Where the archive goes.
     pub output: PathBuf,
-    /// Image name; `<basename>:latest` when `None`.
+    /// Image name; `<program name>:latest` when `None`.
     pub tag: Option<Reference>,
-    pub platform: PlatformOverride,
     pub created: Timestamp,
     /// Package a dynamically linked executable anyway (with a warning).
     pub allow_dynamic: bool,
-    /// Manifest annotations (e.g. `org.opencontainers.image.version`).
-    pub annotations: BTreeMap<String, String>,
-    /// Config labels, what `docker inspect` shows.
-    pub labels: BTreeMap<String, String>,
+    /// Environment, labels, annotations, user, ports ... for every platform's config.
+    pub config: ImageOptions,
+    /// Extra files in a layer under the program's.
+    pub essentials: Essentials,
+}
+
+/// One platform's image in the archive.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformSummary {
+    pub platform: String,
+    pub manifest_digest: Digest,
+    pub config_digest: Digest,
 }
 
 /// What was written.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
     pub path: PathBuf,
-    pub manifest_digest: Digest,
-    pub config_digest: Digest,
-    pub layer_digest: Digest,
+    /// What a registry will call the image: the manifest's digest, or the image index's for several
+    /// platforms.
+    pub digest: Digest,
+    /// Single-platform images only: the manifest digest (= `digest`), config and program layer digests.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest_digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config_digest: Option<Digest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer_digest: Option<Digest>,
+    /// `linux/amd64`, or the platforms joined by `,`.
     pub platform: String,
+    pub platforms: Vec<PlatformSummary>,
     /// Archive size in bytes.
     pub size: u64,
     /// The image name, as docker shows it.
@@ -72,17 +97,158 @@ pub fn default_tag(program_name: &str) -> Result<Reference> {
     })
 }
 
-/// Checks `input` and writes an image archive whose only content is `input` at `/<basename>`.
-pub fn package_executable(
-    input: &Path,
+/// The path of the program in the image: `--entrypoint-path`, else `/<file name>`, which must be the
+/// same for every input.
+pub fn entrypoint_path(inputs: &[Input], options: &ImageOptions) -> Result<String> {
+    if let Some(path) = &options.entrypoint_path {
+        return Ok(path.clone());
+    }
+    let mut names = inputs.iter().map(|input| {
+        input
+            .path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .ok_or_else(|| {
+                Error::input(
+                    &input.path,
+                    "has no UTF-8 file name to use as the entrypoint",
+                )
+            })
+    });
+    let first = names
+        .next()
+        .ok_or_else(|| Error::Invalid("no executable to package".to_owned()))??;
+    for name in names {
+        let name = name?;
+        if name != first {
+            return Err(Error::Invalid(format!(
+                "the executables are named `{first}` and `{name}`; say where the program goes in the \
+                 image with --entrypoint-path /PATH"
+            )));
+        }
+    }
+    Ok(format!("/{first}"))
+}
+
+/// A checked input, ready to be written.
+struct Checked<'a> {
+    input: &'a Input,
+    platform: Platform,
+}
+
+/// Checks every input and writes one archive: a single image, or with several inputs an image index
+/// with one image per platform.
+pub fn package(
+    inputs: &[Input],
     options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<PackageSummary> {
-    let info = elf::inspect(input)?;
-    let platform = options.platform.apply(&info.platform)?;
+    let entrypoint = entrypoint_path(inputs, &options.config)?;
+    let name = entrypoint
+        .rsplit('/')
+        .next()
+        .unwrap_or(&entrypoint)
+        .to_owned();
+    let mut checked = Vec::new();
+    for input in inputs {
+        let platform = check_input(input, options.allow_dynamic, listener)?;
+        if let Some(other) = checked.iter().find(|c: &&Checked| c.platform == platform) {
+            return Err(Error::Invalid(format!(
+                "{} and {} are both {platform}; an image index holds one image per platform",
+                other.input.path.display(),
+                input.path.display()
+            )));
+        }
+        ensure_distinct(&input.path, &options.output)?;
+        checked.push(Checked { input, platform });
+    }
+    let tag = match &options.tag {
+        Some(tag) => tag.clone(),
+        None => default_tag(&name)?,
+    };
+    let essentials = options.essentials.layer()?;
+
+    let mut archive = ImageArchive::create(&options.output, options.created)?;
+    let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
+    listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
+    listener.detail(&format!("image {}, entrypoint {entrypoint}", tag.full()));
+
+    let mut base_layers: Vec<(Layer, String)> = Vec::new();
+    if let Some(essentials) = &essentials {
+        let layer = write_layer(&mut archive, &essentials.spec, options.created, listener)?;
+        base_layers.push((layer, essentials.created_by.clone()));
+    }
+    let mut images: Vec<Image> = Vec::new();
+    let mut program_layers = Vec::new();
+    for c in &checked {
+        let mut layer_spec = LayerSpec::new();
+        layer_spec.add_file(&entrypoint, &c.input.path, MODE_EXECUTABLE)?;
+        let layer = write_layer(&mut archive, &layer_spec, options.created, listener)?;
+        let mut spec = ImageSpec::new(c.platform.clone(), &entrypoint, options.created);
+        if let Some(essentials) = &essentials {
+            for (key, value) in &essentials.env {
+                crate::options::set_env(&mut spec.env, key, value);
+            }
+            spec.user.clone_from(&essentials.user);
+        }
+        options.config.apply_to(&mut spec);
+        let mut layers = base_layers.clone();
+        layers.push((layer.clone(), format!("COPY {name} {entrypoint}")));
+        images.push(spec.assemble(&layers));
+        program_layers.push(layer);
+    }
+    let (written, digest) = match images.as_slice() {
+        [image] => {
+            let digest = image.manifest.descriptor.digest.clone();
+            (archive.finish_single(image, &tag)?, digest)
+        }
+        _ => archive.finish_multi(&images, &tag)?,
+    };
+    let single = images.len() == 1;
+    Ok(PackageSummary {
+        path: written.path,
+        digest,
+        manifest_digest: single.then(|| images[0].manifest.descriptor.digest.clone()),
+        config_digest: single.then(|| images[0].config.descriptor.digest.clone()),
+        layer_digest: single.then(|| program_layers[0].descriptor.digest.clone()),
+        platform: platforms.join(","),
+        platforms: images
+            .iter()
+            .map(|image| PlatformSummary {
+                platform: image.platform.to_string(),
+                manifest_digest: image.manifest.descriptor.digest.clone(),
+                config_digest: image.config.descriptor.digest.clone(),
+            })
+            .collect(),
+        size: written.size,
+        tag: tag.familiar(),
+    })
+}
+
+fn write_layer(
+    archive: &mut ImageArchive,
+    spec: &LayerSpec,
+    created: Timestamp,
+    listener: &dyn Listener,
+) -> Result<Layer> {
+    let layer = archive.add_streamed_blob(|out| {
+        let (_, layer) = spec.write(out, created)?;
+        Ok((layer.descriptor.digest.clone(), layer))
+    })?;
+    listener.detail(&format!(
+        "layer {} ({} bytes), diff_id {}",
+        layer.descriptor.digest, layer.descriptor.size, layer.diff_id
+    ));
+    Ok(layer)
+}
+
+/// Reads the ELF headers of one input and returns the platform its image is labelled with.
+fn check_input(input: &Input, allow_dynamic: bool, listener: &dyn Listener) -> Result<Platform> {
+    let info = elf::inspect(&input.path)?;
+    let platform = input.platform.apply(&info.platform)?;
     if !info.platform.runs_as(&platform) {
         return Err(Error::input(
-            input,
+            &input.path,
             format!(
                 "is a {} executable, but the image would be labelled {platform}; drop the platform \
                  override or package a {} build",
@@ -90,50 +256,9 @@ pub fn package_executable(
             ),
         ));
     }
-    check_linkage(input, &info.linkage, options.allow_dynamic, listener)?;
-    let name = input
-        .file_name()
-        .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::input(input, "has no UTF-8 file name to use as the entrypoint"))?;
-    let tag = match &options.tag {
-        Some(tag) => tag.clone(),
-        None => default_tag(name)?,
-    };
-    ensure_distinct(input, &options.output)?;
-    let mut archive = ImageArchive::create(&options.output, options.created)?;
-    listener.status("Packaging", &format!("{name} ({platform})"));
-    listener.detail(&format!(
-        "{}: {:?}, image {}",
-        input.display(),
-        info.linkage,
-        tag.full()
-    ));
-
-    let entrypoint = format!("/{name}");
-    let mut layer_spec = LayerSpec::new();
-    layer_spec.add_file(&entrypoint, input, MODE_EXECUTABLE)?;
-    let layer = archive.add_streamed_blob(|out| {
-        let (_, layer) = layer_spec.write(out, options.created)?;
-        Ok((layer.descriptor.digest.clone(), layer))
-    })?;
-    listener.detail(&format!(
-        "layer {} ({} bytes), diff_id {}",
-        layer.descriptor.digest, layer.descriptor.size, layer.diff_id
-    ));
-    let mut spec = ImageSpec::new(platform.clone(), &entrypoint, options.created);
-    spec.annotations = options.annotations.clone();
-    spec.labels = options.labels.clone();
-    let image = spec.assemble(&[(layer.clone(), format!("COPY {name} {entrypoint}"))]);
-    let written = archive.finish_single(&image, &tag)?;
-    Ok(PackageSummary {
-        path: written.path,
-        manifest_digest: image.manifest.descriptor.digest,
-        config_digest: image.config.descriptor.digest,
-        layer_digest: layer.descriptor.digest,
-        platform: platform.to_string(),
-        size: written.size,
-        tag: tag.familiar(),
-    })
+    check_linkage(&input.path, &info.linkage, allow_dynamic, listener)?;
+    listener.detail(&format!("{}: {:?}", input.path.display(), info.linkage));
+    Ok(platform)
 }
 
 fn check_linkage(
@@ -186,5 +311,28 @@ mod tests {
             "hello.v2:latest"
         );
         assert!(default_tag("__").is_err());
+    }
+
+    #[test]
+    fn entrypoint_comes_from_the_common_file_name_or_the_option() {
+        let input = |p: &str| Input {
+            path: p.into(),
+            platform: PlatformOverride::default(),
+        };
+        let options = ImageOptions::default();
+        assert_eq!(
+            entrypoint_path(&[input("a/app"), input("b/app")], &options).unwrap(),
+            "/app"
+        );
+        let err = entrypoint_path(&[input("app-amd64"), input("app-arm64")], &options).unwrap_err();
+        assert!(err.to_string().contains("--entrypoint-path"));
+        let options = ImageOptions {
+            entrypoint_path: Some("/usr/local/bin/app".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            entrypoint_path(&[input("x")], &options).unwrap(),
+            "/usr/local/bin/app"
+        );
     }
 }

@@ -1,13 +1,25 @@
 //! `[package.metadata.zeroimage]` and `[workspace.metadata.zeroimage]`: what users set once in Cargo.toml.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::essentials::{Essentials, Include};
+use crate::options::{self, ImageOptions};
+
+/// `true` for the host's copy, or a path.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum HostOrPath {
+    Host(bool),
+    Path(PathBuf),
+}
 
 /// Settings from Cargo.toml. Every key is optional; command-line flags win over them. Unknown keys are
-/// an error so that a typo does not pass silently.
+/// an error so that a typo does not pass silently. Relative paths are resolved against the directory
+/// of the Cargo.toml that sets them.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Settings {
@@ -15,12 +27,31 @@ pub struct Settings {
     pub tag: Option<String>,
     /// Rust target triple to build for.
     pub target: Option<String>,
-    /// Archive path, relative to the directory of the Cargo.toml that sets it.
+    /// Several targets: one multi-platform image.
+    pub targets: Option<Vec<String>>,
+    /// Archive path.
     pub output: Option<PathBuf>,
     /// Creation time: `now`, `@SECONDS` or RFC 3339.
     pub created: Option<String>,
     /// Package a dynamically linked executable anyway.
     pub allow_dynamic: Option<bool>,
+    pub env: Option<BTreeMap<String, String>>,
+    pub labels: Option<BTreeMap<String, String>>,
+    pub annotations: Option<BTreeMap<String, String>>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    pub expose: Option<Vec<String>>,
+    pub stop_signal: Option<String>,
+    pub args: Option<Vec<String>>,
+    pub entrypoint_path: Option<String>,
+    pub ca_certs: Option<HostOrPath>,
+    pub nonroot: Option<bool>,
+    pub tmp: Option<bool>,
+    pub tzdata: Option<HostOrPath>,
+    pub include: Option<Vec<String>>,
+    /// The Cargo.toml these came from, for error messages.
+    #[serde(skip)]
+    pub manifest: Option<PathBuf>,
 }
 
 impl Settings {
@@ -40,10 +71,26 @@ impl Settings {
                 format!("[{section}.metadata.zeroimage]: {e}; fix or remove that key"),
             )
         })?;
+        let base = manifest.parent().unwrap_or(Path::new("."));
         if let Some(output) = &settings.output {
-            let base = manifest.parent().unwrap_or(Path::new("."));
             settings.output = Some(base.join(output));
         }
+        for source in [&mut settings.ca_certs, &mut settings.tzdata]
+            .into_iter()
+            .flatten()
+        {
+            if let HostOrPath::Path(path) = source {
+                *path = base.join(&*path);
+            }
+        }
+        if let Some(includes) = &mut settings.include {
+            for include in includes.iter_mut() {
+                if !include.starts_with('/') {
+                    *include = base.join(&*include).display().to_string();
+                }
+            }
+        }
+        settings.manifest = Some(manifest.to_owned());
         Ok(settings)
     }
 
@@ -52,10 +99,100 @@ impl Settings {
         Settings {
             tag: self.tag.or(fallback.tag),
             target: self.target.or(fallback.target),
+            targets: self.targets.or(fallback.targets),
             output: self.output.or(fallback.output),
             created: self.created.or(fallback.created),
             allow_dynamic: self.allow_dynamic.or(fallback.allow_dynamic),
+            env: self.env.or(fallback.env),
+            labels: self.labels.or(fallback.labels),
+            annotations: self.annotations.or(fallback.annotations),
+            user: self.user.or(fallback.user),
+            workdir: self.workdir.or(fallback.workdir),
+            expose: self.expose.or(fallback.expose),
+            stop_signal: self.stop_signal.or(fallback.stop_signal),
+            args: self.args.or(fallback.args),
+            entrypoint_path: self.entrypoint_path.or(fallback.entrypoint_path),
+            ca_certs: self.ca_certs.or(fallback.ca_certs),
+            nonroot: self.nonroot.or(fallback.nonroot),
+            tmp: self.tmp.or(fallback.tmp),
+            tzdata: self.tzdata.or(fallback.tzdata),
+            include: self.include.or(fallback.include),
+            manifest: self.manifest.or(fallback.manifest),
         }
+    }
+
+    fn invalid(&self, error: Error) -> Error {
+        match &self.manifest {
+            Some(manifest) => {
+                Error::input(manifest, format!("[package.metadata.zeroimage]: {error}"))
+            }
+            None => error,
+        }
+    }
+
+    /// The image configuration these settings ask for, validated like the command-line options.
+    pub fn image_options(&self) -> Result<ImageOptions> {
+        let check = |r: Result<String>| r.map_err(|e| self.invalid(e));
+        let mut env = Vec::new();
+        for (key, value) in self.env.iter().flatten() {
+            let pair =
+                options::parse_env(&format!("{key}={value}")).map_err(|e| self.invalid(e))?;
+            env.push(pair);
+        }
+        Ok(ImageOptions {
+            env,
+            labels: self.labels.clone().unwrap_or_default(),
+            annotations: self.annotations.clone().unwrap_or_default(),
+            user: self
+                .user
+                .as_deref()
+                .map(options::parse_user)
+                .transpose()
+                .map_err(|e| self.invalid(e))?,
+            workdir: self
+                .workdir
+                .as_deref()
+                .map(|w| check(options::parse_absolute_path("workdir", w)))
+                .transpose()?,
+            expose: self
+                .expose
+                .iter()
+                .flatten()
+                .map(|p| check(options::parse_port(p)))
+                .collect::<Result<_>>()?,
+            stop_signal: self
+                .stop_signal
+                .as_deref()
+                .map(|s| check(options::parse_signal(s)))
+                .transpose()?,
+            args: self.args.clone().unwrap_or_default(),
+            entrypoint_path: self
+                .entrypoint_path
+                .as_deref()
+                .map(|p| check(options::parse_absolute_path("entrypoint-path", p)))
+                .transpose()?,
+        })
+    }
+
+    /// The essentials these settings ask for.
+    pub fn essentials(&self) -> Result<Essentials> {
+        let source = |s: &Option<HostOrPath>| match s {
+            None | Some(HostOrPath::Host(false)) => None,
+            Some(HostOrPath::Host(true)) => Some(None),
+            Some(HostOrPath::Path(p)) => Some(Some(p.clone())),
+        };
+        Ok(Essentials {
+            ca_certs: source(&self.ca_certs),
+            nonroot: self.nonroot.unwrap_or(false),
+            tmp: self.tmp.unwrap_or(false),
+            tzdata: source(&self.tzdata),
+            include: self
+                .include
+                .iter()
+                .flatten()
+                .map(|i| Include::parse(i).map_err(|e| self.invalid(e)))
+                .collect::<Result<_>>()?,
+        })
     }
 }
 
@@ -65,14 +202,29 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn reads_known_keys_and_resolves_output_against_the_manifest() {
+    fn reads_known_keys_and_resolves_paths_against_the_manifest() {
         let metadata = json!({"zeroimage": {"tag": "app:1", "target": "aarch64-unknown-linux-musl",
-            "output": "dist/app.tar", "allow-dynamic": true}});
+            "output": "dist/app.tar", "allow-dynamic": true, "ca-certs": "certs/ca.pem", "tzdata": true,
+            "include": ["static:/srv/static", "/etc/hosts:/etc/hosts"], "env": {"A": "1"}, "expose": ["80"]}});
         let s =
             Settings::from_metadata(&metadata, Path::new("/ws/app/Cargo.toml"), "package").unwrap();
         assert_eq!(s.tag.as_deref(), Some("app:1"));
         assert_eq!(s.output, Some(PathBuf::from("/ws/app/dist/app.tar")));
         assert_eq!(s.allow_dynamic, Some(true));
+        let essentials = s.essentials().unwrap();
+        assert_eq!(
+            essentials.ca_certs,
+            Some(Some(PathBuf::from("/ws/app/certs/ca.pem")))
+        );
+        assert_eq!(essentials.tzdata, Some(None));
+        assert_eq!(
+            essentials.include[0].source,
+            PathBuf::from("/ws/app/static")
+        );
+        assert_eq!(essentials.include[1].source, PathBuf::from("/etc/hosts"));
+        let options = s.image_options().unwrap();
+        assert_eq!(options.expose, ["80/tcp"]);
+        assert_eq!(options.env, [("A".to_owned(), "1".to_owned())]);
     }
 
     #[test]
@@ -84,6 +236,17 @@ mod tests {
         assert!(err.contains("/ws/Cargo.toml"), "{err}");
         assert!(err.contains("[workspace.metadata.zeroimage]"), "{err}");
         assert!(err.contains("unknown field `tagg`"), "{err}");
+    }
+
+    #[test]
+    fn invalid_values_name_the_file() {
+        let metadata = json!({"zeroimage": {"expose": ["http"]}});
+        let s = Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "package").unwrap();
+        let err = s.image_options().unwrap_err().to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("port"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::error::Result;
+use crate::essentials::{Essentials, Include};
+use crate::options::{self, ImageOptions};
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
@@ -118,4 +120,144 @@ fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
 
 fn parse_platform(s: &str) -> std::result::Result<Platform, String> {
     s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// Image configuration, the same on both commands.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Image configuration")]
+pub struct ConfigArgs {
+    /// Set an environment variable (repeatable; a later value for the same key wins)
+    #[arg(short, long = "env", value_name = "KEY=VALUE", value_parser = env_entry)]
+    pub env: Vec<(String, String)>,
+
+    /// Add a config label (repeatable; overrides labels taken from Cargo.toml)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = label_entry)]
+    pub label: Vec<(String, String)>,
+
+    /// Add a manifest annotation (repeatable; overrides annotations taken from Cargo.toml)
+    #[arg(long = "annotation", value_name = "KEY=VALUE", value_parser = annotation_entry)]
+    pub annotation: Vec<(String, String)>,
+
+    /// User to run as
+    #[arg(long, value_name = "UID[:GID]|NAME", value_parser = user)]
+    pub user: Option<String>,
+
+    /// Working directory of the container (absolute)
+    #[arg(long, value_name = "DIR", value_parser = workdir)]
+    pub workdir: Option<String>,
+
+    /// Document a port the program listens on (repeatable)
+    #[arg(long, value_name = "PORT[/tcp|udp]", value_parser = port)]
+    pub expose: Vec<String>,
+
+    /// Signal that stops the container, e.g. SIGINT
+    #[arg(long, value_name = "SIGNAL", value_parser = signal)]
+    pub stop_signal: Option<String>,
+
+    /// Default argument after the entrypoint (repeatable; the config's Cmd)
+    #[arg(long = "arg", value_name = "ARG", allow_hyphen_values = true)]
+    pub args: Vec<String>,
+
+    /// Where the executable lives in the image [default: /NAME]
+    #[arg(long, value_name = "PATH", value_parser = entrypoint_path)]
+    pub entrypoint_path: Option<String>,
+}
+
+impl ConfigArgs {
+    /// The options as the library takes them.
+    pub fn options(&self) -> ImageOptions {
+        ImageOptions {
+            env: self.env.clone(),
+            labels: self.label.iter().cloned().collect(),
+            annotations: self.annotation.iter().cloned().collect(),
+            user: self.user.clone(),
+            workdir: self.workdir.clone(),
+            expose: self.expose.clone(),
+            stop_signal: self.stop_signal.clone(),
+            args: self.args.clone(),
+            entrypoint_path: self.entrypoint_path.clone(),
+        }
+    }
+}
+
+/// The optional essentials layer.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Scratch essentials (one extra layer)")]
+pub struct EssentialsArgs {
+    /// Add CA certificates at /etc/ssl/certs/ca-certificates.crt and set SSL_CERT_FILE [default: the host's bundle]
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub ca_certs: Option<PathBuf>,
+
+    /// Add /etc/passwd and /etc/group with root and nonroot (65532), and run as 65532:65532
+    #[arg(long)]
+    pub nonroot: bool,
+
+    /// Add an empty /tmp (mode 1777)
+    #[arg(long)]
+    pub tmp: bool,
+
+    /// Add the zoneinfo database at /usr/share/zoneinfo [default: the host's]
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
+    pub tzdata: Option<PathBuf>,
+
+    /// Copy a file or directory into the image (repeatable; DEST defaults to /NAME)
+    #[arg(long, value_name = "SRC[:DEST]", value_parser = include)]
+    pub include: Vec<Include>,
+}
+
+impl EssentialsArgs {
+    /// The essentials as the library takes them.
+    pub fn essentials(&self) -> Essentials {
+        let source = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .map(|p| (!p.as_os_str().is_empty()).then(|| p.clone()))
+        };
+        Essentials {
+            ca_certs: source(&self.ca_certs),
+            nonroot: self.nonroot,
+            tmp: self.tmp,
+            tzdata: source(&self.tzdata),
+            include: self.include.clone(),
+        }
+    }
+}
+
+fn text(e: crate::Error) -> String {
+    e.to_string()
+}
+
+fn env_entry(s: &str) -> std::result::Result<(String, String), String> {
+    options::parse_env(s).map_err(text)
+}
+
+fn label_entry(s: &str) -> std::result::Result<(String, String), String> {
+    options::parse_key_value("--label", s).map_err(text)
+}
+
+fn annotation_entry(s: &str) -> std::result::Result<(String, String), String> {
+    options::parse_key_value("--annotation", s).map_err(text)
+}
+
+fn user(s: &str) -> std::result::Result<String, String> {
+    options::parse_user(s).map_err(text)
+}
+
+fn workdir(s: &str) -> std::result::Result<String, String> {
+    options::parse_absolute_path("--workdir", s).map_err(text)
+}
+
+fn entrypoint_path(s: &str) -> std::result::Result<String, String> {
+    options::parse_absolute_path("--entrypoint-path", s).map_err(text)
+}
+
+fn port(s: &str) -> std::result::Result<String, String> {
+    options::parse_port(s).map_err(text)
+}
+
+fn signal(s: &str) -> std::result::Result<String, String> {
+    options::parse_signal(s).map_err(text)
+}
+
+fn include(s: &str) -> std::result::Result<Include, String> {
+    Include::parse(s).map_err(text)
 }

@@ -1,18 +1,23 @@
 //! `cargo zeroimage`: build a crate for a musl target with cargo, then package the executable.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser};
 use serde::Serialize;
 
-use super::{ImageArgs, MessageFormat, OutputArgs, Shell, exit_with};
+use super::{ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, Shell, exit_with};
 use crate::cargo::build::{BuildRequest, Executable, build};
+use crate::cargo::settings::Settings;
 use crate::cargo::target;
 use crate::cargo::workspace::{Workspace, annotations, git_revision};
 use crate::error::{Error, Result};
-use crate::package::{PackageOptions, PackageSummary, default_output, package_executable};
+use crate::essentials::Essentials;
+use crate::options::ImageOptions;
+use crate::package::{
+    Input, PackageOptions, PackageSummary, default_output, package as package_images,
+};
 use crate::platform::PlatformOverride;
 use crate::reference::Reference;
 use crate::report::Listener;
@@ -25,8 +30,10 @@ Examples:
   cargo zeroimage -t registry.example.com/api:1.4 -- --timings
 
 The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o says otherwise.
-Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]:
-tag, target, output, created, allow-dynamic. Command-line flags win.";
+Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
+Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
+(tag, target, targets, output, created, allow-dynamic, env, labels, annotations, user, workdir, expose,
+stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include). Command-line flags win.";
 
 /// Cargo passes the subcommand name as the first argument.
 #[derive(Parser, Debug)]
@@ -48,6 +55,12 @@ pub struct CargoZeroimageArgs {
 
     #[command(flatten)]
     pub image: ImageArgs,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
+    pub essentials: EssentialsArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -85,7 +98,7 @@ pub struct CargoArgs {
     #[arg(long, help_heading = "Feature Selection")]
     pub no_default_features: bool,
 
-    /// Build for the target triple [default: the musl target for this host's architecture]
+    /// Build for the target triple; repeat for a multi-platform image [default: the musl target for this host's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = "Compilation Options")]
     pub target: Vec<String>,
 
@@ -218,7 +231,10 @@ struct CargoSummary<'a> {
     bin: &'a str,
     package: &'a str,
     version: String,
-    target: &'a str,
+    /// The target, when there is one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    targets: &'a [String],
 }
 
 /// Runs `cargo zeroimage` with the process arguments.
@@ -232,6 +248,26 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// The targets to build: `--target` flags, else `targets` or `target` from Cargo.toml, else the host's
+/// musl target.
+fn targets(cargo: &CargoArgs, settings: &Settings, host: &str) -> Result<Vec<String>> {
+    let targets = if !cargo.target.is_empty() {
+        cargo.target.clone()
+    } else if let Some(targets) = settings.targets.clone().filter(|t| !t.is_empty()) {
+        targets
+    } else if let Some(target) = &settings.target {
+        vec![target.clone()]
+    } else {
+        vec![target::default_target(host)]
+    };
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
+            return Err(Error::Invalid(format!("target `{t}` is given twice")));
+        }
+    }
+    Ok(targets)
+}
+
 fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     let cargo = &args.cargo;
     let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
@@ -240,56 +276,32 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     let settings = workspace.settings(selected)?;
 
     let host = target::host_triple()?;
-    let triple = match cargo.target.as_slice() {
-        [] => settings
-            .target
-            .clone()
-            .unwrap_or_else(|| target::default_target(&host)),
-        [one] => one.clone(),
-        _ => {
-            return Err(Error::Invalid(
-                "several --target values: multi-platform images are not supported yet; build one target at a time"
-                    .to_owned(),
-            ));
-        }
-    };
-    let platform = target::platform_for(&triple)?;
-    target::ensure_installed(&triple)?;
-
-    let mut request = BuildRequest {
-        target: triple.clone(),
-        args: cargo.build_args(&args.output, &args.cargo_args),
-        env: Vec::new(),
-    };
-    let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
-    let cross_lld = target::is_cross(&host, &triple)
-        && triple.contains("-linux-musl")
-        && !target::linker_configured(&triple, &cargo.config, &cwd);
-    if cross_lld {
-        shell.detail(&format!(
-            "no linker configured for {triple}: linking with rust-lld"
-        ));
-        request
-            .env
-            .push((target::linker_env_var(&triple), "rust-lld".to_owned()));
+    let triples = targets(cargo, &settings, &host)?;
+    let mut platforms = Vec::new();
+    for triple in &triples {
+        platforms.push(target::platform_for(triple)?);
     }
-    shell.status(
-        "Building",
-        &format!(
-            "{} for {triple} ({platform})",
-            describe_selection(cargo, selected)
-        ),
-    );
-    let executables = build(&request).map_err(|e| match e {
-        Error::Build(message) if cross_lld => Error::Build(format!(
-            "{message}. This cross build links with rust-lld, which needs no C toolchain; if a crate with \
-             C code failed, install a C cross compiler and set CC_{} (and {}), or use cargo-zigbuild",
-            triple.replace('-', "_"),
-            target::linker_env_var(&triple)
-        )),
-        other => other,
-    })?;
-    let executable = choose(&executables, &workspace, cargo)?;
+    for triple in &triples {
+        target::ensure_installed(triple)?;
+    }
+    let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+
+    let mut built: Vec<Executable> = Vec::new();
+    for (triple, platform) in triples.iter().zip(&platforms) {
+        let executable = build_one(
+            args, &workspace, selected, &host, triple, platform, &cwd, shell,
+        )?;
+        if let Some(first) = built.first() {
+            if first.name != executable.name || first.package_id != executable.package_id {
+                return Err(Error::Invalid(format!(
+                    "the targets chose different binaries (`{}` and `{}`); pick one with --bin",
+                    first.name, executable.name
+                )));
+            }
+        }
+        built.push(executable);
+    }
+    let executable = &built[0];
     let package = workspace.package(&executable.package_id).ok_or_else(|| {
         Error::Invalid(format!(
             "cargo built `{}` for a package not in this workspace",
@@ -314,28 +326,38 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         })?,
         (None, None) => default_tag(&executable.name, &package.version.to_string())?,
     };
-    let output = args
-        .output
-        .output
-        .clone()
-        .or(settings.output.clone())
-        .unwrap_or_else(|| default_output(&executable.path));
+    let output = match (&args.output.output, &settings.output) {
+        (Some(output), _) | (None, Some(output)) => output.clone(),
+        (None, None) if built.len() == 1 => default_output(&executable.path),
+        (None, None) => multi_platform_output(cargo, &workspace, executable)?,
+    };
     let revision = git_revision(workspace.root());
-    let annotations = annotations(package, &executable.name, revision.as_deref(), created);
+    let from_package = annotations(package, &executable.name, revision.as_deref(), created);
+    let config = ImageOptions {
+        labels: from_package.clone(),
+        annotations: from_package,
+        ..ImageOptions::default()
+    }
+    .overlay(settings.image_options()?)
+    .overlay(args.config.options());
+    let essentials = merge_essentials(settings.essentials()?, args.essentials.essentials());
+    let inputs: Vec<Input> = built
+        .iter()
+        .zip(&platforms)
+        .map(|(e, platform)| Input {
+            path: e.path.clone(),
+            platform: PlatformOverride::from_platform(platform),
+        })
+        .collect();
     let options = PackageOptions {
         output,
         tag: Some(tag),
-        platform: PlatformOverride {
-            os: Some(platform.os.clone()),
-            architecture: Some(platform.architecture.clone()),
-            variant: platform.variant.clone(),
-        },
         created,
         allow_dynamic: args.image.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
-        labels: annotations.clone(),
-        annotations,
+        config,
+        essentials,
     };
-    let summary = package_executable(&executable.path, &options, shell)?;
+    let summary = package_images(&inputs, &options, shell)?;
     super::zeroimage::report(&summary, MessageFormat::Human, shell);
     if args.output.message_format == MessageFormat::Json {
         let line = CargoSummary {
@@ -343,11 +365,95 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             bin: &executable.name,
             package: package.name.as_str(),
             version: package.version.to_string(),
-            target: &triple,
+            target: (triples.len() == 1).then(|| triples[0].as_str()),
+            targets: &triples,
         };
         println!("{}", serde_json::to_string(&line).unwrap_or_default());
     }
     Ok(())
+}
+
+/// Builds for one target and returns the executable to package.
+#[allow(clippy::too_many_arguments)]
+fn build_one(
+    args: &CargoZeroimageArgs,
+    workspace: &Workspace,
+    selected: Option<&cargo_metadata::Package>,
+    host: &str,
+    triple: &str,
+    platform: &crate::platform::Platform,
+    cwd: &Path,
+    shell: &Shell,
+) -> Result<Executable> {
+    let cargo = &args.cargo;
+    let mut request = BuildRequest {
+        target: triple.to_owned(),
+        args: cargo.build_args(&args.output, &args.cargo_args),
+        env: Vec::new(),
+    };
+    let cross_lld = target::is_cross(host, triple)
+        && triple.contains("-linux-musl")
+        && !target::linker_configured(triple, &cargo.config, cwd);
+    if cross_lld {
+        shell.detail(&format!(
+            "no linker configured for {triple}: linking with rust-lld"
+        ));
+        request
+            .env
+            .push((target::linker_env_var(triple), "rust-lld".to_owned()));
+    }
+    shell.status(
+        "Building",
+        &format!(
+            "{} for {triple} ({platform})",
+            describe_selection(cargo, selected)
+        ),
+    );
+    let executables = build(&request).map_err(|e| match e {
+        Error::Build(message) if cross_lld => Error::Build(format!(
+            "{message}. This cross build links with rust-lld, which needs no C toolchain; if a crate with \
+             C code failed, install a C cross compiler and set CC_{} (and {}), or use cargo-zigbuild",
+            triple.replace('-', "_"),
+            target::linker_env_var(triple)
+        )),
+        other => other,
+    })?;
+    choose(&executables, workspace, cargo).cloned()
+}
+
+/// `<target-dir>/zeroimage/<profile>/<bin>.tar` for an image of several targets; the profile directory is
+/// the one cargo built into.
+fn multi_platform_output(
+    cargo: &CargoArgs,
+    workspace: &Workspace,
+    executable: &Executable,
+) -> Result<PathBuf> {
+    let target_dir = cargo
+        .target_dir
+        .clone()
+        .unwrap_or_else(|| workspace.target_dir());
+    let profile = executable
+        .path
+        .parent()
+        .and_then(|p| p.file_name())
+        .ok_or_else(|| Error::input(&executable.path, "is not inside a profile directory"))?;
+    let dir = target_dir.join("zeroimage").join(profile);
+    std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
+    Ok(dir.join(format!("{}.tar", executable.name)))
+}
+
+/// Cargo.toml essentials with the command line's on top: a flag turns a piece on, a path replaces the
+/// file's, includes add up.
+fn merge_essentials(file: Essentials, cli: Essentials) -> Essentials {
+    let mut include = file.include;
+    include.extend(cli.include);
+    Essentials {
+        ca_certs: cli.ca_certs.or(file.ca_certs),
+        nonroot: cli.nonroot || file.nonroot,
+        tmp: cli.tmp || file.tmp,
+        tzdata: cli.tzdata.or(file.tzdata),
+        include,
+    }
 }
 
 fn describe_selection(cargo: &CargoArgs, selected: Option<&cargo_metadata::Package>) -> String {

@@ -6,7 +6,7 @@ pub mod cargo_zeroimage;
 mod shell;
 pub mod zeroimage;
 
-pub use args::{ImageArgs, MessageFormat, OutputArgs, PlatformArgs};
+pub use args::{ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs};
 pub use shell::Shell;
 
 use std::process::ExitCode;

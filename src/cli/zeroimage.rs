@@ -5,9 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use super::{ImageArgs, MessageFormat, OutputArgs, PlatformArgs, Shell, exit_with, human_size};
+use super::{
+    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, Shell,
+    exit_with, human_size,
+};
 use crate::error::Result;
-use crate::package::{PackageOptions, PackageSummary, default_output, package_executable};
+use crate::package::{
+    Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
+};
+use crate::platform::{Platform, PlatformOverride};
 use crate::report::Listener;
 
 const EXAMPLES: &str = "\
@@ -15,10 +21,12 @@ Examples:
   zeroimage ./app                          writes app.tar: FROM scratch, COPY app /app, ENTRYPOINT [\"/app\"]
   zeroimage -t registry.example.com/app:1.0 -o app.tar target/x86_64-unknown-linux-musl/release/app
   zeroimage --platform linux/arm64 ./app-arm64
-  zeroimage --message-format json ./app | jq -r .manifest_digest
+  zeroimage --ca-certs --nonroot --tmp -e RUST_LOG=info --expose 8080 ./app
+  zeroimage --platform-binary linux/amd64=amd64/app --platform-binary linux/arm64=arm64/app -o app.tar
+  zeroimage --message-format json ./app | jq -r .digest
 
 Then:
-  skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0
+  skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0   (--all for several platforms)
   docker load -i app.tar    podman load -i app.tar";
 
 /// Package a statically linked Linux executable as an OCI container image, without Docker.
@@ -31,8 +39,13 @@ Then:
           styles = clap_cargo::style::CLAP_STYLING)]
 pub struct ZeroimageArgs {
     /// The statically linked executable; it becomes /NAME in the image and its entrypoint
-    #[arg(value_name = "ENTRYPOINT")]
-    pub entrypoint: PathBuf,
+    #[arg(value_name = "ENTRYPOINT", required_unless_present = "platform_binary")]
+    pub entrypoint: Option<PathBuf>,
+
+    /// One executable per platform, for a multi-platform image (repeatable)
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]=PATH", value_parser = platform_binary,
+          conflicts_with_all = ["entrypoint", "platform", "os", "arch", "variant"])]
+    pub platform_binary: Vec<(Platform, PathBuf)>,
 
     #[command(flatten)]
     pub image: ImageArgs,
@@ -41,7 +54,22 @@ pub struct ZeroimageArgs {
     pub platform: PlatformArgs,
 
     #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
+    pub essentials: EssentialsArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> {
+    let (platform, path) = s
+        .split_once('=')
+        .filter(|(_, path)| !path.is_empty())
+        .ok_or_else(|| format!("`{s}` is not OS/ARCH[/VARIANT]=PATH, e.g. linux/arm64=./app"))?;
+    let platform: Platform = platform.parse().map_err(|e: crate::Error| e.to_string())?;
+    Ok((platform, PathBuf::from(path)))
 }
 
 /// Runs `zeroimage` with the process arguments.
@@ -56,20 +84,42 @@ pub fn main() -> ExitCode {
 }
 
 fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
+    let inputs: Vec<Input> = match &args.entrypoint {
+        Some(path) => vec![Input {
+            path: path.clone(),
+            platform: args.platform.platform_override(),
+        }],
+        None => args
+            .platform_binary
+            .iter()
+            .map(|(platform, path)| Input {
+                path: path.clone(),
+                platform: PlatformOverride::from_platform(platform),
+            })
+            .collect(),
+    };
+    let config = args.config.options();
+    let output = match (&args.output.output, inputs.as_slice()) {
+        (Some(output), _) => output.clone(),
+        (None, [single]) => default_output(&single.path),
+        // Several programs in several directories: name the archive after the program, here.
+        (None, _) => {
+            let entrypoint = entrypoint_path(&inputs, &config)?;
+            PathBuf::from(format!(
+                "{}.tar",
+                entrypoint.rsplit('/').next().unwrap_or("image")
+            ))
+        }
+    };
     let options = PackageOptions {
-        output: args
-            .output
-            .output
-            .clone()
-            .unwrap_or_else(|| default_output(&args.entrypoint)),
+        output,
         tag: args.image.tag.clone(),
-        platform: args.platform.platform_override(),
         created: args.image.created(None)?,
         allow_dynamic: args.image.allow_dynamic,
-        annotations: Default::default(),
-        labels: Default::default(),
+        config,
+        essentials: args.essentials.essentials(),
     };
-    let summary = package_executable(&args.entrypoint, &options, shell)?;
+    let summary = package(&inputs, &options, shell)?;
     report(&summary, args.output.message_format, shell);
     Ok(())
 }
@@ -82,7 +132,7 @@ pub fn report(summary: &PackageSummary, format: MessageFormat, shell: &Shell) {
             "{} ({}, {}, {})",
             summary.path.display(),
             summary.tag,
-            summary.manifest_digest,
+            summary.digest,
             human_size(summary.size)
         ),
     );
