@@ -186,7 +186,7 @@ impl ConfigArgs {
 pub struct EssentialsArgs {
     /// Add CA certificates at /etc/ssl/certs/ca-certificates.crt and set SSL_CERT_FILE [default: the host's bundle]
     #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub ca_certs: Option<PathBuf>,
+    pub ca_certs: Option<String>,
 
     /// Add /etc/passwd and /etc/group with root and nonroot (65532), and run as 65532:65532
     #[arg(long)]
@@ -198,7 +198,7 @@ pub struct EssentialsArgs {
 
     /// Add the zoneinfo database at /usr/share/zoneinfo [default: the host's]
     #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub tzdata: Option<PathBuf>,
+    pub tzdata: Option<String>,
 
     /// Copy a file or directory into the image (repeatable; DEST defaults to /NAME)
     #[arg(long, value_name = "SRC[:DEST]", value_parser = include)]
@@ -208,9 +208,10 @@ pub struct EssentialsArgs {
 impl EssentialsArgs {
     /// The essentials as the library takes them.
     pub fn essentials(&self) -> Essentials {
-        let source = |p: &Option<PathBuf>| {
+        // `--ca-certs` alone means the host's copy; `--ca-certs=PATH` a file of the user's.
+        let source = |p: &Option<String>| {
             p.as_ref()
-                .map(|p| (!p.as_os_str().is_empty()).then(|| p.clone()))
+                .map(|p| (!p.is_empty()).then(|| PathBuf::from(p)))
         };
         Essentials {
             ca_certs: source(&self.ca_certs),

@@ -92,10 +92,17 @@ pub fn target_installed(target: &str) -> bool {
 /// Builds the `fixtures/hello` program for `target` (once per test process) and returns its path, or
 /// `None` (with a skip message) when the target's standard library is missing.
 pub fn hello_fixture(target: &str) -> Option<PathBuf> {
-    static BUILT: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
+    fixture_binary("hello", target)
+}
+
+/// Builds the fixture crate `fixtures/NAME` (whose binary is also NAME) for `target`, once per test
+/// process, in the shared fixture target dir.
+pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
+    static BUILT: OnceLock<Mutex<BTreeMap<(String, String), PathBuf>>> = OnceLock::new();
     let built = BUILT.get_or_init(|| Mutex::new(BTreeMap::new()));
     let mut built = built.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(path) = built.get(target) {
+    let key = (name.to_owned(), target.to_owned());
+    if let Some(path) = built.get(&key) {
         return Some(path.clone());
     }
     if !target_installed(target) {
@@ -115,7 +122,7 @@ pub fn hello_fixture(target: &str) -> Option<PathBuf> {
         target,
         "--manifest-path",
     ])
-    .arg(root().join("fixtures/hello/Cargo.toml"))
+    .arg(root().join("fixtures").join(name).join("Cargo.toml"))
     .arg("--target-dir")
     .arg(fixture_target_dir());
     if target != X86_64_MUSL {
@@ -129,15 +136,21 @@ pub fn hello_fixture(target: &str) -> Option<PathBuf> {
     let status = cmd.status().expect("running cargo build for the fixture");
     assert!(
         status.success(),
-        "building fixtures/hello for {target} failed"
+        "building fixtures/{name} for {target} failed"
     );
-    let path = fixture_target_dir()
-        .join(target)
-        .join("release")
-        .join("hello");
+    let path = fixture_target_dir().join(target).join("release").join(name);
     assert!(path.is_file(), "{} missing after build", path.display());
-    built.insert(target.to_owned(), path.clone());
+    built.insert(key, path.clone());
     Some(path)
+}
+
+/// Parses the probe fixture's `key=value` lines.
+pub fn probe_report(stdout: &str) -> BTreeMap<String, String> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 /// The `zeroimage` binary under test.
