@@ -286,14 +286,25 @@ pub fn image_manifest(archive: &Path) -> serde_json::Value {
 /// Unpacks the image `reference` (its ref.name, i.e. the tag) with umoci and runs it with runc, with
 /// `args` appended to the entrypoint and `env` added; returns stdout. `None` when the tools are missing.
 pub fn run_in_runc(archive: &Path, reference: &str, args: &[&str], env: &[&str]) -> Option<String> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layout = dir.path().join("layout");
+    extract(archive, &layout);
+    run_layout_in_runc(&layout, reference, args, env)
+}
+
+/// Like [`run_in_runc`], for an OCI image layout directory.
+pub fn run_layout_in_runc(
+    layout: &Path,
+    reference: &str,
+    args: &[&str],
+    env: &[&str],
+) -> Option<String> {
     let umoci = peer("umoci")?;
     let runc = peer("runc")?;
     if !require_root("runc") {
         return None;
     }
     let dir = tempfile::tempdir().expect("temp dir");
-    let layout = dir.path().join("layout");
-    extract(archive, &layout);
     let bundle = dir.path().join("bundle");
     run_ok(
         Command::new(&umoci)
