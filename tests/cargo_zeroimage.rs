@@ -367,6 +367,29 @@ fn unknown_setting_is_an_error_naming_key_and_file() {
 }
 
 #[test]
+fn invalid_setting_value_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("workspace", dir.path());
+    let manifest = dir.path().join("workspace/tools/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .replace("tag = ", "expose = [\"http\"]\ntag = ");
+    std::fs::write(&manifest, text).unwrap();
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains(&manifest.display().to_string()) && err.contains("--expose `http`"),
+        "{err}"
+    );
+    assert!(!err.contains("Compiling"), "refused before building: {err}");
+}
+
+#[test]
 fn works_from_a_subdirectory_and_with_spaces_in_paths() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("my project");

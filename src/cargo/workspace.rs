@@ -89,11 +89,14 @@ impl Workspace {
         })
     }
 
-    /// Reads every member's settings, so a typo anywhere in the workspace is reported before building.
+    /// Reads and validates every member's settings, so a typo or a bad value anywhere in the workspace
+    /// is reported before building.
     pub fn check_settings(&self) -> Result<()> {
         for package in &self.metadata.packages {
             if self.metadata.workspace_members.contains(&package.id) {
-                self.settings(Some(package))?;
+                let settings = self.settings(Some(package))?;
+                settings.image_options()?;
+                settings.essentials()?;
             }
         }
         Ok(())
