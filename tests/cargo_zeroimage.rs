@@ -594,3 +594,70 @@ fn runs_as_a_cargo_subcommand_with_cargo_style_help() {
         assert!(help.contains(needle), "help lacks {needle}:\n{help}");
     }
 }
+
+#[test]
+fn configuration_and_essentials_come_from_cargo_toml_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(
+        "\n[package.metadata.zeroimage]\nenv = { GREETING = \"from toml\", MODE = \"toml\" }\n\
+         labels = { \"org.opencontainers.image.version\" = \"custom\" }\nargs = [\"from-toml\"]\n\
+         nonroot = true\ntmp = true\nexpose = [\"8080\"]\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args([
+                "--message-format",
+                "json",
+                "-q",
+                "--env",
+                "MODE=cli",
+                "--expose",
+                "9090/udp",
+            ]),
+    );
+    let archive = PathBuf::from(json_summary(&output)["path"].as_str().unwrap());
+    let config = support::image_config(&archive);
+    let c = &config["config"];
+    let env: Vec<&str> = c["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        env.contains(&"GREETING=from toml") && env.contains(&"MODE=cli"),
+        "{env:?}"
+    );
+    assert!(!env.contains(&"MODE=toml"), "the flag wins: {env:?}");
+    assert_eq!(
+        c["Labels"]["org.opencontainers.image.version"], "custom",
+        "overrides the package's"
+    );
+    assert_eq!(c["Labels"]["org.opencontainers.image.title"], "hello");
+    assert_eq!(c["Cmd"], serde_json::json!(["from-toml"]));
+    assert_eq!(c["User"], "65532:65532");
+    assert_eq!(
+        c["ExposedPorts"],
+        serde_json::json!({"8080/tcp": {}, "9090/udp": {}})
+    );
+    assert_eq!(
+        support::image_manifest(&archive)["layers"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    let Some(stdout) = support::run_in_runc(&archive, "0.1.0", &[], &[]) else {
+        return;
+    };
+    assert!(
+        stdout.contains("argv=/hello from-toml\nGREETING=from toml\n"),
+        "{stdout}"
+    );
+}
