@@ -179,7 +179,8 @@ impl Essentials {
             let mut part = LayerSpec::new();
             part.add_path(&include.dest, &include.source)?;
             spec.merge(part);
-            parts.push(format!("{}:{}", include.source.display(), include.dest));
+            // Only the destination: the source path differs between machines, the image must not.
+            parts.push(include.dest.clone());
         }
         Ok(Some(EssentialsLayer {
             spec,
