@@ -32,6 +32,9 @@ pub enum Error {
     /// `cargo build` failed; cargo has already shown why.
     #[error("{0}")]
     Build(String),
+    /// A registry refused or failed a request; the message names the registry and repository.
+    #[error("{0}")]
+    Registry(String),
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),

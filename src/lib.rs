@@ -6,6 +6,7 @@
 //! [`package::package_executable`] does all of it for one program.
 
 pub mod archive;
+pub mod archive_reader;
 pub mod cancel;
 pub mod cargo;
 pub mod cli;
@@ -19,6 +20,7 @@ pub mod options;
 pub mod package;
 pub mod platform;
 pub mod reference;
+pub mod registry;
 pub mod report;
 pub mod timestamp;
 

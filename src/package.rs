@@ -70,6 +70,9 @@ pub struct PackageSummary {
     pub size: u64,
     /// The image name, as docker shows it.
     pub tag: String,
+    /// `REF@DIGEST` for each reference pushed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushed: Vec<String>,
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -222,6 +225,7 @@ pub fn package(
             .collect(),
         size: written.size,
         tag: tag.familiar(),
+        pushed: Vec::new(),
     })
 }
 

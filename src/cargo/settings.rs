@@ -49,6 +49,8 @@ pub struct Settings {
     pub tmp: Option<bool>,
     pub tzdata: Option<HostOrPath>,
     pub include: Option<Vec<String>>,
+    /// References to push the image to.
+    pub push: Option<Vec<String>>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -117,6 +119,7 @@ impl Settings {
             tmp: self.tmp.or(fallback.tmp),
             tzdata: self.tzdata.or(fallback.tzdata),
             include: self.include.or(fallback.include),
+            push: self.push.or(fallback.push),
             manifest: self.manifest.or(fallback.manifest),
         }
     }

@@ -9,6 +9,8 @@ use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
+use crate::registry::client::ClientOptions;
+use crate::registry::push::PushOptions;
 use crate::timestamp::Timestamp;
 
 /// What the image is called and when it was made.
@@ -261,4 +263,85 @@ fn signal(s: &str) -> std::result::Result<String, String> {
 
 fn include(s: &str) -> std::result::Result<Include, String> {
     Include::parse(s).map_err(text)
+}
+
+/// How to reach registries (for `--push`, `push`, `login`).
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Registry options")]
+pub struct RegistryArgs {
+    /// Allow plain HTTP for this registry host (repeatable; loopback registries always may)
+    #[arg(long = "insecure-registry", value_name = "HOST")]
+    pub insecure_registries: Vec<String>,
+
+    /// Trust this PEM CA certificate too, for registries with a private CA
+    #[arg(long, value_name = "PATH")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Time limit for one registry request, in seconds
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub registry_timeout: u64,
+
+    /// Extra attempts after a connection error, a 5xx or a 429 answer
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub retries: u32,
+}
+
+impl RegistryArgs {
+    /// The client options these flags describe.
+    pub fn client_options(&self) -> ClientOptions {
+        ClientOptions {
+            insecure_registries: self.insecure_registries.clone(),
+            ca_file: self.ca_file.clone(),
+            timeout: std::time::Duration::from_secs(self.registry_timeout.max(1)),
+            retries: self.retries,
+        }
+    }
+
+    /// Push options with these client options.
+    pub fn push_options(&self) -> PushOptions {
+        PushOptions {
+            client: self.client_options(),
+            ..PushOptions::default()
+        }
+    }
+}
+
+/// `--push REF`, on both commands.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Registry options")]
+pub struct PushArgs {
+    /// Push the image to this reference after building it (repeatable)
+    #[arg(long = "push", value_name = "REF", value_parser = parse_reference)]
+    pub push: Vec<Reference>,
+}
+
+/// Reporting options of the subcommands that write no archive.
+#[derive(Args, Clone, Debug, Default)]
+pub struct ReportArgs {
+    /// `json` prints one JSON object describing the result on stdout
+    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
+    pub message_format: MessageFormat,
+
+    /// Print nothing but errors
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Say more about each step
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Coloring of status lines
+    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+}
+
+impl From<&OutputArgs> for ReportArgs {
+    fn from(output: &OutputArgs) -> ReportArgs {
+        ReportArgs {
+            message_format: output.message_format,
+            quiet: output.quiet,
+            verbose: output.verbose,
+            color: output.color,
+        }
+    }
 }

@@ -7,7 +7,11 @@ use std::process::ExitCode;
 use clap::{Args, Parser};
 use serde::Serialize;
 
-use super::{ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, Shell, exit_with};
+use super::registry::print_pushed;
+use super::{
+    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs, RegistryArgs,
+    Shell, exit_with,
+};
 use crate::cargo::build::{BuildRequest, Executable, build};
 use crate::cargo::settings::Settings;
 use crate::cargo::target;
@@ -20,6 +24,7 @@ use crate::package::{
 };
 use crate::platform::PlatformOverride;
 use crate::reference::Reference;
+use crate::registry::push::push_archive;
 use crate::report::Listener;
 
 const EXAMPLES: &str = "\
@@ -33,7 +38,9 @@ The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o say
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, env, labels, annotations, user, workdir, expose,
-stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include). Command-line flags win.";
+stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push). Command-line flags win.
+
+  cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
 
 /// Cargo passes the subcommand name as the first argument.
 #[derive(Parser, Debug)]
@@ -61,6 +68,12 @@ pub struct CargoZeroimageArgs {
 
     #[command(flatten)]
     pub essentials: EssentialsArgs,
+
+    #[command(flatten)]
+    pub push: PushArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 
     #[command(flatten)]
     pub output: OutputArgs,
@@ -357,8 +370,37 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         config,
         essentials,
     };
-    let summary = package_images(&inputs, &options, shell)?;
+    let mut summary = package_images(&inputs, &options, shell)?;
     super::zeroimage::report(&summary, MessageFormat::Human, shell);
+    let push_to = if args.push.push.is_empty() {
+        settings
+            .push
+            .iter()
+            .flatten()
+            .map(|r| {
+                r.parse::<Reference>().map_err(|e| {
+                    Error::input(
+                        package.manifest_path.as_std_path(),
+                        format!("[package.metadata.zeroimage] push: {e}"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        args.push.push.clone()
+    };
+    if !push_to.is_empty() {
+        let pushed = push_archive(
+            &summary.path,
+            &push_to,
+            &args.registry.push_options(),
+            shell,
+        )?;
+        if args.output.message_format == MessageFormat::Human {
+            print_pushed(&pushed, MessageFormat::Human);
+        }
+        summary.pushed = pushed.iter().map(ToString::to_string).collect();
+    }
     if args.output.message_format == MessageFormat::Json {
         let line = CargoSummary {
             image: &summary,

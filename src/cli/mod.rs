@@ -3,10 +3,14 @@
 
 mod args;
 pub mod cargo_zeroimage;
+pub mod registry;
 mod shell;
 pub mod zeroimage;
 
-pub use args::{ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs};
+pub use args::{
+    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
+    RegistryArgs, ReportArgs,
+};
 pub use shell::Shell;
 
 use std::process::ExitCode;

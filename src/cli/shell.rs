@@ -3,7 +3,7 @@
 use anstream::eprintln;
 use anstyle::{AnsiColor, Style};
 
-use super::args::{ColorChoice, OutputArgs};
+use super::args::{ColorChoice, OutputArgs, ReportArgs};
 use crate::report::Listener;
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
@@ -21,15 +21,20 @@ pub struct Shell {
 impl Shell {
     /// A shell configured from the output options; also applies `--color` to the whole process.
     pub fn new(output: &OutputArgs) -> Shell {
-        let choice = match output.color {
+        Shell::from_report(&ReportArgs::from(output))
+    }
+
+    /// A shell configured from the reporting options; also applies `--color` to the whole process.
+    pub fn from_report(report: &ReportArgs) -> Shell {
+        let choice = match report.color {
             ColorChoice::Auto => anstream::ColorChoice::Auto,
             ColorChoice::Always => anstream::ColorChoice::Always,
             ColorChoice::Never => anstream::ColorChoice::Never,
         };
         choice.write_global();
         Shell {
-            quiet: output.quiet,
-            verbose: output.verbose > 0,
+            quiet: report.quiet,
+            verbose: report.verbose > 0,
         }
     }
 

@@ -3,17 +3,21 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 
-use super::{
-    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, Shell,
-    exit_with, human_size,
+use super::registry::{
+    LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
-use crate::error::Result;
+use super::{
+    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
+    RegistryArgs, Shell, exit_with, human_size,
+};
+use crate::error::{Error, Result};
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
 };
 use crate::platform::{Platform, PlatformOverride};
+use crate::registry::push::push_archive;
 use crate::report::Listener;
 
 const EXAMPLES: &str = "\
@@ -24,6 +28,9 @@ Examples:
   zeroimage --ca-certs --nonroot --tmp -e RUST_LOG=info --expose 8080 ./app
   zeroimage --platform-binary linux/amd64=amd64/app --platform-binary linux/arm64=arm64/app -o app.tar
   zeroimage --message-format json ./app | jq -r .digest
+  zeroimage ./app --push registry.example.com/app:1.0      (no archive kept unless -o is given)
+  zeroimage push app.tar registry.example.com/app:1.0 registry.example.com/app:latest
+  echo \"$TOKEN\" | zeroimage login registry.example.com -u ci --password-stdin
 
 Then:
   skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0   (--all for several platforms)
@@ -36,8 +43,12 @@ Then:
 /// `docker load` all accept it. The same input always gives the same bytes.
 #[derive(Parser, Debug)]
 #[command(name = "zeroimage", version, after_help = EXAMPLES, max_term_width = 100,
-          styles = clap_cargo::style::CLAP_STYLING)]
+          styles = clap_cargo::style::CLAP_STYLING, args_conflicts_with_subcommands = true,
+          subcommand_negates_reqs = true)]
 pub struct ZeroimageArgs {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// The statically linked executable; it becomes /NAME in the image and its entrypoint
     #[arg(value_name = "ENTRYPOINT", required_unless_present = "platform_binary")]
     pub entrypoint: Option<PathBuf>,
@@ -60,7 +71,21 @@ pub struct ZeroimageArgs {
     pub essentials: EssentialsArgs,
 
     #[command(flatten)]
+    pub push: PushArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
     pub output: OutputArgs,
+}
+
+/// Registry commands (a program named like one of them can be given as ./push).
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    Push(PushCommand),
+    Login(LoginCommand),
+    Logout(LogoutCommand),
 }
 
 fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> {
@@ -76,8 +101,29 @@ fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> 
 pub fn main() -> ExitCode {
     let args = ZeroimageArgs::parse();
     super::install_interrupt_handler();
-    let shell = Shell::new(&args.output);
-    match run(&args, &shell) {
+    let (shell, result) = match &args.command {
+        Some(Command::Push(push)) => {
+            let shell = Shell::from_report(&push.report);
+            let result = run_push(push, &shell);
+            (shell, result)
+        }
+        Some(Command::Login(login)) => {
+            let shell = Shell::from_report(&login.report);
+            let result = run_login(login, &shell);
+            (shell, result)
+        }
+        Some(Command::Logout(logout)) => {
+            let shell = Shell::from_report(&logout.report);
+            let result = run_logout(logout, &shell);
+            (shell, result)
+        }
+        None => {
+            let shell = Shell::new(&args.output);
+            let result = run(&args, &shell);
+            (shell, result)
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => exit_with(&shell, &error),
     }
@@ -99,11 +145,19 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             .collect(),
     };
     let config = args.config.options();
-    let output = match (&args.output.output, inputs.as_slice()) {
-        (Some(output), _) => output.clone(),
-        (None, [single]) => default_output(&single.path),
+    // Pushing without -o needs no archive of the user's: write a temporary one.
+    let temp_dir = match (&args.output.output, args.push.push.is_empty()) {
+        (None, false) => {
+            Some(tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?)
+        }
+        _ => None,
+    };
+    let output = match (&args.output.output, &temp_dir, inputs.as_slice()) {
+        (Some(output), _, _) => output.clone(),
+        (None, Some(dir), _) => dir.path().join("image.tar"),
+        (None, None, [single]) => default_output(&single.path),
         // Several programs in several directories: name the archive after the program, here.
-        (None, _) => {
+        (None, None, _) => {
             let entrypoint = entrypoint_path(&inputs, &config)?;
             PathBuf::from(format!(
                 "{}.tar",
@@ -119,13 +173,35 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         config,
         essentials: args.essentials.essentials(),
     };
-    let summary = package(&inputs, &options, shell)?;
+    let mut summary = package(&inputs, &options, shell)?;
+    if !args.push.push.is_empty() {
+        let pushed = push_archive(
+            &summary.path,
+            &args.push.push,
+            &args.registry.push_options(),
+            shell,
+        )?;
+        if args.output.message_format == MessageFormat::Human {
+            print_pushed(&pushed, MessageFormat::Human);
+        }
+        summary.pushed = pushed.iter().map(ToString::to_string).collect();
+    }
+    if temp_dir.is_some() {
+        // The archive was only a vehicle for the push.
+        summary.path = PathBuf::new();
+    }
     report(&summary, args.output.message_format, shell);
     Ok(())
 }
 
 /// The closing status line, and the JSON object when asked for.
 pub fn report(summary: &PackageSummary, format: MessageFormat, shell: &Shell) {
+    if summary.path.as_os_str().is_empty() {
+        if format == MessageFormat::Json {
+            println!("{}", serde_json::to_string(summary).unwrap_or_default());
+        }
+        return;
+    }
     shell.status(
         "Written",
         &format!(

@@ -17,6 +17,11 @@ impl Digest {
         Digest::from_hasher(Sha256::new_with_prefix(bytes))
     }
 
+    /// The digest of what `hasher` has seen.
+    pub fn of_hasher(hasher: Sha256) -> Digest {
+        Digest::from_hasher(hasher)
+    }
+
     fn from_hasher(hasher: Sha256) -> Digest {
         let hash = hasher.finalize();
         let mut hex = String::with_capacity(64);

@@ -1,0 +1,179 @@
+//! `zeroimage push`, `zeroimage login` and `zeroimage logout`.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
+use crate::error::{Error, Result};
+use crate::reference::Reference;
+use crate::registry::client::{Payload, Registry};
+use crate::registry::credentials;
+use crate::registry::push::{Pushed, push_archive};
+use crate::report::Listener;
+
+/// Push an image archive built earlier; every blob's digest is checked as it is read.
+#[derive(Args, Debug)]
+pub struct PushCommand {
+    /// The image archive (from zeroimage, cargo zeroimage, or any single-image OCI archive)
+    #[arg(value_name = "ARCHIVE")]
+    pub archive: PathBuf,
+
+    /// Where to push, e.g. registry.example.com/team/app:1.0 (several for several tags)
+    #[arg(value_name = "REF", required = true, value_parser = parse_reference)]
+    pub references: Vec<Reference>,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Log in to a registry: check the credentials, then store them as `docker login` does.
+#[derive(Args, Debug)]
+pub struct LoginCommand {
+    /// Registry host, e.g. registry.example.com or localhost:5000 (docker.io for Docker Hub)
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+
+    /// User name
+    #[arg(short, long, value_name = "USER")]
+    pub username: String,
+
+    /// Read the password (or token) from standard input
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+
+    /// Credentials file to write [default: $REGISTRY_AUTH_FILE, else docker's config.json]
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub registry_options: RegistryArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Remove the stored credentials for a registry.
+#[derive(Args, Debug)]
+pub struct LogoutCommand {
+    /// Registry host
+    #[arg(value_name = "REGISTRY")]
+    pub registry: String,
+
+    /// Credentials file [default: $REGISTRY_AUTH_FILE, else docker's config.json]
+    #[arg(long, value_name = "PATH")]
+    pub authfile: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format).
+pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
+    let pushed = push_archive(
+        &command.archive,
+        &command.references,
+        &command.registry.push_options(),
+        shell,
+    )?;
+    print_pushed(&pushed, command.report.message_format);
+    Ok(())
+}
+
+/// `REF@DIGEST` lines, or one JSON object.
+pub fn print_pushed(pushed: &[Pushed], format: MessageFormat) {
+    match format {
+        MessageFormat::Human => {
+            for p in pushed {
+                println!("{p}");
+            }
+        }
+        MessageFormat::Json => {
+            let refs: Vec<String> = pushed.iter().map(ToString::to_string).collect();
+            println!("{}", serde_json::json!({ "pushed": refs }));
+        }
+    }
+}
+
+fn auth_file(explicit: &Option<PathBuf>) -> Result<PathBuf> {
+    explicit
+        .clone()
+        .or_else(|| std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from))
+        .or_else(credentials::docker_config_path)
+        .ok_or_else(|| {
+            Error::Invalid(
+                "cannot find a home directory for the credentials file; pass --authfile".to_owned(),
+            )
+        })
+}
+
+/// Checks the credentials against the registry, then stores them.
+pub fn run_login(command: &LoginCommand, shell: &Shell) -> Result<()> {
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .map_err(|e| Error::Invalid(format!("reading the password from standard input: {e}")))?;
+    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    if password.is_empty() {
+        return Err(Error::Invalid(
+            "the password read from standard input is empty".to_owned(),
+        ));
+    }
+    let host = normalize_registry(&command.registry);
+    let credential = credentials::Credential::Basic {
+        username: command.username.clone(),
+        password: password.clone(),
+    };
+    let mut registry = Registry::connect(
+        &host,
+        Some(credential),
+        &command.registry_options.client_options(),
+        shell,
+    )?;
+    let url = registry.url("/v2/");
+    let response = registry.send("GET", &url, "", &[], &Payload::Empty)?;
+    match response.status().as_u16() {
+        200 => {}
+        401 => return Err(registry.auth_failed()),
+        _ => return Err(registry.unexpected("logging in to", "", response)),
+    }
+    let file = auth_file(&command.authfile)?;
+    credentials::store(&file, &host, &command.username, &password)?;
+    shell.status(
+        "Logged in",
+        &format!("to {host} as {} ({})", command.username, file.display()),
+    );
+    Ok(())
+}
+
+/// Removes stored credentials.
+pub fn run_logout(command: &LogoutCommand, shell: &Shell) -> Result<()> {
+    let host = normalize_registry(&command.registry);
+    let file = auth_file(&command.authfile)?;
+    if credentials::erase(&file, &host)? {
+        shell.status("Logged out", &format!("of {host} ({})", file.display()));
+    } else {
+        shell.warning(&format!("not logged in to {host} ({})", file.display()));
+    }
+    Ok(())
+}
+
+/// `https://host/` and Docker Hub's aliases to the host as references name it.
+fn normalize_registry(input: &str) -> String {
+    let host = input.split_once("://").map_or(input, |(_, rest)| rest);
+    let host = host.split('/').next().unwrap_or(host);
+    match host {
+        "index.docker.io" | "registry-1.docker.io" | "hub.docker.com" => {
+            crate::reference::DOCKER_HUB.to_owned()
+        }
+        other => other.to_owned(),
+    }
+}

@@ -1,0 +1,395 @@
+//! Registry credentials where docker, podman and skopeo keep them: `config.json` (`auths`,
+//! `credHelpers`, `credsStore`, identity tokens), `$DOCKER_CONFIG`, `$REGISTRY_AUTH_FILE` and the
+//! containers `auth.json`; and `login`/`logout`, which write docker's format.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+
+/// Docker Hub's key in config.json, as `docker login` writes it.
+const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
+
+/// A credential for one registry. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    Basic {
+        username: String,
+        password: String,
+    },
+    /// An OAuth2 refresh token (docker's `identitytoken`), exchanged for bearer tokens.
+    IdentityToken(String),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+impl Credential {
+    /// Who this is, for messages: the user name, or "an identity token".
+    pub fn who(&self) -> String {
+        match self {
+            Credential::Basic { username, .. } => format!("user `{username}`"),
+            Credential::IdentityToken(_) => "an identity token".to_owned(),
+        }
+    }
+}
+
+/// The key docker uses for a registry in config.json.
+pub fn config_key(registry: &str) -> String {
+    if registry == crate::reference::DOCKER_HUB
+        || registry == "registry-1.docker.io"
+        || registry == "index.docker.io"
+    {
+        DOCKER_HUB_KEY.to_owned()
+    } else {
+        registry.to_owned()
+    }
+}
+
+/// `registry`'s host as written in a config key such as `https://host:5000/v1/`.
+fn key_host(key: &str) -> &str {
+    let rest = key.split_once("://").map_or(key, |(_, r)| r);
+    rest.split('/').next().unwrap_or(rest)
+}
+
+/// Docker's config.json: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
+        return Some(PathBuf::from(dir).join("config.json"));
+    }
+    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+}
+
+/// The files searched, in order: `$REGISTRY_AUTH_FILE`, docker's config.json, then the containers
+/// auth.json (`$XDG_RUNTIME_DIR/containers/auth.json`, `~/.config/containers/auth.json`).
+pub fn search_path() -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    if let Some(file) = std::env::var_os("REGISTRY_AUTH_FILE") {
+        files.push(PathBuf::from(file));
+    }
+    files.extend(docker_config_path());
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        files.push(PathBuf::from(dir).join("containers/auth.json"));
+    }
+    if let Some(home) = std::env::var_os("HOME") {
+        files.push(PathBuf::from(home).join(".config/containers/auth.json"));
+    }
+    files
+}
+
+/// The credential for `registry` (a host, `docker.io` for Docker Hub) from the first file that has
+/// one; `None` means anonymous.
+pub fn lookup(registry: &str) -> Result<Option<Credential>> {
+    for file in search_path() {
+        if let Some(credential) = lookup_in(&file, registry)? {
+            return Ok(Some(credential));
+        }
+    }
+    Ok(None)
+}
+
+fn read_config(file: &Path) -> Result<Option<Value>> {
+    match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| Error::input(file, format!("is not valid JSON ({e}); fix or remove it"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("reading", file)(e)),
+    }
+}
+
+/// The credential for `registry` in one config file.
+pub fn lookup_in(file: &Path, registry: &str) -> Result<Option<Credential>> {
+    let Some(config) = read_config(file)? else {
+        return Ok(None);
+    };
+    let key = config_key(registry);
+    if let Some(helper) = config
+        .get("credHelpers")
+        .and_then(|h| h.get(&key).or_else(|| h.get(registry)))
+    {
+        if let Some(helper) = helper.as_str() {
+            return helper_get(helper, &key);
+        }
+    }
+    let wanted = key_host(&key);
+    if let Some(auths) = config.get("auths").and_then(Value::as_object) {
+        for (entry_key, entry) in auths {
+            if key_host(entry_key) != wanted {
+                continue;
+            }
+            if let Some(token) = entry
+                .get("identitytoken")
+                .and_then(Value::as_str)
+                .filter(|t| !t.is_empty())
+            {
+                return Ok(Some(Credential::IdentityToken(token.to_owned())));
+            }
+            if let Some(auth) = entry
+                .get("auth")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+            {
+                let decoded = BASE64
+                    .decode(auth.trim())
+                    .ok()
+                    .and_then(|d| String::from_utf8(d).ok())
+                    .ok_or_else(|| {
+                        Error::input(file, format!("has an invalid `auth` for `{entry_key}`"))
+                    })?;
+                let (username, password) = decoded.split_once(':').ok_or_else(|| {
+                    Error::input(
+                        file,
+                        format!("has an `auth` for `{entry_key}` without `user:password`"),
+                    )
+                })?;
+                return Ok(Some(Credential::Basic {
+                    username: username.to_owned(),
+                    password: password.to_owned(),
+                }));
+            }
+        }
+    }
+    if let Some(store) = config.get("credsStore").and_then(Value::as_str) {
+        return helper_get(store, &key);
+    }
+    Ok(None)
+}
+
+/// Asks `docker-credential-<helper> get` for `server`'s credential.
+fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
+    let program = format!("docker-credential-{helper}");
+    let output = run_helper(&program, "get", server.as_bytes())?;
+    if !output.status.success() {
+        let text = String::from_utf8_lossy(&output.stdout).to_string()
+            + &String::from_utf8_lossy(&output.stderr);
+        if text.to_ascii_lowercase().contains("not found") {
+            return Ok(None);
+        }
+        return Err(Error::Invalid(format!(
+            "credential helper {program} failed for {server}: {}",
+            text.trim()
+        )));
+    }
+    let value: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+        Error::Invalid(format!(
+            "credential helper {program} printed invalid JSON: {e}"
+        ))
+    })?;
+    let username = value
+        .get("Username")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let secret = value
+        .get("Secret")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    Ok(match (username, secret) {
+        (_, "") => None,
+        ("<token>", token) => Some(Credential::IdentityToken(token.to_owned())),
+        (user, password) => Some(Credential::Basic {
+            username: user.to_owned(),
+            password: password.to_owned(),
+        }),
+    })
+}
+
+fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<std::process::Output> {
+    let mut child = Command::new(program)
+        .arg(verb)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| Error::Invalid(format!("cannot run credential helper {program}: {e}")))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(input)
+            .map_err(|e| Error::Invalid(format!("writing to credential helper {program}: {e}")))?;
+    }
+    child
+        .wait_with_output()
+        .map_err(|e| Error::Invalid(format!("waiting for credential helper {program}: {e}")))
+}
+
+/// Stores `username`/`password` for `registry` as `docker login` does: in the configured credential
+/// helper when there is one, else base64 in `auths` of `file`. Other keys of the file are kept.
+pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
+    let mut config = read_config(file)?.unwrap_or_else(|| Value::Object(Map::new()));
+    let key = config_key(registry);
+    let helper = config
+        .get("credHelpers")
+        .and_then(|h| h.get(&key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    if let Some(helper) = helper {
+        let program = format!("docker-credential-{helper}");
+        let payload =
+            serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+        let output = run_helper(&program, "store", payload.to_string().as_bytes())?;
+        if !output.status.success() {
+            return Err(Error::Invalid(format!(
+                "credential helper {program} could not store the login"
+            )));
+        }
+        return Ok(());
+    }
+    let root = config
+        .as_object_mut()
+        .ok_or_else(|| Error::input(file, "is not a JSON object"))?;
+    let auths = root
+        .entry("auths")
+        .or_insert_with(|| Value::Object(Map::new()))
+        .as_object_mut()
+        .ok_or_else(|| Error::input(file, "has an `auths` that is not an object"))?;
+    auths.insert(
+        key,
+        serde_json::json!({"auth": BASE64.encode(format!("{username}:{password}"))}),
+    );
+    write_config(file, &config)
+}
+
+/// Removes the stored login for `registry` (from the helper or `auths`); false when there was none.
+pub fn erase(file: &Path, registry: &str) -> Result<bool> {
+    let Some(mut config) = read_config(file)? else {
+        return Ok(false);
+    };
+    let key = config_key(registry);
+    let helper = config
+        .get("credHelpers")
+        .and_then(|h| h.get(&key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(Value::as_str)
+        .map(str::to_owned);
+    let mut removed = false;
+    if let Some(helper) = helper {
+        let output = run_helper(
+            &format!("docker-credential-{helper}"),
+            "erase",
+            key.as_bytes(),
+        )?;
+        removed = output.status.success();
+    }
+    if let Some(auths) = config.get_mut("auths").and_then(Value::as_object_mut) {
+        let wanted = key_host(&key).to_owned();
+        let keys: Vec<String> = auths
+            .keys()
+            .filter(|k| key_host(k) == wanted)
+            .cloned()
+            .collect();
+        for k in keys {
+            auths.remove(&k);
+            removed = true;
+        }
+    }
+    write_config(file, &config)?;
+    Ok(removed)
+}
+
+/// Writes atomically with mode 0600: the file holds secrets.
+fn write_config(file: &Path, config: &Value) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".config.json.")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(Error::io("writing", dir))?;
+    let text = serde_json::to_string_pretty(config).unwrap_or_default();
+    temp.write_all(text.as_bytes())
+        .map_err(Error::io("writing", file))?;
+    temp.persist(file)
+        .map_err(|e| Error::io("writing", file)(e.error))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, json: &str) -> PathBuf {
+        let file = dir.join("config.json");
+        std::fs::write(&file, json).unwrap();
+        file
+    }
+
+    #[test]
+    fn auths_with_basic_credentials_and_identity_tokens() {
+        let dir = tempfile::tempdir().unwrap();
+        let auth = BASE64.encode("alice:s3cret:with:colons");
+        let file = write(
+            dir.path(),
+            &format!(
+                r#"{{"auths": {{"https://registry.example.com/v1/": {{"auth": "{auth}"}},
+                   "ghcr.io": {{"identitytoken": "tok"}},
+                   "https://index.docker.io/v1/": {{"auth": "{auth}"}}}}}}"#
+            ),
+        );
+        assert_eq!(
+            lookup_in(&file, "registry.example.com").unwrap(),
+            Some(Credential::Basic {
+                username: "alice".into(),
+                password: "s3cret:with:colons".into()
+            })
+        );
+        assert_eq!(
+            lookup_in(&file, "ghcr.io").unwrap(),
+            Some(Credential::IdentityToken("tok".into()))
+        );
+        assert!(
+            lookup_in(&file, "docker.io").unwrap().is_some(),
+            "Docker Hub's legacy key"
+        );
+        assert_eq!(lookup_in(&file, "other.example.com").unwrap(), None);
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let c = Credential::Basic {
+            username: "u".into(),
+            password: "hunter2".into(),
+        };
+        assert!(!format!("{c:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Credential::IdentityToken("tok123".into())).contains("tok123"));
+    }
+
+    #[test]
+    fn store_and_erase_keep_other_keys_and_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), r#"{"auths": {}, "psFormat": "table"}"#);
+        store(&file, "localhost:5000", "carol", "pw").unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains("psFormat"), "{text}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&file).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            lookup_in(&file, "localhost:5000").unwrap(),
+            Some(Credential::Basic {
+                username: "carol".into(),
+                password: "pw".into()
+            })
+        );
+        assert!(erase(&file, "localhost:5000").unwrap());
+        assert_eq!(lookup_in(&file, "localhost:5000").unwrap(), None);
+        assert!(!erase(&file, "localhost:5000").unwrap());
+    }
+}

@@ -1,0 +1,61 @@
+//! Pushing images to a registry over the OCI Distribution API: credentials as docker and podman keep
+//! them, an HTTP client that authenticates and retries, and the push itself.
+
+pub mod client;
+pub mod credentials;
+pub mod push;
+
+/// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
+pub fn api_host(domain: &str) -> &str {
+    if domain == crate::reference::DOCKER_HUB {
+        "registry-1.docker.io"
+    } else {
+        domain
+    }
+}
+
+/// True for `localhost`, `127.0.0.0/8` and `[::1]` (with or without a port): registries that may be
+/// spoken to over plain HTTP without asking.
+pub fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(rest),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name == "localhost"
+        || name == "::1"
+        || name
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn docker_hub_api_host() {
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("ghcr.io"), "ghcr.io");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+        ] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in [
+            "example.com",
+            "10.0.0.1:5000",
+            "registry.local:443",
+            "[2001:db8::1]:5000",
+        ] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+}
