@@ -121,23 +121,31 @@ impl<'l> Registry<'l> {
             retries: options.retries,
             listener,
         };
+        let https_error = match registry.ping() {
+            Ok(()) => return Ok(registry),
+            Err(error) => error,
+        };
+        let advice = "pass --ca-file for a registry with a private CA, or --insecure-registry HOST for one that speaks plain HTTP";
+        if !may_use_http {
+            return Err(Error::Registry(format!("{https_error}; {advice}")));
+        }
+        registry.base = format!("http://{api}");
         match registry.ping() {
-            Ok(()) => Ok(registry),
-            Err(https_error) if may_use_http => {
+            Ok(()) => {
                 listener.detail(&format!(
                     "{host}: HTTPS failed ({https_error}); using plain HTTP"
                 ));
-                registry.base = format!("http://{api}");
-                registry.ping().map(|()| registry)
+                Ok(registry)
             }
-            Err(error) => Err(error),
+            // Plain HTTP did not work either: the HTTPS failure is the one that explains.
+            Err(_) => Err(Error::Registry(format!("{https_error}; {advice}"))),
         }
     }
 
     /// `GET /v2/`: reachability and the API version; 401 here is fine (it tells us how to log in).
     fn ping(&mut self) -> Result<()> {
         let url = format!("{}/v2/", self.base);
-        let response = self.send_once("GET", &url, None, &[], &Payload::Empty)?;
+        let response = self.send_retrying("GET", &url, None, &[], &Payload::Empty)?;
         match response.status().as_u16() {
             200 | 401 => Ok(()),
             status => Err(Error::Registry(format!(
@@ -163,7 +171,7 @@ impl<'l> Registry<'l> {
         authorization: Option<&str>,
         headers: &[(&str, String)],
         payload: &Payload,
-    ) -> Result<Response<Body>> {
+    ) -> std::result::Result<Response<Body>, Transient> {
         let mut builder = Request::builder().method(method).uri(url);
         if let Some(auth) = authorization {
             builder = builder.header("Authorization", auth);
@@ -171,36 +179,82 @@ impl<'l> Registry<'l> {
         for (name, value) in headers {
             builder = builder.header(*name, value.as_str());
         }
-        let transport =
-            |e: ureq::Error| Error::Registry(format!("{} {}: {e}", method, redact_url(url)));
+        let build_error = |e: ureq::http::Error| {
+            Transient::Final(Error::Registry(format!(
+                "building a request for {url}: {e}"
+            )))
+        };
         let result = match payload {
-            Payload::Empty => {
-                let request = builder
-                    .body(())
-                    .map_err(|e| Error::Registry(format!("building a request for {url}: {e}")))?;
-                self.agent.run(request)
-            }
-            Payload::Bytes(bytes) => {
-                let request = builder
+            Payload::Empty => self.agent.run(builder.body(()).map_err(build_error)?),
+            Payload::Bytes(bytes) => self.agent.run(
+                builder
                     .header("Content-Length", bytes.len().to_string())
                     .body(*bytes)
-                    .map_err(|e| Error::Registry(format!("building a request for {url}: {e}")))?;
-                self.agent.run(request)
-            }
+                    .map_err(build_error)?,
+            ),
             Payload::Stream(open, len) => {
-                let reader = open()?;
-                let request = builder
-                    .header("Content-Length", len.to_string())
-                    .body(SendBody::from_owned_reader(reader))
-                    .map_err(|e| Error::Registry(format!("building a request for {url}: {e}")))?;
-                self.agent.run(request)
+                let reader = open().map_err(Transient::Final)?;
+                self.agent.run(
+                    builder
+                        .header("Content-Length", len.to_string())
+                        .body(SendBody::from_owned_reader(reader))
+                        .map_err(build_error)?,
+                )
             }
         };
-        result.map_err(transport)
+        result.map_err(|e| {
+            let retry = is_transient(&e);
+            let error = Error::Registry(format!("{method} {}: {e}", redact_url(url)));
+            if retry {
+                Transient::Retry(error)
+            } else {
+                Transient::Final(error)
+            }
+        })
     }
 
-    /// Sends a request for `repository` (needing `actions`, e.g. `pull,push`), authenticating when the
-    /// registry asks and retrying connection errors, 5xx and 429 with backoff.
+    /// Sends a request, retrying connection errors, 5xx and 429 answers with exponential backoff.
+    fn send_retrying(
+        &self,
+        method: &str,
+        url: &str,
+        authorization: Option<&str>,
+        headers: &[(&str, String)],
+        payload: &Payload,
+    ) -> Result<Response<Body>> {
+        let mut attempt = 0;
+        loop {
+            let outcome = self.send_once(method, url, authorization, headers, payload);
+            let retryable = match &outcome {
+                Err(Transient::Retry(_)) => true,
+                Err(Transient::Final(_)) => false,
+                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+            };
+            if !retryable || attempt >= self.retries {
+                return outcome.map_err(Transient::into_error);
+            }
+            attempt += 1;
+            let wait = Duration::from_millis(250 * (1 << attempt.min(6)));
+            let why = match &outcome {
+                Err(e) => e.error().to_string(),
+                Ok(r) => format!(
+                    "{method} {} answered HTTP {}",
+                    redact_url(url),
+                    r.status().as_u16()
+                ),
+            };
+            self.listener.detail(&format!(
+                "{why}; retrying in {} ms (attempt {attempt} of {})",
+                wait.as_millis(),
+                self.retries
+            ));
+            crate::cancel::check()?;
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Sends a request needing `scope` (e.g. `repository:team/app:pull,push`), answering the
+    /// registry's authentication challenge once, with retries as [`send_retrying`](Self::send_retrying).
     pub fn send(
         &mut self,
         method: &str,
@@ -209,46 +263,21 @@ impl<'l> Registry<'l> {
         headers: &[(&str, String)],
         payload: &Payload,
     ) -> Result<Response<Body>> {
-        let mut authenticated = false;
-        let mut attempt = 0;
-        loop {
-            let authorization = self.authorization(scope);
-            let outcome = self.send_once(method, url, authorization.as_deref(), headers, payload);
-            let retryable = match &outcome {
-                Err(Error::Interrupted) => false,
-                Err(_) => true,
-                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
-            };
-            if retryable && attempt < self.retries {
-                attempt += 1;
-                let wait = Duration::from_millis(250 * (1 << attempt.min(6)));
-                let why = match &outcome {
-                    Err(e) => e.to_string(),
-                    Ok(r) => format!("HTTP {}", r.status().as_u16()),
-                };
-                self.listener.detail(&format!(
-                    "{why}; retrying in {} ms (attempt {attempt} of {})",
-                    wait.as_millis(),
-                    self.retries
-                ));
-                crate::cancel::check()?;
-                std::thread::sleep(wait);
-                continue;
-            }
-            let response = outcome?;
-            if response.status().as_u16() == 401 && !authenticated {
-                authenticated = true;
-                let challenge = response
-                    .headers()
-                    .get("www-authenticate")
-                    .and_then(|v| v.to_str().ok())
-                    .unwrap_or_default()
-                    .to_owned();
-                self.authenticate(&challenge, scope)?;
-                continue;
-            }
+        let authorization = self.authorization(scope);
+        let response =
+            self.send_retrying(method, url, authorization.as_deref(), headers, payload)?;
+        if response.status().as_u16() != 401 {
             return Ok(response);
         }
+        let challenge = response
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        self.authenticate(&challenge, scope)?;
+        let authorization = self.authorization(scope);
+        self.send_retrying(method, url, authorization.as_deref(), headers, payload)
     }
 
     fn authorization(&self, scope: &str) -> Option<String> {
@@ -412,6 +441,46 @@ impl<'l> Registry<'l> {
             ),
             _ => format!("{what} {place}: HTTP {status}: {detail}"),
         })
+    }
+}
+
+/// A failed send, and whether trying again may help.
+enum Transient {
+    Retry(Error),
+    Final(Error),
+}
+
+impl Transient {
+    fn error(&self) -> &Error {
+        match self {
+            Transient::Retry(e) | Transient::Final(e) => e,
+        }
+    }
+
+    fn into_error(self) -> Error {
+        match self {
+            Transient::Retry(e) | Transient::Final(e) => e,
+        }
+    }
+}
+
+/// Connection resets, refusals, timeouts and cut-off streams are worth a retry; TLS, name and protocol
+/// errors are not.
+fn is_transient(error: &ureq::Error) -> bool {
+    use std::io::ErrorKind::*;
+    match error {
+        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
+        ureq::Error::Io(e) => matches!(
+            e.kind(),
+            ConnectionReset
+                | ConnectionRefused
+                | ConnectionAborted
+                | BrokenPipe
+                | UnexpectedEof
+                | TimedOut
+                | Interrupted
+        ),
+        _ => false,
     }
 }
 

@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod proxy;
+pub mod registry;
 pub mod tiny_elf;
 
 use std::collections::BTreeMap;
@@ -224,6 +226,11 @@ pub fn blob_name(digest: &serde_json::Value) -> String {
 pub fn file_digest(path: &Path) -> String {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     zeroimage::oci::Digest::of(&bytes).to_string()
+}
+
+/// sha256 of some bytes, as `sha256:<hex>`.
+pub fn file_digest_of_bytes(text: &str) -> String {
+    zeroimage::oci::Digest::of(text.as_bytes()).to_string()
 }
 
 /// Extracts the archive to a directory (an OCI image layout).

@@ -1,0 +1,504 @@
+//! Pushing to a real CNCF distribution registry on 127.0.0.1: anonymous, htpasswd Basic auth over TLS
+//! with a CA made in the test, skipped and mounted blobs, retries behind a fault-injecting proxy, and a
+//! registry that goes away mid-upload.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use support::proxy::{Fault, FaultProxy};
+use support::registry::{Setup, TestRegistry};
+use support::tiny_elf::{self, Machine, Shape};
+use support::{X86_64_MUSL, run_ok, stdout_of, zeroimage};
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// zeroimage with its own empty docker config, so the machine's logins never leak in.
+fn zi(config_dir: &Path) -> Command {
+    let mut cmd = zeroimage();
+    cmd.env("DOCKER_CONFIG", config_dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
+        .env("HOME", config_dir);
+    cmd
+}
+
+fn skopeo_inspect(skopeo: &Path, image: &str, extra: &[&str]) -> serde_json::Value {
+    let output = run_ok(
+        Command::new(skopeo)
+            .args(["inspect", "--tls-verify=false"])
+            .args(extra)
+            .arg(format!("docker://{image}")),
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+#[test]
+fn anonymous_push_of_two_tags_then_pull_and_run() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let first = format!("{host}/team/hello:1.0");
+    let second = format!("{host}/mirror/hello:latest");
+    let output = run_ok(zi(dir.path()).arg(&hello).args([
+        "--push",
+        &first,
+        "--push",
+        &second,
+        "--message-format",
+        "json",
+        "-v",
+    ]));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let digest = summary["digest"].as_str().unwrap().to_owned();
+    assert_eq!(
+        summary["pushed"],
+        serde_json::json!([format!("{first}@{digest}"), format!("{second}@{digest}")])
+    );
+    assert_eq!(summary["path"], "", "no -o: no archive kept");
+    assert!(
+        support::dir_listing(dir.path())
+            .iter()
+            .all(|n| !n.ends_with(".tar"))
+    );
+    assert!(
+        stderr(&output).contains("mounted from team/hello"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        registry.uploaded_blobs().len(),
+        2,
+        "config and layer uploaded once, then mounted"
+    );
+
+    for image in [&first, &second] {
+        assert_eq!(
+            skopeo_inspect(&skopeo, image, &[])["Digest"],
+            digest.as_str()
+        );
+    }
+    // Pull back what we pushed and run it.
+    let pulled = dir.path().join("pulled.tar");
+    run_ok(Command::new(&skopeo).args([
+        "copy",
+        "-q",
+        "--src-tls-verify=false",
+        &format!("docker://{first}"),
+        &format!("oci-archive:{}:pulled", pulled.display()),
+    ]));
+    if let Some(stdout) = support::run_in_runc(&pulled, "pulled", &["pushed"], &[]) {
+        assert!(
+            stdout.starts_with("hello from the zeroimage fixture\nargv=/hello pushed\n"),
+            "{stdout}"
+        );
+    }
+}
+
+#[test]
+fn second_push_uploads_nothing_and_a_new_version_only_what_changed() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(
+        &ca,
+        "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
+    let reference = format!("{}/app/server:v", registry.host());
+    let push = |message: &str, tag: &str| -> serde_json::Value {
+        let program = tiny_elf::write(
+            dir.path(),
+            "server",
+            &tiny_elf::build(Machine::X86_64, Shape::Static, message),
+        );
+        let out = dir.path().join("server.tar");
+        let output = run_ok(
+            zi(dir.path())
+                .arg(&program)
+                .arg("-o")
+                .arg(&out)
+                .arg(format!("--ca-certs={}", ca.display()))
+                .args([
+                    "--push",
+                    &format!("{reference}{tag}"),
+                    "--message-format",
+                    "json",
+                ]),
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    push("version one\n", "1");
+    let after_first = registry.uploaded_blobs();
+    assert_eq!(after_first.len(), 3, "CA layer, program layer, config");
+    push("version one\n", "1");
+    assert_eq!(
+        registry.uploaded_blobs(),
+        after_first,
+        "the same image again uploads no blob"
+    );
+    let second = push("version two\n", "2");
+    let new: Vec<String> = registry.uploaded_blobs()[after_first.len()..].to_vec();
+    let mut expected = vec![
+        second["layer_digest"].as_str().unwrap().to_owned(),
+        second["config_digest"].as_str().unwrap().to_owned(),
+    ];
+    expected.sort();
+    let mut new_sorted = new.clone();
+    new_sorted.sort();
+    assert_eq!(
+        new_sorted, expected,
+        "only the changed program layer and its config"
+    );
+}
+
+#[test]
+fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_index() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("amd64")).unwrap();
+    std::fs::create_dir_all(dir.path().join("arm64")).unwrap();
+    let amd = tiny_elf::write(
+        &dir.path().join("amd64"),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "a\n"),
+    );
+    let arm = tiny_elf::write(
+        &dir.path().join("arm64"),
+        "app",
+        &tiny_elf::build(Machine::Aarch64, Shape::Static, "b\n"),
+    );
+    let archive = dir.path().join("multi.tar");
+    let built = run_ok(
+        zi(dir.path())
+            .args([
+                "--platform-binary",
+                &format!("linux/amd64={}", amd.display()),
+            ])
+            .args([
+                "--platform-binary",
+                &format!("linux/arm64={}", arm.display()),
+            ])
+            .arg("-o")
+            .arg(&archive)
+            .args(["--message-format", "json"]),
+    );
+    let digest = serde_json::from_slice::<serde_json::Value>(&built.stdout).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let reference = format!("{}/multi/app:1", registry.host());
+    let output = run_ok(zi(dir.path()).arg("push").arg(&archive).arg(&reference));
+    assert_eq!(stdout_of(&output).trim(), format!("{reference}@{digest}"));
+    let raw = run_ok(Command::new(&skopeo).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]));
+    let raw: serde_json::Value = serde_json::from_slice(&raw.stdout).unwrap();
+    let platforms: Vec<&str> = raw["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    assert_eq!(
+        support::file_digest_of_bytes(&stdout_of(&raw_bytes(&skopeo, &reference))),
+        digest,
+        "the index we built, byte for byte"
+    );
+
+    // A corrupted blob is caught while reading, and nothing is tagged.
+    let corrupt = dir.path().join("corrupt.tar");
+    let mut bytes = std::fs::read(&archive).unwrap();
+    let entries = support::read_tar(&archive);
+    let layer_name = entries
+        .keys()
+        .find(|k| k.starts_with("blobs/") && entries[*k].len() > 100 && entries[*k][0] == 0x1f)
+        .unwrap()
+        .clone();
+    let needle = entries[&layer_name][40..56].to_vec();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle.as_slice())
+        .unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(&corrupt, bytes).unwrap();
+    let bad_ref = format!("{}/multi/corrupt:1", registry.host());
+    let output = zi(dir.path())
+        .arg("push")
+        .arg(&corrupt)
+        .arg(&bad_ref)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("corrupt"), "{}", stderr(&output));
+    let inspect = Command::new(&skopeo)
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{bad_ref}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "no tag for a corrupt push");
+}
+
+fn raw_bytes(skopeo: &Path, reference: &str) -> Output {
+    run_ok(Command::new(skopeo).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reference}"),
+    ]))
+}
+
+#[test]
+fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup {
+        user: Some(("ci", "correct horse")),
+        tls: true,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "secure\n"),
+    );
+    let host = registry.host();
+    let reference = format!("{host}/secure/app:1");
+    let ca = registry.ca_file();
+    let ca_arg = ca.display().to_string();
+
+    // Not logged in: the registry's 401 becomes advice.
+    let output = zi(dir.path())
+        .arg(&program)
+        .args(["--push", &reference, "--ca-file", &ca_arg])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!(
+            "{host} requires authentication; log in with `zeroimage login {host}`"
+        )),
+        "{}",
+        stderr(&output)
+    );
+
+    // A wrong password is refused at login, and never printed.
+    let login = |password: &str| {
+        let mut child = zi(dir.path())
+            .args([
+                "login",
+                &host,
+                "-u",
+                "ci",
+                "--password-stdin",
+                "--ca-file",
+                &ca_arg,
+                "-v",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(format!("{password}\n").as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let output = login("wrong pass");
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("rejected the credentials of user `ci` (401 unauthorized)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("wrong pass") && !stdout_of(&output).contains("wrong pass"),
+        "password leaked: {err}"
+    );
+    assert!(
+        !dir.path().join("config.json").exists(),
+        "nothing stored for a failed login"
+    );
+
+    let output = login("correct horse");
+    assert!(output.status.success(), "{}", stderr(&output));
+    let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(
+        config.contains(&host) && config.contains("\"auth\""),
+        "{config}"
+    );
+    assert!(
+        !config.contains("correct horse"),
+        "stored base64-encoded as docker does"
+    );
+
+    // Without the CA the TLS check fails clearly; with it, the push works.
+    let output = zi(dir.path())
+        .arg(&program)
+        .args(["--push", &reference])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).to_lowercase().contains("certificate"),
+        "{}",
+        stderr(&output)
+    );
+    let output = run_ok(zi(dir.path()).arg(&program).args([
+        "--push",
+        &reference,
+        "--ca-file",
+        &ca_arg,
+        "-v",
+        "--message-format",
+        "json",
+    ]));
+    assert!(
+        !stderr(&output).contains("correct horse"),
+        "verbose output shows no secret"
+    );
+    let digest = serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let inspected = skopeo_inspect(&skopeo, &reference, &["--creds", "ci:correct horse"]);
+    assert_eq!(inspected["Digest"], digest.as_str());
+
+    // logout removes the entry; pushing then needs a login again.
+    let output = run_ok(zi(dir.path()).args(["logout", &host]));
+    assert!(
+        stderr(&output).contains("Logged out"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        !std::fs::read_to_string(dir.path().join("config.json"))
+            .unwrap()
+            .contains(&host)
+    );
+}
+
+#[test]
+fn retries_survive_a_500_and_a_dropped_connection() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "retry\n"),
+    );
+    for fault in [Fault::Error500Once, Fault::DropOnce] {
+        let proxy = FaultProxy::start(registry.port, fault);
+        let reference = format!("{}/retry/app:1", proxy.host());
+        let output = run_ok(
+            zi(dir.path())
+                .arg(&program)
+                .args(["--push", &reference, "-v"]),
+        );
+        assert_eq!(
+            proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "{fault:?} was injected"
+        );
+        assert!(
+            stderr(&output).contains("retrying in"),
+            "{fault:?}: {}",
+            stderr(&output)
+        );
+        assert!(stdout_of(&output).starts_with(&format!("{reference}@sha256:")));
+    }
+}
+
+#[test]
+fn registry_gone_mid_upload_fails_cleanly_without_a_tag() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(mut registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 48 MiB that do not compress: a chunked upload, cut off in its first chunk.
+    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "big\n");
+    let mut state = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..(48 << 20) / 8 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    let program = tiny_elf::write(dir.path(), "big", &big);
+    drop(big);
+    let proxy = FaultProxy::start(registry.port, Fault::GoneAfter(4 << 20));
+    let reference = format!("{}/gone/big:1", proxy.host());
+    let output = zi(dir.path())
+        .arg(&program)
+        .args(["--push", &reference, "--retries", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert_eq!(
+        err.lines().filter(|l| l.starts_with("error:")).count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains(&proxy.host()) || err.contains("gone/big"),
+        "names the registry: {err}"
+    );
+    drop(proxy);
+    registry.restart();
+    let direct = format!("{}/gone/big:1", registry.host());
+    let inspect = Command::new(&skopeo)
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{direct}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!inspect.status.success(), "a failed push leaves no tag");
+    assert!(
+        String::from_utf8_lossy(&inspect.stderr).contains("manifest unknown"),
+        "{}",
+        String::from_utf8_lossy(&inspect.stderr)
+    );
+}
