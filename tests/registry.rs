@@ -10,6 +10,7 @@ use std::process::{Command, Output, Stdio};
 use support::proxy::{Fault, FaultProxy};
 use support::registry::{Setup, TestRegistry};
 use support::tiny_elf::{self, Machine, Shape};
+use support::token_server::TokenServer;
 use support::{X86_64_MUSL, run_ok, stdout_of, zeroimage};
 
 fn stderr(output: &Output) -> String {
@@ -282,6 +283,7 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     let Some(registry) = TestRegistry::start(Setup {
         user: Some(("ci", "correct horse")),
         tls: true,
+        token: None,
     }) else {
         return;
     };
@@ -501,4 +503,156 @@ fn registry_gone_mid_upload_fails_cleanly_without_a_tag() {
         "{}",
         String::from_utf8_lossy(&inspect.stderr)
     );
+}
+
+#[test]
+fn bearer_token_flow_with_a_password_and_with_an_identity_token() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = TokenServer::start(dir.path(), "robot", "s3cret", "refresh-me");
+    let realm = tokens.realm();
+    let Some(registry) = TestRegistry::start(Setup {
+        token: Some((&realm, &tokens.cert)),
+        ..Setup::default()
+    }) else {
+        return;
+    };
+    let host = registry.host();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "token\n"),
+    );
+
+    // Anonymous: the token service refuses, and the error says to log in.
+    let home = dir.path().join("anon");
+    std::fs::create_dir(&home).unwrap();
+    let output = zi(&home)
+        .arg(&program)
+        .args(["--push", &format!("{host}/tok/app:1")])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains(&format!("{host} requires authentication")),
+        "{}",
+        stderr(&output)
+    );
+
+    // User and password from docker's config.json: Basic to the token service, Bearer to the registry.
+    let home = dir.path().join("password");
+    std::fs::create_dir(&home).unwrap();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "robot:s3cret");
+    std::fs::write(
+        home.join("config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let reference = format!("{host}/tok/app:1");
+    let output = run_ok(zi(&home).arg(&program).args(["--push", &reference]));
+    let digest = stdout_of(&output)
+        .trim()
+        .rsplit('@')
+        .next()
+        .unwrap()
+        .to_owned();
+    assert!(tokens.issued.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+
+    // An identity token (OAuth2 refresh token), as `docker login` stores for some registries.
+    let home = dir.path().join("identity");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::write(
+        home.join("config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"identitytoken": "refresh-me"}}}}}}"#),
+    )
+    .unwrap();
+    let second = format!("{host}/tok/app:2");
+    run_ok(zi(&home).arg(&program).args(["--push", &second]));
+
+    for image in [&reference, &second] {
+        let raw = Command::new(&skopeo)
+            .args([
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                "--creds",
+                "robot:s3cret",
+                &format!("docker://{image}"),
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            raw.status.success(),
+            "{}",
+            String::from_utf8_lossy(&raw.stderr)
+        );
+        assert_eq!(support::file_digest_of_bytes(&stdout_of(&raw)), digest);
+    }
+}
+
+#[test]
+fn cargo_zeroimage_pushes_from_flags_and_from_cargo_toml() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let from_toml = format!("{}/cargo/hello:from-toml", registry.host());
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[package.metadata.zeroimage]\npush = [\"{from_toml}\"]\n"
+    ));
+    std::fs::write(&manifest, text).unwrap();
+
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-q", "--message-format", "json"]),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let digest = summary["digest"].as_str().unwrap();
+    assert_eq!(
+        summary["pushed"],
+        serde_json::json!([format!("{from_toml}@{digest}")])
+    );
+    assert!(
+        Path::new(summary["path"].as_str().unwrap()).is_file(),
+        "cargo zeroimage keeps its archive in target/"
+    );
+    assert_eq!(skopeo_inspect(&skopeo, &from_toml, &[])["Digest"], digest);
+
+    let from_flag = format!("{}/cargo/hello:from-flag", registry.host());
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-q", "--push", &from_flag]),
+    );
+    assert_eq!(
+        stdout_of(&output).trim(),
+        format!("{from_flag}@{digest}"),
+        "the flag replaces the setting"
+    );
+    let missing = Command::new(&skopeo)
+        .args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{from_toml}-x"),
+        ])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
 }

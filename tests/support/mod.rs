@@ -5,6 +5,7 @@ pub mod docker;
 pub mod proxy;
 pub mod registry;
 pub mod tiny_elf;
+pub mod token_server;
 
 use std::collections::BTreeMap;
 use std::io::Read;

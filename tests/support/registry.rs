@@ -20,6 +20,8 @@ pub struct TestRegistry {
 pub struct Setup<'a> {
     pub user: Option<(&'a str, &'a str)>,
     pub tls: bool,
+    /// Bearer-token auth: the token service's realm and the certificate that signs its tokens.
+    pub token: Option<(&'a str, &'a Path)>,
 }
 
 fn free_port() -> u16 {
@@ -64,6 +66,14 @@ impl TestRegistry {
             config.push_str(&format!(
                 "auth:\n  htpasswd:\n    realm: zeroimage-test\n    path: {}/htpasswd\n",
                 d.display()
+            ));
+        }
+        if let Some((realm, cert)) = setup.token {
+            config.push_str(&format!(
+                "auth:\n  token:\n    realm: {realm}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                super::token_server::SERVICE,
+                super::token_server::ISSUER,
+                cert.display()
             ));
         }
         std::fs::write(d.join("config.yml"), config).expect("config.yml");
