@@ -656,3 +656,53 @@ fn cargo_zeroimage_pushes_from_flags_and_from_cargo_toml() {
         .unwrap();
     assert!(!missing.status.success());
 }
+
+#[test]
+fn large_layers_go_up_in_chunks() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 40 MiB that do not compress: above the single-request limit, so it goes in 16 MiB chunks.
+    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "large\n");
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..(40 << 20) / 8 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        big.extend_from_slice(&state.to_le_bytes());
+    }
+    let program = tiny_elf::write(dir.path(), "large", &big);
+    drop(big);
+    let reference = format!("{}/big/large:1", registry.host());
+    let output = run_ok(zi(dir.path()).arg(&program).args([
+        "--push",
+        &reference,
+        "--message-format",
+        "json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let patches = registry
+        .log()
+        .lines()
+        .filter(|l| {
+            l.contains("msg=\"response completed\"") && l.contains("http.request.method=PATCH")
+        })
+        .count();
+    assert!(
+        patches >= 3,
+        "a 40 MiB layer in 16 MiB chunks: {patches} PATCH requests"
+    );
+    assert_eq!(
+        skopeo_inspect(&skopeo, &reference, &[])["Digest"],
+        summary["digest"]
+    );
+    assert!(
+        registry
+            .uploaded_blobs()
+            .contains(&summary["layer_digest"].as_str().unwrap().to_owned())
+    );
+}
