@@ -399,15 +399,7 @@ fn output_mode_follows_the_umask() {
 fn ctrl_c_removes_the_partial_file_and_keeps_the_old_archive() {
     let dir = tempfile::tempdir().unwrap();
     // A valid static executable with 400 MB of incompressible-ish data appended: slow enough to interrupt.
-    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "big\n");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    big.reserve(400 << 20);
-    for _ in 0..(400 << 20) / 8 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        big.extend_from_slice(&state.to_le_bytes());
-    }
+    let big = tiny_elf::with_noise(Machine::X86_64, "big\n", 400 << 20);
     let program = tiny_elf::write(dir.path(), "big", &big);
     drop(big);
     let out = dir.path().join("big.tar");

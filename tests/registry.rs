@@ -457,14 +457,7 @@ fn registry_gone_mid_upload_fails_cleanly_without_a_tag() {
     };
     let dir = tempfile::tempdir().unwrap();
     // 48 MiB that do not compress: a chunked upload, cut off in its first chunk.
-    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "big\n");
-    let mut state = 0x9e37_79b9_7f4a_7c15u64;
-    for _ in 0..(48 << 20) / 8 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        big.extend_from_slice(&state.to_le_bytes());
-    }
+    let big = tiny_elf::with_noise(Machine::X86_64, "big\n", 48 << 20);
     let program = tiny_elf::write(dir.path(), "big", &big);
     drop(big);
     let proxy = FaultProxy::start(registry.port, Fault::GoneAfter(4 << 20));
@@ -667,14 +660,7 @@ fn large_layers_go_up_in_chunks() {
     };
     let dir = tempfile::tempdir().unwrap();
     // 40 MiB that do not compress: above the single-request limit, so it goes in 16 MiB chunks.
-    let mut big = tiny_elf::build(Machine::X86_64, Shape::Static, "large\n");
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    for _ in 0..(40 << 20) / 8 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        big.extend_from_slice(&state.to_le_bytes());
-    }
+    let big = tiny_elf::with_noise(Machine::X86_64, "large\n", 40 << 20);
     let program = tiny_elf::write(dir.path(), "large", &big);
     drop(big);
     let reference = format!("{}/big/large:1", registry.host());

@@ -82,21 +82,8 @@ pub struct OutputArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
-    /// `json` prints one JSON object describing the image on stdout
-    #[arg(long, value_name = "FMT", value_enum, default_value_t = MessageFormat::Human)]
-    pub message_format: MessageFormat,
-
-    /// Print nothing but errors
-    #[arg(short, long, conflicts_with = "verbose")]
-    pub quiet: bool,
-
-    /// Say more about each step
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Coloring of status lines
-    #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
-    pub color: ColorChoice,
+    #[command(flatten)]
+    pub report: ReportArgs,
 }
 
 /// `--message-format`.
@@ -315,7 +302,7 @@ pub struct PushArgs {
     pub push: Vec<Reference>,
 }
 
-/// Reporting options of the subcommands that write no archive.
+/// How a run reports: on both commands and their subcommands.
 #[derive(Args, Clone, Debug, Default)]
 pub struct ReportArgs {
     /// `json` prints one JSON object describing the result on stdout
@@ -333,15 +320,4 @@ pub struct ReportArgs {
     /// Coloring of status lines
     #[arg(long, value_name = "WHEN", value_enum, default_value_t = ColorChoice::Auto)]
     pub color: ColorChoice,
-}
-
-impl From<&OutputArgs> for ReportArgs {
-    fn from(output: &OutputArgs) -> ReportArgs {
-        ReportArgs {
-            message_format: output.message_format,
-            quiet: output.quiet,
-            verbose: output.verbose,
-            color: output.color,
-        }
-    }
 }

@@ -217,10 +217,10 @@ impl CargoArgs {
         for flag in self.resolution_flags() {
             push(&flag);
         }
-        if output.quiet {
+        if output.report.quiet {
             push("--quiet");
         }
-        for _ in 0..output.verbose {
+        for _ in 0..output.report.verbose {
             push("--verbose");
         }
         if let Some(path) = &self.manifest_path {
@@ -396,12 +396,12 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.registry.push_options(),
             shell,
         )?;
-        if args.output.message_format == MessageFormat::Human {
+        if args.output.report.message_format == MessageFormat::Human {
             print_pushed(&pushed, MessageFormat::Human);
         }
         summary.pushed = pushed.iter().map(ToString::to_string).collect();
     }
-    if args.output.message_format == MessageFormat::Json {
+    if args.output.report.message_format == MessageFormat::Json {
         let line = CargoSummary {
             image: &summary,
             bin: &executable.name,

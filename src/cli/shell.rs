@@ -21,7 +21,7 @@ pub struct Shell {
 impl Shell {
     /// A shell configured from the output options; also applies `--color` to the whole process.
     pub fn new(output: &OutputArgs) -> Shell {
-        Shell::from_report(&ReportArgs::from(output))
+        Shell::from_report(&output.report)
     }
 
     /// A shell configured from the reporting options; also applies `--color` to the whole process.

@@ -181,7 +181,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.registry.push_options(),
             shell,
         )?;
-        if args.output.message_format == MessageFormat::Human {
+        if args.output.report.message_format == MessageFormat::Human {
             print_pushed(&pushed, MessageFormat::Human);
         }
         summary.pushed = pushed.iter().map(ToString::to_string).collect();
@@ -190,7 +190,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         // The archive was only a vehicle for the push.
         summary.path = PathBuf::new();
     }
-    report(&summary, args.output.message_format, shell);
+    report(&summary, args.output.report.message_format, shell);
     Ok(())
 }
 

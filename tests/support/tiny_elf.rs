@@ -170,3 +170,18 @@ pub fn write(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path::Path
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod ELF");
     path
 }
+
+/// A runnable static program followed by `extra` bytes of incompressible noise (a fixed xorshift
+/// sequence): a large, valid input that compresses and uploads slowly enough to interrupt.
+pub fn with_noise(machine: Machine, message: &str, extra: usize) -> Vec<u8> {
+    let mut bytes = build(machine, Shape::Static, message);
+    bytes.reserve(extra);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..extra / 8 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        bytes.extend_from_slice(&state.to_le_bytes());
+    }
+    bytes
+}
