@@ -345,14 +345,15 @@ fn package_settings_set_the_tag_and_flags_win() {
     );
 }
 
-#[test]
-fn unknown_setting_is_an_error_naming_key_and_file() {
+/// Copies the workspace fixture, puts `replacement` where tools' `tag = ` setting starts, and runs
+/// cargo zeroimage on it, which must fail with exit 1; returns the copy, the manifest and stderr.
+fn refused_tools_setting(replacement: &str) -> (tempfile::TempDir, PathBuf, String) {
     let dir = tempfile::tempdir().unwrap();
     support::copy_fixture("workspace", dir.path());
     let manifest = dir.path().join("workspace/tools/Cargo.toml");
     let text = std::fs::read_to_string(&manifest)
         .unwrap()
-        .replace("tag = ", "tagg = ");
+        .replace("tag = ", replacement);
     std::fs::write(&manifest, text).unwrap();
     let output = cargo_zeroimage()
         .arg("--manifest-path")
@@ -360,7 +361,12 @@ fn unknown_setting_is_an_error_naming_key_and_file() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    (dir, manifest, stderr(&output))
+}
+
+#[test]
+fn unknown_setting_is_an_error_naming_key_and_file() {
+    let (_dir, manifest, err) = refused_tools_setting("tagg = ");
     assert!(err.contains("unknown field `tagg`"), "{err}");
     assert!(err.contains(&manifest.display().to_string()), "{err}");
     assert!(!err.contains("Compiling"), "refused before building: {err}");
@@ -368,20 +374,7 @@ fn unknown_setting_is_an_error_naming_key_and_file() {
 
 #[test]
 fn invalid_setting_value_is_an_error_naming_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    support::copy_fixture("workspace", dir.path());
-    let manifest = dir.path().join("workspace/tools/Cargo.toml");
-    let text = std::fs::read_to_string(&manifest)
-        .unwrap()
-        .replace("tag = ", "expose = [\"http\"]\ntag = ");
-    std::fs::write(&manifest, text).unwrap();
-    let output = cargo_zeroimage()
-        .arg("--manifest-path")
-        .arg(&manifest)
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let (_dir, manifest, err) = refused_tools_setting("expose = [\"http\"]\ntag = ");
     assert!(
         err.contains(&manifest.display().to_string()) && err.contains("--expose `http`"),
         "{err}"

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use support::docker::{Dockerd, Podman};
-use support::tiny_elf::{self, Machine, Shape};
+use support::tiny_elf;
 use support::{AARCH64_MUSL, X86_64_MUSL, blob_name, json_entry, read_tar, run_ok, stdout_of};
 
 const INDEX: &str = "application/vnd.oci.image.index.v1+json";
@@ -309,18 +309,7 @@ fn targets_setting_in_cargo_toml_makes_a_multi_platform_image() {
 #[test]
 fn platform_binaries_are_each_checked_against_their_platform() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("amd64")).unwrap();
-    std::fs::create_dir_all(dir.path().join("arm64")).unwrap();
-    let amd = tiny_elf::write(
-        &dir.path().join("amd64"),
-        "app",
-        &tiny_elf::build(Machine::X86_64, Shape::Static, "a\n"),
-    );
-    let arm = tiny_elf::write(
-        &dir.path().join("arm64"),
-        "app",
-        &tiny_elf::build(Machine::Aarch64, Shape::Static, "b\n"),
-    );
+    let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
     let pb = |platform: &str, path: &Path| format!("{platform}={}", path.display());
 
     let output = run_ok(

@@ -175,18 +175,7 @@ fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_i
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("amd64")).unwrap();
-    std::fs::create_dir_all(dir.path().join("arm64")).unwrap();
-    let amd = tiny_elf::write(
-        &dir.path().join("amd64"),
-        "app",
-        &tiny_elf::build(Machine::X86_64, Shape::Static, "a\n"),
-    );
-    let arm = tiny_elf::write(
-        &dir.path().join("arm64"),
-        "app",
-        &tiny_elf::build(Machine::Aarch64, Shape::Static, "b\n"),
-    );
+    let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
     let archive = dir.path().join("multi.tar");
     let built = run_ok(
         zi(dir.path())

@@ -223,17 +223,22 @@ fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<std::process::O
         .map_err(|e| Error::Invalid(format!("waiting for credential helper {program}: {e}")))
 }
 
+/// The credential helper that keeps `key`'s login: its `credHelpers` entry, else `credsStore`.
+fn configured_helper(config: &Value, key: &str) -> Option<String> {
+    config
+        .get("credHelpers")
+        .and_then(|h| h.get(key))
+        .or_else(|| config.get("credsStore"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
 /// Stores `username`/`password` for `registry` as `docker login` does: in the configured credential
 /// helper when there is one, else base64 in `auths` of `file`. Other keys of the file are kept.
 pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
     let mut config = read_config(file)?.unwrap_or_else(|| Value::Object(Map::new()));
     let key = config_key(registry);
-    let helper = config
-        .get("credHelpers")
-        .and_then(|h| h.get(&key))
-        .or_else(|| config.get("credsStore"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let helper = configured_helper(&config, &key);
     if let Some(helper) = helper {
         let program = format!("docker-credential-{helper}");
         let payload =
@@ -267,12 +272,7 @@ pub fn erase(file: &Path, registry: &str) -> Result<bool> {
         return Ok(false);
     };
     let key = config_key(registry);
-    let helper = config
-        .get("credHelpers")
-        .and_then(|h| h.get(&key))
-        .or_else(|| config.get("credsStore"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let helper = configured_helper(&config, &key);
     let mut removed = false;
     if let Some(helper) = helper {
         let output = run_helper(

@@ -366,3 +366,21 @@ pub fn copy_fixture(name: &str, dest: &Path) {
         .expect("cp");
     assert!(status.success(), "copying fixture {name}");
 }
+
+/// A fresh self-signed certificate and its key, `dir/STEM.pem` and `dir/STEM.key`, made by openssl.
+pub fn self_signed_certificate(dir: &Path, stem: &str, common_name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{stem}.key"));
+    let cert = dir.join(format!("{stem}.pem"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj",
+            ])
+            .arg(format!("/CN={common_name}"))
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
+    (cert, key)
+}

@@ -187,21 +187,7 @@ impl Drop for TestRegistry {
 /// A CA and a server certificate for 127.0.0.1 signed by it.
 fn make_certificates(d: &Path) {
     let openssl = |args: &[&str]| run_ok(Command::new("openssl").args(args).current_dir(d));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=zeroimage test CA",
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.pem",
-    ]);
+    super::self_signed_certificate(d, "ca", "zeroimage test CA");
     openssl(&[
         "req",
         "-newkey",

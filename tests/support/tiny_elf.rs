@@ -185,3 +185,15 @@ pub fn with_noise(machine: Machine, message: &str, extra: usize) -> Vec<u8> {
     }
     bytes
 }
+
+/// `dir/amd64/app` and `dir/arm64/app`: the same program name for two platforms, printing `a` and `b`.
+pub fn two_platform_programs(dir: &std::path::Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    let amd = dir.join("amd64");
+    let arm = dir.join("arm64");
+    std::fs::create_dir_all(&amd).expect("amd64 dir");
+    std::fs::create_dir_all(&arm).expect("arm64 dir");
+    (
+        write(&amd, "app", &build(Machine::X86_64, Shape::Static, "a\n")),
+        write(&arm, "app", &build(Machine::Aarch64, Shape::Static, "b\n")),
+    )
+}

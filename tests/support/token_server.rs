@@ -32,26 +32,7 @@ pub struct TokenServer {
 impl TokenServer {
     /// Serves tokens to `user`/`password`, and to anyone presenting `refresh_token`.
     pub fn start(dir: &Path, user: &str, password: &str, refresh_token: &str) -> TokenServer {
-        let key = dir.join("token.key");
-        let cert = dir.join("token.pem");
-        run_ok(
-            Command::new("openssl")
-                .args([
-                    "req",
-                    "-x509",
-                    "-newkey",
-                    "rsa:2048",
-                    "-nodes",
-                    "-days",
-                    "2",
-                    "-subj",
-                    "/CN=zeroimage token signer",
-                    "-keyout",
-                ])
-                .arg(&key)
-                .arg("-out")
-                .arg(&cert),
-        );
+        let (cert, key) = super::self_signed_certificate(dir, "token", "zeroimage token signer");
         let der = run_ok(
             Command::new("openssl")
                 .args(["x509", "-outform", "DER", "-in"])
