@@ -24,6 +24,8 @@ const OUTPUT_MODE: u32 = 0o644;
 /// temporary file and leaves any existing file at the destination untouched.
 pub struct ImageArchive {
     out: BufWriter<NamedTempFile>,
+    /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
+    _guard: crate::cancel::TempGuard,
     dest: PathBuf,
     mtime: Timestamp,
     blobs: BTreeSet<Digest>,
@@ -78,6 +80,7 @@ impl ImageArchive {
                 ),
             })?;
         let mut archive = ImageArchive {
+            _guard: crate::cancel::TempGuard::new(temp.path()),
             out: BufWriter::with_capacity(256 * 1024, temp),
             dest: dest.to_owned(),
             mtime,

@@ -1,7 +1,9 @@
 //! Reading an image archive back without extracting it: where each entry's bytes are, and blob reads
-//! that verify the digest as they go.
+//! that verify the digest as they go. Whatever the archive claims, memory stays bounded: only the
+//! layout's own entries are indexed, each document is read at most once, and the number of manifests and
+//! the total JSON read are capped.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -11,9 +13,20 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 use crate::oci::{Digest, MEDIA_TYPE_INDEX};
+use crate::sanitize;
+use crate::tarball::Walker;
 
-/// Largest JSON document we read into memory (manifests, configs, indexes).
-const MAX_DOCUMENT: u64 = 16 << 20;
+/// Largest JSON document we read into memory (index.json, manifests, indexes): registries accept
+/// manifests of at least 4 MiB.
+const MAX_DOCUMENT: u64 = 4 << 20;
+/// Total JSON read for one image, whatever the archive lists.
+const MAX_TOTAL_JSON: u64 = 64 << 20;
+/// Distinct manifests in one image index.
+const MAX_MANIFESTS: usize = 1000;
+/// Blobs a single manifest may reference (docker allows 128 layers).
+const MAX_BLOBS_PER_MANIFEST: usize = 1000;
+/// Layout entries indexed from one archive.
+const MAX_INDEXED: usize = 100_000;
 
 /// A descriptor as found in a manifest or index we read.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -63,33 +76,56 @@ impl ArchiveImage {
     }
 }
 
-/// An opened archive: the offset and size of every regular entry.
+/// An opened archive: the offset and size of every layout entry (`index.json`, `oci-layout`,
+/// `manifest.json`, `blobs/sha256/<hex>`).
 #[derive(Debug)]
 pub struct ArchiveReader {
     path: PathBuf,
     entries: BTreeMap<String, (u64, u64)>,
 }
 
+/// Whether `name` is an entry of an OCI image layout that we index.
+fn is_layout_entry(name: &str) -> bool {
+    matches!(name, "index.json" | "oci-layout" | "manifest.json")
+        || name
+            .strip_prefix("blobs/")
+            .and_then(|rest| Digest::parse(&rest.replacen('/', ":", 1)))
+            .is_some()
+}
+
 impl ArchiveReader {
+    /// Indexes the archive at `path`, which must be a regular file.
     pub fn open(path: &Path) -> Result<ArchiveReader> {
-        let file = File::open(path).map_err(|e| match e.kind() {
-            io::ErrorKind::NotFound => Error::input(path, "no such archive"),
-            _ => Error::io("opening", path)(e),
-        })?;
-        let mut archive = tar::Archive::new(file);
-        let bad = |e: io::Error| Error::input(path, format!("is not a readable tar archive ({e})"));
+        let file = crate::fsutil::open_regular(path, "an image archive")?;
+        let bad = |e: io::Error| {
+            Error::input(
+                path,
+                format!(
+                    "is not a readable tar archive ({})",
+                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+                ),
+            )
+        };
+        let mut walker = Walker::new(file);
         let mut entries = BTreeMap::new();
-        for entry in archive.entries_with_seek().map_err(bad)? {
-            let entry = entry.map_err(bad)?;
-            if entry.header().entry_type().is_file() {
-                let name = entry
-                    .path()
-                    .map_err(bad)?
-                    .to_string_lossy()
-                    .trim_start_matches("./")
-                    .to_owned();
-                entries.insert(name, (entry.raw_file_position(), entry.size()));
+        while let Some(entry) = walker.next_entry().map_err(bad)? {
+            crate::cancel::check()?;
+            if !entry.kind.is_file() {
+                continue;
             }
+            let Some(name) = entry.name() else { continue };
+            if !is_layout_entry(name) {
+                continue;
+            }
+            if entries.len() >= MAX_INDEXED && !entries.contains_key(name) {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "holds more than {MAX_INDEXED} blobs; it is not an image archive we can push"
+                    ),
+                ));
+            }
+            entries.insert(name.to_owned(), (entry.offset, entry.size));
         }
         Ok(ArchiveReader {
             path: path.to_owned(),
@@ -105,43 +141,66 @@ impl ArchiveReader {
         self.entries.get(name).copied().ok_or_else(|| {
             Error::input(
                 &self.path,
-                format!("has no `{name}`; is it an OCI image archive?"),
+                format!(
+                    "has no `{}`; is it an OCI image archive?",
+                    sanitize::outside(name, sanitize::EXCERPT)
+                ),
             )
         })
     }
 
-    /// Reads a small entry into memory.
-    pub fn read_entry(&self, name: &str) -> Result<Vec<u8>> {
-        let (offset, size) = self.locate(name)?;
+    fn read_range(&self, offset: u64, size: u64, what: &str) -> Result<Vec<u8>> {
         if size > MAX_DOCUMENT {
             return Err(Error::input(
                 &self.path,
-                format!("`{name}` is too large for a JSON document"),
+                format!(
+                    "{what} has {size} bytes, more than the {} MiB accepted for a JSON document",
+                    MAX_DOCUMENT >> 20
+                ),
             ));
         }
         let mut bytes = Vec::with_capacity(size as usize);
         self.open_range(offset, size)?
             .read_to_end(&mut bytes)
             .map_err(Error::io("reading", &self.path))?;
+        if bytes.len() as u64 != size {
+            return Err(Error::input(
+                &self.path,
+                format!("ends inside {what}; the archive is truncated"),
+            ));
+        }
         Ok(bytes)
+    }
+
+    /// Reads a small entry into memory.
+    pub fn read_entry(&self, name: &str) -> Result<Vec<u8>> {
+        let (offset, size) = self.locate(name)?;
+        self.read_range(offset, size, &format!("`{name}`"))
+    }
+
+    fn digest_of(&self, descriptor: &FoundDescriptor) -> Result<Digest> {
+        Digest::parse(&descriptor.digest).ok_or_else(|| {
+            Error::input(
+                &self.path,
+                format!(
+                    "refers to an unsupported digest `{}`",
+                    sanitize::outside(&descriptor.digest, 80)
+                ),
+            )
+        })
     }
 
     /// Where a blob's bytes are: offset and size in the archive file. Fails when it is missing or its
     /// size is not the descriptor's.
     pub fn blob_range(&self, descriptor: &FoundDescriptor) -> Result<(u64, u64)> {
-        let digest = Digest::parse(&descriptor.digest).ok_or_else(|| {
-            Error::input(
-                &self.path,
-                format!("refers to an unsupported digest `{}`", descriptor.digest),
-            )
-        })?;
+        let digest = self.digest_of(descriptor)?;
         let (offset, size) = self.locate(&digest.blob_path())?;
         if size != descriptor.size {
             return Err(Error::input(
                 &self.path,
                 format!(
-                    "blob {} has {size} bytes but its descriptor says {}",
-                    descriptor.digest, descriptor.size
+                    "blob {digest} has {size} bytes but its descriptor says {}",
+                    descriptor.size
                 ),
             ));
         }
@@ -150,28 +209,14 @@ impl ArchiveReader {
 
     /// Reads a small blob and checks its digest.
     pub fn read_blob(&self, descriptor: &FoundDescriptor) -> Result<Vec<u8>> {
+        let digest = self.digest_of(descriptor)?;
         let (offset, size) = self.blob_range(descriptor)?;
-        if size > MAX_DOCUMENT {
+        let bytes = self.read_range(offset, size, &format!("blob {digest}"))?;
+        let actual = Digest::of(&bytes);
+        if actual != digest {
             return Err(Error::input(
                 &self.path,
-                format!(
-                    "blob {} is too large for a JSON document",
-                    descriptor.digest
-                ),
-            ));
-        }
-        let mut bytes = Vec::with_capacity(size as usize);
-        self.open_range(offset, size)?
-            .read_to_end(&mut bytes)
-            .map_err(Error::io("reading", &self.path))?;
-        let actual = Digest::of(&bytes).to_string();
-        if actual != descriptor.digest {
-            return Err(Error::input(
-                &self.path,
-                format!(
-                    "blob {} is corrupt (its content hashes to {actual})",
-                    descriptor.digest
-                ),
+                format!("blob {digest} is corrupt (its content hashes to {actual})"),
             ));
         }
         Ok(bytes)
@@ -179,54 +224,92 @@ impl ArchiveReader {
 
     /// A reader over `size` bytes at `offset`.
     pub fn open_range(&self, offset: u64, size: u64) -> Result<io::Take<File>> {
-        let mut file = File::open(&self.path).map_err(Error::io("opening", &self.path))?;
+        let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
         file.seek(SeekFrom::Start(offset))
             .map_err(Error::io("reading", &self.path))?;
         Ok(file.take(size))
     }
 
-    /// A reader over a blob that fails at its end if the bytes do not hash to the digest.
-    pub fn verified_blob(
-        &self,
-        descriptor: &FoundDescriptor,
-    ) -> Result<VerifyingReader<io::Take<File>>> {
+    /// A reader over a blob that checks the digest when its last byte is read, and fails that read on a
+    /// mismatch: the bytes that would complete an upload never leave.
+    pub fn verified_blob(&self, descriptor: &FoundDescriptor) -> Result<VerifyingReader<File>> {
+        let digest = self.digest_of(descriptor)?;
         let (offset, size) = self.blob_range(descriptor)?;
-        Ok(VerifyingReader {
-            inner: self.open_range(offset, size)?,
-            hasher: Sha256::new(),
-            expected: descriptor.digest.clone(),
-            done: false,
-        })
+        let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
+        file.seek(SeekFrom::Start(offset))
+            .map_err(Error::io("reading", &self.path))?;
+        Ok(VerifyingReader::new(file, digest, size))
     }
 
-    /// Reads `index.json` and everything it points at (one image or an image index of images).
+    /// Reads `index.json` and everything it points at (one image or an image index of images): each
+    /// distinct manifest once, within the caps on count and total size.
     pub fn image(&self) -> Result<ArchiveImage> {
         let bad = |what: String| Error::input(&self.path, what);
-        let index: IndexDoc = serde_json::from_slice(&self.read_entry("index.json")?)
-            .map_err(|e| bad(format!("has an invalid index.json ({e})")))?;
+        let mut budget = MAX_TOTAL_JSON;
+        let mut charge = |bytes: &[u8]| -> Result<()> {
+            budget = budget.checked_sub(bytes.len() as u64).ok_or_else(|| {
+                bad(format!(
+                    "holds more than {} MiB of image documents; refusing to read more",
+                    MAX_TOTAL_JSON >> 20
+                ))
+            })?;
+            Ok(())
+        };
+        let index_bytes = self.read_entry("index.json")?;
+        charge(&index_bytes)?;
+        let index: IndexDoc = serde_json::from_slice(&index_bytes).map_err(|e| {
+            bad(format!(
+                "has an invalid index.json ({})",
+                sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+            ))
+        })?;
         let [top] = index.manifests.as_slice() else {
             return Err(bad(format!(
                 "lists {} images in index.json; push needs exactly one (an image or an image index)",
                 index.manifests.len()
             )));
         };
-        let (manifest_descriptors, index) = if top.media_type == MEDIA_TYPE_INDEX {
+        let (listed, index) = if top.media_type == MEDIA_TYPE_INDEX {
             let bytes = self.read_blob(top)?;
-            let inner: IndexDoc = serde_json::from_slice(&bytes)
-                .map_err(|e| bad(format!("has an invalid image index {} ({e})", top.digest)))?;
+            charge(&bytes)?;
+            let inner: IndexDoc = serde_json::from_slice(&bytes).map_err(|e| {
+                bad(format!(
+                    "has an invalid image index {} ({})",
+                    sanitize::outside(&top.digest, 80),
+                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+                ))
+            })?;
             (inner.manifests, Some((top.clone(), bytes)))
         } else {
             (vec![top.clone()], None)
         };
+        if listed.len() > MAX_MANIFESTS {
+            return Err(bad(format!(
+                "has an image index listing {} manifests; at most {MAX_MANIFESTS} are accepted",
+                listed.len()
+            )));
+        }
+        let mut seen = BTreeSet::new();
         let mut manifests = Vec::new();
-        for descriptor in manifest_descriptors {
+        for descriptor in listed {
+            if !seen.insert(descriptor.digest.clone()) {
+                continue;
+            }
             let bytes = self.read_blob(&descriptor)?;
+            charge(&bytes)?;
             let doc: ManifestDoc = serde_json::from_slice(&bytes).map_err(|e| {
                 bad(format!(
-                    "has an invalid manifest {} ({e})",
-                    descriptor.digest
+                    "has an invalid manifest {} ({})",
+                    sanitize::outside(&descriptor.digest, 80),
+                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
                 ))
             })?;
+            if doc.layers.len() >= MAX_BLOBS_PER_MANIFEST {
+                return Err(bad(format!(
+                    "has a manifest with {} layers; at most {MAX_BLOBS_PER_MANIFEST} are accepted",
+                    doc.layers.len()
+                )));
+            }
             let mut blobs = vec![doc.config];
             blobs.extend(doc.layers);
             for blob in &blobs {
@@ -242,31 +325,120 @@ impl ArchiveReader {
     }
 }
 
-/// Hashes what it reads; at the end of the stream, a digest mismatch becomes an I/O error.
+/// Hashes exactly `size` bytes; the read that delivers the last of them fails instead when the content
+/// does not hash to the digest, and the stream ending early is an error too.
 pub struct VerifyingReader<R> {
     inner: R,
     hasher: Sha256,
-    expected: String,
-    done: bool,
+    expected: Digest,
+    size: u64,
+    read: u64,
+    checked: bool,
+}
+
+impl<R: Read> VerifyingReader<R> {
+    pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected,
+            size,
+            read: 0,
+            checked: false,
+        }
+    }
+
+    fn verify(&mut self) -> io::Result<()> {
+        self.checked = true;
+        let actual = Digest::of_hasher(std::mem::take(&mut self.hasher));
+        if actual != self.expected {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "blob {} is corrupt (its content hashes to {actual})",
+                    self.expected
+                ),
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl<R: Read> Read for VerifyingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        if n == 0 && !buf.is_empty() && !self.done {
-            self.done = true;
-            let actual = Digest::of_hasher(std::mem::take(&mut self.hasher)).to_string();
-            if actual != self.expected {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "blob {} is corrupt (its content hashes to {actual})",
-                        self.expected
-                    ),
-                ));
+        if self.read == self.size {
+            if !self.checked {
+                // An empty blob: nothing to deliver, but the content still has to match.
+                self.verify()?;
             }
+            return Ok(0);
+        }
+        let want = usize::try_from(self.size - self.read).map_or(buf.len(), |l| l.min(buf.len()));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = self.inner.read(&mut buf[..want])?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("the archive ends inside blob {}", self.expected),
+            ));
+        }
+        self.hasher.update(&buf[..n]);
+        self.read += n as u64;
+        if self.read == self.size {
+            self.verify()?;
         }
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verifying_reader_fails_the_last_read_on_a_mismatch() {
+        let data = b"hello world";
+        let good = Digest::of(data);
+        let mut out = Vec::new();
+        VerifyingReader::new(&data[..], good.clone(), 11)
+            .read_to_end(&mut out)
+            .unwrap();
+        assert_eq!(out, data);
+
+        let bad = Digest::of(b"hello worle");
+        let mut reader = VerifyingReader::new(&data[..], bad, 11);
+        let mut buf = [0u8; 4];
+        let mut delivered = 0;
+        let err = loop {
+            match reader.read(&mut buf) {
+                Ok(n) => delivered += n,
+                Err(e) => break e,
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        assert!(delivered < 11, "the final bytes were held back");
+
+        let err = VerifyingReader::new(&data[..5], good, 11)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        let err = VerifyingReader::new(&b""[..], Digest::of(b"x"), 0)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        VerifyingReader::new(&b""[..], Digest::of(b""), 0)
+            .read_to_end(&mut Vec::new())
+            .unwrap();
+    }
+
+    #[test]
+    fn only_layout_entries_are_indexed() {
+        let d = Digest::of(b"x");
+        assert!(is_layout_entry(&d.blob_path()));
+        assert!(is_layout_entry("index.json"));
+        assert!(!is_layout_entry("blobs/sha256/../../etc/passwd"));
+        assert!(!is_layout_entry("other.txt"));
     }
 }

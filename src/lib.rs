@@ -13,6 +13,7 @@ pub mod cli;
 pub mod elf;
 pub mod error;
 pub mod essentials;
+pub mod fsutil;
 pub mod image;
 pub mod layer;
 pub mod oci;
@@ -22,6 +23,8 @@ pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod report;
+pub mod sanitize;
+pub mod tarball;
 pub mod timestamp;
 
 pub use error::{Error, Result};

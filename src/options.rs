@@ -94,18 +94,35 @@ pub fn parse_key_value(what: &str, input: &str) -> Result<(String, String)> {
     }
 }
 
-/// Parses an environment entry; keys follow POSIX names (letters, digits, `_`, not starting with a digit).
+/// Parses an environment entry `KEY=VALUE`; see [`env_pair`].
 pub fn parse_env(input: &str) -> Result<(String, String)> {
     let (key, value) = parse_key_value("--env", input)?;
-    let valid = key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    env_pair(&key, &value).map_err(|e| Error::Invalid(format!("--env `{input}`: {e}")))
+}
+
+/// Checks an environment variable given as a name and a value (Cargo.toml's `env` table): the name
+/// follows POSIX (letters, digits, `_`, not starting with a digit), so it can never hold the `=`.
+pub fn env_pair(key: &str, value: &str) -> Result<(String, String)> {
+    let valid = !key.is_empty()
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && !key.starts_with(|c: char| c.is_ascii_digit());
     if valid {
-        Ok((key, value))
+        Ok((key.to_owned(), value.to_owned()))
     } else {
         Err(Error::Invalid(format!(
-            "--env `{input}`: `{key}` is not a valid variable name (letters, digits and `_`, not starting with a digit)"
+            "`{key}` is not a valid variable name (letters, digits and `_`, not starting with a digit)"
         )))
     }
+}
+
+/// Checks a label or annotation key as [`parse_key_value`] does for the flags.
+pub fn key_value_pair(what: &str, key: &str, value: &str) -> Result<(String, String)> {
+    if key.is_empty() || key.contains('=') || key.chars().any(char::is_whitespace) {
+        return Err(Error::Invalid(format!(
+            "{what} key `{key}` must be non-empty, without `=` or spaces"
+        )));
+    }
+    Ok((key.to_owned(), value.to_owned()))
 }
 
 /// Parses `PORT[/tcp|/udp]` into `PORT/PROTO`.
@@ -219,6 +236,14 @@ mod tests {
         }
         assert!(parse_env("1X=y").is_err());
         assert!(parse_env("MY-VAR=y").is_err());
+        assert!(
+            env_pair("A=B", "1").is_err(),
+            "a name holding `=` would write A=B=1"
+        );
+        assert!(env_pair("", "1").is_err());
+        assert_eq!(env_pair("A", "B=1").unwrap(), ("A".into(), "B=1".into()));
+        assert!(key_value_pair("labels", "a b", "x").is_err());
+        assert!(key_value_pair("labels", "a=b", "x").is_err());
         assert_eq!(parse_env("RUST_LOG=info").unwrap().0, "RUST_LOG");
     }
 

@@ -383,6 +383,26 @@ fn invalid_setting_value_is_an_error_naming_the_file() {
 }
 
 #[test]
+fn bad_push_references_and_env_names_are_refused_before_building() {
+    for (setting, needle) in [
+        ("push = [\"Not A/Ref\"]\ntag = ", "push"),
+        ("tag = \"x:\"\n# ", "tag"),
+        ("env = { \"A=B\" = \"1\" }\ntag = ", "`A=B`"),
+    ] {
+        let (_dir, manifest, err) = refused_tools_setting(setting);
+        assert!(
+            err.contains(&manifest.display().to_string()) && err.contains(needle),
+            "{setting}: {err}"
+        );
+        assert!(!err.contains("Compiling"), "refused before building: {err}");
+        assert!(
+            !err.contains("Building"),
+            "refused before cargo build started: {err}"
+        );
+    }
+}
+
+#[test]
 fn works_from_a_subdirectory_and_with_spaces_in_paths() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("my project");

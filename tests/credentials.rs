@@ -1,8 +1,17 @@
-//! Credential helpers are programs on PATH; this file has one test so changing PATH races nothing.
+//! Credential helpers are programs on PATH. The first test changes this process's PATH and is the only
+//! one here that calls the library directly; the others run the `zeroimage` binary with a PATH of their
+//! own, so nothing races.
+
+mod support;
 
 use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
+use support::tiny_elf::{self, Machine, Shape};
 use zeroimage::registry::credentials::{Credential, lookup_in};
+use zeroimage::report::Silent;
 
 #[test]
 fn credential_helpers_are_asked_and_not_found_means_anonymous() {
@@ -34,7 +43,7 @@ fn credential_helpers_are_asked_and_not_found_means_anonymous() {
     // SAFETY: this test binary runs this one test; nothing else reads the environment meanwhile.
     unsafe { std::env::set_var("PATH", path) };
     assert_eq!(
-        lookup_in(&file, "helped.example.com").unwrap(),
+        lookup_in(&file, "helped.example.com", &Silent).unwrap(),
         Some(Credential::Basic {
             username: "bob".into(),
             password: "pw".into()
@@ -42,13 +51,114 @@ fn credential_helpers_are_asked_and_not_found_means_anonymous() {
         "credHelpers entry"
     );
     assert_eq!(
-        lookup_in(&file, "token.example.com").unwrap(),
+        lookup_in(&file, "token.example.com", &Silent).unwrap(),
         Some(Credential::IdentityToken("refresh".into())),
         "credsStore, identity token"
     );
     assert_eq!(
-        lookup_in(&file, "unknown.example.com").unwrap(),
+        lookup_in(&file, "unknown.example.com", &Silent).unwrap(),
         None,
         "the store says not found"
     );
+}
+
+/// A directory holding `docker-credential-zitest` with the given shell script body, and a docker config
+/// that uses it as the credentials store.
+fn helper_setup(script: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-zitest");
+    std::fs::write(&helper, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        dir.path().join("config.json"),
+        r#"{"credsStore": "zitest"}"#,
+    )
+    .unwrap();
+    (dir, bin)
+}
+
+/// `zeroimage push` of a small archive to a port nobody listens on: the credential lookup comes first.
+fn push_with_helper(dir: &Path, bin: &Path, limit: Option<&str>) -> (Output, Duration) {
+    let program = tiny_elf::write(
+        dir,
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
+    );
+    let archive = dir.join("app.tar");
+    support::package(&program, &archive, &["-q"]);
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zeroimage"));
+    cmd.arg("push")
+        .arg(&archive)
+        .arg("127.0.0.1:9/team/app:1")
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", dir)
+        .env("HOME", dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT", "2");
+    let started = Instant::now();
+    let output = match limit {
+        Some(limit) => Command::new("prlimit")
+            .arg(format!("--as={limit}"))
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
+            .env_remove("REGISTRY_AUTH_FILE")
+            .output()
+            .unwrap(),
+        None => cmd.output().unwrap(),
+    };
+    (output, started.elapsed())
+}
+
+fn one_error_line(output: &Output) -> String {
+    let err = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    err
+}
+
+#[test]
+fn a_helper_that_hangs_is_stopped_after_the_time_limit() {
+    let (dir, bin) = helper_setup("echo $$ > \"$DOCKER_CONFIG/helper.pid\"\nexec sleep 300");
+    let pidfile = dir.path().join("helper.pid");
+    let (output, took) = push_with_helper(dir.path(), &bin, None);
+    let err = one_error_line(&output);
+    assert!(err.contains("did not finish within 2 s"), "{err}");
+    assert!(took < Duration::from_secs(6), "took {took:?}");
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the helper was left running"
+    );
+}
+
+#[test]
+fn a_helper_that_floods_its_output_is_stopped_and_memory_stays_small() {
+    if support::peer("prlimit").is_none() {
+        return;
+    }
+    let (dir, bin) = helper_setup("head -c 300000000 /dev/zero | tr '\\0' 'x'");
+    let (output, _) = push_with_helper(dir.path(), &bin, Some(&(256u64 << 20).to_string()));
+    let err = one_error_line(&output);
+    assert!(err.contains("printed more than"), "{err}");
+    assert!(err.len() < 500, "{} bytes", err.len());
+}
+
+#[test]
+fn a_helpers_error_text_is_escaped_and_never_carries_its_secrets() {
+    let (dir, bin) = helper_setup(
+        "printf 'refresh failed for token eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl\\033[2J\\r\\n' >&2\nexit 3",
+    );
+    let (output, _) = push_with_helper(dir.path(), &bin, None);
+    let err = one_error_line(&output);
+    assert!(err.contains("docker-credential-zitest failed"), "{err}");
+    assert!(!err.contains("eyJhbGciOiJSUzI1NiJ9"), "{err}");
+    assert!(!err.contains('\x1b'), "{err:?}");
 }

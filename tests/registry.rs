@@ -417,19 +417,15 @@ fn retries_survive_a_500_and_a_dropped_connection() {
     for fault in [Fault::Error500Once, Fault::DropOnce] {
         let proxy = FaultProxy::start(registry.port, fault);
         let reference = format!("{}/retry/app:1", proxy.host());
-        let output = run_ok(
-            zi(dir.path())
-                .arg(&program)
-                .args(["--push", &reference, "-v"]),
-        );
+        let output = run_ok(zi(dir.path()).arg(&program).args(["--push", &reference]));
         assert_eq!(
             proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "{fault:?} was injected"
         );
         assert!(
-            stderr(&output).contains("retrying in"),
-            "{fault:?}: {}",
+            stderr(&output).contains("    Retrying ") && stderr(&output).contains("waiting"),
+            "{fault:?}: a status line says a retry waits, without -v: {}",
             stderr(&output)
         );
         assert!(stdout_of(&output).starts_with(&format!("{reference}@sha256:")));

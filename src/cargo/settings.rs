@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
+use crate::reference::Reference;
 
 /// `true` for the host's copy, or a path.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -138,14 +139,21 @@ impl Settings {
         let check = |r: Result<String>| r.map_err(|e| self.invalid(e));
         let mut env = Vec::new();
         for (key, value) in self.env.iter().flatten() {
-            let pair =
-                options::parse_env(&format!("{key}={value}")).map_err(|e| self.invalid(e))?;
+            let pair = options::env_pair(key, value)
+                .map_err(|e| self.invalid(Error::Invalid(format!("env: {e}"))))?;
             env.push(pair);
         }
+        let map = |what: &str, entries: &Option<BTreeMap<String, String>>| {
+            entries
+                .iter()
+                .flatten()
+                .map(|(k, v)| options::key_value_pair(what, k, v).map_err(|e| self.invalid(e)))
+                .collect::<Result<BTreeMap<_, _>>>()
+        };
         Ok(ImageOptions {
             env,
-            labels: self.labels.clone().unwrap_or_default(),
-            annotations: self.annotations.clone().unwrap_or_default(),
+            labels: map("labels", &self.labels)?,
+            annotations: map("annotations", &self.annotations)?,
             user: self
                 .user
                 .as_deref()
@@ -175,6 +183,29 @@ impl Settings {
                 .map(|p| check(options::parse_absolute_path("entrypoint-path", p)))
                 .transpose()?,
         })
+    }
+
+    /// The image name from `tag`, validated.
+    pub fn tag_reference(&self) -> Result<Option<Reference>> {
+        self.tag
+            .as_deref()
+            .map(|t| {
+                t.parse::<Reference>()
+                    .map_err(|e| self.invalid(Error::Invalid(format!("tag: {e}"))))
+            })
+            .transpose()
+    }
+
+    /// The references of `push`, validated.
+    pub fn push_references(&self) -> Result<Vec<Reference>> {
+        self.push
+            .iter()
+            .flatten()
+            .map(|r| {
+                r.parse::<Reference>()
+                    .map_err(|e| self.invalid(Error::Invalid(format!("push: {e}"))))
+            })
+            .collect()
     }
 
     /// The essentials these settings ask for.
@@ -228,6 +259,24 @@ mod tests {
         let options = s.image_options().unwrap();
         assert_eq!(options.expose, ["80/tcp"]);
         assert_eq!(options.env, [("A".to_owned(), "1".to_owned())]);
+    }
+
+    #[test]
+    fn env_names_with_equals_and_bad_references_are_refused() {
+        let metadata =
+            json!({"zeroimage": {"env": {"A=B": "1"}, "push": ["Bad Ref"], "tag": "x:"}});
+        let s = Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "package").unwrap();
+        let err = s.image_options().unwrap_err().to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("`A=B`"),
+            "{err}"
+        );
+        let err = s.push_references().unwrap_err().to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("push"),
+            "{err}"
+        );
+        assert!(s.tag_reference().is_err());
     }
 
     #[test]

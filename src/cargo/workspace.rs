@@ -97,6 +97,8 @@ impl Workspace {
                 let settings = self.settings(Some(package))?;
                 settings.image_options()?;
                 settings.essentials()?;
+                settings.tag_reference()?;
+                settings.push_references()?;
             }
         }
         Ok(())

@@ -264,11 +264,11 @@ pub struct RegistryArgs {
     #[arg(long, value_name = "PATH")]
     pub ca_file: Option<PathBuf>,
 
-    /// Time limit for one registry request, in seconds
-    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    /// Fail a registry transfer that makes no progress for this many seconds (connections get at most 10)
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub registry_timeout: u64,
 
-    /// Extra attempts after a connection error, a 5xx or a 429 answer
+    /// Extra attempts after a refused or reset connection, a 5xx or a 429 answer
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
 }
@@ -279,8 +279,8 @@ impl RegistryArgs {
         ClientOptions {
             insecure_registries: self.insecure_registries.clone(),
             ca_file: self.ca_file.clone(),
-            timeout: std::time::Duration::from_secs(self.registry_timeout.max(1)),
             retries: self.retries,
+            ..ClientOptions::with_timeout(std::time::Duration::from_secs(self.registry_timeout))
         }
     }
 

@@ -329,14 +329,9 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     };
 
     let created = args.image.created(settings.created.as_deref())?;
-    let tag = match (&args.image.tag, &settings.tag) {
+    let tag = match (&args.image.tag, settings.tag_reference()?) {
         (Some(tag), _) => tag.clone(),
-        (None, Some(tag)) => tag.parse::<Reference>().map_err(|e| {
-            Error::input(
-                package.manifest_path.as_std_path(),
-                format!("[package.metadata.zeroimage] tag: {e}"),
-            )
-        })?,
+        (None, Some(tag)) => tag,
         (None, None) => default_tag(&executable.name, &package.version.to_string())?,
     };
     let output = match (&args.output.output, &settings.output) {
@@ -373,19 +368,7 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     let mut summary = package_images(&inputs, &options, shell)?;
     super::zeroimage::report(&summary, MessageFormat::Human, shell);
     let push_to = if args.push.push.is_empty() {
-        settings
-            .push
-            .iter()
-            .flatten()
-            .map(|r| {
-                r.parse::<Reference>().map_err(|e| {
-                    Error::input(
-                        package.manifest_path.as_std_path(),
-                        format!("[package.metadata.zeroimage] push: {e}"),
-                    )
-                })
-            })
-            .collect::<Result<Vec<_>>>()?
+        settings.push_references()?
     } else {
         args.push.push.clone()
     };

@@ -14,17 +14,35 @@ pub use args::{
 pub use shell::Shell;
 
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::cancel;
 use crate::error::Error;
 
-/// Stops the current run at the next chunk on Ctrl-C, so temporary files are removed on the way out.
+/// Set once the run has reported its error, so the Ctrl-C deadline does not report it again.
+static REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// On Ctrl-C, stops the current run at its next chunk so temporary files are removed on the way out; a
+/// run still going after [`cancel::GRACE`] (blocked in a network wait or a helper program) is ended:
+/// registered temporary files are removed and the process exits with 130.
 pub fn install_interrupt_handler() {
     // Failing to install (a handler already set by an embedding program) only loses clean Ctrl-C.
-    let _ = ctrlc::set_handler(crate::cancel::request);
+    let _ = ctrlc::set_handler(|| {
+        cancel::request();
+        std::thread::sleep(cancel::GRACE);
+        cancel::remove_temporaries();
+        if !REPORTED.swap(true, Ordering::SeqCst) {
+            Shell::plain().error(&Error::Interrupted.to_string());
+        }
+        std::process::exit(130);
+    });
 }
 
 /// Reports `error` on stderr and turns it into the process exit code: 130 for Ctrl-C, else 1.
 pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
+    if REPORTED.swap(true, Ordering::SeqCst) {
+        return ExitCode::from(130);
+    }
     shell.error(&error.to_string());
     match error {
         Error::Interrupted => ExitCode::from(130),

@@ -5,6 +5,15 @@ use anstyle::{AnsiColor, Style};
 
 use super::args::{ColorChoice, OutputArgs, ReportArgs};
 use crate::report::Listener;
+use crate::sanitize;
+
+/// Longest line we print: messages are one line, and outside text in them is already cut shorter.
+const MAX_LINE: usize = 4000;
+
+/// Every line is escaped and bounded here, whatever path outside text took into the message.
+fn printable(message: &str) -> String {
+    sanitize::outside(message, MAX_LINE)
+}
 
 const STATUS: Style = AnsiColor::Green.on_default().bold();
 const WARNING: Style = AnsiColor::Yellow.on_default().bold();
@@ -38,8 +47,17 @@ impl Shell {
         }
     }
 
+    /// A shell with default settings, for messages printed outside a run (the Ctrl-C deadline).
+    pub fn plain() -> Shell {
+        Shell {
+            quiet: false,
+            verbose: false,
+        }
+    }
+
     /// `error: message`, printed even when quiet.
     pub fn error(&self, message: &str) {
+        let message = printable(message);
         eprintln!("{ERROR}error{ERROR:#}: {message}");
     }
 }
@@ -47,18 +65,21 @@ impl Shell {
 impl Listener for Shell {
     fn status(&self, verb: &str, message: &str) {
         if !self.quiet {
+            let message = printable(message);
             eprintln!("{STATUS}{verb:>12}{STATUS:#} {message}");
         }
     }
 
     fn warning(&self, message: &str) {
         if !self.quiet {
+            let message = printable(message);
             eprintln!("{WARNING}warning{WARNING:#}: {message}");
         }
     }
 
     fn detail(&self, message: &str) {
         if self.verbose {
+            let message = printable(message);
             eprintln!("{DETAIL}{:>12}{DETAIL:#} {message}", "Info");
         }
     }

@@ -148,13 +148,15 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
     // Pushing without -o needs no archive of the user's: write a temporary one.
     let temp_dir = match (&args.output.output, args.push.push.is_empty()) {
         (None, false) => {
-            Some(tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?)
+            let dir = tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?;
+            let guard = crate::cancel::TempGuard::new(dir.path());
+            Some((dir, guard))
         }
         _ => None,
     };
     let output = match (&args.output.output, &temp_dir, inputs.as_slice()) {
         (Some(output), _, _) => output.clone(),
-        (None, Some(dir), _) => dir.path().join("image.tar"),
+        (None, Some((dir, _)), _) => dir.path().join("image.tar"),
         (None, None, [single]) => default_output(&single.path),
         // Several programs in several directories: name the archive after the program, here.
         (None, None, _) => {

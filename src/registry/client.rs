@@ -1,5 +1,6 @@
-//! An OCI Distribution client for one registry: scheme discovery, Basic and Bearer authentication,
-//! bounded retries with backoff, and errors that name the registry and repository.
+//! An OCI Distribution client for one registry: scheme discovery, Basic and Bearer authentication scoped
+//! to the registry's origin, bounded and interruptible waits, retries with backoff, and errors that name
+//! the registry and repository without echoing hostile text.
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -13,8 +14,19 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
 use super::credentials::Credential;
+use super::origin::Origin;
 use crate::error::{Error, Result};
 use crate::report::Listener;
+use crate::sanitize;
+
+/// Largest error body we read from a registry; the message quotes only the start of it.
+const ERROR_BODY_LIMIT: u64 = 64 << 10;
+/// Largest token-service answer we read.
+const TOKEN_BODY_LIMIT: u64 = 1 << 20;
+/// Redirects followed for one GET or HEAD.
+const MAX_REDIRECTS: usize = 5;
+/// Longest wait a `Retry-After` header may impose.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// How to reach registries.
 #[derive(Clone, Debug)]
@@ -23,10 +35,31 @@ pub struct ClientOptions {
     pub insecure_registries: Vec<String>,
     /// Extra CA certificates (PEM) to trust, beside the system's.
     pub ca_file: Option<PathBuf>,
-    /// Time limit for one request, connection included.
-    pub timeout: Duration,
-    /// Extra attempts after a connection error, a 5xx or a 429.
+    /// A transfer that makes no progress (no byte read or written) for this long fails.
+    pub stall_timeout: Duration,
+    /// Time limit for name resolution and for opening a connection.
+    pub connect_timeout: Duration,
+    /// Extra attempts after a refused or reset connection, a 5xx or a 429. A timed-out transfer is
+    /// tried once more at most, and a host that does not accept connections in time is not retried.
     pub retries: u32,
+}
+
+/// Default time without progress before a transfer fails.
+pub const DEFAULT_STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default (and largest) connection time limit.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl ClientOptions {
+    /// Options with a stall timeout of `timeout`; the connection limit is the same when shorter than
+    /// the default.
+    pub fn with_timeout(timeout: Duration) -> ClientOptions {
+        let timeout = timeout.max(Duration::from_secs(1));
+        ClientOptions {
+            stall_timeout: timeout,
+            connect_timeout: timeout.min(DEFAULT_CONNECT_TIMEOUT),
+            ..ClientOptions::default()
+        }
+    }
 }
 
 impl Default for ClientOptions {
@@ -34,7 +67,8 @@ impl Default for ClientOptions {
         ClientOptions {
             insecure_registries: Vec::new(),
             ca_file: None,
-            timeout: Duration::from_secs(300),
+            stall_timeout: DEFAULT_STALL_TIMEOUT,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retries: 4,
         }
     }
@@ -54,12 +88,15 @@ pub struct Registry<'l> {
     /// The host as users write it (`localhost:5000`, `docker.io`).
     pub host: String,
     base: String,
+    /// Where credentials may go: the registry's own scheme, host and port.
+    origin: Origin,
     credential: Option<Credential>,
     /// Bearer tokens by scope string.
     tokens: HashMap<String, String>,
     /// The registry asked for Basic authentication.
     basic: bool,
     retries: u32,
+    insecure_registries: Vec<String>,
     listener: &'l dyn Listener,
 }
 
@@ -70,8 +107,7 @@ fn agent(options: &ClientOptions) -> Result<Agent> {
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect();
     if let Some(file) = &options.ca_file {
-        let pem = std::fs::read(file)
-            .map_err(|e| Error::input(file, format!("cannot read the CA file ({e})")))?;
+        let pem = crate::fsutil::read_regular(file, crate::fsutil::MAX_SMALL_FILE, "the CA file")?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
@@ -90,7 +126,11 @@ fn agent(options: &ClientOptions) -> Result<Agent> {
         .build();
     Ok(Agent::config_builder()
         .http_status_as_error(false)
-        .timeout_global(Some(options.timeout))
+        .timeout_resolve(Some(options.connect_timeout))
+        .timeout_connect(Some(options.connect_timeout))
+        // No total limit: a large upload may take long, but a transfer that stops moving fails.
+        .timeout_per_read(Some(options.stall_timeout))
+        .timeout_per_write(Some(options.stall_timeout))
         .max_redirects(0)
         .tls_config(tls)
         .user_agent(format!("zeroimage/{}", env!("CARGO_PKG_VERSION")))
@@ -98,9 +138,27 @@ fn agent(options: &ClientOptions) -> Result<Agent> {
         .into())
 }
 
+/// Why a send failed, which decides whether to try again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FailureKind {
+    /// Refused, reset or cut off: worth several more tries.
+    Transient,
+    /// No progress within the stall limit: worth one more try.
+    Stalled,
+    /// The host did not accept a connection in time: it is not there, or drops packets.
+    Unreachable,
+    /// TLS, protocol or local errors: trying again gives the same answer.
+    Final,
+}
+
+struct Failure {
+    error: Error,
+    kind: FailureKind,
+}
+
 impl<'l> Registry<'l> {
     /// Connects to `host` (a reference's domain): HTTPS, or plain HTTP for loopback and
-    /// `--insecure-registry` hosts when HTTPS does not answer.
+    /// `--insecure-registry` hosts when HTTPS is refused (not when the host is silent).
     pub fn connect(
         host: &str,
         credential: Option<Credential>,
@@ -111,26 +169,31 @@ impl<'l> Registry<'l> {
         let api = super::api_host(host);
         let may_use_http =
             super::is_loopback(host) || options.insecure_registries.iter().any(|h| h == host);
+        let base = format!("https://{api}");
         let mut registry = Registry {
             agent,
             host: host.to_owned(),
-            base: format!("https://{api}"),
+            origin: Origin::of(&base)?,
+            base,
             credential,
             tokens: HashMap::new(),
             basic: false,
             retries: options.retries,
+            insecure_registries: options.insecure_registries.clone(),
             listener,
         };
-        let https_error = match registry.ping() {
-            Ok(()) => return Ok(registry),
-            Err(error) => error,
-        };
         let advice = "pass --ca-file for a registry with a private CA, or --insecure-registry HOST for one that speaks plain HTTP";
-        if !may_use_http {
-            return Err(Error::Registry(format!("{https_error}; {advice}")));
-        }
+        // When plain HTTP may follow, one HTTPS attempt is enough to learn which scheme the host speaks.
+        let https_error = match registry.ping(!may_use_http) {
+            Ok(()) => return Ok(registry),
+            Err(failure) if failure.kind == FailureKind::Unreachable || !may_use_http => {
+                return Err(Error::Registry(format!("{}; {advice}", failure.error)));
+            }
+            Err(failure) => failure.error,
+        };
         registry.base = format!("http://{api}");
-        match registry.ping() {
+        registry.origin = Origin::of(&registry.base)?;
+        match registry.ping(true) {
             Ok(()) => {
                 listener.detail(&format!(
                     "{host}: HTTPS failed ({https_error}); using plain HTTP"
@@ -143,25 +206,68 @@ impl<'l> Registry<'l> {
     }
 
     /// `GET /v2/`: reachability and the API version; 401 here is fine (it tells us how to log in).
-    fn ping(&mut self) -> Result<()> {
+    fn ping(&mut self, retry: bool) -> std::result::Result<(), Failure> {
         let url = format!("{}/v2/", self.base);
-        let response = self.send_retrying("GET", &url, None, &[], &Payload::Empty)?;
+        let retries = self.retries;
+        if !retry {
+            self.retries = 0;
+        }
+        let response = self.send_retrying("GET", &url, None, &[], &Payload::Empty);
+        self.retries = retries;
+        let response = response?;
         match response.status().as_u16() {
             200 | 401 => Ok(()),
-            status => Err(Error::Registry(format!(
-                "{} does not look like an OCI registry (GET /v2/ answered {status})",
-                self.host
-            ))),
+            status => Err(Failure {
+                error: Error::Registry(format!(
+                    "{} does not look like an OCI registry (GET /v2/ answered {status})",
+                    self.host
+                )),
+                kind: FailureKind::Final,
+            }),
         }
     }
 
-    /// The URL of a path under the API root, or an absolute `Location` as given.
-    pub fn url(&self, path_or_location: &str) -> String {
-        if path_or_location.starts_with("http://") || path_or_location.starts_with("https://") {
-            path_or_location.to_owned()
+    /// The URL of a path under the API root (`/v2/...`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// Resolves a `Location` header the registry sent: an absolute URL, a scheme-relative one, or a
+    /// path on the registry.
+    pub fn resolve_location(&self, location: &str) -> Result<String> {
+        let lower = location.get(..8).unwrap_or(location).to_ascii_lowercase();
+        let url = if lower.starts_with("http://") || lower.starts_with("https://") {
+            location.to_owned()
+        } else if let Some(rest) = location.strip_prefix("//") {
+            let scheme = if self.origin.is_https() {
+                "https"
+            } else {
+                "http"
+            };
+            format!("{scheme}://{rest}")
+        } else if location.starts_with('/') {
+            format!("{}{location}", self.base)
         } else {
-            format!("{}{path_or_location}", self.base)
+            return Err(Error::Registry(format!(
+                "{} sent an unusable Location `{}`",
+                self.host,
+                sanitize::outside(location, sanitize::EXCERPT)
+            )));
+        };
+        Origin::of(&url)?;
+        Ok(url)
+    }
+
+    /// Fails when a request to `url` would leave TLS: the registry speaks HTTPS and `url` is plain HTTP.
+    fn check_downgrade(&self, url: &str, origin: &Origin) -> Result<()> {
+        if self.origin.is_https() && !origin.is_https() {
+            return Err(Error::Registry(format!(
+                "{} sent us to plain HTTP ({}); refusing to leave TLS",
+                self.host,
+                sanitize::outside(redact_url(url), sanitize::EXCERPT)
+            )));
         }
+        Ok(())
     }
 
     fn send_once(
@@ -171,7 +277,7 @@ impl<'l> Registry<'l> {
         authorization: Option<&str>,
         headers: &[(&str, String)],
         payload: &Payload,
-    ) -> std::result::Result<Response<Body>, Transient> {
+    ) -> std::result::Result<Response<Body>, Failure> {
         let mut builder = Request::builder().method(method).uri(url);
         if let Some(auth) = authorization {
             builder = builder.header("Authorization", auth);
@@ -179,10 +285,12 @@ impl<'l> Registry<'l> {
         for (name, value) in headers {
             builder = builder.header(*name, value.as_str());
         }
-        let build_error = |e: ureq::http::Error| {
-            Transient::Final(Error::Registry(format!(
-                "building a request for {url}: {e}"
-            )))
+        let build_error = |e: ureq::http::Error| Failure {
+            error: Error::Registry(format!(
+                "building a request for {}: {e}",
+                sanitize::outside(redact_url(url), sanitize::EXCERPT)
+            )),
+            kind: FailureKind::Final,
         };
         let result = match payload {
             Payload::Empty => self.agent.run(builder.body(()).map_err(build_error)?),
@@ -193,7 +301,10 @@ impl<'l> Registry<'l> {
                     .map_err(build_error)?,
             ),
             Payload::Stream(open, len) => {
-                let reader = open().map_err(Transient::Final)?;
+                let reader = open().map_err(|error| Failure {
+                    error,
+                    kind: FailureKind::Final,
+                })?;
                 self.agent.run(
                     builder
                         .header("Content-Length", len.to_string())
@@ -203,17 +314,38 @@ impl<'l> Registry<'l> {
             }
         };
         result.map_err(|e| {
-            let retry = is_transient(&e);
-            let error = Error::Registry(format!("{method} {}: {e}", redact_url(url)));
-            if retry {
-                Transient::Retry(error)
-            } else {
-                Transient::Final(error)
+            if crate::cancel::is_requested() {
+                return Failure {
+                    error: Error::Interrupted,
+                    kind: FailureKind::Final,
+                };
+            }
+            // A body reader's own error (a corrupt blob) is ours, not the network's.
+            if let ureq::Error::Io(io) = &e {
+                if io.kind() == std::io::ErrorKind::InvalidData {
+                    return Failure {
+                        error: Error::Registry(format!(
+                            "{method} {}: {}",
+                            sanitize::outside(redact_url(url), sanitize::EXCERPT),
+                            sanitize::outside(&io.to_string(), sanitize::EXCERPT)
+                        )),
+                        kind: FailureKind::Final,
+                    };
+                }
+            }
+            Failure {
+                kind: failure_kind(&e),
+                error: Error::Registry(format!(
+                    "{method} {}: {}",
+                    sanitize::outside(redact_url(url), sanitize::EXCERPT),
+                    describe(&e)
+                )),
             }
         })
     }
 
-    /// Sends a request, retrying connection errors, 5xx and 429 answers with exponential backoff.
+    /// Sends a request, retrying refused and reset connections, 5xx and 429 answers with exponential
+    /// backoff (a status line says when and why), a stalled transfer once, and an unreachable host never.
     fn send_retrying(
         &self,
         method: &str,
@@ -221,40 +353,60 @@ impl<'l> Registry<'l> {
         authorization: Option<&str>,
         headers: &[(&str, String)],
         payload: &Payload,
-    ) -> Result<Response<Body>> {
+    ) -> std::result::Result<Response<Body>, Failure> {
         let mut attempt = 0;
+        let mut stalls = 0;
         loop {
+            crate::cancel::check().map_err(|error| Failure {
+                error,
+                kind: FailureKind::Final,
+            })?;
             let outcome = self.send_once(method, url, authorization, headers, payload);
-            let retryable = match &outcome {
-                Err(Transient::Retry(_)) => true,
-                Err(Transient::Final(_)) => false,
-                Ok(r) => r.status().is_server_error() || r.status().as_u16() == 429,
+            let (retryable, retry_after) = match &outcome {
+                Err(f) if f.kind == FailureKind::Transient => (true, None),
+                Err(f) if f.kind == FailureKind::Stalled => {
+                    stalls += 1;
+                    (stalls <= 1, None)
+                }
+                Err(_) => (false, None),
+                Ok(r) => (
+                    r.status().is_server_error() || r.status().as_u16() == 429,
+                    retry_after(r),
+                ),
             };
             if !retryable || attempt >= self.retries {
-                return outcome.map_err(Transient::into_error);
+                return outcome;
             }
             attempt += 1;
-            let wait = Duration::from_millis(250 * (1 << attempt.min(6)));
+            let backoff = Duration::from_millis(250 * (1 << attempt.min(6)));
+            let wait = retry_after.map_or(backoff, |after| after.max(backoff));
             let why = match &outcome {
-                Err(e) => e.error().to_string(),
+                Err(f) => f.error.to_string(),
                 Ok(r) => format!(
                     "{method} {} answered HTTP {}",
-                    redact_url(url),
+                    sanitize::outside(redact_url(url), sanitize::EXCERPT),
                     r.status().as_u16()
                 ),
             };
-            self.listener.detail(&format!(
-                "{why}; retrying in {} ms (attempt {attempt} of {})",
-                wait.as_millis(),
-                self.retries
-            ));
-            crate::cancel::check()?;
-            std::thread::sleep(wait);
+            self.listener.status(
+                "Retrying",
+                &format!(
+                    "{why}; waiting {:.1} s (attempt {attempt} of {})",
+                    wait.as_secs_f64(),
+                    self.retries
+                ),
+            );
+            crate::cancel::sleep(wait).map_err(|error| Failure {
+                error,
+                kind: FailureKind::Final,
+            })?;
         }
     }
 
-    /// Sends a request needing `scope` (e.g. `repository:team/app:pull,push`), answering the
-    /// registry's authentication challenge once, with retries as [`send_retrying`](Self::send_retrying).
+    /// Sends a request needing `scope` (e.g. `repository:team/app:pull,push`). Credentials go only to
+    /// the registry's own origin: a URL elsewhere (blob storage a `Location` points at) gets the request
+    /// without them, and a switch from HTTPS to plain HTTP is refused. The registry's authentication
+    /// challenge is answered once; GET and HEAD follow redirects under the same rules.
     pub fn send(
         &mut self,
         method: &str,
@@ -263,21 +415,61 @@ impl<'l> Registry<'l> {
         headers: &[(&str, String)],
         payload: &Payload,
     ) -> Result<Response<Body>> {
-        let authorization = self.authorization(scope);
-        let response =
-            self.send_retrying(method, url, authorization.as_deref(), headers, payload)?;
-        if response.status().as_u16() != 401 {
+        let mut url = url.to_owned();
+        let mut redirects = 0;
+        loop {
+            let response = self.send_authorized(method, &url, scope, headers, payload)?;
+            let status = response.status().as_u16();
+            let follow =
+                matches!(method, "GET" | "HEAD") && matches!(status, 301 | 302 | 303 | 307 | 308);
+            if !follow {
+                return Ok(response);
+            }
+            redirects += 1;
+            if redirects > MAX_REDIRECTS {
+                return Err(Error::Registry(format!(
+                    "{}: more than {MAX_REDIRECTS} redirects for {method} {}",
+                    self.host,
+                    sanitize::outside(redact_url(&url), sanitize::EXCERPT)
+                )));
+            }
+            let location = header(&response, "location").ok_or_else(|| {
+                Error::Registry(format!(
+                    "{} answered HTTP {status} without a Location",
+                    self.host
+                ))
+            })?;
+            url = self.resolve_location(&location)?;
+        }
+    }
+
+    fn send_authorized(
+        &mut self,
+        method: &str,
+        url: &str,
+        scope: &str,
+        headers: &[(&str, String)],
+        payload: &Payload,
+    ) -> Result<Response<Body>> {
+        let origin = Origin::of(url)?;
+        self.check_downgrade(url, &origin)?;
+        let ours = origin == self.origin;
+        let authorization = if ours {
+            self.authorization(scope)
+        } else {
+            None
+        };
+        let response = self
+            .send_retrying(method, url, authorization.as_deref(), headers, payload)
+            .map_err(|f| f.error)?;
+        if response.status().as_u16() != 401 || !ours {
             return Ok(response);
         }
-        let challenge = response
-            .headers()
-            .get("www-authenticate")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let challenge = header(&response, "www-authenticate").unwrap_or_default();
         self.authenticate(&challenge, scope)?;
         let authorization = self.authorization(scope);
         self.send_retrying(method, url, authorization.as_deref(), headers, payload)
+            .map_err(|f| f.error)
     }
 
     fn authorization(&self, scope: &str) -> Option<String> {
@@ -285,10 +477,9 @@ impl<'l> Registry<'l> {
             return Some(format!("Bearer {token}"));
         }
         match (&self.credential, self.basic) {
-            (Some(Credential::Basic { username, password }), true) => Some(format!(
-                "Basic {}",
-                BASE64.encode(format!("{username}:{password}"))
-            )),
+            (Some(Credential::Basic { username, password }), true) => {
+                Some(basic_authorization(username, password))
+            }
             _ => None,
         }
     }
@@ -318,8 +509,9 @@ impl<'l> Registry<'l> {
                 Ok(())
             }
             _ => Err(Error::Registry(format!(
-                "{} asked for an authentication scheme we do not speak (`{challenge}`)",
-                self.host
+                "{} asked for an authentication scheme we do not speak (`{}`)",
+                self.host,
+                sanitize::outside(challenge, sanitize::EXCERPT)
             ))),
         }
     }
@@ -331,8 +523,36 @@ impl<'l> Registry<'l> {
         ))
     }
 
+    /// Checks that the token service at `realm` may receive our credentials: docker sends them to
+    /// whatever realm the registry names, but never in clear text when the registry itself uses TLS,
+    /// unless `--insecure-registry` names the realm's host.
+    fn check_realm(&self, realm: &str) -> Result<Origin> {
+        let origin = Origin::of(realm).map_err(|_| {
+            Error::Registry(format!(
+                "{} named an unusable token service `{}`",
+                self.host,
+                sanitize::outside(realm, sanitize::EXCERPT)
+            ))
+        })?;
+        let allowed = self.insecure_registries.iter().any(|h| {
+            h.eq_ignore_ascii_case(origin.host()) || h.eq_ignore_ascii_case(&origin.authority())
+        });
+        if self.origin.is_https() && !origin.is_https() && !allowed {
+            return Err(Error::Registry(format!(
+                "{} sends us to a token service over plain HTTP ({}); refusing to send credentials \
+                 there in clear text (pass --insecure-registry {} if you trust that network)",
+                self.host,
+                origin,
+                origin.authority()
+            )));
+        }
+        Ok(origin)
+    }
+
     fn fetch_token(&self, realm: &str, service: &str, scope: &str) -> Result<String> {
+        self.check_realm(realm)?;
         let scopes: Vec<&str> = scope.split(' ').filter(|s| !s.is_empty()).collect();
+        let shown_realm = sanitize::outside(redact_url(realm), sanitize::EXCERPT);
         let response = match &self.credential {
             Some(Credential::IdentityToken(refresh)) => {
                 // OAuth2 refresh-token grant, as docker does with an identity token.
@@ -344,13 +564,17 @@ impl<'l> Registry<'l> {
                 for s in &scopes {
                     form.push_str(&format!("&scope={}", encode(s)));
                 }
-                let request = Request::builder()
-                    .method("POST")
-                    .uri(realm)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form)
-                    .map_err(|e| Error::Registry(format!("token request to {realm}: {e}")))?;
-                self.agent.run(request)
+                let headers = [(
+                    "Content-Type",
+                    "application/x-www-form-urlencoded".to_owned(),
+                )];
+                self.send_retrying(
+                    "POST",
+                    realm,
+                    None,
+                    &headers,
+                    &Payload::Bytes(form.as_bytes()),
+                )
             }
             credential => {
                 let mut url = format!(
@@ -361,50 +585,50 @@ impl<'l> Registry<'l> {
                 for s in &scopes {
                     url.push_str(&format!("&scope={}", encode(s)));
                 }
-                let mut builder = Request::builder().method("GET").uri(&url);
-                if let Some(Credential::Basic { username, password }) = credential {
-                    builder = builder.header(
-                        "Authorization",
-                        format!("Basic {}", BASE64.encode(format!("{username}:{password}"))),
-                    );
-                }
-                let request = builder
-                    .body(())
-                    .map_err(|e| Error::Registry(format!("token request to {realm}: {e}")))?;
-                self.agent.run(request)
+                let authorization = match credential {
+                    Some(Credential::Basic { username, password }) => {
+                        Some(basic_authorization(username, password))
+                    }
+                    _ => None,
+                };
+                self.send_retrying("GET", &url, authorization.as_deref(), &[], &Payload::Empty)
             }
         }
-        .map_err(|e| {
+        .map_err(|f| {
             Error::Registry(format!(
-                "getting a token for {} from {realm}: {e}",
-                self.host
+                "getting a token for {} from {shown_realm}: {}",
+                self.host, f.error
             ))
         })?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
             return Err(self.auth_failed());
         }
-        let mut body = response.into_body();
-        let text = body.read_to_string().unwrap_or_default();
+        let (body, _) = read_limited(response, TOKEN_BODY_LIMIT);
         if status != 200 {
             return Err(Error::Registry(format!(
                 "the token service of {} answered HTTP {status}: {}",
                 self.host,
-                text.trim()
+                describe_body(&body)
             )));
         }
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
             Error::Registry(format!(
-                "the token service of {} sent invalid JSON: {e}",
-                self.host
+                "the token service of {} did not answer with JSON: {}",
+                self.host,
+                describe_body(&body)
             ))
         })?;
         json.get("token")
             .or_else(|| json.get("access_token"))
             .and_then(|t| t.as_str())
+            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_owned)
             .ok_or_else(|| {
-                Error::Registry(format!("the token service of {} sent no token", self.host))
+                Error::Registry(format!(
+                    "the token service of {} sent no usable token",
+                    self.host
+                ))
             })
     }
 
@@ -421,14 +645,12 @@ impl<'l> Registry<'l> {
         }
     }
 
-    /// Turns an unexpected response into an error naming the registry, the repository and the
-    /// registry's own message.
+    /// Turns an unexpected response into an error naming the registry, the repository and (escaped and
+    /// cut short) the registry's own message.
     pub fn unexpected(&self, what: &str, repository: &str, response: Response<Body>) -> Error {
         let status = response.status().as_u16();
-        let mut body = response.into_body();
-        let text = body.read_to_string().unwrap_or_default();
-        let detail =
-            registry_errors(&text).unwrap_or_else(|| text.trim().chars().take(300).collect());
+        let (body, _) = read_limited(response, ERROR_BODY_LIMIT);
+        let detail = describe_body(&body);
         let place = format!("{}/{repository}", self.host);
         Error::Registry(match status {
             401 => return self.auth_failed(),
@@ -444,64 +666,109 @@ impl<'l> Registry<'l> {
     }
 }
 
-/// A failed send, and whether trying again may help.
-enum Transient {
-    Retry(Error),
-    Final(Error),
+fn basic_authorization(username: &str, password: &str) -> String {
+    format!("Basic {}", BASE64.encode(format!("{username}:{password}")))
 }
 
-impl Transient {
-    fn error(&self) -> &Error {
-        match self {
-            Transient::Retry(e) | Transient::Final(e) => e,
-        }
-    }
-
-    fn into_error(self) -> Error {
-        match self {
-            Transient::Retry(e) | Transient::Final(e) => e,
-        }
-    }
+/// A header's value, when it is present and text.
+pub fn header(response: &Response<Body>, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
-/// Connection resets, refusals, timeouts and cut-off streams are worth a retry; TLS, name and protocol
-/// errors are not.
-fn is_transient(error: &ureq::Error) -> bool {
+/// The wait a 429 or 503 asks for in seconds, capped.
+fn retry_after(response: &Response<Body>) -> Option<Duration> {
+    let seconds: u64 = header(response, "retry-after")?.trim().parse().ok()?;
+    Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
+}
+
+/// Reads at most `limit` bytes of a response body; the flag says whether there was more.
+pub fn read_limited(response: Response<Body>, limit: u64) -> (Vec<u8>, bool) {
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    let mut reader = body.as_reader().take(limit + 1);
+    // A body cut off midway still says something; what arrived is what we show.
+    let _ = reader.read_to_end(&mut bytes);
+    let more = bytes.len() as u64 > limit;
+    bytes.truncate(limit as usize);
+    (bytes, more)
+}
+
+/// How a ureq failure is classified for retries.
+fn failure_kind(error: &ureq::Error) -> FailureKind {
     use std::io::ErrorKind::*;
+    use ureq::Timeout;
     match error {
-        ureq::Error::Timeout(_) | ureq::Error::ConnectionFailed => true,
-        ureq::Error::Io(e) => matches!(
-            e.kind(),
-            ConnectionReset
-                | ConnectionRefused
-                | ConnectionAborted
-                | BrokenPipe
-                | UnexpectedEof
-                | TimedOut
-                | Interrupted
-        ),
-        _ => false,
+        ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => FailureKind::Unreachable,
+        ureq::Error::Timeout(_) => FailureKind::Stalled,
+        ureq::Error::ConnectionFailed => FailureKind::Transient,
+        ureq::Error::Io(e) => match e.kind() {
+            TimedOut | WouldBlock => FailureKind::Stalled,
+            ConnectionReset | ConnectionRefused | ConnectionAborted | BrokenPipe
+            | UnexpectedEof | Interrupted => FailureKind::Transient,
+            _ => FailureKind::Final,
+        },
+        _ => FailureKind::Final,
     }
 }
 
-/// The `errors` of a registry's JSON error body, as one line.
-fn registry_errors(text: &str) -> Option<String> {
-    let json: serde_json::Value = serde_json::from_str(text).ok()?;
+/// A ureq failure in words, escaped (TLS and I/O errors can quote what the peer sent).
+fn describe(error: &ureq::Error) -> String {
+    match error {
+        ureq::Error::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+            "no connection within the time limit".to_owned()
+        }
+        ureq::Error::Timeout(_) => {
+            "the transfer made no progress within the time limit (--registry-timeout)".to_owned()
+        }
+        other => sanitize::outside(&other.to_string(), sanitize::EXCERPT),
+    }
+}
+
+/// A registry error body as one short, escaped line: the `errors` of the distribution spec's JSON, or
+/// the start of the text.
+fn describe_body(body: &[u8]) -> String {
+    if let Some(errors) = registry_errors(body) {
+        return errors;
+    }
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        "(no message)".to_owned()
+    } else {
+        sanitize::outside(text, sanitize::EXCERPT)
+    }
+}
+
+/// The `errors` of a registry's JSON error body: the first few, escaped, as one line.
+fn registry_errors(body: &[u8]) -> Option<String> {
+    const SHOWN: usize = 3;
+    let json: serde_json::Value = serde_json::from_slice(body).ok()?;
     let errors = json.get("errors")?.as_array()?;
-    let parts: Vec<String> = errors
+    let mut parts: Vec<String> = errors
         .iter()
+        .take(SHOWN)
         .map(|e| {
             format!(
                 "{}: {}",
-                e.get("code").and_then(|c| c.as_str()).unwrap_or("ERROR"),
-                e.get("message").and_then(|m| m.as_str()).unwrap_or("")
+                sanitize::outside(
+                    e.get("code").and_then(|c| c.as_str()).unwrap_or("ERROR"),
+                    60
+                ),
+                sanitize::outside(e.get("message").and_then(|m| m.as_str()).unwrap_or(""), 200)
             )
         })
         .collect();
+    if errors.len() > SHOWN {
+        parts.push(format!("and {} more", errors.len() - SHOWN));
+    }
     Some(parts.join("; "))
 }
 
-/// Drops the query string, which can hold upload state.
+/// Drops the query string, which can hold upload state or tokens.
 fn redact_url(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
@@ -580,13 +847,24 @@ mod tests {
     }
 
     #[test]
-    fn registry_error_bodies_become_one_line() {
+    fn registry_error_bodies_become_one_short_escaped_line() {
         let text =
-            r#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]}"#;
+            br#"{"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]}"#;
         assert_eq!(
             registry_errors(text).unwrap(),
             "MANIFEST_INVALID: manifest invalid"
         );
-        assert!(registry_errors("not json").is_none());
+        assert!(registry_errors(b"not json").is_none());
+        let many = serde_json::json!({"errors": (0..20000)
+            .map(|i| serde_json::json!({"code": "DENIED", "message": format!("\x1b[2J no {i}")}))
+            .collect::<Vec<_>>()});
+        let line = describe_body(many.to_string().as_bytes());
+        assert!(line.len() < 1000, "{}", line.len());
+        assert!(line.ends_with("and 19997 more"), "{line}");
+        assert!(!line.contains('\x1b'), "{line}");
+        assert_eq!(
+            describe_body(b"oops\r\x1b]0;t\x07!"),
+            "oops\\r\\u{1b}]0;t\\u{7}!"
+        );
     }
 }

@@ -2,15 +2,35 @@
 //! `credHelpers`, `credsStore`, identity tokens), `$DOCKER_CONFIG`, `$REGISTRY_AUTH_FILE` and the
 //! containers `auth.json`; and `login`/`logout`, which write docker's format.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
+use crate::fsutil;
+use crate::report::Listener;
+use crate::sanitize;
+
+/// How long a credential helper may take before it is stopped, unless
+/// `ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT` (seconds) says otherwise.
+pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn helper_timeout() -> Duration {
+    std::env::var("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map_or(HELPER_TIMEOUT, |s| Duration::from_secs(s.max(1)))
+}
+/// Most a helper may print on standard output (a JSON credential is a few KiB).
+const HELPER_STDOUT_LIMIT: u64 = 1 << 20;
+/// Most of a helper's standard error we keep (we quote a short, redacted excerpt).
+const HELPER_STDERR_LIMIT: u64 = 64 << 10;
 
 /// Docker Hub's key in config.json, as `docker login` writes it.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
@@ -89,10 +109,11 @@ pub fn search_path() -> Vec<PathBuf> {
 }
 
 /// The credential for `registry` (a host, `docker.io` for Docker Hub) from the first file that has
-/// one; `None` means anonymous.
-pub fn lookup(registry: &str) -> Result<Option<Credential>> {
+/// one; `None` means anonymous. A configured credential helper that is not installed is reported to
+/// `listener` and skipped.
+pub fn lookup(registry: &str, listener: &dyn Listener) -> Result<Option<Credential>> {
     for file in search_path() {
-        if let Some(credential) = lookup_in(&file, registry)? {
+        if let Some(credential) = lookup_in(&file, registry, listener)? {
             return Ok(Some(credential));
         }
     }
@@ -100,17 +121,28 @@ pub fn lookup(registry: &str) -> Result<Option<Credential>> {
 }
 
 fn read_config(file: &Path) -> Result<Option<Value>> {
-    match std::fs::read(file) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::input(file, format!("is not valid JSON ({e}); fix or remove it"))),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("reading", file)(e)),
-    }
+    let Some(bytes) =
+        fsutil::read_regular_if_present(file, fsutil::MAX_SMALL_FILE, "a credentials file")?
+    else {
+        return Ok(None);
+    };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+        Error::input(
+            file,
+            format!(
+                "is not valid JSON ({}); fix or remove it",
+                sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+            ),
+        )
+    })
 }
 
 /// The credential for `registry` in one config file.
-pub fn lookup_in(file: &Path, registry: &str) -> Result<Option<Credential>> {
+pub fn lookup_in(
+    file: &Path,
+    registry: &str,
+    listener: &dyn Listener,
+) -> Result<Option<Credential>> {
     let Some(config) = read_config(file)? else {
         return Ok(None);
     };
@@ -120,7 +152,7 @@ pub fn lookup_in(file: &Path, registry: &str) -> Result<Option<Credential>> {
         .and_then(|h| h.get(&key).or_else(|| h.get(registry)))
     {
         if let Some(helper) = helper.as_str() {
-            return helper_get(helper, &key);
+            return helper_get(helper, &key, file, listener);
         }
     }
     let wanted = key_host(&key);
@@ -146,12 +178,21 @@ pub fn lookup_in(file: &Path, registry: &str) -> Result<Option<Credential>> {
                     .ok()
                     .and_then(|d| String::from_utf8(d).ok())
                     .ok_or_else(|| {
-                        Error::input(file, format!("has an invalid `auth` for `{entry_key}`"))
+                        Error::input(
+                            file,
+                            format!(
+                                "has an invalid `auth` for `{}`",
+                                sanitize::outside(entry_key, 100)
+                            ),
+                        )
                     })?;
                 let (username, password) = decoded.split_once(':').ok_or_else(|| {
                     Error::input(
                         file,
-                        format!("has an `auth` for `{entry_key}` without `user:password`"),
+                        format!(
+                            "has an `auth` for `{}` without `user:password`",
+                            sanitize::outside(entry_key, 100)
+                        ),
                     )
                 })?;
                 return Ok(Some(Credential::Basic {
@@ -162,16 +203,29 @@ pub fn lookup_in(file: &Path, registry: &str) -> Result<Option<Credential>> {
         }
     }
     if let Some(store) = config.get("credsStore").and_then(Value::as_str) {
-        return helper_get(store, &key);
+        return helper_get(store, &key, file, listener);
     }
     Ok(None)
 }
 
-/// Asks `docker-credential-<helper> get` for `server`'s credential.
-fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
-    let program = format!("docker-credential-{helper}");
-    let output = run_helper(&program, "get", server.as_bytes())?;
-    if !output.status.success() {
+/// Asks `docker-credential-<helper> get` for `server`'s credential. A helper that is not installed
+/// means anonymous, with a warning naming the file that configures it.
+fn helper_get(
+    helper: &str,
+    server: &str,
+    file: &Path,
+    listener: &dyn Listener,
+) -> Result<Option<Credential>> {
+    let program = helper_program(helper)?;
+    let Some(output) = run_helper(&program, "get", server.as_bytes())? else {
+        listener.warning(&format!(
+            "{} names the credential helper {program}, which is not installed; continuing without \
+             credentials for {server}",
+            file.display()
+        ));
+        return Ok(None);
+    };
+    if !output.success {
         let text = String::from_utf8_lossy(&output.stdout).to_string()
             + &String::from_utf8_lossy(&output.stderr);
         if text.to_ascii_lowercase().contains("not found") {
@@ -179,12 +233,12 @@ fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
         }
         return Err(Error::Invalid(format!(
             "credential helper {program} failed for {server}: {}",
-            text.trim()
+            output.excerpt()
         )));
     }
-    let value: Value = serde_json::from_slice(&output.stdout).map_err(|e| {
+    let value: Value = serde_json::from_slice(&output.stdout).map_err(|_| {
         Error::Invalid(format!(
-            "credential helper {program} printed invalid JSON: {e}"
+            "credential helper {program} did not print a JSON credential for {server}"
         ))
     })?;
     let username = value
@@ -205,22 +259,158 @@ fn helper_get(helper: &str, server: &str) -> Result<Option<Credential>> {
     })
 }
 
-fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<std::process::Output> {
-    let mut child = Command::new(program)
+/// `docker-credential-<helper>`, for a helper name that cannot smuggle a path.
+fn helper_program(helper: &str) -> Result<String> {
+    let valid = !helper.is_empty()
+        && helper
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if !valid {
+        return Err(Error::Invalid(format!(
+            "credential helper name `{}` is not valid (letters, digits, `-`, `_`, `.`)",
+            sanitize::outside(helper, 60)
+        )));
+    }
+    Ok(format!("docker-credential-{helper}"))
+}
+
+/// What a helper run produced (bounded).
+struct HelperOutput {
+    success: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+impl HelperOutput {
+    /// The first line of what the helper said on stderr, escaped, short, and with anything that looks
+    /// like a token removed: helpers have been seen to print secrets in their errors.
+    fn excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let first = text
+            .lines()
+            .map(str::trim)
+            .find(|l| !l.is_empty())
+            .unwrap_or("(no message)");
+        sanitize::outside(&sanitize::redact_tokens(first), 120)
+    }
+}
+
+/// Runs a credential helper with `input` on stdin, within [`HELPER_TIMEOUT`] and the output limits.
+/// `None` when the helper is not installed.
+fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOutput>> {
+    let mut child = match Command::new(program)
         .arg(verb)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| Error::Invalid(format!("cannot run credential helper {program}: {e}")))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin
-            .write_all(input)
-            .map_err(|e| Error::Invalid(format!("writing to credential helper {program}: {e}")))?;
+    {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(Error::Invalid(format!(
+                "cannot run credential helper {program}: {e}"
+            )));
+        }
+    };
+    let result = collect_helper(&mut child, program, input);
+    if result.is_err() {
+        // Our own child, by its handle: stopped so it cannot hold the run or the terminal.
+        let _ = child.kill();
+        let _ = child.wait();
     }
-    child
-        .wait_with_output()
-        .map_err(|e| Error::Invalid(format!("waiting for credential helper {program}: {e}")))
+    result.map(Some)
+}
+
+fn collect_helper(child: &mut Child, program: &str, input: &[u8]) -> Result<HelperOutput> {
+    let failed = |what: &str| Error::Invalid(format!("credential helper {program} {what}"));
+    let timeout = helper_timeout();
+    let deadline = Instant::now() + timeout;
+    let (sender, receiver) = mpsc::channel();
+    if let Some(mut stdin) = child.stdin.take() {
+        let input = input.to_vec();
+        std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+    }
+    for (stream, limit, is_stdout) in [
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            HELPER_STDOUT_LIMIT,
+            true,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn Read + Send>),
+            HELPER_STDERR_LIMIT,
+            false,
+        ),
+    ] {
+        let Some(stream) = stream else { continue };
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let result = stream.take(limit + 1).read_to_end(&mut bytes);
+            let _ = sender.send((is_stdout, result.map(|_| bytes)));
+        });
+    }
+    drop(sender);
+    let mut stdout = None;
+    let mut stderr = Vec::new();
+    for _ in 0..2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let (is_stdout, bytes) = receiver.recv_timeout(left).map_err(|_| {
+            failed(&format!(
+                "did not finish within {} s; it was stopped",
+                timeout.as_secs()
+            ))
+        })?;
+        let bytes = bytes.map_err(|e| failed(&format!("could not be read: {e}")))?;
+        if is_stdout {
+            if bytes.len() as u64 > HELPER_STDOUT_LIMIT {
+                return Err(failed(&format!(
+                    "printed more than {} KiB; it was stopped",
+                    HELPER_STDOUT_LIMIT >> 10
+                )));
+            }
+            stdout = Some(bytes);
+        } else {
+            if bytes.len() as u64 > HELPER_STDERR_LIMIT {
+                return Err(failed(&format!(
+                    "printed more than {} KiB of messages; it was stopped",
+                    HELPER_STDERR_LIMIT >> 10
+                )));
+            }
+            stderr = bytes;
+        }
+        crate::cancel::check()?;
+    }
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| failed(&format!("could not be waited for: {e}")))?
+        {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            return Err(failed(&format!(
+                "did not finish within {} s; it was stopped",
+                timeout.as_secs()
+            )));
+        }
+        crate::cancel::check()?;
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    Ok(HelperOutput {
+        success: status.success(),
+        stdout: stdout.unwrap_or_default(),
+        stderr,
+    })
 }
 
 /// The credential helper that keeps `key`'s login: its `credHelpers` entry, else `credsStore`.
@@ -240,13 +430,20 @@ pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Res
     let key = config_key(registry);
     let helper = configured_helper(&config, &key);
     if let Some(helper) = helper {
-        let program = format!("docker-credential-{helper}");
+        let program = helper_program(&helper)?;
         let payload =
             serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
-        let output = run_helper(&program, "store", payload.to_string().as_bytes())?;
-        if !output.status.success() {
+        let output = run_helper(&program, "store", payload.to_string().as_bytes())?
+            .ok_or_else(|| {
+                Error::input(
+                    file,
+                    format!("names the credential helper {program}, which is not installed; install it or remove `credsStore`/`credHelpers`"),
+                )
+            })?;
+        if !output.success {
             return Err(Error::Invalid(format!(
-                "credential helper {program} could not store the login"
+                "credential helper {program} could not store the login: {}",
+                output.excerpt()
             )));
         }
         return Ok(());
@@ -275,12 +472,10 @@ pub fn erase(file: &Path, registry: &str) -> Result<bool> {
     let helper = configured_helper(&config, &key);
     let mut removed = false;
     if let Some(helper) = helper {
-        let output = run_helper(
-            &format!("docker-credential-{helper}"),
-            "erase",
-            key.as_bytes(),
-        )?;
-        removed = output.status.success();
+        let program = helper_program(&helper)?;
+        if let Some(output) = run_helper(&program, "erase", key.as_bytes())? {
+            removed = output.success;
+        }
     }
     if let Some(auths) = config.get_mut("auths").and_then(Value::as_object_mut) {
         let wanted = key_host(&key).to_owned();
@@ -298,9 +493,12 @@ pub fn erase(file: &Path, registry: &str) -> Result<bool> {
     Ok(removed)
 }
 
-/// Writes atomically with mode 0600: the file holds secrets.
+/// Writes atomically with mode 0600: the file holds secrets. A symbolic link (dotfile managers keep
+/// config.json in a repository) is written through: the file it points at is replaced, the link stays.
 fn write_config(file: &Path, config: &Value) -> Result<()> {
     use std::os::unix::fs::PermissionsExt;
+    let resolved = fsutil::resolve_links(file)?;
+    let file = resolved.as_path();
     let dir = file
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
@@ -322,6 +520,7 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Silent;
 
     fn write(dir: &Path, json: &str) -> PathBuf {
         let file = dir.join("config.json");
@@ -342,21 +541,24 @@ mod tests {
             ),
         );
         assert_eq!(
-            lookup_in(&file, "registry.example.com").unwrap(),
+            lookup_in(&file, "registry.example.com", &Silent).unwrap(),
             Some(Credential::Basic {
                 username: "alice".into(),
                 password: "s3cret:with:colons".into()
             })
         );
         assert_eq!(
-            lookup_in(&file, "ghcr.io").unwrap(),
+            lookup_in(&file, "ghcr.io", &Silent).unwrap(),
             Some(Credential::IdentityToken("tok".into()))
         );
         assert!(
-            lookup_in(&file, "docker.io").unwrap().is_some(),
+            lookup_in(&file, "docker.io", &Silent).unwrap().is_some(),
             "Docker Hub's legacy key"
         );
-        assert_eq!(lookup_in(&file, "other.example.com").unwrap(), None);
+        assert_eq!(
+            lookup_in(&file, "other.example.com", &Silent).unwrap(),
+            None
+        );
     }
 
     #[test]
@@ -382,14 +584,14 @@ mod tests {
             0o600
         );
         assert_eq!(
-            lookup_in(&file, "localhost:5000").unwrap(),
+            lookup_in(&file, "localhost:5000", &Silent).unwrap(),
             Some(Credential::Basic {
                 username: "carol".into(),
                 password: "pw".into()
             })
         );
         assert!(erase(&file, "localhost:5000").unwrap());
-        assert_eq!(lookup_in(&file, "localhost:5000").unwrap(), None);
+        assert_eq!(lookup_in(&file, "localhost:5000", &Silent).unwrap(), None);
         assert!(!erase(&file, "localhost:5000").unwrap());
     }
 }

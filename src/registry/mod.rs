@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod origin;
 pub mod push;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.

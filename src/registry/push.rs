@@ -7,7 +7,7 @@ use std::path::Path;
 
 use sha2::{Digest as _, Sha256};
 
-use super::client::{ClientOptions, Payload, Registry, encode};
+use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
 use crate::archive_reader::{ArchiveReader, FoundDescriptor};
 use crate::error::{Error, Result};
@@ -88,7 +88,7 @@ pub fn push_archive(
     }
     let mut sessions = Vec::new();
     for host in hosts {
-        let credential = credentials::lookup(host)?;
+        let credential = credentials::lookup(host, listener)?;
         let mut registry = Registry::connect(host, credential, &options.client, listener)?;
         let mut stats = PushStats::default();
         let mut done_repositories: Vec<String> = Vec::new();
@@ -199,7 +199,7 @@ fn push_blob(
                     stats.mounted += 1;
                     return Ok(());
                 }
-                202 => (location_of(registry, repository, response)?, scope),
+                202 => (location_of(registry, response)?, scope),
                 _ => return Err(registry.unexpected("mounting a blob into", repository, response)),
             }
         }
@@ -209,7 +209,7 @@ fn push_blob(
             if response.status().as_u16() != 202 {
                 return Err(registry.unexpected("starting an upload to", repository, response));
             }
-            (location_of(registry, repository, response)?, scope)
+            (location_of(registry, response)?, scope)
         }
     };
     if blob.size <= options.monolithic_limit {
@@ -243,7 +243,7 @@ fn upload_whole(
     location: &str,
     scope: &str,
 ) -> Result<()> {
-    let url = with_digest(&registry.url(location), &blob.digest);
+    let url = with_digest(location, &blob.digest);
     let open = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(reader.verified_blob(blob)?)) };
     let headers = [("Content-Type", "application/octet-stream".to_owned())];
     let response = registry.send(
@@ -294,12 +294,12 @@ fn upload_chunked(
             ("Content-Type", "application/octet-stream".to_owned()),
             ("Content-Range", format!("{sent}-{}", sent + want - 1)),
         ];
-        let url = registry.url(&location);
-        let response = registry.send("PATCH", &url, scope, &headers, &Payload::Bytes(&chunk))?;
+        let response =
+            registry.send("PATCH", &location, scope, &headers, &Payload::Bytes(&chunk))?;
         if response.status().as_u16() != 202 {
             return Err(registry.unexpected("uploading a chunk to", repository, response));
         }
-        location = location_of(registry, repository, response)?;
+        location = location_of(registry, response)?;
         sent += want;
         listener.detail(&format!("{}: {sent} of {size} bytes", short(&blob.digest)));
     }
@@ -313,7 +313,7 @@ fn upload_chunked(
             ),
         ));
     }
-    let url = with_digest(&registry.url(&location), &blob.digest);
+    let url = with_digest(&location, &blob.digest);
     let response = registry.send("PUT", &url, scope, &[], &Payload::Empty)?;
     if response.status().as_u16() != 201 {
         return Err(registry.unexpected("finishing an upload to", repository, response));
@@ -343,22 +343,16 @@ fn put_manifest(
     Ok(())
 }
 
-fn location_of(
-    registry: &Registry,
-    repository: &str,
-    response: ureq::http::Response<ureq::Body>,
-) -> Result<String> {
-    response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            Error::Registry(format!(
-                "{}/{repository}: the registry started an upload without a Location header",
-                registry.host
-            ))
-        })
+/// The upload URL a registry answered with, resolved against the registry (it may be elsewhere: blob
+/// storage; credentials then stay behind).
+fn location_of(registry: &Registry, response: ureq::http::Response<ureq::Body>) -> Result<String> {
+    let location = client::header(&response, "location").ok_or_else(|| {
+        Error::Registry(format!(
+            "{}: the registry started an upload without a Location header",
+            registry.host
+        ))
+    })?;
+    registry.resolve_location(&location)
 }
 
 fn with_digest(url: &str, digest: &str) -> String {

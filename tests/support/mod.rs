@@ -2,6 +2,8 @@
 #![allow(dead_code)]
 
 pub mod docker;
+pub mod fake_registry;
+pub mod http;
 pub mod proxy;
 pub mod registry;
 pub mod tiny_elf;

@@ -1,0 +1,140 @@
+//! Reading files the user points at: regular files only (opening a FIFO blocks until someone writes to
+//! it, and a device can be endless) and never more than a bound.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Bound for small files read whole: configuration, credentials, certificates.
+pub const MAX_SMALL_FILE: u64 = 16 << 20;
+
+/// Opens `path` for reading after checking it is a regular file (`what` names it in errors).
+pub fn open_regular(path: &Path, what: &str) -> Result<File> {
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => Error::input(path, format!("no such file ({what})")),
+        _ => Error::io("reading", path)(e),
+    })?;
+    refuse_non_regular(path, &meta, what)?;
+    let file = File::open(path).map_err(Error::io("opening", path))?;
+    // The path may have been replaced between the check and the open.
+    let meta = file.metadata().map_err(Error::io("reading", path))?;
+    refuse_non_regular(path, &meta, what)?;
+    Ok(file)
+}
+
+fn refuse_non_regular(path: &Path, meta: &std::fs::Metadata, what: &str) -> Result<()> {
+    if meta.is_file() {
+        return Ok(());
+    }
+    let kind = if meta.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file (a pipe, socket or device)"
+    };
+    Err(Error::input(
+        path,
+        format!("is {kind}; {what} must be a regular file"),
+    ))
+}
+
+/// Reads a whole regular file of at most `max` bytes.
+pub fn read_regular(path: &Path, max: u64, what: &str) -> Result<Vec<u8>> {
+    let file = open_regular(path, what)?;
+    let mut bytes = Vec::new();
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::io("reading", path))?;
+    if bytes.len() as u64 > max {
+        return Err(Error::input(
+            path,
+            format!("is larger than {} MiB, too large for {what}", max >> 20),
+        ));
+    }
+    Ok(bytes)
+}
+
+/// [`read_regular`], with a missing file meaning `None`.
+pub fn read_regular_if_present(path: &Path, max: u64, what: &str) -> Result<Option<Vec<u8>>> {
+    match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        _ => {}
+    }
+    if !path.exists() {
+        // A dangling symbolic link: nothing there yet.
+        return Ok(None);
+    }
+    read_regular(path, max, what).map(Some)
+}
+
+/// Follows symbolic links at `path` to the file they finally name (which may not exist yet), so that
+/// replacing "the file at `path`" replaces the link's target and keeps the link.
+pub fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
+    const MAX_HOPS: usize = 40;
+    let mut current = path.to_owned();
+    for _ in 0..MAX_HOPS {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = std::fs::read_link(&current)
+                    .map_err(Error::io("reading the link", &current))?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(Error::input(
+        path,
+        "is a chain of more than 40 symbolic links (a loop?)",
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fifos_and_directories_are_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let err = read_regular(&fifo, 10, "the credentials file")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        assert!(read_regular(dir.path(), 10, "x").is_err());
+    }
+
+    #[test]
+    fn links_resolve_to_their_final_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("real.json");
+        std::os::unix::fs::symlink("real.json", dir.path().join("a")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("a"), dir.path().join("b")).unwrap();
+        assert_eq!(resolve_links(&dir.path().join("b")).unwrap(), target);
+        assert_eq!(resolve_links(&target).unwrap(), target);
+        std::os::unix::fs::symlink("loop2", dir.path().join("loop1")).unwrap();
+        std::os::unix::fs::symlink("loop1", dir.path().join("loop2")).unwrap();
+        assert!(resolve_links(&dir.path().join("loop1")).is_err());
+    }
+
+    #[test]
+    fn reads_are_bounded_and_missing_files_are_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"0123456789").unwrap();
+        assert_eq!(read_regular(&file, 10, "x").unwrap(), b"0123456789");
+        assert!(read_regular(&file, 9, "x").is_err());
+        assert_eq!(
+            read_regular_if_present(&dir.path().join("none"), 10, "x").unwrap(),
+            None
+        );
+    }
+}
