@@ -95,6 +95,8 @@ impl ImageArchive {
         Error::io("writing", self.out.get_ref().path().to_owned())
     }
 
+    /// Plain ustar is enough here, unlike in layers: the longest name is a blob's, `blobs/sha256/` and
+    /// 64 hex digits (77 bytes), under the name field's 100.
     fn header(&self, name: &str, size: u64, kind: tar::EntryType) -> Result<tar::Header> {
         let mut header = tar::Header::new_ustar();
         header
@@ -297,4 +299,22 @@ pub fn ensure_distinct(input: &Path, output: &Path) -> Result<()> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_names_fit_a_plain_ustar_name_field() {
+        let blob = Digest::of(b"").blob_path();
+        for name in [blob.as_str(), "index.json", "manifest.json", "oci-layout"] {
+            assert!(name.len() <= 100, "{name}");
+        }
+        let archive_dir = tempfile::tempdir().unwrap();
+        let archive =
+            ImageArchive::create(&archive_dir.path().join("a.tar"), Timestamp::EPOCH).unwrap();
+        let header = archive.header(&blob, 0, tar::EntryType::Regular).unwrap();
+        assert_eq!(header.as_ustar().unwrap().prefix, [0u8; 155]);
+    }
 }

@@ -69,6 +69,13 @@ impl Include {
     }
 }
 
+/// As given on the command line, `--include SRC:DEST`: how errors name it.
+impl std::fmt::Display for Include {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "--include {}:{}", self.source.display(), self.dest)
+    }
+}
+
 /// Which essentials to add. `Some(None)` for a source means "the host's".
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Essentials {
@@ -102,7 +109,7 @@ impl Essentials {
         if self.is_empty() {
             return Ok(None);
         }
-        let mut spec = LayerSpec::new();
+        let mut spec = LayerSpec::new("the scratch essentials");
         let mut parts = Vec::new();
         let mut env = Vec::new();
         let mut user = None;
@@ -129,30 +136,36 @@ impl Essentials {
                     "is not a file; --ca-certs takes a PEM bundle",
                 ));
             }
-            spec.add_file(CA_BUNDLE_PATH, &bundle, MODE_FILE)?;
+            let mut part = LayerSpec::new("--ca-certs");
+            part.add_file(CA_BUNDLE_PATH, &bundle, MODE_FILE)?;
+            spec.merge(part)?;
             env.push(("SSL_CERT_FILE".to_owned(), CA_BUNDLE_PATH.to_owned()));
             parts.push("ca-certs".to_owned());
         }
         if self.nonroot {
             let id = NONROOT_ID;
-            spec.add_bytes(
+            let mut part = LayerSpec::new("--nonroot");
+            part.add_bytes(
                 "/etc/passwd",
                 format!(
                     "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{id}:{id}:nonroot:/home/nonroot:/sbin/nologin\n"
                 ),
                 MODE_FILE,
             )?;
-            spec.add_bytes(
+            part.add_bytes(
                 "/etc/group",
                 format!("root:x:0:\nnonroot:x:{id}:\n"),
                 MODE_FILE,
             )?;
-            spec.add_dir("/home/nonroot", 0o700, id, id)?;
+            part.add_dir("/home/nonroot", 0o700, id, id)?;
+            spec.merge(part)?;
             user = Some(format!("{id}:{id}"));
             parts.push("nonroot".to_owned());
         }
         if self.tmp {
-            spec.add_dir("/tmp", 0o1777, 0, 0)?;
+            let mut part = LayerSpec::new("--tmp");
+            part.add_dir("/tmp", 0o1777, 0, 0)?;
+            spec.merge(part)?;
             parts.push("tmp".to_owned());
         }
         if let Some(source) = &self.tzdata {
@@ -172,13 +185,15 @@ impl Essentials {
                     "does not look like a zoneinfo database (no UTC or Etc/UTC); pass --tzdata=DIR",
                 ));
             }
-            spec.add_path(ZONEINFO_PATH, &dir)?;
+            let mut part = LayerSpec::new("--tzdata");
+            part.add_path(ZONEINFO_PATH, &dir)?;
+            spec.merge(part)?;
             parts.push("tzdata".to_owned());
         }
         for include in &self.include {
-            let mut part = LayerSpec::new();
+            let mut part = LayerSpec::new(&include.to_string());
             part.add_path(&include.dest, &include.source)?;
-            spec.merge(part);
+            spec.merge(part)?;
             // Only the destination: the source path differs between machines, the image must not.
             parts.push(include.dest.clone());
         }

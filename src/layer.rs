@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use flate2::{Compression, GzBuilder};
 
@@ -14,6 +15,9 @@ use crate::oci::{Descriptor, Digest, HashingWriter, MEDIA_TYPE_LAYER_GZIP};
 use crate::timestamp::Timestamp;
 
 const BLOCK: usize = 512;
+/// ustar's name and prefix fields: longer paths and link targets go in a PAX extended header.
+const NAME_LEN: usize = 100;
+const PREFIX_LEN: usize = 155;
 /// Every write reaches the compressor in chunks of exactly this size: deflate output depends on how
 /// input is split, and callers' write sizes vary.
 const CHUNK: usize = 64 * 1024;
@@ -49,15 +53,22 @@ struct Entry {
     uid: u64,
     gid: u64,
     source: Source,
+    /// What asked for the entry (`--nonroot`, `--include SRC:DEST`, `the program`), for conflict errors.
+    origin: Arc<str>,
+    /// A parent directory nobody asked for, added because something goes below it.
+    implied: bool,
 }
 
 impl Entry {
-    fn root(mode: u32, source: Source) -> Entry {
-        Entry {
-            mode,
-            uid: 0,
-            gid: 0,
-            source,
+    fn is_dir(&self) -> bool {
+        matches!(self.source, Source::Directory)
+    }
+
+    fn kind(&self) -> &'static str {
+        match self.source {
+            Source::Directory => "a directory",
+            Source::Symlink(_) => "a symbolic link",
+            Source::File(_) | Source::Bytes(_) => "a file",
         }
     }
 }
@@ -66,14 +77,22 @@ impl Entry {
 ///
 /// Entries are written sorted by path, each after its parent directories, owned by root unless said
 /// otherwise and stamped with the image's timestamp, so the same inputs always give the same bytes.
-#[derive(Clone, Debug, Default)]
+/// Every entry remembers which option or input added it, so that two of them that cannot both be in the
+/// image (a file where another needs a directory, two files at one path) are refused naming both.
+#[derive(Clone, Debug)]
 pub struct LayerSpec {
     entries: BTreeMap<String, Entry>,
+    /// Named in conflict errors as the origin of what this spec adds, e.g. `--include ./www:/srv`.
+    origin: Arc<str>,
 }
 
 impl LayerSpec {
-    pub fn new() -> LayerSpec {
-        LayerSpec::default()
+    /// An empty spec whose entries come from `origin`, as errors will name it.
+    pub fn new(origin: &str) -> LayerSpec {
+        LayerSpec {
+            entries: BTreeMap::new(),
+            origin: origin.into(),
+        }
     }
 
     /// True when nothing was added.
@@ -84,10 +103,7 @@ impl LayerSpec {
     /// Adds the file at `source` as `image_path` (absolute in the image, e.g. `/app`), with `mode`.
     /// Missing parent directories are added with mode 0755.
     pub fn add_file(&mut self, image_path: &str, source: &Path, mode: u32) -> Result<()> {
-        self.insert(
-            image_path,
-            Entry::root(mode, Source::File(source.to_owned())),
-        )
+        self.insert(image_path, mode, 0, 0, Source::File(source.to_owned()))
     }
 
     /// Adds a file with the given content.
@@ -97,28 +113,17 @@ impl LayerSpec {
         bytes: impl Into<Vec<u8>>,
         mode: u32,
     ) -> Result<()> {
-        self.insert(image_path, Entry::root(mode, Source::Bytes(bytes.into())))
+        self.insert(image_path, mode, 0, 0, Source::Bytes(bytes.into()))
     }
 
     /// Adds a directory with `mode` (which may carry the sticky bit, as /tmp's 1777 does) and owner.
     pub fn add_dir(&mut self, image_path: &str, mode: u32, uid: u64, gid: u64) -> Result<()> {
-        self.insert(
-            image_path,
-            Entry {
-                mode,
-                uid,
-                gid,
-                source: Source::Directory,
-            },
-        )
+        self.insert(image_path, mode, uid, gid, Source::Directory)
     }
 
     /// Adds a symbolic link pointing at `target`, stored as written.
     pub fn add_symlink(&mut self, image_path: &str, target: &str) -> Result<()> {
-        self.insert(
-            image_path,
-            Entry::root(0o777, Source::Symlink(target.to_owned())),
-        )
+        self.insert(image_path, 0o777, 0, 0, Source::Symlink(target.to_owned()))
     }
 
     /// Adds `source` (a file or a directory tree) at `image_path`. Ownership becomes root's, files keep
@@ -173,26 +178,150 @@ impl LayerSpec {
         }
     }
 
-    /// Adds every entry of `other`; its entries win where both have one.
-    pub fn merge(&mut self, other: LayerSpec) {
-        self.entries.extend(other.entries);
-    }
-
-    fn insert(&mut self, image_path: &str, entry: Entry) -> Result<()> {
-        let path = normalize(image_path)?;
-        self.add_parents(&path);
-        self.entries.insert(path, entry);
+    /// Adds every entry of `other`. Directories both have merge; any other overlap is refused.
+    pub fn merge(&mut self, other: LayerSpec) -> Result<()> {
+        for (path, entry) in other.entries {
+            if !entry.implied {
+                self.place(path, entry)?;
+            }
+        }
         Ok(())
     }
 
-    fn add_parents(&mut self, path: &str) {
-        let mut end = 0;
-        while let Some(i) = path[end..].find('/') {
-            end += i;
+    /// Prepares this spec to be written as a layer on top of `lower`'s: refuses what would replace or
+    /// shadow part of it, as [`merge`](Self::merge) would, and gives the parent directories this layer
+    /// only implies the mode and owner `lower` gives them, which unpacking this layer would otherwise reset.
+    pub fn stack_on(&mut self, lower: &LayerSpec) -> Result<()> {
+        for (path, entry) in &self.entries {
+            if !entry.implied {
+                lower.check(path, entry)?;
+            }
+        }
+        for (path, entry) in self.entries.iter_mut().filter(|(_, e)| e.implied) {
+            if let Some(below) = lower.entries.get(path) {
+                entry.mode = below.mode;
+                entry.uid = below.uid;
+                entry.gid = below.gid;
+            }
+        }
+        Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        image_path: &str,
+        mode: u32,
+        uid: u64,
+        gid: u64,
+        source: Source,
+    ) -> Result<()> {
+        let path = normalize(image_path)?;
+        let entry = Entry {
+            mode,
+            uid,
+            gid,
+            source,
+            origin: self.origin.clone(),
+            implied: false,
+        };
+        self.place(path, entry)
+    }
+
+    /// Adds an entry that was asked for, and its missing parents, once [`check`](Self::check) allows it.
+    fn place(&mut self, path: String, entry: Entry) -> Result<()> {
+        self.check(&path, &entry)?;
+        for parent in parents(&path) {
             self.entries
-                .entry(path[..end].to_owned())
-                .or_insert(Entry::root(MODE_EXECUTABLE, Source::Directory));
-            end += 1;
+                .entry(parent.to_owned())
+                .or_insert_with(|| Entry {
+                    mode: MODE_EXECUTABLE,
+                    uid: 0,
+                    gid: 0,
+                    source: Source::Directory,
+                    origin: entry.origin.clone(),
+                    implied: true,
+                });
+        }
+        match self.entries.get(&path) {
+            // The same directory asked for twice: the first stays.
+            Some(existing) if !existing.implied => {}
+            _ => {
+                self.entries.insert(path, entry);
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses `entry` at `path` when it cannot coexist with what is here: below a file or link, a
+    /// file or link where a directory is, or a directory whose mode or owner differs from one asked for.
+    fn check(&self, path: &str, entry: &Entry) -> Result<()> {
+        let refuse = |text: String| {
+            Err(Error::Invalid(format!(
+                "{text}; give one of them another path in the image"
+            )))
+        };
+        for parent in parents(path) {
+            if let Some(existing) = self.entries.get(parent).filter(|e| !e.is_dir()) {
+                return refuse(format!(
+                    "{} needs a directory at `/{parent}` (for `/{path}`), where {} puts {}",
+                    entry.origin,
+                    existing.origin,
+                    existing.kind()
+                ));
+            }
+        }
+        let Some(existing) = self.entries.get(path) else {
+            return Ok(());
+        };
+        match (existing.is_dir(), entry.is_dir()) {
+            (true, true) => {
+                let same = (existing.mode, existing.uid, existing.gid)
+                    == (entry.mode, entry.uid, entry.gid);
+                if same || existing.implied || entry.implied {
+                    return Ok(());
+                }
+                refuse(format!(
+                    "{} puts a directory with mode {:04o} and owner {}:{} at `/{path}`, where {} puts \
+                     one with mode {:04o} and owner {}:{}",
+                    entry.origin,
+                    entry.mode,
+                    entry.uid,
+                    entry.gid,
+                    existing.origin,
+                    existing.mode,
+                    existing.uid,
+                    existing.gid
+                ))
+            }
+            (true, false) => {
+                let prefix = format!("{path}/");
+                let below = self
+                    .entries
+                    .range(prefix.clone()..)
+                    .next()
+                    .filter(|(p, _)| p.starts_with(&prefix));
+                match below {
+                    Some((child, below)) if existing.implied => refuse(format!(
+                        "{} puts {} at `/{path}`, where {} needs a directory (for `/{child}`)",
+                        entry.origin,
+                        entry.kind(),
+                        below.origin
+                    )),
+                    _ => refuse(format!(
+                        "{} puts {} at `/{path}`, where {} puts a directory",
+                        entry.origin,
+                        entry.kind(),
+                        existing.origin
+                    )),
+                }
+            }
+            (false, _) => refuse(format!(
+                "{} puts {} at `/{path}`, where {} puts {}",
+                entry.origin,
+                entry.kind(),
+                existing.origin,
+                existing.kind()
+            )),
         }
     }
 
@@ -241,30 +370,19 @@ impl LayerSpec {
         header.set_mtime(mtime.unix_seconds());
         match &entry.source {
             Source::Directory => {
-                set_path(&mut header, path)?;
                 header.set_entry_type(tar::EntryType::Directory);
                 header.set_size(0);
-                header.set_cksum();
-                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+                write_header(tar, header, path, None, mtime)?;
             }
             Source::Symlink(target) => {
-                set_path(&mut header, path)?;
                 header.set_entry_type(tar::EntryType::Symlink);
                 header.set_size(0);
-                header.set_link_name_literal(target).map_err(|e| {
-                    Error::Invalid(format!(
-                        "cannot store the link `/{path}` -> `{target}`: {e}"
-                    ))
-                })?;
-                header.set_cksum();
-                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+                write_header(tar, header, path, Some(target), mtime)?;
             }
             Source::Bytes(bytes) => {
-                set_path(&mut header, path)?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(bytes.len() as u64);
-                header.set_cksum();
-                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+                write_header(tar, header, path, None, mtime)?;
                 tar.write_all(bytes).map_err(sink_error())?;
                 tar.write_all(&[0u8; BLOCK][..padding(bytes.len() as u64)])
                     .map_err(sink_error())?;
@@ -274,11 +392,9 @@ impl LayerSpec {
                 // The size in the header is the size when opened; a file that changes while being
                 // read is an error, not a silently corrupt layer.
                 let size = file.metadata().map_err(Error::io("reading", source))?.len();
-                set_path(&mut header, path)?;
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(size);
-                header.set_cksum();
-                tar.write_all(header.as_bytes()).map_err(sink_error())?;
+                write_header(tar, header, path, None, mtime)?;
                 let copied = copy_exact(&mut file, tar, size).map_err(|e| match e {
                     CopyError::Read(e) => Error::io("reading", source)(e),
                     CopyError::Write(e) => sink_error()(e),
@@ -298,6 +414,104 @@ impl LayerSpec {
         }
         Ok(())
     }
+}
+
+/// The directories above `path` (relative, no trailing `/`), outermost first.
+fn parents(path: &str) -> impl Iterator<Item = &str> {
+    path.match_indices('/').map(move |(i, _)| &path[..i])
+}
+
+/// Completes `header` with `path` and the link `target` and writes it. Whichever of the two ustar cannot
+/// hold goes into a PAX extended header written just before, and the ustar field keeps a truncated copy
+/// for readers that ignore PAX. Paths that fit give exactly the bytes plain ustar always gave.
+fn write_header<W: Write>(
+    tar: &mut W,
+    mut header: tar::Header,
+    path: &str,
+    target: Option<&str>,
+    mtime: Timestamp,
+) -> Result<()> {
+    let sink_error = || Error::io("writing the layer to", SINK);
+    let mut records = Vec::new();
+    if fits_ustar(path) {
+        header
+            .set_path(path)
+            .map_err(|e| Error::Invalid(format!("cannot store `/{path}` in a tar header: {e}")))?;
+    } else {
+        set_name_bytes(&mut header, truncate(path, NAME_LEN).trim_end_matches('/'));
+        pax_record(&mut records, "path", path);
+    }
+    if let Some(target) = target {
+        let stored = if target.len() <= NAME_LEN {
+            target
+        } else {
+            pax_record(&mut records, "linkpath", target);
+            truncate(target, NAME_LEN)
+        };
+        header.set_link_name_literal(stored).map_err(|e| {
+            Error::Invalid(format!(
+                "cannot store the link `/{path}` -> `{target}`: {e}"
+            ))
+        })?;
+    }
+    header.set_cksum();
+    if !records.is_empty() {
+        // Named after the entry's file name only and stamped like every entry, so it is as
+        // reproducible as the rest (no process id or current time, unlike some tar programs).
+        let file_name = path.rsplit('/').next().unwrap_or(path);
+        let mut pax = tar::Header::new_ustar();
+        set_name_bytes(
+            &mut pax,
+            truncate(&format!("PaxHeaders/{file_name}"), NAME_LEN),
+        );
+        pax.set_mode(MODE_FILE);
+        pax.set_uid(0);
+        pax.set_gid(0);
+        pax.set_mtime(mtime.unix_seconds());
+        pax.set_entry_type(tar::EntryType::XHeader);
+        pax.set_size(records.len() as u64);
+        pax.set_cksum();
+        tar.write_all(pax.as_bytes()).map_err(sink_error())?;
+        tar.write_all(&records).map_err(sink_error())?;
+        tar.write_all(&[0u8; BLOCK][..padding(records.len() as u64)])
+            .map_err(sink_error())?;
+    }
+    tar.write_all(header.as_bytes()).map_err(sink_error())
+}
+
+/// Whether ustar holds `path`: in the name field, or split at a `/` into prefix and name.
+fn fits_ustar(path: &str) -> bool {
+    path.len() <= NAME_LEN
+        || path
+            .match_indices('/')
+            .any(|(i, _)| i <= PREFIX_LEN && path.len() - i - 1 <= NAME_LEN)
+}
+
+/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Writes `bytes` (at most [`NAME_LEN`]) into the name field as they are: a truncated path may end in a
+/// partial component such as `..`, which the checked setter would refuse.
+fn set_name_bytes(header: &mut tar::Header, bytes: &str) {
+    let name = &mut header.as_old_mut().name;
+    name.fill(0);
+    name[..bytes.len()].copy_from_slice(bytes.as_bytes());
+}
+
+/// Appends one PAX record, `LEN key=value\n`, where LEN counts the whole record, itself included.
+fn pax_record(records: &mut Vec<u8>, key: &str, value: &str) {
+    let rest = key.len() + value.len() + 3;
+    let mut len = rest + 1;
+    while len != rest + len.to_string().len() {
+        len = rest + len.to_string().len();
+    }
+    records.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
 }
 
 fn padding(size: u64) -> usize {
@@ -326,12 +540,6 @@ fn normalize(image_path: &str) -> Result<String> {
             "`{image_path}` is not a valid absolute path in the image (no `.`, `..` or empty components)"
         )))
     }
-}
-
-fn set_path(header: &mut tar::Header, path: &str) -> Result<()> {
-    header
-        .set_path(path)
-        .map_err(|e| Error::Invalid(format!("cannot store `/{path}` in a tar header: {e}")))
 }
 
 enum CopyError {
@@ -444,7 +652,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
         std::fs::write(&a, vec![7u8; 1000]).unwrap();
-        let mut spec = LayerSpec::new();
+        let mut spec = LayerSpec::new("test");
         spec.add_file("/usr/local/bin/app", &a, 0o755).unwrap();
         spec.add_file("/etc/x", &a, 0o644).unwrap();
         let (bytes, layer) = spec
@@ -484,7 +692,7 @@ mod tests {
         let a = dir.path().join("a");
         let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&a, &data).unwrap();
-        let mut spec = LayerSpec::new();
+        let mut spec = LayerSpec::new("test");
         spec.add_file("/a", &a, 0o755).unwrap();
         let (one, _) = spec.write(Vec::new(), Timestamp::EPOCH).unwrap();
         let (two, _) = spec.write(Vec::new(), Timestamp::EPOCH).unwrap();
@@ -499,9 +707,272 @@ mod tests {
 
     #[test]
     fn image_paths_must_be_absolute_and_clean() {
-        let mut spec = LayerSpec::new();
+        let mut spec = LayerSpec::new("test");
         for bad in ["app", "/", "/a/../b", "/a//b", "/./a", ""] {
             assert!(spec.add_file(bad, Path::new("x"), 0o755).is_err(), "{bad}");
         }
+    }
+
+    fn layer_of(spec: &LayerSpec) -> Vec<u8> {
+        spec.write(Vec::new(), Timestamp::from_unix(7).unwrap())
+            .unwrap()
+            .0
+    }
+
+    /// Raw entries, PAX headers included: (type, name field, data).
+    fn raw_entries(layer_bytes: &[u8]) -> Vec<(tar::EntryType, Vec<u8>, Vec<u8>)> {
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(layer_bytes));
+        archive
+            .entries()
+            .unwrap()
+            .raw(true)
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut data = Vec::new();
+                e.read_to_end(&mut data).unwrap();
+                (h.entry_type(), h.path_bytes().into_owned(), data)
+            })
+            .collect()
+    }
+
+    /// Paths of 120 (ustar prefix + name), 300 and 1000 bytes, a 101-byte name with no `/` to split
+    /// at, non-ASCII names, and link targets of 100 and 200 bytes.
+    fn long_spec(dir: &Path) -> (LayerSpec, Vec<String>) {
+        let content = dir.join("content");
+        std::fs::write(&content, b"long path content").unwrap();
+        let component = |n: usize, c: char| c.to_string().repeat(n);
+        let mut spec = LayerSpec::new("test");
+        let paths = vec![
+            format!("/{}/{}", component(60, 'a'), component(59, 'b')),
+            format!(
+                "/{}/{}/{}",
+                component(99, 'c'),
+                component(99, 'd'),
+                component(99, 'e')
+            ),
+            (0..10).fold(String::new(), |p, i| {
+                format!("{p}/{}", component(99, (b'f' + i) as char))
+            }),
+            format!("/{}", component(101, 'z')),
+            format!("/ünïcöde/{}/日本語.txt", "é".repeat(80)),
+            "/ünï/short.txt".to_owned(),
+        ];
+        for path in &paths {
+            spec.add_file(path, &content, MODE_FILE).unwrap();
+        }
+        spec.add_symlink("/link100", &component(100, 't')).unwrap();
+        spec.add_symlink(
+            &format!("/{}/link200", component(60, 'a')),
+            &format!("../{}", component(197, 'u')),
+        )
+        .unwrap();
+        (spec, paths)
+    }
+
+    #[test]
+    fn paths_and_link_targets_beyond_ustar_go_in_pax_headers_deterministically() {
+        let dir = tempfile::tempdir().unwrap();
+        let (spec, paths) = long_spec(dir.path());
+        let bytes = layer_of(&spec);
+        assert_eq!(bytes, layer_of(&spec), "same input, same bytes");
+        assert_eq!(bytes, layer_of(&long_spec(dir.path()).0));
+
+        let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(&bytes[..]));
+        let mut read = BTreeMap::new();
+        for entry in archive.entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let path = String::from_utf8(entry.path_bytes().into_owned()).unwrap();
+            let link = entry
+                .link_name_bytes()
+                .map(|l| String::from_utf8(l.into_owned()).unwrap());
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).unwrap();
+            assert_eq!(entry.header().mtime().unwrap(), 7, "{path}");
+            read.insert(path, (entry.header().entry_type(), link, data));
+        }
+        for path in &paths {
+            let (kind, _, data) = &read[path.trim_start_matches('/')];
+            assert_eq!(
+                (*kind, &data[..]),
+                (tar::EntryType::Regular, &b"long path content"[..]),
+                "{path}"
+            );
+        }
+        assert_eq!(paths[2].len(), 1000);
+        assert_eq!(read["link100"].1.as_deref(), Some("t".repeat(100).as_str()));
+        let link200 = format!("{}/link200", "a".repeat(60));
+        assert_eq!(read[&link200].1, Some(format!("../{}", "u".repeat(197))));
+        // Every parent directory is there too, whatever its length.
+        for path in read.keys() {
+            if let Some((parent, _)) = path.rsplit_once('/') {
+                assert_eq!(read[parent].0, tar::EntryType::Directory, "{parent}");
+            }
+        }
+
+        // PAX headers only where ustar cannot hold the path or target; records are `LEN key=value\n`
+        // with LEN counting the record itself, and the header is stamped like the entries.
+        let raw = raw_entries(&bytes);
+        let pax: Vec<_> = raw
+            .iter()
+            .filter(|e| e.0 == tar::EntryType::XHeader)
+            .collect();
+        let long_paths = read.keys().filter(|p| !fits_ustar(p)).count();
+        assert_eq!(
+            pax.len(),
+            long_paths + 1,
+            "one per long path, one for the long target"
+        );
+        assert!(
+            read.keys().any(|p| p.len() > NAME_LEN && fits_ustar(p)),
+            "120 bytes: ustar prefix"
+        );
+        for (_, name, data) in &pax {
+            assert!(name.starts_with(b"PaxHeaders/") && name.len() <= NAME_LEN);
+            let text = std::str::from_utf8(data).unwrap();
+            for record in text.split_inclusive('\n') {
+                let (len, rest) = record.split_once(' ').unwrap();
+                assert_eq!(len.parse::<usize>().unwrap(), record.len(), "{record}");
+                assert!(rest.starts_with("path=") || rest.starts_with("linkpath="));
+            }
+        }
+        // Readers that ignore PAX see a truncated name, cut on a character boundary.
+        for (kind, name, _) in &raw {
+            assert!(std::str::from_utf8(name).is_ok(), "{kind:?} {name:?}");
+        }
+    }
+
+    #[test]
+    fn pax_record_length_counts_itself() {
+        for (value_len, expected) in [(1, 9), (90, 99), (91, 101), (92, 102), (994, 1005)] {
+            let mut records = Vec::new();
+            pax_record(&mut records, "path", &"v".repeat(value_len));
+            assert_eq!(records.len(), expected, "{value_len}");
+            assert!(records.starts_with(format!("{expected} path=").as_bytes()));
+        }
+    }
+
+    fn error_of(result: Result<()>) -> String {
+        result.unwrap_err().to_string()
+    }
+
+    #[test]
+    fn a_path_cannot_be_both_a_file_and_a_directory() {
+        let file = |origin: &str, path: &str| {
+            let mut spec = LayerSpec::new(origin);
+            spec.add_bytes(path, "x", MODE_FILE).unwrap();
+            spec
+        };
+        let mut spec = LayerSpec::new("all");
+        spec.merge(file("B", "/a/b")).unwrap();
+        let err = error_of(spec.merge(file("A", "/a")));
+        assert!(
+            err.starts_with("A puts a file at `/a`, where B needs a directory (for `/a/b`)"),
+            "{err}"
+        );
+        let mut spec = LayerSpec::new("all");
+        spec.merge(file("A", "/a")).unwrap();
+        let err = error_of(spec.merge(file("B", "/a/b/c")));
+        assert!(
+            err.starts_with("B needs a directory at `/a` (for `/a/b/c`), where A puts a file"),
+            "{err}"
+        );
+        let mut link = LayerSpec::new("L");
+        link.add_symlink("/a", "elsewhere").unwrap();
+        let err = error_of(spec.merge(link));
+        assert!(
+            err.starts_with("L puts a symbolic link at `/a`, where A puts a file"),
+            "{err}"
+        );
+        let mut dir = LayerSpec::new("D");
+        dir.add_dir("/a", 0o755, 0, 0).unwrap();
+        let err = error_of(spec.merge(dir.clone()));
+        assert!(
+            err.starts_with("D puts a directory at `/a`, where A puts a file"),
+            "{err}"
+        );
+        let mut spec = LayerSpec::new("all");
+        spec.merge(dir).unwrap();
+        let err = error_of(spec.merge(file("A", "/a")));
+        assert!(
+            err.starts_with("A puts a file at `/a`, where D puts a directory"),
+            "{err}"
+        );
+        let mut tmp = LayerSpec::new("T");
+        tmp.add_dir("/a", 0o1777, 0, 0).unwrap();
+        let err = error_of(spec.merge(tmp));
+        assert!(
+            err.starts_with("T puts a directory with mode 1777 and owner 0:0 at `/a`, where D puts one with mode 0755"),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1);
+    }
+
+    #[test]
+    fn directories_merge_and_an_explicit_one_keeps_its_mode_and_owner() {
+        let mut home = LayerSpec::new("home");
+        home.add_dir("/home/user", 0o700, 5, 5).unwrap();
+        let mut below = LayerSpec::new("below");
+        below
+            .add_bytes("/home/user/.profile", "x", MODE_FILE)
+            .unwrap();
+        below.add_dir("/home", MODE_EXECUTABLE, 0, 0).unwrap();
+        for (first, second) in [(home.clone(), below.clone()), (below, home)] {
+            let mut spec = LayerSpec::new("all");
+            spec.merge(first).unwrap();
+            spec.merge(second).unwrap();
+            let entries = entries_of(&layer_of(&spec));
+            let user = entries.iter().find(|e| e.0 == "home/user").unwrap();
+            assert_eq!((user.1, user.2), (0o700, 5));
+            assert_eq!(entries.len(), 3);
+        }
+    }
+
+    #[test]
+    fn a_layer_on_top_refuses_clashes_and_keeps_the_lower_directories_metadata() {
+        let mut lower = LayerSpec::new("lower");
+        lower.add_dir("/home/user", 0o700, 5, 5).unwrap();
+        lower.add_bytes("/etc/passwd", "x", MODE_FILE).unwrap();
+        lower.add_dir("/srv", MODE_EXECUTABLE, 0, 0).unwrap();
+        let program = |path: &str| {
+            let mut spec = LayerSpec::new("the program");
+            spec.add_bytes(path, "p", MODE_EXECUTABLE).unwrap();
+            spec
+        };
+        for (path, needle) in [
+            (
+                "/etc/passwd",
+                "the program puts a file at `/etc/passwd`, where lower puts a file",
+            ),
+            (
+                "/etc/passwd/x",
+                "the program needs a directory at `/etc/passwd`",
+            ),
+            (
+                "/srv",
+                "the program puts a file at `/srv`, where lower puts a directory",
+            ),
+            (
+                "/home",
+                "the program puts a file at `/home`, where lower needs a directory",
+            ),
+        ] {
+            let err = error_of(program(path).stack_on(&lower));
+            assert!(err.starts_with(needle), "{path}: {err}");
+        }
+        let mut upper = program("/home/user/bin/app");
+        upper.stack_on(&lower).unwrap();
+        let entries = entries_of(&layer_of(&upper));
+        let modes: Vec<(&str, u32, u64)> =
+            entries.iter().map(|e| (e.0.as_str(), e.1, e.2)).collect();
+        assert_eq!(
+            modes,
+            [
+                ("home", 0o755, 0),
+                ("home/user", 0o700, 5),
+                ("home/user/bin", 0o755, 0),
+                ("home/user/bin/app", 0o755, 0)
+            ]
+        );
     }
 }

@@ -170,6 +170,17 @@ pub fn package(
         None => default_tag(&name)?,
     };
     let essentials = options.essentials.layer()?;
+    // Built before the archive is created, so that a program path clashing with the essentials
+    // leaves nothing behind.
+    let mut program_specs = Vec::new();
+    for c in &checked {
+        let mut spec = LayerSpec::new("the program");
+        spec.add_file(&entrypoint, &c.input.path, MODE_EXECUTABLE)?;
+        if let Some(essentials) = &essentials {
+            spec.stack_on(&essentials.spec)?;
+        }
+        program_specs.push(spec);
+    }
 
     let mut archive = ImageArchive::create(&options.output, options.created)?;
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
@@ -183,10 +194,8 @@ pub fn package(
     }
     let mut images: Vec<Image> = Vec::new();
     let mut program_layers = Vec::new();
-    for c in &checked {
-        let mut layer_spec = LayerSpec::new();
-        layer_spec.add_file(&entrypoint, &c.input.path, MODE_EXECUTABLE)?;
-        let layer = write_layer(&mut archive, &layer_spec, options.created, listener)?;
+    for (c, layer_spec) in checked.iter().zip(&program_specs) {
+        let layer = write_layer(&mut archive, layer_spec, options.created, listener)?;
         let mut spec = ImageSpec::new(c.platform.clone(), &entrypoint, options.created);
         if let Some(essentials) = &essentials {
             for (key, value) in &essentials.env {
