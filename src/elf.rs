@@ -1,11 +1,12 @@
 //! Inspecting an executable before it goes into an image: is it an ELF executable, which machine is it
 //! for, and is it statically linked.
 //!
-//! Only the headers, the program headers and the dynamic section are read (through a read cache), never
-//! the whole file: the layer writer reads the content once, later.
+//! Only the headers, the program headers, the interpreter path, the dynamic section and the names it
+//! refers to are read (through a read cache), never the whole file: the layer writer reads the content
+//! once, later. Every read is bounded by the file size and by a constant, whatever the headers claim, so
+//! a sparse file declaring gigabyte segments costs no memory.
 
 use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 
 use object::elf;
@@ -15,6 +16,21 @@ use object::{Endianness, FileKind};
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
+
+/// The Linux loader refuses larger program header tables.
+const MAX_PROGRAM_HEADERS: u64 = 64 << 10;
+/// An interpreter is a path: PATH_MAX, terminating NUL included.
+const MAX_INTERPRETER: u64 = 4096;
+/// Real dynamic sections hold a few dozen entries; this allows thousands.
+const MAX_DYNAMIC: u64 = 64 << 10;
+/// One library name (a file name, not even a path).
+const MAX_NAME: u64 = 4096;
+/// All library names together; names past this budget are reported as `?`.
+const MAX_NAMES_TOTAL: u64 = 256 << 10;
+/// Only read for arm, to find `.ARM.attributes`.
+const MAX_SECTION_HEADERS: u64 = 1 << 20;
+/// Real `.ARM.attributes` sections are a few dozen bytes.
+const MAX_ARM_ATTRIBUTES: u64 = 64 << 10;
 
 /// How an executable is linked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -68,7 +84,7 @@ pub struct ElfInfo {
 /// Reads the headers of `path` and describes the executable.
 ///
 /// Fails with a message naming the file when it is missing, not a regular file, empty, not ELF,
-/// or an ELF file that is not an executable.
+/// malformed, for a machine no container platform covers, or an ELF file that is not an executable.
 pub fn inspect(path: &Path) -> Result<ElfInfo> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::input(
@@ -89,13 +105,28 @@ pub fn inspect(path: &Path) -> Result<ElfInfo> {
             "is not a regular file (device, socket or pipe); pass a program file",
         ));
     }
-    if meta.len() == 0 {
-        return Err(Error::input(path, "is empty (0 bytes), not an executable"));
+    let file = File::open(path).map_err(Error::io("opening", path))?;
+    let cache = ReadCache::new(file);
+    inspect_data(&cache).map_err(|message| Error::input(path, message))
+}
+
+/// Describes an executable held in memory, with the same checks as [`inspect`]; errors say "the data"
+/// where [`inspect`] names the file.
+pub fn inspect_bytes(data: &[u8]) -> Result<ElfInfo> {
+    inspect_data(data).map_err(|message| Error::Invalid(format!("the data {message}")))
+}
+
+/// The checks behind [`inspect`] and [`inspect_bytes`]. The error is the message that follows the
+/// file's name.
+fn inspect_data<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, String> {
+    let len = data.len().map_err(|()| "could not be read".to_owned())?;
+    if len == 0 {
+        return Err("is empty (0 bytes), not an executable".to_owned());
     }
-    let mut file = File::open(path).map_err(Error::io("opening", path))?;
-    let mut magic = [0u8; 4];
-    let n = read_up_to(&mut file, &mut magic).map_err(Error::io("reading", path))?;
-    if magic[..n] != elf::ELFMAG[..n] || n < 4 {
+    let magic = data
+        .read_bytes_at(0, len.min(4))
+        .map_err(|()| "could not be read".to_owned())?;
+    if magic != elf::ELFMAG {
         let what = if magic.starts_with(b"#!") {
             "a script; a FROM scratch image has no interpreter to run it"
         } else if magic.starts_with(b"MZ") {
@@ -105,41 +136,28 @@ pub fn inspect(path: &Path) -> Result<ElfInfo> {
         } else {
             "not an ELF file"
         };
-        return Err(Error::input(
-            path,
-            format!(
-                "is not a Linux ELF executable ({what}); pass a statically linked Linux executable"
-            ),
+        return Err(format!(
+            "is not a Linux ELF executable ({what}); pass a statically linked Linux executable"
         ));
     }
-    let cache = ReadCache::new(file);
-    let malformed =
-        |e: object::read::Error| Error::input(path, format!("is not a valid ELF executable ({e})"));
-    match FileKind::parse(&cache).map_err(malformed)? {
-        FileKind::Elf32 => inspect_elf::<elf::FileHeader32<Endianness>, _>(path, &cache),
-        FileKind::Elf64 => inspect_elf::<elf::FileHeader64<Endianness>, _>(path, &cache),
-        _ => Err(Error::input(path, "is not a valid ELF executable")),
+    match FileKind::parse(data).map_err(malformed)? {
+        FileKind::Elf32 => inspect_elf::<elf::FileHeader32<Endianness>, _>(data, len),
+        FileKind::Elf64 => inspect_elf::<elf::FileHeader64<Endianness>, _>(data, len),
+        _ => Err(malformed("unknown ELF class")),
     }
 }
 
-fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut filled = 0;
-    while filled < buf.len() {
-        match file.read(&mut buf[filled..])? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
+fn malformed(e: impl std::fmt::Display) -> String {
+    format!(
+        "is not a valid ELF executable ({e}); it is damaged or truncated: rebuild or copy it again"
+    )
 }
 
-fn inspect_elf<'data, Elf, R>(path: &Path, data: R) -> Result<ElfInfo>
+fn inspect_elf<'data, Elf, R>(data: R, file_len: u64) -> Result<ElfInfo, String>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
 {
-    let malformed =
-        |e: object::read::Error| Error::input(path, format!("is not a valid ELF executable ({e})"));
     let header = Elf::parse(data).map_err(malformed)?;
     let endian = header.endian().map_err(malformed)?;
     let file_type = header.e_type(endian);
@@ -149,34 +167,44 @@ where
             elf::ET_CORE => "a core dump",
             _ => "an ELF file of unknown type",
         };
-        return Err(Error::input(path, format!("is {kind}, not an executable")));
+        return Err(format!("is {kind}, not an executable"));
     }
-    let platform = platform_of::<Elf, R>(path, header, endian, data)?;
+    let platform = platform_of(header, endian, data, file_len)?;
 
-    let segments = header.program_headers(endian, data).map_err(malformed)?;
+    let segments = program_headers(header, endian, data, file_len)?;
     let mut interpreter = None;
-    let mut needed_offsets = Vec::new();
-    let mut strtab_addr = None;
+    let mut dynamic = None;
     for segment in segments {
-        if let Some(interp) = segment.interpreter(endian, data).map_err(malformed)? {
-            interpreter = Some(String::from_utf8_lossy(interp).into_owned());
+        let p_type = segment.p_type(endian);
+        let offset: u64 = segment.p_offset(endian).into();
+        let size: u64 = segment.p_filesz(endian).into();
+        let name = segment_name(p_type);
+        // An empty segment (a bss-only PT_LOAD) has nothing in the file, wherever its offset points.
+        if size > 0 && offset.checked_add(size).is_none_or(|end| end > file_len) {
+            return Err(malformed(format_args!(
+                "its {name} segment of {size} bytes at offset {offset} goes past the end of the \
+                 {file_len}-byte file"
+            )));
         }
-        if let Some(entries) = segment.dynamic(endian, data).map_err(malformed)? {
-            for entry in entries {
-                let tag = entry.d_tag(endian);
-                if tag == elf::DT_NULL {
-                    break;
-                }
-                let value: u64 = entry.d_val(endian).into();
-                if tag == elf::DT_NEEDED {
-                    needed_offsets.push(value);
-                } else if tag == elf::DT_STRTAB {
-                    strtab_addr = Some(value);
-                }
-            }
+        let slot = match p_type {
+            elf::PT_INTERP => &mut interpreter,
+            elf::PT_DYNAMIC => &mut dynamic,
+            _ => continue,
+        };
+        if slot.is_some() {
+            return Err(malformed(format_args!(
+                "it has more than one {name} segment"
+            )));
         }
+        *slot = Some((offset, size));
     }
-    let needed = needed_names::<Elf, R>(segments, endian, data, strtab_addr, &needed_offsets);
+    let interpreter = interpreter
+        .map(|(offset, size)| read_interpreter(data, offset, size))
+        .transpose()?;
+    let needed = match dynamic {
+        Some((offset, size)) => needed_libraries::<Elf, R>(segments, endian, data, offset, size)?,
+        None => Vec::new(),
+    };
     let linkage = if interpreter.is_some() || !needed.is_empty() {
         Linkage::Dynamic {
             interpreter,
@@ -185,10 +213,9 @@ where
     } else if file_type == elf::ET_DYN {
         // Static-pie: ET_DYN with a PT_DYNAMIC for its own relocations, but nothing to load.
         if header.e_entry(endian).into() == 0 {
-            return Err(Error::input(
-                path,
-                "is a shared library, not an executable (it has no entry point)",
-            ));
+            return Err(
+                "is a shared library, not an executable (it has no entry point)".to_owned(),
+            );
         }
         Linkage::StaticPie
     } else {
@@ -197,48 +224,147 @@ where
     Ok(ElfInfo { platform, linkage })
 }
 
-/// Resolves DT_NEEDED string offsets through DT_STRTAB, mapped from its address to a file offset by the
-/// PT_LOAD segments. A library we cannot name is still reported, as `?`.
-fn needed_names<'data, Elf, R>(
-    segments: &[Elf::ProgramHeader],
+fn segment_name(p_type: elf::ProgramType) -> String {
+    match p_type {
+        elf::PT_LOAD => "PT_LOAD".to_owned(),
+        elf::PT_DYNAMIC => "PT_DYNAMIC".to_owned(),
+        elf::PT_INTERP => "PT_INTERP".to_owned(),
+        other => format!("type {:#x}", other.0),
+    }
+}
+
+/// The program header table, refused when larger than the Linux loader accepts or past the end of the
+/// file.
+fn program_headers<'data, Elf, R>(
+    header: &Elf,
     endian: Endianness,
     data: R,
-    strtab_addr: Option<u64>,
-    offsets: &[u64],
-) -> Vec<String>
+    file_len: u64,
+) -> Result<&'data [Elf::ProgramHeader], String>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
 {
-    let strtab_offset = strtab_addr.and_then(|addr| {
+    let offset: u64 = header.e_phoff(endian).into();
+    let count = u64::from(header.phnum(endian, data).map_err(malformed)?);
+    if offset == 0 || count == 0 {
+        return Ok(&[]);
+    }
+    let size = count * u64::from(header.e_phentsize(endian));
+    if size > MAX_PROGRAM_HEADERS {
+        return Err(malformed(format_args!(
+            "its program header table claims {size} bytes; Linux loads at most {MAX_PROGRAM_HEADERS}"
+        )));
+    }
+    if offset.checked_add(size).is_none_or(|end| end > file_len) {
+        return Err(malformed(format_args!(
+            "its program header table of {size} bytes at offset {offset} goes past the end of the \
+             {file_len}-byte file"
+        )));
+    }
+    header.program_headers(endian, data).map_err(malformed)
+}
+
+/// The PT_INTERP path, which must fit in [`MAX_INTERPRETER`] bytes and end with a NUL.
+fn read_interpreter<'data, R: ReadRef<'data>>(
+    data: R,
+    offset: u64,
+    size: u64,
+) -> Result<String, String> {
+    if size > MAX_INTERPRETER {
+        return Err(malformed(format_args!(
+            "its PT_INTERP segment claims {size} bytes; an interpreter path is at most \
+             {MAX_INTERPRETER}"
+        )));
+    }
+    let bytes = data
+        .read_bytes_at(offset, size)
+        .map_err(|()| malformed("its PT_INTERP segment cannot be read"))?;
+    let path = bytes
+        .split(|&b| b == 0)
+        .next()
+        .filter(|path| path.len() < bytes.len())
+        .ok_or_else(|| malformed("its PT_INTERP path has no terminating NUL"))?;
+    Ok(String::from_utf8_lossy(path).into_owned())
+}
+
+/// The libraries DT_NEEDED names, resolved through DT_STRTAB (mapped from its address to a file offset
+/// by the PT_LOAD segments). A library we cannot name is still reported, as `?`.
+fn needed_libraries<'data, Elf, R>(
+    segments: &[Elf::ProgramHeader],
+    endian: Endianness,
+    data: R,
+    offset: u64,
+    size: u64,
+) -> Result<Vec<String>, String>
+where
+    Elf: FileHeader<Endian = Endianness>,
+    R: ReadRef<'data>,
+{
+    if size > MAX_DYNAMIC {
+        return Err(malformed(format_args!(
+            "its PT_DYNAMIC segment claims {size} bytes; at most {MAX_DYNAMIC} are plausible"
+        )));
+    }
+    let count = size / size_of::<Elf::Dyn>() as u64;
+    let entries = data
+        .read_slice_at::<Elf::Dyn>(offset, count as usize)
+        .map_err(|()| malformed("its PT_DYNAMIC segment cannot be read"))?;
+    let mut name_offsets = Vec::new();
+    let mut strtab_addr = None;
+    for entry in entries {
+        let tag = entry.d_tag(endian);
+        if tag == elf::DT_NULL {
+            break;
+        }
+        let value: u64 = entry.d_val(endian).into();
+        if tag == elf::DT_NEEDED {
+            name_offsets.push(value);
+        } else if tag == elf::DT_STRTAB {
+            strtab_addr = Some(value);
+        }
+    }
+    let strtab = strtab_addr.and_then(|addr| {
         segments.iter().find_map(|s| {
             let vaddr: u64 = s.p_vaddr(endian).into();
             let filesz: u64 = s.p_filesz(endian).into();
             let offset: u64 = s.p_offset(endian).into();
-            (s.p_type(endian) == elf::PT_LOAD && addr >= vaddr && addr < vaddr + filesz)
-                .then(|| offset + (addr - vaddr))
+            let inside = s.p_type(endian) == elf::PT_LOAD && addr >= vaddr && addr - vaddr < filesz;
+            inside.then(|| offset + (addr - vaddr))
         })
     });
     let file_len = data.len().unwrap_or(0);
-    offsets
+    let mut budget = MAX_NAMES_TOTAL;
+    let names = name_offsets
         .iter()
-        .map(|name_offset| {
-            strtab_offset
-                .map(|base| base + name_offset)
-                .filter(|&start| start < file_len)
-                .and_then(|start| data.read_bytes_at_until(start..file_len, 0).ok())
-                .map(|name| String::from_utf8_lossy(name).into_owned())
-                .unwrap_or_else(|| "?".to_owned())
+        .map(|&name_offset| {
+            let name = strtab
+                .and_then(|base| base.checked_add(name_offset))
+                .filter(|&start| start < file_len && budget > 0)
+                .and_then(|start| {
+                    let end = file_len.min(start.saturating_add(MAX_NAME));
+                    data.read_bytes_at_until(start..end, 0).ok()
+                });
+            match name {
+                Some(name) => {
+                    budget = budget.saturating_sub(name.len() as u64 + 1);
+                    String::from_utf8_lossy(name).into_owned()
+                }
+                None => "?".to_owned(),
+            }
         })
-        .collect()
+        .collect();
+    Ok(names)
 }
 
+/// The platform of the machine code, from `e_machine`, the class and the byte order: only combinations
+/// that exist and have an OCI architecture are accepted.
 fn platform_of<'data, Elf, R>(
-    path: &Path,
     header: &Elf,
     endian: Endianness,
     data: R,
-) -> Result<Platform>
+    file_len: u64,
+) -> Result<Platform, String>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
@@ -246,50 +372,111 @@ where
     let is64 = header.is_class_64();
     let little = header.is_little_endian();
     let machine = header.e_machine(endian);
-    let arch = match machine {
-        elf::EM_X86_64 if is64 => "amd64",
-        elf::EM_AARCH64 if is64 => "arm64",
-        elf::EM_386 => "386",
-        elf::EM_ARM => "arm",
-        elf::EM_PPC64 if little => "ppc64le",
-        elf::EM_PPC64 => "ppc64",
-        elf::EM_S390 if is64 => "s390x",
-        elf::EM_RISCV if is64 => "riscv64",
-        elf::EM_LOONGARCH if is64 => "loong64",
-        elf::EM_MIPS if is64 && little => "mips64le",
-        elf::EM_MIPS if is64 => "mips64",
-        elf::EM_MIPS if little => "mipsle",
-        elf::EM_MIPS => "mips",
-        other => {
-            return Err(Error::input(
-                path,
-                format!(
-                    "is an ELF executable for a machine no container platform covers (e_machine {}, {}-bit)",
-                    other.0,
-                    if is64 { 64 } else { 32 }
-                ),
-            ));
-        }
+    let arch = match (machine, is64, little) {
+        (elf::EM_X86_64, true, true) => "amd64",
+        (elf::EM_386, false, true) => "386",
+        (elf::EM_AARCH64, true, true) => "arm64",
+        (elf::EM_ARM, false, true) => "arm",
+        (elf::EM_PPC64, true, true) => "ppc64le",
+        (elf::EM_PPC64, true, false) => "ppc64",
+        (elf::EM_S390, true, false) => "s390x",
+        (elf::EM_RISCV, true, true) => "riscv64",
+        (elf::EM_LOONGARCH, true, true) => "loong64",
+        (elf::EM_MIPS, true, true) => "mips64le",
+        (elf::EM_MIPS, true, false) => "mips64",
+        (elf::EM_MIPS, false, true) => "mipsle",
+        (elf::EM_MIPS, false, false) => "mips",
+        _ => return Err(no_platform(machine, is64, little)),
     };
     let variant = if arch == "arm" {
-        arm_variant::<Elf, R>(header, endian, data)
+        arm_variant(header, endian, data, file_len)
     } else {
         None
     };
-    Platform::linux(arch, variant)
+    Platform::linux(arch, variant).map_err(|e| e.to_string())
 }
 
-/// Reads `Tag_CPU_arch` from `.ARM.attributes` to tell arm v5, v6 and v7 apart.
-fn arm_variant<'data, Elf, R>(header: &Elf, endian: Endianness, data: R) -> Option<&'static str>
+/// Why no container platform matches what the header claims.
+fn no_platform(machine: elf::Machine, is64: bool, little: bool) -> String {
+    let name = match machine {
+        elf::EM_X86_64 => "x86-64",
+        elf::EM_386 => "i386",
+        elf::EM_AARCH64 => "aarch64",
+        elf::EM_ARM => "arm",
+        elf::EM_PPC64 => "ppc64",
+        elf::EM_S390 => "s390",
+        elf::EM_RISCV => "riscv",
+        elf::EM_LOONGARCH => "loongarch",
+        elf::EM_MIPS => "mips",
+        _ => "",
+    };
+    let reason = match (machine, is64, little) {
+        (elf::EM_X86_64, false, true) => "that is the x32 ABI, which has no OCI architecture",
+        (elf::EM_AARCH64, true, false) => "that is aarch64_be, which has no OCI architecture",
+        (elf::EM_AARCH64, false, _) => "that is aarch64 ILP32, which has no OCI architecture",
+        (elf::EM_ARM, false, false) => "that is armeb, which has no OCI architecture",
+        (elf::EM_S390, false, false) => {
+            "that is 31-bit s390, which has no OCI architecture (only s390x)"
+        }
+        (elf::EM_RISCV, false, _) => {
+            "that is riscv32, which has no OCI architecture (only riscv64)"
+        }
+        (elf::EM_LOONGARCH, false, _) => {
+            "that is loongarch32, which has no OCI architecture (only loong64)"
+        }
+        _ if name.is_empty() => "no OCI architecture covers that machine",
+        _ => "that combination does not exist",
+    };
+    let machine = if name.is_empty() {
+        format!("e_machine {}", machine.0)
+    } else {
+        format!("{name} (e_machine {})", machine.0)
+    };
+    format!(
+        "is an ELF executable whose header claims {machine}, {}-bit, {}-endian: {reason}; no \
+         container platform matches",
+        if is64 { 64 } else { 32 },
+        if little { "little" } else { "big" },
+    )
+}
+
+/// Reads `Tag_CPU_arch` from `.ARM.attributes` to tell arm v5, v6 and v7 apart. Best effort: a missing,
+/// oversized or unreadable section leaves the variant unknown.
+fn arm_variant<'data, Elf, R>(
+    header: &Elf,
+    endian: Endianness,
+    data: R,
+    file_len: u64,
+) -> Option<&'static str>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
 {
     const TAG_CPU_ARCH: u64 = 6;
-    let sections = header.sections(endian, data).ok()?;
-    let section = sections
+    let fits = |offset: u64, size: u64, max: u64| {
+        size <= max && offset.checked_add(size).is_some_and(|end| end <= file_len)
+    };
+    let table_offset: u64 = header.e_shoff(endian).into();
+    let count = u64::from(header.shnum(endian, data).ok()?);
+    if !fits(
+        table_offset,
+        count * u64::from(header.e_shentsize(endian)),
+        MAX_SECTION_HEADERS,
+    ) {
+        return None;
+    }
+    let section = header
+        .section_headers(endian, data)
+        .ok()?
         .iter()
         .find(|s| s.sh_type(endian) == elf::SHT_ARM_ATTRIBUTES)?;
+    if !fits(
+        section.sh_offset(endian).into(),
+        section.sh_size(endian).into(),
+        MAX_ARM_ATTRIBUTES,
+    ) {
+        return None;
+    }
     let attributes = section.attributes(endian, data).ok()?;
     let mut subsections = attributes.subsections().ok()?;
     while let Ok(Some(subsection)) = subsections.next() {

@@ -2,13 +2,21 @@
 //! static-pie, dynamic, foreign machine) for the ELF checks. The x86-64 and aarch64 programs really run:
 //! they write a message to stdout and exit 0.
 
-const EM_X86_64: u16 = 62;
-const EM_AARCH64: u16 = 183;
+pub const EM_386: u16 = 3;
+pub const EM_SPARC: u16 = 2;
+pub const EM_MIPS: u16 = 8;
+pub const EM_PPC64: u16 = 21;
+pub const EM_S390: u16 = 22;
+pub const EM_ARM: u16 = 40;
+pub const EM_X86_64: u16 = 62;
+pub const EM_AARCH64: u16 = 183;
+pub const EM_RISCV: u16 = 243;
+pub const EM_LOONGARCH: u16 = 258;
 const ET_EXEC: u16 = 2;
 const ET_DYN: u16 = 3;
-const PT_LOAD: u32 = 1;
-const PT_DYNAMIC: u32 = 2;
-const PT_INTERP: u32 = 3;
+pub const PT_LOAD: u32 = 1;
+pub const PT_DYNAMIC: u32 = 2;
+pub const PT_INTERP: u32 = 3;
 const DT_NULL: u64 = 0;
 const DT_NEEDED: u64 = 1;
 const DT_STRTAB: u64 = 5;
@@ -196,4 +204,124 @@ pub fn two_platform_programs(dir: &std::path::Path) -> (std::path::PathBuf, std:
         write(&amd, "app", &build(Machine::X86_64, Shape::Static, "a\n")),
         write(&arm, "app", &build(Machine::Aarch64, Shape::Static, "b\n")),
     )
+}
+
+/// One program header for [`headers`]: type, file offset, size in the file.
+#[derive(Clone, Copy, Debug)]
+pub struct Segment {
+    pub p_type: u32,
+    pub offset: u64,
+    pub filesz: u64,
+}
+
+/// An ELF header and program header table, nothing else: `machine` (`e_machine`), 64- or 32-bit class
+/// and byte order exactly as given, whether or not such a combination exists. For the machine and
+/// bounds checks, which never look further.
+pub fn headers(machine: u16, class64: bool, little: bool, segments: &[Segment]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let u16b = |v: u16| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let u32b = |v: u32| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    let u64b = |v: u64| {
+        if little {
+            v.to_le_bytes()
+        } else {
+            v.to_be_bytes()
+        }
+    };
+    // A word is 8 bytes in the 64-bit class, 4 in the 32-bit one.
+    let word = |out: &mut Vec<u8>, v: u64| {
+        if class64 {
+            out.extend(u64b(v));
+        } else {
+            out.extend(u32b(u32::try_from(v).expect("32-bit value")));
+        }
+    };
+    let (ehdr, phdr) = if class64 { (64u16, 56u16) } else { (52, 32) };
+    out.extend([0x7f, b'E', b'L', b'F']);
+    out.extend([if class64 { 2 } else { 1 }, if little { 1 } else { 2 }, 1]);
+    out.extend([0; 9]);
+    out.extend(u16b(ET_EXEC));
+    out.extend(u16b(machine));
+    out.extend(u32b(1)); // e_version
+    word(&mut out, 0x40_1000); // e_entry
+    word(&mut out, if segments.is_empty() { 0 } else { ehdr.into() }); // e_phoff
+    word(&mut out, 0); // e_shoff
+    out.extend(u32b(0)); // e_flags
+    out.extend(u16b(ehdr));
+    out.extend(u16b(phdr));
+    out.extend(u16b(u16::try_from(segments.len()).expect("few segments")));
+    out.extend(u16b(if class64 { 64 } else { 40 })); // e_shentsize
+    out.extend(u16b(0)); // e_shnum
+    out.extend(u16b(0)); // e_shstrndx
+    assert_eq!(out.len(), usize::from(ehdr));
+    for s in segments {
+        out.extend(u32b(s.p_type));
+        if class64 {
+            out.extend(u32b(4)); // p_flags
+        }
+        word(&mut out, s.offset);
+        word(&mut out, BASE + s.offset); // p_vaddr
+        word(&mut out, BASE + s.offset); // p_paddr
+        word(&mut out, s.filesz);
+        word(&mut out, s.filesz); // p_memsz
+        if !class64 {
+            out.extend(u32b(4)); // p_flags
+        }
+        word(&mut out, 1); // p_align
+    }
+    out
+}
+
+/// A 32-bit little-endian arm header with a section table whose `.ARM.attributes` records
+/// `Tag_CPU_arch` = `cpu_arch` (5 is ARMv5TE, 6 ARMv6, 10 ARMv7).
+pub fn arm_with_cpu_arch(cpu_arch: u8) -> Vec<u8> {
+    const SHT_STRTAB: u32 = 3;
+    const SHT_ARM_ATTRIBUTES: u32 = 0x7000_0003;
+    let mut out = headers(EM_ARM, false, true, &[]);
+    let names = b"\0.shstrtab\0.ARM.attributes\0";
+    // Format version 'A'; one "aeabi" subsection (17 bytes) holding one Tag_File group (7 bytes).
+    let attributes = [
+        b'A', 17, 0, 0, 0, b'a', b'e', b'a', b'b', b'i', 0, 1, 7, 0, 0, 0, 6, cpu_arch,
+    ];
+    let names_off = out.len() as u32;
+    out.extend(names);
+    let attributes_off = out.len() as u32;
+    out.extend(attributes);
+    while out.len() % 4 != 0 {
+        out.push(0);
+    }
+    let shoff = out.len() as u32;
+    let sections = [
+        [0; 4],
+        [1, SHT_STRTAB, names_off, names.len() as u32],
+        [
+            11,
+            SHT_ARM_ATTRIBUTES,
+            attributes_off,
+            attributes.len() as u32,
+        ],
+    ];
+    for [name, sh_type, offset, size] in sections {
+        // sh_name, sh_type, sh_flags, sh_addr, sh_offset, sh_size, sh_link, sh_info, sh_addralign,
+        // sh_entsize
+        for value in [name, sh_type, 0, 0, offset, size, 0, 0, 1, 0] {
+            out.extend(value.to_le_bytes());
+        }
+    }
+    out[32..36].copy_from_slice(&shoff.to_le_bytes()); // e_shoff
+    out[48..50].copy_from_slice(&3u16.to_le_bytes()); // e_shnum
+    out[50..52].copy_from_slice(&1u16.to_le_bytes()); // e_shstrndx
+    out
 }
