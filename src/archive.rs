@@ -2,18 +2,20 @@
 //! temporary file beside the destination and renamed into place only when complete.
 
 use std::collections::BTreeSet;
-use std::io::{BufWriter, Seek, SeekFrom, Write};
+use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
 use crate::error::{Error, Result};
-use crate::image::{Blob, Image};
+use crate::image::ImageTree;
+use crate::layer::{Layer, LayerSink};
 use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Digest, DockerManifestEntry,
-    Index, MEDIA_TYPE_INDEX, OCI_LAYOUT, to_json_bytes,
+    Index, OCI_LAYOUT, to_json_bytes,
 };
+use crate::source::BlobSource;
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
 
@@ -134,11 +136,45 @@ impl ImageArchive {
         .map_err(err)
     }
 
-    /// Stores a blob held in memory (config, manifest, index); a blob already stored is skipped.
+    /// Stores a blob held in memory (a manifest or index); a blob already stored is skipped.
     pub fn add_blob(&mut self, digest: &Digest, bytes: &[u8]) -> Result<()> {
         if self.blobs.insert(digest.clone()) {
             self.append_file(&digest.blob_path(), bytes)?;
         }
+        Ok(())
+    }
+
+    /// Copies a blob from `source` (a base layer, a config), streaming it; its digest is checked as it
+    /// goes and a blob already stored is skipped.
+    pub fn copy_blob(&mut self, source: &dyn BlobSource, descriptor: &Descriptor) -> Result<()> {
+        if self.blobs.contains(&descriptor.digest) {
+            return Ok(());
+        }
+        let header = self.header(
+            &descriptor.digest.blob_path(),
+            descriptor.size,
+            tar::EntryType::Regular,
+        )?;
+        let err = self.write_error();
+        self.out.write_all(header.as_bytes()).map_err(err)?;
+        let mut reader = source.open(descriptor)?;
+        let mut buf = vec![0u8; 256 << 10];
+        loop {
+            crate::cancel::check()?;
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(crate::source::read_error(source, descriptor, e)),
+            };
+            let err = self.write_error();
+            self.out.write_all(&buf[..n]).map_err(err)?;
+        }
+        let err = self.write_error();
+        self.out
+            .write_all(&[0u8; BLOCK as usize][..padding(descriptor.size)])
+            .map_err(err)?;
+        self.blobs.insert(descriptor.digest.clone());
         Ok(())
     }
 
@@ -147,7 +183,7 @@ impl ImageArchive {
     /// then filled in once the digest and size are known, so the blob is written exactly once.
     pub fn add_streamed_blob<T>(
         &mut self,
-        write: impl FnOnce(&mut BufWriter<NamedTempFile>) -> Result<(Digest, T)>,
+        write: impl FnOnce(&mut dyn Write) -> Result<(Digest, T)>,
     ) -> Result<T> {
         let err = self.write_error();
         let start = self.out.stream_position().map_err(err)?;
@@ -179,78 +215,43 @@ impl ImageArchive {
         Ok(value)
     }
 
-    /// Writes the image's config and manifest blobs, then `index.json`, Docker's `manifest.json` and
-    /// `oci-layout`, completes the tar and moves it into place.
-    pub fn finish_single(mut self, image: &Image, name: &Reference) -> Result<ArchiveSummary> {
-        self.add_image_blobs(image)?;
-        let mut descriptor = image.manifest.descriptor.clone();
-        descriptor.platform = Some(image.platform.clone());
-        self.finish_with(descriptor, image, name)
-    }
-
-    /// Like [`finish_single`](Self::finish_single) for several platforms: `index.json` points at an
-    /// image index blob that lists one manifest per platform. Docker's `manifest.json` cannot describe
-    /// several platforms, so it lists the first image, which is what `docker load` then loads.
-    /// Returns the summary and the image index's digest.
-    pub fn finish_multi(
+    /// Writes every blob of `tree` not stored yet (read from `blobs`), its manifests and index, then
+    /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
+    /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
+    /// it into place.
+    pub fn finish(
         mut self,
-        images: &[Image],
+        tree: &ImageTree,
+        blobs: &dyn BlobSource,
         name: &Reference,
-    ) -> Result<(ArchiveSummary, Digest)> {
-        let first = images
-            .first()
-            .ok_or_else(|| Error::Invalid("an image index needs at least one image".to_owned()))?;
-        let mut manifests = Vec::new();
-        for image in images {
-            self.add_image_blobs(image)?;
-            let mut descriptor = image.manifest.descriptor.clone();
-            descriptor.platform = Some(image.platform.clone());
-            manifests.push(descriptor);
-        }
-        let index = Blob::json(
-            MEDIA_TYPE_INDEX,
-            &Index {
-                schema_version: 2,
-                media_type: MEDIA_TYPE_INDEX.to_owned(),
-                manifests,
-            },
-        );
-        self.add_blob(&index.descriptor.digest, &index.bytes)?;
-        let digest = index.descriptor.digest.clone();
-        let summary = self.finish_with(index.descriptor, first, name)?;
-        Ok((summary, digest))
-    }
-
-    fn add_image_blobs(&mut self, image: &Image) -> Result<()> {
-        self.add_blob(&image.config.descriptor.digest, &image.config.bytes)?;
-        self.add_blob(&image.manifest.descriptor.digest, &image.manifest.bytes)
-    }
-
-    /// `index.json` with the one descriptor `top` (named), `manifest.json` for `docker_image`, and
-    /// `oci-layout`; then the archive is completed and moved into place.
-    fn finish_with(
-        mut self,
-        mut top: Descriptor,
-        docker_image: &Image,
-        name: &Reference,
+        docker_image: usize,
     ) -> Result<ArchiveSummary> {
+        for blob in tree.blobs() {
+            self.copy_blob(blobs, blob)?;
+        }
+        for node in &tree.manifests {
+            self.add_blob(node.manifest.digest(), node.manifest.bytes())?;
+        }
+        if let Some(index) = &tree.index {
+            self.add_blob(index.digest(), index.bytes())?;
+        }
+        let mut top = tree.top.clone();
         top.annotations
             .insert(ANNOTATION_CONTAINERD_NAME.to_owned(), name.full());
         top.annotations
             .insert(ANNOTATION_REF_NAME.to_owned(), name.tag().to_owned());
-        let index = Index {
-            schema_version: 2,
-            media_type: MEDIA_TYPE_INDEX.to_owned(),
-            manifests: vec![top],
-        };
+        let index = Index::new(vec![top]);
+        let docker = tree
+            .manifests
+            .get(docker_image)
+            .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
+            .manifest
+            .value();
         let docker = vec![DockerManifestEntry {
-            config: docker_image.config.descriptor.digest.blob_path(),
+            config: docker.config.digest.blob_path(),
             repo_tags: vec![name.familiar()],
-            layers: docker_image
-                .layers
-                .iter()
-                .map(|l| l.digest.blob_path())
-                .collect(),
+            layers: docker.layers.iter().map(|l| l.digest.blob_path()).collect(),
+            extra: Default::default(),
         }];
         self.append_file("index.json", &to_json_bytes(&index))?;
         self.append_file("manifest.json", &to_json_bytes(&docker))?;
@@ -279,6 +280,18 @@ impl ImageArchive {
         temp.persist(&dest)
             .map_err(|e| Error::io("moving the finished archive to", &dest)(e.error))?;
         Ok(ArchiveSummary { path: dest, size })
+    }
+}
+
+impl LayerSink for ImageArchive {
+    fn put_layer(
+        &mut self,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
+    ) -> Result<Layer> {
+        self.add_streamed_blob(|out| {
+            let layer = write(out)?;
+            Ok((layer.descriptor.digest.clone(), layer))
+        })
     }
 }
 

@@ -1,138 +1,251 @@
-//! Assembling an image from its layers: the config, then the manifest that points at it.
+//! The image model every source and sink speaks: one platform's [`Image`] (manifest and config
+//! documents), and the [`ImageTree`] a reference names (one manifest, or an index over several), read
+//! from any [`BlobSource`] within fixed bounds.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
-use crate::layer::Layer;
-use crate::oci::{
-    ContainerConfig, Descriptor, Digest, EmptyObject, History, ImageConfig, MEDIA_TYPE_CONFIG,
-    MEDIA_TYPE_MANIFEST, Manifest, RootFs, to_json_bytes,
-};
+use crate::error::{Error, Result};
+use crate::oci::{Descriptor, Document, ImageConfig, Index, Manifest, MediaType};
 use crate::platform::Platform;
-use crate::timestamp::Timestamp;
+use crate::sanitize;
+use crate::source::{BlobSource, read_document};
 
-/// The PATH that `docker build` sets in a FROM scratch image.
-pub const DEFAULT_PATH_ENV: &str =
-    "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// Largest JSON document we read (index, manifest, config): registries accept manifests of at least
+/// 4 MiB.
+pub const MAX_DOCUMENT: u64 = 4 << 20;
+/// Total JSON read for one tree, whatever it lists.
+const MAX_TOTAL_JSON: u64 = 64 << 20;
+/// Distinct manifests in one image index.
+const MAX_MANIFESTS: usize = 1000;
+/// Layers one manifest may list (docker allows 128).
+const MAX_LAYERS: usize = 1000;
 
-/// The tool and version, recorded as the comment of every history entry we write.
-pub fn tool_comment() -> String {
-    format!("zeroimage {}", env!("CARGO_PKG_VERSION"))
-}
-
-/// Everything about an image except its layers.
-#[derive(Clone, Debug)]
-pub struct ImageSpec {
-    pub platform: Platform,
-    pub entrypoint: Vec<String>,
-    pub env: Vec<String>,
-    /// Config labels (what `docker inspect` shows).
-    pub labels: BTreeMap<String, String>,
-    /// Manifest annotations.
-    pub annotations: BTreeMap<String, String>,
-    pub created: Timestamp,
-    /// Default arguments after the entrypoint.
-    pub cmd: Vec<String>,
-    pub user: Option<String>,
-    pub workdir: Option<String>,
-    /// `PORT/PROTO` entries.
-    pub exposed_ports: BTreeSet<String>,
-    pub stop_signal: Option<String>,
-}
-
-impl ImageSpec {
-    /// An image for `platform` that runs `entrypoint`, with docker's default PATH.
-    pub fn new(platform: Platform, entrypoint: &str, created: Timestamp) -> ImageSpec {
-        ImageSpec {
-            platform,
-            entrypoint: vec![entrypoint.to_owned()],
-            env: vec![DEFAULT_PATH_ENV.to_owned()],
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-            created,
-            cmd: Vec::new(),
-            user: None,
-            workdir: None,
-            exposed_ports: BTreeSet::new(),
-            stop_signal: None,
-        }
-    }
-
-    /// Builds the config and manifest documents over `layers` (bottom first), each with a history
-    /// entry saying what added it (Dockerfile style, e.g. `COPY app /app`).
-    pub fn assemble(&self, layers: &[(Layer, String)]) -> Image {
-        let created = self.created.to_string();
-        let config = ImageConfig {
-            architecture: self.platform.architecture.clone(),
-            config: ContainerConfig {
-                entrypoint: self.entrypoint.clone(),
-                env: self.env.clone(),
-                labels: self.labels.clone(),
-                cmd: self.cmd.clone(),
-                user: self.user.clone(),
-                exposed_ports: self
-                    .exposed_ports
-                    .iter()
-                    .map(|p| (p.clone(), EmptyObject {}))
-                    .collect(),
-                working_dir: self.workdir.clone(),
-                stop_signal: self.stop_signal.clone(),
-            },
-            created: created.clone(),
-            history: layers
-                .iter()
-                .map(|(_, created_by)| History {
-                    created: created.clone(),
-                    created_by: created_by.clone(),
-                    comment: Some(tool_comment()),
-                })
-                .collect(),
-            os: self.platform.os.clone(),
-            rootfs: RootFs {
-                kind: "layers".to_owned(),
-                diff_ids: layers.iter().map(|(l, _)| l.diff_id.clone()).collect(),
-            },
-            variant: self.platform.variant.clone(),
-        };
-        let config = Blob::json(MEDIA_TYPE_CONFIG, &config);
-        let layer_descriptors: Vec<Descriptor> =
-            layers.iter().map(|(l, _)| l.descriptor.clone()).collect();
-        let manifest = Manifest {
-            schema_version: 2,
-            media_type: MEDIA_TYPE_MANIFEST.to_owned(),
-            config: config.descriptor.clone(),
-            layers: layer_descriptors.clone(),
-            annotations: self.annotations.clone(),
-        };
-        Image {
-            platform: self.platform.clone(),
-            config,
-            manifest: Blob::json(MEDIA_TYPE_MANIFEST, &manifest),
-            layers: layer_descriptors,
-        }
-    }
-}
-
-/// A JSON document as stored: the exact bytes and the descriptor that hashes them.
-#[derive(Clone, Debug)]
-pub struct Blob {
-    pub bytes: Vec<u8>,
-    pub descriptor: Descriptor,
-}
-
-impl Blob {
-    /// Serializes once, then hashes and keeps those same bytes.
-    pub fn json<T: serde::Serialize>(media_type: &str, doc: &T) -> Blob {
-        let bytes = to_json_bytes(doc);
-        let descriptor = Descriptor::new(media_type, Digest::of(&bytes), bytes.len() as u64);
-        Blob { bytes, descriptor }
-    }
-}
-
-/// One platform's image: config and manifest blobs plus the descriptors of its layers.
+/// One platform's image as we build it: its config and the manifest pointing at it.
 #[derive(Clone, Debug)]
 pub struct Image {
     pub platform: Platform,
-    pub config: Blob,
-    pub manifest: Blob,
-    pub layers: Vec<Descriptor>,
+    pub config: Document<ImageConfig>,
+    pub manifest: Document<Manifest>,
+}
+
+impl Image {
+    /// The manifest's descriptor, with the platform, as an index lists it.
+    pub fn descriptor(&self) -> Descriptor {
+        let mut descriptor = self.manifest.descriptor(MediaType::OciManifest);
+        descriptor.platform = Some(self.platform.clone());
+        descriptor
+    }
+
+    /// The layers, bottom first.
+    pub fn layers(&self) -> &[Descriptor] {
+        &self.manifest.value().layers
+    }
+}
+
+/// One manifest of a tree, as its index lists it (with the platform) or as the top of the tree.
+#[derive(Clone, Debug)]
+pub struct ManifestNode {
+    pub descriptor: Descriptor,
+    pub manifest: Document<Manifest>,
+}
+
+impl ManifestNode {
+    /// The config, then the layers.
+    pub fn blobs(&self) -> impl Iterator<Item = &Descriptor> {
+        let manifest = self.manifest.value();
+        std::iter::once(&manifest.config).chain(manifest.layers.iter())
+    }
+}
+
+/// What a reference names: one image manifest, or an image index over several.
+#[derive(Clone, Debug)]
+pub struct ImageTree {
+    /// The descriptor a tag points at.
+    pub top: Descriptor,
+    /// The index, when `top` is one.
+    pub index: Option<Document<Index>>,
+    pub manifests: Vec<ManifestNode>,
+}
+
+impl ImageTree {
+    /// The tree of the images we built: the manifest itself for one, an OCI index over them for several.
+    pub fn of_images(images: &[Image]) -> Result<ImageTree> {
+        let nodes: Vec<ManifestNode> = images
+            .iter()
+            .map(|image| ManifestNode {
+                descriptor: image.descriptor(),
+                manifest: image.manifest.clone(),
+            })
+            .collect();
+        match nodes.as_slice() {
+            [] => Err(Error::Invalid("no image to write".to_owned())),
+            [single] => Ok(ImageTree {
+                top: single.descriptor.clone(),
+                index: None,
+                manifests: nodes,
+            }),
+            _ => {
+                let index = Document::new(Index::new(
+                    nodes.iter().map(|n| n.descriptor.clone()).collect(),
+                ));
+                Ok(ImageTree {
+                    top: index.descriptor(MediaType::OciIndex),
+                    index: Some(index),
+                    manifests: nodes,
+                })
+            }
+        }
+    }
+
+    /// The bytes `top` names.
+    pub fn top_bytes(&self) -> &[u8] {
+        match &self.index {
+            Some(index) => index.bytes(),
+            None => self.manifests[0].manifest.bytes(),
+        }
+    }
+
+    /// Every config and layer of every manifest, each once, in order.
+    pub fn blobs(&self) -> Vec<&Descriptor> {
+        let mut seen = BTreeSet::new();
+        self.manifests
+            .iter()
+            .flat_map(ManifestNode::blobs)
+            .filter(|d| seen.insert(&d.digest))
+            .collect()
+    }
+
+    /// Reads the tree `top` names from `source`: the index (if it is one) and each distinct manifest
+    /// once, every document digest-checked, within the caps on count and size.
+    pub fn read(source: &dyn BlobSource, top: &Descriptor) -> Result<ImageTree> {
+        let bad = |what: String| Error::Invalid(format!("{}: {what}", source.describe()));
+        let mut budget = MAX_TOTAL_JSON;
+        let mut read = |descriptor: &Descriptor| -> Result<Vec<u8>> {
+            let bytes = read_document(source, descriptor, MAX_DOCUMENT)?;
+            budget = budget.checked_sub(bytes.len() as u64).ok_or_else(|| {
+                bad(format!(
+                    "holds more than {} MiB of image documents; refusing to read more",
+                    MAX_TOTAL_JSON >> 20
+                ))
+            })?;
+            Ok(bytes)
+        };
+        refuse_unusable(source, top)?;
+        if top.media_type.is_index() {
+            let bytes = read(top)?;
+            let index: Document<Index> = parse(source, bytes, top)?;
+            let listed = &index.value().manifests;
+            if listed.len() > MAX_MANIFESTS {
+                return Err(bad(format!(
+                    "has an image index listing {} manifests; at most {MAX_MANIFESTS} are accepted",
+                    listed.len()
+                )));
+            }
+            let mut seen = BTreeSet::new();
+            let mut manifests = Vec::new();
+            for descriptor in listed {
+                if !seen.insert(descriptor.digest.clone()) {
+                    continue;
+                }
+                if descriptor.media_type.is_index() {
+                    return Err(bad(format!(
+                        "has an image index inside an image index ({}), which is not supported",
+                        descriptor.digest
+                    )));
+                }
+                refuse_unusable(source, descriptor)?;
+                let manifest = parse_manifest(source, read(descriptor)?, descriptor)?;
+                manifests.push(ManifestNode {
+                    descriptor: descriptor.clone(),
+                    manifest,
+                });
+            }
+            Ok(ImageTree {
+                top: top.clone(),
+                index: Some(index),
+                manifests,
+            })
+        } else {
+            let manifest = parse_manifest(source, read(top)?, top)?;
+            Ok(ImageTree {
+                top: top.clone(),
+                index: None,
+                manifests: vec![ManifestNode {
+                    descriptor: top.clone(),
+                    manifest,
+                }],
+            })
+        }
+    }
+}
+
+/// Reads and parses an image configuration.
+pub fn read_config(source: &dyn BlobSource, node: &ManifestNode) -> Result<Document<ImageConfig>> {
+    let descriptor = &node.manifest.value().config;
+    if !descriptor.media_type.is_config() {
+        return Err(Error::Invalid(format!(
+            "{}: manifest {} has a config of type `{}`, not an image configuration",
+            source.describe(),
+            node.descriptor.digest,
+            sanitize::outside(descriptor.media_type.as_str(), 100)
+        )));
+    }
+    let bytes = read_document(source, descriptor, MAX_DOCUMENT)?;
+    parse(source, bytes, descriptor)
+}
+
+/// Refuses what no tool should read any more: Docker schema 1 manifests.
+fn refuse_unusable(source: &dyn BlobSource, descriptor: &Descriptor) -> Result<()> {
+    if descriptor.media_type == MediaType::DockerSchema1 {
+        return Err(schema1(source, descriptor));
+    }
+    Ok(())
+}
+
+fn schema1(source: &dyn BlobSource, descriptor: &Descriptor) -> Error {
+    Error::Invalid(format!(
+        "{}: {} is a Docker schema 1 manifest, which is obsolete and not supported; push the image \
+         again with a current docker or skopeo (schema 2 or OCI)",
+        source.describe(),
+        descriptor.digest
+    ))
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    source: &dyn BlobSource,
+    bytes: Vec<u8>,
+    descriptor: &Descriptor,
+) -> Result<Document<T>> {
+    Document::parse(bytes, &descriptor.digest).map_err(|e| {
+        Error::Invalid(format!(
+            "{}: {} {} is not valid ({})",
+            source.describe(),
+            sanitize::outside(descriptor.media_type.as_str(), 100),
+            descriptor.digest,
+            sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+        ))
+    })
+}
+
+fn parse_manifest(
+    source: &dyn BlobSource,
+    bytes: Vec<u8>,
+    descriptor: &Descriptor,
+) -> Result<Document<Manifest>> {
+    let schema: Option<u64> = serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()
+        .and_then(|v| v.get("schemaVersion").and_then(serde_json::Value::as_u64));
+    if schema == Some(1) {
+        return Err(schema1(source, descriptor));
+    }
+    let manifest: Document<Manifest> = parse(source, bytes, descriptor)?;
+    let layers = manifest.value().layers.len();
+    if layers > MAX_LAYERS {
+        return Err(Error::Invalid(format!(
+            "{}: manifest {} lists {layers} layers; at most {MAX_LAYERS} are accepted",
+            source.describe(),
+            descriptor.digest
+        )));
+    }
+    Ok(manifest)
 }

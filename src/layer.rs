@@ -11,7 +11,7 @@ use flate2::{Compression, GzBuilder};
 
 use crate::cancel;
 use crate::error::{Error, Result};
-use crate::oci::{Descriptor, Digest, HashingWriter, MEDIA_TYPE_LAYER_GZIP};
+use crate::oci::{Compression as LayerCompression, Descriptor, Digest, HashingWriter, MediaType};
 use crate::timestamp::Timestamp;
 
 const BLOCK: usize = 512;
@@ -349,7 +349,7 @@ impl LayerSpec {
         Ok((
             out,
             Layer {
-                descriptor: Descriptor::new(MEDIA_TYPE_LAYER_GZIP, digest, size),
+                descriptor: Descriptor::new(MediaType::OciLayer(LayerCompression::Gzip), digest, size),
                 diff_id,
             },
         ))
@@ -516,6 +516,13 @@ fn pax_record(records: &mut Vec<u8>, key: &str, value: &str) {
 
 fn padding(size: u64) -> usize {
     (BLOCK - (size % BLOCK as u64) as usize) % BLOCK
+}
+
+/// Where a layer goes as it is made: the archive being written (in one pass), or a spool of blobs for a
+/// push without an archive.
+pub trait LayerSink {
+    /// Stores the blob that `write` streams; `write` returns the layer it described.
+    fn put_layer(&mut self, write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>) -> Result<Layer>;
 }
 
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.

@@ -6,10 +6,10 @@
 //! [`package::package_executable`] does all of it for one program.
 
 pub mod archive;
-pub mod archive_reader;
 pub mod cancel;
 pub mod cargo;
 pub mod cli;
+pub mod compose;
 pub mod elf;
 pub mod error;
 pub mod essentials;
@@ -24,6 +24,7 @@ pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod sanitize;
+pub mod source;
 pub mod tarball;
 pub mod timestamp;
 

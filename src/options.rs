@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use crate::error::{Error, Result};
-use crate::image::ImageSpec;
+use crate::compose::ImageSpec;
 
 /// Validated image configuration options. Everything is optional; an empty value changes nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

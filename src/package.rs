@@ -1,17 +1,23 @@
 //! The whole job: check each executable, write the shared essentials layer and one program layer per
-//! platform, assemble config and manifest per platform, and finish the archive.
+//! platform (into the archive being written, or a spool when only pushing), assemble config and manifest
+//! per platform, finish the archive, and push what was built.
 
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::archive::{ImageArchive, ensure_distinct};
+use crate::compose::ImageSpec;
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
 use crate::essentials::Essentials;
-use crate::image::{Image, ImageSpec};
-use crate::layer::{Layer, LayerSpec, MODE_EXECUTABLE};
-use crate::oci::Digest;
+use crate::image::{Image, ImageTree};
+use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
+use crate::oci::{Digest, MediaType};
+use crate::registry::push::{PushOptions, Pushed, push};
+use crate::source::archive::ArchiveSource;
+use crate::source::spool::Spool;
+use crate::source::{BlobSource, Composite, Memory};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
@@ -28,8 +34,8 @@ pub struct Input {
 /// How to package.
 #[derive(Clone, Debug)]
 pub struct PackageOptions {
-    /// Where the archive goes.
-    pub output: PathBuf,
+    /// Where the archive goes; `None` writes no archive (the image is only pushed).
+    pub output: Option<PathBuf>,
     /// Image name; `<program name>:latest` when `None`.
     pub tag: Option<Reference>,
     pub created: Timestamp,
@@ -52,6 +58,7 @@ pub struct PlatformSummary {
 /// What was written.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
+    /// The archive; empty when none was written.
     pub path: PathBuf,
     /// What a registry will call the image: the manifest's digest, or the image index's for several
     /// platforms.
@@ -139,13 +146,67 @@ struct Checked<'a> {
     platform: Platform,
 }
 
-/// Checks every input and writes one archive: a single image, or with several inputs an image index
-/// with one image per platform.
+/// What [`package`] built: the summary, the image tree, and where its blobs can be read back for a push.
+pub struct Packaged {
+    pub summary: PackageSummary,
+    pub tree: ImageTree,
+    /// Configs (and manifests) of the images built.
+    memory: Memory,
+    /// The layers, when no archive was written.
+    spool: Option<Spool>,
+}
+
+impl Packaged {
+    /// Pushes what was built to every reference, reading blobs back from the archive written, or from
+    /// the spool when there is none.
+    pub fn push(
+        &mut self,
+        references: &[Reference],
+        options: &PushOptions,
+        listener: &dyn Listener,
+    ) -> Result<Vec<Pushed>> {
+        let pushed = match &self.spool {
+            Some(spool) => {
+                let mut blobs = Composite::new();
+                blobs.add(spool, self.tree.blobs().iter().map(|d| d.digest.clone()));
+                let configs = self.tree.manifests.iter().map(|n| n.manifest.value().config.digest.clone());
+                blobs.add(&self.memory, configs);
+                push(&self.tree, &blobs, references, options, listener)?
+            }
+            None => {
+                let archive = ArchiveSource::open(&self.summary.path)?;
+                push(&self.tree, &archive, references, options, listener)?
+            }
+        };
+        self.summary
+            .pushed
+            .extend(pushed.iter().map(ToString::to_string));
+        Ok(pushed)
+    }
+}
+
+/// Where the layers go while they are made.
+enum Output {
+    Archive(ImageArchive),
+    Spool(Spool),
+}
+
+impl Output {
+    fn sink(&mut self) -> &mut dyn LayerSink {
+        match self {
+            Output::Archive(archive) => archive,
+            Output::Spool(spool) => spool,
+        }
+    }
+}
+
+/// Checks every input and builds one image, or with several inputs an image index with one image per
+/// platform: into the archive `options.output` names, or (without one) into a spool for a push.
 pub fn package(
     inputs: &[Input],
     options: &PackageOptions,
     listener: &dyn Listener,
-) -> Result<PackageSummary> {
+) -> Result<Packaged> {
     let entrypoint = entrypoint_path(inputs, &options.config)?;
     let name = entrypoint
         .rsplit('/')
@@ -162,7 +223,9 @@ pub fn package(
                 input.path.display()
             )));
         }
-        ensure_distinct(&input.path, &options.output)?;
+        if let Some(output) = &options.output {
+            ensure_distinct(&input.path, output)?;
+        }
         checked.push(Checked { input, platform });
     }
     let tag = match &options.tag {
@@ -182,20 +245,23 @@ pub fn package(
         program_specs.push(spec);
     }
 
-    let mut archive = ImageArchive::create(&options.output, options.created)?;
+    let mut output = match &options.output {
+        Some(path) => Output::Archive(ImageArchive::create(path, options.created)?),
+        None => Output::Spool(Spool::new()?),
+    };
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
     listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
     listener.detail(&format!("image {}, entrypoint {entrypoint}", tag.full()));
 
-    let mut base_layers: Vec<(Layer, String)> = Vec::new();
+    let mut shared_layers: Vec<(Layer, String)> = Vec::new();
     if let Some(essentials) = &essentials {
-        let layer = write_layer(&mut archive, &essentials.spec, options.created, listener)?;
-        base_layers.push((layer, essentials.created_by.clone()));
+        let layer = write_layer(output.sink(), &essentials.spec, options.created, listener)?;
+        shared_layers.push((layer, essentials.created_by.clone()));
     }
     let mut images: Vec<Image> = Vec::new();
     let mut program_layers = Vec::new();
     for (c, layer_spec) in checked.iter().zip(&program_specs) {
-        let layer = write_layer(&mut archive, layer_spec, options.created, listener)?;
+        let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
         let mut spec = ImageSpec::new(c.platform.clone(), &entrypoint, options.created);
         if let Some(essentials) = &essentials {
             for (key, value) in &essentials.env {
@@ -204,50 +270,61 @@ pub fn package(
             spec.user.clone_from(&essentials.user);
         }
         options.config.apply_to(&mut spec);
-        let mut layers = base_layers.clone();
+        let mut layers = shared_layers.clone();
         layers.push((layer.clone(), format!("COPY {name} {entrypoint}")));
         images.push(spec.assemble(&layers));
         program_layers.push(layer);
     }
-    let (written, digest) = match images.as_slice() {
-        [image] => {
-            let digest = image.manifest.descriptor.digest.clone();
-            (archive.finish_single(image, &tag)?, digest)
+    let tree = ImageTree::of_images(&images)?;
+    let mut memory = Memory::new();
+    for image in &images {
+        memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
+    }
+    let (path, size, spool) = match output {
+        Output::Archive(archive) => {
+            let mut blobs = Composite::new();
+            blobs.add(&memory, images.iter().map(|i| i.config.digest().clone()));
+            let written = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
+            (written.path, written.size, None)
         }
-        _ => archive.finish_multi(&images, &tag)?,
+        Output::Spool(spool) => (PathBuf::new(), 0, Some(spool)),
     };
     let single = images.len() == 1;
-    Ok(PackageSummary {
-        path: written.path,
-        digest,
-        manifest_digest: single.then(|| images[0].manifest.descriptor.digest.clone()),
-        config_digest: single.then(|| images[0].config.descriptor.digest.clone()),
+    let summary = PackageSummary {
+        path,
+        digest: tree.top.digest.clone(),
+        manifest_digest: single.then(|| images[0].manifest.digest().clone()),
+        config_digest: single.then(|| images[0].config.digest().clone()),
         layer_digest: single.then(|| program_layers[0].descriptor.digest.clone()),
         platform: platforms.join(","),
         platforms: images
             .iter()
             .map(|image| PlatformSummary {
                 platform: image.platform.to_string(),
-                manifest_digest: image.manifest.descriptor.digest.clone(),
-                config_digest: image.config.descriptor.digest.clone(),
+                manifest_digest: image.manifest.digest().clone(),
+                config_digest: image.config.digest().clone(),
             })
             .collect(),
-        size: written.size,
+        size,
         tag: tag.familiar(),
         pushed: Vec::new(),
+    };
+    debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
+    Ok(Packaged {
+        summary,
+        tree,
+        memory,
+        spool,
     })
 }
 
 fn write_layer(
-    archive: &mut ImageArchive,
+    sink: &mut dyn LayerSink,
     spec: &LayerSpec,
     created: Timestamp,
     listener: &dyn Listener,
 ) -> Result<Layer> {
-    let layer = archive.add_streamed_blob(|out| {
-        let (_, layer) = spec.write(out, created)?;
-        Ok((layer.descriptor.digest.clone(), layer))
-    })?;
+    let layer = sink.put_layer(&mut |out| Ok(spec.write(out, created)?.1))?;
     listener.detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use target_lexicon::{
     Aarch64Architecture, Architecture, ArmArchitecture, Mips32Architecture, Mips64Architecture,
     OperatingSystem, Riscv64Architecture, Triple,
@@ -18,13 +18,18 @@ pub const ARCHITECTURES: &[&str] = &[
     "ppc64le", "riscv64", "s390x",
 ];
 
-/// An image platform: `os`, `architecture` and, for arm, the `variant`.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// An image platform: `os`, `architecture` and, for arm, the `variant`. Read from a document it is taken
+/// as written (an index may list `unknown/unknown` attestations); made by us it is validated.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Platform {
     pub architecture: String,
     pub os: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
+    #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
+    pub os_features: Vec<String>,
 }
 
 impl Platform {
@@ -51,6 +56,8 @@ impl Platform {
             architecture,
             os,
             variant,
+            os_version: None,
+            os_features: Vec::new(),
         })
     }
 

@@ -24,7 +24,6 @@ use crate::package::{
 };
 use crate::platform::PlatformOverride;
 use crate::reference::Reference;
-use crate::registry::push::push_archive;
 use crate::report::Listener;
 
 const EXAMPLES: &str = "\
@@ -358,32 +357,27 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         })
         .collect();
     let options = PackageOptions {
-        output,
+        output: Some(output),
         tag: Some(tag),
         created,
         allow_dynamic: args.image.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
         config,
         essentials,
     };
-    let mut summary = package_images(&inputs, &options, shell)?;
-    super::zeroimage::report(&summary, MessageFormat::Human, shell);
+    let mut packaged = package_images(&inputs, &options, shell)?;
+    super::zeroimage::report(&packaged.summary, MessageFormat::Human, shell);
     let push_to = if args.push.push.is_empty() {
         settings.push_references()?
     } else {
         args.push.push.clone()
     };
     if !push_to.is_empty() {
-        let pushed = push_archive(
-            &summary.path,
-            &push_to,
-            &args.registry.push_options(),
-            shell,
-        )?;
+        let pushed = packaged.push(&push_to, &args.registry.push_options(), shell)?;
         if args.output.report.message_format == MessageFormat::Human {
             print_pushed(&pushed, MessageFormat::Human);
         }
-        summary.pushed = pushed.iter().map(ToString::to_string).collect();
     }
+    let summary = packaged.summary;
     if args.output.report.message_format == MessageFormat::Json {
         let line = CargoSummary {
             image: &summary,

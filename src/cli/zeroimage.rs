@@ -12,12 +12,11 @@ use super::{
     ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
     RegistryArgs, Shell, exit_with, human_size,
 };
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
 };
 use crate::platform::{Platform, PlatformOverride};
-use crate::registry::push::push_archive;
 use crate::report::Listener;
 
 const EXAMPLES: &str = "\
@@ -145,26 +144,19 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             .collect(),
     };
     let config = args.config.options();
-    // Pushing without -o needs no archive of the user's: write a temporary one.
-    let temp_dir = match (&args.output.output, args.push.push.is_empty()) {
-        (None, false) => {
-            let dir = tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?;
-            let guard = crate::cancel::TempGuard::new(dir.path());
-            Some((dir, guard))
-        }
-        _ => None,
-    };
-    let output = match (&args.output.output, &temp_dir, inputs.as_slice()) {
-        (Some(output), _, _) => output.clone(),
-        (None, Some((dir, _)), _) => dir.path().join("image.tar"),
-        (None, None, [single]) => default_output(&single.path),
+    // Pushing without -o writes no archive: the layers are spooled and pushed from there.
+    let pushing = !args.push.push.is_empty();
+    let output = match (&args.output.output, inputs.as_slice()) {
+        (Some(output), _) => Some(output.clone()),
+        (None, _) if pushing => None,
+        (None, [single]) => Some(default_output(&single.path)),
         // Several programs in several directories: name the archive after the program, here.
-        (None, None, _) => {
+        (None, _) => {
             let entrypoint = entrypoint_path(&inputs, &config)?;
-            PathBuf::from(format!(
+            Some(PathBuf::from(format!(
                 "{}.tar",
                 entrypoint.rsplit('/').next().unwrap_or("image")
-            ))
+            )))
         }
     };
     let options = PackageOptions {
@@ -175,23 +167,14 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         config,
         essentials: args.essentials.essentials(),
     };
-    let mut summary = package(&inputs, &options, shell)?;
-    if !args.push.push.is_empty() {
-        let pushed = push_archive(
-            &summary.path,
-            &args.push.push,
-            &args.registry.push_options(),
-            shell,
-        )?;
+    let mut packaged = package(&inputs, &options, shell)?;
+    if pushing {
+        let pushed = packaged.push(&args.push.push, &args.registry.push_options(), shell)?;
         if args.output.report.message_format == MessageFormat::Human {
             print_pushed(&pushed, MessageFormat::Human);
         }
-        summary.pushed = pushed.iter().map(ToString::to_string).collect();
     }
-    if temp_dir.is_some() {
-        // The archive was only a vehicle for the push.
-        summary.path = PathBuf::new();
-    }
+    let summary = packaged.summary;
     report(&summary, args.output.report.message_format, shell);
     Ok(())
 }

@@ -1,7 +1,45 @@
-//! OCI image-spec documents, written by hand so that every map is ordered and every byte is ours to pin.
+//! The OCI (and Docker v2 schema 2) documents of an image, for reading and writing: a typed digest and
+//! media type, descriptors, configs, manifests and indexes that keep fields we do not model, and
+//! [`Document`], which keeps the exact bytes a digest was computed over.
+//!
+//! Maps are `BTreeMap` and fields are declared in the order they are written, so a document we make
+//! serializes to the same bytes on every run.
 
+mod config;
+mod descriptor;
 mod digest;
-mod types;
+mod docker;
+mod document;
+mod manifest;
+mod media_type;
 
-pub use digest::{Digest, HashingWriter};
-pub use types::*;
+pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
+pub use descriptor::Descriptor;
+pub use digest::{Algorithm, Digest, Hasher, HashingWriter, VerifyingReader};
+pub use docker::DockerManifestEntry;
+pub use document::{Document, to_json_bytes};
+pub use manifest::{Index, Manifest};
+pub use media_type::{Compression, MediaType};
+
+/// The only layout version containerd accepts.
+pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+
+/// `null` in a document we read means "absent": Docker writes `"Cmd": null`, `"Labels": null`.
+pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + serde::Deserialize<'de>,
+{
+    use serde::Deserialize;
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
+/// Fields a document has that we do not model, kept as they were (a base image's `Volumes`,
+/// `Healthcheck`, `OnBuild`, `os.version`, unknown annotations' neighbours ...).
+pub type Extra = std::collections::BTreeMap<String, serde_json::Value>;

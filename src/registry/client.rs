@@ -79,7 +79,7 @@ pub enum Payload<'a> {
     Empty,
     Bytes(&'a [u8]),
     /// A fresh reader for every attempt, and its length.
-    Stream(&'a dyn Fn() -> Result<Box<dyn Read + Send>>, u64),
+    Stream(&'a dyn Fn() -> Result<Box<dyn Read + Send + 'a>>, u64),
 }
 
 /// A client for one registry host.
@@ -301,14 +301,14 @@ impl<'l> Registry<'l> {
                     .map_err(build_error)?,
             ),
             Payload::Stream(open, len) => {
-                let reader = open().map_err(|error| Failure {
+                let mut reader = open().map_err(|error| Failure {
                     error,
                     kind: FailureKind::Final,
                 })?;
                 self.agent.run(
                     builder
                         .header("Content-Length", len.to_string())
-                        .body(SendBody::from_owned_reader(reader))
+                        .body(SendBody::from_reader(&mut reader))
                         .map_err(build_error)?,
                 )
             }

@@ -1,19 +1,21 @@
-//! Pushing an image archive: every blob once per repository (skipped when present, mounted when
-//! another repository of the registry has it, uploaded in one piece or in chunks otherwise), then the
-//! manifests by digest, and only when all of that worked, the tags.
+//! Pushing an image: every blob once per repository (skipped when present, mounted when another
+//! repository of the registry has it, uploaded in one piece or in chunks otherwise), then the manifests
+//! by digest, and only when all of that worked, the tags. Blobs come from any [`BlobSource`] and are
+//! verified as they are read.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-use sha2::{Digest as _, Sha256};
-
 use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
-use crate::archive_reader::{ArchiveReader, FoundDescriptor};
 use crate::error::{Error, Result};
-use crate::oci::Digest;
+use crate::image::ImageTree;
+use crate::oci::{Descriptor, Digest};
 use crate::reference::Reference;
 use crate::report::Listener;
+use crate::source::BlobSource;
+use crate::source::archive::ArchiveSource;
 
 /// Blobs up to this size go up in one request; larger ones in chunks of `chunk_size`.
 const MONOLITHIC_LIMIT: u64 = 32 << 20;
@@ -27,6 +29,9 @@ pub struct PushOptions {
     pub monolithic_limit: u64,
     /// Chunk size for larger blobs.
     pub chunk_size: u64,
+    /// Repositories known to hold some of the blobs (a base image's), by registry host: a blob is
+    /// mounted from there instead of uploaded when the target is on the same registry.
+    pub mount_from: BTreeMap<Digest, (String, String)>,
 }
 
 impl Default for PushOptions {
@@ -35,6 +40,7 @@ impl Default for PushOptions {
             client: ClientOptions::default(),
             monolithic_limit: MONOLITHIC_LIMIT,
             chunk_size: CHUNK_SIZE,
+            mount_from: BTreeMap::new(),
         }
     }
 }
@@ -60,25 +66,28 @@ pub struct PushStats {
     pub skipped: usize,
 }
 
-/// Pushes the image in `archive` to every reference; returns `REF@DIGEST` for each.
+/// Pushes the image in the archive at `archive` to every reference; returns `REF@DIGEST` for each.
 pub fn push_archive(
     archive: &Path,
     references: &[Reference],
     options: &PushOptions,
     listener: &dyn Listener,
 ) -> Result<Vec<Pushed>> {
-    let reader = ArchiveReader::open(archive)?;
-    let image = reader.image()?;
-    let mut blobs: Vec<&FoundDescriptor> = Vec::new();
-    for manifest in &image.manifests {
-        for blob in &manifest.blobs {
-            if !blobs.iter().any(|b| b.digest == blob.digest) {
-                blobs.push(blob);
-            }
-        }
-    }
-    let (top, top_bytes) = image.top();
+    let source = ArchiveSource::open(archive)?;
+    let top = source.select(None)?.descriptor.clone();
+    let tree = ImageTree::read(&source, &top)?;
+    push(&tree, &source, references, options, listener)
+}
 
+/// Pushes `tree`, reading its blobs from `blobs`, to every reference; returns `REF@DIGEST` for each.
+pub fn push(
+    tree: &ImageTree,
+    blobs: &dyn BlobSource,
+    references: &[Reference],
+    options: &PushOptions,
+    listener: &dyn Listener,
+) -> Result<Vec<Pushed>> {
+    let all_blobs = tree.blobs();
     // Group by registry, keeping the order given.
     let mut hosts: Vec<&str> = Vec::new();
     for reference in references {
@@ -100,32 +109,39 @@ pub fn push_archive(
             }
             listener.status(
                 "Pushing",
-                &format!("{host}/{repository} ({} blobs)", blobs.len()),
+                &format!("{host}/{repository} ({} blobs)", all_blobs.len()),
             );
-            for blob in &blobs {
-                let mount_from = done_repositories.first().map(String::as_str);
-                push_blob(
-                    &mut registry,
-                    &reader,
+            for blob in &all_blobs {
+                let known = options
+                    .mount_from
+                    .get(&blob.digest)
+                    .filter(|(h, r)| h == host && r != repository)
+                    .map(|(_, r)| r.as_str());
+                let mount_from = known.or(done_repositories.first().map(String::as_str));
+                let target = Target {
                     repository,
-                    blob,
-                    mount_from,
+                    blobs,
                     options,
-                    &mut stats,
-                    listener,
-                )?;
+                };
+                push_blob(&mut registry, &target, blob, mount_from, &mut stats, listener)?;
             }
-            for manifest in &image.manifests {
+            for node in &tree.manifests {
                 put_manifest(
                     &mut registry,
                     repository,
-                    &manifest.descriptor.digest,
-                    &manifest.descriptor,
-                    &manifest.bytes,
+                    &node.manifest.digest().to_string(),
+                    &node.descriptor,
+                    node.manifest.bytes(),
                 )?;
             }
-            if let Some((index, bytes)) = &image.index {
-                put_manifest(&mut registry, repository, &index.digest, index, bytes)?;
+            if let Some(index) = &tree.index {
+                put_manifest(
+                    &mut registry,
+                    repository,
+                    &index.digest().to_string(),
+                    &tree.top,
+                    index.bytes(),
+                )?;
             }
             done_repositories.push(repository.to_owned());
         }
@@ -143,12 +159,12 @@ pub fn push_archive(
                 &mut registry,
                 reference.path(),
                 reference.tag(),
-                top,
-                top_bytes,
+                &tree.top,
+                tree.top_bytes(),
             )?;
             let result = Pushed {
                 reference: reference.familiar(),
-                digest: top.digest.clone(),
+                digest: tree.top.digest.to_string(),
             };
             listener.status("Pushed", &result.to_string());
             pushed.push(result);
@@ -157,27 +173,32 @@ pub fn push_archive(
     Ok(pushed)
 }
 
+/// Where a blob goes and where it comes from.
+struct Target<'a> {
+    repository: &'a str,
+    blobs: &'a dyn BlobSource,
+    options: &'a PushOptions,
+}
+
 fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
 }
 
-#[allow(clippy::too_many_arguments)]
 fn push_blob(
     registry: &mut Registry,
-    reader: &ArchiveReader,
-    repository: &str,
-    blob: &FoundDescriptor,
+    target: &Target,
+    blob: &Descriptor,
     mount_from: Option<&str>,
-    options: &PushOptions,
     stats: &mut PushStats,
     listener: &dyn Listener,
 ) -> Result<()> {
+    let repository = target.repository;
     let scope = push_scope(repository);
     let url = registry.url(&format!("/v2/{repository}/blobs/{}", blob.digest));
     let response = registry.send("HEAD", &url, &scope, &[], &Payload::Empty)?;
     match response.status().as_u16() {
         200 => {
-            listener.detail(&format!("{} exists in {repository}", short(&blob.digest)));
+            listener.detail(&format!("{} exists in {repository}", blob.digest.short()));
             stats.skipped += 1;
             return Ok(());
         }
@@ -189,13 +210,13 @@ fn push_blob(
             let scope = format!("{scope} repository:{from}:pull");
             let url = registry.url(&format!(
                 "/v2/{repository}/blobs/uploads/?mount={}&from={}",
-                encode(&blob.digest),
+                encode(&blob.digest.to_string()),
                 encode(from)
             ));
             let response = registry.send("POST", &url, &scope, &[], &Payload::Empty)?;
             match response.status().as_u16() {
                 201 => {
-                    listener.detail(&format!("{} mounted from {from}", short(&blob.digest)));
+                    listener.detail(&format!("{} mounted from {from}", blob.digest.short()));
                     stats.mounted += 1;
                     return Ok(());
                 }
@@ -212,23 +233,14 @@ fn push_blob(
             (location_of(registry, response)?, scope)
         }
     };
-    if blob.size <= options.monolithic_limit {
-        upload_whole(registry, reader, repository, blob, &location, &scope)?;
+    if blob.size <= target.options.monolithic_limit {
+        upload_whole(registry, target, blob, &location, &scope)?;
     } else {
-        upload_chunked(
-            registry,
-            reader,
-            repository,
-            blob,
-            location,
-            &scope,
-            options.chunk_size,
-            listener,
-        )?;
+        upload_chunked(registry, target, blob, location, &scope, listener)?;
     }
     listener.detail(&format!(
         "{} uploaded ({} bytes)",
-        short(&blob.digest),
+        blob.digest.short(),
         blob.size
     ));
     stats.uploaded += 1;
@@ -237,14 +249,13 @@ fn push_blob(
 
 fn upload_whole(
     registry: &mut Registry,
-    reader: &ArchiveReader,
-    repository: &str,
-    blob: &FoundDescriptor,
+    target: &Target,
+    blob: &Descriptor,
     location: &str,
     scope: &str,
 ) -> Result<()> {
     let url = with_digest(location, &blob.digest);
-    let open = || -> Result<Box<dyn Read + Send>> { Ok(Box::new(reader.verified_blob(blob)?)) };
+    let open = || target.blobs.open(blob);
     let headers = [("Content-Type", "application/octet-stream".to_owned())];
     let response = registry.send(
         "PUT",
@@ -254,42 +265,41 @@ fn upload_whole(
         &Payload::Stream(&open, blob.size),
     )?;
     if response.status().as_u16() != 201 {
-        return Err(registry.unexpected("uploading a blob to", repository, response));
+        return Err(registry.unexpected("uploading a blob to", target.repository, response));
     }
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
 fn upload_chunked(
     registry: &mut Registry,
-    reader: &ArchiveReader,
-    repository: &str,
-    blob: &FoundDescriptor,
+    target: &Target,
+    blob: &Descriptor,
     mut location: String,
     scope: &str,
-    chunk_size: u64,
     listener: &dyn Listener,
 ) -> Result<()> {
-    let (offset, size) = reader.blob_range(blob)?;
-    let mut source = reader.open_range(offset, size)?;
-    let mut hasher = Sha256::new();
+    let repository = target.repository;
+    let chunk_size = target.options.chunk_size;
+    let mut source = target.blobs.open(blob)?;
     let mut sent = 0u64;
     let mut chunk = Vec::new();
-    while sent < size {
+    while sent < blob.size {
         crate::cancel::check()?;
-        let want = chunk_size.min(size - sent);
+        let want = chunk_size.min(blob.size - sent);
         chunk.clear();
+        // The verifying reader fails the read of the last byte when the blob is corrupt: the final
+        // chunk, and so the commit below, never happen.
         (&mut source)
             .take(want)
             .read_to_end(&mut chunk)
-            .map_err(Error::io("reading", reader.path()))?;
+            .map_err(|e| crate::source::read_error(target.blobs, blob, e))?;
         if chunk.len() as u64 != want {
-            return Err(Error::input(
-                reader.path(),
-                "ended inside a blob; the archive is truncated",
-            ));
+            return Err(Error::Invalid(format!(
+                "{}: blob {} ends early",
+                target.blobs.describe(),
+                blob.digest
+            )));
         }
-        hasher.update(&chunk);
         let headers = [
             ("Content-Type", "application/octet-stream".to_owned()),
             ("Content-Range", format!("{sent}-{}", sent + want - 1)),
@@ -301,16 +311,10 @@ fn upload_chunked(
         }
         location = location_of(registry, response)?;
         sent += want;
-        listener.detail(&format!("{}: {sent} of {size} bytes", short(&blob.digest)));
-    }
-    let actual = Digest::of_hasher(hasher).to_string();
-    if actual != blob.digest {
-        return Err(Error::input(
-            reader.path(),
-            format!(
-                "blob {} is corrupt (its content hashes to {actual}); nothing was tagged",
-                blob.digest
-            ),
+        listener.detail(&format!(
+            "{}: {sent} of {} bytes",
+            blob.digest.short(),
+            blob.size
         ));
     }
     let url = with_digest(&location, &blob.digest);
@@ -325,11 +329,11 @@ fn put_manifest(
     registry: &mut Registry,
     repository: &str,
     reference: &str,
-    descriptor: &FoundDescriptor,
+    descriptor: &Descriptor,
     bytes: &[u8],
 ) -> Result<()> {
     let url = registry.url(&format!("/v2/{repository}/manifests/{reference}"));
-    let headers = [("Content-Type", descriptor.media_type.clone())];
+    let headers = [("Content-Type", descriptor.media_type.to_string())];
     let response = registry.send(
         "PUT",
         &url,
@@ -355,12 +359,7 @@ fn location_of(registry: &Registry, response: ureq::http::Response<ureq::Body>) 
     registry.resolve_location(&location)
 }
 
-fn with_digest(url: &str, digest: &str) -> String {
+fn with_digest(url: &str, digest: &Digest) -> String {
     let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}digest={}", encode(digest))
-}
-
-fn short(digest: &str) -> &str {
-    let hex = digest.trim_start_matches("sha256:");
-    &hex[..hex.len().min(12)]
+    format!("{url}{separator}digest={}", encode(&digest.to_string()))
 }
