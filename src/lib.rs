@@ -10,6 +10,7 @@ pub mod archive_reader;
 pub mod cancel;
 pub mod cargo;
 pub mod cli;
+pub mod destination;
 pub mod elf;
 pub mod error;
 pub mod essentials;

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
@@ -12,7 +13,8 @@ use super::{
     ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
     RegistryArgs, Shell, exit_with, human_size,
 };
-use crate::error::{Error, Result};
+use crate::destination::is_dash;
+use crate::error::Result;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
 };
@@ -145,21 +147,15 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             .collect(),
     };
     let config = args.config.options();
-    // Pushing without -o needs no archive of the user's: write a temporary one.
-    let temp_dir = match (&args.output.output, args.push.push.is_empty()) {
-        (None, false) => {
-            let dir = tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?;
-            let guard = crate::cancel::TempGuard::new(dir.path());
-            Some((dir, guard))
-        }
-        _ => None,
-    };
-    let output = match (&args.output.output, &temp_dir, inputs.as_slice()) {
-        (Some(output), _, _) => output.clone(),
-        (None, Some((dir, _)), _) => dir.path().join("image.tar"),
-        (None, None, [single]) => default_output(&single.path),
+    let format = args.output.report.message_format;
+    let requested = args.output.output.as_deref();
+    ensure_stdout_free(requested, format)?;
+    let staging = Staging::new(requested, !args.push.push.is_empty())?;
+    let output = match (staging.build_path(), inputs.as_slice()) {
+        (Some(path), _) => path,
+        (None, [single]) => default_output(&single.path),
         // Several programs in several directories: name the archive after the program, here.
-        (None, None, _) => {
+        (None, _) => {
             let entrypoint = entrypoint_path(&inputs, &config)?;
             PathBuf::from(format!(
                 "{}.tar",
@@ -176,23 +172,21 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         essentials: args.essentials.essentials(),
     };
     let mut summary = package(&inputs, &options, shell)?;
+    let archive = staging.deliver(&mut summary)?;
     if !args.push.push.is_empty() {
         let pushed = push_archive(
-            &summary.path,
+            &archive,
             &args.push.push,
             &args.registry.push_options(),
             shell,
         )?;
-        if args.output.report.message_format == MessageFormat::Human {
+        // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
+        if format == MessageFormat::Human && !archive_on_stdout(requested) {
             print_pushed(&pushed, MessageFormat::Human);
         }
         summary.pushed = pushed.iter().map(ToString::to_string).collect();
     }
-    if temp_dir.is_some() {
-        // The archive was only a vehicle for the push.
-        summary.path = PathBuf::new();
-    }
-    report(&summary, args.output.report.message_format, shell);
+    report(&summary, format, shell);
     Ok(())
 }
 
@@ -204,11 +198,15 @@ pub fn report(summary: &PackageSummary, format: MessageFormat, shell: &Shell) {
         }
         return;
     }
+    let written = if is_dash(&summary.path) {
+        "standard output".to_owned()
+    } else {
+        summary.path.display().to_string()
+    };
     shell.status(
         "Written",
         &format!(
-            "{} ({}, {}, {})",
-            summary.path.display(),
+            "{written} ({}, {}, {})",
             summary.tag,
             summary.digest,
             human_size(summary.size)
