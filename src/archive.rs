@@ -1,5 +1,6 @@
 //! The output file: an OCI image layout in a tar (plus Docker's `manifest.json`), written to a
-//! temporary file beside the destination and renamed into place only when complete.
+//! temporary file beside the destination and renamed into place only when complete, or, for a device,
+//! a FIFO or standard output, completed in the system's temporary directory and then copied there.
 
 use std::collections::BTreeSet;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+use crate::destination::{Destination, parent_dir};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::layer::{Layer, LayerSink};
@@ -28,7 +30,10 @@ pub struct ImageArchive {
     out: BufWriter<NamedTempFile>,
     /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
     _guard: crate::cancel::TempGuard,
+    /// The path as given, for the summary.
     dest: PathBuf,
+    /// Where the bytes go once complete.
+    destination: Destination,
     mtime: Timestamp,
     blobs: BTreeSet<Digest>,
 }
@@ -42,49 +47,30 @@ pub struct ArchiveSummary {
 }
 
 impl ImageArchive {
-    /// Starts an archive that will end up at `dest`. Entries get `mtime`.
+    /// Starts an archive that will end up at `dest` (see [`Destination::resolve`]: links are followed,
+    /// devices, FIFOs and `-` are written through, other special files refused). Entries get `mtime`.
     pub fn create(dest: &Path, mtime: Timestamp) -> Result<ImageArchive> {
-        let file_name = dest.file_name().ok_or_else(|| {
-            Error::input(
-                dest,
-                "is not a file path; give the archive a file name, e.g. app.tar",
-            )
-        })?;
-        if dest.is_dir() {
-            return Err(Error::input(
-                dest,
-                "is a directory; give the archive a file name, e.g. -o dir/app.tar",
-            ));
-        }
-        let parent = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
+        let destination = Destination::resolve(dest)?;
+        let temp = match &destination {
+            Destination::File(path) => temp_beside(path)?,
+            // Layer headers are filled in by seeking back: complete the archive first.
+            Destination::Stream(_) => {
+                let dir = std::env::temp_dir();
+                temp_file_in(std::ffi::OsStr::new("zeroimage"), &dir).map_err(|e| Error::Input {
+                    path: dir.clone(),
+                    message: format!(
+                        "cannot write the temporary archive here ({}); set TMPDIR to a writable \
+                             directory",
+                        std::io::Error::from(e.kind())
+                    ),
+                })?
+            }
         };
-        if !parent.is_dir() {
-            return Err(Error::input(
-                &parent,
-                "output directory does not exist; create it first or choose another -o/--output",
-            ));
-        }
-        let mut prefix = std::ffi::OsString::from(".");
-        prefix.push(file_name);
-        prefix.push(".");
-        let temp = tempfile::Builder::new()
-            .prefix(&prefix)
-            .suffix(".partial")
-            .permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))
-            .tempfile_in(&parent)
-            .map_err(|e| Error::Input {
-                path: parent.clone(),
-                message: format!(
-                    "cannot write the archive in this directory ({}); choose a writable -o/--output",
-                    std::io::Error::from(e.kind())
-                ),
-            })?;
         let mut archive = ImageArchive {
             _guard: crate::cancel::TempGuard::new(temp.path()),
             out: BufWriter::with_capacity(256 * 1024, temp),
             dest: dest.to_owned(),
+            destination,
             mtime,
             blobs: BTreeSet::new(),
         };
@@ -272,14 +258,24 @@ impl ImageArchive {
             .out
             .into_inner()
             .map_err(|e| Error::io("writing", &temp_path)(e.into_error()))?;
-        temp.as_file()
-            .sync_all()
-            .map_err(Error::io("writing", &temp_path))?;
         crate::cancel::check()?;
-        let dest = self.dest;
-        temp.persist(&dest)
-            .map_err(|e| Error::io("moving the finished archive to", &dest)(e.error))?;
-        Ok(ArchiveSummary { path: dest, size })
+        match self.destination {
+            Destination::File(path) => {
+                temp.as_file()
+                    .sync_all()
+                    .map_err(Error::io("writing", &temp_path))?;
+                temp.persist(&path)
+                    .map_err(|e| Error::io("moving the finished archive to", &path)(e.error))?;
+            }
+            Destination::Stream(stream) => {
+                let mut file = temp.reopen().map_err(Error::io("reading", &temp_path))?;
+                stream.copy_from(&mut file)?;
+            }
+        }
+        Ok(ArchiveSummary {
+            path: self.dest,
+            size,
+        })
     }
 }
 
@@ -295,12 +291,62 @@ impl LayerSink for ImageArchive {
     }
 }
 
+/// A hidden `.NAME.XXXXXX.partial` beside `path`, with the archive's mode (less the umask).
+fn temp_beside(path: &Path) -> Result<NamedTempFile> {
+    let file_name = path.file_name().ok_or_else(|| {
+        Error::input(
+            path,
+            "is not a file path; give the archive a file name, e.g. app.tar",
+        )
+    })?;
+    let parent = parent_dir(path);
+    temp_file_in(file_name, &parent).map_err(|e| Error::Input {
+        path: parent.clone(),
+        message: format!(
+            "cannot write the archive in this directory ({}); choose a writable -o/--output",
+            std::io::Error::from(e.kind())
+        ),
+    })
+}
+
+/// `.NAME.XXXXXX.partial` in `dir`, with the archive's mode (less the umask).
+fn temp_file_in(name: &std::ffi::OsStr, dir: &Path) -> std::io::Result<NamedTempFile> {
+    let mut prefix = std::ffi::OsString::from(".");
+    prefix.push(name);
+    prefix.push(".");
+    tempfile::Builder::new()
+        .prefix(&prefix)
+        .suffix(".partial")
+        .permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))
+        .tempfile_in(dir)
+}
+
+/// Copies a finished archive at `archive` to `output` when `output` is a stream (`-`, a device, a
+/// FIFO); returns false, doing nothing, when it is not.
+pub fn deliver_to_stream(archive: &Path, output: &Path) -> Result<bool> {
+    let Destination::Stream(stream) = Destination::resolve(output)? else {
+        return Ok(false);
+    };
+    let mut file = std::fs::File::open(archive).map_err(Error::io("reading", archive))?;
+    stream.copy_from(&mut file)?;
+    Ok(true)
+}
+
+/// True when `output` is a stream (`-`, a character device or FIFO, through any links): such an
+/// archive cannot be read back afterwards.
+pub fn is_stream(output: &Path) -> bool {
+    matches!(Destination::resolve(output), Ok(Destination::Stream(_)))
+}
+
 fn padding(size: u64) -> usize {
     ((BLOCK - size % BLOCK) % BLOCK) as usize
 }
 
 /// Fails when `output` would overwrite `input` (the same file, by any path).
 pub fn ensure_distinct(input: &Path, output: &Path) -> Result<()> {
+    if crate::destination::is_dash(output) {
+        return Ok(());
+    }
     let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
         (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
         _ => false,

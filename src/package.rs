@@ -150,6 +150,8 @@ struct Checked<'a> {
 pub struct Packaged {
     pub summary: PackageSummary,
     pub tree: ImageTree,
+    /// The archive file written (`summary.path` may name the stream it was then copied to).
+    archive: Option<PathBuf>,
     /// Configs (and manifests) of the images built.
     memory: Memory,
     /// The layers, when no archive was written.
@@ -174,7 +176,10 @@ impl Packaged {
                 push(&self.tree, &blobs, references, options, listener)?
             }
             None => {
-                let archive = ArchiveSource::open(&self.summary.path)?;
+                let path = self.archive.as_deref().ok_or_else(|| {
+                    Error::Invalid("nothing was built to push".to_owned())
+                })?;
+                let archive = ArchiveSource::open(path)?;
                 push(&self.tree, &archive, references, options, listener)?
             }
         };
@@ -311,6 +316,7 @@ pub fn package(
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
+        archive: spool.is_none().then(|| summary.path.clone()),
         summary,
         tree,
         memory,

@@ -6,14 +6,14 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{X86_64_MUSL, cargo_zeroimage, fixture_target_dir, root, run_ok, stdout_of};
+use support::{X86_64_MUSL, Zeroimage, cargo_zeroimage, root, run_ok, stdout_of};
 
 fn fixture_manifest(name: &str) -> PathBuf {
     root().join("fixtures").join(name).join("Cargo.toml")
 }
 
 /// `cargo zeroimage --manifest-path fixtures/NAME/Cargo.toml`.
-fn for_fixture(name: &str) -> Command {
+fn for_fixture(name: &str) -> Zeroimage {
     let mut cmd = cargo_zeroimage();
     cmd.arg("--manifest-path").arg(fixture_manifest(name));
     cmd
@@ -31,11 +31,31 @@ fn stderr(output: &Output) -> String {
 fn run_packaged(archive: &Path, name: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     support::unpack_rootfs(archive, dir.path());
-    stdout_of(&run_ok(Command::new(dir.path().join(name)).args(args)))
+    let program = dir.path().join(name);
+    // A child forked by another test thread while the program was being written holds it open for
+    // writing until its exec: running it fails with ETXTBSY for that moment.
+    let mut attempts = 0;
+    let output = loop {
+        match Command::new(&program).args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => break result.unwrap_or_else(|e| panic!("{}: {e}", program.display())),
+        }
+    };
+    assert!(
+        output.status.success(),
+        "{}: {}",
+        program.display(),
+        stderr(&output)
+    );
+    stdout_of(&output)
 }
 
-fn expected_archive(triple: &str, profile: &str, bin: &str) -> PathBuf {
-    fixture_target_dir()
+/// Where the archive goes by default, in the test's own target dir.
+fn expected_archive(target_dir: &Path, triple: &str, profile: &str, bin: &str) -> PathBuf {
+    target_dir
         .join(triple)
         .join(profile)
         .join(format!("{bin}.tar"))
@@ -47,10 +67,15 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
         eprintln!("SKIPPED: {X86_64_MUSL} not installed");
         return;
     }
-    let output =
-        run_ok(for_fixture("hello").args(["--target", X86_64_MUSL, "--message-format", "json"]));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("hello")
+            .args(["--target", X86_64_MUSL, "--message-format", "json"])
+            .arg("--target-dir")
+            .arg(dir.path()),
+    );
     let summary = json_summary(&output);
-    let archive = expected_archive(X86_64_MUSL, "release", "hello");
+    let archive = expected_archive(dir.path(), X86_64_MUSL, "release", "hello");
     assert_eq!(
         summary["path"],
         archive.display().to_string(),
@@ -84,9 +109,16 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
 
 #[test]
 fn default_target_is_the_hosts_musl_target() {
-    let output = run_ok(for_fixture("hello").arg("-q"));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("hello")
+            .arg("-q")
+            .arg("--target-dir")
+            .arg(dir.path()),
+    );
     assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
     let archive = expected_archive(
+        dir.path(),
         &format!("{}-unknown-linux-musl", std::env::consts::ARCH),
         "release",
         "hello",
@@ -104,9 +136,11 @@ fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
         eprintln!("SKIPPED: aarch64-unknown-linux-musl not installed");
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
     let output = run_ok(
         cargo_zeroimage()
             .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .env("CARGO_TARGET_DIR", dir.path())
             .arg("--manifest-path")
             .arg(fixture_manifest("hello"))
             .args([
@@ -127,14 +161,14 @@ fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
     let archive = PathBuf::from(summary["path"].as_str().unwrap());
     assert_eq!(
         archive,
-        expected_archive(support::AARCH64_MUSL, "release", "hello")
+        expected_archive(dir.path(), support::AARCH64_MUSL, "release", "hello")
     );
     let index = support::json_entry(&support::read_tar(&archive), "index.json");
     assert_eq!(index["manifests"][0]["platform"]["architecture"], "arm64");
     assert_eq!(support::image_config(&archive)["architecture"], "arm64");
-    let dir = tempfile::tempdir().unwrap();
-    support::unpack_rootfs(&archive, dir.path());
-    let output = run_ok(Command::new(qemu).arg(dir.path().join("hello")).arg("arm"));
+    let rootfs = dir.path().join("rootfs");
+    support::unpack_rootfs(&archive, &rootfs);
+    let output = run_ok(Command::new(qemu).arg(rootfs.join("hello")).arg("arm"));
     assert!(
         stdout_of(&output).contains("argv=") && stdout_of(&output).contains(" arm"),
         "{}",
@@ -144,8 +178,12 @@ fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
 
 #[test]
 fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
-    let output =
-        run_ok(for_fixture("workspace").args(["-p", "server", "--message-format", "json"]));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args(["-p", "server", "--message-format", "json", "-o"])
+            .arg(dir.path().join("api.tar")),
+    );
     let summary = json_summary(&output);
     assert_eq!(summary["bin"], "api", "default-run");
     assert_eq!(summary["tag"], "api:1.4.0");
@@ -191,14 +229,20 @@ fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
 
 #[test]
 fn bin_selects_another_binary() {
-    let output = run_ok(for_fixture("workspace").args([
-        "-p",
-        "server",
-        "--bin",
-        "worker",
-        "--message-format",
-        "json",
-    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args([
+                "-p",
+                "server",
+                "--bin",
+                "worker",
+                "--message-format",
+                "json",
+                "-o",
+            ])
+            .arg(dir.path().join("worker.tar")),
+    );
     let summary = json_summary(&output);
     assert_eq!(summary["bin"], "worker");
     assert_eq!(
@@ -288,7 +332,12 @@ fn profile_and_target_dir_decide_where_the_archive_goes() {
 
 #[test]
 fn several_binaries_without_a_choice_are_listed() {
-    let output = for_fixture("workspace").output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let output = for_fixture("workspace")
+        .arg("-o")
+        .arg(dir.path().join("any.tar"))
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     let last = err.lines().last().unwrap_or_default();
@@ -305,11 +354,17 @@ fn several_binaries_without_a_choice_are_listed() {
         assert!(last.contains(needle), "missing {needle}: {last}");
     }
     assert!(!err.contains("Packaging"), "{err}");
+    assert!(support::dir_listing(dir.path()).is_empty());
 }
 
 #[test]
 fn package_settings_set_the_tag_and_flags_win() {
-    let output = run_ok(for_fixture("workspace").args(["-p", "tools", "--message-format", "json"]));
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args(["-p", "tools", "--message-format", "json", "-o"])
+            .arg(dir.path().join("cli.tar")),
+    );
     let summary = json_summary(&output);
     assert_eq!(
         summary["tag"], "example.com/tools/cli:stable",
@@ -326,16 +381,21 @@ fn package_settings_set_the_tag_and_flags_win() {
         "cli counts 3\n"
     );
 
-    let output = run_ok(for_fixture("workspace").args([
-        "-p",
-        "tools",
-        "--message-format",
-        "json",
-        "--tag",
-        "mine:2",
-        "--created",
-        "@0",
-    ]));
+    let output = run_ok(
+        for_fixture("workspace")
+            .args([
+                "-p",
+                "tools",
+                "--message-format",
+                "json",
+                "--tag",
+                "mine:2",
+                "--created",
+                "@0",
+                "-o",
+            ])
+            .arg(dir.path().join("mine.tar")),
+    );
     let summary = json_summary(&output);
     assert_eq!(summary["tag"], "mine:2");
     let config = support::image_config(Path::new(summary["path"].as_str().unwrap()));
@@ -358,6 +418,8 @@ fn refused_tools_setting(replacement: &str) -> (tempfile::TempDir, PathBuf, Stri
     let output = cargo_zeroimage()
         .arg("--manifest-path")
         .arg(&manifest)
+        .arg("-o")
+        .arg(dir.path().join("tools.tar"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -477,7 +539,8 @@ fn revision_is_recorded_only_for_a_clean_git_checkout() {
             cargo_zeroimage()
                 .arg("--manifest-path")
                 .arg(repo.join("Cargo.toml"))
-                .args(["--message-format", "json"]),
+                .args(["--message-format", "json", "-o"])
+                .arg(dir.path().join("hello.tar")),
         );
         let summary = json_summary(&output);
         support::image_manifest(Path::new(summary["path"].as_str().unwrap()))
@@ -499,7 +562,9 @@ fn revision_is_recorded_only_for_a_clean_git_checkout() {
 
 #[test]
 fn compile_error_shows_cargos_message_and_writes_nothing() {
-    let output = for_fixture("broken").output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("broken.tar");
+    let output = for_fixture("broken").arg("-o").arg(&out).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
     assert!(
@@ -514,10 +579,7 @@ fn compile_error_shows_cargos_message_and_writes_nothing() {
         "{err}"
     );
     assert!(output.stdout.is_empty());
-    let dir = fixture_target_dir()
-        .join(format!("{}-unknown-linux-musl", std::env::consts::ARCH))
-        .join("release");
-    assert!(!dir.join("broken.tar").exists());
+    assert!(support::dir_listing(dir.path()).is_empty());
 }
 
 #[test]
@@ -527,8 +589,10 @@ fn missing_target_names_the_rustup_command() {
         eprintln!("SKIPPED: {triple} is installed here, so it cannot stand for a missing target");
         return;
     }
+    let dir = tempfile::tempdir().unwrap();
     let output = for_fixture("hello")
-        .args(["--target", triple])
+        .args(["--target", triple, "-o"])
+        .arg(dir.path().join("hello.tar"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -542,13 +606,15 @@ fn missing_target_names_the_rustup_command() {
 
 #[test]
 fn non_linux_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
     for triple in [
         "x86_64-pc-windows-gnu",
         "wasm32-unknown-unknown",
         "aarch64-apple-darwin",
     ] {
         let output = for_fixture("hello")
-            .args(["--target", triple])
+            .args(["--target", triple, "-o"])
+            .arg(dir.path().join("hello.tar"))
             .output()
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "{triple}");
@@ -563,8 +629,10 @@ fn non_linux_target_is_refused() {
 #[test]
 fn gnu_target_builds_but_the_dynamic_binary_is_refused_with_the_fix() {
     let host_gnu = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let dir = tempfile::tempdir().unwrap();
     let output = for_fixture("hello")
-        .args(["--target", &host_gnu])
+        .args(["--target", &host_gnu, "-o"])
+        .arg(dir.path().join("hello.tar"))
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
@@ -579,13 +647,9 @@ fn gnu_target_builds_but_the_dynamic_binary_is_refused_with_the_fix() {
 
 #[test]
 fn runs_as_a_cargo_subcommand_with_cargo_style_help() {
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_cargo-zeroimage"))
-        .parent()
-        .unwrap()
-        .to_owned();
-    let path = std::env::join_paths(std::iter::once(bin_dir).chain(std::env::split_paths(
-        &std::env::var_os("PATH").unwrap_or_default(),
-    )))
+    let path = std::env::join_paths(std::iter::once(support::bin_dir()).chain(
+        std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+    ))
     .unwrap();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let output = run_ok(
@@ -632,7 +696,9 @@ fn configuration_and_essentials_come_from_cargo_toml_and_flags_win() {
                 "MODE=cli",
                 "--expose",
                 "9090/udp",
-            ]),
+                "-o",
+            ])
+            .arg(dir.path().join("hello.tar")),
     );
     let archive = PathBuf::from(json_summary(&output)["path"].as_str().unwrap());
     let config = support::image_config(&archive);
@@ -673,4 +739,43 @@ fn configuration_and_essentials_come_from_cargo_toml_and_flags_win() {
         stdout.contains("argv=/hello from-toml\nGREETING=from toml\n"),
         "{stdout}"
     );
+}
+
+#[test]
+fn missing_output_directories_are_created_and_dash_streams_the_same_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    // As in CI with CARGO_TARGET_DIR set: no target/ beside the crate for `-o target/image.tar`.
+    let out = dir.path().join("target/images/hello.tar");
+    let output = run_ok(for_fixture("hello").arg("-q").arg("-o").arg(&out));
+    assert!(output.stdout.is_empty(), "{}", stdout_of(&output));
+    let written = std::fs::read(&out).unwrap();
+    let streamed = run_ok(
+        for_fixture("hello")
+            .current_dir(dir.path())
+            .args(["-q", "-o", "-"]),
+    );
+    assert!(
+        streamed.stdout == written,
+        "-o - gave other bytes than -o FILE"
+    );
+}
+
+#[test]
+fn json_with_the_archive_on_stdout_is_refused_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = for_fixture("hello")
+        .current_dir(dir.path())
+        .args(["--message-format", "json", "-o", "-"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.starts_with("error: -o - writes the archive to standard output")
+            && err.contains("--message-format json"),
+        "{err}"
+    );
+    assert!(output.stdout.is_empty());
+    assert!(support::dir_listing(dir.path()).is_empty());
 }

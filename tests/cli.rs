@@ -318,15 +318,15 @@ fn output_that_is_a_directory_is_refused() {
 }
 
 /// Runs zeroimage as an unprivileged user when we are root (root ignores file permissions).
-fn zeroimage_unprivileged() -> Option<Command> {
+fn zeroimage_unprivileged() -> Option<support::Zeroimage> {
     if !support::is_root() {
         return Some(zeroimage());
     }
     let setpriv = support::peer("setpriv")?;
-    let mut cmd = Command::new(setpriv);
-    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(env!("CARGO_BIN_EXE_zeroimage"));
-    Some(cmd)
+    Some(support::zeroimage_via(
+        setpriv,
+        &["--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+    ))
 }
 
 #[test]
@@ -382,10 +382,7 @@ fn output_mode_follows_the_umask() {
         let out = dir.path().join(format!("app-{umask}.tar"));
         let script = format!("umask {umask} && exec \"$0\" \"$@\"");
         support::run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .arg(env!("CARGO_BIN_EXE_zeroimage"))
+            support::zeroimage_via("sh", &["-c", &script])
                 .arg(&program)
                 .arg("-o")
                 .arg(&out),
@@ -439,4 +436,295 @@ fn ctrl_c_removes_the_partial_file_and_keeps_the_old_archive() {
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"previous archive");
     assert_eq!(dir_listing(dir.path()), ["big", "big.tar"]);
+}
+
+/// `mknod PATH KIND MAJOR MINOR`, asserting success; `false` (skipped) when not root.
+fn mknod(path: &Path, kind: &str, major: u32, minor: u32) -> bool {
+    if !support::require_root("mknod") {
+        return false;
+    }
+    support::run_ok(
+        Command::new("mknod")
+            .arg(path)
+            .arg(kind)
+            .arg(major.to_string())
+            .arg(minor.to_string()),
+    );
+    true
+}
+
+/// `makedev(3)` as glibc encodes Linux device numbers.
+fn makedev(major: u64, minor: u64) -> u64 {
+    ((major & 0xffff_f000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffff_ff00) << 12)
+        | (minor & 0xff)
+}
+
+fn file_kind(path: &Path) -> std::fs::FileType {
+    std::fs::symlink_metadata(path).unwrap().file_type()
+}
+
+/// The archive of `program` written to a regular file, to compare streamed ones with.
+fn reference_archive(program: &Path, dir: &Path) -> Vec<u8> {
+    let out = dir.join("reference.tar");
+    support::package(program, &out, &[]);
+    std::fs::read(out).unwrap()
+}
+
+#[test]
+fn character_device_output_is_written_through_and_stays_a_device() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let node = dir.path().join("nulldev");
+    if !mknod(&node, "c", 1, 3) {
+        return;
+    }
+    let link = dir.path().join("link-to-nulldev");
+    std::os::unix::fs::symlink(&node, &link).unwrap();
+    for output in [&node, &link] {
+        let run = zeroimage()
+            .arg(&program)
+            .arg("-o")
+            .arg(output)
+            .output()
+            .unwrap();
+        assert!(run.status.success(), "{}", stderr(&run));
+        assert!(stderr(&run).contains("     Written "), "{}", stderr(&run));
+        assert!(
+            file_kind(&node).is_char_device(),
+            "{} was replaced",
+            node.display()
+        );
+        assert_eq!(std::fs::metadata(&node).unwrap().rdev(), makedev(1, 3));
+        assert!(file_kind(&link).is_symlink(), "the link was replaced");
+    }
+    assert_eq!(
+        dir_listing(dir.path()),
+        ["app", "link-to-nulldev", "nulldev"]
+    );
+}
+
+#[test]
+fn fifo_output_gets_the_same_archive_as_a_file() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let expected = reference_archive(&program, dir.path());
+    let fifo = dir.path().join("pipe");
+    support::run_ok(Command::new("mkfifo").arg(&fifo));
+    let mut reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let run = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    let still_fifo = file_kind(&fifo).is_fifo();
+    if !still_fifo || !run.status.success() {
+        // Nothing will ever write to the pipe cat is waiting on.
+        reader.kill().unwrap();
+    }
+    let received = reader.wait_with_output().unwrap().stdout;
+    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(still_fifo, "the FIFO was replaced by a regular file");
+    assert!(received == expected, "the FIFO carried another archive");
+    let entries = tar::Archive::new(&received[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect::<Vec<_>>();
+    assert!(entries.contains(&"index.json".to_owned()), "{entries:?}");
+}
+
+#[test]
+fn dash_writes_the_archive_to_stdout_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let expected = reference_archive(&program, dir.path());
+    let run = support::run_ok(
+        zeroimage()
+            .current_dir(dir.path())
+            .arg(&program)
+            .args(["-o", "-"]),
+    );
+    assert!(run.stdout == expected, "stdout is not the archive");
+    assert!(
+        stderr(&run).contains("     Written standard output (app:latest"),
+        "{}",
+        stderr(&run)
+    );
+    assert_eq!(dir_listing(dir.path()), ["app", "reference.tar"]);
+}
+
+#[test]
+fn json_is_refused_while_the_archive_goes_to_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    for output in ["-", "/dev/stdout"] {
+        let run = zeroimage()
+            .current_dir(dir.path())
+            .arg(&program)
+            .args(["--message-format", "json", "-o", output])
+            .output()
+            .unwrap();
+        assert_refused(&run, &["standard output", "--message-format json"]);
+    }
+    assert_eq!(dir_listing(dir.path()), ["app"]);
+}
+
+#[test]
+fn block_device_and_socket_outputs_are_refused_and_left_alone() {
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let socket = dir.path().join("sock");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let run = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert_refused(&run, &["sock: is a socket", "choose another -o/--output"]);
+    assert!(file_kind(&socket).is_socket());
+    let block = dir.path().join("blockdev");
+    if !mknod(&block, "b", 7, 200) {
+        return;
+    }
+    let link = dir.path().join("link-to-block");
+    std::os::unix::fs::symlink("blockdev", &link).unwrap();
+    for output in [&block, &link] {
+        let run = zeroimage()
+            .arg(&program)
+            .arg("-o")
+            .arg(output)
+            .output()
+            .unwrap();
+        assert_refused(&run, &["is a block device", "choose another -o/--output"]);
+        assert!(file_kind(&block).is_block_device());
+        assert!(file_kind(&link).is_symlink());
+    }
+    assert_eq!(
+        dir_listing(dir.path()),
+        ["app", "blockdev", "link-to-block", "sock"]
+    );
+}
+
+#[test]
+fn symlink_to_a_file_is_kept_and_its_target_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let expected = reference_archive(&program, dir.path());
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let target = store.join("app.tar");
+    std::fs::write(&target, b"previous archive").unwrap();
+    let inode_before = std::fs::metadata(&target).unwrap().ino();
+    let link = dir.path().join("current.tar");
+    std::os::unix::fs::symlink("store/app.tar", &link).unwrap();
+    support::package(&program, &link, &[]);
+    assert!(file_kind(&link).is_symlink(), "the link was replaced");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("store/app.tar")
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), expected);
+    assert_ne!(
+        std::fs::metadata(&target).unwrap().ino(),
+        inode_before,
+        "a new file was renamed into place, not the old one rewritten"
+    );
+    assert_eq!(dir_listing(&store), ["app.tar"], "no partial file left");
+
+    // A dangling link: the file it names is created.
+    let dangling = dir.path().join("next.tar");
+    std::os::unix::fs::symlink("store/next.tar", &dangling).unwrap();
+    support::package(&program, &dangling, &[]);
+    assert!(file_kind(&dangling).is_symlink());
+    assert_eq!(std::fs::read(store.join("next.tar")).unwrap(), expected);
+}
+
+#[test]
+fn symlink_to_proc_self_stdout_is_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let expected = reference_archive(&program, dir.path());
+    let link = dir.path().join("stdout-link");
+    std::os::unix::fs::symlink("/proc/self/fd/1", &link).unwrap();
+    let run = support::run_ok(zeroimage().arg(&program).arg("-o").arg(&link));
+    assert!(file_kind(&link).is_symlink(), "the link was replaced");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        Path::new("/proc/self/fd/1")
+    );
+    assert!(run.stdout == expected, "the archive went through to stdout");
+}
+
+#[test]
+fn two_tests_writing_the_same_archive_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared.tar");
+    let claimed = shared.clone();
+    std::thread::Builder::new()
+        .name("some_other_test".to_owned())
+        .spawn(move || support::claim_output(&claimed))
+        .unwrap()
+        .join()
+        .unwrap();
+    // The same test may write its own archive again; another test may not.
+    let again = shared.clone();
+    std::thread::Builder::new()
+        .name("some_other_test".to_owned())
+        .spawn(move || support::claim_output(&again))
+        .unwrap()
+        .join()
+        .unwrap();
+    let panic = std::panic::catch_unwind(|| {
+        support::claim_output(&dir.path().join(".").join("shared.tar"))
+    })
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        message.contains("some_other_test") && message.contains("two_tests_writing_the_same"),
+        "{message}"
+    );
+    // Runs through the helpers claim too: -o, and the default beside the program.
+    let program = tiny(dir.path(), "app");
+    std::thread::Builder::new()
+        .name("a_test_writing_app_tar".to_owned())
+        .spawn(move || support::package(&program, &program.with_extension("tar"), &[]))
+        .unwrap()
+        .join()
+        .unwrap();
+    let panic = std::panic::catch_unwind(|| {
+        let _ = zeroimage().arg(dir.path().join("app")).output();
+    })
+    .unwrap_err();
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("a_test_writing_app_tar"), "{message}");
+}
+
+#[test]
+fn tests_run_the_binaries_only_through_the_claiming_helpers() {
+    let needle = concat!("CARGO_BIN", "_EXE_");
+    let tests = support::root().join("tests");
+    for entry in std::fs::read_dir(&tests).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "rs") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            assert!(
+                !text.contains(needle),
+                "{} names a binary under test directly; use support::zeroimage(), \
+                 zeroimage_via(), cargo_zeroimage() or bin_dir() so its output is claimed",
+                path.display()
+            );
+        }
+    }
 }

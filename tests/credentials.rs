@@ -6,7 +6,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::tiny_elf::{self, Machine, Shape};
@@ -93,7 +93,11 @@ fn push_with_helper(dir: &Path, bin: &Path, limit: Option<&str>) -> (Output, Dur
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zeroimage"));
+    let limit = limit.map(|l| format!("--as={l}"));
+    let mut cmd = match &limit {
+        Some(limit) => support::zeroimage_via("prlimit", &[limit]),
+        None => support::zeroimage(),
+    };
     cmd.arg("push")
         .arg(&archive)
         .arg("127.0.0.1:9/team/app:1")
@@ -103,17 +107,7 @@ fn push_with_helper(dir: &Path, bin: &Path, limit: Option<&str>) -> (Output, Dur
         .env_remove("REGISTRY_AUTH_FILE")
         .env("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT", "2");
     let started = Instant::now();
-    let output = match limit {
-        Some(limit) => Command::new("prlimit")
-            .arg(format!("--as={limit}"))
-            .arg(cmd.get_program())
-            .args(cmd.get_args())
-            .envs(cmd.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))))
-            .env_remove("REGISTRY_AUTH_FILE")
-            .output()
-            .unwrap(),
-        None => cmd.output().unwrap(),
-    };
+    let output = cmd.output().unwrap();
     (output, started.elapsed())
 }
 

@@ -19,7 +19,7 @@ fn stderr(output: &Output) -> String {
 }
 
 /// zeroimage with a docker config of the test's own (and nothing of the machine's).
-fn zi(config_dir: &Path) -> Command {
+fn zi(config_dir: &Path) -> support::Zeroimage {
     let mut cmd = zeroimage();
     cmd.env("DOCKER_CONFIG", config_dir)
         .env_remove("REGISTRY_AUTH_FILE")
@@ -470,9 +470,8 @@ fn an_index_listing_one_large_manifest_thousands_of_times_stays_within_memory() 
         ],
     );
     let registry = TestServer::start(fake_registry::handler(Behaviour::default()));
-    let output = Command::new(prlimit)
-        .arg(format!("--as={}", 1536u64 << 20))
-        .arg(env!("CARGO_BIN_EXE_zeroimage"))
+    let limit = format!("--as={}", 1536u64 << 20);
+    let output = support::zeroimage_via(prlimit, &[&limit])
         .arg("push")
         .arg(&hostile)
         .arg(format!("{}/team/app:1", registry.host()))

@@ -425,10 +425,7 @@ fn every_option_stays_reproducible_and_pinned() {
         let out = root.join("out.tar");
         let script = format!("umask {umask} && exec \"$0\" \"$@\"");
         let output = run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg(script)
-                .arg(env!("CARGO_BIN_EXE_zeroimage"))
+            support::zeroimage_via("sh", &["-c", &script])
                 .arg("app")
                 .args(["-o", "out.tar", "--message-format", "json", "-t", "all:1"])
                 .arg(format!("--ca-certs={}", root.join("ca.pem").display()))

@@ -237,14 +237,12 @@ fn reproducible_across_umask_tz_mtime_mode_owner_and_directory() {
         );
     }
     let run = |cwd: &Path, umask: &str, tz: &str| {
+        let script = format!("umask {umask} && exec \"$0\" \"$@\"");
         support::run_ok(
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!("umask {umask} && exec \"$0\" hello -o out.tar -q"))
-                .arg(env!("CARGO_BIN_EXE_zeroimage"))
+            support::zeroimage_via("sh", &["-c", &script])
+                .args(["hello", "-o", "out.tar", "-q"])
                 .current_dir(cwd)
-                .env("TZ", tz)
-                .env_remove("SOURCE_DATE_EPOCH"),
+                .env("TZ", tz),
         );
         support::file_digest(&cwd.join("out.tar"))
     };

@@ -18,7 +18,7 @@ fn stderr(output: &Output) -> String {
 }
 
 /// zeroimage with its own empty docker config, so the machine's logins never leak in.
-fn zi(config_dir: &Path) -> Command {
+fn zi(config_dir: &Path) -> support::Zeroimage {
     let mut cmd = zeroimage();
     cmd.env("DOCKER_CONFIG", config_dir)
         .env_remove("REGISTRY_AUTH_FILE")
@@ -596,7 +596,8 @@ fn cargo_zeroimage_pushes_from_flags_and_from_cargo_toml() {
             .env("DOCKER_CONFIG", dir.path())
             .arg("--manifest-path")
             .arg(&manifest)
-            .args(["-q", "--message-format", "json"]),
+            .args(["-q", "--message-format", "json", "-o"])
+            .arg(dir.path().join("hello.tar")),
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let digest = summary["digest"].as_str().unwrap();
@@ -606,7 +607,7 @@ fn cargo_zeroimage_pushes_from_flags_and_from_cargo_toml() {
     );
     assert!(
         Path::new(summary["path"].as_str().unwrap()).is_file(),
-        "cargo zeroimage keeps its archive in target/"
+        "cargo zeroimage keeps its archive"
     );
     assert_eq!(skopeo_inspect(&skopeo, &from_toml, &[])["Digest"], digest);
 
@@ -616,7 +617,8 @@ fn cargo_zeroimage_pushes_from_flags_and_from_cargo_toml() {
             .env("DOCKER_CONFIG", dir.path())
             .arg("--manifest-path")
             .arg(&manifest)
-            .args(["-q", "--push", &from_flag]),
+            .args(["-q", "--push", &from_flag, "-o"])
+            .arg(dir.path().join("hello.tar")),
     );
     assert_eq!(
         stdout_of(&output).trim(),
@@ -675,5 +677,83 @@ fn large_layers_go_up_in_chunks() {
         registry
             .uploaded_blobs()
             .contains(&summary["layer_digest"].as_str().unwrap().to_owned())
+    );
+}
+
+#[test]
+fn archive_on_stdout_is_pushed_and_only_the_archive_reaches_stdout() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "streamed\n"),
+    );
+    let file = dir.path().join("app.tar");
+    support::package(&program, &file, &[]);
+    let expected = std::fs::read(&file).unwrap();
+
+    let reference = format!("{}/stream/app:1", registry.host());
+    let output = run_ok(
+        zi(dir.path())
+            .current_dir(dir.path())
+            .arg(&program)
+            .args(["-o", "-", "--push", &reference]),
+    );
+    assert!(
+        output.stdout == expected,
+        "stdout holds more than the archive"
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!("Pushed {reference}@sha256:")),
+        "{err}"
+    );
+    let manifest_digest = |archive: &Path| {
+        support::json_entry(&support::read_tar(archive), "index.json")["manifests"][0]["digest"]
+            .clone()
+    };
+    assert_eq!(
+        skopeo_inspect(&skopeo, &reference, &[])["Digest"],
+        manifest_digest(&file)
+    );
+
+    // cargo zeroimage, likewise.
+    let manifest = support::root().join("fixtures/hello/Cargo.toml");
+    let built = dir.path().join("hello.tar");
+    run_ok(
+        support::cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("-q")
+            .arg("-o")
+            .arg(&built),
+    );
+    let reference = format!("{}/stream/hello:1", registry.host());
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .current_dir(dir.path())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-o", "-", "--push", &reference]),
+    );
+    assert!(
+        output.stdout == std::fs::read(&built).unwrap(),
+        "stdout holds more than the archive"
+    );
+    assert!(
+        stderr(&output).contains(&format!("Pushed {reference}@sha256:")),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        skopeo_inspect(&skopeo, &reference, &[])["Digest"],
+        manifest_digest(&built)
     );
 }

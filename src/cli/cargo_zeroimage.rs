@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser};
 use serde::Serialize;
 
+use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::print_pushed;
 use super::{
     ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs, RegistryArgs,
@@ -16,6 +17,7 @@ use crate::cargo::build::{BuildRequest, Executable, build};
 use crate::cargo::settings::Settings;
 use crate::cargo::target;
 use crate::cargo::workspace::{Workspace, annotations, git_revision};
+use crate::destination::{is_dash, parent_dir};
 use crate::error::{Error, Result};
 use crate::essentials::Essentials;
 use crate::options::ImageOptions;
@@ -286,6 +288,11 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     workspace.check_settings()?;
     let selected = workspace.selected_package(&cargo.package, cargo.manifest_path.as_deref());
     let settings = workspace.settings(selected)?;
+    let format = args.output.report.message_format;
+    ensure_stdout_free(
+        args.output.output.as_deref().or(settings.output.as_deref()),
+        format,
+    )?;
 
     let host = target::host_triple()?;
     let triples = targets(cargo, &settings, &host)?;
@@ -356,8 +363,15 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             platform: PlatformOverride::from_platform(platform),
         })
         .collect();
+    let push_to = if args.push.push.is_empty() {
+        settings.push_references()?
+    } else {
+        args.push.push.clone()
+    };
+    create_output_dir(&output)?;
+    let staging = Staging::new(Some(&output), !push_to.is_empty())?;
     let options = PackageOptions {
-        output: Some(output),
+        output: Some(staging.build_path().unwrap_or_else(|| output.clone())),
         tag: Some(tag),
         created,
         allow_dynamic: args.image.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
@@ -365,20 +379,17 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         essentials,
     };
     let mut packaged = package_images(&inputs, &options, shell)?;
+    staging.deliver(&mut packaged.summary)?;
     super::zeroimage::report(&packaged.summary, MessageFormat::Human, shell);
-    let push_to = if args.push.push.is_empty() {
-        settings.push_references()?
-    } else {
-        args.push.push.clone()
-    };
     if !push_to.is_empty() {
         let pushed = packaged.push(&push_to, &args.registry.push_options(), shell)?;
-        if args.output.report.message_format == MessageFormat::Human {
+        // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
+        if format == MessageFormat::Human && !archive_on_stdout(Some(&output)) {
             print_pushed(&pushed, MessageFormat::Human);
         }
     }
     let summary = packaged.summary;
-    if args.output.report.message_format == MessageFormat::Json {
+    if format == MessageFormat::Json {
         let line = CargoSummary {
             image: &summary,
             bin: &executable.name,
@@ -459,6 +470,16 @@ fn multi_platform_output(
     let dir = target_dir.join("zeroimage").join(profile);
     std::fs::create_dir_all(&dir).map_err(Error::io("creating", &dir))?;
     Ok(dir.join(format!("{}.tar", executable.name)))
+}
+
+/// Creates the archive's directory when missing, as cargo does for its own outputs (a CI's
+/// `CARGO_TARGET_DIR` leaves no `target/` beside the crate for `-o target/app.tar`).
+fn create_output_dir(output: &Path) -> Result<()> {
+    if is_dash(output) || std::fs::symlink_metadata(output).is_ok() {
+        return Ok(());
+    }
+    let dir = parent_dir(output);
+    std::fs::create_dir_all(&dir).map_err(Error::io("creating the output directory", &dir))
 }
 
 /// Cargo.toml essentials with the command line's on top: a flag turns a piece on, a path replaces the

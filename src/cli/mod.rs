@@ -3,6 +3,7 @@
 
 mod args;
 pub mod cargo_zeroimage;
+mod output;
 pub mod registry;
 mod shell;
 pub mod zeroimage;

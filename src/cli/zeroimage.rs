@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
@@ -12,6 +13,7 @@ use super::{
     ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
     RegistryArgs, Shell, exit_with, human_size,
 };
+use crate::destination::is_dash;
 use crate::error::Result;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
@@ -144,10 +146,15 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             .collect(),
     };
     let config = args.config.options();
-    // Pushing without -o writes no archive: the layers are spooled and pushed from there.
+    let format = args.output.report.message_format;
+    let requested = args.output.output.as_deref();
+    ensure_stdout_free(requested, format)?;
+    // Pushing without -o writes no archive: the layers are spooled and pushed from there. A stream
+    // output (`-`, a device) is staged in a temporary archive, so the push can read it back.
     let pushing = !args.push.push.is_empty();
-    let output = match (&args.output.output, inputs.as_slice()) {
-        (Some(output), _) => Some(output.clone()),
+    let staging = Staging::new(requested, pushing)?;
+    let output = match (staging.build_path(), inputs.as_slice()) {
+        (Some(path), _) => Some(path),
         (None, _) if pushing => None,
         (None, [single]) => Some(default_output(&single.path)),
         // Several programs in several directories: name the archive after the program, here.
@@ -168,14 +175,15 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         essentials: args.essentials.essentials(),
     };
     let mut packaged = package(&inputs, &options, shell)?;
+    staging.deliver(&mut packaged.summary)?;
     if pushing {
         let pushed = packaged.push(&args.push.push, &args.registry.push_options(), shell)?;
-        if args.output.report.message_format == MessageFormat::Human {
+        // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
+        if format == MessageFormat::Human && !archive_on_stdout(requested) {
             print_pushed(&pushed, MessageFormat::Human);
         }
     }
-    let summary = packaged.summary;
-    report(&summary, args.output.report.message_format, shell);
+    report(&packaged.summary, format, shell);
     Ok(())
 }
 
@@ -187,11 +195,15 @@ pub fn report(summary: &PackageSummary, format: MessageFormat, shell: &Shell) {
         }
         return;
     }
+    let written = if is_dash(&summary.path) {
+        "standard output".to_owned()
+    } else {
+        summary.path.display().to_string()
+    };
     shell.status(
         "Written",
         &format!(
-            "{} ({}, {}, {})",
-            summary.path.display(),
+            "{written} ({}, {}, {})",
             summary.tag,
             summary.digest,
             human_size(summary.size)

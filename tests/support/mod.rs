@@ -10,9 +10,10 @@ pub mod tiny_elf;
 pub mod token_server;
 
 use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::{Mutex, OnceLock};
 
 pub const X86_64_MUSL: &str = "x86_64-unknown-linux-musl";
@@ -23,9 +24,16 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// One target dir for every fixture build, shared by all test binaries (cargo locks it).
+/// The target dir shared by `cargo zeroimage` runs of the fixtures, for build caching. Runs that use
+/// it take turns (see [`Zeroimage`]) and may not write their default archive there.
 pub fn fixture_target_dir() -> PathBuf {
     root().join("target").join("fixtures")
+}
+
+/// Where [`fixture_binary`] builds: apart from [`fixture_target_dir`], so that no `cargo zeroimage`
+/// run re-links a binary another test is reading.
+fn fixture_binary_dir() -> PathBuf {
+    root().join("target").join("fixture-binaries")
 }
 
 /// True when peers must be present (CI, the README's test command).
@@ -129,7 +137,7 @@ pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
     ])
     .arg(root().join("fixtures").join(name).join("Cargo.toml"))
     .arg("--target-dir")
-    .arg(fixture_target_dir());
+    .arg(fixture_binary_dir());
     if target != X86_64_MUSL {
         // Cross-link with the linker that ships with Rust: no C cross toolchain needed.
         let var = format!(
@@ -143,7 +151,7 @@ pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
         status.success(),
         "building fixtures/{name} for {target} failed"
     );
-    let path = fixture_target_dir().join(target).join("release").join(name);
+    let path = fixture_binary_dir().join(target).join("release").join(name);
     assert!(path.is_file(), "{} missing after build", path.display());
     built.insert(key, path.clone());
     Some(path)
@@ -158,17 +166,332 @@ pub fn probe_report(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The `zeroimage` binary under test.
-pub fn zeroimage() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_zeroimage"));
-    cmd.env_remove("SOURCE_DATE_EPOCH");
-    cmd
+/// The `zeroimage` binary under test, as a [`Zeroimage`] run that claims the archive it writes.
+pub fn zeroimage() -> Zeroimage {
+    Zeroimage::new(Tool::Zeroimage, None)
+}
+
+/// `zeroimage` started through another program, e.g. `sh -c 'umask 077 && exec "$0" "$@"'` or
+/// `setpriv ... --`: `program` and `args` come first, then the binary and its arguments.
+pub fn zeroimage_via(program: impl AsRef<OsStr>, args: &[&str]) -> Zeroimage {
+    let mut run = Zeroimage::new(Tool::Zeroimage, Some(program.as_ref()));
+    run.cmd.args(args).arg(env!("CARGO_BIN_EXE_zeroimage"));
+    run.skip = args.len() + 1;
+    run
+}
+
+/// `cargo zeroimage` as cargo runs it (`cargo-zeroimage zeroimage ...`), with fixture builds in the
+/// shared fixture target dir. A run that would write its default archive there is refused by the
+/// claim check: give it `-o` in a tempdir, or its own `--target-dir`.
+pub fn cargo_zeroimage() -> Zeroimage {
+    let mut run = Zeroimage::new(Tool::Cargo, None);
+    run.cmd
+        .arg("zeroimage")
+        .env("CARGO_TARGET_DIR", fixture_target_dir());
+    run
+}
+
+/// The directory holding the binaries under test, for a PATH that finds them.
+pub fn bin_dir() -> PathBuf {
+    Path::new(env!("CARGO_BIN_EXE_zeroimage"))
+        .parent()
+        .expect("binary directory")
+        .to_owned()
+}
+
+/// Which binary a [`Zeroimage`] runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tool {
+    Zeroimage,
+    Cargo,
+}
+
+/// A run of `zeroimage` or `cargo zeroimage`. Only the `Command` methods tests need are offered, and
+/// every way of starting it ([`output`](Self::output), [`status`](Self::status),
+/// [`spawn`](Self::spawn), [`run_ok`]) first claims the archive path it will write, so two tests that
+/// write the same file fail with both names instead of racing.
+pub struct Zeroimage {
+    cmd: Command,
+    tool: Tool,
+    /// Arguments before the tool's own: a wrapper program's, then the binary's path.
+    skip: usize,
+}
+
+impl Zeroimage {
+    fn new(tool: Tool, via: Option<&OsStr>) -> Zeroimage {
+        let binary = match tool {
+            Tool::Zeroimage => env!("CARGO_BIN_EXE_zeroimage"),
+            Tool::Cargo => env!("CARGO_BIN_EXE_cargo-zeroimage"),
+        };
+        let mut cmd = Command::new(via.unwrap_or(OsStr::new(binary)));
+        cmd.env_remove("SOURCE_DATE_EPOCH");
+        Zeroimage { cmd, tool, skip: 0 }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Zeroimage {
+        self.cmd.arg(arg);
+        self
+    }
+
+    pub fn args<I, S>(&mut self, args: I) -> &mut Zeroimage
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.cmd.args(args);
+        self
+    }
+
+    pub fn env(&mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> &mut Zeroimage {
+        self.cmd.env(key, value);
+        self
+    }
+
+    pub fn env_remove(&mut self, key: impl AsRef<OsStr>) -> &mut Zeroimage {
+        self.cmd.env_remove(key);
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Zeroimage {
+        self.cmd.current_dir(dir);
+        self
+    }
+
+    pub fn stdin(&mut self, cfg: impl Into<Stdio>) -> &mut Zeroimage {
+        self.cmd.stdin(cfg);
+        self
+    }
+
+    pub fn stdout(&mut self, cfg: impl Into<Stdio>) -> &mut Zeroimage {
+        self.cmd.stdout(cfg);
+        self
+    }
+
+    pub fn stderr(&mut self, cfg: impl Into<Stdio>) -> &mut Zeroimage {
+        self.cmd.stderr(cfg);
+        self
+    }
+
+    pub fn output(&mut self) -> std::io::Result<Output> {
+        self.claim();
+        let _turn = self.shared_build_turn();
+        self.cmd.output()
+    }
+
+    pub fn status(&mut self) -> std::io::Result<std::process::ExitStatus> {
+        self.claim();
+        let _turn = self.shared_build_turn();
+        self.cmd.status()
+    }
+
+    /// Starts the run without waiting for it, so a `cargo zeroimage` build in the shared fixture
+    /// target dir is not serialized (see [`shared_build_turn`](Self::shared_build_turn)): tests spawn
+    /// only `zeroimage`.
+    pub fn spawn(&mut self) -> std::io::Result<std::process::Child> {
+        self.claim();
+        assert!(
+            self.cargo_target_dir().as_deref() != Some(&fixture_target_dir()),
+            "spawn a cargo zeroimage run only with its own target dir"
+        );
+        self.cmd.spawn()
+    }
+
+    /// For a `cargo zeroimage` run in the shared fixture target dir, the turn to build and package
+    /// alone. Cargo's lock covers only the build: on every build, fresh or not, cargo re-links
+    /// `<profile>/<bin>` (removes it, then links it again), and crates of the same name (copies of a
+    /// fixture) or other features give that file other contents. Holding the turn until the run has
+    /// packaged the binary keeps another test's build from changing it underneath.
+    fn shared_build_turn(&self) -> Option<std::sync::MutexGuard<'static, ()>> {
+        static TURN: Mutex<()> = Mutex::new(());
+        (self.cargo_target_dir().as_deref() == Some(&fixture_target_dir()))
+            .then(|| TURN.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// `cargo zeroimage`'s target dir: `--target-dir`, else `CARGO_TARGET_DIR` as the child sees it.
+    fn cargo_target_dir(&self) -> Option<PathBuf> {
+        use clap::Parser;
+        use zeroimage::cli::cargo_zeroimage::CargoCli;
+        if self.tool != Tool::Cargo {
+            return None;
+        }
+        let args = std::iter::once("cargo".into()).chain(self.own_args());
+        let CargoCli::Zeroimage(parsed) = CargoCli::try_parse_from(args).ok()?;
+        let dir = parsed
+            .cargo
+            .target_dir
+            .or_else(|| self.child_env("CARGO_TARGET_DIR").map(PathBuf::from))?;
+        Some(self.cwd().join(dir))
+    }
+
+    fn own_args(&self) -> Vec<OsString> {
+        self.cmd
+            .get_args()
+            .skip(self.skip)
+            .map(OsStr::to_owned)
+            .collect()
+    }
+
+    fn cwd(&self) -> PathBuf {
+        let here = std::env::current_dir().expect("current directory");
+        match self.cmd.get_current_dir() {
+            Some(dir) => here.join(dir),
+            None => here,
+        }
+    }
+
+    /// The environment variable as the child will see it.
+    fn child_env(&self, key: &str) -> Option<OsString> {
+        match self.cmd.get_envs().find(|(k, _)| *k == OsStr::new(key)) {
+            Some((_, value)) => value.map(OsStr::to_owned),
+            None => std::env::var_os(key),
+        }
+    }
+
+    fn claim(&self) {
+        if let Some(path) = self.archive_path() {
+            claim_output(&path);
+        }
+    }
+
+    /// What this run writes, parsed with the binaries' own argument definitions: `-o`, else the
+    /// default. For `cargo zeroimage` the default lies somewhere in the target dir, which is then
+    /// claimed whole. `None` when nothing is written (usage errors, `--help`, subcommands, `-o -`).
+    fn archive_path(&self) -> Option<PathBuf> {
+        use clap::Parser;
+        use zeroimage::cli::cargo_zeroimage::CargoCli;
+        use zeroimage::cli::zeroimage::ZeroimageArgs;
+        let args = self.own_args();
+        let cwd = self.cwd();
+        let path = match self.tool {
+            Tool::Zeroimage => {
+                let parsed =
+                    ZeroimageArgs::try_parse_from(std::iter::once("zeroimage".into()).chain(args))
+                        .ok()?;
+                if parsed.command.is_some() {
+                    return None;
+                }
+                match (&parsed.output.output, &parsed.entrypoint) {
+                    (Some(output), _) => output.clone(),
+                    (None, _) if !parsed.push.push.is_empty() => return None,
+                    (None, Some(program)) => zeroimage::package::default_output(program),
+                    (None, None) => {
+                        let inputs: Vec<_> = parsed
+                            .platform_binary
+                            .iter()
+                            .map(|(_, path)| zeroimage::package::Input {
+                                path: path.clone(),
+                                platform: Default::default(),
+                            })
+                            .collect();
+                        let entrypoint =
+                            zeroimage::package::entrypoint_path(&inputs, &parsed.config.options())
+                                .ok()?;
+                        PathBuf::from(format!("{}.tar", entrypoint.rsplit('/').next()?))
+                    }
+                }
+            }
+            Tool::Cargo => {
+                let CargoCli::Zeroimage(parsed) =
+                    CargoCli::try_parse_from(std::iter::once("cargo".into()).chain(args)).ok()?;
+                match &parsed.output.output {
+                    Some(output) => output.clone(),
+                    None => {
+                        let target_dir = self.cargo_target_dir().unwrap_or_else(|| {
+                            panic!(
+                                "cargo zeroimage without -o, --target-dir or CARGO_TARGET_DIR: \
+                                 the test cannot tell where it writes"
+                            )
+                        });
+                        assert!(
+                            target_dir != fixture_target_dir(),
+                            "{}: cargo zeroimage would write its archive into the shared fixture \
+                             target dir {}; give it -o in a tempdir, or its own --target-dir",
+                            test_name(),
+                            target_dir.display()
+                        );
+                        target_dir
+                    }
+                }
+            }
+        };
+        if path.as_os_str() == "-" {
+            return None;
+        }
+        let path = cwd.join(path);
+        // Devices and FIFOs are not files two tests could clobber.
+        let special = std::fs::metadata(&path).is_ok_and(|m| {
+            use std::os::unix::fs::FileTypeExt;
+            m.file_type().is_char_device() || m.file_type().is_fifo()
+        });
+        (!special).then_some(path)
+    }
+}
+
+/// The running test's name (libtest names each test's thread after it).
+fn test_name() -> String {
+    std::thread::current()
+        .name()
+        .unwrap_or("<unnamed thread>")
+        .to_owned()
+}
+
+/// Records that the running test writes `path` (an archive, or a target dir it owns), and fails when
+/// another test of this process already did: parallel tests must never share an output.
+pub fn claim_output(path: &Path) {
+    static CLAIMS: Mutex<BTreeMap<PathBuf, String>> = Mutex::new(BTreeMap::new());
+    let key = canonical(path);
+    let me = test_name();
+    let mut claims = CLAIMS.lock().unwrap_or_else(|e| e.into_inner());
+    match claims.get(&key) {
+        Some(owner) if *owner != me => panic!(
+            "tests `{owner}` and `{me}` both write {}: give each test its own output (a tempdir)",
+            key.display()
+        ),
+        Some(_) => {}
+        None => {
+            claims.insert(key, me);
+        }
+    }
+}
+
+/// `path` with its directory resolved (the file itself may not exist yet).
+fn canonical(path: &Path) -> PathBuf {
+    if let Ok(path) = path.canonicalize() {
+        return path;
+    }
+    match (path.parent(), path.file_name()) {
+        (Some(dir), Some(name)) => canonical(dir).join(name),
+        _ => path.to_owned(),
+    }
+}
+
+/// Something [`run_ok`] can run: a plain `Command`, or a [`Zeroimage`] run (which claims its output).
+pub trait Run: std::fmt::Debug {
+    fn run(&mut self) -> std::io::Result<Output>;
+}
+
+impl Run for Command {
+    fn run(&mut self) -> std::io::Result<Output> {
+        self.output()
+    }
+}
+
+impl Run for Zeroimage {
+    fn run(&mut self) -> std::io::Result<Output> {
+        self.output()
+    }
+}
+
+impl std::fmt::Debug for Zeroimage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.cmd.fmt(f)
+    }
 }
 
 /// Runs a command and returns its output, failing the test with stdout/stderr when it fails.
-pub fn run_ok(cmd: &mut Command) -> Output {
+pub fn run_ok(cmd: &mut impl Run) -> Output {
     let output = cmd
-        .output()
+        .run()
         .unwrap_or_else(|e| panic!("spawning {cmd:?}: {e}"));
     assert!(
         output.status.success(),
@@ -346,16 +669,6 @@ pub fn run_layout_in_runc(
             .stdin(std::process::Stdio::null()),
     );
     Some(stdout_of(&output))
-}
-
-/// `cargo zeroimage` as cargo runs it (`cargo-zeroimage zeroimage ...`), with fixture builds in the
-/// shared fixture target dir.
-pub fn cargo_zeroimage() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_cargo-zeroimage"));
-    cmd.arg("zeroimage")
-        .env("CARGO_TARGET_DIR", fixture_target_dir())
-        .env_remove("SOURCE_DATE_EPOCH");
-    cmd
 }
 
 /// Copies a fixture directory (without build output) to `dest`.
