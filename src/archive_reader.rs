@@ -5,8 +5,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
@@ -14,7 +15,7 @@ use sha2::{Digest as _, Sha256};
 use crate::error::{Error, Result};
 use crate::oci::{Digest, MEDIA_TYPE_INDEX};
 use crate::sanitize;
-use crate::tarball::Walker;
+use crate::tarball::{TarSource, Walker};
 
 /// Largest JSON document we read into memory (index.json, manifests, indexes): registries accept
 /// manifests of at least 4 MiB.
@@ -82,6 +83,23 @@ impl ArchiveImage {
 pub struct ArchiveReader {
     path: PathBuf,
     entries: BTreeMap<String, (u64, u64)>,
+    /// The archive's bytes when they are held in memory; else the file at `path` is read.
+    memory: Option<Arc<[u8]>>,
+}
+
+/// A reader over part of an archive, in its file or in memory.
+pub enum ArchiveData {
+    File(File),
+    Memory(Cursor<Arc<[u8]>>),
+}
+
+impl Read for ArchiveData {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            ArchiveData::File(file) => file.read(buf),
+            ArchiveData::Memory(cursor) => cursor.read(buf),
+        }
+    }
 }
 
 /// Whether `name` is an entry of an OCI image layout that we index.
@@ -93,43 +111,59 @@ fn is_layout_entry(name: &str) -> bool {
             .is_some()
 }
 
+/// The offset and size of every layout entry of the tar stream `source`; errors name `path`.
+fn index_entries(path: &Path, source: impl TarSource) -> Result<BTreeMap<String, (u64, u64)>> {
+    let bad = |e: io::Error| {
+        Error::input(
+            path,
+            format!(
+                "is not a readable tar archive ({})",
+                sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+            ),
+        )
+    };
+    let mut walker = Walker::new(source);
+    let mut entries = BTreeMap::new();
+    while let Some(entry) = walker.next_entry().map_err(bad)? {
+        crate::cancel::check()?;
+        if !entry.kind.is_file() {
+            continue;
+        }
+        let Some(name) = entry.name() else { continue };
+        if !is_layout_entry(name) {
+            continue;
+        }
+        if entries.len() >= MAX_INDEXED && !entries.contains_key(name) {
+            return Err(Error::input(
+                path,
+                format!(
+                    "holds more than {MAX_INDEXED} blobs; it is not an image archive we can push"
+                ),
+            ));
+        }
+        entries.insert(name.to_owned(), (entry.offset, entry.size));
+    }
+    Ok(entries)
+}
+
 impl ArchiveReader {
     /// Indexes the archive at `path`, which must be a regular file.
     pub fn open(path: &Path) -> Result<ArchiveReader> {
         let file = crate::fsutil::open_regular(path, "an image archive")?;
-        let bad = |e: io::Error| {
-            Error::input(
-                path,
-                format!(
-                    "is not a readable tar archive ({})",
-                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
-                ),
-            )
-        };
-        let mut walker = Walker::new(file);
-        let mut entries = BTreeMap::new();
-        while let Some(entry) = walker.next_entry().map_err(bad)? {
-            crate::cancel::check()?;
-            if !entry.kind.is_file() {
-                continue;
-            }
-            let Some(name) = entry.name() else { continue };
-            if !is_layout_entry(name) {
-                continue;
-            }
-            if entries.len() >= MAX_INDEXED && !entries.contains_key(name) {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "holds more than {MAX_INDEXED} blobs; it is not an image archive we can push"
-                    ),
-                ));
-            }
-            entries.insert(name.to_owned(), (entry.offset, entry.size));
-        }
         Ok(ArchiveReader {
             path: path.to_owned(),
-            entries,
+            entries: index_entries(path, file)?,
+            memory: None,
+        })
+    }
+
+    /// Indexes an archive held in memory; errors name it `name`.
+    pub fn from_bytes(name: &Path, bytes: impl Into<Arc<[u8]>>) -> Result<ArchiveReader> {
+        let bytes: Arc<[u8]> = bytes.into();
+        Ok(ArchiveReader {
+            path: name.to_owned(),
+            entries: index_entries(name, Cursor::new(Arc::clone(&bytes)))?,
+            memory: Some(bytes),
         })
     }
 
@@ -223,22 +257,31 @@ impl ArchiveReader {
     }
 
     /// A reader over `size` bytes at `offset`.
-    pub fn open_range(&self, offset: u64, size: u64) -> Result<io::Take<File>> {
+    pub fn open_range(&self, offset: u64, size: u64) -> Result<io::Take<ArchiveData>> {
+        Ok(self.open_at(offset)?.take(size))
+    }
+
+    fn open_at(&self, offset: u64) -> Result<ArchiveData> {
+        if let Some(bytes) = &self.memory {
+            let mut cursor = Cursor::new(Arc::clone(bytes));
+            cursor.set_position(offset);
+            return Ok(ArchiveData::Memory(cursor));
+        }
         let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
         file.seek(SeekFrom::Start(offset))
             .map_err(Error::io("reading", &self.path))?;
-        Ok(file.take(size))
+        Ok(ArchiveData::File(file))
     }
 
     /// A reader over a blob that checks the digest when its last byte is read, and fails that read on a
     /// mismatch: the bytes that would complete an upload never leave.
-    pub fn verified_blob(&self, descriptor: &FoundDescriptor) -> Result<VerifyingReader<File>> {
+    pub fn verified_blob(
+        &self,
+        descriptor: &FoundDescriptor,
+    ) -> Result<VerifyingReader<ArchiveData>> {
         let digest = self.digest_of(descriptor)?;
         let (offset, size) = self.blob_range(descriptor)?;
-        let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(Error::io("reading", &self.path))?;
-        Ok(VerifyingReader::new(file, digest, size))
+        Ok(VerifyingReader::new(self.open_at(offset)?, digest, size))
     }
 
     /// Reads `index.json` and everything it points at (one image or an image index of images): each
