@@ -241,12 +241,18 @@ fn open_device(path: &Path) -> Result<File> {
             .custom_flags(libc::O_NOCTTY | flags)
             .open(path)
     };
+    // The probe stays open until the real open is done: closing the only writer would give the
+    // reader an end of file, and it would go away before the archive arrives.
+    let mut probe = None;
     if fifo {
         loop {
             crate::cancel::check()?;
             match open(libc::O_NONBLOCK) {
                 // A reader is there: the blocking open below returns at once.
-                Ok(_probe) => break,
+                Ok(file) => {
+                    probe = Some(file);
+                    break;
+                }
                 Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
                     std::thread::sleep(Duration::from_millis(50));
                 }
@@ -255,6 +261,7 @@ fn open_device(path: &Path) -> Result<File> {
         }
     }
     let file = open(0).map_err(Error::io("opening the output", path))?;
+    drop(probe);
     let kind = file
         .metadata()
         .map_err(Error::io("checking the output", path))?

@@ -118,7 +118,7 @@ pub fn inspect_bytes(data: &[u8]) -> Result<ElfInfo> {
 
 /// The checks behind [`inspect`] and [`inspect_bytes`]. The error is the message that follows the
 /// file's name.
-fn inspect_data<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, String> {
+pub(crate) fn inspect_data<'data, R: ReadRef<'data>>(data: R) -> Result<ElfInfo, String> {
     let len = data.len().map_err(|()| "could not be read".to_owned())?;
     if len == 0 {
         return Err("is empty (0 bytes), not an executable".to_owned());

@@ -15,6 +15,8 @@ pub mod elf;
 pub mod error;
 pub mod essentials;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod layer;
 pub mod oci;

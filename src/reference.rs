@@ -43,11 +43,17 @@ impl Reference {
     /// The short form docker prints, e.g. `app:latest` or `localhost:5000/app:1`.
     pub fn familiar(&self) -> String {
         if self.domain == DOCKER_HUB {
-            let path = self.path.strip_prefix("library/").unwrap_or(&self.path);
-            format!("{path}:{}", self.tag)
-        } else {
-            self.full()
+            // Only an official image loses `library/`: `library/a/b` shortened would name `a/b`.
+            let path = match self.path.strip_prefix("library/") {
+                Some(name) if !name.contains('/') => name,
+                _ => &self.path,
+            };
+            // Without its domain, `docker.io/a.b/app` would read as registry `a.b`.
+            if split_domain(path).0.is_none() {
+                return format!("{path}:{}", self.tag);
+            }
         }
+        self.full()
     }
 
     /// A reference for `name` with `tag`, both validated.
@@ -267,6 +273,24 @@ mod tests {
             parse("index.docker.io/library/app").familiar(),
             "app:latest"
         );
+    }
+
+    #[test]
+    fn library_is_dropped_only_from_official_single_component_names() {
+        // `team/app:1` would name docker.io/team/app, another repository.
+        let r = parse("library/team/app:1");
+        assert_eq!(r.path(), "library/team/app");
+        assert_eq!(r.familiar(), "library/team/app:1");
+        assert_eq!(parse(&r.familiar()), r);
+    }
+
+    #[test]
+    fn docker_hub_names_that_would_read_as_a_registry_keep_the_domain() {
+        for name in ["docker.io/team.x/app:1", "docker.io/localhost/app:1"] {
+            let r = parse(name);
+            assert_eq!(r.familiar(), name);
+            assert_eq!(parse(&r.familiar()), r);
+        }
     }
 
     #[test]

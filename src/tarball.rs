@@ -25,6 +25,13 @@ impl TarSource for File {
     }
 }
 
+impl<T: AsRef<[u8]>> TarSource for io::Cursor<T> {
+    fn skip(&mut self, n: u64) -> io::Result<()> {
+        let n = i64::try_from(n).map_err(|_| invalid("an entry size beyond any file"))?;
+        self.seek(SeekFrom::Current(n)).map(|_| ())
+    }
+}
+
 /// A non-seekable stream (a decompressed layer): skipping reads and drops.
 pub struct Stream<R>(pub R);
 

@@ -166,13 +166,11 @@ fn non_executables_are_refused_naming_the_problem() {
 /// prlimit is missing.
 fn zeroimage_within_512_mib(input: &Path, out: &Path) -> Option<Output> {
     let prlimit = support::peer("prlimit")?;
-    let output = Command::new(prlimit)
-        .arg(format!("--as={}", 512u64 << 20))
-        .arg(env!("CARGO_BIN_EXE_zeroimage"))
+    let limit = format!("--as={}", 512u64 << 20);
+    let output = support::zeroimage_via(prlimit, &[&limit])
         .arg(input)
         .arg("-o")
         .arg(out)
-        .env_remove("SOURCE_DATE_EPOCH")
         .output()
         .unwrap();
     Some(output)

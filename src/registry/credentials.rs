@@ -126,7 +126,11 @@ fn read_config(file: &Path) -> Result<Option<Value>> {
     else {
         return Ok(None);
     };
-    serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+    parse_config(&bytes, file).map(Some)
+}
+
+fn parse_config(bytes: &[u8], file: &Path) -> Result<Value> {
+    serde_json::from_slice(bytes).map_err(|e| {
         Error::input(
             file,
             format!(
@@ -143,16 +147,38 @@ pub fn lookup_in(
     registry: &str,
     listener: &dyn Listener,
 ) -> Result<Option<Credential>> {
-    let Some(config) = read_config(file)? else {
+    let Some(bytes) =
+        fsutil::read_regular_if_present(file, fsutil::MAX_SMALL_FILE, "a credentials file")?
+    else {
         return Ok(None);
     };
+    match find_in_config(&bytes, registry, file)? {
+        None => Ok(None),
+        Some(Found::Credential(credential)) => Ok(Some(credential)),
+        Some(Found::Helper(helper)) => helper_get(&helper, &config_key(registry), file, listener),
+    }
+}
+
+/// Where a config file keeps a registry's credential.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Found {
+    /// In the file itself (`auths`).
+    Credential(Credential),
+    /// With a credential helper (`credHelpers`, `credsStore`): its name, `docker-credential-<name>`.
+    Helper(String),
+}
+
+/// What the config file content `bytes` says about `registry`'s credential, without running any
+/// helper; `file` names it in errors.
+pub fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Result<Option<Found>> {
+    let config = parse_config(bytes, file)?;
     let key = config_key(registry);
     if let Some(helper) = config
         .get("credHelpers")
         .and_then(|h| h.get(&key).or_else(|| h.get(registry)))
     {
         if let Some(helper) = helper.as_str() {
-            return helper_get(helper, &key, file, listener);
+            return Ok(Some(Found::Helper(helper.to_owned())));
         }
     }
     let wanted = key_host(&key);
@@ -166,7 +192,9 @@ pub fn lookup_in(
                 .and_then(Value::as_str)
                 .filter(|t| !t.is_empty())
             {
-                return Ok(Some(Credential::IdentityToken(token.to_owned())));
+                return Ok(Some(Found::Credential(Credential::IdentityToken(
+                    token.to_owned(),
+                ))));
             }
             if let Some(auth) = entry
                 .get("auth")
@@ -195,15 +223,15 @@ pub fn lookup_in(
                         ),
                     )
                 })?;
-                return Ok(Some(Credential::Basic {
+                return Ok(Some(Found::Credential(Credential::Basic {
                     username: username.to_owned(),
                     password: password.to_owned(),
-                }));
+                })));
             }
         }
     }
     if let Some(store) = config.get("credsStore").and_then(Value::as_str) {
-        return helper_get(store, &key, file, listener);
+        return Ok(Some(Found::Helper(store.to_owned())));
     }
     Ok(None)
 }
@@ -236,11 +264,17 @@ fn helper_get(
             output.excerpt()
         )));
     }
-    let value: Value = serde_json::from_slice(&output.stdout).map_err(|_| {
+    helper_credential(&output.stdout).ok_or_else(|| {
         Error::Invalid(format!(
             "credential helper {program} did not print a JSON credential for {server}"
         ))
-    })?;
+    })
+}
+
+/// The credential a helper printed for `get` (`None` inside for an empty secret); `None` when it is
+/// not JSON.
+pub(crate) fn helper_credential(stdout: &[u8]) -> Option<Option<Credential>> {
+    let value: Value = serde_json::from_slice(stdout).ok()?;
     let username = value
         .get("Username")
         .and_then(Value::as_str)
@@ -249,7 +283,7 @@ fn helper_get(
         .get("Secret")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    Ok(match (username, secret) {
+    Some(match (username, secret) {
         (_, "") => None,
         ("<token>", token) => Some(Credential::IdentityToken(token.to_owned())),
         (user, password) => Some(Credential::Basic {
@@ -260,7 +294,7 @@ fn helper_get(
 }
 
 /// `docker-credential-<helper>`, for a helper name that cannot smuggle a path.
-fn helper_program(helper: &str) -> Result<String> {
+pub(crate) fn helper_program(helper: &str) -> Result<String> {
     let valid = !helper.is_empty()
         && helper
             .bytes()

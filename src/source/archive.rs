@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::{BlobSource, Memory};
 use crate::error::{Error, Result};
@@ -16,7 +17,7 @@ use crate::oci::{
 };
 use crate::platform::Platform;
 use crate::sanitize;
-use crate::tarball::Walker;
+use crate::tarball::{TarSource, Walker};
 
 /// Largest `index.json` or `manifest.json` we read.
 const MAX_TOP_DOCUMENT: u64 = 4 << 20;
@@ -35,10 +36,34 @@ pub struct ArchivedImage {
     pub names: Vec<String>,
 }
 
+/// Where an archive's bytes are.
+#[derive(Debug)]
+enum Backing {
+    File,
+    /// An archive held in memory (the fuzz target reads its input this way).
+    Memory(Arc<[u8]>),
+}
+
+/// A reader over a range of the archive.
+enum RangeReader {
+    File(io::Take<File>),
+    Memory(io::Take<io::Cursor<Arc<[u8]>>>),
+}
+
+impl Read for RangeReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            RangeReader::File(file) => file.read(buf),
+            RangeReader::Memory(cursor) => cursor.read(buf),
+        }
+    }
+}
+
 /// An opened archive.
 #[derive(Debug)]
 pub struct ArchiveSource {
     path: PathBuf,
+    backing: Backing,
     /// Blobs by digest: where their bytes are in the archive file.
     blobs: BTreeMap<Digest, (u64, u64)>,
     /// Documents made for a Docker archive (its manifests).
@@ -51,8 +76,24 @@ impl ArchiveSource {
     pub fn open(path: &Path) -> Result<ArchiveSource> {
         let file = crate::fsutil::open_regular(path, "an image archive")?;
         let entries = index_entries(path, file)?;
+        Self::from_entries(path, Backing::File, entries)
+    }
+
+    /// An archive held in memory, named `name` in messages.
+    pub fn from_bytes(name: &Path, bytes: impl Into<Arc<[u8]>>) -> Result<ArchiveSource> {
+        let bytes = bytes.into();
+        let entries = index_entries(name, io::Cursor::new(bytes.clone()))?;
+        Self::from_entries(name, Backing::Memory(bytes), entries)
+    }
+
+    fn from_entries(
+        path: &Path,
+        backing: Backing,
+        entries: BTreeMap<String, (u64, u64)>,
+    ) -> Result<ArchiveSource> {
         let mut source = ArchiveSource {
             path: path.to_owned(),
+            backing,
             blobs: BTreeMap::new(),
             memory: Memory::new(),
             images: Vec::new(),
@@ -113,11 +154,20 @@ impl ArchiveSource {
         Ok(bytes)
     }
 
-    fn range_reader(&self, offset: u64, size: u64) -> Result<io::Take<File>> {
-        let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
-        file.seek(SeekFrom::Start(offset))
-            .map_err(Error::io("reading", &self.path))?;
-        Ok(file.take(size))
+    fn range_reader(&self, offset: u64, size: u64) -> Result<RangeReader> {
+        match &self.backing {
+            Backing::File => {
+                let mut file = crate::fsutil::open_regular(&self.path, "an image archive")?;
+                file.seek(SeekFrom::Start(offset))
+                    .map_err(Error::io("reading", &self.path))?;
+                Ok(RangeReader::File(file.take(size)))
+            }
+            Backing::Memory(bytes) => {
+                let mut cursor = io::Cursor::new(bytes.clone());
+                cursor.set_position(offset);
+                Ok(RangeReader::Memory(cursor.take(size)))
+            }
+        }
     }
 
     fn read_oci_index(&mut self, entries: &BTreeMap<String, (u64, u64)>) -> Result<()> {
@@ -372,7 +422,7 @@ fn name_matches(name: &str, wanted: &str) -> bool {
 }
 
 /// Every regular entry of the archive, by name (a leading `./` removed), with where its data is.
-fn index_entries(path: &Path, file: File) -> Result<BTreeMap<String, (u64, u64)>> {
+fn index_entries(path: &Path, file: impl TarSource) -> Result<BTreeMap<String, (u64, u64)>> {
     let bad = |e: io::Error| {
         Error::input(
             path,

@@ -1,0 +1,201 @@
+//! Entry points for the fuzz targets in `fuzz/` and their regression test: one function per parser of
+//! outside input, taking raw bytes. None of them may panic, abort, hang or exhaust memory whatever the
+//! bytes are; errors are expected and ignored. Where a parser has a property that must hold (a
+//! reference prints back to itself, two readers of the same ELF bytes agree), it is asserted here.
+
+use std::io::{self, Cursor};
+use std::path::Path;
+
+use crate::image::ImageTree;
+use crate::source::BlobSource;
+use crate::source::archive::ArchiveSource;
+use crate::cargo::settings::Settings;
+use crate::reference::Reference;
+use crate::registry::credentials::{self, Found};
+
+/// A fuzz target's entry point.
+pub type Entry = fn(&[u8]);
+
+/// Every target: its name (the directory names under `fuzz/`) and entry point.
+pub const TARGETS: &[(&str, Entry)] = &[
+    ("elf", elf),
+    ("archive", archive),
+    ("reference", reference),
+    ("challenge", challenge),
+    ("credentials", credentials),
+    ("settings", settings),
+];
+
+/// The ELF inspector, on a slice and through the read cache `inspect` uses for files: both must give
+/// the same answer.
+pub fn elf(data: &[u8]) {
+    let direct = crate::elf::inspect_data(data);
+    let cache = object::ReadCache::new(Cursor::new(data));
+    let cached = crate::elf::inspect_data(&cache);
+    assert_eq!(direct, cached, "slice and read cache disagree");
+    if let Ok(info) = direct {
+        let _ = info.linkage.describe_needs();
+        let _ = info.platform.to_string();
+    }
+}
+
+/// The archive reader: the tar walk, index.json, image indexes, manifests and blob reads. The bytes
+/// are read as they are, then once more with every header checksum corrected, so that mutations of
+/// headers reach the code behind the checksum test.
+pub fn archive(data: &[u8]) {
+    read_archive(data);
+    let mut repaired = data.to_vec();
+    repair_checksums(&mut repaired);
+    if repaired != data {
+        read_archive(&repaired);
+    }
+}
+
+fn read_archive(data: &[u8]) {
+    let Ok(source) = ArchiveSource::from_bytes(Path::new("fuzz.tar"), data) else {
+        return;
+    };
+    let _ = source.select(Some("latest"));
+    let Ok(top) = source.select(None) else { return };
+    let Ok(tree) = ImageTree::read(&source, &top.descriptor) else {
+        return;
+    };
+    let _ = tree.top_bytes();
+    for node in &tree.manifests {
+        let _ = crate::image::read_config(&source, node);
+    }
+    for blob in tree.blobs() {
+        if let Ok(mut blob) = source.open(blob) {
+            let _ = io::copy(&mut blob, &mut io::sink());
+        }
+    }
+}
+
+/// Rewrites the checksum of each header found by following the headers' size fields.
+fn repair_checksums(data: &mut [u8]) {
+    const BLOCK: usize = 512;
+    let mut at = 0usize;
+    while let Some(block) = data.get_mut(at..at + BLOCK) {
+        if block.iter().all(|&b| b == 0) {
+            return;
+        }
+        block[148..156].fill(b' ');
+        let sum: u32 = block.iter().map(|&b| u32::from(b)).sum();
+        block[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+        let Ok(size) = tar::Header::from_byte_slice(block).entry_size() else {
+            return;
+        };
+        let Some(next) = usize::try_from(size.div_ceil(BLOCK as u64))
+            .ok()
+            .and_then(|blocks| blocks.checked_mul(BLOCK))
+            .and_then(|data| data.checked_add(at + BLOCK))
+        else {
+            return;
+        };
+        at = next;
+    }
+}
+
+/// Image reference parsing; a parsed reference must parse back to itself from both printed forms.
+pub fn reference(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let Ok(parsed) = text.parse::<Reference>() else {
+        return;
+    };
+    for printed in [parsed.full(), parsed.familiar()] {
+        match printed.parse::<Reference>() {
+            Ok(again) => assert_eq!(again, parsed, "`{text}` printed as `{printed}`"),
+            Err(e) => panic!("`{text}` printed as `{printed}`, which does not parse: {e}"),
+        }
+    }
+}
+
+/// `WWW-Authenticate` header parsing.
+pub fn challenge(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let (kind, params) = crate::registry::client::parse_challenge(&text);
+    let _ = kind.to_ascii_lowercase();
+    let _ = (params.get("realm"), params.get("service"));
+}
+
+/// Registries looked up in each credentials file; the fuzzer finds keys that match them through the
+/// comparisons it observes.
+const REGISTRIES: &[&str] = &[
+    "docker.io",
+    "ghcr.io",
+    "localhost:5000",
+    "registry.example.com",
+];
+
+/// Docker's config.json / containers' auth.json for a few registries (without running helpers: the
+/// helper name is checked as it would be before running it), and the same bytes as what a credential
+/// helper prints.
+pub fn credentials(data: &[u8]) {
+    for registry in REGISTRIES {
+        match credentials::find_in_config(data, registry, Path::new("config.json")) {
+            Ok(Some(Found::Helper(helper))) => {
+                let _ = credentials::helper_program(&helper);
+            }
+            Ok(Some(Found::Credential(credential))) => {
+                let _ = credential.who();
+            }
+            Ok(None) | Err(_) => {}
+        }
+    }
+    let _ = credentials::helper_credential(data);
+}
+
+/// `[package.metadata.zeroimage]` and `[workspace.metadata.zeroimage]` of a Cargo.toml (TOML, turned
+/// into JSON as `cargo metadata` shows it), or a `metadata` value given as JSON; then every check the
+/// settings get before a build.
+pub fn settings(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let (package, workspace) = match text.parse::<toml::Table>() {
+        Ok(table) => {
+            let Ok(manifest) = serde_json::to_value(table) else {
+                return;
+            };
+            let metadata = |section: &str| {
+                manifest
+                    .get(section)
+                    .and_then(|s| s.get("metadata"))
+                    .cloned()
+                    .unwrap_or_default()
+            };
+            (metadata("package"), metadata("workspace"))
+        }
+        Err(_) => match serde_json::from_str(text) {
+            Ok(metadata) => (metadata, serde_json::Value::Null),
+            Err(_) => return,
+        },
+    };
+    let manifest = Path::new("/fuzz/Cargo.toml");
+    let Ok(package) = Settings::from_metadata(&package, manifest, "package") else {
+        return;
+    };
+    let Ok(workspace) = Settings::from_metadata(&workspace, manifest, "workspace") else {
+        return;
+    };
+    let settings = package.or(workspace);
+    if let (Ok(options), Ok(platform)) = (
+        settings.image_options(),
+        crate::platform::Platform::linux("amd64", None),
+    ) {
+        let mut spec =
+            crate::compose::ImageSpec::new(platform, "/app", crate::timestamp::Timestamp::EPOCH);
+        options.apply_to(&mut spec);
+    }
+    let _ = settings.essentials();
+    let _ = settings.push_references();
+    let _ = settings.tag_reference();
+    if let Some(created) = &settings.created {
+        let _ = crate::timestamp::Timestamp::resolve(Some(created));
+    }
+    for triple in settings.targets.iter().flatten().chain(&settings.target) {
+        let _ = crate::platform::Platform::from_target_triple(triple);
+    }
+}
