@@ -6,6 +6,7 @@
 //! [`package::package_executable`] does all of it for one program.
 
 pub mod archive;
+pub mod base;
 pub mod cancel;
 pub mod cargo;
 pub mod cli;

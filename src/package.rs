@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::archive::{ImageArchive, ensure_distinct};
-use crate::compose::ImageSpec;
+use crate::base::BaseImage;
+use crate::compose::{Base, ImageSpec};
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
 use crate::essentials::Essentials;
@@ -55,6 +56,13 @@ pub struct PlatformSummary {
     pub config_digest: Digest,
 }
 
+/// The base image an image was built on.
+#[derive(Clone, Debug, Serialize)]
+pub struct BaseSummary {
+    pub name: String,
+    pub digest: Digest,
+}
+
 /// What was written.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
@@ -77,6 +85,9 @@ pub struct PackageSummary {
     pub size: u64,
     /// The image name, as docker shows it.
     pub tag: String,
+    /// The base, when the image is not FROM scratch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub base: Option<BaseSummary>,
     /// `REF@DIGEST` for each reference pushed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushed: Vec<String>,
@@ -144,11 +155,15 @@ pub fn entrypoint_path(inputs: &[Input], options: &ImageOptions) -> Result<Strin
 struct Checked<'a> {
     input: &'a Input,
     platform: Platform,
+    /// The base for its platform.
+    base: Option<Base>,
 }
 
 /// What [`package`] built: the summary, the image tree, and where its blobs can be read back for a push.
-pub struct Packaged {
+pub struct Packaged<'a> {
     pub summary: PackageSummary,
+    /// The base the images were built on.
+    base: Option<&'a BaseImage>,
     pub tree: ImageTree,
     /// The archive file written (`summary.path` may name the stream it was then copied to).
     archive: Option<PathBuf>,
@@ -158,7 +173,7 @@ pub struct Packaged {
     spool: Option<Spool>,
 }
 
-impl Packaged {
+impl Packaged<'_> {
     /// Pushes what was built to every reference, reading blobs back from the archive written, or from
     /// the spool when there is none.
     pub fn push(
@@ -167,9 +182,23 @@ impl Packaged {
         options: &PushOptions,
         listener: &dyn Listener,
     ) -> Result<Vec<Pushed>> {
+        let mut options = options.clone();
+        if let Some((base, (host, repository))) =
+            self.base.and_then(|b| b.repository.as_ref().map(|r| (b, r)))
+        {
+            for digest in base.blob_digests() {
+                options
+                    .mount_from
+                    .insert(digest, (host.clone(), repository.clone()));
+            }
+        }
+        let options = &options;
         let pushed = match &self.spool {
             Some(spool) => {
                 let mut blobs = Composite::new();
+                if let Some(base) = self.base {
+                    blobs.add(base.source(), base.blob_digests());
+                }
                 blobs.add(spool, self.tree.blobs().iter().map(|d| d.digest.clone()));
                 let configs = self.tree.manifests.iter().map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
@@ -206,12 +235,14 @@ impl Output {
 }
 
 /// Checks every input and builds one image, or with several inputs an image index with one image per
-/// platform: into the archive `options.output` names, or (without one) into a spool for a push.
-pub fn package(
+/// platform, FROM scratch or on `base`: into the archive `options.output` names, or (without one) into
+/// a spool for a push.
+pub fn package<'a>(
     inputs: &[Input],
     options: &PackageOptions,
+    base: Option<&'a BaseImage>,
     listener: &dyn Listener,
-) -> Result<Packaged> {
+) -> Result<Packaged<'a>> {
     let entrypoint = entrypoint_path(inputs, &options.config)?;
     let name = entrypoint
         .rsplit('/')
@@ -231,7 +262,12 @@ pub fn package(
         if let Some(output) = &options.output {
             ensure_distinct(&input.path, output)?;
         }
-        checked.push(Checked { input, platform });
+        let base = base.map(|b| b.for_platform(&platform)).transpose()?;
+        checked.push(Checked {
+            input,
+            platform,
+            base,
+        });
     }
     let tag = match &options.tag {
         Some(tag) => tag.clone(),
@@ -267,7 +303,12 @@ pub fn package(
     let mut program_layers = Vec::new();
     for (c, layer_spec) in checked.iter().zip(&program_specs) {
         let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
-        let mut spec = ImageSpec::new(c.platform.clone(), &entrypoint, options.created);
+        let mut spec = match &c.base {
+            Some(base) => {
+                ImageSpec::on_base(c.platform.clone(), &entrypoint, options.created, base.clone())
+            }
+            None => ImageSpec::new(c.platform.clone(), &entrypoint, options.created),
+        };
         if let Some(essentials) = &essentials {
             for (key, value) in &essentials.env {
                 crate::options::set_env(&mut spec.env, key, value);
@@ -288,6 +329,9 @@ pub fn package(
     let (path, size, spool) = match output {
         Output::Archive(archive) => {
             let mut blobs = Composite::new();
+            if let Some(base) = base {
+                blobs.add(base.source(), base.blob_digests());
+            }
             blobs.add(&memory, images.iter().map(|i| i.config.digest().clone()));
             let written = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
             (written.path, written.size, None)
@@ -312,10 +356,15 @@ pub fn package(
             .collect(),
         size,
         tag: tag.familiar(),
+        base: base.map(|b| BaseSummary {
+            name: b.name.clone(),
+            digest: b.digest.clone(),
+        }),
         pushed: Vec::new(),
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
+        base,
         archive: spool.is_none().then(|| summary.path.clone()),
         summary,
         tree,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
+use crate::base::BaseRef;
 use crate::reference::Reference;
 
 /// `true` for the host's copy, or a path.
@@ -36,6 +37,10 @@ pub struct Settings {
     pub created: Option<String>,
     /// Package a dynamically linked executable anyway.
     pub allow_dynamic: Option<bool>,
+    /// Base image in a registry.
+    pub from: Option<String>,
+    /// Base image archive or OCI layout directory, `PATH[:TAG]`.
+    pub from_archive: Option<String>,
     pub env: Option<BTreeMap<String, String>>,
     pub labels: Option<BTreeMap<String, String>>,
     pub annotations: Option<BTreeMap<String, String>>,
@@ -78,6 +83,11 @@ impl Settings {
         if let Some(output) = &settings.output {
             settings.output = Some(base.join(output));
         }
+        if let Some(archive) = &settings.from_archive {
+            if !archive.starts_with('/') {
+                settings.from_archive = Some(base.join(archive).display().to_string());
+            }
+        }
         for source in [&mut settings.ca_certs, &mut settings.tzdata]
             .into_iter()
             .flatten()
@@ -106,6 +116,15 @@ impl Settings {
             output: self.output.or(fallback.output),
             created: self.created.or(fallback.created),
             allow_dynamic: self.allow_dynamic.or(fallback.allow_dynamic),
+            // `from` and `from-archive` are one choice: a package's choice replaces the workspace's.
+            from: self
+                .from
+                .clone()
+                .or(if self.from_archive.is_some() { None } else { fallback.from.clone() }),
+            from_archive: self
+                .from_archive
+                .clone()
+                .or(if self.from.is_some() { None } else { fallback.from_archive }),
             env: self.env.or(fallback.env),
             labels: self.labels.or(fallback.labels),
             annotations: self.annotations.or(fallback.annotations),
@@ -194,6 +213,22 @@ impl Settings {
                     .map_err(|e| self.invalid(Error::Invalid(format!("tag: {e}"))))
             })
             .transpose()
+    }
+
+    /// The base image `from` or `from-archive` names, validated.
+    pub fn base_ref(&self) -> Result<Option<BaseRef>> {
+        match (&self.from, &self.from_archive) {
+            (Some(_), Some(_)) => Err(self.invalid(Error::Invalid(
+                "from and from-archive are both set; keep one".to_owned(),
+            ))),
+            (Some(reference), None) => BaseRef::registry(reference)
+                .map(Some)
+                .map_err(|e| self.invalid(Error::Invalid(format!("from: {e}")))),
+            (None, Some(archive)) => BaseRef::archive(archive)
+                .map(Some)
+                .map_err(|e| self.invalid(Error::Invalid(format!("from-archive: {e}")))),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The references of `push`, validated.

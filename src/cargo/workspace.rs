@@ -99,6 +99,7 @@ impl Workspace {
                 settings.essentials()?;
                 settings.tag_reference()?;
                 settings.push_references()?;
+                settings.base_ref()?;
             }
         }
         Ok(())

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::base::BaseRef;
 use crate::error::Result;
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
@@ -250,6 +251,36 @@ fn signal(s: &str) -> std::result::Result<String, String> {
 
 fn include(s: &str) -> std::result::Result<Include, String> {
     Include::parse(s).map_err(text)
+}
+
+/// The base image (both commands).
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Base image")]
+pub struct BaseArgs {
+    /// Build on a registry image instead of FROM scratch, e.g. gcr.io/distroless/cc-debian12:nonroot or
+    /// NAME@sha256:DIGEST
+    #[arg(long, value_name = "REF", conflicts_with = "from_archive")]
+    pub from: Option<String>,
+
+    /// Build on an image from an oci-archive, a docker-archive or an OCI layout directory (TAG picks one
+    /// of several)
+    #[arg(long, value_name = "PATH[:TAG]")]
+    pub from_archive: Option<String>,
+
+    /// Neither read nor fill the blob cache; pulled blobs go to a temporary directory for this run
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl BaseArgs {
+    /// The base these flags name, if any.
+    pub fn base_ref(&self) -> Result<Option<BaseRef>> {
+        match (&self.from, &self.from_archive) {
+            (Some(reference), _) => BaseRef::registry(reference).map(Some),
+            (None, Some(archive)) => BaseRef::archive(archive).map(Some),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 /// How to reach registries (for `--push`, `push`, `login`).

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::print_pushed;
 use super::{
-    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs, RegistryArgs,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs, RegistryArgs,
     Shell, exit_with,
 };
 use crate::cargo::build::{BuildRequest, Executable, build};
@@ -38,8 +38,9 @@ Examples:
 The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o says otherwise.
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
-(tag, target, targets, output, created, allow-dynamic, env, labels, annotations, user, workdir, expose,
-stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push). Command-line flags win.
+(tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
+workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push).
+Command-line flags win.
 
   cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
 
@@ -69,6 +70,9 @@ pub struct CargoZeroimageArgs {
 
     #[command(flatten)]
     pub essentials: EssentialsArgs,
+
+    #[command(flatten)]
+    pub base: BaseArgs,
 
     #[command(flatten)]
     pub push: PushArgs,
@@ -378,7 +382,15 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         config,
         essentials,
     };
-    let mut packaged = package_images(&inputs, &options, shell)?;
+    let base_ref = match args.base.base_ref()? {
+        Some(base) => Some(base),
+        None => settings.base_ref()?,
+    };
+    let base = match &base_ref {
+        Some(base) => Some(crate::base::BaseImage::open(base, shell)?),
+        None => None,
+    };
+    let mut packaged = package_images(&inputs, &options, base.as_ref(), shell)?;
     staging.deliver(&mut packaged.summary)?;
     super::zeroimage::report(&packaged.summary, MessageFormat::Human, shell);
     if !push_to.is_empty() {

@@ -9,7 +9,7 @@ mod shell;
 pub mod zeroimage;
 
 pub use args::{
-    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
     RegistryArgs, ReportArgs,
 };
 pub use shell::Shell;

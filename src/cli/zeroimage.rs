@@ -10,10 +10,11 @@ use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
 use super::{
-    ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
     RegistryArgs, Shell, exit_with, human_size,
 };
 use crate::destination::is_dash;
+use crate::base::BaseImage;
 use crate::error::Result;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
@@ -70,6 +71,9 @@ pub struct ZeroimageArgs {
 
     #[command(flatten)]
     pub essentials: EssentialsArgs,
+
+    #[command(flatten)]
+    pub base: BaseArgs,
 
     #[command(flatten)]
     pub push: PushArgs,
@@ -174,7 +178,11 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         config,
         essentials: args.essentials.essentials(),
     };
-    let mut packaged = package(&inputs, &options, shell)?;
+    let base = match args.base.base_ref()? {
+        Some(base) => Some(BaseImage::open(&base, shell)?),
+        None => None,
+    };
+    let mut packaged = package(&inputs, &options, base.as_ref(), shell)?;
     staging.deliver(&mut packaged.summary)?;
     if pushing {
         let pushed = packaged.push(&args.push.push, &args.registry.push_options(), shell)?;

@@ -1,6 +1,7 @@
 //! Shared test harness: fixture builds, synthetic ELF files, archive reading, and the peer-tool gate.
 #![allow(dead_code)]
 
+pub mod bases;
 pub mod docker;
 pub mod fake_registry;
 pub mod http;

@@ -1,0 +1,414 @@
+//! Base images: `--from-archive` with an oci-archive, a docker-archive and an OCI layout, multi-platform
+//! bases, what is inherited, and the result run by the real consumers. The bases are made in the test
+//! with umoci and skopeo from this machine's files (see tests/support/bases.rs).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use support::bases;
+use support::{X86_64_MUSL, probe_report, run_ok, zeroimage};
+
+fn probe() -> Option<PathBuf> {
+    support::fixture_binary("probe", X86_64_MUSL)
+}
+
+/// A busybox base as an oci-archive `dir/base.tar` (image `latest`), or `None` when tools are missing.
+fn busybox_archive(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
+    let (umoci, skopeo) = bases::tools()?;
+    let layout = bases::busybox_layout(&umoci, dir, None);
+    let archive = dir.join("base.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("oci-archive:{}:latest", archive.display()),
+        &[],
+    );
+    Some((archive, layout, skopeo))
+}
+
+/// Packages the probe on `from` (a `--from-archive` value) as `probe:based` with `extra` options; returns
+/// the archive and the JSON summary.
+fn build_on(dir: &Path, from: &str, name: &str, extra: &[&str]) -> Option<(PathBuf, serde_json::Value)> {
+    let probe = probe()?;
+    let archive = dir.join(name);
+    let output = run_ok(
+        zeroimage()
+            .arg(&probe)
+            .arg("-o")
+            .arg(&archive)
+            .args(["-t", "probe:based", "--from-archive", from, "--message-format", "json"])
+            .args(extra),
+    );
+    Some((archive, serde_json::from_slice(&output.stdout).unwrap()))
+}
+
+fn run_probe(archive: &Path) -> Option<BTreeMap<String, String>> {
+    let stdout = support::run_in_runc(
+        archive,
+        "based",
+        &[],
+        &[&format!("PROBE_FILE={}", bases::MARKER)],
+    )?;
+    Some(probe_report(&stdout))
+}
+
+fn layer_digests(manifest: &serde_json::Value) -> Vec<String> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[test]
+fn an_oci_archive_base_is_inherited_and_the_program_sees_its_files_env_and_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((base, layout, skopeo)) = busybox_archive(dir.path()) else {
+        return;
+    };
+    let from = base.display().to_string();
+    let Some((archive, summary)) = build_on(
+        dir.path(),
+        &from,
+        "based.tar",
+        &["-e", "MODE=ours", "--label", "org.example.app=probe"],
+    ) else {
+        return;
+    };
+    let base_manifest: serde_json::Value = serde_json::from_slice(
+        &run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci:{}:latest", layout.display())))
+            .stdout,
+    )
+    .unwrap();
+    let base_digest = support::file_digest_of_bytes(
+        &String::from_utf8(
+            run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci:{}:latest", layout.display())))
+                .stdout,
+        )
+        .unwrap(),
+    );
+    assert_eq!(summary["base"]["name"], from.as_str());
+    assert_eq!(summary["base"]["digest"], base_digest.as_str());
+
+    // Layers and diff ids: the base's, as they are, then ours.
+    let manifest = support::image_manifest(&archive);
+    let ours = layer_digests(&manifest);
+    let theirs = layer_digests(&base_manifest);
+    assert_eq!(ours.len(), theirs.len() + 1);
+    assert_eq!(&ours[..theirs.len()], theirs.as_slice(), "base layers copied as they are");
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.name"],
+        from.as_str()
+    );
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.base.digest"],
+        base_digest.as_str()
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(
+        &run_ok(Command::new(&skopeo).args(["inspect", "--config"]).arg(format!("oci-archive:{}", archive.display())))
+            .stdout,
+    )
+    .unwrap();
+    let config = &inspect["config"];
+    assert_eq!(config["Entrypoint"], serde_json::json!(["/probe"]));
+    assert!(config.get("Cmd").is_none(), "Cmd is reset: {config}");
+    assert_eq!(
+        config["Env"],
+        serde_json::json!(["GREETING=from the base", "PATH=/bin:/usr/bin", "MODE=ours"])
+    );
+    assert_eq!(config["User"], bases::BASE_USER);
+    assert_eq!(config["WorkingDir"], "/srv");
+    assert_eq!(config["Volumes"], serde_json::json!({"/data": {}}));
+    assert_eq!(config["ExposedPorts"], serde_json::json!({"80/tcp": {}}));
+    assert_eq!(config["Labels"]["org.example.base"], "busybox");
+    assert_eq!(config["Labels"]["org.example.app"], "probe");
+    let diff_ids = inspect["rootfs"]["diff_ids"].as_array().unwrap();
+    assert_eq!(diff_ids.len(), ours.len());
+    let history = inspect["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["created_by"], "COPY probe /probe");
+    assert!(history.len() > 1, "the base's history comes first");
+
+    // The program runs on the base: its file, its user (resolved through its /etc/passwd), its env.
+    if let Some(report) = run_probe(&archive) {
+        assert_eq!(report["uid"], bases::BASE_UID);
+        assert_eq!(report["user"], bases::BASE_USER);
+        assert_eq!(report["cwd"], "/srv");
+        assert_eq!(report["env.GREETING"], "from the base");
+        assert_eq!(report["env.MODE"], "ours");
+        assert_eq!(report["file"], bases::MARKER_TEXT);
+    }
+
+    // Reproducible: the same base, program and options give the same bytes.
+    let (again, _) = build_on(
+        dir.path(),
+        &from,
+        "based-again.tar",
+        &["-e", "MODE=ours", "--label", "org.example.app=probe"],
+    )
+    .unwrap();
+    assert_eq!(support::file_digest(&archive), support::file_digest(&again));
+}
+
+#[test]
+fn docker_archive_and_oci_layout_bases_work_like_the_oci_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((oci, layout, skopeo)) = busybox_archive(dir.path()) else {
+        return;
+    };
+    let docker = dir.path().join("docker-base.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("docker-archive:{}:example.com/base:1", docker.display()),
+        &[],
+    );
+    let layout_dir = dir.path().join("copied-layout");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("oci:{}:v1", layout_dir.display()),
+        &[],
+    );
+    let (from_oci, _) = build_on(dir.path(), &oci.display().to_string(), "a.tar", &[]).unwrap();
+    for (from, name) in [
+        (format!("{}:example.com/base:1", docker.display()), "from-docker.tar"),
+        (format!("{}", docker.display()), "from-docker-untagged.tar"),
+        (format!("{}:v1", layout_dir.display()), "from-layout.tar"),
+    ] {
+        let (archive, summary) = build_on(dir.path(), &from, name, &[]).unwrap();
+        assert_eq!(summary["base"]["name"], from.as_str());
+        let config = support::image_config(&archive);
+        assert_eq!(
+            config["rootfs"]["diff_ids"],
+            support::image_config(&from_oci)["rootfs"]["diff_ids"],
+            "{from}: the same layers underneath"
+        );
+        if let Some(report) = run_probe(&archive) {
+            assert_eq!(report["file"], bases::MARKER_TEXT, "{from}");
+            assert_eq!(report["user"], bases::BASE_USER, "{from}");
+        }
+    }
+}
+
+#[test]
+fn each_platform_gets_its_own_base_from_a_multi_platform_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let layout = bases::multi_platform_layout(&umoci, dir.path());
+    let multi = dir.path().join("multi.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "multi",
+        &format!("oci-archive:{}:multi", multi.display()),
+        &["--all"],
+    );
+    let (amd, arm) = support::tiny_elf::two_platform_programs(dir.path());
+    let archive = dir.path().join("on-multi.tar");
+    run_ok(
+        zeroimage()
+            .args(["--platform-binary", &format!("linux/amd64={}", amd.display())])
+            .args(["--platform-binary", &format!("linux/arm64={}", arm.display())])
+            .arg("--from-archive")
+            .arg(&multi)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let entries = support::read_tar(&archive);
+    let index = support::json_entry(&entries, "index.json");
+    let inner = support::json_entry(&entries, &support::blob_name(&index["manifests"][0]["digest"]));
+    for entry in inner["manifests"].as_array().unwrap() {
+        let arch = entry["platform"]["architecture"].as_str().unwrap();
+        let manifest = support::json_entry(&entries, &support::blob_name(&entry["digest"]));
+        let config = support::json_entry(&entries, &support::blob_name(&manifest["config"]["digest"]));
+        assert!(
+            config["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .contains(&format!("BASE_ARCH={arch}").into()),
+            "{arch} built on the {arch} base: {config}"
+        );
+        let base_layer = &entries[&support::blob_name(&manifest["layers"][0]["digest"])];
+        let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(&base_layer[..]));
+        let marker = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().ends_with("etc/base-marker"))
+            .map(|mut e| {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut e, &mut text).unwrap();
+                text
+            });
+        assert_eq!(marker.as_deref(), Some(format!("{arch} base").as_str()));
+    }
+
+    // A platform the base does not offer: one line listing what it does.
+    let output = zeroimage()
+        .args(["--platform-binary", &format!("linux/amd64={}", amd.display())])
+        .args(["--platform-binary", &format!("linux/riscv64={}", amd.display())])
+        .arg("--from-archive")
+        .arg(&multi)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!dir.path().join("never.tar").exists());
+}
+
+#[test]
+fn a_base_platform_that_differs_is_refused_with_what_it_offers() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let layout = bases::multi_platform_layout(&umoci, dir.path());
+    let multi = dir.path().join("multi.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "multi",
+        &format!("oci-archive:{}:multi", multi.display()),
+        &["--all"],
+    );
+    let program = support::tiny_elf::write(
+        dir.path(),
+        "app",
+        &support::tiny_elf::build(
+            support::tiny_elf::Machine::X86_64,
+            support::tiny_elf::Shape::Static,
+            "x\n",
+        ),
+    );
+    let output = zeroimage()
+        .arg(&program)
+        .args(["--arch", "s390x", "--allow-dynamic"])
+        .arg("--from-archive")
+        .arg(&multi)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    // The ELF check comes first: an x86-64 program cannot be labelled s390x.
+    assert!(err.contains("amd64"), "{err}");
+
+    let arm = support::tiny_elf::write(
+        dir.path(),
+        "arm",
+        &support::tiny_elf::build(
+            support::tiny_elf::Machine::Aarch64,
+            support::tiny_elf::Shape::Static,
+            "x\n",
+        ),
+    );
+    let amd_only = dir.path().join("amd-only.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "amd64",
+        &format!("oci-archive:{}:amd64", amd_only.display()),
+        &[],
+    );
+    let output = zeroimage()
+        .arg(&arm)
+        .arg("--from-archive")
+        .arg(&amd_only)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 2, "status line and one error: {err}");
+    assert!(
+        err.contains("linux/amd64") && err.contains("linux/arm64"),
+        "names what the base is and what is built: {err}"
+    );
+    assert!(!dir.path().join("never.tar").exists());
+}
+
+#[test]
+fn an_archive_with_several_images_needs_a_tag_and_a_corrupt_base_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let layout = bases::multi_platform_layout(&umoci, dir.path());
+    // An OCI layout holding three images (amd64, arm64 and the index over both).
+    let Some(probe) = probe() else { return };
+    let output = zeroimage()
+        .arg(&probe)
+        .arg("--from-archive")
+        .arg(&layout)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("PATH:TAG") && err.contains("amd64"), "{err}");
+    run_ok(
+        zeroimage()
+            .arg(&probe)
+            .arg("--from-archive")
+            .arg(format!("{}:amd64", layout.display()))
+            .arg("-o")
+            .arg(dir.path().join("tagged.tar")),
+    );
+
+    // One byte of a base layer flipped: refused as corrupt, nothing written.
+    let base = dir.path().join("single.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "amd64",
+        &format!("oci-archive:{}:amd64", base.display()),
+        &[],
+    );
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci-archive:{}", base.display())))
+            .stdout,
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    let mut file = tar::Archive::new(std::fs::File::open(&base).unwrap());
+    let at = file
+        .entries_with_seek()
+        .unwrap()
+        .map(|e| e.unwrap())
+        .find(|e| e.path().unwrap().ends_with(&layer))
+        .unwrap()
+        .raw_file_position();
+    let mut bytes = std::fs::read(&base).unwrap();
+    bytes[usize::try_from(at).unwrap() + 20] ^= 0x40;
+    let corrupt = dir.path().join("corrupt.tar");
+    std::fs::write(&corrupt, bytes).unwrap();
+    let output = zeroimage()
+        .arg(&probe)
+        .arg("--from-archive")
+        .arg(&corrupt)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("corrupt"), "{err}");
+    assert!(!dir.path().join("never.tar").exists());
+    assert!(
+        support::dir_listing(dir.path()).iter().all(|n| !n.ends_with(".partial")),
+        "no partial archive left"
+    );
+}
