@@ -412,3 +412,61 @@ fn an_archive_with_several_images_needs_a_tag_and_a_corrupt_base_is_refused() {
         "no partial archive left"
     );
 }
+
+#[test]
+fn podman_and_docker_load_and_run_an_image_built_on_a_base() {
+    use support::docker::{Dockerd, Podman};
+    let dir = tempfile::tempdir().unwrap();
+    let Some((base, _, _)) = busybox_archive(dir.path()) else {
+        return;
+    };
+    let Some(probe) = probe() else { return };
+    let archive = dir.path().join("loadable.tar");
+    run_ok(
+        zeroimage()
+            .arg(&probe)
+            .args(["-t", "zi-test/based:1", "--from-archive"])
+            .arg(&base)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let expect = |stdout: &[u8], engine: &str| {
+        let report = probe_report(&String::from_utf8_lossy(stdout));
+        assert_eq!(report["file"], bases::MARKER_TEXT, "{engine}: {report:?}");
+        assert_eq!(report["user"], bases::BASE_USER, "{engine}");
+        assert_eq!(report["uid"], bases::BASE_UID, "{engine}");
+        assert_eq!(report["env.GREETING"], "from the base", "{engine}");
+        assert_eq!(report["cwd"], "/srv", "{engine}");
+    };
+    let marker_env = format!("PROBE_FILE={}", bases::MARKER);
+    if let Some(podman) = Podman::new() {
+        run_ok(
+            podman
+                .command()
+                .arg("load")
+                .arg("--signature-policy")
+                .arg(podman.policy())
+                .arg("-i")
+                .arg(&archive),
+        );
+        let output = run_ok(podman.run().args(["-e", &marker_env, "docker.io/zi-test/based:1"]));
+        expect(&output.stdout, "podman");
+    }
+    if let Some(docker) = Dockerd::start() {
+        let loaded = run_ok(docker.client().arg("load").arg("-i").arg(&archive));
+        assert!(
+            String::from_utf8_lossy(&loaded.stdout).contains("zi-test/based:1"),
+            "docker load reads manifest.json, which lists the base's layers too"
+        );
+        let output = run_ok(docker.client().args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            "-e",
+            &marker_env,
+            "zi-test/based:1",
+        ]));
+        expect(&output.stdout, "docker");
+    }
+}
