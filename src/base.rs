@@ -89,7 +89,11 @@ impl BaseImage {
     }
 
     /// Opens an archive or layout directory base.
-    pub fn open_archive(path: &Path, tag: Option<&str>, listener: &dyn Listener) -> Result<BaseImage> {
+    pub fn open_archive(
+        path: &Path,
+        tag: Option<&str>,
+        listener: &dyn Listener,
+    ) -> Result<BaseImage> {
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::input(
                 path,
@@ -129,10 +133,7 @@ impl BaseImage {
             )));
         }
         let tree = ImageTree::read(source.as_ref(), &top)?;
-        listener.status(
-            "Resolved",
-            &format!("base {name} ({})", top.digest),
-        );
+        listener.status("Resolved", &format!("base {name} ({})", top.digest));
         Ok(BaseImage {
             name,
             digest: top.digest.clone(),
@@ -241,7 +242,11 @@ impl BaseImage {
 
     /// The digests of every blob of the base (for push mount hints).
     pub fn blob_digests(&self) -> Vec<Digest> {
-        self.tree.blobs().into_iter().map(|d| d.digest.clone()).collect()
+        self.tree
+            .blobs()
+            .into_iter()
+            .map(|d| d.digest.clone())
+            .collect()
     }
 }
 
@@ -293,11 +298,20 @@ mod tests {
     #[test]
     fn variants_match_with_containerd_defaults() {
         let arm64 = platform("linux", "arm64", None);
-        assert!(platform_matches(&arm64, &platform("linux", "arm64", Some("v8"))));
-        assert!(!platform_matches(&arm64, &platform("linux", "arm64", Some("v9"))));
+        assert!(platform_matches(
+            &arm64,
+            &platform("linux", "arm64", Some("v8"))
+        ));
+        assert!(!platform_matches(
+            &arm64,
+            &platform("linux", "arm64", Some("v9"))
+        ));
         let armv7 = platform("linux", "arm", Some("v7"));
         assert!(platform_matches(&armv7, &platform("linux", "arm", None)));
-        assert!(!platform_matches(&armv7, &platform("linux", "arm", Some("v6"))));
+        assert!(!platform_matches(
+            &armv7,
+            &platform("linux", "arm", Some("v6"))
+        ));
         assert!(!platform_matches(
             &platform("linux", "amd64", None),
             &platform("linux", "arm64", None)

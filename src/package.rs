@@ -15,14 +15,14 @@ use crate::essentials::Essentials;
 use crate::image::{Image, ImageTree};
 use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
 use crate::oci::{Digest, MediaType};
-use crate::registry::push::{PushOptions, Pushed, push};
-use crate::source::archive::ArchiveSource;
-use crate::source::spool::Spool;
-use crate::source::{BlobSource, Composite, Memory};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
+use crate::registry::push::{PushOptions, Pushed, push};
 use crate::report::Listener;
+use crate::source::archive::ArchiveSource;
+use crate::source::spool::Spool;
+use crate::source::{BlobSource, Composite, Memory};
 use crate::timestamp::Timestamp;
 
 /// One executable and the platform overrides for its image.
@@ -183,8 +183,9 @@ impl Packaged<'_> {
         listener: &dyn Listener,
     ) -> Result<Vec<Pushed>> {
         let mut options = options.clone();
-        if let Some((base, (host, repository))) =
-            self.base.and_then(|b| b.repository.as_ref().map(|r| (b, r)))
+        if let Some((base, (host, repository))) = self
+            .base
+            .and_then(|b| b.repository.as_ref().map(|r| (b, r)))
         {
             for digest in base.blob_digests() {
                 options
@@ -200,14 +201,19 @@ impl Packaged<'_> {
                     blobs.add(base.source(), base.blob_digests());
                 }
                 blobs.add(spool, self.tree.blobs().iter().map(|d| d.digest.clone()));
-                let configs = self.tree.manifests.iter().map(|n| n.manifest.value().config.digest.clone());
+                let configs = self
+                    .tree
+                    .manifests
+                    .iter()
+                    .map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
                 push(&self.tree, &blobs, references, options, listener)?
             }
             None => {
-                let path = self.archive.as_deref().ok_or_else(|| {
-                    Error::Invalid("nothing was built to push".to_owned())
-                })?;
+                let path = self
+                    .archive
+                    .as_deref()
+                    .ok_or_else(|| Error::Invalid("nothing was built to push".to_owned()))?;
                 let archive = ArchiveSource::open(path)?;
                 push(&self.tree, &archive, references, options, listener)?
             }
@@ -304,9 +310,12 @@ pub fn package<'a>(
     for (c, layer_spec) in checked.iter().zip(&program_specs) {
         let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
         let mut spec = match &c.base {
-            Some(base) => {
-                ImageSpec::on_base(c.platform.clone(), &entrypoint, options.created, base.clone())
-            }
+            Some(base) => ImageSpec::on_base(
+                c.platform.clone(),
+                &entrypoint,
+                options.created,
+                base.clone(),
+            ),
             None => ImageSpec::new(c.platform.clone(), &entrypoint, options.created),
         };
         if let Some(essentials) = &essentials {

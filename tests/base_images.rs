@@ -32,7 +32,12 @@ fn busybox_archive(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
 
 /// Packages the probe on `from` (a `--from-archive` value) as `probe:based` with `extra` options; returns
 /// the archive and the JSON summary.
-fn build_on(dir: &Path, from: &str, name: &str, extra: &[&str]) -> Option<(PathBuf, serde_json::Value)> {
+fn build_on(
+    dir: &Path,
+    from: &str,
+    name: &str,
+    extra: &[&str],
+) -> Option<(PathBuf, serde_json::Value)> {
     let probe = probe()?;
     let archive = dir.join(name);
     let output = run_ok(
@@ -40,7 +45,14 @@ fn build_on(dir: &Path, from: &str, name: &str, extra: &[&str]) -> Option<(PathB
             .arg(&probe)
             .arg("-o")
             .arg(&archive)
-            .args(["-t", "probe:based", "--from-archive", from, "--message-format", "json"])
+            .args([
+                "-t",
+                "probe:based",
+                "--from-archive",
+                from,
+                "--message-format",
+                "json",
+            ])
             .args(extra),
     );
     Some((archive, serde_json::from_slice(&output.stdout).unwrap()))
@@ -81,14 +93,22 @@ fn an_oci_archive_base_is_inherited_and_the_program_sees_its_files_env_and_user(
         return;
     };
     let base_manifest: serde_json::Value = serde_json::from_slice(
-        &run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci:{}:latest", layout.display())))
-            .stdout,
+        &run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--raw"])
+                .arg(format!("oci:{}:latest", layout.display())),
+        )
+        .stdout,
     )
     .unwrap();
     let base_digest = support::file_digest_of_bytes(
         &String::from_utf8(
-            run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci:{}:latest", layout.display())))
-                .stdout,
+            run_ok(
+                Command::new(&skopeo)
+                    .args(["inspect", "--raw"])
+                    .arg(format!("oci:{}:latest", layout.display())),
+            )
+            .stdout,
         )
         .unwrap(),
     );
@@ -100,7 +120,11 @@ fn an_oci_archive_base_is_inherited_and_the_program_sees_its_files_env_and_user(
     let ours = layer_digests(&manifest);
     let theirs = layer_digests(&base_manifest);
     assert_eq!(ours.len(), theirs.len() + 1);
-    assert_eq!(&ours[..theirs.len()], theirs.as_slice(), "base layers copied as they are");
+    assert_eq!(
+        &ours[..theirs.len()],
+        theirs.as_slice(),
+        "base layers copied as they are"
+    );
     assert_eq!(
         manifest["annotations"]["org.opencontainers.image.base.name"],
         from.as_str()
@@ -110,8 +134,12 @@ fn an_oci_archive_base_is_inherited_and_the_program_sees_its_files_env_and_user(
         base_digest.as_str()
     );
     let inspect: serde_json::Value = serde_json::from_slice(
-        &run_ok(Command::new(&skopeo).args(["inspect", "--config"]).arg(format!("oci-archive:{}", archive.display())))
-            .stdout,
+        &run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--config"])
+                .arg(format!("oci-archive:{}", archive.display())),
+        )
+        .stdout,
     )
     .unwrap();
     let config = &inspect["config"];
@@ -178,7 +206,10 @@ fn docker_archive_and_oci_layout_bases_work_like_the_oci_archive() {
     );
     let (from_oci, _) = build_on(dir.path(), &oci.display().to_string(), "a.tar", &[]).unwrap();
     for (from, name) in [
-        (format!("{}:example.com/base:1", docker.display()), "from-docker.tar"),
+        (
+            format!("{}:example.com/base:1", docker.display()),
+            "from-docker.tar",
+        ),
         (format!("{}", docker.display()), "from-docker-untagged.tar"),
         (format!("{}:v1", layout_dir.display()), "from-layout.tar"),
     ] {
@@ -216,8 +247,14 @@ fn each_platform_gets_its_own_base_from_a_multi_platform_index() {
     let archive = dir.path().join("on-multi.tar");
     run_ok(
         zeroimage()
-            .args(["--platform-binary", &format!("linux/amd64={}", amd.display())])
-            .args(["--platform-binary", &format!("linux/arm64={}", arm.display())])
+            .args([
+                "--platform-binary",
+                &format!("linux/amd64={}", amd.display()),
+            ])
+            .args([
+                "--platform-binary",
+                &format!("linux/arm64={}", arm.display()),
+            ])
             .arg("--from-archive")
             .arg(&multi)
             .arg("-o")
@@ -225,11 +262,15 @@ fn each_platform_gets_its_own_base_from_a_multi_platform_index() {
     );
     let entries = support::read_tar(&archive);
     let index = support::json_entry(&entries, "index.json");
-    let inner = support::json_entry(&entries, &support::blob_name(&index["manifests"][0]["digest"]));
+    let inner = support::json_entry(
+        &entries,
+        &support::blob_name(&index["manifests"][0]["digest"]),
+    );
     for entry in inner["manifests"].as_array().unwrap() {
         let arch = entry["platform"]["architecture"].as_str().unwrap();
         let manifest = support::json_entry(&entries, &support::blob_name(&entry["digest"]));
-        let config = support::json_entry(&entries, &support::blob_name(&manifest["config"]["digest"]));
+        let config =
+            support::json_entry(&entries, &support::blob_name(&manifest["config"]["digest"]));
         assert!(
             config["config"]["Env"]
                 .as_array()
@@ -254,8 +295,14 @@ fn each_platform_gets_its_own_base_from_a_multi_platform_index() {
 
     // A platform the base does not offer: one line listing what it does.
     let output = zeroimage()
-        .args(["--platform-binary", &format!("linux/amd64={}", amd.display())])
-        .args(["--platform-binary", &format!("linux/riscv64={}", amd.display())])
+        .args([
+            "--platform-binary",
+            &format!("linux/amd64={}", amd.display()),
+        ])
+        .args([
+            "--platform-binary",
+            &format!("linux/riscv64={}", amd.display()),
+        ])
         .arg("--from-archive")
         .arg(&multi)
         .arg("-o")
@@ -378,11 +425,19 @@ fn an_archive_with_several_images_needs_a_tag_and_a_corrupt_base_is_refused() {
         &[],
     );
     let manifest: serde_json::Value = serde_json::from_slice(
-        &run_ok(Command::new(&skopeo).args(["inspect", "--raw"]).arg(format!("oci-archive:{}", base.display())))
-            .stdout,
+        &run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--raw"])
+                .arg(format!("oci-archive:{}", base.display())),
+        )
+        .stdout,
     )
     .unwrap();
-    let layer = manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_owned();
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_owned();
     let mut file = tar::Archive::new(std::fs::File::open(&base).unwrap());
     let at = file
         .entries_with_seek()
@@ -408,7 +463,9 @@ fn an_archive_with_several_images_needs_a_tag_and_a_corrupt_base_is_refused() {
     assert!(err.contains("corrupt"), "{err}");
     assert!(!dir.path().join("never.tar").exists());
     assert!(
-        support::dir_listing(dir.path()).iter().all(|n| !n.ends_with(".partial")),
+        support::dir_listing(dir.path())
+            .iter()
+            .all(|n| !n.ends_with(".partial")),
         "no partial archive left"
     );
 }
@@ -449,7 +506,11 @@ fn podman_and_docker_load_and_run_an_image_built_on_a_base() {
                 .arg("-i")
                 .arg(&archive),
         );
-        let output = run_ok(podman.run().args(["-e", &marker_env, "docker.io/zi-test/based:1"]));
+        let output = run_ok(
+            podman
+                .run()
+                .args(["-e", &marker_env, "docker.io/zi-test/based:1"]),
+        );
         expect(&output.stdout, "podman");
     }
     if let Some(docker) = Dockerd::start() {

@@ -5,10 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::base::BaseRef;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
-use crate::base::BaseRef;
 use crate::reference::Reference;
 
 /// `true` for the host's copy, or a path.
@@ -117,14 +117,16 @@ impl Settings {
             created: self.created.or(fallback.created),
             allow_dynamic: self.allow_dynamic.or(fallback.allow_dynamic),
             // `from` and `from-archive` are one choice: a package's choice replaces the workspace's.
-            from: self
-                .from
-                .clone()
-                .or(if self.from_archive.is_some() { None } else { fallback.from.clone() }),
-            from_archive: self
-                .from_archive
-                .clone()
-                .or(if self.from.is_some() { None } else { fallback.from_archive }),
+            from: self.from.clone().or(if self.from_archive.is_some() {
+                None
+            } else {
+                fallback.from.clone()
+            }),
+            from_archive: self.from_archive.clone().or(if self.from.is_some() {
+                None
+            } else {
+                fallback.from_archive
+            }),
             env: self.env.or(fallback.env),
             labels: self.labels.or(fallback.labels),
             annotations: self.annotations.or(fallback.annotations),

@@ -10,8 +10,8 @@ use serde::Serialize;
 use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::print_pushed;
 use super::{
-    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs, RegistryArgs,
-    Shell, exit_with,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs,
+    RegistryArgs, Shell, exit_with,
 };
 use crate::cargo::build::{BuildRequest, Executable, build};
 use crate::cargo::settings::Settings;

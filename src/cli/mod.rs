@@ -9,8 +9,8 @@ mod shell;
 pub mod zeroimage;
 
 pub use args::{
-    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
-    RegistryArgs, ReportArgs,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
+    PushArgs, RegistryArgs, ReportArgs,
 };
 pub use shell::Shell;
 

@@ -10,11 +10,11 @@ use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
 use super::{
-    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs, PushArgs,
-    RegistryArgs, Shell, exit_with, human_size,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
+    PushArgs, RegistryArgs, Shell, exit_with, human_size,
 };
-use crate::destination::is_dash;
 use crate::base::BaseImage;
+use crate::destination::is_dash;
 use crate::error::Result;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,

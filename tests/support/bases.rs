@@ -77,7 +77,9 @@ pub fn busybox_layout(umoci: &Path, dir: &Path, ca_bundle: Option<&Path>) -> Pat
     std::fs::create_dir_all(second.join("srv")).unwrap();
     std::fs::write(
         second.join("etc/passwd"),
-        format!("root:x:0:0:root:/root:/bin/sh\n{BASE_USER}:x:{BASE_UID}:{BASE_UID}:app:/srv:/bin/sh\n"),
+        format!(
+            "root:x:0:0:root:/root:/bin/sh\n{BASE_USER}:x:{BASE_UID}:{BASE_UID}:app:/srv:/bin/sh\n"
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -129,9 +131,17 @@ pub fn copy(skopeo: &Path, layout: &Path, image: &str, dest: &str, extra: &[&str
 /// The host's dynamic loader and C library for `program` (what `ldd` lists), copied (links resolved)
 /// into a layer of a new image `glibc` in `dir/glibc-layout`; with `with_libc` false, only busybox.
 pub fn glibc_layout(umoci: &Path, dir: &Path, program: &Path, with_libc: bool) -> PathBuf {
-    let layout = dir.join(if with_libc { "glibc-layout" } else { "nolibc-layout" });
+    let layout = dir.join(if with_libc {
+        "glibc-layout"
+    } else {
+        "nolibc-layout"
+    });
     new_image(umoci, &layout, "latest");
-    let root = dir.join(if with_libc { "root-glibc" } else { "root-nolibc" });
+    let root = dir.join(if with_libc {
+        "root-glibc"
+    } else {
+        "root-nolibc"
+    });
     std::fs::create_dir_all(root.join("bin")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
     if with_libc {
@@ -177,7 +187,14 @@ pub fn multi_platform_layout(umoci: &Path, dir: &Path) -> PathBuf {
             umoci,
             &layout,
             arch,
-            &["--architecture", arch, "--os", "linux", "--config.env", &format!("BASE_ARCH={arch}")],
+            &[
+                "--architecture",
+                arch,
+                "--os",
+                "linux",
+                "--config.env",
+                &format!("BASE_ARCH={arch}"),
+            ],
         );
     }
     let index_path = layout.join("index.json");
