@@ -17,8 +17,8 @@ use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Digest, DockerManifestEntry,
     Index, OCI_LAYOUT, to_json_bytes,
 };
-use crate::source::BlobSource;
 use crate::reference::Reference;
+use crate::source::BlobSource;
 use crate::timestamp::Timestamp;
 
 const BLOCK: u64 = 512;

@@ -120,7 +120,13 @@ impl ImageSpec {
                     base.config.extra.clone(),
                     base.config.config.extra.clone(),
                 ),
-                None => (Vec::new(), Vec::new(), Vec::new(), Extra::new(), Extra::new()),
+                None => (
+                    Vec::new(),
+                    Vec::new(),
+                    Vec::new(),
+                    Extra::new(),
+                    Extra::new(),
+                ),
             };
         history.extend(layers.iter().map(|(_, created_by)| History {
             created: Some(created.clone()),

@@ -6,12 +6,12 @@
 use std::io::{self, Cursor};
 use std::path::Path;
 
-use crate::image::ImageTree;
-use crate::source::BlobSource;
-use crate::source::archive::ArchiveSource;
 use crate::cargo::settings::Settings;
+use crate::image::ImageTree;
 use crate::reference::Reference;
 use crate::registry::credentials::{self, Found};
+use crate::source::BlobSource;
+use crate::source::archive::ArchiveSource;
 
 /// A fuzz target's entry point.
 pub type Entry = fn(&[u8]);

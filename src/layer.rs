@@ -349,7 +349,11 @@ impl LayerSpec {
         Ok((
             out,
             Layer {
-                descriptor: Descriptor::new(MediaType::OciLayer(LayerCompression::Gzip), digest, size),
+                descriptor: Descriptor::new(
+                    MediaType::OciLayer(LayerCompression::Gzip),
+                    digest,
+                    size,
+                ),
                 diff_id,
             },
         ))
@@ -522,7 +526,10 @@ fn padding(size: u64) -> usize {
 /// push without an archive.
 pub trait LayerSink {
     /// Stores the blob that `write` streams; `write` returns the layer it described.
-    fn put_layer(&mut self, write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>) -> Result<Layer>;
+    fn put_layer(
+        &mut self,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
+    ) -> Result<Layer>;
 }
 
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.

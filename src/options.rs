@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::error::{Error, Result};
 use crate::compose::ImageSpec;
+use crate::error::{Error, Result};
 
 /// Validated image configuration options. Everything is optional; an empty value changes nothing.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

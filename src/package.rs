@@ -14,14 +14,14 @@ use crate::essentials::Essentials;
 use crate::image::{Image, ImageTree};
 use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
 use crate::oci::{Digest, MediaType};
-use crate::registry::push::{PushOptions, Pushed, push};
-use crate::source::archive::ArchiveSource;
-use crate::source::spool::Spool;
-use crate::source::{BlobSource, Composite, Memory};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
+use crate::registry::push::{PushOptions, Pushed, push};
 use crate::report::Listener;
+use crate::source::archive::ArchiveSource;
+use crate::source::spool::Spool;
+use crate::source::{BlobSource, Composite, Memory};
 use crate::timestamp::Timestamp;
 
 /// One executable and the platform overrides for its image.
@@ -171,14 +171,19 @@ impl Packaged {
             Some(spool) => {
                 let mut blobs = Composite::new();
                 blobs.add(spool, self.tree.blobs().iter().map(|d| d.digest.clone()));
-                let configs = self.tree.manifests.iter().map(|n| n.manifest.value().config.digest.clone());
+                let configs = self
+                    .tree
+                    .manifests
+                    .iter()
+                    .map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
                 push(&self.tree, &blobs, references, options, listener)?
             }
             None => {
-                let path = self.archive.as_deref().ok_or_else(|| {
-                    Error::Invalid("nothing was built to push".to_owned())
-                })?;
+                let path = self
+                    .archive
+                    .as_deref()
+                    .ok_or_else(|| Error::Invalid("nothing was built to push".to_owned()))?;
                 let archive = ArchiveSource::open(path)?;
                 push(&self.tree, &archive, references, options, listener)?
             }

@@ -123,7 +123,14 @@ pub fn push(
                     blobs,
                     options,
                 };
-                push_blob(&mut registry, &target, blob, mount_from, &mut stats, listener)?;
+                push_blob(
+                    &mut registry,
+                    &target,
+                    blob,
+                    mount_from,
+                    &mut stats,
+                    listener,
+                )?;
             }
             for node in &tree.manifests {
                 put_manifest(

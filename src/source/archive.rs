@@ -216,15 +216,18 @@ impl ArchiveSource {
         }
         let path = self.path.clone();
         let locate = |name: &str| {
-            entries.get(name.trim_start_matches("./")).copied().ok_or_else(|| {
-                Error::input(
-                    &path,
-                    format!(
-                        "has no `{}`, which its manifest.json lists",
-                        sanitize::outside(name, sanitize::EXCERPT)
-                    ),
-                )
-            })
+            entries
+                .get(name.trim_start_matches("./"))
+                .copied()
+                .ok_or_else(|| {
+                    Error::input(
+                        &path,
+                        format!(
+                            "has no `{}`, which its manifest.json lists",
+                            sanitize::outside(name, sanitize::EXCERPT)
+                        ),
+                    )
+                })
         };
         let mut images = Vec::new();
         for entry in &listed {

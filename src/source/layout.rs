@@ -8,7 +8,9 @@ use super::BlobSource;
 use super::archive::ArchivedImage;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::oci::{ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Index, VerifyingReader};
+use crate::oci::{
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Index, VerifyingReader,
+};
 use crate::sanitize;
 
 /// Largest `index.json` we read.
@@ -68,10 +70,7 @@ impl BlobSource for LayoutSource {
         // The digest is validated, so this path stays inside the layout.
         let path = self.dir.join(descriptor.digest.blob_path());
         let file = fsutil::open_regular(&path, "a blob of an OCI layout")?;
-        let size = file
-            .metadata()
-            .map_err(Error::io("reading", &path))?
-            .len();
+        let size = file.metadata().map_err(Error::io("reading", &path))?.len();
         if size != descriptor.size {
             return Err(Error::input(
                 &path,

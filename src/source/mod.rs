@@ -81,7 +81,10 @@ impl Memory {
 impl BlobSource for Memory {
     fn open(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let bytes = self.blobs.get(&descriptor.digest).ok_or_else(|| {
-            Error::Invalid(format!("blob {} is not among the built ones", descriptor.digest))
+            Error::Invalid(format!(
+                "blob {} is not among the built ones",
+                descriptor.digest
+            ))
         })?;
         Ok(Box::new(VerifyingReader::new(
             bytes.as_slice(),
@@ -119,9 +122,10 @@ impl<'a> Composite<'a> {
 
 impl BlobSource for Composite<'_> {
     fn open(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
-        let index = self.routes.get(&descriptor.digest).ok_or_else(|| {
-            Error::Invalid(format!("no source holds blob {}", descriptor.digest))
-        })?;
+        let index = self
+            .routes
+            .get(&descriptor.digest)
+            .ok_or_else(|| Error::Invalid(format!("no source holds blob {}", descriptor.digest)))?;
         self.sources[*index].open(descriptor)
     }
 

@@ -55,9 +55,10 @@ impl LayerSink for Spool {
 
 impl BlobSource for Spool {
     fn open(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
-        let path = self.blobs.get(&descriptor.digest).ok_or_else(|| {
-            Error::Invalid(format!("blob {} was not built", descriptor.digest))
-        })?;
+        let path = self
+            .blobs
+            .get(&descriptor.digest)
+            .ok_or_else(|| Error::Invalid(format!("blob {} was not built", descriptor.digest)))?;
         let file = fsutil::open_regular(path, "a built layer")?;
         Ok(Box::new(VerifyingReader::new(
             file,
