@@ -419,13 +419,35 @@ impl Zeroimage {
             return None;
         }
         let path = cwd.join(path);
-        // Devices and FIFOs are not files two tests could clobber.
-        let special = std::fs::metadata(&path).is_ok_and(|m| {
-            use std::os::unix::fs::FileTypeExt;
-            m.file_type().is_char_device() || m.file_type().is_fifo()
-        });
+        // Devices and FIFOs are not files two tests could clobber; nor is a link into /proc or /dev
+        // (`/proc/self/fd/1` is the child's own stdout, whatever this process's stdout is).
+        let special = through_proc_or_dev(&path)
+            || std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device() || m.file_type().is_fifo()
+            });
         (!special).then_some(path)
     }
+}
+
+/// True when `path`, or a symbolic link on the way to its target, names something under /proc or /dev.
+fn through_proc_or_dev(path: &Path) -> bool {
+    let mut current = path.to_owned();
+    for _ in 0..40 {
+        if current.starts_with("/proc") || current.starts_with("/dev") {
+            return true;
+        }
+        match std::fs::read_link(&current) {
+            Ok(target) => {
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 /// The running test's name (libtest names each test's thread after it).
