@@ -96,11 +96,28 @@ fn repair_checksums(data: &mut [u8]) {
     }
 }
 
-/// Image reference parsing; a parsed reference must parse back to itself from both printed forms.
+/// Image reference parsing; a parsed reference must parse back to itself from both printed forms, and
+/// a pinnable one (`NAME[:TAG][@DIGEST]`) from those and its pinned form.
 pub fn reference(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    if let Ok(parsed) = Reference::parse_pinnable(text) {
+        let printed = [parsed.full(), parsed.familiar()];
+        for printed in printed.iter().chain(parsed.pinned().iter()) {
+            match Reference::parse_pinnable(printed) {
+                Ok(again) => {
+                    let both = (again.name(), again.digest());
+                    assert_eq!(
+                        both,
+                        (parsed.name(), parsed.digest()),
+                        "`{text}` as `{printed}`"
+                    );
+                }
+                Err(e) => panic!("`{text}` printed as `{printed}`, which does not parse: {e}"),
+            }
+        }
+    }
     let Ok(parsed) = text.parse::<Reference>() else {
         return;
     };

@@ -730,7 +730,7 @@ fn describe(error: &ureq::Error) -> String {
 
 /// A registry error body as one short, escaped line: the `errors` of the distribution spec's JSON, or
 /// the start of the text.
-fn describe_body(body: &[u8]) -> String {
+pub fn describe_body(body: &[u8]) -> String {
     if let Some(errors) = registry_errors(body) {
         return errors;
     }

@@ -1,9 +1,11 @@
-//! Pushing images to a registry over the OCI Distribution API: credentials as docker and podman keep
-//! them, an HTTP client that authenticates and retries, and the push itself.
+//! Pushing images to and pulling them from a registry over the OCI Distribution API: credentials as
+//! docker and podman keep them, an HTTP client that authenticates and retries, the push, and the pull
+//! (a blob source backed by the blob cache).
 
 pub mod client;
 pub mod credentials;
 pub mod origin;
+pub mod pull;
 pub mod push;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.

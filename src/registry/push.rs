@@ -13,7 +13,7 @@ use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
 use crate::reference::Reference;
-use crate::report::Listener;
+use crate::report::{Listener, ProgressReader, blob_progress};
 use crate::source::BlobSource;
 use crate::source::archive::ArchiveSource;
 
@@ -241,7 +241,7 @@ fn push_blob(
         }
     };
     if blob.size <= target.options.monolithic_limit {
-        upload_whole(registry, target, blob, &location, &scope)?;
+        upload_whole(registry, target, blob, &location, &scope, listener)?;
     } else {
         upload_chunked(registry, target, blob, location, &scope, listener)?;
     }
@@ -260,9 +260,18 @@ fn upload_whole(
     blob: &Descriptor,
     location: &str,
     scope: &str,
+    listener: &dyn Listener,
 ) -> Result<()> {
     let url = with_digest(location, &blob.digest);
-    let open = || target.blobs.open(blob);
+    let progress = blob_progress(listener, "Uploading", &blob.digest, blob.size);
+    // Every attempt (a retry) reads the blob again from its start.
+    let open = || -> Result<Box<dyn Read + Send + '_>> {
+        progress.rewind(0);
+        Ok(Box::new(ProgressReader::new(
+            target.blobs.open(blob)?,
+            &*progress,
+        )))
+    };
     let headers = [("Content-Type", "application/octet-stream".to_owned())];
     let response = registry.send(
         "PUT",
@@ -274,6 +283,7 @@ fn upload_whole(
     if response.status().as_u16() != 201 {
         return Err(registry.unexpected("uploading a blob to", target.repository, response));
     }
+    progress.finish();
     Ok(())
 }
 
@@ -290,6 +300,7 @@ fn upload_chunked(
     let mut source = target.blobs.open(blob)?;
     let mut sent = 0u64;
     let mut chunk = Vec::new();
+    let progress = blob_progress(listener, "Uploading", &blob.digest, blob.size);
     while sent < blob.size {
         crate::cancel::check()?;
         let want = chunk_size.min(blob.size - sent);
@@ -311,8 +322,18 @@ fn upload_chunked(
             ("Content-Type", "application/octet-stream".to_owned()),
             ("Content-Range", format!("{sent}-{}", sent + want - 1)),
         ];
-        let response =
-            registry.send("PATCH", &location, scope, &headers, &Payload::Bytes(&chunk))?;
+        // A retried chunk is sent again from its first byte.
+        let open = || -> Result<Box<dyn Read + Send + '_>> {
+            progress.rewind(sent);
+            Ok(Box::new(ProgressReader::new(chunk.as_slice(), &*progress)))
+        };
+        let response = registry.send(
+            "PATCH",
+            &location,
+            scope,
+            &headers,
+            &Payload::Stream(&open, want),
+        )?;
         if response.status().as_u16() != 202 {
             return Err(registry.unexpected("uploading a chunk to", repository, response));
         }
@@ -329,6 +350,7 @@ fn upload_chunked(
     if response.status().as_u16() != 201 {
         return Err(registry.unexpected("finishing an upload to", repository, response));
     }
+    progress.finish();
     Ok(())
 }
 

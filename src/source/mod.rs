@@ -4,6 +4,7 @@
 //! need to know where a blob came from.
 
 pub mod archive;
+pub mod cache;
 pub mod layout;
 pub mod spool;
 

@@ -42,6 +42,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// Hang up after this many body bytes, though the Content-Length promised all of them.
+    pub cut_after: Option<usize>,
 }
 
 impl Reply {
@@ -50,7 +52,13 @@ impl Reply {
             status,
             headers: Vec::new(),
             body: Vec::new(),
+            cut_after: None,
         }
+    }
+
+    pub fn cut_after(mut self, bytes: usize) -> Reply {
+        self.cut_after = Some(bytes);
+        self
     }
 
     pub fn header(mut self, name: &str, value: impl Into<String>) -> Reply {
@@ -218,7 +226,10 @@ fn exchange<S: Read + Write>(stream: &mut S, handler: &Arc<Handler>, log: &Mutex
     ));
     let _ = stream.write_all(head.as_bytes());
     if request.method != "HEAD" {
-        let _ = stream.write_all(&reply.body);
+        let end = reply
+            .cut_after
+            .map_or(reply.body.len(), |n| n.min(reply.body.len()));
+        let _ = stream.write_all(&reply.body[..end]);
     }
     let _ = stream.flush();
 }

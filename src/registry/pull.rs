@@ -1,0 +1,473 @@
+//! Pulling from a registry: [`RegistrySource`] resolves a tag or digest to the descriptor of a manifest
+//! or index once (everything afterwards is read by that digest), then serves documents from the
+//! registry's `/manifests/<digest>` and blobs through the blob cache, each checked against its digest.
+//! Credentials, TLS, retries and timeouts are those of the push.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ureq::Body;
+use ureq::http::Response;
+
+use super::client::{self, ClientOptions, Payload, Registry};
+use super::credentials;
+use crate::error::{Error, Result};
+use crate::image::MAX_DOCUMENT;
+use crate::oci::{Descriptor, Digest, MediaType, VerifyingReader};
+use crate::reference::Reference;
+use crate::report::{Listener, Progress, ProgressReader, blob_progress};
+use crate::sanitize;
+use crate::source::BlobSource;
+use crate::source::cache::{BlobCache, CacheMode};
+
+/// What we accept for a manifest: OCI and Docker v2 schema 2 manifests and indexes, never schema 1.
+const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+                      application/vnd.oci.image.manifest.v1+json, \
+                      application/vnd.docker.distribution.manifest.list.v2+json, \
+                      application/vnd.docker.distribution.manifest.v2+json";
+
+/// How to pull.
+#[derive(Clone, Debug, Default)]
+pub struct PullOptions {
+    pub client: ClientOptions,
+    /// Where pulled blobs are kept.
+    pub cache: CacheMode,
+}
+
+/// One repository of one registry, as a source of blobs.
+pub struct RegistrySource<'l> {
+    registry: Mutex<Registry<'l>>,
+    host: String,
+    repository: String,
+    cache: Arc<BlobCache>,
+    /// Manifests and indexes read so far, by digest.
+    documents: Mutex<BTreeMap<Digest, Arc<[u8]>>>,
+    retries: u32,
+    listener: &'l dyn Listener,
+}
+
+/// Why a download attempt failed: worth another try (the connection broke or stalled) or not.
+enum Failed {
+    Retry(Error),
+    Final(Error),
+}
+
+impl<'l> RegistrySource<'l> {
+    /// Connects to the registry of `reference` and resolves its tag or digest to the top descriptor (a
+    /// manifest or an index, with the media type the registry gave). A pinned digest must match what
+    /// the registry serves; a tag is resolved once, and the descriptor carries its digest.
+    pub fn resolve(
+        reference: &Reference,
+        options: &PullOptions,
+        listener: &'l dyn Listener,
+    ) -> Result<(RegistrySource<'l>, Descriptor)> {
+        let cache = Arc::new(BlobCache::open(&options.cache)?);
+        RegistrySource::resolve_with_cache(reference, options, cache, listener)
+    }
+
+    /// [`RegistrySource::resolve`] with a cache already open (several sources may share one;
+    /// `options.cache` is not used).
+    pub fn resolve_with_cache(
+        reference: &Reference,
+        options: &PullOptions,
+        cache: Arc<BlobCache>,
+        listener: &'l dyn Listener,
+    ) -> Result<(RegistrySource<'l>, Descriptor)> {
+        let host = reference.domain().to_owned();
+        let repository = reference.path().to_owned();
+        let place = format!("{host}/{repository}");
+        let in_place = |e: Error| within(&place, e);
+        let credential = credentials::lookup(&host, listener)?;
+        let registry =
+            Registry::connect(&host, credential, &options.client, listener).map_err(in_place)?;
+        let source = RegistrySource {
+            registry: Mutex::new(registry),
+            host,
+            repository,
+            cache,
+            documents: Mutex::new(BTreeMap::new()),
+            retries: options.client.retries,
+            listener,
+        };
+        let wanted = reference.manifest_reference();
+        let (bytes, media_type, digest) = source.fetch_manifest(&wanted, reference.digest())?;
+        let descriptor = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
+        listener.detail(&format!(
+            "{place}: {} is {} {digest}",
+            sanitize::outside(&wanted, 200),
+            descriptor.media_type
+        ));
+        source.documents().insert(digest, bytes.into());
+        Ok((source, descriptor))
+    }
+
+    /// The registry host, as the reference names it (`docker.io`, `localhost:5000`).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// The repository path (`library/alpine`).
+    pub fn repository(&self) -> &str {
+        &self.repository
+    }
+
+    /// The cache blobs are kept in.
+    pub fn cache(&self) -> &Arc<BlobCache> {
+        &self.cache
+    }
+
+    fn place(&self) -> String {
+        format!("{}/{}", self.host, self.repository)
+    }
+
+    fn scope(&self) -> String {
+        format!("repository:{}:pull", self.repository)
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry<'l>> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn documents(&self) -> MutexGuard<'_, BTreeMap<Digest, Arc<[u8]>>> {
+        self.documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn fail(&self, message: String) -> Error {
+        Error::Registry(format!("{}: {message}", self.place()))
+    }
+
+    /// `GET /v2/<repository>/<what>/<reference>`, with the registry's lock held only for the request.
+    fn get(
+        &self,
+        what: &str,
+        reference: &str,
+        headers: &[(&str, String)],
+    ) -> Result<Response<Body>> {
+        let mut registry = self.registry();
+        let url = registry.url(&format!("/v2/{}/{what}/{reference}", self.repository));
+        registry
+            .send("GET", &url, &self.scope(), headers, &Payload::Empty)
+            .map_err(|e| within(&self.place(), e))
+    }
+
+    /// The error for an answer other than 200 to a GET of `thing`.
+    fn refused(&self, thing: &str, response: Response<Body>) -> Error {
+        let status = response.status().as_u16();
+        let registry = self.registry();
+        match status {
+            401 => within(&self.place(), registry.auth_failed()),
+            403 => {
+                let (body, _) = client::read_limited(response, 64 << 10);
+                self.fail(format!(
+                    "access denied (403); the account may not pull from this repository: {}",
+                    client::describe_body(&body)
+                ))
+            }
+            404 => {
+                let (body, _) = client::read_limited(response, 64 << 10);
+                // A manifest is what the user named; a blob is what the registry's manifest named.
+                let advice = if thing.starts_with("manifest") {
+                    "check the name and tag"
+                } else {
+                    "the registry lists it in the image but does not have it"
+                };
+                self.fail(format!(
+                    "{thing} not found (404); {advice}: {}",
+                    client::describe_body(&body)
+                ))
+            }
+            _ => registry.unexpected(&format!("pulling {thing} from"), &self.repository, response),
+        }
+    }
+
+    /// Fetches a manifest or index by tag or digest: at most 4 MiB, schema 1 refused, the digest
+    /// computed over the exact bytes and checked against `expected` and `Docker-Content-Digest`.
+    fn fetch_manifest(
+        &self,
+        reference: &str,
+        expected: Option<&Digest>,
+    ) -> Result<(Vec<u8>, MediaType, Digest)> {
+        let shown = format!("`{}`", sanitize::outside(reference, 200));
+        let response = self.get("manifests", reference, &[("Accept", ACCEPT.to_owned())])?;
+        if response.status().as_u16() != 200 {
+            return Err(self.refused(&format!("manifest {shown}"), response));
+        }
+        let content_type = client::header(&response, "content-type");
+        let claimed = client::header(&response, "docker-content-digest");
+        let declared_len =
+            client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+        let too_large = || {
+            self.fail(format!(
+                "manifest {shown} is larger than {} MiB; refusing to read it",
+                MAX_DOCUMENT >> 20
+            ))
+        };
+        if declared_len.is_some_and(|l| l > MAX_DOCUMENT) {
+            return Err(too_large());
+        }
+        let mut bytes = Vec::new();
+        response
+            .into_body()
+            .into_reader()
+            .take(MAX_DOCUMENT + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| {
+                self.fail(format!(
+                    "reading manifest {shown}: {}",
+                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+                ))
+            })?;
+        if bytes.len() as u64 > MAX_DOCUMENT {
+            return Err(too_large());
+        }
+        let media_type = self.media_type_of(&shown, content_type.as_deref(), &bytes)?;
+        let hash = |digest: &Digest| {
+            let mut hasher = digest.hasher();
+            hasher.update(&bytes);
+            hasher.finish()
+        };
+        if let Some(claimed) = claimed {
+            let claimed = Digest::parse(claimed.trim()).ok_or_else(|| {
+                self.fail(format!(
+                    "the registry sent an invalid Docker-Content-Digest `{}` for manifest {shown}",
+                    sanitize::outside(&claimed, 200)
+                ))
+            })?;
+            let actual = hash(&claimed);
+            if actual != claimed {
+                return Err(self.fail(format!(
+                    "the registry served other content for {claimed} (manifest {shown} hashes to \
+                     {actual}); refusing it"
+                )));
+            }
+        }
+        let digest = match expected {
+            Some(expected) => {
+                let actual = hash(expected);
+                if actual != *expected {
+                    return Err(self.fail(format!(
+                        "the registry served other content for {expected} (it hashes to {actual}); \
+                         refusing it"
+                    )));
+                }
+                expected.clone()
+            }
+            None => Digest::of(&bytes),
+        };
+        Ok((bytes, media_type, digest))
+    }
+
+    /// The media type of a manifest: the `Content-Type` the registry sent when it names a manifest or
+    /// an index, else the document's own `mediaType`, else its shape. Schema 1 is refused.
+    fn media_type_of(
+        &self,
+        shown: &str,
+        content_type: Option<&str>,
+        bytes: &[u8],
+    ) -> Result<MediaType> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Probe {
+            schema_version: Option<serde_json::Value>,
+            media_type: Option<String>,
+            manifests: Option<serde_json::Value>,
+            config: Option<serde_json::Value>,
+        }
+        let declared =
+            content_type.map(|t| MediaType::parse(t.split(';').next().unwrap_or(t).trim()));
+        let probe: Option<Probe> = serde_json::from_slice(bytes).ok();
+        let schema1 = declared == Some(MediaType::DockerSchema1)
+            || probe
+                .as_ref()
+                .and_then(|p| p.schema_version.as_ref())
+                .and_then(serde_json::Value::as_u64)
+                == Some(1);
+        if schema1 {
+            return Err(self.fail(format!(
+                "manifest {shown} is a Docker schema 1 manifest, which is obsolete and not \
+                 supported; push the image again with a current docker or skopeo (schema 2 or OCI)"
+            )));
+        }
+        let usable = |t: &MediaType| t.is_index() || t.is_manifest();
+        if let Some(declared) = declared.as_ref().filter(|t| usable(t)) {
+            return Ok(declared.clone());
+        }
+        let Some(probe) = probe else {
+            return Err(self.fail(format!("manifest {shown} is not JSON")));
+        };
+        if let Some(own) = probe.media_type.as_deref().map(MediaType::parse) {
+            if usable(&own) {
+                return Ok(own);
+            }
+        }
+        match (probe.manifests.is_some(), probe.config.is_some()) {
+            (true, false) => Ok(MediaType::OciIndex),
+            (false, true) => Ok(MediaType::OciManifest),
+            _ => Err(self.fail(format!(
+                "{shown} is not an image manifest or index (media type `{}`)",
+                sanitize::outside(
+                    declared.as_ref().map_or("none", |t| t.as_str()),
+                    sanitize::EXCERPT
+                )
+            ))),
+        }
+    }
+
+    /// A manifest or index by digest: from memory, else from the registry.
+    fn open_document(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let known = self.documents().get(&descriptor.digest).cloned();
+        let bytes = match known {
+            Some(bytes) => bytes,
+            None => {
+                let (bytes, _, digest) =
+                    self.fetch_manifest(&descriptor.digest.to_string(), Some(&descriptor.digest))?;
+                let bytes: Arc<[u8]> = bytes.into();
+                self.documents().insert(digest, bytes.clone());
+                bytes
+            }
+        };
+        if bytes.len() as u64 != descriptor.size {
+            return Err(self.fail(format!(
+                "manifest {} has {} bytes, but its descriptor says {}",
+                descriptor.digest,
+                bytes.len(),
+                descriptor.size
+            )));
+        }
+        Ok(Box::new(VerifyingReader::new(
+            io::Cursor::new(bytes),
+            descriptor.digest.clone(),
+            descriptor.size,
+        )))
+    }
+
+    /// A blob: from the cache, else downloaded into it (retried when the transfer breaks).
+    fn open_blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        if let Some(reader) = self.cache.get(descriptor, self.listener)? {
+            self.listener.detail(&format!(
+                "{} from the cache ({} bytes)",
+                descriptor.digest.short(),
+                descriptor.size
+            ));
+            return Ok(reader);
+        }
+        let progress = blob_progress(
+            self.listener,
+            "Downloading",
+            &descriptor.digest,
+            descriptor.size,
+        );
+        let mut attempt = 0;
+        loop {
+            crate::cancel::check()?;
+            match self.download(descriptor, &*progress) {
+                Ok(reader) => {
+                    progress.finish();
+                    self.listener.detail(&format!(
+                        "{} downloaded ({} bytes)",
+                        descriptor.digest.short(),
+                        descriptor.size
+                    ));
+                    return Ok(reader);
+                }
+                Err(Failed::Retry(error)) if attempt < self.retries => {
+                    attempt += 1;
+                    let wait = Duration::from_millis(250 * (1 << attempt.min(6)));
+                    self.listener.status(
+                        "Retrying",
+                        &format!(
+                            "{error}; waiting {:.1} s (attempt {attempt} of {})",
+                            wait.as_secs_f64(),
+                            self.retries
+                        ),
+                    );
+                    crate::cancel::sleep(wait)?;
+                }
+                Err(Failed::Retry(error) | Failed::Final(error)) => return Err(error),
+            }
+        }
+    }
+
+    /// One attempt at `GET /v2/<repository>/blobs/<digest>` (redirects to blob storage followed
+    /// without credentials), streamed into the cache while hashing.
+    fn download(
+        &self,
+        descriptor: &Descriptor,
+        progress: &dyn Progress,
+    ) -> std::result::Result<Box<dyn Read + Send>, Failed> {
+        let digest = &descriptor.digest;
+        let response = self
+            .get("blobs", &digest.to_string(), &[])
+            .map_err(Failed::Final)?;
+        if response.status().as_u16() != 200 {
+            return Err(Failed::Final(
+                self.refused(&format!("blob {digest}"), response),
+            ));
+        }
+        let length =
+            client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+        if let Some(length) = length.filter(|l| *l != descriptor.size) {
+            return Err(Failed::Final(self.fail(format!(
+                "the registry sent {length} bytes for blob {digest}, which has {}",
+                descriptor.size
+            ))));
+        }
+        let retry = std::cell::Cell::new(false);
+        let on_read_error = |e: io::Error| {
+            if crate::cancel::is_requested() {
+                return Error::Interrupted;
+            }
+            use io::ErrorKind::*;
+            let corrupt = e.kind() == InvalidData;
+            retry.set(!corrupt);
+            let message = sanitize::outside(&e.to_string(), sanitize::EXCERPT);
+            if corrupt {
+                self.fail(format!(
+                    "{message}; the registry served corrupt content, and nothing was cached"
+                ))
+            } else {
+                self.fail(format!("downloading blob {digest}: {message}"))
+            }
+        };
+        progress.rewind(0);
+        let mut body = ProgressReader::new(response.into_body().into_reader(), progress);
+        match self.cache.put(descriptor, &mut body, &on_read_error) {
+            Ok(reader) => Ok(reader),
+            Err(error) if retry.get() => Err(Failed::Retry(error)),
+            Err(error) => Err(Failed::Final(error)),
+        }
+    }
+}
+
+impl BlobSource for RegistrySource<'_> {
+    fn open(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        let media_type = &descriptor.media_type;
+        if self.documents().contains_key(&descriptor.digest)
+            || media_type.is_index()
+            || media_type.is_manifest()
+            || *media_type == MediaType::DockerSchema1
+        {
+            self.open_document(descriptor)
+        } else {
+            self.open_blob(descriptor)
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.place()
+    }
+}
+
+/// Names the registry and repository in a registry error that does not already.
+fn within(place: &str, error: Error) -> Error {
+    match error {
+        Error::Registry(message) if !message.contains(place) => {
+            Error::Registry(format!("pulling {place}: {message}"))
+        }
+        other => other,
+    }
+}
