@@ -10,6 +10,7 @@ use crate::image::{ImageTree, ManifestNode, read_config};
 use crate::oci::{Descriptor, Digest, MediaType};
 use crate::platform::Platform;
 use crate::reference::Reference;
+use crate::registry::pull::{PullOptions, RegistrySource};
 use crate::report::Listener;
 use crate::sanitize;
 use crate::source::BlobSource;
@@ -58,33 +59,44 @@ impl BaseRef {
 
     /// Parses `--from REF`: `[registry/]repository[:tag][@digest]`.
     pub fn registry(spec: &str) -> Result<BaseRef> {
-        spec.parse::<Reference>().map(BaseRef::Registry)
+        Reference::parse_pinnable(spec).map(BaseRef::Registry)
     }
 }
 
 /// A base image, resolved: its source of blobs and the tree of manifests its reference names.
-pub struct BaseImage {
+pub struct BaseImage<'l> {
     /// The name the user gave, as recorded in `org.opencontainers.image.base.name`.
     pub name: String,
     /// The digest of what the name resolved to (a manifest, or an index for a multi-platform base).
     pub digest: Digest,
     pub tree: ImageTree,
-    source: Box<dyn BlobSource>,
+    source: Box<dyn BlobSource + 'l>,
     /// `(registry host, repository)` when the base comes from a registry: a push to the same registry
     /// mounts its blobs instead of uploading them.
     pub repository: Option<(String, String)>,
 }
 
-impl BaseImage {
-    /// Resolves `base`: pulls a registry image's manifests (blobs come later, through the cache), or
-    /// opens an archive or layout directory.
-    pub fn open(base: &BaseRef, listener: &dyn Listener) -> Result<BaseImage> {
+impl<'l> BaseImage<'l> {
+    /// Resolves `base`: a registry image's tag is resolved to a digest and its manifests read (blobs
+    /// come later, through the cache, when they are needed); an archive or layout directory is indexed.
+    pub fn open(
+        base: &BaseRef,
+        pull: &PullOptions,
+        listener: &'l dyn Listener,
+    ) -> Result<BaseImage<'l>> {
         match base {
             BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), listener),
-            BaseRef::Registry(reference) => Err(Error::Invalid(format!(
-                "pulling {} is not wired yet",
-                reference.full()
-            ))),
+            BaseRef::Registry(reference) => {
+                let (source, top) = RegistrySource::resolve(reference, pull, listener)?;
+                let repository = Some((reference.domain().to_owned(), reference.path().to_owned()));
+                Self::from_source(
+                    reference.full(),
+                    Box::new(source),
+                    top,
+                    repository,
+                    listener,
+                )
+            }
         }
     }
 
@@ -93,7 +105,7 @@ impl BaseImage {
         path: &Path,
         tag: Option<&str>,
         listener: &dyn Listener,
-    ) -> Result<BaseImage> {
+    ) -> Result<BaseImage<'l>> {
         let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => Error::input(
                 path,
@@ -101,7 +113,7 @@ impl BaseImage {
             ),
             _ => Error::io("reading", path)(e),
         })?;
-        let (source, top): (Box<dyn BlobSource>, Descriptor) = if meta.is_dir() {
+        let (source, top): (Box<dyn BlobSource + 'l>, Descriptor) = if meta.is_dir() {
             let layout = LayoutSource::open(path)?;
             let top = layout.select(tag)?.descriptor.clone();
             (Box::new(layout), top)
@@ -119,11 +131,11 @@ impl BaseImage {
 
     fn from_source(
         name: String,
-        source: Box<dyn BlobSource>,
+        source: Box<dyn BlobSource + 'l>,
         top: Descriptor,
         repository: Option<(String, String)>,
         listener: &dyn Listener,
-    ) -> Result<BaseImage> {
+    ) -> Result<BaseImage<'l>> {
         if !(top.media_type.is_index() || top.media_type.is_manifest()) {
             return Err(Error::Invalid(format!(
                 "base {}: {} is a `{}`, not an image or an image index",

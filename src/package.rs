@@ -163,7 +163,7 @@ struct Checked<'a> {
 pub struct Packaged<'a> {
     pub summary: PackageSummary,
     /// The base the images were built on.
-    base: Option<&'a BaseImage>,
+    base: Option<&'a BaseImage<'a>>,
     pub tree: ImageTree,
     /// The archive file written (`summary.path` may name the stream it was then copied to).
     archive: Option<PathBuf>,
@@ -246,7 +246,7 @@ impl Output {
 pub fn package<'a>(
     inputs: &[Input],
     options: &PackageOptions,
-    base: Option<&'a BaseImage>,
+    base: Option<&'a BaseImage<'a>>,
     listener: &dyn Listener,
 ) -> Result<Packaged<'a>> {
     let entrypoint = entrypoint_path(inputs, &options.config)?;

@@ -11,7 +11,9 @@ use crate::options::{self, ImageOptions};
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::registry::client::ClientOptions;
+use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
+use crate::source::cache::CacheMode;
 use crate::timestamp::Timestamp;
 
 /// What the image is called and when it was made.
@@ -273,6 +275,18 @@ pub struct BaseArgs {
 }
 
 impl BaseArgs {
+    /// How to pull a registry base: the registry options, and the cache unless `--no-cache`.
+    pub fn pull_options(&self, registry: &RegistryArgs) -> PullOptions {
+        PullOptions {
+            client: registry.client_options(),
+            cache: if self.no_cache {
+                CacheMode::Private
+            } else {
+                CacheMode::User
+            },
+        }
+    }
+
     /// The base these flags name, if any.
     pub fn base_ref(&self) -> Result<Option<BaseRef>> {
         match (&self.from, &self.from_archive) {

@@ -387,7 +387,11 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         None => settings.base_ref()?,
     };
     let base = match &base_ref {
-        Some(base) => Some(crate::base::BaseImage::open(base, shell)?),
+        Some(base) => Some(crate::base::BaseImage::open(
+            base,
+            &args.base.pull_options(&args.registry),
+            shell,
+        )?),
         None => None,
     };
     let mut packaged = package_images(&inputs, &options, base.as_ref(), shell)?;

@@ -179,7 +179,11 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         essentials: args.essentials.essentials(),
     };
     let base = match args.base.base_ref()? {
-        Some(base) => Some(BaseImage::open(&base, shell)?),
+        Some(base) => Some(BaseImage::open(
+            &base,
+            &args.base.pull_options(&args.registry),
+            shell,
+        )?),
         None => None,
     };
     let mut packaged = package(&inputs, &options, base.as_ref(), shell)?;
