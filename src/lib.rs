@@ -19,6 +19,7 @@ pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
+pub mod job;
 pub mod layer;
 pub mod oci;
 pub mod options;
