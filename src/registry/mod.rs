@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod login;
 pub mod origin;
 pub mod push;
 
