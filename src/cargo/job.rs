@@ -35,9 +35,11 @@ pub struct CargoOptions {
     pub target_dir: Option<PathBuf>,
     /// Cargo's `--config KEY=VALUE|PATH` values (a linker configured here is used for cross builds).
     pub config: Vec<String>,
-    /// Cargo's `--locked`, `--frozen` and `--offline`, for `cargo metadata` as for the build.
+    /// Cargo's `--locked` (for `cargo metadata` as for the build; so are the next two).
     pub locked: bool,
+    /// Cargo's `--frozen`.
     pub frozen: bool,
+    /// Cargo's `--offline`.
     pub offline: bool,
     /// Any other `cargo build` arguments (features, jobs, verbosity ...), passed on as they are, last.
     pub build_args: Vec<OsString>,
@@ -102,7 +104,9 @@ impl CargoOptions {
 /// crate's `[package.metadata.zeroimage]` and `[workspace.metadata.zeroimage]` settings.
 #[derive(Clone, Debug, Default)]
 pub struct CargoJob {
+    /// What cargo builds.
     pub cargo: CargoOptions,
+    /// The image, its base, the archive and the push.
     pub options: JobOptions,
 }
 
@@ -113,8 +117,9 @@ pub struct CargoOutcome {
     pub image: JobOutcome,
     /// The binary packaged.
     pub bin: String,
-    /// The package it belongs to, and that package's version.
+    /// The package it belongs to.
     pub package: String,
+    /// That package's version.
     pub version: String,
     /// The targets built, one platform each.
     pub targets: Vec<String>,

@@ -52,7 +52,9 @@ pub struct JobOptions {
 /// `zeroimage`'s job: the programs to package (one per platform) and the options.
 #[derive(Clone, Debug, Default)]
 pub struct Job {
+    /// The programs, each with the platform overrides for its image.
     pub inputs: Vec<Input>,
+    /// The image, its base, the archive and the push.
     pub options: JobOptions,
 }
 

@@ -5,7 +5,7 @@
 
 pub mod archive;
 pub mod layout;
-pub mod spool;
+pub(crate) mod spool;
 
 use std::collections::BTreeMap;
 use std::io::Read;
