@@ -164,7 +164,7 @@ impl<'l> BaseImage<'l> {
     /// matched as containerd does: arm64 means v8, arm means v7), or the single manifest when its
     /// config says that platform. Its layers keep their bytes and digests; only Docker media types
     /// become their OCI equivalents.
-    pub fn for_platform(&self, platform: &Platform) -> Result<Base> {
+    pub(crate) fn for_platform(&self, platform: &Platform) -> Result<Base> {
         let node = self.node_for(platform)?;
         let config = read_config(self.source(), node)?;
         let value = config.value().clone();

@@ -4,7 +4,8 @@
 //! return [`Error::Interrupted`](crate::Error::Interrupted), so temporary files are removed by their
 //! normal drop path. A thread blocked elsewhere (a network read, a credential helper) cannot see the
 //! flag, so the handler also enforces a deadline: when the run has not ended shortly after, the
-//! temporary files registered with [`TempGuard`] are removed and the process exits with 130.
+//! temporary files the library registered are removed ([`remove_temporaries`]) and the process exits
+//! with 130.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,7 +40,7 @@ pub fn check() -> crate::Result<()> {
 }
 
 /// Sleeps for `duration`, waking early (with `Interrupted`) when cancellation is requested.
-pub fn sleep(duration: Duration) -> crate::Result<()> {
+pub(crate) fn sleep(duration: Duration) -> crate::Result<()> {
     let step = Duration::from_millis(50);
     let mut left = duration;
     while !left.is_zero() {
@@ -55,7 +56,7 @@ pub fn sleep(duration: Duration) -> crate::Result<()> {
 /// Ctrl-C deadline remove it even when the thread that owns it is blocked; dropping the guard
 /// unregisters it (the owner then cleans up or keeps the file as usual).
 #[derive(Debug)]
-pub struct TempGuard {
+pub(crate) struct TempGuard {
     id: u64,
 }
 

@@ -71,16 +71,6 @@ impl Destination {
             }),
         }
     }
-
-    /// True when the archive would go to this process's standard output: `-`, or a device or FIFO
-    /// that is the very one standard output is (such as `/dev/stdout` on a pipe).
-    pub fn is_stdout(&self) -> bool {
-        match self {
-            Destination::Stream(Stream::Stdout) => true,
-            Destination::Stream(Stream::Device(path)) => is_standard_output(path),
-            Destination::File(_) => false,
-        }
-    }
 }
 
 /// True for the conventional `-` meaning standard output.
@@ -314,7 +304,10 @@ mod tests {
 
     #[test]
     fn dash_and_devices_are_streams_and_directories_are_refused() {
-        assert!(Destination::resolve(Path::new("-")).unwrap().is_stdout());
+        assert_eq!(
+            Destination::resolve(Path::new("-")).unwrap(),
+            Destination::Stream(Stream::Stdout)
+        );
         assert_eq!(
             Destination::resolve(Path::new("/dev/null")).unwrap(),
             Destination::Stream(Stream::Device(PathBuf::from("/dev/null")))

@@ -88,7 +88,7 @@ pub struct Essentials {
 
 /// The essentials layer's contents and what the image config must say about them.
 #[derive(Debug)]
-pub struct EssentialsLayer {
+pub(crate) struct EssentialsLayer {
     pub spec: LayerSpec,
     /// For the history entry, e.g. `ADD ca-certs nonroot tmp`.
     pub created_by: String,
@@ -105,7 +105,7 @@ impl Essentials {
 
     /// Gathers every requested piece into one layer spec, failing with the file and the fix when a
     /// source is missing.
-    pub fn layer(&self) -> Result<Option<EssentialsLayer>> {
+    pub(crate) fn layer(&self) -> Result<Option<EssentialsLayer>> {
         if self.is_empty() {
             return Ok(None);
         }

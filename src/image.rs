@@ -10,6 +10,8 @@ use crate::platform::Platform;
 use crate::sanitize;
 use crate::source::{BlobSource, read_document};
 
+pub use crate::compose::DEFAULT_PATH_ENV;
+
 /// Largest JSON document we read (index, manifest, config): registries accept manifests of at least
 /// 4 MiB.
 pub const MAX_DOCUMENT: u64 = 4 << 20;

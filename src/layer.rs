@@ -95,11 +95,6 @@ impl LayerSpec {
         }
     }
 
-    /// True when nothing was added.
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Adds the file at `source` as `image_path` (absolute in the image, e.g. `/app`), with `mode`.
     /// Missing parent directories are added with mode 0755.
     pub fn add_file(&mut self, image_path: &str, source: &Path, mode: u32) -> Result<()> {

@@ -1,25 +1,61 @@
-//! Build OCI container images from a static Linux executable, without Docker.
+//! Build OCI container images from static Linux executables, without Docker.
 //!
-//! The data flows one way: an executable is checked ([`elf`], [`platform`]), written into a
-//! compressed [`layer`] streamed straight into the output [`archive`], described by an [`image`]
-//! config and manifest, and indexed so that skopeo, podman, containerd and `docker load` accept it.
-//! [`package::package_executable`] does all of it for one program.
+//! Each executable is checked ([`elf`], [`platform`]), written into a compressed layer streamed
+//! straight into the output archive, described by an [`image`] config and manifest ([`oci`]), and
+//! indexed so that skopeo, podman, containerd and `docker load` accept it. [`package::package`] does
+//! that for one program per platform, FROM scratch or on a [`base`] image. [`job::Job`] is the whole
+//! `zeroimage` run (default output name, staging, push to a [`registry`]); [`cargo::CargoJob`] is the
+//! whole `cargo zeroimage` run, building the crate with cargo first. The library prints nothing:
+//! progress goes to a [`report::Listener`].
+//!
+//! Packaging a static binary into an archive:
+//!
+//! ```no_run
+//! use zeroimage::job::{Job, JobOptions};
+//! use zeroimage::options::ImageOptions;
+//! use zeroimage::package::Input;
+//! use zeroimage::report::Silent;
+//!
+//! fn main() -> zeroimage::Result<()> {
+//!     let job = Job {
+//!         inputs: vec![Input {
+//!             path: "target/x86_64-unknown-linux-musl/release/app".into(),
+//!             platform: Default::default(),
+//!         }],
+//!         options: JobOptions {
+//!             output: Some("app.tar".into()),
+//!             tag: Some("registry.example.com/app:1.0".parse()?),
+//!             config: ImageOptions {
+//!                 env: vec![("RUST_LOG".into(), "info".into())],
+//!                 expose: vec!["8080/tcp".into()],
+//!                 ..Default::default()
+//!             },
+//!             ..Default::default()
+//!         },
+//!     };
+//!     let outcome = job.run(&Silent)?;
+//!     println!("{} {}", outcome.summary.path.display(), outcome.summary.digest);
+//!     Ok(())
+//! }
+//! ```
 
-pub mod archive;
+pub(crate) mod archive;
 pub mod base;
 pub mod cancel;
 pub mod cargo;
+#[doc(hidden)]
 pub mod cli;
-pub mod compose;
-pub mod destination;
+pub(crate) mod compose;
+pub(crate) mod destination;
 pub mod elf;
 pub mod error;
 pub mod essentials;
-pub mod fsutil;
+pub(crate) mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
-pub mod layer;
+pub mod job;
+pub(crate) mod layer;
 pub mod oci;
 pub mod options;
 pub mod package;
@@ -27,9 +63,9 @@ pub mod platform;
 pub mod reference;
 pub mod registry;
 pub mod report;
-pub mod sanitize;
+pub(crate) mod sanitize;
 pub mod source;
-pub mod tarball;
+pub(crate) mod tarball;
 pub mod timestamp;
 
 pub use error::{Error, Result};

@@ -1,5 +1,5 @@
 //! Image configuration the user chooses (`--env`, `--label`, `--user`, `--expose` ...): parsing,
-//! validation, and applying it to an [`ImageSpec`].
+//! validation, and applying it to an image's config.
 
 use std::collections::BTreeMap;
 
@@ -30,7 +30,7 @@ pub struct ImageOptions {
 impl ImageOptions {
     /// Writes these options into `spec`. Environment entries replace earlier ones with the same key (the
     /// default PATH included) in place; labels and annotations override same-named ones.
-    pub fn apply_to(&self, spec: &mut ImageSpec) {
+    pub(crate) fn apply_to(&self, spec: &mut ImageSpec) {
         for (key, value) in &self.env {
             set_env(&mut spec.env, key, value);
         }
@@ -74,7 +74,7 @@ impl ImageOptions {
 }
 
 /// Sets `key=value` in an environment list, replacing an existing entry for `key` where it stands.
-pub fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
+pub(crate) fn set_env(env: &mut Vec<String>, key: &str, value: &str) {
     let entry = format!("{key}={value}");
     match env.iter_mut().find(|e| e.split('=').next() == Some(key)) {
         Some(existing) => *existing = entry,

@@ -21,24 +21,6 @@ pub fn outside(text: &str, max: usize) -> String {
     out
 }
 
-/// [`outside`] for bytes that may not be UTF-8.
-pub fn outside_bytes(bytes: &[u8], max: usize) -> String {
-    outside(&String::from_utf8_lossy(bytes), max)
-}
-
-/// Escapes control characters in a line we print, without cutting it: every status and error line goes
-/// through this, so outside text that reached a message by any path is still harmless.
-pub fn line(text: &str) -> String {
-    if !text.chars().any(needs_escape) {
-        return text.to_owned();
-    }
-    let mut out = String::with_capacity(text.len() + 16);
-    for c in text.chars() {
-        escape_into(&mut out, c);
-    }
-    out
-}
-
 /// Replaces runs of 24 or more token-like characters (letters, digits, `+/=_-.`) with `<redacted>`:
 /// what a credential helper says about a failure must not carry a secret into our messages.
 pub fn redact_tokens(text: &str) -> String {
@@ -97,8 +79,8 @@ mod tests {
             outside("\x1b]0;pwned\x07\rPushed evil\n", 100),
             "\\u{1b}]0;pwned\\u{7}\\rPushed evil\\n"
         );
-        assert_eq!(line("a\u{202e}b\u{9b}c"), "a\\u{202e}b\\u{9b}c");
-        assert_eq!(line("plain: text é"), "plain: text é");
+        assert_eq!(outside("a\u{202e}b\u{9b}c", 100), "a\\u{202e}b\\u{9b}c");
+        assert_eq!(outside("plain: text é", 100), "plain: text é");
     }
 
     #[test]
@@ -119,6 +101,5 @@ mod tests {
         let cut = outside(&long, 10);
         assert_eq!(cut, "xxxxxxxxxx... (990 more bytes)");
         assert_eq!(outside("short", 10), "short");
-        assert_eq!(outside_bytes(&[0xff, b'a', 0x1b], 10), "\u{fffd}a\\u{1b}");
     }
 }

@@ -33,6 +33,10 @@ impl<T: AsRef<[u8]>> TarSource for io::Cursor<T> {
 }
 
 /// A non-seekable stream (a decompressed layer): skipping reads and drops.
+#[allow(
+    dead_code,
+    reason = "reading a decompressed layer's entries; only the tests do it today"
+)]
 pub struct Stream<R>(pub R);
 
 impl<R: Read> Read for Stream<R> {
@@ -192,6 +196,10 @@ impl<R: TarSource> Walker<R> {
     }
 
     /// A reader over the current entry's data (which `entry` describes), at most `entry.size` bytes.
+    #[allow(
+        dead_code,
+        reason = "reading a decompressed layer's entries; only the tests do it today"
+    )]
     pub fn data(&mut self, entry: &EntryHead) -> io::Result<EntryData<'_, R>> {
         if self.position != entry.offset {
             return Err(invalid("entry data was already consumed"));
@@ -249,6 +257,10 @@ impl<R: TarSource> Walker<R> {
 }
 
 /// The data of one entry; what is not read is skipped by the next [`Walker::next_entry`].
+#[allow(
+    dead_code,
+    reason = "reading a decompressed layer's entries; only the tests do it today"
+)]
 pub struct EntryData<'a, R> {
     walker: &'a mut Walker<R>,
     left: u64,

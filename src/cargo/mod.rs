@@ -1,7 +1,11 @@
-//! Everything `cargo zeroimage` needs from cargo: the workspace's metadata and settings, the target, and
-//! the build itself with the executables it produced.
+//! `cargo zeroimage` as a library call: read the workspace and its settings, build the crate for each
+//! target, and package the executable ([`CargoJob`]).
 
-pub mod build;
-pub mod settings;
-pub mod target;
-pub mod workspace;
+pub(crate) mod build;
+mod job;
+mod select;
+pub(crate) mod settings;
+pub(crate) mod target;
+pub(crate) mod workspace;
+
+pub use job::{CargoJob, CargoOptions, CargoOutcome};

@@ -34,10 +34,9 @@ pub struct ImageArgs {
 }
 
 impl ImageArgs {
-    /// The creation time to record: this option, else `fallback` (a Cargo.toml setting), else the
-    /// reproducible default.
-    pub fn created(&self, fallback: Option<&str>) -> Result<Timestamp> {
-        Timestamp::resolve(self.created.as_deref().or(fallback))
+    /// The creation time this option gives, if any.
+    pub fn created(&self) -> Result<Option<Timestamp>> {
+        self.created.as_deref().map(str::parse).transpose()
     }
 }
 

@@ -3,7 +3,6 @@
 
 mod args;
 pub mod cargo_zeroimage;
-mod output;
 pub mod registry;
 mod shell;
 pub mod zeroimage;
@@ -18,7 +17,8 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::cancel;
-use crate::error::Error;
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
 
 /// Set once the run has reported its error, so the Ctrl-C deadline does not report it again.
 static REPORTED: AtomicBool = AtomicBool::new(false);
@@ -51,29 +51,27 @@ pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
     }
 }
 
-/// `27.1 MiB`-style sizes for status lines.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_read_like_cargo() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(2048), "2.0 KiB");
-        assert_eq!(human_size(28_416_000), "27.1 MiB");
-    }
+/// The job options the flags shared by both commands describe.
+pub fn job_options(
+    image: &ImageArgs,
+    config: &ConfigArgs,
+    essentials: &EssentialsArgs,
+    base: &BaseArgs,
+    push: &PushArgs,
+    registry: &RegistryArgs,
+    output: &OutputArgs,
+) -> Result<JobOptions> {
+    Ok(JobOptions {
+        output: output.output.clone(),
+        tag: image.tag.clone(),
+        created: image.created()?,
+        allow_dynamic: image.allow_dynamic,
+        config: config.options(),
+        essentials: essentials.essentials(),
+        base: base.base_ref()?,
+        pull_options: base.pull_options(registry),
+        push: push.push.clone(),
+        push_options: registry.push_options(),
+        stdout_reserved: output.report.message_format == MessageFormat::Json,
+    })
 }

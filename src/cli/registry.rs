@@ -8,10 +8,8 @@ use clap::Args;
 use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
-use crate::registry::client::{Payload, Registry};
-use crate::registry::credentials;
+use crate::registry::login::{login, logout};
 use crate::registry::push::{Pushed, push_archive};
-use crate::report::Listener;
 
 /// Push an image archive built earlier; every blob's digest is checked as it is read.
 #[derive(Args, Debug)]
@@ -103,77 +101,29 @@ pub fn print_pushed(pushed: &[Pushed], format: MessageFormat) {
     }
 }
 
-fn auth_file(explicit: &Option<PathBuf>) -> Result<PathBuf> {
-    explicit
-        .clone()
-        .or_else(|| std::env::var_os("REGISTRY_AUTH_FILE").map(PathBuf::from))
-        .or_else(credentials::docker_config_path)
-        .ok_or_else(|| {
-            Error::Invalid(
-                "cannot find a home directory for the credentials file; pass --authfile".to_owned(),
-            )
-        })
-}
-
-/// Checks the credentials against the registry, then stores them.
+/// Reads the password from standard input, then checks the credentials and stores them.
 pub fn run_login(command: &LoginCommand, shell: &Shell) -> Result<()> {
     let mut password = String::new();
     std::io::stdin()
         .read_to_string(&mut password)
         .map_err(|e| Error::Invalid(format!("reading the password from standard input: {e}")))?;
-    let password = password.trim_end_matches(['\n', '\r']).to_owned();
+    let password = password.trim_end_matches(['\n', '\r']);
     if password.is_empty() {
         return Err(Error::Invalid(
             "the password read from standard input is empty".to_owned(),
         ));
     }
-    let host = normalize_registry(&command.registry);
-    let credential = credentials::Credential::Basic {
-        username: command.username.clone(),
-        password: password.clone(),
-    };
-    let mut registry = Registry::connect(
-        &host,
-        Some(credential),
+    login(
+        &command.registry,
+        &command.username,
+        password,
+        command.authfile.as_deref(),
         &command.registry_options.client_options(),
         shell,
-    )?;
-    let url = registry.url("/v2/");
-    let response = registry.send("GET", &url, "", &[], &Payload::Empty)?;
-    match response.status().as_u16() {
-        200 => {}
-        401 => return Err(registry.auth_failed()),
-        _ => return Err(registry.unexpected("logging in to", "", response)),
-    }
-    let file = auth_file(&command.authfile)?;
-    credentials::store(&file, &host, &command.username, &password)?;
-    shell.status(
-        "Logged in",
-        &format!("to {host} as {} ({})", command.username, file.display()),
-    );
-    Ok(())
+    )
 }
 
 /// Removes stored credentials.
 pub fn run_logout(command: &LogoutCommand, shell: &Shell) -> Result<()> {
-    let host = normalize_registry(&command.registry);
-    let file = auth_file(&command.authfile)?;
-    if credentials::erase(&file, &host)? {
-        shell.status("Logged out", &format!("of {host} ({})", file.display()));
-    } else {
-        shell.warning(&format!("not logged in to {host} ({})", file.display()));
-    }
-    Ok(())
-}
-
-/// `https://host/` and Docker Hub's aliases to the host as references name it.
-fn normalize_registry(input: &str) -> String {
-    let host = input.split_once("://").map_or(input, |(_, rest)| rest);
-    let host = host.split('/').next().unwrap_or(host);
-    match host {
-        "index.docker.io" | "registry-1.docker.io" | "hub.docker.com" => {
-            crate::reference::DOCKER_HUB.to_owned()
-        }
-        other => other.to_owned(),
-    }
+    logout(&command.registry, command.authfile.as_deref(), shell)
 }

@@ -10,7 +10,7 @@ use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 use super::args::{ColorChoice, OutputArgs, ReportArgs};
-use super::human_size;
+use crate::job::human_size;
 use crate::report::{Listener, NoProgress, Progress};
 use crate::sanitize;
 

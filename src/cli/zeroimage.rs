@@ -5,22 +5,17 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use super::output::{Staging, archive_on_stdout, ensure_stdout_free};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
 use super::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
-    PushArgs, RegistryArgs, Shell, exit_with, human_size,
+    PushArgs, RegistryArgs, Shell, exit_with, job_options,
 };
-use crate::base::BaseImage;
-use crate::destination::is_dash;
 use crate::error::Result;
-use crate::package::{
-    Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
-};
+use crate::job::Job;
+use crate::package::Input;
 use crate::platform::{Platform, PlatformOverride};
-use crate::report::Listener;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -149,81 +144,30 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             })
             .collect(),
     };
-    let config = args.config.options();
+    let job = Job {
+        inputs,
+        options: job_options(
+            &args.image,
+            &args.config,
+            &args.essentials,
+            &args.base,
+            &args.push,
+            &args.registry,
+            &args.output,
+        )?,
+    };
+    let outcome = job.run(shell)?;
     let format = args.output.report.message_format;
-    let requested = args.output.output.as_deref();
-    ensure_stdout_free(requested, format)?;
-    // Pushing without -o writes no archive: the layers are spooled and pushed from there. A stream
-    // output (`-`, a device) is staged in a temporary archive, so the push can read it back.
-    let pushing = !args.push.push.is_empty();
-    let staging = Staging::new(requested, pushing)?;
-    let output = match (staging.build_path(), inputs.as_slice()) {
-        (Some(path), _) => Some(path),
-        (None, _) if pushing => None,
-        (None, [single]) => Some(default_output(&single.path)),
-        // Several programs in several directories: name the archive after the program, here.
-        (None, _) => {
-            let entrypoint = entrypoint_path(&inputs, &config)?;
-            Some(PathBuf::from(format!(
-                "{}.tar",
-                entrypoint.rsplit('/').next().unwrap_or("image")
-            )))
-        }
-    };
-    let options = PackageOptions {
-        output,
-        tag: args.image.tag.clone(),
-        created: args.image.created(None)?,
-        allow_dynamic: args.image.allow_dynamic,
-        config,
-        essentials: args.essentials.essentials(),
-    };
-    let base = match args.base.base_ref()? {
-        Some(base) => Some(BaseImage::open(
-            &base,
-            &args.base.pull_options(&args.registry),
-            shell,
-        )?),
-        None => None,
-    };
-    let mut packaged = package(&inputs, &options, base.as_ref(), shell)?;
-    staging.deliver(&mut packaged.summary)?;
-    if pushing {
-        let pushed = packaged.push(&args.push.push, &args.registry.push_options(), shell)?;
-        // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
-        if format == MessageFormat::Human && !archive_on_stdout(requested) {
-            print_pushed(&pushed, MessageFormat::Human);
-        }
+    // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
+    if format == MessageFormat::Human && !outcome.archive_on_stdout() {
+        print_pushed(&outcome.pushed, MessageFormat::Human);
     }
-    report(&packaged.summary, format, shell);
-    Ok(())
-}
-
-/// The closing status line, and the JSON object when asked for.
-pub fn report(summary: &PackageSummary, format: MessageFormat, shell: &Shell) {
-    if summary.path.as_os_str().is_empty() {
-        if format == MessageFormat::Json {
-            println!("{}", serde_json::to_string(summary).unwrap_or_default());
-        }
-        return;
-    }
-    let written = if is_dash(&summary.path) {
-        "standard output".to_owned()
-    } else {
-        summary.path.display().to_string()
-    };
-    shell.status(
-        "Written",
-        &format!(
-            "{written} ({}, {}, {})",
-            summary.tag,
-            summary.digest,
-            human_size(summary.size)
-        ),
-    );
     if format == MessageFormat::Json {
         // Only strings and integers: this cannot fail.
-        let line = serde_json::to_string(summary).unwrap_or_default();
-        println!("{line}");
+        println!(
+            "{}",
+            serde_json::to_string(&outcome.summary).unwrap_or_default()
+        );
     }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod login;
 pub mod origin;
 pub mod pull;
 pub mod push;

@@ -6,7 +6,7 @@
 pub mod archive;
 pub mod cache;
 pub mod layout;
-pub mod spool;
+pub(crate) mod spool;
 
 use std::collections::BTreeMap;
 use std::io::Read;

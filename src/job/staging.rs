@@ -2,16 +2,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::MessageFormat;
 use crate::archive::{deliver_to_stream, is_stream};
 use crate::destination::is_standard_output;
 use crate::error::{Error, Result};
 use crate::package::PackageSummary;
 
-/// Refuses `--message-format json` when the archive itself goes to standard output.
-pub fn ensure_stdout_free(output: Option<&Path>, format: MessageFormat) -> Result<()> {
+/// Refuses an archive on standard output when the caller prints its own result there
+/// (`--message-format json`).
+pub(crate) fn ensure_stdout_free(output: Option<&Path>, stdout_reserved: bool) -> Result<()> {
     match output {
-        Some(output) if format == MessageFormat::Json && is_standard_output(output) => {
+        Some(output) if stdout_reserved && is_standard_output(output) => {
             Err(Error::Invalid(format!(
                 "-o {} writes the archive to standard output, where --message-format json would \
                  print too; write the archive to a file, or drop --message-format json",
@@ -22,22 +22,17 @@ pub fn ensure_stdout_free(output: Option<&Path>, format: MessageFormat) -> Resul
     }
 }
 
-/// True when the archive goes to standard output, so nothing else may be printed there.
-pub fn archive_on_stdout(output: Option<&Path>) -> bool {
-    output.is_some_and(is_standard_output)
-}
-
 /// A push reads the archive back. When the output is a stream (`-`, a device, a FIFO), the archive is
 /// built in a temporary directory, copied to the stream, and pushed from there. (Without any output,
 /// nothing is staged: the layers are spooled.)
-pub struct Staging {
+pub(crate) struct Staging {
     temp: Option<(tempfile::TempDir, crate::cancel::TempGuard)>,
     output: Option<PathBuf>,
 }
 
 impl Staging {
     /// Staging for `output` (`None`: no archive is kept), pushed when `pushing`.
-    pub fn new(output: Option<&Path>, pushing: bool) -> Result<Staging> {
+    pub(crate) fn new(output: Option<&Path>, pushing: bool) -> Result<Staging> {
         let needed = pushing && output.is_some_and(is_stream);
         let temp = if needed {
             let dir = tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?;
@@ -53,7 +48,7 @@ impl Staging {
     }
 
     /// Where to build the archive: the temporary file, else the output.
-    pub fn build_path(&self) -> Option<PathBuf> {
+    pub(crate) fn build_path(&self) -> Option<PathBuf> {
         match &self.temp {
             Some((dir, _)) => Some(dir.path().join("image.tar")),
             None => self.output.clone(),
@@ -61,7 +56,7 @@ impl Staging {
     }
 
     /// Copies a staged archive to its stream and makes `summary.path` the output as given.
-    pub fn deliver(&self, summary: &mut PackageSummary) -> Result<()> {
+    pub(crate) fn deliver(&self, summary: &mut PackageSummary) -> Result<()> {
         if let (Some(_), Some(output)) = (&self.temp, &self.output) {
             if !deliver_to_stream(&summary.path, output)? {
                 return Err(Error::input(

@@ -1,0 +1,185 @@
+//! The cargo job's choices: which targets to build, which executable to package, the default image
+//! name, and how Cargo.toml essentials combine with the caller's.
+
+use cargo_metadata::Package;
+
+use super::build::Executable;
+use super::settings::Settings;
+use super::target;
+use super::workspace::Workspace;
+use crate::error::{Error, Result};
+use crate::essentials::Essentials;
+use crate::reference::Reference;
+
+/// The targets to build: `given` (the `--target` flags), else `targets` or `target` from Cargo.toml,
+/// else the host's musl target.
+pub(crate) fn targets(given: &[String], settings: &Settings, host: &str) -> Result<Vec<String>> {
+    let targets = if !given.is_empty() {
+        given.to_vec()
+    } else if let Some(targets) = settings.targets.clone().filter(|t| !t.is_empty()) {
+        targets
+    } else if let Some(target) = &settings.target {
+        vec![target.clone()]
+    } else {
+        vec![target::default_target(host)]
+    };
+    for (i, t) in targets.iter().enumerate() {
+        if targets[..i].contains(t) {
+            return Err(Error::Invalid(format!("target `{t}` is given twice")));
+        }
+    }
+    Ok(targets)
+}
+
+/// Cargo.toml essentials with the caller's on top: a flag turns a piece on, a path replaces the
+/// file's, includes add up.
+pub(crate) fn merge_essentials(file: Essentials, cli: Essentials) -> Essentials {
+    let mut include = file.include;
+    include.extend(cli.include);
+    Essentials {
+        ca_certs: cli.ca_certs.or(file.ca_certs),
+        nonroot: cli.nonroot || file.nonroot,
+        tmp: cli.tmp || file.tmp,
+        tzdata: cli.tzdata.or(file.tzdata),
+        include,
+    }
+}
+
+/// What the `Building` line names: the bin, else the selected package, else the workspace.
+pub(crate) fn describe_selection(bin: Option<&str>, selected: Option<&Package>) -> String {
+    match (bin, selected) {
+        (Some(bin), _) => format!("bin `{bin}`"),
+        (None, Some(package)) => format!("package `{}`", package.name),
+        (None, None) => "workspace".to_owned(),
+    }
+}
+
+/// The executable to package: the only one built, else the `default-run` of the package they all come
+/// from; otherwise an error listing the candidates.
+pub(crate) fn choose<'a>(
+    executables: &'a [Executable],
+    workspace: &Workspace,
+    bin: Option<&str>,
+) -> Result<&'a Executable> {
+    match executables {
+        [] => Err(Error::Invalid(match bin {
+            Some(bin) => format!("cargo built no executable named `{bin}`"),
+            None => "cargo built no executable: the selected package has no binary target \
+                     (a [[bin]] or src/main.rs); select one with -p PACKAGE"
+                .to_owned(),
+        })),
+        [one] => Ok(one),
+        several => {
+            let first = &several[0].package_id;
+            if several.iter().all(|e| &e.package_id == first) {
+                let default_run = workspace
+                    .package(first)
+                    .and_then(|p| p.default_run.as_deref());
+                if let Some(found) = default_run.and_then(|d| several.iter().find(|e| e.name == d))
+                {
+                    return Ok(found);
+                }
+            }
+            let names: Vec<String> = several
+                .iter()
+                .map(|e| {
+                    let package = workspace
+                        .package(&e.package_id)
+                        .map(|p| p.name.as_str())
+                        .unwrap_or("?");
+                    format!("`{}` (package {package})", e.name)
+                })
+                .collect();
+            Err(Error::Invalid(format!(
+                "several binaries were built: {}; choose one with --bin NAME (and -p PACKAGE), or set \
+                 `default-run` in the package",
+                names.join(", ")
+            )))
+        }
+    }
+}
+
+/// `<bin>:<version>`, with the bin name made a valid repository name and `+build` metadata made a
+/// valid tag.
+pub(crate) fn default_tag(bin: &str, version: &str) -> Result<Reference> {
+    let repository = crate::package::default_tag(bin)?;
+    let tag: String = version
+        .chars()
+        .map(|c| if c == '+' { '_' } else { c })
+        .collect();
+    Reference::with_tag(
+        &format!("{}/{}", repository.domain(), repository.path()),
+        &tag,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::*;
+    use crate::essentials::Include;
+
+    fn with_targets(target: Option<&str>, targets: Option<&[&str]>) -> Settings {
+        Settings {
+            target: target.map(str::to_owned),
+            targets: targets.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            ..Settings::default()
+        }
+    }
+
+    #[test]
+    fn flags_win_over_targets_over_target_over_the_host() {
+        let host = "x86_64-unknown-linux-gnu";
+        let both = with_targets(Some("a"), Some(&["b", "c"]));
+        assert_eq!(targets(&["f".into()], &both, host).unwrap(), ["f"]);
+        assert_eq!(targets(&[], &both, host).unwrap(), ["b", "c"]);
+        let empty_list = with_targets(Some("a"), Some(&[]));
+        assert_eq!(targets(&[], &empty_list, host).unwrap(), ["a"]);
+        assert_eq!(
+            targets(&[], &Settings::default(), host).unwrap(),
+            ["x86_64-unknown-linux-musl"]
+        );
+        let twice = targets(&["t".into(), "t".into()], &both, host).unwrap_err();
+        assert_eq!(twice.to_string(), "target `t` is given twice");
+    }
+
+    #[test]
+    fn flags_turn_essentials_on_and_includes_add_up() {
+        let include = |s: &str| Include {
+            source: PathBuf::from(s),
+            dest: format!("/{s}"),
+        };
+        let file = Essentials {
+            ca_certs: Some(Some(PathBuf::from("file.pem"))),
+            nonroot: true,
+            tmp: false,
+            tzdata: Some(None),
+            include: vec![include("a")],
+        };
+        let cli = Essentials {
+            ca_certs: Some(Some(PathBuf::from("cli.pem"))),
+            nonroot: false,
+            tmp: true,
+            tzdata: None,
+            include: vec![include("b")],
+        };
+        let merged = merge_essentials(file, cli);
+        assert_eq!(merged.ca_certs, Some(Some(PathBuf::from("cli.pem"))));
+        assert!(merged.nonroot && merged.tmp);
+        assert_eq!(merged.tzdata, Some(None));
+        assert_eq!(merged.include, [include("a"), include("b")]);
+    }
+
+    #[test]
+    fn default_tag_is_bin_and_version_with_build_metadata_made_a_tag() {
+        assert_eq!(
+            default_tag("My_App", "1.2.0").unwrap().familiar(),
+            "my-app:1.2.0"
+        );
+        assert_eq!(
+            default_tag("app", "1.0.0+git.abc").unwrap().familiar(),
+            "app:1.0.0_git.abc"
+        );
+    }
+}

@@ -1,0 +1,187 @@
+//! The whole run of `zeroimage`, as a library call: package the given programs, deliver the archive
+//! (through a staging file when it goes to a stream and is also pushed), and push it. The cargo job
+//! ([`crate::cargo::CargoJob`]) builds its programs first, then ends the same way.
+
+mod staging;
+
+use std::path::PathBuf;
+
+pub(crate) use staging::{Staging, ensure_stdout_free};
+
+use crate::base::{BaseImage, BaseRef};
+use crate::destination::{is_dash, is_standard_output};
+use crate::error::Result;
+use crate::essentials::Essentials;
+use crate::options::ImageOptions;
+use crate::package::{
+    Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
+};
+use crate::reference::Reference;
+use crate::registry::pull::PullOptions;
+use crate::registry::push::{PushOptions, Pushed};
+use crate::report::Listener;
+use crate::timestamp::Timestamp;
+
+/// What the caller decides about the image and where it goes; the same for both jobs. Every field is
+/// optional: the defaults make a FROM scratch image written beside the program.
+#[derive(Clone, Debug, Default)]
+pub struct JobOptions {
+    /// Where the archive goes. `None`: `PROGRAM.tar` beside the program, or no archive at all when
+    /// pushing (the cargo job always writes one: its `output` setting, else beside the binary).
+    pub output: Option<PathBuf>,
+    /// Image name; `None`: the program's name (the cargo job: its `tag` setting, else `<bin>:<version>`).
+    pub tag: Option<Reference>,
+    /// Creation time; `None`: [`Timestamp::from_env`] (the cargo job: its `created` setting first).
+    pub created: Option<Timestamp>,
+    /// Package a dynamically linked executable anyway (with a warning).
+    pub allow_dynamic: bool,
+    /// Image configuration; the cargo job lays it over the package's annotations and its settings.
+    pub config: ImageOptions,
+    /// The essentials layer; the cargo job merges it with its settings.
+    pub essentials: Essentials,
+    /// Build on this image instead of FROM scratch.
+    pub base: Option<BaseRef>,
+    /// How a registry base is pulled (registry options, the blob cache).
+    pub pull_options: PullOptions,
+    /// Push the image to these references once built.
+    pub push: Vec<Reference>,
+    /// How to reach the registries pushed to.
+    pub push_options: PushOptions,
+    /// The caller prints its own result on standard output (`--message-format json`), so an archive
+    /// going there is refused before anything is built.
+    pub stdout_reserved: bool,
+}
+
+/// `zeroimage`'s job: the programs to package (one per platform) and the options.
+#[derive(Clone, Debug, Default)]
+pub struct Job {
+    /// The programs, each with the platform overrides for its image.
+    pub inputs: Vec<Input>,
+    /// The image, its base, the archive and the push.
+    pub options: JobOptions,
+}
+
+/// What a job made.
+#[derive(Clone, Debug)]
+pub struct JobOutcome {
+    /// The archive written (`path` empty when none was) and the image's digests; `pushed` lists
+    /// `REF@DIGEST` for each reference pushed.
+    pub summary: PackageSummary,
+    /// Each reference pushed, with the digest it now points at.
+    pub pushed: Vec<Pushed>,
+}
+
+impl JobOutcome {
+    /// True when the archive went to standard output, where nothing else may then be printed.
+    pub fn archive_on_stdout(&self) -> bool {
+        !self.summary.path.as_os_str().is_empty() && is_standard_output(&self.summary.path)
+    }
+}
+
+impl Job {
+    /// Packages the inputs and pushes the image; progress goes to `listener`.
+    pub fn run(&self, listener: &dyn Listener) -> Result<JobOutcome> {
+        let options = &self.options;
+        let requested = options.output.as_deref();
+        ensure_stdout_free(requested, options.stdout_reserved)?;
+        // Pushing without an output writes no archive: the layers are spooled and pushed from there.
+        // A stream output (`-`, a device) is staged in a temporary archive, so the push can read it.
+        let pushing = !options.push.is_empty();
+        let staging = Staging::new(requested, pushing)?;
+        let output = match (staging.build_path(), self.inputs.as_slice()) {
+            (Some(path), _) => Some(path),
+            (None, _) if pushing => None,
+            (None, [single]) => Some(default_output(&single.path)),
+            // Several programs in several directories: name the archive after the program, here.
+            (None, _) => {
+                let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
+                Some(PathBuf::from(format!(
+                    "{}.tar",
+                    entrypoint.rsplit('/').next().unwrap_or("image")
+                )))
+            }
+        };
+        let package_options = PackageOptions {
+            output,
+            tag: options.tag.clone(),
+            created: match options.created {
+                Some(created) => created,
+                None => Timestamp::from_env()?,
+            },
+            allow_dynamic: options.allow_dynamic,
+            config: options.config.clone(),
+            essentials: options.essentials.clone(),
+        };
+        let base = open_base(options.base.as_ref(), &options.pull_options, listener)?;
+        let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
+        staging.deliver(&mut packaged.summary)?;
+        let pushed = if pushing {
+            packaged.push(&options.push, &options.push_options, listener)?
+        } else {
+            Vec::new()
+        };
+        report_written(&packaged.summary, listener);
+        Ok(JobOutcome {
+            summary: packaged.summary,
+            pushed,
+        })
+    }
+}
+
+/// Opens the base image, when there is one.
+pub(crate) fn open_base<'l>(
+    base: Option<&BaseRef>,
+    pull: &PullOptions,
+    listener: &'l dyn Listener,
+) -> Result<Option<BaseImage<'l>>> {
+    base.map(|base| BaseImage::open(base, pull, listener))
+        .transpose()
+}
+
+/// The `Written` status line, when an archive was written.
+pub(crate) fn report_written(summary: &PackageSummary, listener: &dyn Listener) {
+    if summary.path.as_os_str().is_empty() {
+        return;
+    }
+    let written = if is_dash(&summary.path) {
+        "standard output".to_owned()
+    } else {
+        summary.path.display().to_string()
+    };
+    listener.status(
+        "Written",
+        &format!(
+            "{written} ({}, {}, {})",
+            summary.tag,
+            summary.digest,
+            human_size(summary.size)
+        ),
+    );
+}
+
+/// `27.1 MiB`-style sizes for status lines.
+pub(crate) fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::human_size;
+
+    #[test]
+    fn sizes_read_like_cargo() {
+        assert_eq!(human_size(512), "512 B");
+        assert_eq!(human_size(2048), "2.0 KiB");
+        assert_eq!(human_size(28_416_000), "27.1 MiB");
+    }
+}
