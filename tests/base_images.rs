@@ -531,3 +531,204 @@ fn podman_and_docker_load_and_run_an_image_built_on_a_base() {
         expect(&output.stdout, "docker");
     }
 }
+
+/// zeroimage with a docker config and a blob cache of the test's own.
+fn zi(home: &Path, cache: &Path) -> support::Zeroimage {
+    let mut cmd = zeroimage();
+    cmd.env("DOCKER_CONFIG", home)
+        .env("HOME", home)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", home.join("runtime"))
+        .env("ZEROIMAGE_CACHE_DIR", cache);
+    cmd
+}
+
+fn raw_digest(skopeo: &Path, image: &str) -> String {
+    let raw = run_ok(
+        Command::new(skopeo)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{image}")),
+    );
+    support::file_digest_of_bytes(&String::from_utf8(raw.stdout).unwrap())
+}
+
+#[test]
+fn registry_bases_by_tag_and_by_digest_are_pulled_once_and_mounted_when_pushed() {
+    use support::registry::{Setup, TestRegistry};
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let Some(probe) = probe() else { return };
+    let host = registry.host();
+    let layout = bases::busybox_layout(&umoci, dir.path(), None);
+    let oci = format!("{host}/base/busybox:oci");
+    let v2s2 = format!("{host}/base/busybox:v2s2");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("docker://{oci}"),
+        &["--dest-tls-verify=false"],
+    );
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("docker://{v2s2}"),
+        &["--dest-tls-verify=false", "--format", "v2s2"],
+    );
+    let home = dir.path().join("home");
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&home).unwrap();
+    let build = |from: &str, out: &str| -> serde_json::Value {
+        let output = run_ok(
+            zi(&home, &cache)
+                .arg(&probe)
+                .args([
+                    "-t",
+                    "probe:based",
+                    "--from",
+                    from,
+                    "--message-format",
+                    "json",
+                    "-o",
+                ])
+                .arg(dir.path().join(out)),
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+
+    // By tag: the tag is resolved to the digest skopeo sees, and the program runs on the base.
+    let first = build(&oci, "first.tar");
+    assert_eq!(first["base"]["digest"], raw_digest(&skopeo, &oci).as_str());
+    assert_eq!(first["base"]["name"], oci.as_str());
+    if let Some(report) = run_probe(&dir.path().join("first.tar")) {
+        assert_eq!(report["file"], bases::MARKER_TEXT);
+        assert_eq!(report["user"], bases::BASE_USER);
+    }
+    let gets = registry.blob_gets();
+    assert!(gets >= 3, "config and two layers fetched: {gets}");
+
+    // Again: every blob comes from the cache, and the bytes are the same.
+    let second = build(&oci, "second.tar");
+    assert_eq!(registry.blob_gets(), gets, "no blob fetched twice");
+    assert_eq!(first["digest"], second["digest"]);
+    assert_eq!(
+        support::file_digest(&dir.path().join("first.tar")),
+        support::file_digest(&dir.path().join("second.tar"))
+    );
+
+    // Pinned by digest, a Docker v2 schema 2 base: its layers keep their bytes under OCI media types.
+    let pinned = format!("{host}/base/busybox@{}", raw_digest(&skopeo, &v2s2));
+    let docker = build(&pinned, "pinned.tar");
+    assert_eq!(
+        docker["base"]["digest"],
+        raw_digest(&skopeo, &v2s2).as_str()
+    );
+    let manifest = support::image_manifest(&dir.path().join("pinned.tar"));
+    for layer in manifest["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+    }
+    assert_eq!(
+        support::image_config(&dir.path().join("pinned.tar"))["rootfs"]["diff_ids"],
+        support::image_config(&dir.path().join("first.tar"))["rootfs"]["diff_ids"]
+    );
+
+    // Pushed to the same registry: the base's layers are mounted from its repository, not uploaded.
+    let before = registry.uploaded_blobs().len();
+    let pushed = run_ok(zi(&home, &cache).arg(&probe).args([
+        "-t",
+        "probe:based",
+        "--from",
+        &oci,
+        "--push",
+        &format!("{host}/apps/probe:1"),
+    ]));
+    let uploaded = &registry.uploaded_blobs()[before..];
+    assert_eq!(uploaded.len(), 2, "only our layer and config: {uploaded:?}");
+    assert!(registry.mounts() >= 2, "the base's layers were mounted");
+    assert!(
+        String::from_utf8_lossy(&pushed.stdout).contains(&format!("{host}/apps/probe:1@sha256:"))
+    );
+    let image = format!("{host}/apps/probe:1");
+    let inspect: serde_json::Value = serde_json::from_slice(
+        &run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--tls-verify=false"])
+                .arg(format!("docker://{image}")),
+        )
+        .stdout,
+    )
+    .unwrap();
+    assert_eq!(inspect["Layers"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn a_registry_base_behind_bearer_tokens_is_pulled_with_the_stored_login() {
+    use support::registry::{Setup, TestRegistry};
+    use support::token_server::TokenServer;
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let tokens = TokenServer::start(dir.path(), "robot", "s3cret", "refresh-me");
+    let realm = tokens.realm();
+    let Some(registry) = TestRegistry::start(Setup {
+        token: Some((&realm, &tokens.cert)),
+        ..Setup::default()
+    }) else {
+        return;
+    };
+    let Some(probe) = probe() else { return };
+    let host = registry.host();
+    let layout = bases::busybox_layout(&umoci, dir.path(), None);
+    let base = format!("{host}/private/busybox:1");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("docker://{base}"),
+        &["--dest-tls-verify=false", "--dest-creds", "robot:s3cret"],
+    );
+    let cache = dir.path().join("cache");
+    let anonymous = dir.path().join("anonymous");
+    std::fs::create_dir(&anonymous).unwrap();
+    let output = zi(&anonymous, &cache)
+        .arg(&probe)
+        .args(["--from", &base, "-o"])
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("zeroimage login"), "{err}");
+
+    let home = dir.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let auth = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, "robot:s3cret");
+    std::fs::write(
+        home.join("config.json"),
+        format!(r#"{{"auths": {{"{host}": {{"auth": "{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let archive = dir.path().join("private.tar");
+    run_ok(
+        zi(&home, &cache)
+            .arg(&probe)
+            .args(["-t", "probe:based", "--from", &base, "-o"])
+            .arg(&archive),
+    );
+    if let Some(report) = run_probe(&archive) {
+        assert_eq!(report["file"], bases::MARKER_TEXT);
+    }
+}

@@ -237,19 +237,8 @@ fn var(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"))
 }
 
-/// GETs of blobs in the registry's request log.
 fn blob_gets(registry: &TestRegistry) -> usize {
-    // The registry logs a request just after answering it.
-    std::thread::sleep(Duration::from_millis(300));
-    registry
-        .log()
-        .lines()
-        .filter(|l| {
-            l.contains("msg=\"response completed\"")
-                && l.contains("http.request.method=GET")
-                && l.contains("/blobs/sha256:")
-        })
-        .count()
+    registry.blob_gets()
 }
 
 /// Names of the files in the cache's sha256 directory.

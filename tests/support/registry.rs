@@ -152,6 +152,34 @@ impl TestRegistry {
             .collect()
     }
 
+    /// How many blob GETs the registry answered, from its request log.
+    pub fn blob_gets(&self) -> usize {
+        // The registry logs a request just after answering it.
+        std::thread::sleep(Duration::from_millis(300));
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("msg=\"response completed\"")
+                    && l.contains("http.request.method=GET")
+                    && l.contains("/blobs/sha256:")
+            })
+            .count()
+    }
+
+    /// Blob mounts the registry performed (`POST ...?mount=` answered 201), from its request log.
+    pub fn mounts(&self) -> usize {
+        std::thread::sleep(Duration::from_millis(300));
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("msg=\"response completed\"")
+                    && l.contains("http.request.method=POST")
+                    && l.contains("mount=")
+                    && l.contains("http.response.status=201")
+            })
+            .count()
+    }
+
     /// Stops the registry (SIGTERM by pid) and waits for it.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
