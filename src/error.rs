@@ -32,9 +32,9 @@ pub enum Error {
     /// `cargo build` failed; cargo has already shown why.
     #[error("{0}")]
     Build(String),
-    /// A registry refused or failed a request; the message names the registry and repository.
+    /// A registry refused or failed a request: its kind, registry, repository, status and codes.
     #[error("{0}")]
-    Registry(String),
+    Registry(Box<crate::registry::error::RegistryError>),
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),
@@ -44,6 +44,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The same error with `; advice` after a registry error's message (other errors unchanged).
+    pub fn context_suffix(self, advice: &str) -> Error {
+        match self {
+            Error::Registry(mut e) => {
+                *e = e.context_suffix(advice);
+                Error::Registry(e)
+            }
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the step and the file it concerns.
     pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();

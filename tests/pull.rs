@@ -451,10 +451,22 @@ fn missing_images_are_explained_with_the_registry_and_repository() {
     let dir = tempfile::tempdir().unwrap();
     let host = registry.host();
     let missing = reference(&format!("{host}/none/app:nope"));
-    let err = RegistrySource::resolve(&missing, &options(dir.path()), &Recorder::default())
+    let error = RegistrySource::resolve(&missing, &options(dir.path()), &Recorder::default())
         .err()
-        .unwrap()
-        .to_string();
+        .unwrap();
+    // Typed, so a caller can branch on it.
+    match &error {
+        zeroimage::Error::Registry(e) => {
+            assert_eq!(
+                e.kind,
+                zeroimage::registry::error::RegistryErrorKind::NotFound
+            );
+            assert_eq!(e.host, host);
+            assert_eq!(e.repository.as_deref(), Some("none/app"));
+        }
+        other => panic!("not a registry error: {other:?}"),
+    }
+    let err = error.to_string();
     assert!(
         err.contains(&format!("{host}/none/app"))
             && err.contains("not found (404); check the name and tag")

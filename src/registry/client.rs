@@ -14,6 +14,7 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
 use super::credentials::Credential;
+use super::error::{RegistryError, RegistryErrorKind as Kind};
 use super::origin::Origin;
 use crate::error::{Error, Result};
 use crate::report::Listener;
@@ -187,7 +188,7 @@ impl<'l> Registry<'l> {
         let https_error = match registry.ping(!may_use_http) {
             Ok(()) => return Ok(registry),
             Err(failure) if failure.kind == FailureKind::Unreachable || !may_use_http => {
-                return Err(Error::Registry(format!("{}; {advice}", failure.error)));
+                return Err(failure.error.context_suffix(advice));
             }
             Err(failure) => failure.error,
         };
@@ -201,7 +202,7 @@ impl<'l> Registry<'l> {
                 Ok(registry)
             }
             // Plain HTTP did not work either: the HTTPS failure is the one that explains.
-            Err(_) => Err(Error::Registry(format!("{https_error}; {advice}"))),
+            Err(_) => Err(https_error.context_suffix(advice)),
         }
     }
 
@@ -218,10 +219,16 @@ impl<'l> Registry<'l> {
         match response.status().as_u16() {
             200 | 401 => Ok(()),
             status => Err(Failure {
-                error: Error::Registry(format!(
-                    "{} does not look like an OCI registry (GET /v2/ answered {status})",
-                    self.host
-                )),
+                error: RegistryError::new(
+                    Kind::Protocol,
+                    &self.host,
+                    format!(
+                        "{} does not look like an OCI registry (GET /v2/ answered {status})",
+                        self.host
+                    ),
+                )
+                .with_status(status)
+                .into(),
                 kind: FailureKind::Final,
             }),
         }
@@ -248,11 +255,14 @@ impl<'l> Registry<'l> {
         } else if location.starts_with('/') {
             format!("{}{location}", self.base)
         } else {
-            return Err(Error::Registry(format!(
-                "{} sent an unusable Location `{}`",
-                self.host,
-                sanitize::outside(location, sanitize::EXCERPT)
-            )));
+            return Err(self.error(
+                Kind::Protocol,
+                format!(
+                    "{} sent an unusable Location `{}`",
+                    self.host,
+                    sanitize::outside(location, sanitize::EXCERPT)
+                ),
+            ));
         };
         Origin::of(&url)?;
         Ok(url)
@@ -261,11 +271,14 @@ impl<'l> Registry<'l> {
     /// Fails when a request to `url` would leave TLS: the registry speaks HTTPS and `url` is plain HTTP.
     fn check_downgrade(&self, url: &str, origin: &Origin) -> Result<()> {
         if self.origin.is_https() && !origin.is_https() {
-            return Err(Error::Registry(format!(
-                "{} sent us to plain HTTP ({}); refusing to leave TLS",
-                self.host,
-                sanitize::outside(redact_url(url), sanitize::EXCERPT)
-            )));
+            return Err(self.error(
+                Kind::Refused,
+                format!(
+                    "{} sent us to plain HTTP ({}); refusing to leave TLS",
+                    self.host,
+                    sanitize::outside(redact_url(url), sanitize::EXCERPT)
+                ),
+            ));
         }
         Ok(())
     }
@@ -286,10 +299,13 @@ impl<'l> Registry<'l> {
             builder = builder.header(*name, value.as_str());
         }
         let build_error = |e: ureq::http::Error| Failure {
-            error: Error::Registry(format!(
-                "building a request for {}: {e}",
-                sanitize::outside(redact_url(url), sanitize::EXCERPT)
-            )),
+            error: self.error(
+                Kind::Protocol,
+                format!(
+                    "building a request for {}: {e}",
+                    sanitize::outside(redact_url(url), sanitize::EXCERPT)
+                ),
+            ),
             kind: FailureKind::Final,
         };
         let result = match payload {
@@ -324,22 +340,33 @@ impl<'l> Registry<'l> {
             if let ureq::Error::Io(io) = &e {
                 if io.kind() == std::io::ErrorKind::InvalidData {
                     return Failure {
-                        error: Error::Registry(format!(
-                            "{method} {}: {}",
-                            sanitize::outside(redact_url(url), sanitize::EXCERPT),
-                            sanitize::outside(&io.to_string(), sanitize::EXCERPT)
-                        )),
+                        error: self.error(
+                            Kind::Corrupt,
+                            format!(
+                                "{method} {}: {}",
+                                sanitize::outside(redact_url(url), sanitize::EXCERPT),
+                                sanitize::outside(&io.to_string(), sanitize::EXCERPT)
+                            ),
+                        ),
                         kind: FailureKind::Final,
                     };
                 }
             }
+            let kind = failure_kind(&e);
             Failure {
-                kind: failure_kind(&e),
-                error: Error::Registry(format!(
-                    "{method} {}: {}",
-                    sanitize::outside(redact_url(url), sanitize::EXCERPT),
-                    describe(&e)
-                )),
+                kind,
+                error: self.error(
+                    if kind == FailureKind::Final {
+                        Kind::Protocol
+                    } else {
+                        Kind::Unreachable
+                    },
+                    format!(
+                        "{method} {}: {}",
+                        sanitize::outside(redact_url(url), sanitize::EXCERPT),
+                        describe(&e)
+                    ),
+                ),
             }
         })
     }
@@ -427,17 +454,20 @@ impl<'l> Registry<'l> {
             }
             redirects += 1;
             if redirects > MAX_REDIRECTS {
-                return Err(Error::Registry(format!(
-                    "{}: more than {MAX_REDIRECTS} redirects for {method} {}",
-                    self.host,
-                    sanitize::outside(redact_url(&url), sanitize::EXCERPT)
-                )));
+                return Err(self.error(
+                    Kind::Protocol,
+                    format!(
+                        "{}: more than {MAX_REDIRECTS} redirects for {method} {}",
+                        self.host,
+                        sanitize::outside(redact_url(&url), sanitize::EXCERPT)
+                    ),
+                ));
             }
             let location = header(&response, "location").ok_or_else(|| {
-                Error::Registry(format!(
-                    "{} answered HTTP {status} without a Location",
-                    self.host
-                ))
+                self.error(
+                    Kind::Protocol,
+                    format!("{} answered HTTP {status} without a Location", self.host),
+                )
             })?;
             url = self.resolve_location(&location)?;
         }
@@ -498,29 +528,40 @@ impl<'l> Registry<'l> {
             }
             "bearer" => {
                 let realm = params.get("realm").cloned().ok_or_else(|| {
-                    Error::Registry(format!(
-                        "{} asked for a bearer token without a realm",
-                        self.host
-                    ))
+                    self.error(
+                        Kind::Protocol,
+                        format!("{} asked for a bearer token without a realm", self.host),
+                    )
                 })?;
                 let service = params.get("service").cloned().unwrap_or_default();
                 let token = self.fetch_token(&realm, &service, scope)?;
                 self.tokens.insert(scope.to_owned(), token);
                 Ok(())
             }
-            _ => Err(Error::Registry(format!(
-                "{} asked for an authentication scheme we do not speak (`{}`)",
-                self.host,
-                sanitize::outside(challenge, sanitize::EXCERPT)
-            ))),
+            _ => Err(self.error(
+                Kind::Unsupported,
+                format!(
+                    "{} asked for an authentication scheme we do not speak (`{}`)",
+                    self.host,
+                    sanitize::outside(challenge, sanitize::EXCERPT)
+                ),
+            )),
         }
     }
 
     fn login_needed(&self) -> Error {
-        Error::Registry(format!(
-            "{} requires authentication; log in with `zeroimage login {}` (or docker/podman login)",
-            self.host, self.host
-        ))
+        self.error(
+            Kind::Unauthorized,
+            format!(
+                "{} requires authentication; log in with `zeroimage login {}` (or docker/podman login)",
+                self.host, self.host
+            ),
+        )
+    }
+
+    /// An error of `kind` at this registry.
+    pub fn error(&self, kind: Kind, message: String) -> Error {
+        RegistryError::new(kind, &self.host, message).into()
     }
 
     /// Checks that the token service at `realm` may receive our credentials: docker sends them to
@@ -528,23 +569,30 @@ impl<'l> Registry<'l> {
     /// unless `--insecure-registry` names the realm's host.
     fn check_realm(&self, realm: &str) -> Result<Origin> {
         let origin = Origin::of(realm).map_err(|_| {
-            Error::Registry(format!(
-                "{} named an unusable token service `{}`",
-                self.host,
-                sanitize::outside(realm, sanitize::EXCERPT)
-            ))
+            self.error(
+                Kind::Protocol,
+                format!(
+                    "{} named an unusable token service `{}`",
+                    self.host,
+                    sanitize::outside(realm, sanitize::EXCERPT)
+                ),
+            )
         })?;
         let allowed = self.insecure_registries.iter().any(|h| {
             h.eq_ignore_ascii_case(origin.host()) || h.eq_ignore_ascii_case(&origin.authority())
         });
         if self.origin.is_https() && !origin.is_https() && !allowed {
-            return Err(Error::Registry(format!(
-                "{} sends us to a token service over plain HTTP ({}); refusing to send credentials \
-                 there in clear text (pass --insecure-registry {} if you trust that network)",
-                self.host,
-                origin,
-                origin.authority()
-            )));
+            return Err(self.error(
+                Kind::Refused,
+                format!(
+                    "{} sends us to a token service over plain HTTP ({}); refusing to send \
+                     credentials there in clear text (pass --insecure-registry {} if you trust that \
+                     network)",
+                    self.host,
+                    origin,
+                    origin.authority()
+                ),
+            ));
         }
         Ok(origin)
     }
@@ -594,11 +642,12 @@ impl<'l> Registry<'l> {
                 self.send_retrying("GET", &url, authorization.as_deref(), &[], &Payload::Empty)
             }
         }
-        .map_err(|f| {
-            Error::Registry(format!(
-                "getting a token for {} from {shown_realm}: {}",
-                self.host, f.error
-            ))
+        .map_err(|f| match f.error {
+            Error::Registry(e) => Error::Registry(Box::new(e.context(&format!(
+                "getting a token for {} from {shown_realm}",
+                self.host
+            )))),
+            other => other,
         })?;
         let status = response.status().as_u16();
         if status == 401 || status == 403 {
@@ -606,18 +655,27 @@ impl<'l> Registry<'l> {
         }
         let (body, _) = read_limited(response, TOKEN_BODY_LIMIT);
         if status != 200 {
-            return Err(Error::Registry(format!(
-                "the token service of {} answered HTTP {status}: {}",
-                self.host,
-                describe_body(&body)
-            )));
+            return Err(RegistryError::new(
+                Kind::of_status(status),
+                &self.host,
+                format!(
+                    "the token service of {} answered HTTP {status}: {}",
+                    self.host,
+                    describe_body(&body)
+                ),
+            )
+            .with_status(status)
+            .into());
         }
         let json: serde_json::Value = serde_json::from_slice(&body).map_err(|_| {
-            Error::Registry(format!(
-                "the token service of {} did not answer with JSON: {}",
-                self.host,
-                describe_body(&body)
-            ))
+            self.error(
+                Kind::Protocol,
+                format!(
+                    "the token service of {} did not answer with JSON: {}",
+                    self.host,
+                    describe_body(&body)
+                ),
+            )
         })?;
         json.get("token")
             .or_else(|| json.get("access_token"))
@@ -625,22 +683,29 @@ impl<'l> Registry<'l> {
             .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_graphic()))
             .map(str::to_owned)
             .ok_or_else(|| {
-                Error::Registry(format!(
-                    "the token service of {} sent no usable token",
-                    self.host
-                ))
+                self.error(
+                    Kind::Protocol,
+                    format!("the token service of {} sent no usable token", self.host),
+                )
             })
     }
 
     /// The error for credentials the registry refused; never shows the secret.
     pub fn auth_failed(&self) -> Error {
         match &self.credential {
-            Some(credential) => Error::Registry(format!(
-                "{} rejected the credentials of {} (401 unauthorized); check them with `zeroimage login {}`",
-                self.host,
-                credential.who(),
-                self.host
-            )),
+            Some(credential) => RegistryError::new(
+                Kind::Unauthorized,
+                &self.host,
+                format!(
+                    "{} rejected the credentials of {} (401 unauthorized); check them with \
+                     `zeroimage login {}`",
+                    self.host,
+                    credential.who(),
+                    self.host
+                ),
+            )
+            .with_status(401)
+            .into(),
             None => self.login_needed(),
         }
     }
@@ -652,7 +717,7 @@ impl<'l> Registry<'l> {
         let (body, _) = read_limited(response, ERROR_BODY_LIMIT);
         let detail = describe_body(&body);
         let place = format!("{}/{repository}", self.host);
-        Error::Registry(match status {
+        let message = match status {
             401 => return self.auth_failed(),
             403 => format!(
                 "{what} {place}: access denied (403); the account may not push to this repository: {detail}"
@@ -662,7 +727,14 @@ impl<'l> Registry<'l> {
                 "{what} {place}: the registry does not accept this media type (415): {detail}"
             ),
             _ => format!("{what} {place}: HTTP {status}: {detail}"),
-        })
+        };
+        let mut error = RegistryError::new(Kind::of_status(status), &self.host, message)
+            .with_status(status)
+            .with_codes(error_codes(&body));
+        if !repository.is_empty() {
+            error = error.in_repository(repository);
+        }
+        error.into()
     }
 }
 
@@ -741,6 +813,21 @@ pub fn describe_body(body: &[u8]) -> String {
     } else {
         sanitize::outside(text, sanitize::EXCERPT)
     }
+}
+
+/// The registry's error codes in a JSON error body, escaped.
+fn error_codes(body: &[u8]) -> Vec<String> {
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    json.get("errors")
+        .and_then(|e| e.as_array())
+        .into_iter()
+        .flatten()
+        .take(10)
+        .filter_map(|e| e.get("code").and_then(|c| c.as_str()))
+        .map(|c| sanitize::outside(c, 60))
+        .collect()
 }
 
 /// The `errors` of a registry's JSON error body: the first few, escaped, as one line.

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod credentials;
+pub mod error;
 pub mod login;
 pub mod origin;
 pub mod pull;

@@ -5,6 +5,7 @@ use std::fmt;
 
 use ureq::http::Uri;
 
+use super::error::{RegistryError, RegistryErrorKind};
 use crate::error::{Error, Result};
 use crate::sanitize;
 
@@ -20,9 +21,13 @@ impl Origin {
     /// The origin of an absolute `http://` or `https://` URL; anything else is refused.
     pub fn of(url: &str) -> Result<Origin> {
         let invalid = |why: &str| {
-            Error::Registry(format!(
-                "`{}` is not a usable URL: {why}",
-                sanitize::outside(url, sanitize::EXCERPT)
+            Error::from(RegistryError::new(
+                RegistryErrorKind::Protocol,
+                "",
+                format!(
+                    "`{}` is not a usable URL: {why}",
+                    sanitize::outside(url, sanitize::EXCERPT)
+                ),
             ))
         };
         let uri: Uri = url.parse().map_err(|_| invalid("it does not parse"))?;

@@ -13,6 +13,7 @@ use ureq::http::Response;
 
 use super::client::{self, ClientOptions, Payload, Registry};
 use super::credentials;
+use super::error::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
 use crate::oci::{Descriptor, Digest, MediaType, VerifyingReader};
@@ -136,8 +137,10 @@ impl<'l> RegistrySource<'l> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn fail(&self, message: String) -> Error {
-        Error::Registry(format!("{}: {message}", self.place()))
+    fn fail(&self, kind: Kind, message: String) -> Error {
+        RegistryError::new(kind, &self.host, format!("{}: {message}", self.place()))
+            .in_repository(&self.repository)
+            .into()
     }
 
     /// `GET /v2/<repository>/<what>/<reference>`, with the registry's lock held only for the request.
@@ -162,10 +165,13 @@ impl<'l> RegistrySource<'l> {
             401 => within(&self.place(), registry.auth_failed()),
             403 => {
                 let (body, _) = client::read_limited(response, 64 << 10);
-                self.fail(format!(
-                    "access denied (403); the account may not pull from this repository: {}",
-                    client::describe_body(&body)
-                ))
+                self.fail(
+                    Kind::Denied,
+                    format!(
+                        "access denied (403); the account may not pull from this repository: {}",
+                        client::describe_body(&body)
+                    ),
+                )
             }
             404 => {
                 let (body, _) = client::read_limited(response, 64 << 10);
@@ -175,10 +181,13 @@ impl<'l> RegistrySource<'l> {
                 } else {
                     "the registry lists it in the image but does not have it"
                 };
-                self.fail(format!(
-                    "{thing} not found (404); {advice}: {}",
-                    client::describe_body(&body)
-                ))
+                self.fail(
+                    Kind::NotFound,
+                    format!(
+                        "{thing} not found (404); {advice}: {}",
+                        client::describe_body(&body)
+                    ),
+                )
             }
             _ => registry.unexpected(&format!("pulling {thing} from"), &self.repository, response),
         }
@@ -201,10 +210,13 @@ impl<'l> RegistrySource<'l> {
         let declared_len =
             client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
         let too_large = || {
-            self.fail(format!(
-                "manifest {shown} is larger than {} MiB; refusing to read it",
-                MAX_DOCUMENT >> 20
-            ))
+            self.fail(
+                Kind::Protocol,
+                format!(
+                    "manifest {shown} is larger than {} MiB; refusing to read it",
+                    MAX_DOCUMENT >> 20
+                ),
+            )
         };
         if declared_len.is_some_and(|l| l > MAX_DOCUMENT) {
             return Err(too_large());
@@ -216,10 +228,13 @@ impl<'l> RegistrySource<'l> {
             .take(MAX_DOCUMENT + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| {
-                self.fail(format!(
-                    "reading manifest {shown}: {}",
-                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
-                ))
+                self.fail(
+                    Kind::Unreachable,
+                    format!(
+                        "reading manifest {shown}: {}",
+                        sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+                    ),
+                )
             })?;
         if bytes.len() as u64 > MAX_DOCUMENT {
             return Err(too_large());
@@ -232,14 +247,14 @@ impl<'l> RegistrySource<'l> {
         };
         if let Some(claimed) = claimed {
             let claimed = Digest::parse(claimed.trim()).ok_or_else(|| {
-                self.fail(format!(
+                self.fail(Kind::Protocol, format!(
                     "the registry sent an invalid Docker-Content-Digest `{}` for manifest {shown}",
                     sanitize::outside(&claimed, 200)
                 ))
             })?;
             let actual = hash(&claimed);
             if actual != claimed {
-                return Err(self.fail(format!(
+                return Err(self.fail(Kind::Corrupt, format!(
                     "the registry served other content for {claimed} (manifest {shown} hashes to \
                      {actual}); refusing it"
                 )));
@@ -249,7 +264,7 @@ impl<'l> RegistrySource<'l> {
             Some(expected) => {
                 let actual = hash(expected);
                 if actual != *expected {
-                    return Err(self.fail(format!(
+                    return Err(self.fail(Kind::Corrupt, format!(
                         "the registry served other content for {expected} (it hashes to {actual}); \
                          refusing it"
                     )));
@@ -287,17 +302,20 @@ impl<'l> RegistrySource<'l> {
                 .and_then(serde_json::Value::as_u64)
                 == Some(1);
         if schema1 {
-            return Err(self.fail(format!(
-                "manifest {shown} is a Docker schema 1 manifest, which is obsolete and not \
+            return Err(self.fail(
+                Kind::Unsupported,
+                format!(
+                    "manifest {shown} is a Docker schema 1 manifest, which is obsolete and not \
                  supported; push the image again with a current docker or skopeo (schema 2 or OCI)"
-            )));
+                ),
+            ));
         }
         let usable = |t: &MediaType| t.is_index() || t.is_manifest();
         if let Some(declared) = declared.as_ref().filter(|t| usable(t)) {
             return Ok(declared.clone());
         }
         let Some(probe) = probe else {
-            return Err(self.fail(format!("manifest {shown} is not JSON")));
+            return Err(self.fail(Kind::Protocol, format!("manifest {shown} is not JSON")));
         };
         if let Some(own) = probe.media_type.as_deref().map(MediaType::parse) {
             if usable(&own) {
@@ -307,13 +325,16 @@ impl<'l> RegistrySource<'l> {
         match (probe.manifests.is_some(), probe.config.is_some()) {
             (true, false) => Ok(MediaType::OciIndex),
             (false, true) => Ok(MediaType::OciManifest),
-            _ => Err(self.fail(format!(
-                "{shown} is not an image manifest or index (media type `{}`)",
-                sanitize::outside(
-                    declared.as_ref().map_or("none", |t| t.as_str()),
-                    sanitize::EXCERPT
-                )
-            ))),
+            _ => Err(self.fail(
+                Kind::Unsupported,
+                format!(
+                    "{shown} is not an image manifest or index (media type `{}`)",
+                    sanitize::outside(
+                        declared.as_ref().map_or("none", |t| t.as_str()),
+                        sanitize::EXCERPT
+                    )
+                ),
+            )),
         }
     }
 
@@ -331,12 +352,15 @@ impl<'l> RegistrySource<'l> {
             }
         };
         if bytes.len() as u64 != descriptor.size {
-            return Err(self.fail(format!(
-                "manifest {} has {} bytes, but its descriptor says {}",
-                descriptor.digest,
-                bytes.len(),
-                descriptor.size
-            )));
+            return Err(self.fail(
+                Kind::Corrupt,
+                format!(
+                    "manifest {} has {} bytes, but its descriptor says {}",
+                    descriptor.digest,
+                    bytes.len(),
+                    descriptor.size
+                ),
+            ));
         }
         Ok(Box::new(VerifyingReader::new(
             io::Cursor::new(bytes),
@@ -411,10 +435,13 @@ impl<'l> RegistrySource<'l> {
         let length =
             client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
         if let Some(length) = length.filter(|l| *l != descriptor.size) {
-            return Err(Failed::Final(self.fail(format!(
-                "the registry sent {length} bytes for blob {digest}, which has {}",
-                descriptor.size
-            ))));
+            return Err(Failed::Final(self.fail(
+                Kind::Protocol,
+                format!(
+                    "the registry sent {length} bytes for blob {digest}, which has {}",
+                    descriptor.size
+                ),
+            )));
         }
         let retry = std::cell::Cell::new(false);
         let on_read_error = |e: io::Error| {
@@ -426,11 +453,17 @@ impl<'l> RegistrySource<'l> {
             retry.set(!corrupt);
             let message = sanitize::outside(&e.to_string(), sanitize::EXCERPT);
             if corrupt {
-                self.fail(format!(
-                    "{message}; the registry served corrupt content, and nothing was cached"
-                ))
+                self.fail(
+                    Kind::Corrupt,
+                    format!(
+                        "{message}; the registry served corrupt content, and nothing was cached"
+                    ),
+                )
             } else {
-                self.fail(format!("downloading blob {digest}: {message}"))
+                self.fail(
+                    Kind::Unreachable,
+                    format!("downloading blob {digest}: {message}"),
+                )
             }
         };
         progress.rewind(0);
@@ -465,8 +498,13 @@ impl BlobSource for RegistrySource<'_> {
 /// Names the registry and repository in a registry error that does not already.
 fn within(place: &str, error: Error) -> Error {
     match error {
-        Error::Registry(message) if !message.contains(place) => {
-            Error::Registry(format!("pulling {place}: {message}"))
+        Error::Registry(e) if !e.message().contains(place) => {
+            let repository = place.split_once('/').map_or("", |(_, r)| r);
+            let mut e = e.context(&format!("pulling {place}"));
+            if e.repository.is_none() && !repository.is_empty() {
+                e = e.in_repository(repository);
+            }
+            Error::Registry(Box::new(e))
         }
         other => other,
     }

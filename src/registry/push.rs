@@ -9,6 +9,7 @@ use std::path::Path;
 
 use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
+use super::error::RegistryErrorKind;
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
@@ -380,10 +381,13 @@ fn put_manifest(
 /// storage; credentials then stay behind).
 fn location_of(registry: &Registry, response: ureq::http::Response<ureq::Body>) -> Result<String> {
     let location = client::header(&response, "location").ok_or_else(|| {
-        Error::Registry(format!(
-            "{}: the registry started an upload without a Location header",
-            registry.host
-        ))
+        registry.error(
+            RegistryErrorKind::Protocol,
+            format!(
+                "{}: the registry started an upload without a Location header",
+                registry.host
+            ),
+        )
     })?;
     registry.resolve_location(&location)
 }
