@@ -42,7 +42,12 @@ pub enum Linkage {
     /// Needs a dynamic loader and/or shared libraries that an empty image does not have.
     Dynamic {
         interpreter: Option<String>,
+        /// DT_NEEDED: file names (or paths, when they hold a `/`) of the libraries to load.
         needed: Vec<String>,
+        /// DT_RPATH directories, as written (`$ORIGIN` and other tokens unexpanded).
+        rpath: Vec<String>,
+        /// DT_RUNPATH directories, as written; when present the loader ignores DT_RPATH.
+        runpath: Vec<String>,
     },
 }
 
@@ -58,6 +63,7 @@ impl Linkage {
             Linkage::Dynamic {
                 interpreter,
                 needed,
+                ..
             } => {
                 let mut parts = Vec::new();
                 if let Some(interp) = interpreter {
@@ -201,14 +207,16 @@ where
     let interpreter = interpreter
         .map(|(offset, size)| read_interpreter(data, offset, size))
         .transpose()?;
-    let needed = match dynamic {
-        Some((offset, size)) => needed_libraries::<Elf, R>(segments, endian, data, offset, size)?,
-        None => Vec::new(),
+    let names = match dynamic {
+        Some((offset, size)) => dynamic_names::<Elf, R>(segments, endian, data, offset, size)?,
+        None => DynamicNames::default(),
     };
-    let linkage = if interpreter.is_some() || !needed.is_empty() {
+    let linkage = if interpreter.is_some() || !names.needed.is_empty() {
         Linkage::Dynamic {
             interpreter,
-            needed,
+            needed: names.needed,
+            rpath: names.rpath,
+            runpath: names.runpath,
         }
     } else if file_type == elf::ET_DYN {
         // Static-pie: ET_DYN with a PT_DYNAMIC for its own relocations, but nothing to load.
@@ -288,15 +296,24 @@ fn read_interpreter<'data, R: ReadRef<'data>>(
     Ok(String::from_utf8_lossy(path).into_owned())
 }
 
-/// The libraries DT_NEEDED names, resolved through DT_STRTAB (mapped from its address to a file offset
-/// by the PT_LOAD segments). A library we cannot name is still reported, as `?`.
-fn needed_libraries<'data, Elf, R>(
+/// The names the dynamic section refers to.
+#[derive(Default)]
+struct DynamicNames {
+    needed: Vec<String>,
+    rpath: Vec<String>,
+    runpath: Vec<String>,
+}
+
+/// The libraries DT_NEEDED names and the DT_RPATH and DT_RUNPATH directories, resolved through
+/// DT_STRTAB (mapped from its address to a file offset by the PT_LOAD segments). A library we cannot
+/// name is still reported, as `?`; a search path we cannot read is left out.
+fn dynamic_names<'data, Elf, R>(
     segments: &[Elf::ProgramHeader],
     endian: Endianness,
     data: R,
     offset: u64,
     size: u64,
-) -> Result<Vec<String>, String>
+) -> Result<DynamicNames, String>
 where
     Elf: FileHeader<Endian = Endianness>,
     R: ReadRef<'data>,
@@ -311,6 +328,8 @@ where
         .read_slice_at::<Elf::Dyn>(offset, count as usize)
         .map_err(|()| malformed("its PT_DYNAMIC segment cannot be read"))?;
     let mut name_offsets = Vec::new();
+    let mut rpath_offsets = Vec::new();
+    let mut runpath_offsets = Vec::new();
     let mut strtab_addr = None;
     for entry in entries {
         let tag = entry.d_tag(endian);
@@ -320,6 +339,10 @@ where
         let value: u64 = entry.d_val(endian).into();
         if tag == elf::DT_NEEDED {
             name_offsets.push(value);
+        } else if tag == elf::DT_RPATH {
+            rpath_offsets.push(value);
+        } else if tag == elf::DT_RUNPATH {
+            runpath_offsets.push(value);
         } else if tag == elf::DT_STRTAB {
             strtab_addr = Some(value);
         }
@@ -335,26 +358,40 @@ where
     });
     let file_len = data.len().unwrap_or(0);
     let mut budget = MAX_NAMES_TOTAL;
-    let names = name_offsets
+    let mut string = |name_offset: u64| {
+        let name = strtab
+            .and_then(|base| base.checked_add(name_offset))
+            .filter(|&start| start < file_len && budget > 0)
+            .and_then(|start| {
+                let end = file_len.min(start.saturating_add(MAX_NAME));
+                data.read_bytes_at_until(start..end, 0).ok()
+            })?;
+        budget = budget.saturating_sub(name.len() as u64 + 1);
+        Some(String::from_utf8_lossy(name).into_owned())
+    };
+    let needed = name_offsets
         .iter()
-        .map(|&name_offset| {
-            let name = strtab
-                .and_then(|base| base.checked_add(name_offset))
-                .filter(|&start| start < file_len && budget > 0)
-                .and_then(|start| {
-                    let end = file_len.min(start.saturating_add(MAX_NAME));
-                    data.read_bytes_at_until(start..end, 0).ok()
-                });
-            match name {
-                Some(name) => {
-                    budget = budget.saturating_sub(name.len() as u64 + 1);
-                    String::from_utf8_lossy(name).into_owned()
-                }
-                None => "?".to_owned(),
-            }
-        })
+        .map(|&offset| string(offset).unwrap_or_else(|| "?".to_owned()))
         .collect();
-    Ok(names)
+    let mut search_path = |offsets: &[u64]| -> Vec<String> {
+        offsets
+            .iter()
+            .filter_map(|&offset| string(offset))
+            .flat_map(|path| {
+                path.split(':')
+                    .filter(|dir| !dir.is_empty())
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    let rpath = search_path(&rpath_offsets);
+    let runpath = search_path(&runpath_offsets);
+    Ok(DynamicNames {
+        needed,
+        rpath,
+        runpath,
+    })
 }
 
 /// The platform of the machine code, from `e_machine`, the class and the byte order: only combinations

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 use crate::layer::{LayerSpec, MODE_FILE};
+use crate::rootfs::{Kind, RootFs};
+use crate::sanitize;
 
 /// Where the CA bundle goes in the image (Debian's path, which Go, OpenSSL and rustls-native-certs read).
 pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -12,6 +14,10 @@ pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
 /// The non-root user distroless images use.
 pub const NONROOT_ID: u64 = 65532;
+/// Its name, as user and as group.
+pub const NONROOT_NAME: &str = "nonroot";
+/// The files of a base image [`Essentials::layer_on`] reads: [`RootFs::scan`] must keep them.
+pub const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
 
 /// Host CA bundles, in the order distributions put them: Debian/Ubuntu, Fedora/RHEL, Alpine and macOS,
 /// openSUSE, and RHEL's extracted bundle.
@@ -96,6 +102,8 @@ pub(crate) struct EssentialsLayer {
     pub env: Vec<(String, String)>,
     /// The user to run as, when `--nonroot` asked for one.
     pub user: Option<String>,
+    /// What the layer changes in the base image, for `-v` (e.g. a CA bundle it replaces).
+    pub notes: Vec<String>,
 }
 
 impl Essentials {
@@ -104,8 +112,12 @@ impl Essentials {
     }
 
     /// Gathers every requested piece into one layer spec, failing with the file and the fix when a
-    /// source is missing.
-    pub(crate) fn layer(&self) -> Result<Option<EssentialsLayer>> {
+    /// source is missing. On `base` (scanned keeping [`BASE_FILES`]):
+    /// `--nonroot` adds the `nonroot` user and group to the base's own `/etc/passwd` and `/etc/group`
+    /// instead of replacing them (or leaves a file alone that already has them, with ids 65532), and
+    /// refuses a base that gives the name or the id to another; `--ca-certs` over a bundle the base
+    /// has is noted.
+    pub(crate) fn layer_on(&self, base: Option<&RootFs>) -> Result<Option<EssentialsLayer>> {
         if self.is_empty() {
             return Ok(None);
         }
@@ -113,6 +125,7 @@ impl Essentials {
         let mut parts = Vec::new();
         let mut env = Vec::new();
         let mut user = None;
+        let mut notes = Vec::new();
         if let Some(source) = &self.ca_certs {
             let bundle = match source {
                 Some(path) => path.clone(),
@@ -141,22 +154,21 @@ impl Essentials {
             spec.merge(part)?;
             env.push(("SSL_CERT_FILE".to_owned(), CA_BUNDLE_PATH.to_owned()));
             parts.push("ca-certs".to_owned());
+            if let Some(base) = base.filter(|base| base.exists(CA_BUNDLE_PATH)) {
+                notes.push(format!(
+                    "--ca-certs replaces {CA_BUNDLE_PATH} of {}",
+                    base.describe()
+                ));
+            }
         }
         if self.nonroot {
             let id = NONROOT_ID;
             let mut part = LayerSpec::new("--nonroot");
-            part.add_bytes(
-                "/etc/passwd",
-                format!(
-                    "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:{id}:{id}:nonroot:/home/nonroot:/sbin/nologin\n"
-                ),
-                MODE_FILE,
-            )?;
-            part.add_bytes(
-                "/etc/group",
-                format!("root:x:0:\nnonroot:x:{id}:\n"),
-                MODE_FILE,
-            )?;
+            for account in [Account::User, Account::Group] {
+                let (content, note) = account.file_on(base)?;
+                part.add_bytes(account.path(), content, MODE_FILE)?;
+                notes.extend(note);
+            }
             part.add_dir("/home/nonroot", 0o700, id, id)?;
             spec.merge(part)?;
             user = Some(format!("{id}:{id}"));
@@ -202,7 +214,147 @@ impl Essentials {
             created_by: format!("ADD {}", parts.join(" ")),
             env,
             user,
+            notes,
         }))
+    }
+}
+
+/// The two files `--nonroot` writes.
+#[derive(Clone, Copy)]
+enum Account {
+    User,
+    Group,
+}
+
+impl Account {
+    fn path(self) -> &'static str {
+        match self {
+            Account::User => "/etc/passwd",
+            Account::Group => "/etc/group",
+        }
+    }
+
+    /// The file without a base: root's entry and ours.
+    fn scratch(self) -> String {
+        match self {
+            Account::User => format!("root:x:0:0:root:/root:/sbin/nologin\n{}", self.line()),
+            Account::Group => format!("root:x:0:\n{}", self.line()),
+        }
+    }
+
+    fn line(self) -> String {
+        let (id, name) = (NONROOT_ID, NONROOT_NAME);
+        match self {
+            Account::User => format!("{name}:x:{id}:{id}:{name}:/home/{name}:/sbin/nologin\n"),
+            Account::Group => format!("{name}:x:{id}:\n"),
+        }
+    }
+
+    /// The file the layer writes over `base`, and a note when it merges with the base's.
+    fn file_on(self, base: Option<&RootFs>) -> Result<(Vec<u8>, Option<String>)> {
+        let path = self.path();
+        let Some((base, kind)) = base.and_then(|b| b.kind(path).map(|kind| (b, kind))) else {
+            return Ok((self.scratch().into_bytes(), None));
+        };
+        let name = base.describe();
+        let refuse = |what: String| {
+            Error::Invalid(format!("--nonroot: {path} of the base image {name} {what}"))
+        };
+        if kind != Kind::File {
+            return Err(refuse(
+                "is not a regular file; drop --nonroot and set --user".to_owned(),
+            ));
+        }
+        let content = base.file(path).ok_or_else(|| {
+            refuse(format!(
+                "cannot be read (larger than {} KiB, or a hard link to a file that was not \
+                 read); drop --nonroot and set --user",
+                crate::rootfs::MAX_KEPT_FILE >> 10
+            ))
+        })?;
+        if let Some(clash) = self.clash(content) {
+            return Err(refuse(clash));
+        }
+        if self.has_ours(content) {
+            return Ok((
+                content.to_vec(),
+                Some(format!(
+                    "--nonroot: {path} of {name} already has {NONROOT_NAME} ({NONROOT_ID})"
+                )),
+            ));
+        }
+        let mut merged = content.to_vec();
+        if !merged.is_empty() && !merged.ends_with(b"\n") {
+            merged.push(b'\n');
+        }
+        merged.extend(self.line().into_bytes());
+        Ok((
+            merged,
+            Some(format!(
+                "--nonroot: {NONROOT_NAME} ({NONROOT_ID}) added to {path} of {name}"
+            )),
+        ))
+    }
+
+    /// Name, id and (for a user) group id of each entry of a passwd or group file.
+    fn entries(self, content: &[u8]) -> impl Iterator<Item = (&[u8], &[u8], Option<&[u8]>)> {
+        content.split(|&b| b == b'\n').filter_map(move |line| {
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            if line.is_empty() || line.starts_with(b"#") {
+                return None;
+            }
+            let mut fields = line.split(|&b| b == b':');
+            let name = fields.next()?;
+            let id = fields.nth(1)?;
+            let group = match self {
+                Account::User => Some(fields.next().unwrap_or_default()),
+                Account::Group => None,
+            };
+            Some((name, id, group))
+        })
+    }
+
+    /// True when the file already has our entry: the name with our ids.
+    fn has_ours(self, content: &[u8]) -> bool {
+        let id = NONROOT_ID.to_string();
+        self.entries(content).any(|(name, uid, gid)| {
+            name == NONROOT_NAME.as_bytes()
+                && uid == id.as_bytes()
+                && gid.is_none_or(|gid| gid == id.as_bytes())
+        })
+    }
+
+    /// What in the file stops us from adding our entry: our name with other ids, or our id under
+    /// another name.
+    fn clash(self, content: &[u8]) -> Option<String> {
+        let id = NONROOT_ID.to_string();
+        let (what, fix) = match self {
+            Account::User => ("user", "--user NAME or --user UID:GID of a user it has"),
+            Account::Group => ("group", "--user UID:GID with a group it has"),
+        };
+        let shown = |bytes: &[u8]| sanitize::outside(&String::from_utf8_lossy(bytes), 64);
+        self.entries(content).find_map(|(name, uid, gid)| {
+            let ours = name == NONROOT_NAME.as_bytes();
+            let same_ids = uid == id.as_bytes() && gid.is_none_or(|gid| gid == id.as_bytes());
+            if ours && !same_ids {
+                let ids = match gid {
+                    Some(gid) => format!("uid {} and gid {}", shown(uid), shown(gid)),
+                    None => format!("gid {}", shown(uid)),
+                };
+                Some(format!(
+                    "already has {what} {NONROOT_NAME} with {ids}, not {id}; drop --nonroot and \
+                     pass {fix}"
+                ))
+            } else if !ours && uid == id.as_bytes() {
+                let label = if gid.is_some() { "uid" } else { "gid" };
+                Some(format!(
+                    "gives {label} {id} to {what} `{}`; drop --nonroot and pass {fix}",
+                    shown(name)
+                ))
+            } else {
+                None
+            }
+        })
     }
 }
 
@@ -213,6 +365,7 @@ fn find_host(candidates: &[&str]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rootfs::testing::{Layer, scan};
 
     #[test]
     fn include_syntax() {
@@ -235,7 +388,7 @@ mod tests {
 
     #[test]
     fn nothing_requested_is_no_layer() {
-        assert!(Essentials::default().layer().unwrap().is_none());
+        assert!(Essentials::default().layer_on(None).unwrap().is_none());
     }
 
     #[test]
@@ -244,7 +397,7 @@ mod tests {
             ca_certs: Some(Some("/nonexistent/ca.pem".into())),
             ..Default::default()
         };
-        let err = e.layer().unwrap_err().to_string();
+        let err = e.layer_on(None).unwrap_err().to_string();
         assert!(
             err.contains("/nonexistent/ca.pem") && err.contains("--ca-certs=PATH"),
             "{err}"
@@ -253,6 +406,136 @@ mod tests {
             tzdata: Some(Some(std::env::temp_dir())),
             ..Default::default()
         };
-        assert!(e.layer().unwrap_err().to_string().contains("zoneinfo"));
+        assert!(
+            e.layer_on(None)
+                .unwrap_err()
+                .to_string()
+                .contains("zoneinfo")
+        );
+    }
+
+    /// The files `--nonroot` writes on `base`, read back from the layer.
+    fn nonroot_on(base: Option<&RootFs>) -> Result<(String, String, Vec<String>)> {
+        let e = Essentials {
+            nonroot: true,
+            ..Default::default()
+        };
+        let layer = e.layer_on(base)?.unwrap();
+        let (bytes, written) = layer
+            .spec
+            .write(Vec::new(), crate::timestamp::Timestamp::EPOCH)
+            .unwrap();
+        let mut memory = crate::source::Memory::new();
+        memory.insert(written.descriptor.digest.clone(), bytes);
+        let files = RootFs::scan(&memory, &[written.descriptor], BASE_FILES).unwrap();
+        let text = |path| String::from_utf8(files.file(path).unwrap().to_vec()).unwrap();
+        Ok((text("/etc/passwd"), text("/etc/group"), layer.notes))
+    }
+
+    fn base(passwd: &str, group: &str) -> RootFs {
+        let mut layer = Layer::new().file("etc/hostname", "base\n");
+        if !passwd.is_empty() {
+            layer = layer.file("etc/passwd", passwd);
+        }
+        if !group.is_empty() {
+            layer = layer.file("etc/group", group);
+        }
+        scan(&[layer], BASE_FILES).unwrap().named("base:1")
+    }
+
+    #[test]
+    fn nonroot_merges_with_the_base_accounts() {
+        let (passwd, group, notes) = nonroot_on(Some(&base(
+            "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin",
+            "root:x:0:\nwww-data:x:33:\n",
+        )))
+        .unwrap();
+        assert_eq!(
+            passwd,
+            "root:x:0:0:root:/root:/bin/bash\nwww-data:x:33:33::/var/www:/usr/sbin/nologin\n\
+             nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"
+        );
+        assert_eq!(group, "root:x:0:\nwww-data:x:33:\nnonroot:x:65532:\n");
+        assert_eq!(notes.len(), 2, "{notes:?}");
+        assert!(
+            notes[0].contains("added to /etc/passwd of base:1"),
+            "{notes:?}"
+        );
+    }
+
+    #[test]
+    fn nonroot_leaves_a_base_that_has_it_alone_and_fills_in_what_the_base_lacks() {
+        let distroless_passwd = "root:x:0:0:root:/root:/sbin/nologin\n\
+            nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+        let (passwd, group, notes) = nonroot_on(Some(&base(distroless_passwd, ""))).unwrap();
+        assert_eq!(passwd, distroless_passwd);
+        assert_eq!(group, "root:x:0:\nnonroot:x:65532:\n", "as on scratch");
+        assert!(notes[0].contains("already has nonroot"), "{notes:?}");
+        let (passwd, group, notes) = nonroot_on(Some(&base("", ""))).unwrap();
+        let (scratch_passwd, scratch_group, _) = nonroot_on(None).unwrap();
+        assert_eq!((&passwd, &group), (&scratch_passwd, &scratch_group));
+        assert!(passwd.starts_with("root:x:0:0:") && notes.is_empty());
+    }
+
+    #[test]
+    fn nonroot_refuses_a_base_that_gives_its_name_or_id_to_another() {
+        let cases = [
+            (
+                base("nonroot:x:1000:1000::/home/nonroot:/bin/sh\n", ""),
+                "/etc/passwd of the base image base:1 already has user nonroot with uid 1000 and \
+                 gid 1000, not 65532",
+            ),
+            (
+                base("app:x:65532:65532::/app:/bin/sh\n", ""),
+                "/etc/passwd of the base image base:1 gives uid 65532 to user `app`",
+            ),
+            (
+                base("", "nonroot:x:1000:\n"),
+                "/etc/group of the base image base:1 already has group nonroot with gid 1000",
+            ),
+            (
+                base("", "users:x:65532:\n"),
+                "/etc/group of the base image base:1 gives gid 65532 to group `users`",
+            ),
+        ];
+        for (base, expected) in cases {
+            let err = nonroot_on(Some(&base)).unwrap_err().to_string();
+            assert!(
+                err.starts_with("--nonroot: ") && err.contains(expected) && !err.contains('\n'),
+                "{err}"
+            );
+            assert!(err.contains("drop --nonroot"), "{err}");
+        }
+    }
+
+    #[test]
+    fn ca_certs_over_a_base_bundle_is_noted() {
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("ca.pem");
+        std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let e = Essentials {
+            ca_certs: Some(Some(pem)),
+            ..Default::default()
+        };
+        let with_bundle = scan(
+            &[Layer::new().file("etc/ssl/certs/ca-certificates.crt", "")],
+            &[],
+        )
+        .unwrap()
+        .named("debian:12");
+        let notes = e.layer_on(Some(&with_bundle)).unwrap().unwrap().notes;
+        assert_eq!(
+            notes,
+            ["--ca-certs replaces /etc/ssl/certs/ca-certificates.crt of debian:12"]
+        );
+        let without = base("", "");
+        assert!(
+            e.layer_on(Some(&without))
+                .unwrap()
+                .unwrap()
+                .notes
+                .is_empty()
+        );
+        assert!(e.layer_on(None).unwrap().unwrap().notes.is_empty());
     }
 }

@@ -24,6 +24,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("challenge", challenge),
     ("credentials", credentials),
     ("settings", settings),
+    ("layer", layer),
 ];
 
 /// The ELF inspector, on a slice and through the read cache `inspect` uses for files: both must give
@@ -37,6 +38,60 @@ pub fn elf(data: &[u8]) {
         let _ = info.linkage.describe_needs();
         let _ = info.platform.to_string();
     }
+}
+
+/// A base image's layer applied by `RootFs::scan`: the first byte picks the compression (0 none,
+/// 1 gzip, 2 zstd), the rest is the blob. Every path the index lists must be found again by a lookup,
+/// and the loader check must run on it.
+pub fn layer(data: &[u8]) {
+    use crate::oci::{Compression, Descriptor, Digest, MediaType};
+    let Some((&selector, blob)) = data.split_first() else {
+        return;
+    };
+    let compression = match selector % 3 {
+        0 => Compression::None,
+        1 => Compression::Gzip,
+        _ => Compression::Zstd,
+    };
+    let digest = Digest::of(blob);
+    let descriptor = Descriptor::new(
+        MediaType::OciLayer(compression),
+        digest.clone(),
+        blob.len() as u64,
+    );
+    let mut memory = crate::source::Memory::new();
+    memory.insert(digest, blob.to_vec());
+    let mut keep = crate::loader::LOADER_FILES.to_vec();
+    keep.extend(crate::essentials::BASE_FILES);
+    let Ok(rootfs) = crate::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
+        return;
+    };
+    for entry in rootfs.entries().take(10_000) {
+        if !entry.path.contains('\u{FFFD}') {
+            let found = rootfs.lookup(&entry.path).map(|e| e.path);
+            assert_eq!(
+                found.as_deref(),
+                Some(entry.path.as_str()),
+                "an indexed path is lost"
+            );
+        }
+        let _ = rootfs.resolve(&entry.path);
+    }
+    let _ = rootfs.file("/etc/passwd");
+    let linkage = crate::elf::Linkage::Dynamic {
+        interpreter: Some("/lib64/ld-linux-x86-64.so.2".to_owned()),
+        needed: vec!["libc.so.6".to_owned()],
+        rpath: vec!["$ORIGIN/../lib".to_owned()],
+        runpath: Vec::new(),
+    };
+    if let Ok(platform) = crate::platform::Platform::linux("amd64", None) {
+        let _ = crate::loader::check_dynamic(&linkage, "/app/bin/app", None, &rootfs, &platform);
+    }
+    let _ = crate::essentials::Essentials {
+        nonroot: true,
+        ..Default::default()
+    }
+    .layer_on(Some(&rootfs));
 }
 
 /// The archive reader: the tar walk, index.json, image indexes, manifests and blob reads. The bytes

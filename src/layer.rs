@@ -12,6 +12,7 @@ use flate2::{Compression, GzBuilder};
 use crate::cancel;
 use crate::error::{Error, Result};
 use crate::oci::{Compression as LayerCompression, Descriptor, Digest, HashingWriter, MediaType};
+use crate::rootfs::{Kind as RootKind, RootFs};
 use crate::timestamp::Timestamp;
 
 const BLOCK: usize = 512;
@@ -200,6 +201,28 @@ impl LayerSpec {
             }
         }
         Ok(())
+    }
+
+    /// Prepares this spec to go on top of a base image's filesystem: parent directories it only implies
+    /// that the base has as symbolic links are left out (unpacking then goes through the link, as
+    /// docker's `COPY` does, instead of replacing it with a directory), and those the base has as
+    /// directories take the base's mode and owner.
+    pub fn over_base(&mut self, base: &RootFs) {
+        let mut through_links = Vec::new();
+        for (path, entry) in self.entries.iter_mut().filter(|(_, e)| e.implied) {
+            match base.lookup(&format!("/{path}")) {
+                Some(found) if found.kind == RootKind::Symlink => through_links.push(path.clone()),
+                Some(found) if found.kind == RootKind::Dir => {
+                    entry.mode = found.mode;
+                    entry.uid = u64::from(found.uid);
+                    entry.gid = u64::from(found.gid);
+                }
+                _ => {}
+            }
+        }
+        for path in through_links {
+            self.entries.remove(&path);
+        }
     }
 
     fn insert(

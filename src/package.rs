@@ -11,15 +11,18 @@ use crate::base::BaseImage;
 use crate::compose::{Base, ImageSpec};
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
+use crate::essentials::BASE_FILES;
 use crate::essentials::Essentials;
 use crate::image::{Image, ImageTree};
 use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
+use crate::loader::{LOADER_FILES, check_dynamic};
 use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::registry::push::{PushOptions, Pushed, push};
 use crate::report::Listener;
+use crate::rootfs::RootFs;
 use crate::source::archive::ArchiveSource;
 use crate::source::spool::Spool;
 use crate::source::{BlobSource, Composite, Memory};
@@ -157,6 +160,8 @@ struct Checked<'a> {
     platform: Platform,
     /// The base for its platform.
     base: Option<Base>,
+    /// What the base's filesystem holds, when something had to be looked up there.
+    rootfs: Option<RootFs>,
 }
 
 /// What [`package`] built: the summary, the image tree, and where its blobs can be read back for a push.
@@ -257,7 +262,7 @@ pub fn package<'a>(
         .to_owned();
     let mut checked = Vec::new();
     for input in inputs {
-        let platform = check_input(input, options.allow_dynamic, listener)?;
+        let (platform, linkage) = check_input(input)?;
         if let Some(other) = checked.iter().find(|c: &&Checked| c.platform == platform) {
             return Err(Error::Invalid(format!(
                 "{} and {} are both {platform}; an image index holds one image per platform",
@@ -268,27 +273,67 @@ pub fn package<'a>(
         if let Some(output) = &options.output {
             ensure_distinct(&input.path, output)?;
         }
-        let base = base.map(|b| b.for_platform(&platform)).transpose()?;
+        let platform_base = base.map(|b| b.for_platform(&platform)).transpose()?;
+        // The base's files matter to a dynamic program, to the essentials (its accounts, its CA
+        // bundle) and to the directories our layers pass through.
+        let look_inside = !linkage.is_static()
+            || !options.essentials.is_empty()
+            || entrypoint.trim_start_matches('/').contains('/');
+        let rootfs = match (base, &platform_base) {
+            (Some(image), Some(platform_base)) if look_inside => {
+                let keep: Vec<&str> = BASE_FILES.iter().chain(LOADER_FILES).copied().collect();
+                listener.detail(&format!(
+                    "reading the filesystem of {} for {platform}",
+                    image.name
+                ));
+                Some(RootFs::scan(image.source(), &platform_base.layers, &keep)?.named(&image.name))
+            }
+            _ => None,
+        };
+        let library_path = library_path(&options.config, platform_base.as_ref());
+        check_linkage(
+            &input.path,
+            &linkage,
+            &entrypoint,
+            rootfs.as_ref(),
+            library_path.as_deref(),
+            &platform,
+            options.allow_dynamic,
+            listener,
+        )?;
+        listener.detail(&format!("{}: {linkage:?}", input.path.display()));
         checked.push(Checked {
             input,
             platform,
-            base,
+            base: platform_base,
+            rootfs,
         });
     }
     let tag = match &options.tag {
         Some(tag) => tag.clone(),
         None => default_tag(&name)?,
     };
-    let essentials = options.essentials.layer()?;
     // Built before the archive is created, so that a program path clashing with the essentials
-    // leaves nothing behind.
+    // leaves nothing behind. On a base, each platform's essentials see that platform's files.
+    let mut essentials_layers = Vec::new();
     let mut program_specs = Vec::new();
     for c in &checked {
+        let mut essentials = options.essentials.layer_on(c.rootfs.as_ref())?;
         let mut spec = LayerSpec::new("the program");
         spec.add_file(&entrypoint, &c.input.path, MODE_EXECUTABLE)?;
-        if let Some(essentials) = &essentials {
+        if let Some(essentials) = &mut essentials {
             spec.stack_on(&essentials.spec)?;
+            for note in &essentials.notes {
+                listener.detail(note);
+            }
         }
+        if let Some(rootfs) = &c.rootfs {
+            if let Some(essentials) = &mut essentials {
+                essentials.spec.over_base(rootfs);
+            }
+            spec.over_base(rootfs);
+        }
+        essentials_layers.push(essentials);
         program_specs.push(spec);
     }
 
@@ -300,14 +345,16 @@ pub fn package<'a>(
     listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
     listener.detail(&format!("image {}, entrypoint {entrypoint}", tag.full()));
 
-    let mut shared_layers: Vec<(Layer, String)> = Vec::new();
-    if let Some(essentials) = &essentials {
-        let layer = write_layer(output.sink(), &essentials.spec, options.created, listener)?;
-        shared_layers.push((layer, essentials.created_by.clone()));
-    }
     let mut images: Vec<Image> = Vec::new();
     let mut program_layers = Vec::new();
-    for (c, layer_spec) in checked.iter().zip(&program_specs) {
+    for ((c, layer_spec), essentials) in checked.iter().zip(&program_specs).zip(&essentials_layers)
+    {
+        let mut layers: Vec<(Layer, String)> = Vec::new();
+        if let Some(essentials) = essentials {
+            // The same essentials for every platform make the same layer, stored once.
+            let layer = write_layer(output.sink(), &essentials.spec, options.created, listener)?;
+            layers.push((layer, essentials.created_by.clone()));
+        }
         let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
         let mut spec = match &c.base {
             Some(base) => ImageSpec::on_base(
@@ -318,14 +365,15 @@ pub fn package<'a>(
             ),
             None => ImageSpec::new(c.platform.clone(), &entrypoint, options.created),
         };
-        if let Some(essentials) = &essentials {
+        if let Some(essentials) = essentials {
             for (key, value) in &essentials.env {
                 crate::options::set_env(&mut spec.env, key, value);
             }
-            spec.user.clone_from(&essentials.user);
+            if essentials.user.is_some() {
+                spec.user.clone_from(&essentials.user);
+            }
         }
         options.config.apply_to(&mut spec);
-        let mut layers = shared_layers.clone();
         layers.push((layer.clone(), format!("COPY {name} {entrypoint}")));
         images.push(spec.assemble(&layers));
         program_layers.push(layer);
@@ -396,8 +444,8 @@ fn write_layer(
     Ok(layer)
 }
 
-/// Reads the ELF headers of one input and returns the platform its image is labelled with.
-fn check_input(input: &Input, allow_dynamic: bool, listener: &dyn Listener) -> Result<Platform> {
+/// Reads the ELF headers of one input: the platform its image is labelled with, and how it is linked.
+fn check_input(input: &Input) -> Result<(Platform, Linkage)> {
     let info = elf::inspect(&input.path)?;
     let platform = input.platform.apply(&info.platform)?;
     if !info.platform.runs_as(&platform) {
@@ -410,14 +458,32 @@ fn check_input(input: &Input, allow_dynamic: bool, listener: &dyn Listener) -> R
             ),
         ));
     }
-    check_linkage(&input.path, &info.linkage, allow_dynamic, listener)?;
-    listener.detail(&format!("{}: {:?}", input.path.display(), info.linkage));
-    Ok(platform)
+    Ok((platform, info.linkage))
 }
 
+/// The `LD_LIBRARY_PATH` the program will run with: ours, else the base's.
+fn library_path(config: &ImageOptions, base: Option<&Base>) -> Option<String> {
+    const KEY: &str = "LD_LIBRARY_PATH";
+    if let Some((_, value)) = config.env.iter().rev().find(|(k, _)| k == KEY) {
+        return Some(value.clone());
+    }
+    base?.config.config.env.iter().rev().find_map(|e| {
+        e.strip_prefix(KEY)
+            .and_then(|rest| rest.strip_prefix('='))
+            .map(str::to_owned)
+    })
+}
+
+/// A static program runs anywhere. A dynamic one runs on a base that has its loader and libraries (looked
+/// up in the base's layers), and nowhere else; `--allow-dynamic` turns the refusal into a warning.
+#[allow(clippy::too_many_arguments)]
 fn check_linkage(
     input: &Path,
     linkage: &Linkage,
+    entrypoint: &str,
+    rootfs: Option<&RootFs>,
+    library_path: Option<&str>,
+    platform: &Platform,
     allow_dynamic: bool,
     listener: &dyn Listener,
 ) -> Result<()> {
@@ -425,22 +491,48 @@ fn check_linkage(
         return Ok(());
     }
     let needs = linkage.describe_needs();
-    if allow_dynamic {
-        listener.warning(&format!(
-            "{} is dynamically linked ({needs}); the image has no libraries, so it will not start \
-             unless they are added",
-            input.display()
+    let Some(rootfs) = rootfs else {
+        if allow_dynamic {
+            listener.warning(&format!(
+                "{} is dynamically linked ({needs}); the image has no libraries, so it will not \
+                 start unless they are added",
+                input.display()
+            ));
+            return Ok(());
+        }
+        return Err(Error::input(
+            input,
+            format!(
+                "is dynamically linked ({needs}), but a FROM scratch image has no loader or \
+                 libraries; build it statically (Rust: --target x86_64-unknown-linux-musl or \
+                 RUSTFLAGS=\"-C target-feature=+crt-static\"; Go: CGO_ENABLED=0), build on a base \
+                 that has them (--from), or pass --allow-dynamic"
+            ),
         ));
-        return Ok(());
+    };
+    match check_dynamic(linkage, entrypoint, library_path, rootfs, platform) {
+        Ok(()) => {
+            listener.detail(&format!(
+                "{}: the base has its loader and libraries ({needs})",
+                input.display()
+            ));
+            Ok(())
+        }
+        Err(missing) if allow_dynamic => {
+            listener.warning(&format!(
+                "{} is dynamically linked and {missing}; it will not start as it is",
+                input.display()
+            ));
+            Ok(())
+        }
+        Err(missing) => Err(Error::input(
+            input,
+            format!(
+                "is dynamically linked and {missing}; use a base with them, build the program \
+                 statically, or pass --allow-dynamic"
+            ),
+        )),
     }
-    Err(Error::input(
-        input,
-        format!(
-            "is dynamically linked ({needs}), but a FROM scratch image has no loader or libraries; \
-             build it statically (Rust: --target x86_64-unknown-linux-musl or \
-             RUSTFLAGS=\"-C target-feature=+crt-static\"; Go: CGO_ENABLED=0) or pass --allow-dynamic"
-        ),
-    ))
 }
 
 #[cfg(test)]

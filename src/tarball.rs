@@ -69,6 +69,9 @@ pub struct EntryHead {
     /// Link target, for hard and symbolic links.
     pub link: Option<Vec<u8>>,
     pub mode: u32,
+    /// Owner, with PAX `uid`/`gid` applied (0 when the header field cannot be read).
+    pub uid: u64,
+    pub gid: u64,
     /// Where the data starts, counted from the start of the stream.
     pub offset: u64,
 }
@@ -88,6 +91,8 @@ pub struct Walker<R> {
     next: u64,
     /// Bytes of the current entry's data not consumed yet (data is padded to 512 bytes).
     position: u64,
+    /// Stream position where the current entry's data ends (its padding follows).
+    data_end: u64,
     done: bool,
 }
 
@@ -97,6 +102,7 @@ impl<R: TarSource> Walker<R> {
             source,
             next: 0,
             position: 0,
+            data_end: 0,
             done: false,
         }
     }
@@ -111,7 +117,10 @@ impl<R: TarSource> Walker<R> {
         let mut long_link: Option<Vec<u8>> = None;
         let mut pax: Option<Vec<u8>> = None;
         loop {
-            self.seek_to_next()?;
+            if !self.seek_to_next()? {
+                self.done = true;
+                return Ok(None);
+            }
             let mut block = [0u8; BLOCK as usize];
             if !self.read_block(&mut block)? {
                 self.done = true;
@@ -129,6 +138,7 @@ impl<R: TarSource> Walker<R> {
             self.next = data
                 .checked_add(padded(size))
                 .ok_or_else(|| invalid("an entry size beyond any file"))?;
+            self.data_end = data + size;
             match kind {
                 tar::EntryType::XHeader => {
                     pax = Some(self.read_extension(size, MAX_PAX, "PAX header")?);
@@ -162,6 +172,8 @@ impl<R: TarSource> Walker<R> {
                         .take()
                         .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
                     let mut size = size;
+                    let mut uid = header.uid().unwrap_or(0);
+                    let mut gid = header.gid().unwrap_or(0);
                     if let Some(records) = pax.take() {
                         for (key, value) in pax_records(&records)? {
                             match key {
@@ -177,7 +189,10 @@ impl<R: TarSource> Walker<R> {
                                     self.next = data
                                         .checked_add(padded(size))
                                         .ok_or_else(|| invalid("an entry size beyond any file"))?;
+                                    self.data_end = data + size;
                                 }
+                                b"uid" => uid = pax_number(value).unwrap_or(uid),
+                                b"gid" => gid = pax_number(value).unwrap_or(gid),
                                 _ => {}
                             }
                         }
@@ -188,6 +203,8 @@ impl<R: TarSource> Walker<R> {
                         size,
                         link,
                         mode: header.mode().unwrap_or(0),
+                        uid,
+                        gid,
                         offset: data,
                     }));
                 }
@@ -210,17 +227,25 @@ impl<R: TarSource> Walker<R> {
         })
     }
 
-    fn seek_to_next(&mut self) -> io::Result<()> {
+    /// Moves to the next header; `false` when the stream ends in the padding of the last entry's data.
+    fn seek_to_next(&mut self) -> io::Result<bool> {
         // `position` is where the source is now; move it to the next header.
         if self.next < self.position {
             return Err(invalid("entry data was read past its end"));
         }
-        let gap = self.next - self.position;
-        if gap > 0 {
-            self.source.skip(gap)?;
+        if self.data_end > self.position {
+            self.source.skip(self.data_end - self.position)?;
+            self.position = self.data_end;
         }
+        let padding = self.next - self.position;
         self.position = self.next;
-        Ok(())
+        match self.source.skip(padding) {
+            Ok(()) => Ok(true),
+            // umoci 0.4 ends its layers right after the last entry's data, without padding or the
+            // end-of-archive blocks (as a seek past the end of a file reads): what came is complete.
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     /// Reads one header block; `false` at a clean end of stream.
@@ -283,6 +308,10 @@ impl<R: TarSource> Read for EntryData<'_, R> {
         self.walker.position += n as u64;
         Ok(n)
     }
+}
+
+fn pax_number(value: &[u8]) -> Option<u64> {
+    std::str::from_utf8(value).ok()?.parse().ok()
 }
 
 fn padded(size: u64) -> u64 {
@@ -400,6 +429,23 @@ mod tests {
         let bytes = header.as_bytes().to_vec();
         let err = walk(bytes).unwrap_err().to_string();
         assert!(err.contains("at most"), "{err}");
+    }
+
+    #[test]
+    fn a_stream_may_end_in_the_padding_of_its_last_entry() {
+        let mut builder = tar::Builder::new(Vec::new());
+        entry(&mut builder, "a", b"first");
+        entry(&mut builder, "b", b"last");
+        let mut bytes = builder.into_inner().unwrap();
+        // What umoci 0.4 writes: no padding after the last data, no end-of-archive blocks.
+        bytes.truncate(3 * 512 + 4);
+        let entries = walk(bytes.clone()).unwrap();
+        assert_eq!(entries[1], ("b".to_owned(), b"last".to_vec()));
+        // Without reading the data, skipping it still needs all of it.
+        let mut walker = Walker::new(Stream(io::Cursor::new(&bytes[..3 * 512 + 2])));
+        walker.next_entry().unwrap();
+        walker.next_entry().unwrap();
+        assert!(walker.next_entry().is_err());
     }
 
     #[test]

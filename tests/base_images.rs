@@ -732,3 +732,89 @@ fn a_registry_base_behind_bearer_tokens_is_pulled_with_the_stored_login() {
         assert_eq!(report["file"], bases::MARKER_TEXT);
     }
 }
+
+#[test]
+fn a_gnu_program_runs_on_a_glibc_base_and_is_refused_on_one_without_libc() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let host_gnu = format!("{}-unknown-linux-gnu", std::env::consts::ARCH);
+    let Some(gnu_hello) = support::fixture_binary("hello", &host_gnu) else {
+        return;
+    };
+    // A base made of this machine's own loader and C library, as `ldd` lists them for the program.
+    let glibc = bases::glibc_layout(&umoci, dir.path(), &gnu_hello, true);
+    let glibc_archive = dir.path().join("glibc.tar");
+    bases::copy(
+        &skopeo,
+        &glibc,
+        "latest",
+        &format!("oci-archive:{}:latest", glibc_archive.display()),
+        &[],
+    );
+    let nolibc = bases::glibc_layout(&umoci, dir.path(), &gnu_hello, false);
+    let nolibc_archive = dir.path().join("nolibc.tar");
+    bases::copy(
+        &skopeo,
+        &nolibc,
+        "latest",
+        &format!("oci-archive:{}:latest", nolibc_archive.display()),
+        &[],
+    );
+
+    // cargo zeroimage on a -gnu target with a glibc base: the dynamic program is accepted, and runs.
+    let archive = dir.path().join("gnu.tar");
+    let manifest = support::root().join("fixtures/hello/Cargo.toml");
+    let built = run_ok(
+        support::cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args([
+                "--target",
+                &host_gnu,
+                "-t",
+                "hello:gnu",
+                "-v",
+                "--from-archive",
+            ])
+            .arg(&glibc_archive)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let err = String::from_utf8_lossy(&built.stderr);
+    assert!(
+        err.contains("the base has its loader and libraries"),
+        "{err}"
+    );
+    if let Some(stdout) = support::run_in_runc(&archive, "gnu", &["on", "glibc"], &["GREETING=gnu"])
+    {
+        assert!(
+            stdout.starts_with(
+                "hello from the zeroimage fixture\nargv=/hello on glibc\nGREETING=gnu\n"
+            ),
+            "{stdout}"
+        );
+    }
+
+    // The same program on a base without libc: refused, naming what is missing.
+    let output = zeroimage()
+        .arg(&gnu_hello)
+        .arg("--from-archive")
+        .arg(&nolibc_archive)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    let error = err.lines().last().unwrap();
+    assert!(
+        error.contains("is dynamically linked and")
+            && error.contains("lacks")
+            && error.contains("libc.so.6")
+            && error.contains("ld-linux"),
+        "{error}"
+    );
+    assert!(!dir.path().join("never.tar").exists());
+}

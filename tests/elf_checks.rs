@@ -66,6 +66,8 @@ fn dynamic_executable_names_interpreter_and_libraries() {
         Linkage::Dynamic {
             interpreter: Some("/lib/ld-musl-x86_64.so.1".to_owned()),
             needed: vec!["libc.so".to_owned()],
+            rpath: Vec::new(),
+            runpath: Vec::new(),
         }
     );
     assert!(!info.linkage.is_static());
@@ -94,6 +96,7 @@ fn real_system_binary_is_dynamic() {
         Linkage::Dynamic {
             interpreter,
             needed,
+            ..
         } => {
             assert!(
                 interpreter.as_deref().is_some_and(|i| i.contains("ld-")),

@@ -139,7 +139,7 @@ pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
     .arg(root().join("fixtures").join(name).join("Cargo.toml"))
     .arg("--target-dir")
     .arg(fixture_binary_dir());
-    if target != X86_64_MUSL {
+    if target.contains("-linux-musl") && target != X86_64_MUSL {
         // Cross-link with the linker that ships with Rust: no C cross toolchain needed.
         let var = format!(
             "CARGO_TARGET_{}_LINKER",
@@ -622,6 +622,23 @@ pub fn unpack_rootfs(archive: &Path, dest: &Path) {
         let mut layer_tar = tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]));
         layer_tar.unpack(dest).expect("unpack layer");
     }
+}
+
+/// Unpacks the image `reference` (its ref.name) of an archive with umoci, as a runtime would; returns
+/// the temporary directory and the root filesystem in it, or `None` when umoci is missing.
+pub fn unpack_with_umoci(archive: &Path, reference: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let umoci = peer("umoci")?;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let layout = dir.path().join("layout");
+    extract(archive, &layout);
+    let bundle = dir.path().join("bundle");
+    run_ok(
+        Command::new(&umoci)
+            .args(["unpack", "--rootless", "--image"])
+            .arg(format!("{}:{reference}", layout.display()))
+            .arg(&bundle),
+    );
+    Some((dir, bundle.join("rootfs")))
 }
 
 /// The image config of the (single) image in an archive.

@@ -1,0 +1,290 @@
+//! Reading a layer's tar out of its blob: uncompressed, gzip (any number of members) or zstd (any
+//! number of frames, skippable frames skipped), in bounded memory whatever the stream claims.
+//!
+//! zstd is decoded by `ruzstd`, in pure Rust like the zlib-rs backend of flate2: decoding bytes from
+//! any base image stays in memory-safe code, and building the tool needs no C compiler. It is slower
+//! than libzstd, which only matters for zstd bases, read once per run.
+
+use std::io::{self, Read};
+
+use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
+
+use crate::oci::Compression;
+
+/// Largest zstd window accepted: libzstd's default limit (window log 27), above which a frame needs
+/// `--long` and a decoder told to accept it. A frame's window is what its decoder keeps in memory.
+pub const MAX_ZSTD_WINDOW: u64 = 128 << 20;
+
+const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+/// The tar stream inside a layer blob.
+pub struct LayerReader<'a> {
+    inner: Inner<'a>,
+}
+
+enum Inner<'a> {
+    Plain(Box<dyn Read + Send + 'a>),
+    Gzip(Box<flate2::read::MultiGzDecoder<Box<dyn Read + Send + 'a>>>),
+    Zstd(Box<Zstd<Box<dyn Read + Send + 'a>>>),
+}
+
+impl<'a> LayerReader<'a> {
+    /// Decompresses `blob`, compressed as `compression` says.
+    pub fn new(compression: Compression, blob: Box<dyn Read + Send + 'a>) -> LayerReader<'a> {
+        let inner = match compression {
+            Compression::None => Inner::Plain(blob),
+            Compression::Gzip => Inner::Gzip(Box::new(flate2::read::MultiGzDecoder::new(blob))),
+            Compression::Zstd => Inner::Zstd(Box::new(Zstd::new(blob))),
+        };
+        LayerReader { inner }
+    }
+
+    /// Reads what is left of the blob without decompressing it. A blob source checks the digest on
+    /// the last read, which a reader that stops at the end of the tar would never reach; this costs
+    /// the compressed bytes only, however large the data after the tar would decompress to.
+    pub fn finish(self) -> io::Result<()> {
+        let mut blob = match self.inner {
+            Inner::Plain(blob) => blob,
+            Inner::Gzip(gzip) => gzip.into_inner(),
+            Inner::Zstd(zstd) => zstd.source,
+        };
+        io::copy(&mut blob, &mut io::sink())?;
+        Ok(())
+    }
+}
+
+impl Read for LayerReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Plain(blob) => blob.read(buf),
+            Inner::Gzip(gzip) => gzip.read(buf),
+            Inner::Zstd(zstd) => zstd.read(buf),
+        }
+    }
+}
+
+/// A zstd stream of any number of frames. `ruzstd`'s streaming decoder reads one frame and does not
+/// bound the window of the first one, so frame headers are read here: their window is checked, then
+/// the header is handed to a fresh frame decoder.
+struct Zstd<R> {
+    source: R,
+    frame: Option<FrameDecoder>,
+}
+
+impl<R: Read> Zstd<R> {
+    fn new(source: R) -> Zstd<R> {
+        Zstd {
+            source,
+            frame: None,
+        }
+    }
+
+    /// Starts the next frame, skipping skippable ones; `false` at the end of the stream.
+    fn next_frame(&mut self) -> io::Result<bool> {
+        loop {
+            let mut magic = [0u8; 4];
+            if !read_all_or_nothing(&mut self.source, &mut magic)? {
+                return Ok(false);
+            }
+            let magic = u32::from_le_bytes(magic);
+            if magic & 0xFFFF_FFF0 == 0x184D_2A50 {
+                let mut length = [0u8; 4];
+                self.source.read_exact(&mut length).map_err(truncated)?;
+                let length = u64::from(u32::from_le_bytes(length));
+                let skipped = io::copy(&mut (&mut self.source).take(length), &mut io::sink())?;
+                if skipped != length {
+                    return Err(truncated(io::ErrorKind::UnexpectedEof.into()));
+                }
+                continue;
+            }
+            if magic != ZSTD_MAGIC {
+                return Err(bad(
+                    "a frame that does not start with the zstd magic number",
+                ));
+            }
+            let header = self.frame_header()?;
+            let mut decoder = FrameDecoder::new();
+            decoder
+                .init(io::Cursor::new(header).chain(&mut self.source))
+                .map_err(|e| bad(&e.to_string()))?;
+            self.frame = Some(decoder);
+            return Ok(true);
+        }
+    }
+
+    /// Reads the rest of a frame header (RFC 8878, 3.1.1.1) after the magic number, refusing a window
+    /// above [`MAX_ZSTD_WINDOW`]. Returns the header bytes, magic number included.
+    fn frame_header(&mut self) -> io::Result<Vec<u8>> {
+        let mut header = ZSTD_MAGIC.to_le_bytes().to_vec();
+        let mut byte = [0u8; 1];
+        self.source.read_exact(&mut byte).map_err(truncated)?;
+        let descriptor = byte[0];
+        header.push(descriptor);
+        let single_segment = descriptor & 0x20 != 0;
+        let mut window = 0u64;
+        if !single_segment {
+            self.source.read_exact(&mut byte).map_err(truncated)?;
+            header.push(byte[0]);
+            let log = 10 + u32::from(byte[0] >> 3);
+            let base = 1u64 << log;
+            window = base + (base / 8) * u64::from(byte[0] & 7);
+        }
+        let dictionary_len = [0, 1, 2, 4][usize::from(descriptor & 3)];
+        let content_len = match descriptor >> 6 {
+            0 if single_segment => 1,
+            0 => 0,
+            1 => 2,
+            2 => 4,
+            _ => 8,
+        };
+        let mut rest = vec![0u8; dictionary_len + content_len];
+        self.source.read_exact(&mut rest).map_err(truncated)?;
+        if single_segment {
+            let mut size = [0u8; 8];
+            size[..content_len].copy_from_slice(&rest[dictionary_len..]);
+            window = u64::from_le_bytes(size) + if content_len == 2 { 256 } else { 0 };
+        }
+        header.extend(rest);
+        if window > MAX_ZSTD_WINDOW {
+            return Err(bad(&format!(
+                "a frame with a {} MiB window (at most {} MiB are accepted, as libzstd does by default)",
+                window >> 20,
+                MAX_ZSTD_WINDOW >> 20
+            )));
+        }
+        Ok(header)
+    }
+}
+
+impl<R: Read> Read for Zstd<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if let Some(decoder) = &mut self.frame {
+                while decoder.can_collect() < buf.len() && !decoder.is_finished() {
+                    let wanted = buf.len() - decoder.can_collect();
+                    decoder
+                        .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBytes(wanted))
+                        .map_err(|e| bad(&e.to_string()))?;
+                }
+                let n = decoder.read(buf)?;
+                if n > 0 {
+                    return Ok(n);
+                }
+                if decoder.is_finished() && decoder.can_collect() == 0 {
+                    if let (Some(expected), Some(actual)) = (
+                        decoder.get_checksum_from_data(),
+                        decoder.get_calculated_checksum(),
+                    ) {
+                        if expected != actual {
+                            return Err(bad("a frame whose checksum does not match its content"));
+                        }
+                    }
+                    self.frame = None;
+                }
+            }
+            if !self.next_frame()? {
+                return Ok(0);
+            }
+        }
+    }
+}
+
+/// Fills `buf`; `false` when the stream ends before its first byte.
+fn read_all_or_nothing(source: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) if filled == 0 => return Ok(false),
+            Ok(0) => return Err(truncated(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(true)
+}
+
+fn truncated(e: io::Error) -> io::Error {
+    if e.kind() == io::ErrorKind::UnexpectedEof {
+        bad("the stream ends inside a frame header")
+    } else {
+        e
+    }
+}
+
+fn bad(what: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!("not a valid zstd stream: {what}"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zstd(data: &[u8]) -> Vec<u8> {
+        ruzstd::encoding::compress_to_vec(data, ruzstd::encoding::CompressionLevel::Fastest)
+    }
+
+    fn decode(compression: Compression, blob: Vec<u8>) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        LayerReader::new(compression, Box::new(io::Cursor::new(blob))).read_to_end(&mut out)?;
+        Ok(out)
+    }
+
+    #[test]
+    fn zstd_frames_and_skippable_frames_are_one_stream() {
+        let mut blob = zstd(b"first frame, ");
+        // A skippable frame (what zstd:chunked puts between its frames).
+        blob.extend(0x184D_2A53u32.to_le_bytes());
+        blob.extend(3u32.to_le_bytes());
+        blob.extend(b"xyz");
+        blob.extend(zstd(&b"second".repeat(10_000)));
+        let out = decode(Compression::Zstd, blob).unwrap();
+        assert!(out.starts_with(b"first frame, second"));
+        assert_eq!(out.len(), 13 + 60_000);
+    }
+
+    #[test]
+    fn zstd_windows_above_the_limit_are_refused_before_decoding() {
+        // Magic, descriptor (no single segment, no checksum), window descriptor: log 10 + 21 = 2 GiB.
+        let mut blob = ZSTD_MAGIC.to_le_bytes().to_vec();
+        blob.extend([0x00, 21 << 3]);
+        let err = decode(Compression::Zstd, blob).unwrap_err().to_string();
+        assert!(err.contains("2048 MiB window"), "{err}");
+        // Single segment: the content size is the window.
+        let mut blob = ZSTD_MAGIC.to_le_bytes().to_vec();
+        blob.push(0xE0);
+        blob.extend((1u64 << 40).to_le_bytes());
+        assert!(decode(Compression::Zstd, blob).is_err());
+    }
+
+    #[test]
+    fn truncated_and_foreign_zstd_streams_are_errors() {
+        let blob = zstd(&b"data".repeat(1000));
+        assert!(decode(Compression::Zstd, blob[..blob.len() - 3].to_vec()).is_err());
+        assert!(decode(Compression::Zstd, b"not zstd at all".to_vec()).is_err());
+        assert_eq!(decode(Compression::Zstd, Vec::new()).unwrap(), b"");
+    }
+
+    #[test]
+    fn gzip_members_are_one_stream() {
+        use std::io::Write;
+        let member = |data: &[u8]| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(data).unwrap();
+            gz.finish().unwrap()
+        };
+        let mut blob = member(b"one ");
+        blob.extend(member(b"two"));
+        assert_eq!(decode(Compression::Gzip, blob).unwrap(), b"one two");
+        assert_eq!(
+            decode(Compression::None, b"plain".to_vec()).unwrap(),
+            b"plain"
+        );
+    }
+}
