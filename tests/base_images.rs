@@ -622,6 +622,20 @@ fn registry_bases_by_tag_and_by_digest_are_pulled_once_and_mounted_when_pushed()
         support::file_digest(&dir.path().join("second.tar"))
     );
 
+    // --no-cache: fetched again into a private directory, and the cache given is left untouched.
+    let untouched = dir.path().join("untouched-cache");
+    run_ok(
+        zi(&home, &untouched)
+            .arg(&probe)
+            .args(["--no-cache", "--from", &oci, "-o"])
+            .arg(dir.path().join("no-cache.tar")),
+    );
+    assert!(registry.blob_gets() > gets, "--no-cache downloads again");
+    assert!(
+        !untouched.exists() || support::dir_listing(&untouched.join("blobs/sha256")).is_empty(),
+        "--no-cache leaves the cache alone"
+    );
+
     // Pinned by digest, a Docker v2 schema 2 base: its layers keep their bytes under OCI media types.
     let pinned = format!("{host}/base/busybox@{}", raw_digest(&skopeo, &v2s2));
     let docker = build(&pinned, "pinned.tar");
@@ -817,4 +831,125 @@ fn a_gnu_program_runs_on_a_glibc_base_and_is_refused_on_one_without_libc() {
         "{error}"
     );
     assert!(!dir.path().join("never.tar").exists());
+}
+
+#[test]
+fn cargo_toml_from_archive_foreign_layers_and_the_ca_certs_note() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((base, layout, _)) = busybox_archive(dir.path()) else {
+        return;
+    };
+
+    // `from-archive` in Cargo.toml, relative to it; `-v` notes that --ca-certs replaces no bundle here.
+    let project = dir.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    support::copy_fixture("hello", &project);
+    let crate_dir = project.join("hello");
+    std::fs::copy(&base, crate_dir.join("base.tar")).unwrap();
+    let manifest_path = crate_dir.join("Cargo.toml");
+    let mut manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    manifest.push_str("\n[package.metadata.zeroimage]\nfrom-archive = \"base.tar\"\n");
+    std::fs::write(&manifest_path, manifest).unwrap();
+    let archive = dir.path().join("from-settings.tar");
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest_path)
+            .args(["--message-format", "json", "-o"])
+            .arg(&archive),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(
+        summary["base"]["name"],
+        crate_dir.join("base.tar").display().to_string()
+    );
+    assert!(
+        support::image_manifest(&archive)["layers"]
+            .as_array()
+            .unwrap()
+            .len()
+            == 3
+    );
+
+    // A base with a foreign layer (a Windows-style non-distributable layer): refused, named.
+    let foreign = dir.path().join("foreign-layout");
+    run_ok(Command::new("cp").arg("-r").arg(&layout).arg(&foreign));
+    let index_path = foreign.join("index.json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    let old = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let blob = |digest: &str| {
+        foreign
+            .join("blobs/sha256")
+            .join(digest.trim_start_matches("sha256:"))
+    };
+    let mut image: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&old)).unwrap()).unwrap();
+    image["layers"][0]["mediaType"] =
+        "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip".into();
+    let bytes = serde_json::to_vec(&image).unwrap();
+    let digest = support::file_digest_of_bytes(std::str::from_utf8(&bytes).unwrap());
+    std::fs::write(blob(&digest), &bytes).unwrap();
+    let mut index = index;
+    index["manifests"][0]["digest"] = digest.clone().into();
+    index["manifests"][0]["size"] = bytes.len().into();
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let Some(probe) = probe() else { return };
+    let output = zeroimage()
+        .arg(&probe)
+        .arg("--from-archive")
+        .arg(&foreign)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(err.contains("foreign"), "{err}");
+    assert!(!dir.path().join("never.tar").exists());
+}
+
+#[test]
+fn ca_certs_over_a_base_bundle_replace_it_and_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    let Some(probe) = probe() else { return };
+    let theirs = dir.path().join("theirs.pem");
+    let ours = dir.path().join("ours.pem");
+    let (cert_a, _) = support::self_signed_certificate(dir.path(), "a", "base CA");
+    let (cert_b, _) = support::self_signed_certificate(dir.path(), "b", "our CA one");
+    let (cert_c, _) = support::self_signed_certificate(dir.path(), "c", "our CA two");
+    std::fs::copy(&cert_a, &theirs).unwrap();
+    let two = [
+        std::fs::read(&cert_b).unwrap(),
+        std::fs::read(&cert_c).unwrap(),
+    ]
+    .concat();
+    std::fs::write(&ours, two).unwrap();
+    let layout = bases::busybox_layout(&umoci, dir.path(), Some(&theirs));
+    let base = dir.path().join("with-bundle.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "latest",
+        &format!("oci-archive:{}:latest", base.display()),
+        &[],
+    );
+    let archive = dir.path().join("ca.tar");
+    let output = run_ok(
+        zeroimage()
+            .arg(&probe)
+            .arg(format!("--ca-certs={}", ours.display()))
+            .args(["-v", "-t", "probe:based", "--from-archive"])
+            .arg(&base)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(err.contains("--ca-certs replaces"), "{err}");
+    if let Some(report) = run_probe(&archive) {
+        assert_eq!(report["certificates"], "2", "our bundle, not the base's");
+    }
 }
