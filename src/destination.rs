@@ -10,9 +10,6 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Symbolic links followed before giving up, as the kernel does (`MAXSYMLINKS`).
-const MAX_LINKS: usize = 40;
-
 /// The resolved output.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
@@ -102,23 +99,10 @@ fn stdout_metadata() -> io::Result<Metadata> {
 
 /// Follows `path` through every symbolic link to the path of the file it names, which may not exist.
 fn follow_links(path: &Path) -> Result<PathBuf> {
-    let mut current = path.to_owned();
-    for _ in 0..=MAX_LINKS {
-        match std::fs::symlink_metadata(&current) {
-            Ok(meta) if meta.file_type().is_symlink() => {
-                let target = std::fs::read_link(&current)
-                    .map_err(Error::io("reading the symbolic link", &current))?;
-                current = match current.parent() {
-                    Some(dir) if target.is_relative() => dir.join(target),
-                    _ => target,
-                };
-            }
-            Ok(_) => return Ok(current),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
-            Err(e) => return Err(Error::io("checking the output", &current)(e)),
-        }
-    }
-    Err(too_many_links(path))
+    crate::fsutil::resolve_links(path).map_err(|e| match e {
+        Error::Input { .. } => too_many_links(path),
+        other => other,
+    })
 }
 
 /// The file reached by following the links by hand must be the one the kernel reaches (not so for

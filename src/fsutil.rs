@@ -73,22 +73,24 @@ pub fn read_regular_if_present(path: &Path, max: u64, what: &str) -> Result<Opti
 pub fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
     const MAX_HOPS: usize = 40;
     let mut current = path.to_owned();
-    for _ in 0..MAX_HOPS {
+    for _ in 0..=MAX_HOPS {
         match std::fs::symlink_metadata(&current) {
             Ok(meta) if meta.file_type().is_symlink() => {
                 let target = std::fs::read_link(&current)
-                    .map_err(Error::io("reading the link", &current))?;
+                    .map_err(Error::io("reading the symbolic link", &current))?;
                 current = match current.parent() {
                     Some(dir) if target.is_relative() => dir.join(target),
                     _ => target,
                 };
             }
-            _ => return Ok(current),
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(Error::io("checking", &current)(e)),
         }
     }
     Err(Error::input(
         path,
-        "is a chain of more than 40 symbolic links (a loop?)",
+        "has too many levels of symbolic links (a loop?); fix the link",
     ))
 }
 

@@ -184,17 +184,7 @@ impl ArchiveSource {
                 index.manifests.len()
             )));
         }
-        self.images = index
-            .manifests
-            .into_iter()
-            .map(|descriptor| {
-                let names = [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME]
-                    .iter()
-                    .filter_map(|key| descriptor.annotations.get(*key).cloned())
-                    .collect();
-                ArchivedImage { descriptor, names }
-            })
-            .collect();
+        self.images = images_of(index);
         Ok(())
     }
 
@@ -348,6 +338,21 @@ impl BlobSource for ArchiveSource {
     fn describe(&self) -> String {
         self.path.display().to_string()
     }
+}
+
+/// The images an `index.json` lists, with the names its annotations give them.
+pub(crate) fn images_of(index: Index) -> Vec<ArchivedImage> {
+    index
+        .manifests
+        .into_iter()
+        .map(|descriptor| {
+            let names = [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME]
+                .iter()
+                .filter_map(|key| descriptor.annotations.get(*key).cloned())
+                .collect();
+            ArchivedImage { descriptor, names }
+        })
+        .collect()
 }
 
 /// The one image of `images` (listed by the archive or layout at `path`), or the one named `tag` (a tag

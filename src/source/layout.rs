@@ -8,9 +8,7 @@ use super::BlobSource;
 use super::archive::ArchivedImage;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::oci::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Index, VerifyingReader,
-};
+use crate::oci::{Descriptor, Index, VerifyingReader};
 use crate::sanitize;
 
 /// Largest `index.json` we read.
@@ -37,17 +35,7 @@ impl LayoutSource {
                 ),
             )
         })?;
-        let images = index
-            .manifests
-            .into_iter()
-            .map(|descriptor| {
-                let names = [ANNOTATION_REF_NAME, ANNOTATION_CONTAINERD_NAME]
-                    .iter()
-                    .filter_map(|key| descriptor.annotations.get(*key).cloned())
-                    .collect();
-                ArchivedImage { descriptor, names }
-            })
-            .collect();
+        let images = super::archive::images_of(index);
         Ok(LayoutSource {
             dir: dir.to_owned(),
             images,
