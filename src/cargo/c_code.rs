@@ -35,15 +35,24 @@ pub(crate) struct GraphRequest<'a> {
 /// The crates of the build for `triple` that compile C, by name; `None` when cargo could not resolve
 /// the graph (the build will then say what is wrong).
 pub(crate) fn crates_with_c(request: &GraphRequest, triple: &str) -> Option<Vec<CCrate>> {
-    let mut cmd = MetadataCommand::new();
-    let mut options = request.resolution_flags.to_vec();
-    options.extend(request.feature_flags.iter().cloned());
-    options.extend(["--filter-platform".to_owned(), triple.to_owned()]);
-    cmd.cargo_path(cargo_program()).other_options(options);
-    if let Some(path) = request.manifest_path {
-        cmd.manifest_path(path);
-    }
-    let metadata = cmd.exec().ok()?;
+    let metadata = |features: &[String]| {
+        let mut cmd = MetadataCommand::new();
+        let mut options = request.resolution_flags.to_vec();
+        options.extend(features.iter().cloned());
+        options.extend(["--filter-platform".to_owned(), triple.to_owned()]);
+        cmd.cargo_path(cargo_program()).other_options(options);
+        if let Some(path) = request.manifest_path {
+            cmd.manifest_path(path);
+        }
+        cmd.exec().ok()
+    };
+    // Features cargo metadata cannot apply where `cargo build -p` can: the graph with the default
+    // features is the next best.
+    let metadata = metadata(&request.feature_flags).or_else(|| {
+        (!request.feature_flags.is_empty())
+            .then(|| metadata(&[]))
+            .flatten()
+    })?;
     let roots = roots(&metadata, request);
     Some(find(&metadata, &roots))
 }
