@@ -578,6 +578,10 @@ fn compile_error_shows_cargos_message_and_writes_nothing() {
             .starts_with("error: `cargo build --target"),
         "{err}"
     );
+    assert!(
+        !err.contains("C code"),
+        "no C toolchain hint for a Rust error: {err}"
+    );
     assert!(output.stdout.is_empty());
     assert!(support::dir_listing(dir.path()).is_empty());
 }
@@ -778,4 +782,235 @@ fn json_with_the_archive_on_stdout_is_refused_before_building() {
     );
     assert!(output.stdout.is_empty());
     assert!(support::dir_listing(dir.path()).is_empty());
+}
+
+/// A copy of `fixtures/hello` in a tempdir whose `.cargo/config.toml` holds `config`; returns the
+/// tempdir and the crate's directory (run from there: cargo reads configuration from the current
+/// directory).
+fn hello_with_cargo_config(config: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let krate = dir.path().join("hello");
+    std::fs::create_dir_all(krate.join(".cargo")).unwrap();
+    std::fs::write(krate.join(".cargo/config.toml"), config).unwrap();
+    (dir, krate)
+}
+
+/// The platforms of an archive's images, in order.
+fn archive_platforms(archive: &Path) -> Vec<String> {
+    let entries = support::read_tar(archive);
+    let index = support::json_entry(&entries, "index.json");
+    let top = &index["manifests"][0];
+    let manifests = if top["mediaType"] == "application/vnd.oci.image.index.v1+json" {
+        support::json_entry(&entries, &support::blob_name(&top["digest"]))["manifests"].clone()
+    } else {
+        index["manifests"].clone()
+    };
+    manifests
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let digest = support::blob_name(&m["digest"]);
+            let config = &support::json_entry(&entries, &digest)["config"]["digest"];
+            let config = support::json_entry(&entries, &support::blob_name(config));
+            format!(
+                "{}/{}",
+                config["os"].as_str().unwrap(),
+                config["architecture"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+fn both_musl_targets_installed() -> bool {
+    let installed =
+        support::target_installed(X86_64_MUSL) && support::target_installed(support::AARCH64_MUSL);
+    if !installed {
+        assert!(!support::peers_required(), "both musl targets are required");
+        eprintln!("SKIPPED: x86_64 and aarch64 musl targets needed");
+    }
+    installed
+}
+
+#[test]
+fn build_target_in_a_cargo_config_file_decides_the_target() {
+    if !both_musl_targets_installed() {
+        return;
+    }
+    let (dir, krate) =
+        hello_with_cargo_config("[build]\ntarget = \"aarch64-unknown-linux-musl\"\n");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(&krate)
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .args(["--message-format", "json", "-v", "-o"])
+            .arg(dir.path().join("hello.tar")),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(summary["platform"], "linux/arm64");
+    assert_eq!(summary["target"], support::AARCH64_MUSL);
+    let config = krate.join(".cargo/config.toml");
+    assert!(
+        stderr(&output).contains(&format!(
+            "target aarch64-unknown-linux-musl from build.target in {}",
+            config.display()
+        )),
+        "-v says where the target came from: {}",
+        stderr(&output)
+    );
+    assert_eq!(
+        archive_platforms(&dir.path().join("hello.tar")),
+        ["linux/arm64"]
+    );
+}
+
+#[test]
+fn cargo_build_target_in_the_environment_decides_the_target() {
+    if !both_musl_targets_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("hello")
+            .env("CARGO_BUILD_TARGET", support::AARCH64_MUSL)
+            .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .args(["--message-format", "json", "-v", "-o"])
+            .arg(dir.path().join("hello.tar")),
+    );
+    assert_eq!(json_summary(&output)["platform"], "linux/arm64");
+    assert!(
+        stderr(&output).contains("target aarch64-unknown-linux-musl from CARGO_BUILD_TARGET"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_list_of_two_targets_in_cargo_config_makes_one_multi_platform_image() {
+    if !both_musl_targets_installed() {
+        return;
+    }
+    let (dir, krate) = hello_with_cargo_config(
+        "[build]\ntarget = [\"x86_64-unknown-linux-musl\", \"aarch64-unknown-linux-musl\"]\n",
+    );
+    let archive = dir.path().join("hello.tar");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(&krate)
+            .env_remove("CARGO_BUILD_TARGET")
+            .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .args(["--message-format", "json", "-q", "-o"])
+            .arg(&archive),
+    );
+    let summary = json_summary(&output);
+    assert_eq!(
+        summary["targets"],
+        serde_json::json!([X86_64_MUSL, support::AARCH64_MUSL])
+    );
+    assert_eq!(archive_platforms(&archive), ["linux/amd64", "linux/arm64"]);
+    assert_eq!(
+        run_packaged_platform(&archive, "amd64"),
+        "hello from the zeroimage fixture"
+    );
+}
+
+/// The first line the `hello` program of the `arch` image prints, run natively (amd64 only).
+fn run_packaged_platform(archive: &Path, arch: &str) -> String {
+    let entries = support::read_tar(archive);
+    let index = support::json_entry(&entries, "index.json");
+    let list = support::json_entry(
+        &entries,
+        &support::blob_name(&index["manifests"][0]["digest"]),
+    );
+    let manifest = list["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["platform"]["architecture"] == arch)
+        .unwrap();
+    let manifest = support::json_entry(&entries, &support::blob_name(&manifest["digest"]));
+    let dir = tempfile::tempdir().unwrap();
+    for layer in manifest["layers"].as_array().unwrap() {
+        let blob = &entries[&support::blob_name(&layer["digest"])];
+        tar::Archive::new(flate2::read::GzDecoder::new(&blob[..]))
+            .unpack(dir.path())
+            .unwrap();
+    }
+    let output = run_ok(&mut Command::new(dir.path().join("hello")));
+    stdout_of(&output)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn target_flag_wins_over_cargo_config_and_config_arguments_over_the_environment() {
+    if !both_musl_targets_installed() {
+        return;
+    }
+    let (dir, krate) =
+        hello_with_cargo_config("[build]\ntarget = \"aarch64-unknown-linux-musl\"\n");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(&krate)
+            .env("CARGO_BUILD_TARGET", support::AARCH64_MUSL)
+            .args([
+                "--target",
+                X86_64_MUSL,
+                "--message-format",
+                "json",
+                "-v",
+                "-o",
+            ])
+            .arg(dir.path().join("flag.tar")),
+    );
+    assert_eq!(json_summary(&output)["platform"], "linux/amd64");
+    assert!(
+        stderr(&output).contains("target x86_64-unknown-linux-musl from --target"),
+        "{}",
+        stderr(&output)
+    );
+    // cargo's --config wins over the environment, which wins over files.
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(&krate)
+            .env("CARGO_BUILD_TARGET", support::AARCH64_MUSL)
+            .args(["--config", "build.target=\"x86_64-unknown-linux-musl\""])
+            .args(["--message-format", "json", "-v", "-o"])
+            .arg(dir.path().join("config.tar")),
+    );
+    assert_eq!(json_summary(&output)["platform"], "linux/amd64");
+    assert!(
+        stderr(&output).contains("from `--config build.target="),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn a_linker_in_cargo_config_wins_and_is_named() {
+    if !both_musl_targets_installed() {
+        return;
+    }
+    let (dir, krate) =
+        hello_with_cargo_config("[target.aarch64-unknown-linux-musl]\nlinker = \"rust-lld\"\n");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(&krate)
+            .env_remove("CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER")
+            .args(["--target", support::AARCH64_MUSL, "--zig", "-v", "-o"])
+            .arg(dir.path().join("hello.tar")),
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "aarch64-unknown-linux-musl: linker `rust-lld` from target.aarch64-unknown-linux-musl.linker in {}",
+            krate.join(".cargo/config.toml").display()
+        )),
+        "the configured linker wins, --zig too: {err}"
+    );
+    assert!(!err.contains("cargo-zigbuild"), "{err}");
 }

@@ -1,5 +1,6 @@
 //! Running `cargo build` and collecting the executables it reports.
 
+use std::collections::HashSet;
 use std::ffi::OsString;
 use std::io::BufReader;
 use std::path::PathBuf;
@@ -19,6 +20,12 @@ pub struct BuildRequest {
     pub args: Vec<OsString>,
     /// Extra environment, e.g. the linker for a cross build.
     pub env: Vec<(String, String)>,
+    /// cargo-zigbuild, to run the build instead of cargo (it makes zig the C compiler and linker).
+    pub zigbuild: Option<PathBuf>,
+    /// Crates whose build scripts compile C, by package: when one of those does not finish, the
+    /// failure is the C compiler's and `c_hint` is added to the error.
+    pub c_crates: Vec<(PackageId, String)>,
+    pub c_hint: String,
 }
 
 /// An executable cargo built.
@@ -33,9 +40,20 @@ pub struct Executable {
 /// Runs the build with cargo's diagnostics and progress going to the terminal as usual, and returns the
 /// executables from cargo's `compiler-artifact` messages.
 pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
-    let mut cmd = Command::new(cargo_program());
-    cmd.arg("build")
-        .arg("--message-format=json-render-diagnostics")
+    let mut cmd = match &request.zigbuild {
+        Some(zigbuild) => {
+            let mut cmd = Command::new(zigbuild);
+            // The same cargo as ours, e.g. under `cargo +nightly zeroimage`.
+            cmd.arg("zigbuild").env("CARGO", cargo_program());
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(cargo_program());
+            cmd.arg("build");
+            cmd
+        }
+    };
+    cmd.arg("--message-format=json-render-diagnostics")
         .arg("--target")
         .arg(&request.target)
         .args(&request.args)
@@ -43,15 +61,19 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| Error::Invalid(format!("cannot run cargo: {e}")))?;
+    let mut child = cmd.spawn().map_err(|e| match &request.zigbuild {
+        Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
+        None => Error::Invalid(format!("cannot run cargo: {e}")),
+    })?;
     let stdout = child
         .stdout
         .take()
         .ok_or_else(|| Error::Invalid("cargo's output was not captured".to_owned()))?;
     let mut executables = Vec::new();
     let mut finished_ok = None;
+    // Build scripts compiled, and those that ran to the end.
+    let mut scripts_built = HashSet::new();
+    let mut scripts_ran = HashSet::new();
     for message in Message::parse_stream(BufReader::new(stdout)) {
         let message =
             message.map_err(|e| Error::Invalid(format!("reading cargo's output: {e}")))?;
@@ -65,6 +87,14 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
                     });
                 }
             }
+            Message::CompilerArtifact(artifact)
+                if artifact.target.is_kind(TargetKind::CustomBuild) =>
+            {
+                scripts_built.insert(artifact.package_id);
+            }
+            Message::BuildScriptExecuted(script) => {
+                scripts_ran.insert(script.package_id);
+            }
             Message::BuildFinished(done) => finished_ok = Some(done.success),
             // Build scripts and tools may print plain lines on stdout; keep stdout ours.
             Message::TextLine(line) => eprintln!("{line}"),
@@ -76,10 +106,28 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
         .map_err(|e| Error::Invalid(format!("waiting for cargo: {e}")))?;
     crate::cancel::check()?;
     if !status.success() || finished_ok == Some(false) {
-        return Err(Error::Build(format!(
+        let mut message = format!(
             "`cargo build --target {}` failed; see cargo's errors above",
             request.target
-        )));
+        );
+        let failed: Vec<String> = request
+            .c_crates
+            .iter()
+            .filter(|(id, _)| scripts_built.contains(id) && !scripts_ran.contains(id))
+            .map(|(_, name)| format!("`{name}`"))
+            .collect();
+        let (scripts, compile) = match failed.len() {
+            1 => ("build script", "compiles"),
+            _ => ("build scripts", "compile"),
+        };
+        if !failed.is_empty() {
+            message.push_str(&format!(
+                "; the {scripts} of {} {compile} C code and did not finish: {}",
+                failed.join(", "),
+                request.c_hint
+            ));
+        }
+        return Err(Error::Build(message));
     }
     Ok(executables)
 }

@@ -5,8 +5,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::build::{BuildRequest, Executable, build};
+use super::c_code::{GraphRequest, crates_with_c, feature_flags};
+use super::config::CargoConfig;
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
 use super::target;
+use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan};
 use super::workspace::{Workspace, annotations, git_revision};
 use crate::destination::{is_dash, parent_dir};
 use crate::error::{Error, Result};
@@ -24,8 +27,8 @@ pub struct CargoOptions {
     pub packages: Vec<String>,
     /// The binary to package; `None`: the only one built, else the package's `default-run`.
     pub bin: Option<String>,
-    /// Target triples, one image per target; none: the `targets` or `target` setting, else the musl
-    /// target for the host's architecture.
+    /// Target triples, one image per target; none: the `targets` or `target` setting, else cargo's
+    /// `build.target`, else the musl target for the host's architecture.
     pub targets: Vec<String>,
     /// Cargo profile; `None`: release.
     pub profile: Option<String>,
@@ -43,6 +46,9 @@ pub struct CargoOptions {
     pub offline: bool,
     /// Any other `cargo build` arguments (features, jobs, verbosity ...), passed on as they are, last.
     pub build_args: Vec<OsString>,
+    /// Build musl targets with zig (through cargo-zigbuild): `Some(true)` always, `Some(false)` never;
+    /// `None`: the `zig` setting, else when crates with C code need a C compiler that is missing.
+    pub zig: Option<bool>,
 }
 
 impl CargoOptions {
@@ -140,7 +146,16 @@ impl CargoJob {
         )?;
 
         let host = target::host_triple()?;
-        let triples = targets(&cargo.targets, &settings, &host)?;
+        let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+        // Cargo reads its configuration from the current directory, whatever --manifest-path says.
+        let cargo_config = CargoConfig::load(&cwd, &cargo.config, &host)?;
+        let (triples, origin) = targets(
+            &cargo.targets,
+            &settings,
+            cargo_config.build_targets()?,
+            &host,
+        )?;
+        listener.detail(&format!("target {} from {origin}", triples.join(", ")));
         let mut platforms = Vec::new();
         for triple in &triples {
             platforms.push(target::platform_for(triple)?);
@@ -148,18 +163,29 @@ impl CargoJob {
         for triple in &triples {
             target::ensure_installed(triple)?;
         }
-        let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
+        let graph = GraphRequest {
+            manifest_path: cargo.manifest_path.as_deref(),
+            resolution_flags: &cargo.resolution_flags(),
+            feature_flags: feature_flags(&cargo.build_args),
+            packages: &cargo.packages,
+            selected: selected.map(|p| &p.id),
+        };
+        let toolchains = plan(
+            &triples,
+            &host,
+            &cargo_config,
+            ZigChoice::from_flag(cargo.zig.or(settings.zig)),
+            &|triple| crates_with_c(&graph, triple),
+        )?;
 
         let build = Build {
             cargo,
             workspace: &workspace,
             selected,
-            host: &host,
-            cwd: &cwd,
         };
         let mut built: Vec<Executable> = Vec::new();
-        for (triple, platform) in triples.iter().zip(&platforms) {
-            let executable = build.one(triple, platform, listener)?;
+        for ((facts, toolchain), platform) in toolchains.iter().zip(&platforms) {
+            let executable = build.one(facts, toolchain, platform, listener)?;
             if let Some(first) = built.first() {
                 if first.name != executable.name || first.package_id != executable.package_id {
                     return Err(Error::Invalid(format!(
@@ -262,36 +288,30 @@ struct Build<'a> {
     cargo: &'a CargoOptions,
     workspace: &'a Workspace,
     selected: Option<&'a cargo_metadata::Package>,
-    host: &'a str,
-    cwd: &'a Path,
 }
 
 impl Build<'_> {
-    /// Builds for one target and returns the executable to package. A cross build for a musl target
-    /// with no linker configured links with rust-lld, which needs no C toolchain.
+    /// Builds for one target with its toolchain and returns the executable to package.
     fn one(
         &self,
-        triple: &str,
+        facts: &TargetFacts,
+        toolchain: &Toolchain,
         platform: &Platform,
         listener: &dyn Listener,
     ) -> Result<Executable> {
         let cargo = self.cargo;
-        let mut request = BuildRequest {
-            target: triple.to_owned(),
+        let triple = &facts.triple;
+        listener.detail(&toolchain.describe(facts));
+        let request = BuildRequest {
+            target: triple.clone(),
             args: cargo.cargo_build_args(),
-            env: Vec::new(),
+            env: toolchain.env(triple),
+            zigbuild: toolchain.zigbuild().map(Path::to_owned),
+            c_crates: (facts.c_crates.iter().flatten())
+                .map(|c| (c.id.clone(), c.name.clone()))
+                .collect(),
+            c_hint: toolchain.c_failure_hint(facts),
         };
-        let cross_lld = target::is_cross(self.host, triple)
-            && triple.contains("-linux-musl")
-            && !target::linker_configured(triple, &cargo.config, self.cwd);
-        if cross_lld {
-            listener.detail(&format!(
-                "no linker configured for {triple}: linking with rust-lld"
-            ));
-            request
-                .env
-                .push((target::linker_env_var(triple), "rust-lld".to_owned()));
-        }
         listener.status(
             "Building",
             &format!(
@@ -299,16 +319,7 @@ impl Build<'_> {
                 describe_selection(cargo.bin.as_deref(), self.selected)
             ),
         );
-        let executables = build(&request).map_err(|e| match e {
-            Error::Build(message) if cross_lld => Error::Build(format!(
-                "{message}. This cross build links with rust-lld, which needs no C toolchain; if a crate \
-                 with C code failed, install a C cross compiler and set CC_{} (and {}), or use \
-                 cargo-zigbuild",
-                triple.replace('-', "_"),
-                target::linker_env_var(triple)
-            )),
-            other => other,
-        })?;
+        let executables = build(&request)?;
         choose(&executables, self.workspace, cargo.bin.as_deref()).cloned()
     }
 }

@@ -2,10 +2,13 @@
 //! target, and package the executable ([`CargoJob`]).
 
 pub(crate) mod build;
+mod c_code;
+mod config;
 mod job;
 mod select;
 pub(crate) mod settings;
 pub(crate) mod target;
+mod toolchain;
 pub(crate) mod workspace;
 
 pub use job::{CargoJob, CargoOptions, CargoOutcome};

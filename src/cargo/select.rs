@@ -11,24 +11,41 @@ use crate::error::{Error, Result};
 use crate::essentials::Essentials;
 use crate::reference::Reference;
 
-/// The targets to build: `given` (the `--target` flags), else `targets` or `target` from Cargo.toml,
-/// else the host's musl target.
-pub(crate) fn targets(given: &[String], settings: &Settings, host: &str) -> Result<Vec<String>> {
-    let targets = if !given.is_empty() {
-        given.to_vec()
+/// The targets to build and where they came from (for `-v`): `given` (the `--target` flags), else
+/// `targets` or `target` from Cargo.toml, else cargo's `build.target` (`configured`, as cargo itself
+/// would build), else the host's musl target.
+pub(crate) fn targets(
+    given: &[String],
+    settings: &Settings,
+    configured: Option<(Vec<String>, String)>,
+    host: &str,
+) -> Result<(Vec<String>, String)> {
+    let in_manifest = |key: &str| match &settings.manifest {
+        Some(path) => format!("the `{key}` setting in {}", path.display()),
+        None => format!("the `{key}` setting"),
+    };
+    let (targets, origin) = if !given.is_empty() {
+        (given.to_vec(), "--target".to_owned())
     } else if let Some(targets) = settings.targets.clone().filter(|t| !t.is_empty()) {
-        targets
+        (targets, in_manifest("targets"))
     } else if let Some(target) = &settings.target {
-        vec![target.clone()]
+        (vec![target.clone()], in_manifest("target"))
+    } else if let Some((targets, origin)) = configured.filter(|(t, _)| !t.is_empty()) {
+        (targets, origin)
     } else {
-        vec![target::default_target(host)]
+        (
+            vec![target::default_target(host)],
+            "the default for this machine's architecture".to_owned(),
+        )
     };
     for (i, t) in targets.iter().enumerate() {
         if targets[..i].contains(t) {
-            return Err(Error::Invalid(format!("target `{t}` is given twice")));
+            return Err(Error::Invalid(format!(
+                "target `{t}` is given twice (in {origin})"
+            )));
         }
     }
-    Ok(targets)
+    Ok((targets, origin))
 }
 
 /// Cargo.toml essentials with the caller's on top: a flag turns a piece on, a path replaces the
@@ -129,19 +146,34 @@ mod tests {
     }
 
     #[test]
-    fn flags_win_over_targets_over_target_over_the_host() {
+    fn flags_win_over_settings_over_cargo_config_over_the_host() {
         let host = "x86_64-unknown-linux-gnu";
         let both = with_targets(Some("a"), Some(&["b", "c"]));
-        assert_eq!(targets(&["f".into()], &both, host).unwrap(), ["f"]);
-        assert_eq!(targets(&[], &both, host).unwrap(), ["b", "c"]);
+        let config = || {
+            Some((
+                vec!["k".to_owned(), "l".to_owned()],
+                "CARGO_BUILD_TARGET".to_owned(),
+            ))
+        };
+        let chosen = |given: &[String], settings: &Settings, configured| {
+            targets(given, settings, configured, host).unwrap()
+        };
+        assert_eq!(chosen(&["f".into()], &both, config()).0, ["f"]);
+        assert_eq!(chosen(&[], &both, config()).0, ["b", "c"]);
         let empty_list = with_targets(Some("a"), Some(&[]));
-        assert_eq!(targets(&[], &empty_list, host).unwrap(), ["a"]);
+        assert_eq!(chosen(&[], &empty_list, config()).0, ["a"]);
         assert_eq!(
-            targets(&[], &Settings::default(), host).unwrap(),
-            ["x86_64-unknown-linux-musl"]
+            chosen(&[], &Settings::default(), config()),
+            (
+                vec!["k".to_owned(), "l".to_owned()],
+                "CARGO_BUILD_TARGET".to_owned()
+            )
         );
-        let twice = targets(&["t".into(), "t".into()], &both, host).unwrap_err();
-        assert_eq!(twice.to_string(), "target `t` is given twice");
+        let (default, origin) = chosen(&[], &Settings::default(), None);
+        assert_eq!(default, ["x86_64-unknown-linux-musl"]);
+        assert!(origin.contains("default"), "{origin}");
+        let twice = targets(&["t".into(), "t".into()], &both, None, host).unwrap_err();
+        assert_eq!(twice.to_string(), "target `t` is given twice (in --target)");
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub struct Settings {
     pub include: Option<Vec<String>>,
     /// References to push the image to.
     pub push: Option<Vec<String>>,
+    /// Build musl targets with zig (`true`), never (`false`); unset: when C code needs it.
+    pub zig: Option<bool>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -142,6 +144,7 @@ impl Settings {
             tzdata: self.tzdata.or(fallback.tzdata),
             include: self.include.or(fallback.include),
             push: self.push.or(fallback.push),
+            zig: self.zig.or(fallback.zig),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -275,13 +278,14 @@ mod tests {
     #[test]
     fn reads_known_keys_and_resolves_paths_against_the_manifest() {
         let metadata = json!({"zeroimage": {"tag": "app:1", "target": "aarch64-unknown-linux-musl",
-            "output": "dist/app.tar", "allow-dynamic": true, "ca-certs": "certs/ca.pem", "tzdata": true,
+            "output": "dist/app.tar", "allow-dynamic": true, "zig": false, "ca-certs": "certs/ca.pem", "tzdata": true,
             "include": ["static:/srv/static", "/etc/hosts:/etc/hosts"], "env": {"A": "1"}, "expose": ["80"]}});
         let s =
             Settings::from_metadata(&metadata, Path::new("/ws/app/Cargo.toml"), "package").unwrap();
         assert_eq!(s.tag.as_deref(), Some("app:1"));
         assert_eq!(s.output, Some(PathBuf::from("/ws/app/dist/app.tar")));
         assert_eq!(s.allow_dynamic, Some(true));
+        assert_eq!(s.zig, Some(false));
         let essentials = s.essentials().unwrap();
         assert_eq!(
             essentials.ca_certs,

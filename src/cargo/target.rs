@@ -1,8 +1,8 @@
 //! The Rust target: the default musl triple for this host, whether its standard library is installed,
-//! its OCI platform, and whether it needs `rust-lld` to cross-link.
+//! its OCI platform, and whether it crosses architectures.
 
 use std::ffi::OsString;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use crate::error::{Error, Result};
@@ -121,71 +121,9 @@ fn platform_from_cfg(triple: &str) -> Result<Platform> {
     Platform::linux(oci_arch, variant)
 }
 
-/// The environment variable cargo reads for a target's linker.
-pub fn linker_env_var(triple: &str) -> String {
-    format!(
-        "CARGO_TARGET_{}_LINKER",
-        triple.to_uppercase().replace(['-', '.'], "_")
-    )
-}
-
 /// True when building `target` on `host` crosses architectures.
 pub fn is_cross(host: &str, target: &str) -> bool {
     host.split('-').next() != target.split('-').next()
-}
-
-/// True when the user configured a linker for `triple`: the environment, a `--config` argument, or a
-/// cargo config file that cargo would read from `cwd` (its ancestors' `.cargo/config.toml`, then
-/// `$CARGO_HOME/config.toml`). `target.'cfg(..)'.linker` counts too, conservatively.
-pub fn linker_configured(triple: &str, config_args: &[String], cwd: &Path) -> bool {
-    if std::env::var_os(linker_env_var(triple)).is_some() {
-        return true;
-    }
-    if config_args.iter().any(|c| c.contains("linker")) {
-        return true;
-    }
-    config_files(cwd)
-        .iter()
-        .any(|file| config_sets_linker(file, triple))
-}
-
-fn config_files(cwd: &Path) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in cwd.ancestors() {
-        for name in ["config.toml", "config"] {
-            let path = dir.join(".cargo").join(name);
-            if path.is_file() {
-                files.push(path);
-            }
-        }
-    }
-    let cargo_home = std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-    if let Some(home) = cargo_home {
-        for name in ["config.toml", "config"] {
-            let path = home.join(name);
-            if path.is_file() && !files.contains(&path) {
-                files.push(path);
-            }
-        }
-    }
-    files
-}
-
-fn config_sets_linker(file: &Path, triple: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        return false;
-    };
-    let Ok(doc) = text.parse::<toml::Table>() else {
-        return false;
-    };
-    let Some(targets) = doc.get("target").and_then(|t| t.as_table()) else {
-        return false;
-    };
-    targets.iter().any(|(key, table)| {
-        (key == triple || key.starts_with("cfg(")) && table.get("linker").is_some()
-    })
 }
 
 #[cfg(test)]
@@ -222,39 +160,6 @@ mod tests {
             "x86_64-unknown-linux-gnu",
             "aarch64-unknown-linux-musl"
         ));
-    }
-
-    #[test]
-    fn linker_env_var_follows_cargo() {
-        assert_eq!(
-            linker_env_var("aarch64-unknown-linux-musl"),
-            "CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER"
-        );
-    }
-
-    #[test]
-    fn config_files_with_a_linker_for_the_target_are_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let nested = dir.path().join("a/b");
-        std::fs::create_dir_all(nested.join(".cargo")).unwrap();
-        std::fs::create_dir_all(dir.path().join(".cargo")).unwrap();
-        std::fs::write(
-            dir.path().join(".cargo/config.toml"),
-            "[target.aarch64-unknown-linux-musl]\nlinker = \"aarch64-linux-musl-gcc\"\n",
-        )
-        .unwrap();
-        std::fs::write(nested.join(".cargo/config.toml"), "[build]\njobs = 1\n").unwrap();
-        let files = config_files(&nested);
-        assert!(
-            files
-                .iter()
-                .any(|f| config_sets_linker(f, "aarch64-unknown-linux-musl"))
-        );
-        assert!(
-            !files
-                .iter()
-                .any(|f| config_sets_linker(f, "riscv64gc-unknown-linux-musl"))
-        );
     }
 
     #[test]

@@ -27,8 +27,9 @@ The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o say
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
-workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push).
-Command-line flags win.
+workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig).
+Command-line flags win. Without --target or a target setting, cargo's build.target decides.
+C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
 
   cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
 
@@ -129,6 +130,14 @@ pub struct CargoArgs {
     #[arg(long, value_name = "DIRECTORY", help_heading = "Compilation Options")]
     pub target_dir: Option<PathBuf>,
 
+    /// Compile C and link musl targets with zig, through cargo-zigbuild [default: when crates with C code need it]
+    #[arg(long, help_heading = "Compilation Options", conflicts_with = "no_zig")]
+    pub zig: bool,
+
+    /// Never use zig: build with cargo's own toolchain (and rust-lld across architectures)
+    #[arg(long, help_heading = "Compilation Options")]
+    pub no_zig: bool,
+
     /// Number of parallel jobs
     #[arg(short, long, value_name = "N", help_heading = "Compilation Options")]
     pub jobs: Option<String>,
@@ -193,6 +202,11 @@ impl CargoArgs {
             frozen: self.frozen,
             offline: self.offline,
             build_args,
+            zig: match (self.zig, self.no_zig) {
+                (true, _) => Some(true),
+                (_, true) => Some(false),
+                _ => None,
+            },
         }
     }
 }
