@@ -3,9 +3,10 @@
 
 pub(crate) mod build;
 mod job;
+pub(crate) mod plan;
 mod select;
 pub(crate) mod settings;
 pub(crate) mod target;
 pub(crate) mod workspace;
 
-pub use job::{CargoJob, CargoOptions, CargoOutcome};
+pub use job::{CargoImage, CargoJob, CargoOptions, CargoOutcome};
