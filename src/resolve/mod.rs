@@ -1,7 +1,7 @@
 //! `cargo zeroimage resolve`: Kubernetes YAML (or any YAML) in, the same YAML out with every
 //! `zeroimage://PACKAGE[/BIN]` value replaced by the image it names, built and pushed in this run and
 //! pinned by digest: `REPOSITORY/BIN@sha256:...`. Each distinct binary is built and pushed once
-//! however often it is named; the rest of the text is kept byte for byte (see [`yaml`]).
+//! however often it is named; the rest of the text is kept byte for byte.
 
 mod yaml;
 
