@@ -221,26 +221,9 @@ impl ImageArchive {
         if let Some(index) = &tree.index {
             self.add_blob(index.digest(), index.bytes())?;
         }
-        let mut top = tree.top.clone();
-        top.annotations
-            .insert(ANNOTATION_CONTAINERD_NAME.to_owned(), name.full());
-        top.annotations
-            .insert(ANNOTATION_REF_NAME.to_owned(), name.tag().to_owned());
-        let index = Index::new(vec![top]);
-        let docker = tree
-            .manifests
-            .get(docker_image)
-            .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
-            .manifest
-            .value();
-        let docker = vec![DockerManifestEntry {
-            config: docker.config.digest.blob_path(),
-            repo_tags: vec![name.familiar()],
-            layers: docker.layers.iter().map(|l| l.digest.blob_path()).collect(),
-            extra: Default::default(),
-        }];
-        self.append_file("index.json", &to_json_bytes(&index))?;
-        self.append_file("manifest.json", &to_json_bytes(&docker))?;
+        let (index, docker) = layout_documents(tree, Some(name), docker_image)?;
+        self.append_file("index.json", &index)?;
+        self.append_file("manifest.json", &docker)?;
         self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
         self.persist()
     }
@@ -289,6 +272,36 @@ impl LayerSink for ImageArchive {
             Ok((layer.descriptor.digest.clone(), layer))
         })
     }
+}
+
+/// The layout's `index.json` (one descriptor: `tree.top`, named when `name` is given) and Docker's
+/// `manifest.json` for the manifest `docker_image` (Docker's format cannot describe several platforms).
+pub(crate) fn layout_documents(
+    tree: &ImageTree,
+    name: Option<&Reference>,
+    docker_image: usize,
+) -> Result<(Vec<u8>, Vec<u8>)> {
+    let mut top = tree.top.clone();
+    if let Some(name) = name {
+        top.annotations
+            .insert(ANNOTATION_CONTAINERD_NAME.to_owned(), name.full());
+        top.annotations
+            .insert(ANNOTATION_REF_NAME.to_owned(), name.tag().to_owned());
+    }
+    let index = Index::new(vec![top]);
+    let docker = tree
+        .manifests
+        .get(docker_image)
+        .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
+        .manifest
+        .value();
+    let docker = vec![DockerManifestEntry {
+        config: docker.config.digest.blob_path(),
+        repo_tags: name.map(Reference::familiar).into_iter().collect(),
+        layers: docker.layers.iter().map(|l| l.digest.blob_path()).collect(),
+        extra: Default::default(),
+    }];
+    Ok((to_json_bytes(&index), to_json_bytes(&docker)))
 }
 
 /// A hidden `.NAME.XXXXXX.partial` beside `path`, with the archive's mode (less the umask).

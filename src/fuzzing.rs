@@ -262,8 +262,8 @@ pub fn settings(data: &[u8]) {
         options.apply_to(&mut spec);
     }
     let _ = settings.essentials();
-    let _ = settings.push_references();
-    let _ = settings.tag_reference();
+    let _ = settings.push_patterns();
+    let _ = settings.tag_pattern();
     if let Some(created) = &settings.created {
         let _ = crate::timestamp::Timestamp::resolve(Some(created));
     }

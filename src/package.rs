@@ -15,6 +15,7 @@ use crate::essentials::BASE_FILES;
 use crate::essentials::Essentials;
 use crate::image::{Image, ImageTree};
 use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
+use crate::load::{LoadOptions, Loaded};
 use crate::loader::{LOADER_FILES, check_dynamic};
 use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
@@ -94,6 +95,9 @@ pub struct PackageSummary {
     /// `REF@DIGEST` for each reference pushed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushed: Vec<String>,
+    /// Each local runtime the image was loaded into.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub loaded: Vec<Loaded>,
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -176,6 +180,8 @@ pub struct Packaged<'a> {
     memory: Memory,
     /// The layers, when no archive was written.
     spool: Option<Spool>,
+    /// The image's name.
+    tag: Reference,
 }
 
 impl Packaged<'_> {
@@ -198,8 +204,30 @@ impl Packaged<'_> {
                     .insert(digest, (host.clone(), repository.clone()));
             }
         }
-        let options = &options;
-        let pushed = match &self.spool {
+        let pushed =
+            self.with_blobs(|blobs| push(&self.tree, blobs, references, &options, listener))?;
+        self.summary
+            .pushed
+            .extend(pushed.iter().map(ToString::to_string));
+        Ok(pushed)
+    }
+
+    /// Loads what was built into the local runtimes `options` names, tagged with the image's name.
+    pub fn load(&mut self, options: &LoadOptions, listener: &dyn Listener) -> Result<Vec<Loaded>> {
+        if options.is_empty() {
+            return Ok(Vec::new());
+        }
+        let loaded = self.with_blobs(|blobs| {
+            crate::load::load(&self.tree, blobs, &self.tag, options, listener)
+        })?;
+        self.summary.loaded.extend(loaded.iter().cloned());
+        Ok(loaded)
+    }
+
+    /// Runs `f` with a source of every blob of the image: the archive written, else the spool (with
+    /// the base's blobs and the configs).
+    fn with_blobs<T>(&self, f: impl FnOnce(&dyn BlobSource) -> Result<T>) -> Result<T> {
+        match &self.spool {
             Some(spool) => {
                 let mut blobs = Composite::new();
                 if let Some(base) = self.base {
@@ -212,21 +240,16 @@ impl Packaged<'_> {
                     .iter()
                     .map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
-                push(&self.tree, &blobs, references, options, listener)?
+                f(&blobs)
             }
             None => {
                 let path = self
                     .archive
                     .as_deref()
-                    .ok_or_else(|| Error::Invalid("nothing was built to push".to_owned()))?;
-                let archive = ArchiveSource::open(path)?;
-                push(&self.tree, &archive, references, options, listener)?
+                    .ok_or_else(|| Error::Invalid("nothing was built to read back".to_owned()))?;
+                f(&ArchiveSource::open(path)?)
             }
-        };
-        self.summary
-            .pushed
-            .extend(pushed.iter().map(ToString::to_string));
-        Ok(pushed)
+        }
     }
 }
 
@@ -418,6 +441,7 @@ pub fn package<'a>(
             digest: b.digest.clone(),
         }),
         pushed: Vec::new(),
+        loaded: Vec::new(),
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
@@ -427,6 +451,7 @@ pub fn package<'a>(
         tree,
         memory,
         spool,
+        tag,
     })
 }
 

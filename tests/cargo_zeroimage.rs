@@ -1014,3 +1014,176 @@ fn a_linker_in_cargo_config_wins_and_is_named() {
     );
     assert!(!err.contains("cargo-zigbuild"), "{err}");
 }
+
+#[test]
+fn workspace_makes_one_image_per_binary_from_one_cargo_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args(["--workspace", "--message-format", "json", "-o"])
+            .arg(dir.path().join("{bin}.tar")),
+    );
+    let err = stderr(&output);
+    assert_eq!(
+        err.matches("    Building ").count(),
+        1,
+        "one cargo build for the target: {err}"
+    );
+    assert!(
+        err.contains("    Building packages `server`, `tools` for x86_64-unknown-linux-musl"),
+        "{err}"
+    );
+    assert_eq!(err.matches("    Finished ").count(), 1, "{err}");
+    let images: Vec<serde_json::Value> = stdout_of(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut found: Vec<(String, String, String)> = images
+        .iter()
+        .map(|i| {
+            (
+                i["bin"].as_str().unwrap().to_owned(),
+                i["package"].as_str().unwrap().to_owned(),
+                i["tag"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("api".into(), "server".into(), "api:1.4.0".into()),
+            // tools' own `tag` setting applies to its image.
+            (
+                "cli".into(),
+                "tools".into(),
+                "example.com/tools/cli:stable".into()
+            ),
+            ("worker".into(), "server".into(), "worker:1.4.0".into()),
+        ]
+    );
+    for (bin, reference, prints) in [
+        ("api", "1.4.0", "api server\n"),
+        ("worker", "1.4.0", "worker\n"),
+        ("cli", "stable", "cli counts 1\n"),
+    ] {
+        let archive = dir.path().join(format!("{bin}.tar"));
+        let image = images.iter().find(|i| i["bin"] == bin).unwrap();
+        assert_eq!(image["path"], archive.display().to_string());
+        let Some(stdout) = support::run_in_runc(&archive, reference, &[], &[]) else {
+            return;
+        };
+        assert!(stdout.starts_with(prints), "{bin}: {stdout}");
+    }
+}
+
+#[test]
+fn bins_and_several_packages_select_images_and_shared_names_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args([
+                "-p",
+                "server",
+                "--bins",
+                "-q",
+                "--message-format",
+                "json",
+                "-o",
+            ])
+            .arg(dir.path().join("bins-{bin}.tar")),
+    );
+    let bins: Vec<String> = stdout_of(&output)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["bin"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(bins.len(), 2, "{bins:?}");
+    assert!(bins.contains(&"api".to_owned()) && bins.contains(&"worker".to_owned()));
+
+    // One -o for several images: refused before anything is packaged.
+    let same = dir.path().join("same.tar");
+    let output = for_fixture("workspace")
+        .args(["-p", "server", "-p", "tools", "-o"])
+        .arg(&same)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("would both be written to") && err.contains("put {bin} in -o"),
+        "{err}"
+    );
+    assert!(!same.exists());
+    let output = for_fixture("workspace")
+        .args(["--workspace", "--tag", "one:1", "-o"])
+        .arg(dir.path().join("tag-{bin}.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("would both be named one:1"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy.yaml");
+    std::fs::write(
+        &file,
+        "kind: Pod\nspec:\n  containers:\n  - image: zeroimage://nope\n",
+    )
+    .unwrap();
+    let resolve = |file: &Path, extra: &[&str]| {
+        cargo_zeroimage()
+            .arg("resolve")
+            .arg("-f")
+            .arg(file)
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .arg("--target-dir")
+            .arg(dir.path().join("target"))
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let output = resolve(&file, &["--repository", "127.0.0.1:9/never"]);
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with(&format!(
+            "error: {}:4: zeroimage://nope: no package `nope` in the workspace",
+            file.display()
+        )),
+        "{err}"
+    );
+    assert!(err.contains("(its members: server, tools)"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(output.stdout.is_empty());
+    assert!(!dir.path().join("target").exists(), "nothing was built");
+
+    std::fs::write(&file, "image: zeroimage://server/nope\n").unwrap();
+    let output = resolve(&file, &["--repository", "127.0.0.1:9/never"]);
+    let err = stderr(&output);
+    assert!(
+        err.contains(
+            ":1: zeroimage://server: package `server` has no binary `nope` (it has `api`, `worker`)"
+        ),
+        "{err}"
+    );
+
+    std::fs::write(&file, "image: zeroimage://tools\n").unwrap();
+    let output = resolve(&file, &[]);
+    let err = stderr(&output);
+    assert!(
+        err.contains(":1: no repository to push `cli` to: give --repository REGISTRY/PATH"),
+        "{err}"
+    );
+}

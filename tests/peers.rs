@@ -1,5 +1,5 @@
-//! End-to-end proof with the real consumers: skopeo, umoci + runc, oci-image-tool, podman, docker and
-//! qemu. Each test skips visibly when its tool is missing, and fails instead under
+//! End-to-end proof with the real consumers: skopeo, umoci + runc, oci-image-tool, podman, docker,
+//! containerd and qemu. Each test skips visibly when its tool is missing, and fails instead under
 //! ZEROIMAGE_REQUIRE_PEERS=1 (scripts/test, CI).
 
 mod support;
@@ -7,6 +7,7 @@ mod support;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use support::containerd::Containerd;
 use support::docker::{Dockerd, Podman};
 use support::{blob_name, json_entry, read_tar, run_ok, stdout_of};
 
@@ -273,6 +274,34 @@ fn docker_loads_and_runs_the_archive_by_name() {
         inspect[0]["Config"]["Entrypoint"],
         serde_json::json!(["/hello"])
     );
+}
+
+#[test]
+fn containerd_imports_the_archive_and_runs_it_by_name() {
+    let Some(containerd) = Containerd::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some((archive, summary)) = fixture_image(dir.path(), "zi-test/hello:6.0") else {
+        return;
+    };
+    let output = run_ok(
+        containerd
+            .ctr("default")
+            .args(["images", "import", "--snapshotter", "native"])
+            .arg(&archive),
+    );
+    assert!(
+        stdout_of(&output).contains(&format!(
+            "unpacking docker.io/zi-test/hello:6.0 ({})...done",
+            summary["manifest_digest"].as_str().unwrap()
+        )),
+        "{}",
+        stdout_of(&output)
+    );
+    // Arguments given to `ctr run` would replace the entrypoint: the image's own runs.
+    let output = run_ok(&mut containerd.run("default", "docker.io/zi-test/hello:6.0", &[]));
+    assert_fixture_ran(&stdout_of(&output), "", "<unset>");
 }
 
 #[test]

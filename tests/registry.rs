@@ -757,3 +757,254 @@ fn archive_on_stdout_is_pushed_and_only_the_archive_reaches_stdout() {
         manifest_digest(&built)
     );
 }
+
+fn workspace_manifest() -> std::path::PathBuf {
+    support::root().join("fixtures/workspace/Cargo.toml")
+}
+
+fn json_lines(output: &Output) -> Vec<serde_json::Value> {
+    stdout_of(output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+#[test]
+fn workspace_images_are_each_pushed_to_the_repository_or_a_bin_pattern() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("--manifest-path")
+            .arg(workspace_manifest())
+            .args(["--workspace", "-q", "--message-format", "json"])
+            .args(["--repository", &format!("{host}/ws")])
+            .arg("-o")
+            .arg(dir.path().join("{bin}.tar")),
+    );
+    let images = json_lines(&output);
+    let mut seen = Vec::new();
+    for image in &images {
+        let (bin, version) = (
+            image["bin"].as_str().unwrap(),
+            image["version"].as_str().unwrap(),
+        );
+        let digest = image["digest"].as_str().unwrap();
+        let reference = format!("{host}/ws/{bin}:{version}");
+        assert_eq!(
+            image["pushed"],
+            serde_json::json!([format!("{reference}@{digest}")])
+        );
+        assert_eq!(skopeo_inspect(&skopeo, &reference, &[])["Digest"], digest);
+        seen.push(bin.to_owned());
+    }
+    seen.sort();
+    assert_eq!(seen, ["api", "cli", "worker"]);
+    // Each image's tag went up once, to its own repository.
+    let mut tags: Vec<String> = registry
+        .manifest_puts()
+        .into_iter()
+        .filter(|uri| !uri.contains("/manifests/sha256:"))
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            "/v2/ws/api/manifests/1.4.0",
+            "/v2/ws/cli/manifests/0.3.1",
+            "/v2/ws/worker/manifests/1.4.0"
+        ]
+    );
+
+    // `{bin}` in --push names one repository per binary; without it, two images would collide.
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("--manifest-path")
+            .arg(workspace_manifest())
+            .args(["-p", "server", "--bins", "-q"])
+            .args(["--push", &format!("{host}/team/{{bin}}:edge")])
+            .arg("-o")
+            .arg(dir.path().join("{bin}.tar")),
+    );
+    let mut lines: Vec<String> = stdout_of(&output).lines().map(str::to_owned).collect();
+    lines.sort();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with(&format!("{host}/team/api:edge@sha256:")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with(&format!("{host}/team/worker:edge@sha256:")),
+        "{lines:?}"
+    );
+    let output = support::cargo_zeroimage()
+        .env("DOCKER_CONFIG", dir.path())
+        .arg("--manifest-path")
+        .arg(workspace_manifest())
+        .args(["--workspace", "--push", &format!("{host}/team/one:1"), "-o"])
+        .arg(dir.path().join("{bin}.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("error: images `api` and `worker` would both be pushed to")
+            && err.contains("put {bin} in the reference"),
+        "{err}"
+    );
+    assert!(
+        !registry.log().contains("/v2/team/one/"),
+        "nothing was pushed"
+    );
+}
+
+/// A YAML stream with every shape resolve must keep: comments (one naming a reference), odd quoting,
+/// an image that is not ours, a block scalar, CRLF line ends, anchors, several documents.
+const DEPLOYMENT: &str = "\
+# zeroimage://server/api in a comment stays a comment
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: api, labels: {app: \"api\"}}
+spec:
+  template:
+    spec:
+      containers:
+        - name: api
+          image: zeroimage://server/api   # resolved
+          args: ['--listen', \":8080\"]
+        - name: proxy
+          image: \"nginx:1.25\"
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: worker
+spec:
+  template:
+    spec:
+      containers:
+      - image: 'zeroimage://server/worker'\r
+        name: worker\r
+      - \"image\": \"zeroimage://server/api\"
+        name: api-again
+      initContainers:
+      - image: &tools zeroimage://tools
+        command:
+          - |
+            echo zeroimage://tools is left alone in text
+...
+";
+
+#[test]
+fn resolve_pins_each_reference_to_a_digest_pushed_once_and_keeps_every_other_byte() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let file = dir.path().join("deploy.yaml");
+    std::fs::write(&file, DEPLOYMENT).unwrap();
+    let target_dir = dir.path().join("target");
+    let resolve = |input: &str| {
+        let mut cmd = support::cargo_zeroimage();
+        cmd.env("DOCKER_CONFIG", dir.path())
+            .args(["resolve", "-f", input, "--manifest-path"])
+            .arg(workspace_manifest())
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .current_dir(dir.path());
+        cmd
+    };
+    let output =
+        run_ok(resolve(file.to_str().unwrap()).args(["--repository", &format!("{host}/resolve")]));
+    let resolved = stdout_of(&output);
+    let err = stderr(&output);
+
+    // Only the references changed, each into REPOSITORY/BIN@DIGEST, quotes and all else kept.
+    let before: Vec<&str> = DEPLOYMENT.split_inclusive('\n').collect();
+    let after: Vec<&str> = resolved.split_inclusive('\n').collect();
+    assert_eq!(before.len(), after.len(), "{resolved}");
+    let mut pinned = Vec::new();
+    for (line, (old, new)) in before.iter().zip(&after).enumerate() {
+        let is_reference = [10, 23, 25, 28].contains(&(line + 1));
+        if !is_reference {
+            assert_eq!(old, new, "line {} changed", line + 1);
+            continue;
+        }
+        let start = old.find("zeroimage://").unwrap();
+        let end = old[start..]
+            .find(['\'', '"', ' ', '\r', '\n'])
+            .map_or(old.len(), |e| start + e);
+        assert_eq!(&new[..start], &old[..start], "line {}", line + 1);
+        let digest_end = new[start..]
+            .find(['\'', '"', ' ', '\r', '\n'])
+            .map_or(new.len(), |e| start + e);
+        assert_eq!(&new[digest_end..], &old[end..], "line {}", line + 1);
+        pinned.push((
+            old[start..end].to_owned(),
+            new[start..digest_end].to_owned(),
+        ));
+    }
+    let expect = |reference: &str, repository: &str| -> String {
+        let (_, value) = pinned.iter().find(|(r, _)| r == reference).unwrap();
+        let prefix = format!("{host}/resolve/{repository}@sha256:");
+        assert!(value.starts_with(&prefix), "{value}");
+        value.clone()
+    };
+    let api = expect("zeroimage://server/api", "api");
+    let worker = expect("zeroimage://server/worker", "worker");
+    let tools = expect("zeroimage://tools", "cli");
+    assert_eq!(
+        pinned
+            .iter()
+            .filter(|(r, _)| r == "zeroimage://server/api")
+            .map(|(_, v)| v)
+            .collect::<Vec<_>>(),
+        [&api, &api],
+        "a repeated reference resolves to the same image"
+    );
+    for image in [&api, &worker, &tools] {
+        let (name, digest) = image.split_once('@').unwrap();
+        assert_eq!(
+            skopeo_inspect(&skopeo, image, &[])["Digest"],
+            digest,
+            "{name} is in the registry"
+        );
+    }
+    assert!(err.contains("Resolved zeroimage://server/api to"), "{err}");
+    // One build and one push per binary, however often it is named.
+    assert_eq!(err.matches("    Finished ").count(), 1, "{err}");
+    let mut tags: Vec<String> = registry
+        .manifest_puts()
+        .into_iter()
+        .filter(|uri| !uri.contains("/manifests/sha256:"))
+        .collect();
+    tags.sort();
+    assert_eq!(
+        tags,
+        [
+            "/v2/resolve/api/manifests/1.4.0",
+            "/v2/resolve/cli/manifests/0.3.1",
+            "/v2/resolve/worker/manifests/1.4.0"
+        ]
+    );
+
+    // Standard input gives the same text; ZEROIMAGE_REPOSITORY names the repository.
+    let output = run_ok(
+        resolve("-")
+            .env("ZEROIMAGE_REPOSITORY", format!("{host}/resolve"))
+            .stdin(std::fs::File::open(&file).unwrap()),
+    );
+    assert_eq!(stdout_of(&output), resolved);
+}

@@ -1,32 +1,52 @@
-//! `cargo zeroimage`'s job: build the crate with cargo for each target, choose the executable, settle
-//! every option (flags over the package's Cargo.toml settings over the workspace's), package, push.
+//! `cargo zeroimage`'s job: build the crate with cargo for each target, choose the executable (or take
+//! every binary built, one image each), settle every option per image (flags over the package's
+//! Cargo.toml settings over the workspace's), package, push, load.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
+use cargo_metadata::Package;
+
 use super::build::{BuildRequest, Executable, build};
 use super::c_code::{GraphRequest, crates_with_c, feature_flags};
 use super::config::CargoConfig;
+use super::plan;
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
+use super::settings::Settings;
 use super::target;
-use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan};
+use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, git_revision};
+use crate::base::BaseRef;
 use crate::destination::{is_dash, parent_dir};
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, JobOutcome, Staging, ensure_stdout_free, open_base, report_written};
+use crate::load::LoadOptions;
+use crate::naming::{Repository, resolve_path};
 use crate::options::ImageOptions;
 use crate::package::{Input, PackageOptions, default_output, package as package_images};
 use crate::platform::{Platform, PlatformOverride};
+use crate::reference::Reference;
 use crate::report::Listener;
 use crate::timestamp::Timestamp;
 
 /// Which crate cargo builds, and how.
 #[derive(Clone, Debug, Default)]
 pub struct CargoOptions {
-    /// `--package` specs; none: the package of the current directory (or `manifest_path`).
+    /// `--package` specs; none: the package of the current directory (or `manifest_path`). Several
+    /// make one image per binary built.
     pub packages: Vec<String>,
-    /// The binary to package; `None`: the only one built, else the package's `default-run`.
-    pub bin: Option<String>,
+    /// `--workspace`: every member (but those `exclude` names), one image per binary.
+    pub workspace: bool,
+    /// `--exclude` specs, with `workspace`.
+    pub exclude: Vec<String>,
+    /// `--bin` names. None: the only binary built, else the package's `default-run`; several make
+    /// one image per binary.
+    pub bins: Vec<String>,
+    /// `--bins`: every binary of the packages selected, one image each.
+    pub all_bins: bool,
+    /// Exactly these binaries, as (package, bin) names, one image each (what `resolve` asks for);
+    /// replaces the selection above.
+    pub only: Vec<(String, String)>,
     /// Target triples, one image per target; none: the `targets` or `target` setting, else cargo's
     /// `build.target`, else the musl target for the host's architecture.
     pub targets: Vec<String>,
@@ -52,8 +72,17 @@ pub struct CargoOptions {
 }
 
 impl CargoOptions {
+    /// True when the run makes one image per binary rather than choosing one.
+    pub fn several(&self) -> bool {
+        self.workspace
+            || self.packages.len() > 1
+            || self.bins.len() > 1
+            || self.all_bins
+            || !self.only.is_empty()
+    }
+
     /// Flags that change how cargo reads the workspace (for `cargo metadata` too).
-    fn resolution_flags(&self) -> Vec<String> {
+    pub(crate) fn resolution_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
         for (on, flag) in [
             (self.locked, "--locked"),
@@ -71,18 +100,67 @@ impl CargoOptions {
         flags
     }
 
+    /// What cargo builds: the user's selection flags, or with `group`, exactly those packages (and
+    /// the binaries asked for among theirs).
+    fn selection_args(&self, group: Option<&[&Package]>) -> Vec<String> {
+        let mut args = Vec::new();
+        let in_group = |name: &str| group.is_none_or(|g| g.iter().any(|p| p.name.as_str() == name));
+        if !self.only.is_empty() {
+            for (package, bin) in self.only.iter().filter(|(p, _)| in_group(p)) {
+                if !args
+                    .windows(2)
+                    .any(|w: &[String]| w[0] == "--package" && &w[1] == package)
+                {
+                    args.extend(["--package".to_owned(), package.clone()]);
+                }
+                if !args
+                    .windows(2)
+                    .any(|w: &[String]| w[0] == "--bin" && &w[1] == bin)
+                {
+                    args.extend(["--bin".to_owned(), bin.clone()]);
+                }
+            }
+            return args;
+        }
+        match group {
+            Some(group) => {
+                for package in group {
+                    args.extend(["--package".to_owned(), package.name.to_string()]);
+                }
+                let theirs: Vec<&str> = group.iter().flat_map(|p| super::plan::bins(p)).collect();
+                for bin in self.bins.iter().filter(|b| theirs.contains(&b.as_str())) {
+                    args.extend(["--bin".to_owned(), bin.clone()]);
+                }
+            }
+            None => {
+                if self.workspace {
+                    args.push("--workspace".to_owned());
+                }
+                for spec in &self.exclude {
+                    args.extend(["--exclude".to_owned(), spec.clone()]);
+                }
+                for spec in &self.packages {
+                    args.extend(["--package".to_owned(), spec.clone()]);
+                }
+                for bin in &self.bins {
+                    args.extend(["--bin".to_owned(), bin.clone()]);
+                }
+            }
+        }
+        if self.all_bins {
+            args.push("--bins".to_owned());
+        }
+        args
+    }
+
     /// Arguments for `cargo build` (all but `--target`).
-    fn cargo_build_args(&self) -> Vec<OsString> {
-        let mut args: Vec<OsString> = Vec::new();
+    fn cargo_build_args(&self, group: Option<&[&Package]>) -> Vec<OsString> {
+        let mut args: Vec<OsString> = self
+            .selection_args(group)
+            .into_iter()
+            .map(OsString::from)
+            .collect();
         let mut push = |a: &str| args.push(OsString::from(a));
-        for p in &self.packages {
-            push("--package");
-            push(p);
-        }
-        if let Some(bin) = &self.bin {
-            push("--bin");
-            push(bin);
-        }
         match &self.profile {
             Some(profile) => {
                 push("--profile");
@@ -112,14 +190,21 @@ impl CargoOptions {
 pub struct CargoJob {
     /// What cargo builds.
     pub cargo: CargoOptions,
-    /// The image, its base, the archive and the push.
+    /// The image, its base, the archive, the push and the load (the same for every image; `{bin}`
+    /// in the tag, the push references and the output is each image's binary).
     pub options: JobOptions,
+    /// Also push every image to `REPOSITORY/<bin>:<version>` (with `options.push`, it replaces the
+    /// `push` settings).
+    pub repository: Option<Repository>,
+    /// A deploy run (what `resolve` does): images go to `repository`, else each package's
+    /// `repository` setting, and the `push` and `load` settings do not apply.
+    pub deploy: bool,
 }
 
-/// What the cargo job made.
+/// One image the cargo job made.
 #[derive(Clone, Debug)]
-pub struct CargoOutcome {
-    /// The archive (always written) and what was pushed.
+pub struct CargoImage {
+    /// The archive (always written), what was pushed and loaded.
     pub image: JobOutcome,
     /// The binary packaged.
     pub bin: String,
@@ -131,8 +216,33 @@ pub struct CargoOutcome {
     pub targets: Vec<String>,
 }
 
+/// What the cargo job made: one image, or one per binary.
+#[derive(Clone, Debug)]
+pub struct CargoOutcome {
+    pub images: Vec<CargoImage>,
+}
+
+/// A binary to package: its package and one executable per target.
+struct Planned<'w> {
+    package: &'w Package,
+    bin: String,
+    builds: Vec<(String, Platform, Executable)>,
+}
+
+/// Everything decided for one image before anything is packaged.
+struct Prepared<'w> {
+    planned: Planned<'w>,
+    tag: Reference,
+    output: PathBuf,
+    push_to: Vec<Reference>,
+    load: LoadOptions,
+    package_options: PackageOptions,
+    base: Option<BaseRef>,
+}
+
 impl CargoJob {
-    /// Builds, packages and pushes; progress goes to `listener`, cargo's own output to the terminal.
+    /// Builds, packages, pushes and loads; progress goes to `listener`, cargo's own output to the
+    /// terminal.
     pub fn run(&self, listener: &dyn Listener) -> Result<CargoOutcome> {
         let cargo = &self.cargo;
         let options = &self.options;
@@ -140,53 +250,79 @@ impl CargoJob {
         workspace.check_settings()?;
         let selected = workspace.selected_package(&cargo.packages, cargo.manifest_path.as_deref());
         let settings = workspace.settings(selected)?;
-        ensure_stdout_free(
-            options.output.as_deref().or(settings.output.as_deref()),
-            options.stdout_reserved,
-        )?;
+        if !cargo.several() {
+            ensure_stdout_free(
+                options.output.as_deref().or(settings.output.as_deref()),
+                options.stdout_reserved,
+            )?;
+        }
+        let runtimes = if options.load.is_empty() && !self.deploy {
+            settings.load_runtimes()?
+        } else {
+            options.load.runtimes.clone()
+        };
+        crate::load::preflight(&runtimes)?;
 
         let host = target::host_triple()?;
         let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
         // Cargo reads its configuration from the current directory, whatever --manifest-path says.
         let cargo_config = CargoConfig::load(&cwd, &cargo.config, &host)?;
-        let (triples, origin) = targets(
-            &cargo.targets,
-            &settings,
-            cargo_config.build_targets()?,
-            &host,
-        )?;
-        listener.detail(&format!("target {} from {origin}", triples.join(", ")));
-        let mut platforms = Vec::new();
-        for triple in &triples {
-            platforms.push(target::platform_for(triple)?);
-        }
-        for triple in &triples {
-            target::ensure_installed(triple)?;
-        }
-        let graph = GraphRequest {
-            manifest_path: cargo.manifest_path.as_deref(),
-            resolution_flags: &cargo.resolution_flags(),
-            feature_flags: feature_flags(&cargo.build_args),
-            packages: &cargo.packages,
-            selected: selected.map(|p| &p.id),
-        };
-        let toolchains = plan(
-            &triples,
-            &host,
-            &cargo_config,
-            ZigChoice::from_flag(cargo.zig.or(settings.zig)),
-            &|triple| crates_with_c(&graph, triple),
-        )?;
-
         let build = Build {
             cargo,
-            workspace: &workspace,
-            selected,
+            host: &host,
+            config: &cargo_config,
+            zig: ZigChoice::from_flag(cargo.zig.or(settings.zig)),
+            graph: GraphRequest {
+                manifest_path: cargo.manifest_path.as_deref(),
+                resolution_flags: &cargo.resolution_flags(),
+                feature_flags: feature_flags(&cargo.build_args),
+                packages: &cargo.packages,
+                selected: selected.map(|p| &p.id),
+            },
         };
-        let mut built: Vec<Executable> = Vec::new();
-        for ((facts, toolchain), platform) in toolchains.iter().zip(&platforms) {
-            let executable = build.one(facts, toolchain, platform, listener)?;
-            if let Some(first) = built.first() {
+        let planned = if cargo.several() {
+            self.plan_several(&workspace, selected, &build, listener)?
+        } else {
+            vec![self.plan_one(&workspace, selected, &settings, &build, listener)?]
+        };
+        let mut prepared = Vec::new();
+        for planned in planned {
+            prepared.push(self.prepare(&workspace, planned)?);
+        }
+        check_distinct(&prepared)?;
+        let mut images = Vec::new();
+        for prepared in prepared {
+            images.push(self.make(prepared, listener)?);
+        }
+        Ok(CargoOutcome { images })
+    }
+
+    /// One image: the binary the selection and the package's `default-run` choose, for each target.
+    fn plan_one<'w>(
+        &self,
+        workspace: &'w Workspace,
+        selected: Option<&'w Package>,
+        settings: &Settings,
+        build: &Build,
+        listener: &dyn Listener,
+    ) -> Result<Planned<'w>> {
+        let cargo = &self.cargo;
+        let (triples, origin) = targets(
+            &cargo.targets,
+            settings,
+            build.config.build_targets()?,
+            build.host,
+        )?;
+        listener.detail(&format!("target {} from {origin}", triples.join(", ")));
+        let platforms = platforms_of(&triples)?;
+        let toolchains = build.toolchains(&triples)?;
+        let bin = cargo.bins.first().map(String::as_str);
+        let mut builds: Vec<(String, Platform, Executable)> = Vec::new();
+        for ((triple, platform), toolchain) in triples.iter().zip(platforms).zip(&toolchains) {
+            let what = describe_selection(bin, selected);
+            let executables = build.run(toolchain, &platform, None, &what, listener)?;
+            let executable = choose(&executables, workspace, bin)?.clone();
+            if let Some((_, _, first)) = builds.first() {
                 if first.name != executable.name || first.package_id != executable.package_id {
                     return Err(Error::Invalid(format!(
                         "the targets chose different binaries (`{}` and `{}`); pick one with --bin",
@@ -194,38 +330,176 @@ impl CargoJob {
                     )));
                 }
             }
-            built.push(executable);
+            builds.push((triple.clone(), platform, executable));
         }
-        let executable = &built[0];
-        let package = workspace.package(&executable.package_id).ok_or_else(|| {
+        let first = &builds[0].2;
+        let package = workspace.package(&first.package_id).ok_or_else(|| {
             Error::Invalid(format!(
                 "cargo built `{}` for a package not in this workspace",
-                executable.name
+                first.name
             ))
         })?;
-        // Settings of the package that owns the binary, when it was not the one selected up front.
-        let settings = if selected.map(|p| &p.id) == Some(&package.id) {
-            settings
-        } else {
-            workspace.settings(Some(package))?
-        };
+        Ok(Planned {
+            package,
+            bin: first.name.clone(),
+            builds,
+        })
+    }
 
+    /// One image per binary built: one `cargo build` per target for the packages that want it.
+    fn plan_several<'w>(
+        &self,
+        workspace: &'w Workspace,
+        selected: Option<&'w Package>,
+        build: &Build,
+        listener: &dyn Listener,
+    ) -> Result<Vec<Planned<'w>>> {
+        let cargo = &self.cargo;
+        let packages = plan::packages(workspace, cargo, selected)?;
+        for (package, bin) in &cargo.only {
+            let found = packages.iter().find(|p| p.name.as_str() == package);
+            if let Some(found) = found {
+                plan::bin_of(found, Some(bin))?;
+            }
+        }
+        let configured = build.config.build_targets()?;
+        let (groups, wanted, uniform) =
+            plan::groups(workspace, cargo, &packages, configured, build.host)?;
+        let triples: Vec<String> = groups.iter().map(|g| g.triple.clone()).collect();
+        let platforms = platforms_of(&triples)?;
+        let toolchains = build.toolchains(&triples)?;
+        let mut planned: Vec<Planned<'w>> = Vec::new();
+        for ((group, platform), toolchain) in groups.iter().zip(platforms).zip(&toolchains) {
+            // Built package by package, a group holding none of the binaries asked for is skipped.
+            let wanted_here = |p: &&Package| {
+                cargo.bins.is_empty()
+                    || plan::bins(p)
+                        .iter()
+                        .any(|b| cargo.bins.iter().any(|w| w == b))
+            };
+            if !uniform && !group.packages.iter().any(wanted_here) {
+                continue;
+            }
+            let names: Vec<String> = group
+                .packages
+                .iter()
+                .map(|p| format!("`{}`", p.name))
+                .collect();
+            let what = format!(
+                "{} {}",
+                if names.len() == 1 {
+                    "package"
+                } else {
+                    "packages"
+                },
+                names.join(", ")
+            );
+            let scope = (!uniform).then_some(group.packages.as_slice());
+            let executables = build.run(toolchain, &platform, scope, &what, listener)?;
+            for executable in executables {
+                let Some(package) = group
+                    .packages
+                    .iter()
+                    .find(|p| p.id == executable.package_id)
+                else {
+                    continue;
+                };
+                let asked = (cargo.only.is_empty()
+                    || cargo
+                        .only
+                        .iter()
+                        .any(|(p, b)| p == package.name.as_str() && b == &executable.name))
+                    && (cargo.bins.is_empty() || cargo.bins.contains(&executable.name));
+                if !asked {
+                    continue;
+                }
+                let entry = (group.triple.clone(), platform.clone(), executable.clone());
+                match planned
+                    .iter_mut()
+                    .find(|p| p.package.id == package.id && p.bin == executable.name)
+                {
+                    Some(existing) => existing.builds.push(entry),
+                    None => planned.push(Planned {
+                        package,
+                        bin: executable.name.clone(),
+                        builds: vec![entry],
+                    }),
+                }
+            }
+        }
+        for image in &planned {
+            let index = packages.iter().position(|p| p.id == image.package.id);
+            let expected = index.map(|i| &wanted[i]);
+            let built: Vec<String> = image.builds.iter().map(|(t, _, _)| t.clone()).collect();
+            if expected.is_some_and(|e| *e != built) {
+                return Err(Error::Invalid(format!(
+                    "cargo built `{}` for {} only, not for every target of package `{}`",
+                    image.bin,
+                    built.join(", "),
+                    image.package.name
+                )));
+            }
+        }
+        if planned.is_empty() {
+            return Err(Error::Invalid(
+                "cargo built no executable: the selected packages have no binary target".to_owned(),
+            ));
+        }
+        // Cargo reports artifacts as they finish; images go in a stable order.
+        planned.sort_by(|a, b| (&a.package.name, &a.bin).cmp(&(&b.package.name, &b.bin)));
+        Ok(planned)
+    }
+
+    /// Settles the image's name, archive, pushes and loads from the flags and its package's settings.
+    fn prepare<'w>(&self, workspace: &Workspace, planned: Planned<'w>) -> Result<Prepared<'w>> {
+        let options = &self.options;
+        let package = planned.package;
+        let settings = workspace.settings(Some(package))?;
+        let bin = planned.bin.as_str();
+        let version = package.version.to_string();
         let created = match options.created {
             Some(created) => created,
             None => Timestamp::resolve(settings.created.as_deref())?,
         };
-        let tag = match (&options.tag, settings.tag_reference()?) {
-            (Some(tag), _) => tag.clone(),
-            (None, Some(tag)) => tag,
-            (None, None) => default_tag(&executable.name, &package.version.to_string())?,
+        let tag = match (&options.tag, settings.tag_pattern()?) {
+            (Some(tag), _) => tag.resolve(bin)?,
+            (None, Some(tag)) => tag.resolve(bin)?,
+            (None, None) => default_tag(bin, &version)?,
         };
+        let executable = &planned.builds[0].2;
         let output = match (&options.output, &settings.output) {
-            (Some(output), _) | (None, Some(output)) => output.clone(),
-            (None, None) if built.len() == 1 => default_output(&executable.path),
-            (None, None) => multi_platform_output(cargo, &workspace, executable)?,
+            (Some(output), _) | (None, Some(output)) => resolve_path(output, bin),
+            (None, None) if planned.builds.len() == 1 => default_output(&executable.path),
+            (None, None) => multi_platform_output(&self.cargo, workspace, executable)?,
+        };
+        ensure_stdout_free(Some(&output), options.stdout_reserved)?;
+        let repository = match &self.repository {
+            Some(repository) => Some(repository.clone()),
+            None if self.deploy => settings.repository()?,
+            None => None,
+        };
+        let patterns = if options.push.is_empty() && repository.is_none() && !self.deploy {
+            settings.push_patterns()?
+        } else {
+            options.push.clone()
+        };
+        let mut push_to = patterns
+            .iter()
+            .map(|p| p.resolve(bin))
+            .collect::<Result<Vec<_>>>()?;
+        if let Some(repository) = &repository {
+            push_to.push(repository.for_image(bin, &version)?);
+        }
+        let load = if options.load.is_empty() && !self.deploy {
+            LoadOptions {
+                runtimes: settings.load_runtimes()?,
+                ..options.load.clone()
+            }
+        } else {
+            options.load.clone()
         };
         let revision = git_revision(workspace.root());
-        let from_package = annotations(package, &executable.name, revision.as_deref(), created);
+        let from_package = annotations(package, bin, revision.as_deref(), created);
         let config = ImageOptions {
             labels: from_package.clone(),
             annotations: from_package,
@@ -234,34 +508,53 @@ impl CargoJob {
         .overlay(settings.image_options()?)
         .overlay(options.config.clone());
         let essentials = merge_essentials(settings.essentials()?, options.essentials.clone());
-        let inputs: Vec<Input> = built
-            .iter()
-            .zip(&platforms)
-            .map(|(e, platform)| Input {
-                path: e.path.clone(),
-                platform: PlatformOverride::from_platform(platform),
-            })
-            .collect();
-        let push_to = if options.push.is_empty() {
-            settings.push_references()?
-        } else {
-            options.push.clone()
-        };
-        create_output_dir(&output)?;
-        let staging = Staging::new(Some(&output), !push_to.is_empty())?;
         let package_options = PackageOptions {
-            output: Some(staging.build_path().unwrap_or_else(|| output.clone())),
-            tag: Some(tag),
+            output: None,
+            tag: Some(tag.clone()),
             created,
             allow_dynamic: options.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
             config,
             essentials,
         };
-        let base_ref = match &options.base {
+        let base = match &options.base {
             Some(base) => Some(base.clone()),
             None => settings.base_ref()?,
         };
-        let base = open_base(base_ref.as_ref(), &options.pull_options, listener)?;
+        Ok(Prepared {
+            planned,
+            tag,
+            output,
+            push_to,
+            load,
+            package_options,
+            base,
+        })
+    }
+
+    /// Packages one image, then pushes and loads it.
+    fn make(&self, prepared: Prepared, listener: &dyn Listener) -> Result<CargoImage> {
+        let options = &self.options;
+        let Prepared {
+            planned,
+            output,
+            push_to,
+            load,
+            mut package_options,
+            base,
+            ..
+        } = prepared;
+        let inputs: Vec<Input> = planned
+            .builds
+            .iter()
+            .map(|(_, platform, e)| Input {
+                path: e.path.clone(),
+                platform: PlatformOverride::from_platform(platform),
+            })
+            .collect();
+        create_output_dir(&output)?;
+        let staging = Staging::new(Some(&output), !push_to.is_empty() || !load.is_empty())?;
+        package_options.output = Some(staging.build_path().unwrap_or_else(|| output.clone()));
+        let base = open_base(base.as_ref(), &options.pull_options, listener)?;
         let mut packaged = package_images(&inputs, &package_options, base.as_ref(), listener)?;
         staging.deliver(&mut packaged.summary)?;
         report_written(&packaged.summary, listener);
@@ -270,41 +563,98 @@ impl CargoJob {
         } else {
             packaged.push(&push_to, &options.push_options, listener)?
         };
-        Ok(CargoOutcome {
+        let loaded = packaged.load(&load, listener)?;
+        Ok(CargoImage {
             image: JobOutcome {
                 summary: packaged.summary,
                 pushed,
+                loaded,
             },
-            bin: executable.name.clone(),
-            package: package.name.to_string(),
-            version: package.version.to_string(),
-            targets: triples,
+            bin: planned.bin,
+            package: planned.package.name.to_string(),
+            version: planned.package.version.to_string(),
+            targets: planned.builds.into_iter().map(|(t, _, _)| t).collect(),
         })
     }
+}
+
+/// Two images may not share an archive, a name or a push reference.
+fn check_distinct(prepared: &[Prepared]) -> Result<()> {
+    for (i, a) in prepared.iter().enumerate() {
+        for b in &prepared[..i] {
+            let which = format!("images `{}` and `{}`", b.planned.bin, a.planned.bin);
+            if a.output == b.output {
+                return Err(Error::Invalid(format!(
+                    "{which} would both be written to {}; put {{bin}} in -o or `output` (e.g. \
+                     dist/{{bin}}.tar), or leave the default (beside each binary)",
+                    a.output.display()
+                )));
+            }
+            if a.tag == b.tag {
+                return Err(Error::Invalid(format!(
+                    "{which} would both be named {}; put {{bin}} in --tag or `tag`, or leave the \
+                     default (<bin>:<version>)",
+                    a.tag.familiar()
+                )));
+            }
+            if let Some(same) = a.push_to.iter().find(|r| b.push_to.contains(r)) {
+                return Err(Error::Invalid(format!(
+                    "{which} would both be pushed to {}; put {{bin}} in the reference (e.g. \
+                     registry.example.com/team/{{bin}}:1.0), or use --repository REGISTRY/PATH",
+                    same.familiar()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn platforms_of(triples: &[String]) -> Result<Vec<Platform>> {
+    let mut platforms = Vec::new();
+    for triple in triples {
+        platforms.push(target::platform_for(triple)?);
+    }
+    for triple in triples {
+        target::ensure_installed(triple)?;
+    }
+    Ok(platforms)
 }
 
 /// What every target's build shares.
 struct Build<'a> {
     cargo: &'a CargoOptions,
-    workspace: &'a Workspace,
-    selected: Option<&'a cargo_metadata::Package>,
+    host: &'a str,
+    config: &'a CargoConfig,
+    zig: ZigChoice,
+    /// What `cargo metadata` is asked, to find crates with C code before building.
+    graph: GraphRequest<'a>,
 }
 
 impl Build<'_> {
-    /// Builds for one target with its toolchain and returns the executable to package.
-    fn one(
+    /// The toolchain of each target, all decided before the first build, so that a missing C
+    /// toolchain is reported before a long build.
+    fn toolchains(&self, triples: &[String]) -> Result<Vec<(TargetFacts, Toolchain)>> {
+        plan_toolchains(triples, self.host, self.config, self.zig, &|triple| {
+            crates_with_c(&self.graph, triple)
+        })
+    }
+
+    /// Runs `cargo build` for one target with its toolchain (`group`: exactly those packages) and
+    /// returns every executable it reports.
+    fn run(
         &self,
-        facts: &TargetFacts,
-        toolchain: &Toolchain,
+        (facts, toolchain): &(TargetFacts, Toolchain),
         platform: &Platform,
+        group: Option<&[&Package]>,
+        what: &str,
         listener: &dyn Listener,
-    ) -> Result<Executable> {
+    ) -> Result<Vec<Executable>> {
         let cargo = self.cargo;
         let triple = &facts.triple;
         listener.detail(&toolchain.describe(facts));
         let request = BuildRequest {
             target: triple.clone(),
-            args: cargo.cargo_build_args(),
+            args: cargo.cargo_build_args(group),
             env: toolchain.env(triple),
             zigbuild: toolchain.zigbuild().map(Path::to_owned),
             c_crates: (facts.c_crates.iter().flatten())
@@ -312,15 +662,8 @@ impl Build<'_> {
                 .collect(),
             c_hint: toolchain.c_failure_hint(facts),
         };
-        listener.status(
-            "Building",
-            &format!(
-                "{} for {triple} ({platform})",
-                describe_selection(cargo.bin.as_deref(), self.selected)
-            ),
-        );
-        let executables = build(&request)?;
-        choose(&executables, self.workspace, cargo.bin.as_deref()).cloned()
+        listener.status("Building", &format!("{what} for {triple} ({platform})"));
+        build(&request)
     }
 }
 
@@ -353,4 +696,77 @@ fn create_output_dir(output: &Path) -> Result<()> {
     }
     let dir = parent_dir(output);
     std::fs::create_dir_all(&dir).map_err(Error::io("creating the output directory", &dir))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_images_come_from_the_selection_flags() {
+        let one = CargoOptions {
+            packages: vec!["server".into()],
+            bins: vec!["api".into()],
+            ..CargoOptions::default()
+        };
+        assert!(!one.several());
+        for several in [
+            CargoOptions {
+                workspace: true,
+                ..CargoOptions::default()
+            },
+            CargoOptions {
+                packages: vec!["a".into(), "b".into()],
+                ..CargoOptions::default()
+            },
+            CargoOptions {
+                all_bins: true,
+                ..CargoOptions::default()
+            },
+            CargoOptions {
+                bins: vec!["a".into(), "b".into()],
+                ..CargoOptions::default()
+            },
+        ] {
+            assert!(several.several(), "{several:?}");
+        }
+    }
+
+    #[test]
+    fn the_build_selects_what_was_asked_once() {
+        let flags = CargoOptions {
+            workspace: true,
+            exclude: vec!["tools".into()],
+            all_bins: true,
+            ..CargoOptions::default()
+        };
+        assert_eq!(
+            flags.selection_args(None),
+            ["--workspace", "--exclude", "tools", "--bins"]
+        );
+        let exact = CargoOptions {
+            only: vec![
+                ("server".into(), "api".into()),
+                ("server".into(), "worker".into()),
+                ("tools".into(), "cli".into()),
+                ("server".into(), "api".into()),
+            ],
+            ..CargoOptions::default()
+        };
+        assert_eq!(
+            exact.selection_args(None),
+            [
+                "--package",
+                "server",
+                "--bin",
+                "api",
+                "--bin",
+                "worker",
+                "--package",
+                "tools",
+                "--bin",
+                "cli"
+            ]
+        );
+    }
 }

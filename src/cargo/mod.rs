@@ -5,10 +5,11 @@ pub(crate) mod build;
 mod c_code;
 mod config;
 mod job;
+pub(crate) mod plan;
 mod select;
 pub(crate) mod settings;
 pub(crate) mod target;
 mod toolchain;
 pub(crate) mod workspace;
 
-pub use job::{CargoJob, CargoOptions, CargoOutcome};
+pub use job::{CargoImage, CargoJob, CargoOptions, CargoOutcome};

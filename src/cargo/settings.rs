@@ -8,8 +8,9 @@ use serde::Deserialize;
 use crate::base::BaseRef;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
+use crate::load::Runtime;
+use crate::naming::{NamePattern, Repository};
 use crate::options::{self, ImageOptions};
-use crate::reference::Reference;
 
 /// `true` for the host's copy, or a path.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -55,10 +56,14 @@ pub struct Settings {
     pub tmp: Option<bool>,
     pub tzdata: Option<HostOrPath>,
     pub include: Option<Vec<String>>,
-    /// References to push the image to.
+    /// References to push the image to (`{bin}` is the binary's name).
     pub push: Option<Vec<String>>,
     /// Build musl targets with zig (`true`), never (`false`); unset: when C code needs it.
     pub zig: Option<bool>,
+    /// Local runtimes to load the image into: `docker`, `podman`, `containerd`.
+    pub load: Option<Vec<String>>,
+    /// Where `cargo zeroimage resolve` pushes: `REGISTRY/PATH`, each image as `REGISTRY/PATH/<bin>`.
+    pub repository: Option<String>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -145,6 +150,8 @@ impl Settings {
             include: self.include.or(fallback.include),
             push: self.push.or(fallback.push),
             zig: self.zig.or(fallback.zig),
+            load: self.load.or(fallback.load),
+            repository: self.repository.or(fallback.repository),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -209,12 +216,12 @@ impl Settings {
         })
     }
 
-    /// The image name from `tag`, validated.
-    pub fn tag_reference(&self) -> Result<Option<Reference>> {
+    /// The image name from `tag` (`{bin}` is the binary's name), validated.
+    pub fn tag_pattern(&self) -> Result<Option<NamePattern>> {
         self.tag
             .as_deref()
             .map(|t| {
-                t.parse::<Reference>()
+                t.parse::<NamePattern>()
                     .map_err(|e| self.invalid(Error::Invalid(format!("tag: {e}"))))
             })
             .transpose()
@@ -236,16 +243,39 @@ impl Settings {
         }
     }
 
-    /// The references of `push`, validated.
-    pub fn push_references(&self) -> Result<Vec<Reference>> {
+    /// The references of `push` (`{bin}` is the binary's name), validated.
+    pub fn push_patterns(&self) -> Result<Vec<NamePattern>> {
         self.push
             .iter()
             .flatten()
             .map(|r| {
-                r.parse::<Reference>()
+                r.parse::<NamePattern>()
                     .map_err(|e| self.invalid(Error::Invalid(format!("push: {e}"))))
             })
             .collect()
+    }
+
+    /// The runtimes of `load`, validated.
+    pub fn load_runtimes(&self) -> Result<Vec<Runtime>> {
+        self.load
+            .iter()
+            .flatten()
+            .map(|r| {
+                r.parse::<Runtime>()
+                    .map_err(|e| self.invalid(Error::Invalid(format!("load: {e}"))))
+            })
+            .collect()
+    }
+
+    /// `repository`, validated.
+    pub fn repository(&self) -> Result<Option<Repository>> {
+        self.repository
+            .as_deref()
+            .map(|r| {
+                r.parse::<Repository>()
+                    .map_err(|e| self.invalid(Error::Invalid(format!("repository: {e}"))))
+            })
+            .transpose()
     }
 
     /// The essentials these settings ask for.
@@ -312,12 +342,12 @@ mod tests {
             err.contains("/ws/Cargo.toml") && err.contains("`A=B`"),
             "{err}"
         );
-        let err = s.push_references().unwrap_err().to_string();
+        let err = s.push_patterns().unwrap_err().to_string();
         assert!(
             err.contains("/ws/Cargo.toml") && err.contains("push"),
             "{err}"
         );
-        assert!(s.tag_reference().is_err());
+        assert!(s.tag_pattern().is_err());
     }
 
     #[test]
@@ -356,6 +386,36 @@ mod tests {
         let merged = package.or(workspace);
         assert_eq!(merged.tag.as_deref(), Some("p"));
         assert_eq!(merged.target.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn load_and_repository_are_checked() {
+        let metadata = json!({"zeroimage": {"load": ["docker", "podman"], "repository": "registry.example.com/team", "tag": "r/{bin}:1"}});
+        let s =
+            Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "workspace").unwrap();
+        assert_eq!(
+            s.load_runtimes().unwrap(),
+            [Runtime::Docker, Runtime::Podman]
+        );
+        assert_eq!(
+            s.repository()
+                .unwrap()
+                .unwrap()
+                .for_image("api", "1.0")
+                .unwrap()
+                .full(),
+            "registry.example.com/team/api:1.0"
+        );
+        assert!(s.tag_pattern().unwrap().unwrap().has_bin());
+        let metadata = json!({"zeroimage": {"load": ["kubernetes"], "repository": "Bad Repo"}});
+        let s =
+            Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "workspace").unwrap();
+        let err = s.load_runtimes().unwrap_err().to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("kubernetes"),
+            "{err}"
+        );
+        assert!(s.repository().is_err());
     }
 
     #[test]

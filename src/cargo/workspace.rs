@@ -97,8 +97,10 @@ impl Workspace {
                 let settings = self.settings(Some(package))?;
                 settings.image_options()?;
                 settings.essentials()?;
-                settings.tag_reference()?;
-                settings.push_references()?;
+                settings.tag_pattern()?;
+                settings.push_patterns()?;
+                settings.load_runtimes()?;
+                settings.repository()?;
                 settings.base_ref()?;
             }
         }

@@ -7,9 +7,9 @@ use clap::{Args, ValueEnum};
 use crate::base::BaseRef;
 use crate::error::Result;
 use crate::essentials::{Essentials, Include};
+use crate::naming::NamePattern;
 use crate::options::{self, ImageOptions};
 use crate::platform::{Platform, PlatformOverride};
-use crate::reference::Reference;
 use crate::registry::client::ClientOptions;
 use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
@@ -20,9 +20,9 @@ use crate::timestamp::Timestamp;
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Image options")]
 pub struct ImageArgs {
-    /// Image name, e.g. `app`, `app:1.2`, `registry.example.com/team/app:1.2`
-    #[arg(short, long, value_name = "NAME[:TAG]", value_parser = parse_reference)]
-    pub tag: Option<Reference>,
+    /// Image name, e.g. `app`, `app:1.2`, `registry.example.com/team/app:1.2` (`{bin}`: the binary's name)
+    #[arg(short, long, value_name = "NAME[:TAG]", value_parser = parse_pattern)]
+    pub tag: Option<NamePattern>,
 
     /// Creation time: `now`, `@SECONDS` or RFC 3339 [default: $SOURCE_DATE_EPOCH, else 1970-01-01T00:00:00Z]
     #[arg(long, value_name = "TIME")]
@@ -105,7 +105,7 @@ pub enum ColorChoice {
     Never,
 }
 
-fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
+fn parse_pattern(s: &str) -> std::result::Result<NamePattern, String> {
     s.parse().map_err(|e: crate::Error| e.to_string())
 }
 
@@ -341,9 +341,9 @@ impl RegistryArgs {
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Registry options")]
 pub struct PushArgs {
-    /// Push the image to this reference after building it (repeatable)
-    #[arg(long = "push", value_name = "REF", value_parser = parse_reference)]
-    pub push: Vec<Reference>,
+    /// Push the image to this reference after building it (repeatable; `{bin}`: the binary's name)
+    #[arg(long = "push", value_name = "REF", value_parser = parse_pattern)]
+    pub push: Vec<NamePattern>,
 }
 
 /// How a run reports: on both commands and their subcommands.

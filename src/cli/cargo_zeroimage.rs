@@ -4,17 +4,22 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser};
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 use super::registry::print_pushed;
 use super::{
-    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PushArgs,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs, PushArgs,
     RegistryArgs, ReportArgs, Shell, exit_with, job_options,
 };
 use crate::cargo::{CargoJob, CargoOptions};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
+use crate::naming::Repository;
 use crate::package::PackageSummary;
+use crate::resolve::{Input as ResolveInput, ResolveJob};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -22,16 +27,21 @@ Examples:
   cargo zeroimage --target x86_64-unknown-linux-musl
   cargo zeroimage --target aarch64-unknown-linux-musl -p server --bin api
   cargo zeroimage -t registry.example.com/api:1.4 -- --timings
+  cargo zeroimage --workspace                        one image per binary, from one cargo build
+  cargo zeroimage --load docker                      then: docker run --rm BIN:VERSION
 
 The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o says otherwise.
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
-workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig).
-Command-line flags win. Without --target or a target setting, cargo's build.target decides.
+workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig,
+load, repository). Command-line flags win. {bin} in --tag, --push, -o, tag, push and output is each
+image's binary. Without --target or a target setting, cargo's build.target decides.
 C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
 
-  cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
+  cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it
+  cargo zeroimage --workspace --repository ghcr.io/me           push each image as ghcr.io/me/BIN:VERSION
+  cargo zeroimage resolve -f k8s/ | kubectl apply -f -          zeroimage://PACKAGE[/BIN] -> pushed, pinned";
 
 /// Cargo passes the subcommand name as the first argument.
 #[derive(Parser, Debug)]
@@ -46,8 +56,12 @@ pub enum CargoCli {
 /// messages, checks it, and writes an OCI image archive that skopeo, podman, containerd and
 /// `docker load` accept: FROM scratch, the binary at /BIN, ENTRYPOINT ["/BIN"].
 #[derive(Args, Debug)]
-#[command(version, after_help = EXAMPLES, max_term_width = 100)]
+#[command(version, after_help = EXAMPLES, max_term_width = 100,
+          args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct CargoZeroimageArgs {
+    #[command(subcommand)]
+    pub command: Option<CargoCommand>,
+
     #[command(flatten)]
     pub cargo: CargoArgs,
 
@@ -66,6 +80,14 @@ pub struct CargoZeroimageArgs {
     #[command(flatten)]
     pub push: PushArgs,
 
+    /// Also push each image to REPOSITORY/BIN:VERSION, e.g. ghcr.io/me (replaces the `push` settings)
+    #[arg(long, value_name = "REGISTRY/PATH", value_parser = parse_repository,
+          help_heading = "Registry options")]
+    pub repository: Option<Repository>,
+
+    #[command(flatten)]
+    pub load: LoadArgs,
+
     #[command(flatten)]
     pub registry: RegistryArgs,
 
@@ -77,17 +99,95 @@ pub struct CargoZeroimageArgs {
     pub cargo_args: Vec<OsString>,
 }
 
-/// The `cargo build` options we forward.
+/// `cargo zeroimage` subcommands.
+#[derive(Subcommand, Debug)]
+pub enum CargoCommand {
+    Resolve(ResolveArgs),
+}
+
+/// Build and push every image a YAML file names as zeroimage://PACKAGE[/BIN], and print the YAML with
+/// each reference replaced by REPOSITORY/BIN@sha256:DIGEST (all else kept byte for byte).
+#[derive(Args, Debug)]
+#[command(after_help = RESOLVE_EXAMPLES, max_term_width = 100)]
+pub struct ResolveArgs {
+    /// YAML file, directory (read recursively: *.yaml, *.yml) or `-` for standard input (repeatable)
+    #[arg(
+        short = 'f',
+        long = "filename",
+        value_name = "FILE|DIR|-",
+        required = true
+    )]
+    pub filenames: Vec<PathBuf>,
+
+    /// Push each image to REPOSITORY/BIN [default: $ZEROIMAGE_REPOSITORY, else `repository` in
+    /// [workspace.metadata.zeroimage]]
+    #[arg(long, value_name = "REGISTRY/PATH", value_parser = parse_repository)]
+    pub repository: Option<Repository>,
+
+    #[command(flatten)]
+    pub cargo: CargoBuildArgs,
+
+    #[command(flatten)]
+    pub base: BaseArgs,
+
+    #[command(flatten)]
+    pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    /// Arguments passed on to `cargo build` as they are
+    #[arg(last = true, value_name = "CARGO_BUILD_ARGS")]
+    pub cargo_args: Vec<OsString>,
+}
+
+const RESOLVE_EXAMPLES: &str = "\
+Examples:
+  cargo zeroimage resolve -f deploy.yaml --repository ghcr.io/me | kubectl apply -f -
+  cat k8s/*.yaml | cargo zeroimage resolve -f - > resolved.yaml
+
+In the YAML:  image: zeroimage://server/api   (package server, binary api)
+              image: zeroimage://tools        (package tools: its only binary or default-run)";
+
+fn parse_repository(s: &str) -> std::result::Result<Repository, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+/// The `cargo build` options we forward: what to build, and how.
 #[derive(Args, Debug, Default)]
 pub struct CargoArgs {
     /// Package to build (see `cargo help pkgid`)
     #[arg(short, long, value_name = "SPEC", help_heading = "Package Selection")]
     pub package: Vec<String>,
 
-    /// Binary to package [default: the only one, or the package's `default-run`]
-    #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
-    pub bin: Option<String>,
+    /// Build every member of the workspace: one image per binary
+    #[arg(long, visible_alias = "all", help_heading = "Package Selection")]
+    pub workspace: bool,
 
+    /// Leave this package out of --workspace
+    #[arg(
+        long,
+        value_name = "SPEC",
+        requires = "workspace",
+        help_heading = "Package Selection"
+    )]
+    pub exclude: Vec<String>,
+
+    /// Binary to package [default: the only one, or the package's `default-run`]; several: one image each
+    #[arg(long, value_name = "NAME", help_heading = "Target Selection")]
+    pub bin: Vec<String>,
+
+    /// Package every binary of the packages selected, one image each
+    #[arg(long, help_heading = "Target Selection")]
+    pub bins: bool,
+
+    #[command(flatten)]
+    pub build: CargoBuildArgs,
+}
+
+/// How cargo builds (the options `resolve` takes too: there, the YAML says what to build).
+#[derive(Args, Debug, Default)]
+pub struct CargoBuildArgs {
     /// Space or comma separated list of features to activate
     #[arg(
         short = 'F',
@@ -167,6 +267,20 @@ impl CargoArgs {
     /// The build options as the library takes them; `report` sets cargo's verbosity, `extra` is what
     /// followed `--`.
     pub fn options(&self, report: &ReportArgs, extra: &[OsString]) -> CargoOptions {
+        CargoOptions {
+            packages: self.package.clone(),
+            workspace: self.workspace,
+            exclude: self.exclude.clone(),
+            bins: self.bin.clone(),
+            all_bins: self.bins,
+            ..self.build.options(report, extra)
+        }
+    }
+}
+
+impl CargoBuildArgs {
+    /// The build options without a selection: cargo's default package, or what the caller sets.
+    pub fn options(&self, report: &ReportArgs, extra: &[OsString]) -> CargoOptions {
         let mut build_args: Vec<OsString> = Vec::new();
         let mut push = |a: &str| build_args.push(OsString::from(a));
         for f in &self.features {
@@ -191,8 +305,6 @@ impl CargoArgs {
         }
         build_args.extend(extra.iter().cloned());
         CargoOptions {
-            packages: self.package.clone(),
-            bin: self.bin.clone(),
             targets: self.target.clone(),
             profile: self.profile.clone(),
             manifest_path: self.manifest_path.clone(),
@@ -207,6 +319,7 @@ impl CargoArgs {
                 (_, true) => Some(false),
                 _ => None,
             },
+            ..CargoOptions::default()
         }
     }
 }
@@ -229,8 +342,19 @@ struct CargoSummary<'a> {
 pub fn main() -> ExitCode {
     let CargoCli::Zeroimage(args) = CargoCli::parse();
     super::install_interrupt_handler();
-    let shell = Shell::new(&args.output);
-    match run(&args, &shell) {
+    let (shell, result) = match &args.command {
+        Some(CargoCommand::Resolve(resolve)) => {
+            let shell = Shell::from_report(&resolve.report);
+            let result = run_resolve(resolve, &shell);
+            (shell, result)
+        }
+        None => {
+            let shell = Shell::new(&args.output);
+            let result = run(&args, &shell);
+            (shell, result)
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => exit_with(&shell, &error),
     }
@@ -245,30 +369,67 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.essentials,
             &args.base,
             &args.push,
+            &args.load,
             &args.registry,
             &args.output,
         )?,
+        repository: args.repository.clone(),
+        deploy: false,
     };
     let outcome = job.run(shell)?;
     let format = args.output.report.message_format;
-    // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
-    if format == MessageFormat::Human && !outcome.image.archive_on_stdout() {
-        print_pushed(&outcome.image.pushed, MessageFormat::Human);
-    }
-    if format == MessageFormat::Json {
-        let targets = &outcome.targets;
-        let line = CargoSummary {
-            image: &outcome.image.summary,
-            bin: &outcome.bin,
-            package: &outcome.package,
-            version: &outcome.version,
-            target: match targets.as_slice() {
-                [one] => Some(one.as_str()),
-                _ => None,
-            },
-            targets,
-        };
-        println!("{}", serde_json::to_string(&line).unwrap_or_default());
+    for image in &outcome.images {
+        // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
+        if format == MessageFormat::Human && !image.image.archive_on_stdout() {
+            print_pushed(&image.image.pushed, MessageFormat::Human);
+        }
+        if format == MessageFormat::Json {
+            let targets = &image.targets;
+            let line = CargoSummary {
+                image: &image.image.summary,
+                bin: &image.bin,
+                package: &image.package,
+                version: &image.version,
+                target: match targets.as_slice() {
+                    [one] => Some(one.as_str()),
+                    _ => None,
+                },
+                targets,
+            };
+            println!("{}", serde_json::to_string(&line).unwrap_or_default());
+        }
     }
     Ok(())
+}
+
+fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
+    let cargo = &args.cargo;
+    let inputs = args
+        .filenames
+        .iter()
+        .map(|f| {
+            if f.as_os_str() == "-" {
+                ResolveInput::Stdin
+            } else {
+                ResolveInput::Path(f.clone())
+            }
+        })
+        .collect();
+    let job = ResolveJob {
+        inputs,
+        cargo: cargo.options(&args.report, &args.cargo_args),
+        options: JobOptions {
+            base: args.base.base_ref()?,
+            pull_options: args.base.pull_options(&args.registry),
+            push_options: args.registry.push_options(),
+            ..JobOptions::default()
+        },
+        repository: args.repository.clone(),
+    };
+    let yaml = job.run(&mut std::io::stdin().lock(), shell)?;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(yaml.as_bytes())
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::Invalid(format!("writing the YAML to standard output: {e}")))
 }

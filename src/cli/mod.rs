@@ -3,6 +3,7 @@
 
 mod args;
 pub mod cargo_zeroimage;
+mod load;
 pub mod registry;
 mod shell;
 pub mod zeroimage;
@@ -11,6 +12,7 @@ pub use args::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
     PushArgs, RegistryArgs, ReportArgs,
 };
+pub use load::LoadArgs;
 pub use shell::Shell;
 
 use std::process::ExitCode;
@@ -52,12 +54,14 @@ pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
 }
 
 /// The job options the flags shared by both commands describe.
+#[allow(clippy::too_many_arguments)]
 pub fn job_options(
     image: &ImageArgs,
     config: &ConfigArgs,
     essentials: &EssentialsArgs,
     base: &BaseArgs,
     push: &PushArgs,
+    load: &LoadArgs,
     registry: &RegistryArgs,
     output: &OutputArgs,
 ) -> Result<JobOptions> {
@@ -72,6 +76,7 @@ pub fn job_options(
         pull_options: base.pull_options(registry),
         push: push.push.clone(),
         push_options: registry.push_options(),
+        load: load.options(),
         stdout_reserved: output.report.message_format == MessageFormat::Json,
     })
 }

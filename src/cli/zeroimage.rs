@@ -9,8 +9,8 @@ use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
 use super::{
-    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
-    PushArgs, RegistryArgs, Shell, exit_with, job_options,
+    BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs,
+    PlatformArgs, PushArgs, RegistryArgs, Shell, exit_with, job_options,
 };
 use crate::error::Result;
 use crate::job::Job;
@@ -26,6 +26,7 @@ Examples:
   zeroimage --platform-binary linux/amd64=amd64/app --platform-binary linux/arm64=arm64/app -o app.tar
   zeroimage --message-format json ./app | jq -r .digest
   zeroimage ./app --push registry.example.com/app:1.0      (no archive kept unless -o is given)
+  zeroimage ./app --load docker                            (likewise; then: docker run --rm app:latest)
   zeroimage push app.tar registry.example.com/app:1.0 registry.example.com/app:latest
   echo \"$TOKEN\" | zeroimage login registry.example.com -u ci --password-stdin
 
@@ -72,6 +73,9 @@ pub struct ZeroimageArgs {
 
     #[command(flatten)]
     pub push: PushArgs,
+
+    #[command(flatten)]
+    pub load: LoadArgs,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -152,6 +156,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.essentials,
             &args.base,
             &args.push,
+            &args.load,
             &args.registry,
             &args.output,
         )?,

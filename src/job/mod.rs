@@ -12,6 +12,8 @@ use crate::base::{BaseImage, BaseRef};
 use crate::destination::{is_dash, is_standard_output};
 use crate::error::Result;
 use crate::essentials::Essentials;
+use crate::load::{LoadOptions, Loaded};
+use crate::naming::NamePattern;
 use crate::options::ImageOptions;
 use crate::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
@@ -29,8 +31,9 @@ pub struct JobOptions {
     /// Where the archive goes. `None`: `PROGRAM.tar` beside the program, or no archive at all when
     /// pushing (the cargo job always writes one: its `output` setting, else beside the binary).
     pub output: Option<PathBuf>,
-    /// Image name; `None`: the program's name (the cargo job: its `tag` setting, else `<bin>:<version>`).
-    pub tag: Option<Reference>,
+    /// Image name (`{bin}` is the program's name); `None`: the program's name (the cargo job: its
+    /// `tag` setting, else `<bin>:<version>`).
+    pub tag: Option<NamePattern>,
     /// Creation time; `None`: [`Timestamp::from_env`] (the cargo job: its `created` setting first).
     pub created: Option<Timestamp>,
     /// Package a dynamically linked executable anyway (with a warning).
@@ -43,10 +46,12 @@ pub struct JobOptions {
     pub base: Option<BaseRef>,
     /// How a registry base is pulled (registry options, the blob cache).
     pub pull_options: PullOptions,
-    /// Push the image to these references once built.
-    pub push: Vec<Reference>,
+    /// Push the image to these references once built (`{bin}` is the program's name).
+    pub push: Vec<NamePattern>,
     /// How to reach the registries pushed to.
     pub push_options: PushOptions,
+    /// Load the image into these local runtimes once built.
+    pub load: LoadOptions,
     /// The caller prints its own result on standard output (`--message-format json`), so an archive
     /// going there is refused before anything is built.
     pub stdout_reserved: bool,
@@ -69,6 +74,8 @@ pub struct JobOutcome {
     pub summary: PackageSummary,
     /// Each reference pushed, with the digest it now points at.
     pub pushed: Vec<Pushed>,
+    /// Each runtime the image was loaded into.
+    pub loaded: Vec<Loaded>,
 }
 
 impl JobOutcome {
@@ -84,26 +91,33 @@ impl Job {
         let options = &self.options;
         let requested = options.output.as_deref();
         ensure_stdout_free(requested, options.stdout_reserved)?;
-        // Pushing without an output writes no archive: the layers are spooled and pushed from there.
-        // A stream output (`-`, a device) is staged in a temporary archive, so the push can read it.
+        crate::load::preflight(&options.load.runtimes)?;
+        // Pushing or loading without an output writes no archive: the layers are spooled and read
+        // back from there. A stream output (`-`, a device) is staged in a temporary archive.
         let pushing = !options.push.is_empty();
-        let staging = Staging::new(requested, pushing)?;
+        let reading_back = pushing || !options.load.is_empty();
+        let staging = Staging::new(requested, reading_back)?;
+        let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
+        let program = entrypoint.rsplit('/').next().unwrap_or("image").to_owned();
         let output = match (staging.build_path(), self.inputs.as_slice()) {
             (Some(path), _) => Some(path),
-            (None, _) if pushing => None,
+            (None, _) if reading_back => None,
             (None, [single]) => Some(default_output(&single.path)),
             // Several programs in several directories: name the archive after the program, here.
-            (None, _) => {
-                let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
-                Some(PathBuf::from(format!(
-                    "{}.tar",
-                    entrypoint.rsplit('/').next().unwrap_or("image")
-                )))
-            }
+            (None, _) => Some(PathBuf::from(format!("{program}.tar"))),
         };
+        let push_to = options
+            .push
+            .iter()
+            .map(|p| p.resolve(&program))
+            .collect::<Result<Vec<Reference>>>()?;
         let package_options = PackageOptions {
             output,
-            tag: options.tag.clone(),
+            tag: options
+                .tag
+                .as_ref()
+                .map(|t| t.resolve(&program))
+                .transpose()?,
             created: match options.created {
                 Some(created) => created,
                 None => Timestamp::from_env()?,
@@ -116,14 +130,16 @@ impl Job {
         let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
         staging.deliver(&mut packaged.summary)?;
         let pushed = if pushing {
-            packaged.push(&options.push, &options.push_options, listener)?
+            packaged.push(&push_to, &options.push_options, listener)?
         } else {
             Vec::new()
         };
         report_written(&packaged.summary, listener);
+        let loaded = packaged.load(&options.load, listener)?;
         Ok(JobOutcome {
             summary: packaged.summary,
             pushed,
+            loaded,
         })
     }
 }

@@ -87,6 +87,16 @@ exec /usr/sbin/dockerd --config-file "$1/daemon.json" --data-root "$1/data" --ex
         }
     }
 
+    /// `unix://SOCKET`, what `DOCKER_HOST` names to reach this daemon.
+    pub fn host(&self) -> String {
+        format!("unix://{}", self.dir.path().join("d.sock").display())
+    }
+
+    /// The docker client's config directory (`DOCKER_CONFIG`) for this daemon.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("cli")
+    }
+
     /// A docker client command talking to this daemon.
     pub fn client(&self) -> Command {
         let mut cmd = Command::new(DOCKER_CLIENT);
@@ -221,6 +231,17 @@ impl Podman {
             "nproc=1000:1000",
         ]);
         cmd
+    }
+
+    /// The environment that points a plain `podman` (as `--load podman` runs it) at this storage.
+    pub fn envs(&self) -> Vec<(&'static str, PathBuf)> {
+        let p = self.dir.path();
+        vec![
+            ("CONTAINERS_CONF", p.join("etc/containers.conf")),
+            ("CONTAINERS_STORAGE_CONF", p.join("etc/storage.conf")),
+            ("CONTAINERS_REGISTRIES_CONF", p.join("etc/registries.conf")),
+            ("TMPDIR", p.join("tmp")),
+        ]
     }
 
     pub fn policy(&self) -> PathBuf {

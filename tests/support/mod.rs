@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bases;
+pub mod containerd;
 pub mod docker;
 pub mod fake_registry;
 pub mod http;
@@ -317,10 +318,13 @@ impl Zeroimage {
         }
         let args = std::iter::once("cargo".into()).chain(self.own_args());
         let CargoCli::Zeroimage(parsed) = CargoCli::try_parse_from(args).ok()?;
-        let dir = parsed
-            .cargo
-            .target_dir
-            .or_else(|| self.child_env("CARGO_TARGET_DIR").map(PathBuf::from))?;
+        let given = match parsed.command {
+            Some(zeroimage::cli::cargo_zeroimage::CargoCommand::Resolve(resolve)) => {
+                resolve.cargo.target_dir
+            }
+            None => parsed.cargo.build.target_dir,
+        };
+        let dir = given.or_else(|| self.child_env("CARGO_TARGET_DIR").map(PathBuf::from))?;
         Some(self.cwd().join(dir))
     }
 
@@ -373,7 +377,9 @@ impl Zeroimage {
                 }
                 match (&parsed.output.output, &parsed.entrypoint) {
                     (Some(output), _) => output.clone(),
-                    (None, _) if !parsed.push.push.is_empty() => return None,
+                    (None, _) if !parsed.push.push.is_empty() || !parsed.load.load.is_empty() => {
+                        return None;
+                    }
                     (None, Some(program)) => zeroimage::package::default_output(program),
                     (None, None) => {
                         let inputs: Vec<_> = parsed
@@ -394,6 +400,17 @@ impl Zeroimage {
             Tool::Cargo => {
                 let CargoCli::Zeroimage(parsed) =
                     CargoCli::try_parse_from(std::iter::once("cargo".into()).chain(args)).ok()?;
+                if parsed.command.is_some() {
+                    // `resolve` writes its archives in the target dir: claim that.
+                    return self.cargo_target_dir().filter(|dir| {
+                        assert!(
+                            *dir != fixture_target_dir(),
+                            "{}: resolve would write archives into the shared fixture target dir",
+                            test_name()
+                        );
+                        true
+                    });
+                }
                 match &parsed.output.output {
                     Some(output) => output.clone(),
                     None => {

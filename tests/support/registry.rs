@@ -152,6 +152,27 @@ impl TestRegistry {
             .collect()
     }
 
+    /// The request URIs of every manifest PUT the registry answered (`/v2/NAME/manifests/REF`), from
+    /// its request log: one per tag or digest a push sent.
+    pub fn manifest_puts(&self) -> Vec<String> {
+        std::thread::sleep(Duration::from_millis(300));
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.contains("msg=\"response completed\"") && l.contains("http.request.method=PUT")
+            })
+            .filter_map(|l| {
+                let uri = l
+                    .split("http.request.uri=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .trim_matches('"');
+                uri.contains("/manifests/").then(|| uri.to_owned())
+            })
+            .collect()
+    }
+
     /// How many blob GETs the registry answered, from its request log.
     pub fn blob_gets(&self) -> usize {
         // The registry logs a request just after answering it.

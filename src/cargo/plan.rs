@@ -1,0 +1,195 @@
+//! Which packages a `cargo zeroimage` run of several images covers (`--workspace`, several `-p`,
+//! `--bins`, several `--bin`, or the binaries `resolve` names), and how they are built: one `cargo
+//! build` per target triple, for the packages whose settings (or `--target`) ask for it.
+
+use cargo_metadata::{Package, TargetKind};
+
+use super::job::CargoOptions;
+use super::select::targets;
+use super::workspace::Workspace;
+use crate::error::{Error, Result};
+
+/// One `cargo build`: a target and the packages built for it.
+pub(crate) struct Group<'w> {
+    pub triple: String,
+    pub packages: Vec<&'w Package>,
+}
+
+/// The member packages selected: `--workspace` (without `--exclude`d ones), the `-p` names (globs
+/// with `*` and `?` allowed), the packages `resolve` names, else the package `selected` (the current
+/// directory's) or, at a virtual workspace root, cargo's default members.
+pub(crate) fn packages<'w>(
+    workspace: &'w Workspace,
+    cargo: &CargoOptions,
+    selected: Option<&'w Package>,
+) -> Result<Vec<&'w Package>> {
+    let members = workspace.metadata.workspace_packages();
+    let names = |specs: &[String], flag: &str| -> Result<Vec<&'w Package>> {
+        let mut chosen: Vec<&'w Package> = Vec::new();
+        for spec in specs {
+            let name = spec.split('@').next().unwrap_or(spec);
+            let matching: Vec<&'w Package> = members
+                .iter()
+                .copied()
+                .filter(|p| glob(name, p.name.as_str()))
+                .collect();
+            if matching.is_empty() {
+                let all: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+                return Err(Error::Invalid(format!(
+                    "{flag} `{}` names no package of the workspace (its members: {})",
+                    crate::sanitize::outside(spec, 100),
+                    all.join(", ")
+                )));
+            }
+            for package in matching {
+                if !chosen.iter().any(|p| p.id == package.id) {
+                    chosen.push(package);
+                }
+            }
+        }
+        Ok(chosen)
+    };
+    if !cargo.only.is_empty() {
+        let specs: Vec<String> = cargo.only.iter().map(|(p, _)| p.clone()).collect();
+        return names(&specs, "package");
+    }
+    if cargo.workspace {
+        let excluded = names(&cargo.exclude, "--exclude")?;
+        return Ok(members
+            .into_iter()
+            .filter(|p| !excluded.iter().any(|e| e.id == p.id))
+            .collect());
+    }
+    if !cargo.packages.is_empty() {
+        return names(&cargo.packages, "-p");
+    }
+    if let Some(package) = selected {
+        return Ok(vec![package]);
+    }
+    let defaults = &workspace.metadata.workspace_default_members;
+    if defaults.is_available() {
+        Ok(members
+            .into_iter()
+            .filter(|p| defaults.contains(&p.id))
+            .collect())
+    } else {
+        Ok(members)
+    }
+}
+
+/// `*` and `?` wildcards, as cargo takes in `-p`.
+fn glob(pattern: &str, name: &str) -> bool {
+    fn matches(p: &[char], n: &[char]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some('*'), _) => matches(&p[1..], n) || (!n.is_empty() && matches(p, &n[1..])),
+            (Some('?'), Some(_)) => matches(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => matches(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    let p: Vec<char> = pattern.chars().collect();
+    let n: Vec<char> = name.chars().collect();
+    matches(&p, &n)
+}
+
+/// Each package's targets (`--target`, else its settings, else cargo's `build.target`, else the host's
+/// musl target), grouped by
+/// triple in order of first appearance. `uniform` is true when every package wants the same ones, so
+/// one build per target can keep the user's own selection flags.
+pub(crate) fn groups<'w>(
+    workspace: &Workspace,
+    cargo: &CargoOptions,
+    packages: &[&'w Package],
+    configured: Option<(Vec<String>, String)>,
+    host: &str,
+) -> Result<(Vec<Group<'w>>, Vec<Vec<String>>, bool)> {
+    let mut wanted = Vec::new();
+    for package in packages {
+        wanted.push(
+            targets(
+                &cargo.targets,
+                &workspace.settings(Some(package))?,
+                configured.clone(),
+                host,
+            )?
+            .0,
+        );
+    }
+    let uniform = wanted.windows(2).all(|pair| pair[0] == pair[1]);
+    let mut groups: Vec<Group<'w>> = Vec::new();
+    for (package, triples) in packages.iter().zip(&wanted) {
+        for triple in triples {
+            match groups.iter_mut().find(|g| &g.triple == triple) {
+                Some(group) => group.packages.push(package),
+                None => groups.push(Group {
+                    triple: triple.clone(),
+                    packages: vec![package],
+                }),
+            }
+        }
+    }
+    Ok((groups, wanted, uniform))
+}
+
+/// The binaries of `package`.
+pub(crate) fn bins(package: &Package) -> Vec<&str> {
+    package
+        .targets
+        .iter()
+        .filter(|t| t.is_kind(TargetKind::Bin))
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// The binary `bin` of `package`, or when `None` its only binary or `default-run`; an error listing
+/// the binaries otherwise.
+pub(crate) fn bin_of(package: &Package, bin: Option<&str>) -> Result<String> {
+    let all = bins(package);
+    let list = || {
+        all.iter()
+            .map(|b| format!("`{b}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match bin {
+        Some(bin) if all.contains(&bin) => Ok(bin.to_owned()),
+        Some(bin) => Err(Error::Invalid(format!(
+            "package `{}` has no binary `{bin}` (it has {})",
+            package.name,
+            if all.is_empty() {
+                "none".to_owned()
+            } else {
+                list()
+            }
+        ))),
+        None => match (all.as_slice(), package.default_run.as_deref()) {
+            ([one], _) => Ok((*one).to_owned()),
+            (_, Some(default)) if all.contains(&default) => Ok(default.to_owned()),
+            ([], _) => Err(Error::Invalid(format!(
+                "package `{}` has no binary target",
+                package.name
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "package `{}` has several binaries ({}) and no `default-run`; name one as PACKAGE/BIN",
+                package.name,
+                list()
+            ))),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob;
+
+    #[test]
+    fn globs_match_like_cargos_package_patterns() {
+        assert!(glob("server", "server"));
+        assert!(glob("ser*", "server"));
+        assert!(glob("*", "tools"));
+        assert!(glob("t?ols", "tools"));
+        assert!(!glob("ser", "server"));
+        assert!(!glob("x*", "server"));
+    }
+}

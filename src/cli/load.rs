@@ -1,0 +1,41 @@
+//! `--load`: the local runtimes an image goes into, on both commands.
+
+use clap::Args;
+
+use crate::load::{LoadOptions, LoadPlatform, Runtime};
+
+/// Where the image is loaded once built.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Loading into local runtimes")]
+pub struct LoadArgs {
+    /// Load the image into docker, podman or containerd once built (repeatable)
+    #[arg(long = "load", value_name = "RUNTIME", value_parser = parse_runtime)]
+    pub load: Vec<Runtime>,
+
+    /// Platform of a multi-platform image to load, or `all` (podman, containerd) [default: this machine's]
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platform)]
+    pub load_platform: Option<LoadPlatform>,
+
+    /// containerd namespace to import into (k3s and kind: k8s.io) [default: $CONTAINERD_NAMESPACE, else default]
+    #[arg(long, value_name = "NAME")]
+    pub containerd_namespace: Option<String>,
+}
+
+impl LoadArgs {
+    /// The load options as the library takes them.
+    pub fn options(&self) -> LoadOptions {
+        LoadOptions {
+            runtimes: self.load.clone(),
+            platform: self.load_platform.clone().unwrap_or_default(),
+            containerd_namespace: self.containerd_namespace.clone(),
+        }
+    }
+}
+
+fn parse_runtime(s: &str) -> Result<Runtime, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}
+
+fn parse_platform(s: &str) -> Result<LoadPlatform, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
+}

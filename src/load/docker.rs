@@ -1,0 +1,351 @@
+//! Docker: the Engine API's `POST /images/load` on docker's unix socket (`$DOCKER_HOST` when it is a
+//! `unix://` address, else `/var/run/docker.sock`), the tar streamed in chunks. A daemon reached any
+//! other way (`tcp://` with or without TLS, `ssh://`, a docker context) is left to the docker CLI,
+//! which knows how to reach it: `docker load` reading the same stream.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use super::stream::{Failure, write_image};
+use super::{Selection, command, http, socket_error};
+use crate::error::{Error, Result};
+use crate::oci::Compression;
+use crate::reference::Reference;
+use crate::report::Listener;
+use crate::sanitize;
+use crate::source::BlobSource;
+
+const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
+/// A load may take a while to unpack; the daemon must still answer within this much silence.
+const TIMEOUT: Duration = Duration::from_secs(300);
+/// Quick requests (version, inspect).
+const SHORT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest JSON answer or message line read from the daemon.
+const MAX_JSON: u64 = 4 << 20;
+/// The first Engine API version (Docker 23.0) that reads zstd layers.
+const ZSTD_API: (u32, u32) = (1, 42);
+
+const START: &str = "start Docker (`sudo systemctl start docker`), or point DOCKER_HOST \
+                     (unix:///PATH) at its socket";
+const PERMISSION: &str = "add your user to the `docker` group (`sudo usermod -aG docker $USER`, \
+                          then log in again), or use rootless Docker's socket through DOCKER_HOST";
+const INSTALL: &str = "install the docker CLI, or set DOCKER_HOST=unix:///PATH to reach the daemon's \
+                       socket directly";
+
+/// How docker is reached.
+enum Endpoint {
+    /// Its API on a unix socket; `origin` says where the path came from.
+    Socket { path: PathBuf, origin: &'static str },
+    /// The docker CLI, for the reason given.
+    Cli(String),
+}
+
+fn endpoint() -> Endpoint {
+    match std::env::var("DOCKER_HOST") {
+        Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
+            Some(path) => Endpoint::Socket {
+                path: PathBuf::from(path),
+                origin: "DOCKER_HOST",
+            },
+            None => Endpoint::Cli(format!("DOCKER_HOST={}", sanitize::outside(&host, 200))),
+        },
+        _ => match current_context() {
+            Some(context) => Endpoint::Cli(format!(
+                "docker context `{}`",
+                sanitize::outside(&context, 100)
+            )),
+            None => Endpoint::Socket {
+                path: PathBuf::from(DEFAULT_SOCKET),
+                origin: "docker's default; DOCKER_HOST names another",
+            },
+        },
+    }
+}
+
+/// The docker context in use when it is not `default`: `$DOCKER_CONTEXT`, else `currentContext` of
+/// docker's config.json.
+fn current_context() -> Option<String> {
+    let named = match std::env::var("DOCKER_CONTEXT") {
+        Ok(context) if !context.is_empty() => context,
+        _ => {
+            let path = crate::registry::credentials::docker_config_path()?;
+            let file = std::fs::File::open(path).ok()?;
+            let mut bytes = Vec::new();
+            file.take(MAX_JSON).read_to_end(&mut bytes).ok()?;
+            let config: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+            config.get("currentContext")?.as_str()?.to_owned()
+        }
+    };
+    (!named.is_empty() && named != "default").then_some(named)
+}
+
+fn connect(path: &Path, origin: &str, timeout: Duration) -> Result<UnixStream> {
+    let stream = UnixStream::connect(path)
+        .map_err(|e| socket_error("docker", path, origin, &e, START, PERMISSION))?;
+    let set = stream
+        .set_read_timeout(Some(timeout))
+        .and_then(|()| stream.set_write_timeout(Some(timeout)));
+    set.map_err(|e| Error::Invalid(format!("docker socket {}: {e}", path.display())))?;
+    Ok(stream)
+}
+
+/// The socket can be connected to, or the CLI is installed.
+pub(super) fn preflight() -> Result<()> {
+    match endpoint() {
+        Endpoint::Socket { path, origin } => connect(&path, origin, SHORT_TIMEOUT).map(drop),
+        Endpoint::Cli(_) => command::installed("docker", INSTALL),
+    }
+}
+
+/// Loads the selection; returns the name docker lists it under and its image ID.
+pub(super) fn load(
+    selection: &Selection,
+    blobs: &dyn BlobSource,
+    name: &Reference,
+    listener: &dyn Listener,
+) -> Result<(String, String)> {
+    match endpoint() {
+        Endpoint::Socket { path, origin } => {
+            listener.detail(&format!("docker's Engine API at {}", path.display()));
+            load_with_api(&path, origin, selection, blobs, name)
+        }
+        Endpoint::Cli(why) => {
+            listener.detail(&format!("{why}: loading with `docker load`"));
+            load_with_cli(selection, blobs, name)
+        }
+    }
+}
+
+fn daemon_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Invalid(format!(
+        "docker at {}: {what}: {}",
+        path.display(),
+        sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+    ))
+}
+
+/// A bounded JSON answer to a GET: the status and the document (`Null` when it is not JSON).
+fn get(path: &Path, origin: &str, url: &str) -> Result<(u16, serde_json::Value)> {
+    let stream = connect(path, origin, SHORT_TIMEOUT)?;
+    let mut writer = &stream;
+    http::write_head(&mut writer, "GET", url, &[])
+        .map_err(|e| daemon_error(path, "sending a request", e))?;
+    let mut response = http::read_response(BufReader::new(&stream))
+        .map_err(|e| daemon_error(path, "reading its answer", e))?;
+    let mut body = Vec::new();
+    (&mut response)
+        .take(MAX_JSON)
+        .read_to_end(&mut body)
+        .map_err(|e| daemon_error(path, "reading its answer", e))?;
+    Ok((
+        response.status,
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null),
+    ))
+}
+
+/// The daemon's own error text in an error answer.
+fn message(document: &serde_json::Value) -> String {
+    let text = document
+        .get("message")
+        .or_else(|| document.get("error"))
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("no message");
+    sanitize::outside(text.trim(), sanitize::EXCERPT)
+}
+
+fn api_version(text: &str) -> Option<(u32, u32)> {
+    let (major, minor) = text.split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?))
+}
+
+/// Docker before 23.0 (API 1.42) fails on zstd layers in the middle of a load; say so first.
+fn check_zstd(
+    version: &serde_json::Value,
+    selection: &Selection,
+    name: &Reference,
+    path: &Path,
+) -> Result<()> {
+    let api = version
+        .get("ApiVersion")
+        .and_then(serde_json::Value::as_str);
+    if api.and_then(api_version).is_none_or(|v| v >= ZSTD_API) {
+        return Ok(());
+    }
+    let zstd = selection
+        .tree
+        .manifests
+        .iter()
+        .flat_map(|node| node.manifest.value().layers.iter())
+        .find(|layer| layer.media_type.layer_compression() == Some(Compression::Zstd));
+    match zstd {
+        None => Ok(()),
+        Some(layer) => Err(Error::Invalid(format!(
+            "docker {} at {} cannot load zstd-compressed layers (layer {} of {}, from its base image); \
+             Docker 23 and later can: upgrade docker, build on a base with gzip layers, or load into \
+             podman or containerd",
+            sanitize::outside(
+                version
+                    .get("Version")
+                    .and_then(serde_json::Value::as_str)
+                    .unwrap_or("?"),
+                40
+            ),
+            path.display(),
+            layer.digest,
+            name.familiar()
+        ))),
+    }
+}
+
+fn load_with_api(
+    path: &Path,
+    origin: &str,
+    selection: &Selection,
+    blobs: &dyn BlobSource,
+    name: &Reference,
+) -> Result<(String, String)> {
+    let (status, version) = get(path, origin, "/version")?;
+    if status != 200 {
+        return Err(daemon_error(
+            path,
+            "asking for its version",
+            message(&version),
+        ));
+    }
+    check_zstd(&version, selection, name, path)?;
+
+    let stream = connect(path, origin, TIMEOUT)?;
+    let mut writer = &stream;
+    let sent = http::write_head(
+        &mut writer,
+        "POST",
+        "/images/load?quiet=0",
+        &[
+            ("Content-Type", "application/x-tar"),
+            ("Transfer-Encoding", "chunked"),
+        ],
+    )
+    .map_err(Failure::Write)
+    .and_then(|()| {
+        let mut body = http::ChunkedWriter::new(writer);
+        write_image(&mut body, &selection.tree, blobs, Some(name))?;
+        body.finish().map(drop).map_err(Failure::Write)
+    });
+    if let Err(Failure::Source(error)) = sent {
+        return Err(error);
+    }
+    // Even when sending failed, the daemon may have said why before it closed the connection.
+    let answer = http::read_response(BufReader::new(&stream));
+    let mut response = match (answer, sent) {
+        (Ok(response), _) => response,
+        (Err(_), Err(Failure::Write(e))) => {
+            return Err(daemon_error(
+                path,
+                "it closed the connection during the load",
+                e,
+            ));
+        }
+        (Err(e), _) => return Err(daemon_error(path, "reading its answer to the load", e)),
+    };
+    if response.status != 200 {
+        let mut body = Vec::new();
+        let _ = (&mut response).take(MAX_JSON).read_to_end(&mut body);
+        let document = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+        return Err(daemon_error(
+            path,
+            &format!("refused {} (HTTP {})", name.familiar(), response.status),
+            message(&document),
+        ));
+    }
+    // One JSON message per line: progress, `stream` text, or an error.
+    let mut lines = BufReader::new(response);
+    let mut loaded = false;
+    loop {
+        let mut line = Vec::new();
+        (&mut lines)
+            .take(MAX_JSON)
+            .read_until(b'\n', &mut line)
+            .map_err(|e| daemon_error(path, "reading its answer to the load", e))?;
+        if line.is_empty() {
+            break;
+        }
+        let Ok(document) = serde_json::from_slice::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if document.get("error").is_some() || document.get("errorDetail").is_some() {
+            return Err(daemon_error(
+                path,
+                &format!("loading {} failed", name.familiar()),
+                message(&document),
+            ));
+        }
+        if let Some(text) = document.get("stream").and_then(serde_json::Value::as_str) {
+            loaded |= text.contains("Loaded image");
+        }
+    }
+    if !loaded {
+        return Err(daemon_error(
+            path,
+            &format!("loading {}", name.familiar()),
+            "the daemon did not confirm the load",
+        ));
+    }
+    let shown = name.familiar();
+    let url = format!("/images/{}/json", http::encode_path(&shown));
+    let (status, inspect) = get(path, origin, &url)?;
+    let id = inspect.get("Id").and_then(serde_json::Value::as_str);
+    match (status, id) {
+        (200, Some(id)) => Ok((shown, sanitize::outside(id, 200))),
+        _ => Err(daemon_error(
+            path,
+            &format!("{shown} was loaded but cannot be inspected"),
+            message(&inspect),
+        )),
+    }
+}
+
+fn load_with_cli(
+    selection: &Selection,
+    blobs: &dyn BlobSource,
+    name: &Reference,
+) -> Result<(String, String)> {
+    let finished = command::run_fed(Command::new("docker").arg("load"), "docker", INSTALL, |w| {
+        write_image(w, &selection.tree, blobs, Some(name))
+    })?;
+    if !finished.success {
+        return Err(Error::Invalid(format!(
+            "`docker load` of {} failed: {}",
+            name.familiar(),
+            finished.message()
+        )));
+    }
+    let shown = name.familiar();
+    let inspect = command::run(
+        Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", &shown]),
+        "docker",
+        INSTALL,
+    )?;
+    if !inspect.success {
+        return Err(Error::Invalid(format!(
+            "`docker image inspect {shown}` failed after the load: {}",
+            inspect.message()
+        )));
+    }
+    Ok((shown, sanitize::outside(inspect.stdout.trim(), 200)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_compare_numerically() {
+        assert_eq!(api_version("1.41"), Some((1, 41)));
+        assert!(api_version("1.41").unwrap() < ZSTD_API);
+        assert!(api_version("1.100").unwrap() > ZSTD_API);
+        assert_eq!(api_version("x"), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! Loading a built image into a local container runtime, the inner loop's last step: docker (its
+//! Engine API on a unix socket, or the docker CLI for remote daemons and contexts), podman (`podman
+//! load`) and containerd (`ctr images import`). The image goes to the runtime as a tar stream made from
+//! the archive or the spool as it is sent, never held in memory. A multi-platform image gives the
+//! runtime the machine's platform unless [`LoadPlatform`] says otherwise.
+
+mod command;
+mod containerd;
+mod docker;
+mod http;
+mod podman;
+mod stream;
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::image::ImageTree;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::report::Listener;
+use crate::source::BlobSource;
+
+/// A local container runtime to load images into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    Docker,
+    Podman,
+    Containerd,
+}
+
+impl Runtime {
+    /// Every runtime, for messages.
+    pub const ALL: [Runtime; 3] = [Runtime::Docker, Runtime::Podman, Runtime::Containerd];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Runtime::Docker => "docker",
+            Runtime::Podman => "podman",
+            Runtime::Containerd => "containerd",
+        }
+    }
+}
+
+impl fmt::Display for Runtime {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Runtime {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Runtime> {
+        Runtime::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "`{}` is not a runtime to load into; use docker, podman or containerd",
+                    crate::sanitize::outside(s, 100)
+                ))
+            })
+    }
+}
+
+/// Which platform of a multi-platform image is loaded.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum LoadPlatform {
+    /// The machine's own (a single-platform image is loaded whatever its platform).
+    #[default]
+    Host,
+    /// This one; the image must have it.
+    Platform(Platform),
+    /// The whole image index (podman and containerd; docker keeps one platform per name).
+    All,
+}
+
+impl FromStr for LoadPlatform {
+    type Err = Error;
+
+    /// `all`, or a platform in docker's syntax.
+    fn from_str(s: &str) -> Result<LoadPlatform> {
+        if s == "all" {
+            Ok(LoadPlatform::All)
+        } else {
+            s.parse().map(LoadPlatform::Platform)
+        }
+    }
+}
+
+/// Where and how to load.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// The runtimes, each loaded in turn; none: nothing is loaded.
+    pub runtimes: Vec<Runtime>,
+    pub platform: LoadPlatform,
+    /// containerd's namespace; `None`: `$CONTAINERD_NAMESPACE`, else `default` (k3s and kind use
+    /// `k8s.io`).
+    pub containerd_namespace: Option<String>,
+}
+
+impl LoadOptions {
+    pub fn is_empty(&self) -> bool {
+        self.runtimes.is_empty()
+    }
+}
+
+/// An image loaded into a runtime.
+#[derive(Clone, Debug, Serialize)]
+pub struct Loaded {
+    pub runtime: Runtime,
+    /// The name the runtime lists it under.
+    pub name: String,
+    /// The runtime's ID for it: docker's and podman's image ID, containerd's target digest.
+    pub id: String,
+    /// The platform loaded, or the platforms joined by `,`.
+    pub platform: String,
+}
+
+/// Checks that each runtime can be reached (its socket or its client program), so that a build is not
+/// wasted on an image that cannot be loaded.
+pub fn preflight(runtimes: &[Runtime]) -> Result<()> {
+    for runtime in runtimes {
+        match runtime {
+            Runtime::Docker => docker::preflight()?,
+            Runtime::Podman => podman::preflight()?,
+            Runtime::Containerd => containerd::preflight()?,
+        }
+    }
+    Ok(())
+}
+
+/// What one runtime gets: the tree to send and the platforms it holds.
+struct Selection {
+    tree: ImageTree,
+    platform: String,
+    all: bool,
+}
+
+/// The machine's platform, as an image would be labelled for it.
+pub fn host_platform() -> Result<Platform> {
+    Platform::linux(std::env::consts::ARCH, None)
+}
+
+/// Chooses what `runtime` gets from `tree`, named `name` in messages.
+fn select(
+    tree: &ImageTree,
+    name: &Reference,
+    platform: &LoadPlatform,
+    runtime: Runtime,
+) -> Result<Selection> {
+    let one = |tree: ImageTree| {
+        let platform = stream::describe_platforms(&tree);
+        Selection {
+            tree,
+            platform,
+            all: false,
+        }
+    };
+    let lacks = |what: String| {
+        Error::Invalid(format!(
+            "{} has no {what} image (it has {}); choose one with --load-platform OS/ARCH",
+            name.familiar(),
+            stream::describe_platforms(tree)
+        ))
+    };
+    match platform {
+        LoadPlatform::All if tree.manifests.len() == 1 => Ok(one(stream::single(tree, 0))),
+        LoadPlatform::All if runtime == Runtime::Docker => Err(Error::Invalid(format!(
+            "docker keeps one platform per image name, so --load-platform all cannot load {} into \
+             it; load one platform (--load-platform OS/ARCH), or load all into podman or containerd",
+            name.familiar()
+        ))),
+        LoadPlatform::All => Ok(Selection {
+            tree: tree.clone(),
+            platform: stream::describe_platforms(tree).replace(", ", ","),
+            all: true,
+        }),
+        LoadPlatform::Platform(wanted) => stream::for_platform(tree, wanted)
+            .map(one)
+            .ok_or_else(|| lacks(wanted.to_string())),
+        LoadPlatform::Host if tree.manifests.len() == 1 => Ok(one(stream::single(tree, 0))),
+        LoadPlatform::Host => {
+            let host = host_platform()?;
+            stream::for_platform(tree, &host)
+                .map(one)
+                .ok_or_else(|| lacks(format!("{host} (this machine's)")))
+        }
+    }
+}
+
+/// Loads the image `tree` names, its blobs read from `blobs`, into every runtime of `options`, named
+/// `name`.
+pub fn load(
+    tree: &ImageTree,
+    blobs: &dyn BlobSource,
+    name: &Reference,
+    options: &LoadOptions,
+    listener: &dyn Listener,
+) -> Result<Vec<Loaded>> {
+    let mut loaded = Vec::new();
+    for &runtime in &options.runtimes {
+        let selection = select(tree, name, &options.platform, runtime)?;
+        listener.status(
+            "Loading",
+            &format!(
+                "{} into {runtime} ({})",
+                name.familiar(),
+                selection.platform
+            ),
+        );
+        let (shown, id) = match runtime {
+            Runtime::Docker => docker::load(&selection, blobs, name, listener)?,
+            Runtime::Podman => podman::load(&selection, blobs, name, listener)?,
+            Runtime::Containerd => containerd::load(
+                &selection,
+                blobs,
+                name,
+                options.containerd_namespace.as_deref(),
+                listener,
+            )?,
+        };
+        listener.status("Loaded", &format!("{shown} into {runtime} (image {id})"));
+        loaded.push(Loaded {
+            runtime,
+            name: shown,
+            id,
+            platform: selection.platform,
+        });
+    }
+    Ok(loaded)
+}
+
+/// A runtime's socket could not be reached: one line naming it and the fix.
+fn socket_error(
+    runtime: &str,
+    socket: &Path,
+    origin: &str,
+    error: &std::io::Error,
+    start: &str,
+    permission: &str,
+) -> Error {
+    let socket = socket.display();
+    Error::Invalid(match error.kind() {
+        std::io::ErrorKind::NotFound => {
+            format!("{runtime} is not running here: no socket at {socket} ({origin}); {start}")
+        }
+        std::io::ErrorKind::ConnectionRefused => {
+            format!("{runtime} is not running: nothing listens on {socket} ({origin}); {start}")
+        }
+        std::io::ErrorKind::PermissionDenied => {
+            format!("permission denied on {runtime}'s socket {socket} ({origin}); {permission}")
+        }
+        _ => format!("cannot connect to {runtime} at {socket} ({origin}): {error}; {start}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::Image;
+    use crate::oci::{Document, ImageConfig, Manifest, MediaType};
+
+    fn tree(platforms: &[&str]) -> ImageTree {
+        let images: Vec<Image> = platforms
+            .iter()
+            .map(|p| {
+                let platform: Platform = p.parse().unwrap();
+                let config = Document::new(ImageConfig {
+                    architecture: platform.architecture.clone(),
+                    ..ImageConfig::default()
+                });
+                let manifest = Document::new(Manifest {
+                    schema_version: 2,
+                    media_type: Some(MediaType::OciManifest),
+                    artifact_type: None,
+                    config: config.descriptor(MediaType::OciConfig),
+                    layers: Vec::new(),
+                    subject: None,
+                    annotations: Default::default(),
+                    extra: Default::default(),
+                });
+                Image {
+                    platform,
+                    config,
+                    manifest,
+                }
+            })
+            .collect();
+        ImageTree::of_images(&images).unwrap()
+    }
+
+    #[test]
+    fn the_hosts_platform_is_chosen_not_the_first() {
+        let host = host_platform().unwrap();
+        let other = if host.architecture == "arm64" {
+            "linux/amd64"
+        } else {
+            "linux/arm64"
+        };
+        let both = tree(&[other, &host.to_string()]);
+        let name: Reference = "app:1".parse().unwrap();
+        let chosen = select(&both, &name, &LoadPlatform::Host, Runtime::Docker).unwrap();
+        assert_eq!(chosen.tree.manifests.len(), 1);
+        assert_eq!(chosen.platform, host.to_string());
+        assert_eq!(chosen.tree.top.digest, both.manifests[1].descriptor.digest);
+        let asked: Platform = other.parse().unwrap();
+        let chosen = select(
+            &both,
+            &name,
+            &LoadPlatform::Platform(asked.clone()),
+            Runtime::Podman,
+        )
+        .unwrap();
+        assert_eq!(chosen.platform, asked.to_string());
+    }
+
+    #[test]
+    fn a_missing_platform_and_all_into_docker_are_one_line_errors() {
+        let name: Reference = "app:1".parse().unwrap();
+        let both = tree(&["linux/arm64", "linux/riscv64"]);
+        let s390x = LoadPlatform::Platform("linux/s390x".parse().unwrap());
+        let err = select(&both, &name, &s390x, Runtime::Docker)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("app:1 has no linux/s390x image (it has linux/arm64, linux/riscv64)"),
+            "{err}"
+        );
+        let err = select(&both, &name, &LoadPlatform::All, Runtime::Docker)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("docker keeps one platform"), "{err}");
+        let all = select(&both, &name, &LoadPlatform::All, Runtime::Containerd).unwrap();
+        assert!(all.all && all.tree.index.is_some());
+        // A single-platform image is loaded whatever its platform.
+        let single = tree(&["linux/riscv64"]);
+        assert!(select(&single, &name, &LoadPlatform::Host, Runtime::Docker).is_ok());
+        assert!(!err.contains('\n'));
+    }
+
+    #[test]
+    fn runtimes_and_platforms_parse() {
+        assert_eq!("podman".parse::<Runtime>().unwrap(), Runtime::Podman);
+        assert!("kubernetes".parse::<Runtime>().is_err());
+        assert_eq!("all".parse::<LoadPlatform>().unwrap(), LoadPlatform::All);
+        assert!("linux/arm64".parse::<LoadPlatform>().is_ok());
+        assert!("everything".parse::<LoadPlatform>().is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! `cargo zeroimage resolve`: Kubernetes YAML (or any YAML) in, the same YAML out with every
+//! `zeroimage://PACKAGE[/BIN]` value replaced by the image it names, built and pushed in this run and
+//! pinned by digest: `REPOSITORY/BIN@sha256:...`. Each distinct binary is built and pushed once
+//! however often it is named; the rest of the text is kept byte for byte.
+
+mod yaml;
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use crate::cargo::{CargoJob, CargoOptions};
+use crate::error::{Error, Result};
+use crate::job::JobOptions;
+use crate::naming::Repository;
+use crate::report::Listener;
+
+pub use yaml::SCHEME;
+
+/// Largest YAML input read (each file, and standard input).
+const MAX_INPUT: u64 = 64 << 20;
+
+/// Where YAML comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A file, or a directory read recursively (its `.yaml` and `.yml` files, in path order).
+    Path(PathBuf),
+    /// Standard input.
+    Stdin,
+}
+
+/// A resolve run: the YAML, how to build (the binaries are the ones the YAML names), and where to push.
+#[derive(Clone, Debug, Default)]
+pub struct ResolveJob {
+    pub inputs: Vec<Input>,
+    /// Build options; the package and binary selection is replaced by what the YAML names.
+    pub cargo: CargoOptions,
+    /// Push options, registry and base options; every image goes to the repository.
+    pub options: JobOptions,
+    /// `REGISTRY/PATH`; `None`: `$ZEROIMAGE_REPOSITORY`, else each package's `repository` setting.
+    pub repository: Option<Repository>,
+}
+
+/// One YAML source read whole.
+struct Document {
+    name: String,
+    text: String,
+}
+
+fn read_bounded(reader: impl Read, name: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    reader
+        .take(MAX_INPUT + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Invalid(format!("{name}: {e}")))?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(Error::Invalid(format!(
+            "{name}: larger than {} MiB; give resolve smaller files",
+            MAX_INPUT >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{name}: is not UTF-8 text")))
+}
+
+/// The YAML files under `dir`, recursively, in path order.
+fn yaml_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(Error::io("reading the directory", dir))?
+        .map(|entry| entry.map(|e| e.path()))
+        .collect::<std::io::Result<_>>()
+        .map_err(Error::io("reading the directory", dir))?;
+    entries.sort();
+    for path in entries {
+        let meta = std::fs::metadata(&path).map_err(Error::io("reading", &path))?;
+        if meta.is_dir() {
+            yaml_files(&path, into)?;
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            into.push(path);
+        }
+    }
+    Ok(())
+}
+
+fn read_inputs(inputs: &[Input], stdin: &mut dyn Read) -> Result<Vec<Document>> {
+    let mut documents = Vec::new();
+    for input in inputs {
+        match input {
+            Input::Stdin => documents.push(Document {
+                name: "<stdin>".to_owned(),
+                text: read_bounded(&mut *stdin, "standard input")?,
+            }),
+            Input::Path(path) => {
+                let meta = std::fs::metadata(path).map_err(Error::io("reading", path))?;
+                let mut files = Vec::new();
+                if meta.is_dir() {
+                    yaml_files(path, &mut files)?;
+                } else {
+                    files.push(path.clone());
+                }
+                for file in files {
+                    let name = file.display().to_string();
+                    let reader = std::fs::File::open(&file).map_err(Error::io("reading", &file))?;
+                    documents.push(Document {
+                        text: read_bounded(reader, &name)?,
+                        name,
+                    });
+                }
+            }
+        }
+    }
+    if documents.is_empty() {
+        return Err(Error::Invalid(
+            "no YAML to resolve: the directories given hold no .yaml or .yml file".to_owned(),
+        ));
+    }
+    Ok(documents)
+}
+
+impl ResolveJob {
+    /// Reads the YAML (`stdin` for [`Input::Stdin`]), builds and pushes every binary it names, and
+    /// returns the YAML with the references replaced. Inputs are joined with `---` lines.
+    pub fn run(&self, stdin: &mut dyn Read, listener: &dyn Listener) -> Result<String> {
+        let documents = read_inputs(&self.inputs, stdin)?;
+        let mut found = Vec::new();
+        for (index, document) in documents.iter().enumerate() {
+            let references = yaml::scan(&document.text).map_err(|e| {
+                Error::Invalid(format!("{}:{}: {}", document.name, e.line, e.message))
+            })?;
+            found.extend(references.into_iter().map(|r| (index, r)));
+        }
+
+        let mut pinned: BTreeMap<(String, String), String> = BTreeMap::new();
+        let mut wanted: Vec<(String, String)> = Vec::new();
+        // The (package, bin) each reference resolves to, in the order found.
+        let mut keys: Vec<(String, String)> = Vec::new();
+        if !found.is_empty() {
+            let workspace = crate::cargo::workspace::Workspace::load(
+                self.cargo.manifest_path.as_deref(),
+                &self.cargo.resolution_flags(),
+            )?;
+            let members = workspace.metadata.workspace_packages();
+            let repository = match &self.repository {
+                Some(repository) => Some(repository.clone()),
+                None => env_repository()?,
+            };
+            for (index, reference) in &found {
+                let at = |message: String| {
+                    Error::Invalid(format!(
+                        "{}:{}: {message}",
+                        documents[*index].name, reference.line
+                    ))
+                };
+                let package = members
+                    .iter()
+                    .find(|p| p.name.as_str() == reference.package)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+                        at(format!(
+                            "{SCHEME}{}: no package `{}` in the workspace at {} (its members: {})",
+                            reference.package,
+                            reference.package,
+                            workspace.root().display(),
+                            names.join(", ")
+                        ))
+                    })?;
+                let bin = crate::cargo::plan::bin_of(package, reference.bin.as_deref())
+                    .map_err(|e| at(format!("{SCHEME}{}: {e}", reference.package)))?;
+                if repository.is_none()
+                    && workspace.settings(Some(package))?.repository()?.is_none()
+                {
+                    return Err(at(format!(
+                        "no repository to push `{bin}` to: give --repository REGISTRY/PATH, set \
+                         ZEROIMAGE_REPOSITORY, or set `repository` in [workspace.metadata.zeroimage]"
+                    )));
+                }
+                let key = (package.name.to_string(), bin);
+                if !wanted.contains(&key) {
+                    wanted.push(key.clone());
+                }
+                keys.push(key);
+            }
+            let job = CargoJob {
+                cargo: CargoOptions {
+                    only: wanted.clone(),
+                    packages: Vec::new(),
+                    workspace: false,
+                    exclude: Vec::new(),
+                    bins: Vec::new(),
+                    all_bins: false,
+                    ..self.cargo.clone()
+                },
+                options: JobOptions {
+                    push: Vec::new(),
+                    tag: None,
+                    output: None,
+                    stdout_reserved: true,
+                    load: Default::default(),
+                    ..self.options.clone()
+                },
+                repository,
+                deploy: true,
+            };
+            let outcome = job.run(listener)?;
+            for image in outcome.images {
+                let pushed = image.image.pushed.last().ok_or_else(|| {
+                    Error::Invalid(format!("`{}` was built but not pushed", image.bin))
+                })?;
+                let name = pushed
+                    .reference
+                    .parse::<crate::reference::Reference>()
+                    .map(|r| r.name())
+                    .unwrap_or_else(|_| pushed.reference.clone());
+                let resolved = format!("{name}@{}", image.image.summary.digest);
+                listener.status(
+                    "Resolved",
+                    &format!("{SCHEME}{}/{} to {resolved}", image.package, image.bin),
+                );
+                pinned.insert((image.package, image.bin), resolved);
+            }
+        }
+
+        let mut out = String::new();
+        for (index, document) in documents.iter().enumerate() {
+            let replacements: Vec<_> = found
+                .iter()
+                .zip(&keys)
+                .filter(|((i, _), _)| *i == index)
+                .map(|((_, reference), key)| {
+                    let text = pinned.get(key).cloned().ok_or_else(|| {
+                        Error::Invalid(format!(
+                            "{}:{}: `{SCHEME}{}/{}` was not built",
+                            document.name, reference.line, key.0, key.1
+                        ))
+                    })?;
+                    Ok((reference.range.clone(), text))
+                })
+                .collect::<Result<_>>()?;
+            if index > 0 {
+                if !out.ends_with('\n') {
+                    out.push('\n');
+                }
+                out.push_str("---\n");
+            }
+            out.push_str(&yaml::replace(&document.text, &replacements));
+        }
+        Ok(out)
+    }
+}
+
+/// `$ZEROIMAGE_REPOSITORY`, validated.
+fn env_repository() -> Result<Option<Repository>> {
+    match std::env::var("ZEROIMAGE_REPOSITORY") {
+        Ok(value) if !value.is_empty() => value
+            .parse()
+            .map(Some)
+            .map_err(|e| Error::Invalid(format!("ZEROIMAGE_REPOSITORY: {e}"))),
+        _ => Ok(None),
+    }
+}
