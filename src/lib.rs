@@ -40,6 +40,7 @@
 //! ```
 
 pub(crate) mod archive;
+pub mod attach;
 pub mod base;
 pub mod cancel;
 pub mod cargo;
@@ -67,6 +68,7 @@ pub mod registry;
 pub mod report;
 pub mod rootfs;
 pub(crate) mod sanitize;
+pub mod sbom;
 pub mod source;
 pub(crate) mod tarball;
 pub mod timestamp;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::{ImageArchive, ensure_distinct};
+use crate::archive::{ImageArchive, ensure_distinct, is_stream};
+use crate::attach::{self, AttachOptions, AttachmentSummary, Attachments, Program};
 use crate::base::BaseImage;
 use crate::compose::{Base, ImageSpec};
 use crate::elf::{self, Linkage};
@@ -20,9 +21,10 @@ use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
-use crate::registry::push::{PushOptions, Pushed, push};
+use crate::registry::push::{PushOptions, Pushed, push_with};
 use crate::report::Listener;
 use crate::rootfs::RootFs;
+use crate::sbom::ProgramFile;
 use crate::source::archive::ArchiveSource;
 use crate::source::spool::Spool;
 use crate::source::{BlobSource, Composite, Memory};
@@ -49,6 +51,8 @@ pub struct PackageOptions {
     pub config: ImageOptions,
     /// Extra files in a layer under the program's.
     pub essentials: Essentials,
+    /// SBOMs and provenance attached to the image.
+    pub attach: AttachOptions,
 }
 
 /// One platform's image in the archive.
@@ -94,6 +98,9 @@ pub struct PackageSummary {
     /// `REF@DIGEST` for each reference pushed.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushed: Vec<String>,
+    /// The SBOMs and provenance attached, with the files written beside the archive.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentSummary>,
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -176,6 +183,8 @@ pub struct Packaged<'a> {
     memory: Memory,
     /// The layers, when no archive was written.
     spool: Option<Spool>,
+    /// The documents attached to the image.
+    attachments: Attachments,
 }
 
 impl Packaged<'_> {
@@ -212,7 +221,11 @@ impl Packaged<'_> {
                     .iter()
                     .map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
-                push(&self.tree, &blobs, references, options, listener)?
+                let attached = Some((
+                    &self.attachments,
+                    &self.attachments.memory as &dyn BlobSource,
+                ));
+                push_with(&self.tree, &blobs, attached, references, options, listener)?
             }
             None => {
                 let path = self
@@ -220,7 +233,13 @@ impl Packaged<'_> {
                     .as_deref()
                     .ok_or_else(|| Error::Invalid("nothing was built to push".to_owned()))?;
                 let archive = ArchiveSource::open(path)?;
-                push(&self.tree, &archive, references, options, listener)?
+                let attached = Some((
+                    &self.attachments,
+                    &self.attachments.memory as &dyn BlobSource,
+                ));
+                push_with(
+                    &self.tree, &archive, attached, references, options, listener,
+                )?
             }
         };
         self.summary
@@ -379,12 +398,28 @@ pub fn package<'a>(
         program_layers.push(layer);
     }
     let tree = ImageTree::of_images(&images)?;
+    let stem = match &options.output {
+        Some(path) if !is_stream(path) => attach::stem_of(path),
+        _ => name.clone(),
+    };
+    let attachments = attachments_of(
+        &checked,
+        &images,
+        &tree,
+        &tag,
+        base,
+        &entrypoint,
+        &stem,
+        options,
+        listener,
+    )?;
     let mut memory = Memory::new();
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
     }
     let (path, size, spool) = match output {
-        Output::Archive(archive) => {
+        Output::Archive(mut archive) => {
+            archive.attach(&attachments)?;
             let mut blobs = Composite::new();
             if let Some(base) = base {
                 blobs.add(base.source(), base.blob_digests());
@@ -394,6 +429,11 @@ pub fn package<'a>(
             (written.path, written.size, None)
         }
         Output::Spool(spool) => (PathBuf::new(), 0, Some(spool)),
+    };
+    let attachment_summaries = if spool.is_none() && !is_stream(&path) {
+        attach::write_beside(&path, &attachments, listener)?
+    } else {
+        attach::summarize(&attachments)
     };
     let single = images.len() == 1;
     let summary = PackageSummary {
@@ -418,6 +458,7 @@ pub fn package<'a>(
             digest: b.digest.clone(),
         }),
         pushed: Vec::new(),
+        attachments: attachment_summaries,
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
@@ -427,7 +468,82 @@ pub fn package<'a>(
         tree,
         memory,
         spool,
+        attachments,
     })
+}
+
+/// The documents to attach: each program's SBOM (from what its build knows, else from the program
+/// itself) and the provenance statement.
+#[allow(clippy::too_many_arguments)]
+fn attachments_of(
+    checked: &[Checked],
+    images: &[Image],
+    tree: &ImageTree,
+    tag: &Reference,
+    base: Option<&BaseImage>,
+    entrypoint: &str,
+    stem: &str,
+    options: &PackageOptions,
+    listener: &dyn Listener,
+) -> Result<Attachments> {
+    if options.attach.is_empty() {
+        return Ok(Attachments::default());
+    }
+    let mut programs = Vec::new();
+    for (i, c) in checked.iter().enumerate() {
+        let file = ProgramFile::read(&c.input.path, entrypoint)?;
+        let inventory = match options.attach.inventories.get(i).cloned().flatten() {
+            Some(inventory) => inventory,
+            None if options.attach.sbom.is_none() => {
+                crate::sbom::Inventory::program_only("no SBOM")
+            }
+            None => attach::inventory_of_program(&c.input.path)?,
+        };
+        listener.detail(&format!(
+            "SBOM of {}: {} components, from {}",
+            c.input.path.display(),
+            inventory.components.len(),
+            inventory.source.describe()
+        ));
+        programs.push(Program { file, inventory });
+    }
+    let mut attach_options = options.attach.clone();
+    if let Some(provenance) = &mut attach_options.provenance {
+        if provenance.build_type == crate::sbom::provenance::BUILD_TYPE_PROGRAM {
+            for (c, program) in checked.iter().zip(&programs) {
+                provenance
+                    .resolved_dependencies
+                    .push(crate::sbom::provenance::resource(
+                        &c.input
+                            .path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        None,
+                        &[("sha256", &program.file.sha256)],
+                        &[("platform", c.platform.to_string().into())],
+                    ));
+            }
+        }
+        if let Some(base) = base {
+            provenance
+                .resolved_dependencies
+                .push(crate::sbom::provenance::image_resource(
+                    &base.name,
+                    &base.digest,
+                ));
+        }
+    }
+    let sources = attach::Sources {
+        tree,
+        images,
+        programs: &programs,
+        tag,
+        base: base.map(|b| (b.name.as_str(), &b.digest)),
+        created: options.created,
+        stem,
+    };
+    Ok(attach::make(&attach_options, &sources))
 }
 
 fn write_layer(

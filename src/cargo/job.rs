@@ -4,8 +4,9 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use super::build::{BuildRequest, Executable, build};
+use super::build::{BuildRequest, Executable, Unit, build};
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
+use super::supply::{self, TargetBuild};
 use super::target;
 use super::workspace::{Workspace, annotations, git_revision};
 use crate::destination::{is_dash, parent_dir};
@@ -43,11 +44,13 @@ pub struct CargoOptions {
     pub offline: bool,
     /// Any other `cargo build` arguments (features, jobs, verbosity ...), passed on as they are, last.
     pub build_args: Vec<OsString>,
+    /// Build through `cargo auditable` (when installed); `None`: the `auditable` setting, else no.
+    pub auditable: Option<bool>,
 }
 
 impl CargoOptions {
     /// Flags that change how cargo reads the workspace (for `cargo metadata` too).
-    fn resolution_flags(&self) -> Vec<String> {
+    pub(crate) fn resolution_flags(&self) -> Vec<String> {
         let mut flags = Vec::new();
         for (on, flag) in [
             (self.locked, "--locked"),
@@ -130,6 +133,7 @@ impl CargoJob {
     pub fn run(&self, listener: &dyn Listener) -> Result<CargoOutcome> {
         let cargo = &self.cargo;
         let options = &self.options;
+        let started = "now".parse::<Timestamp>().ok();
         let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
         workspace.check_settings()?;
         let selected = workspace.selected_package(&cargo.packages, cargo.manifest_path.as_deref());
@@ -156,10 +160,16 @@ impl CargoJob {
             selected,
             host: &host,
             cwd: &cwd,
+            auditable: supply::use_auditable(
+                cargo.auditable.or(settings.auditable).unwrap_or(false),
+                listener,
+            ),
         };
         let mut built: Vec<Executable> = Vec::new();
+        let mut units: Vec<Vec<Unit>> = Vec::new();
         for (triple, platform) in triples.iter().zip(&platforms) {
-            let executable = build.one(triple, platform, listener)?;
+            let (executable, compiled) = build.one(triple, platform, listener)?;
+            units.push(compiled);
             if let Some(first) = built.first() {
                 if first.name != executable.name || first.package_id != executable.package_id {
                     return Err(Error::Invalid(format!(
@@ -223,6 +233,32 @@ impl CargoJob {
         };
         create_output_dir(&output)?;
         let staging = Staging::new(Some(&output), !push_to.is_empty())?;
+        let created_now = options.created_now
+            || (options.created.is_none() && settings.created.as_deref() == Some("now"));
+        let target_builds: Vec<TargetBuild> = triples
+            .iter()
+            .zip(&built)
+            .zip(&units)
+            .map(|((triple, executable), units)| TargetBuild {
+                triple,
+                executable,
+                units,
+            })
+            .collect();
+        let attach = supply::attach_options(
+            self,
+            &workspace,
+            match options.sbom {
+                Some(formats) => formats,
+                None => settings.sbom_formats()?.unwrap_or_default(),
+            },
+            options.provenance.or(settings.provenance).unwrap_or(false),
+            &target_builds,
+            &tag,
+            started.filter(|_| created_now),
+            build.auditable,
+            listener,
+        )?;
         let package_options = PackageOptions {
             output: Some(staging.build_path().unwrap_or_else(|| output.clone())),
             tag: Some(tag),
@@ -230,6 +266,7 @@ impl CargoJob {
             allow_dynamic: options.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
             config,
             essentials,
+            attach,
         };
         let base_ref = match &options.base {
             Some(base) => Some(base.clone()),
@@ -264,6 +301,8 @@ struct Build<'a> {
     selected: Option<&'a cargo_metadata::Package>,
     host: &'a str,
     cwd: &'a Path,
+    /// Build through `cargo auditable`.
+    auditable: bool,
 }
 
 impl Build<'_> {
@@ -274,12 +313,13 @@ impl Build<'_> {
         triple: &str,
         platform: &Platform,
         listener: &dyn Listener,
-    ) -> Result<Executable> {
+    ) -> Result<(Executable, Vec<Unit>)> {
         let cargo = self.cargo;
         let mut request = BuildRequest {
             target: triple.to_owned(),
             args: cargo.cargo_build_args(),
             env: Vec::new(),
+            auditable: self.auditable,
         };
         let cross_lld = target::is_cross(self.host, triple)
             && triple.contains("-linux-musl")
@@ -299,7 +339,7 @@ impl Build<'_> {
                 describe_selection(cargo.bin.as_deref(), self.selected)
             ),
         );
-        let executables = build(&request).map_err(|e| match e {
+        let built = build(&request).map_err(|e| match e {
             Error::Build(message) if cross_lld => Error::Build(format!(
                 "{message}. This cross build links with rust-lld, which needs no C toolchain; if a crate \
                  with C code failed, install a C cross compiler and set CC_{} (and {}), or use \
@@ -309,7 +349,8 @@ impl Build<'_> {
             )),
             other => other,
         })?;
-        choose(&executables, self.workspace, cargo.bin.as_deref()).cloned()
+        let executable = choose(&built.executables, self.workspace, cargo.bin.as_deref())?.clone();
+        Ok((executable, built.units))
     }
 }
 

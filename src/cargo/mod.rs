@@ -5,6 +5,7 @@ pub(crate) mod build;
 mod job;
 mod select;
 pub(crate) mod settings;
+mod supply;
 pub(crate) mod target;
 pub(crate) mod workspace;
 

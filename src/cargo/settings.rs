@@ -57,6 +57,12 @@ pub struct Settings {
     pub include: Option<Vec<String>>,
     /// References to push the image to.
     pub push: Option<Vec<String>>,
+    /// SBOM formats: `spdx`, `cyclonedx`, `both` or `none`.
+    pub sbom: Option<String>,
+    /// Attach a SLSA provenance statement.
+    pub provenance: Option<bool>,
+    /// Build through `cargo auditable` when it is installed.
+    pub auditable: Option<bool>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -142,6 +148,9 @@ impl Settings {
             tzdata: self.tzdata.or(fallback.tzdata),
             include: self.include.or(fallback.include),
             push: self.push.or(fallback.push),
+            sbom: self.sbom.or(fallback.sbom),
+            provenance: self.provenance.or(fallback.provenance),
+            auditable: self.auditable.or(fallback.auditable),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -243,6 +252,17 @@ impl Settings {
                     .map_err(|e| self.invalid(Error::Invalid(format!("push: {e}"))))
             })
             .collect()
+    }
+
+    /// The SBOM formats `sbom` names, validated.
+    pub fn sbom_formats(&self) -> Result<Option<crate::sbom::SbomFormats>> {
+        self.sbom
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e: Error| self.invalid(Error::Invalid(format!("sbom: {e}"))))
+            })
+            .transpose()
     }
 
     /// The essentials these settings ask for.

@@ -100,6 +100,7 @@ impl Workspace {
                 settings.tag_reference()?;
                 settings.push_references()?;
                 settings.base_ref()?;
+                settings.sbom_formats()?;
             }
         }
         Ok(())

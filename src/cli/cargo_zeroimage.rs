@@ -27,7 +27,8 @@ The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o say
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
-workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push).
+workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push,
+sbom, provenance, auditable).
 Command-line flags win.
 
   cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
@@ -152,6 +153,10 @@ pub struct CargoArgs {
     /// Override a configuration value
     #[arg(long, value_name = "KEY=VALUE|PATH")]
     pub config: Vec<String>,
+
+    /// Build through `cargo auditable` (when installed), embedding the dependency list in the binary
+    #[arg(long, help_heading = "Supply chain")]
+    pub auditable: bool,
 }
 
 impl CargoArgs {
@@ -193,6 +198,7 @@ impl CargoArgs {
             frozen: self.frozen,
             offline: self.offline,
             build_args,
+            auditable: self.auditable.then_some(true),
         }
     }
 }
