@@ -79,6 +79,8 @@ pub struct Attachment {
     pub document: Descriptor,
     /// The artifact manifest.
     pub manifest: Document<Manifest>,
+    /// What follows the name in the document's file name: `spdx.json`, `linux-arm64.cdx.json` ...
+    pub suffix: String,
 }
 
 impl Attachment {
@@ -88,9 +90,11 @@ impl Attachment {
         platform: Option<Platform>,
         subject: &Descriptor,
         bytes: &[u8],
-        title: &str,
+        name: &str,
+        suffix: String,
         created: Timestamp,
     ) -> Attachment {
+        let title = format!("{name}.{suffix}");
         let mut document = Descriptor::new(
             MediaType::parse(kind.media_type()),
             Digest::of(bytes),
@@ -98,7 +102,7 @@ impl Attachment {
         );
         document
             .annotations
-            .insert(ANNOTATION_TITLE.to_owned(), title.to_owned());
+            .insert(ANNOTATION_TITLE.to_owned(), title);
         if kind == DocumentKind::Provenance {
             document.annotations.insert(
                 ANNOTATION_PREDICATE_TYPE.to_owned(),
@@ -125,6 +129,7 @@ impl Attachment {
             platform,
             document,
             manifest,
+            suffix,
         }
     }
 
@@ -258,6 +263,7 @@ impl Attachments {
                 platform,
                 document: document.clone(),
                 manifest,
+                suffix: kind.suffix().to_owned(),
             });
         }
         Ok(Attachments {
@@ -319,8 +325,9 @@ pub(crate) struct Sources<'a> {
     pub tag: &'a Reference,
     pub base: Option<(&'a str, &'a Digest)>,
     pub created: Timestamp,
-    /// Start name of the documents' titles (the archive's name without `.tar`, or the program's).
-    pub stem: &'a str,
+    /// The name the documents' titles start with (the program's), so that the archive's bytes do
+    /// not depend on its file name.
+    pub name: &'a str,
 }
 
 /// Makes every document `options` asks for, each in its artifact manifest.
@@ -335,16 +342,17 @@ pub(crate) fn make(options: &AttachOptions, sources: &Sources) -> Attachments {
                platform: Option<&Platform>,
                subject: &Descriptor,
                bytes: Vec<u8>| {
-        let title = match platform.filter(|_| several) {
-            Some(p) => format!("{}.{}.{}", sources.stem, platform_slug(p), kind.suffix()),
-            None => format!("{}.{}", sources.stem, kind.suffix()),
+        let suffix = match platform.filter(|_| several) {
+            Some(p) => format!("{}.{}", platform_slug(p), kind.suffix()),
+            None => kind.suffix().to_owned(),
         };
         let item = Attachment::new(
             kind,
             platform.filter(|_| several).cloned(),
             subject,
             &bytes,
-            &title,
+            sources.name,
+            suffix,
             sources.created,
         );
         attachments
@@ -407,7 +415,7 @@ fn platform_slug(platform: &Platform) -> String {
 }
 
 /// The name documents beside `archive` start with: its file name without `.tar`.
-pub(crate) fn stem_of(archive: &Path) -> String {
+fn stem_of(archive: &Path) -> String {
     let name = archive
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -418,21 +426,20 @@ pub(crate) fn stem_of(archive: &Path) -> String {
     }
 }
 
-/// Writes each document beside `archive` under its title, each file replaced atomically; returns the
-/// summaries with the paths written.
+/// Writes each document beside `archive` as `NAME.SUFFIX` (NAME: the archive's file name without
+/// `.tar`), each file replaced atomically; returns the summaries with the paths written.
 pub(crate) fn write_beside(
     archive: &Path,
     attachments: &Attachments,
     listener: &dyn Listener,
 ) -> Result<Vec<AttachmentSummary>> {
     let dir = crate::destination::parent_dir(archive);
+    let stem = stem_of(archive);
     let mut summaries = summarize(attachments);
     for (item, summary) in attachments.items.iter().zip(&mut summaries) {
-        let Some(title) = item.document.annotations.get(ANNOTATION_TITLE) else {
-            continue;
-        };
+        let title = format!("{stem}.{}", item.suffix);
         let bytes = read_document(&attachments.memory, &item.document, u64::MAX)?;
-        let path = dir.join(title);
+        let path = dir.join(&title);
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{title}."))
             .suffix(".partial")

@@ -398,10 +398,6 @@ pub fn package<'a>(
         program_layers.push(layer);
     }
     let tree = ImageTree::of_images(&images)?;
-    let stem = match &options.output {
-        Some(path) if !is_stream(path) => attach::stem_of(path),
-        _ => name.clone(),
-    };
     let attachments = attachments_of(
         &checked,
         &images,
@@ -409,7 +405,7 @@ pub fn package<'a>(
         &tag,
         base,
         &entrypoint,
-        &stem,
+        &name,
         options,
         listener,
     )?;
@@ -482,7 +478,7 @@ fn attachments_of(
     tag: &Reference,
     base: Option<&BaseImage>,
     entrypoint: &str,
-    stem: &str,
+    name: &str,
     options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<Attachments> {
@@ -541,7 +537,7 @@ fn attachments_of(
         tag,
         base: base.map(|b| (b.name.as_str(), &b.digest)),
         created: options.created,
-        stem,
+        name,
     };
     Ok(attach::make(&attach_options, &sources))
 }

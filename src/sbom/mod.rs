@@ -508,10 +508,7 @@ mod tests {
             license_expression("(MIT OR Apache-2.0) AND Unicode-3.0"),
             Some("(MIT OR Apache-2.0) AND Unicode-3.0")
         );
-        assert_eq!(
-            license_expression("Apache-2.0 WITH LLVM-exception").is_some(),
-            true
-        );
+        assert!(license_expression("Apache-2.0 WITH LLVM-exception").is_some());
         assert_eq!(license_expression("see LICENSE file"), None);
         assert_eq!(license_expression("MIT OR"), None);
         assert_eq!(license_expression("(MIT"), None);

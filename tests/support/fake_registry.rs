@@ -91,17 +91,16 @@ pub fn storage_handler() -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
     }
 }
 
+/// Manifests a fake registry received: the reference each was pushed to, and its bytes.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
 /// A registry with the OCI 1.1 referrers API: it keeps every manifest pushed, answers a manifest
 /// with a `subject` with `OCI-Subject` (when `announce` is set) and lists a subject's referrers at
 /// `GET /v2/<name>/referrers/<digest>`. Blobs are accepted without being kept.
 pub fn referrers_api_handler(
     announce: bool,
-) -> (
-    impl Fn(&Request) -> Reply + Send + Sync + 'static,
-    std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>,
-) {
-    use std::sync::{Arc, Mutex};
-    let manifests: Arc<Mutex<Vec<(String, Vec<u8>)>>> = Arc::new(Mutex::new(Vec::new()));
+) -> (impl Fn(&Request) -> Reply + Send + Sync + 'static, Received) {
+    let manifests = Received::default();
     let stored = manifests.clone();
     let handler = move |request: &Request| {
         let path = request.path().to_owned();
