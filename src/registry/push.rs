@@ -184,6 +184,7 @@ pub fn push_with(
                     &mut registry,
                     &target,
                     attachments,
+                    done_repositories.first().map(String::as_str),
                     &mut stats,
                     listener,
                 )?;

@@ -31,17 +31,19 @@ pub enum Listing {
 }
 
 /// Pushes the attachments' blobs and artifact manifests to `repository`, then makes sure each subject
-/// lists them (referrers API or fallback tag). Blobs come from `target.blobs`.
+/// lists them (referrers API or fallback tag). Blobs come from `target.blobs`, or are mounted from
+/// `mount_from` (a repository of the same registry pushed to before).
 pub(super) fn push(
     registry: &mut Registry,
     target: &Target,
     attachments: &Attachments,
+    mount_from: Option<&str>,
     stats: &mut PushStats,
     listener: &dyn Listener,
 ) -> Result<Vec<(Digest, Listing)>> {
     let repository = target.repository;
     for blob in attachments.blobs() {
-        push_blob(registry, target, &blob, None, stats, listener)?;
+        push_blob(registry, target, &blob, mount_from, stats, listener)?;
     }
     let mut by_subject: BTreeMap<&Digest, (bool, Vec<&Attachment>)> = BTreeMap::new();
     for item in &attachments.items {
