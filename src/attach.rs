@@ -299,20 +299,35 @@ pub(crate) struct Program {
 }
 
 /// Reads what `input` is made of from the program itself: cargo auditable's list, else Go's build
-/// information, else nothing (and why, for `-v`).
-pub(crate) fn inventory_of_program(input: &Path) -> Result<Inventory> {
+/// information, else nothing (and why, for `-v`). An embedded list that cannot be read (damaged, or
+/// larger than plausible) is not fatal: the SBOM then describes the program file alone, and the second
+/// value is the warning saying why.
+pub(crate) fn inventory_of_program(input: &Path) -> Result<(Inventory, Option<String>)> {
     let file = crate::fsutil::open_regular(input, "a program")?;
     let cache = object::ReadCache::new(file);
-    let unreadable =
-        |why: String| Error::input(input, format!("{why}; pass --sbom none to skip the SBOM"));
-    if let Some(inventory) = sbom::auditable::read(&cache).map_err(unreadable)? {
-        return Ok(inventory);
+    let unreadable = |what: &str, why: String| {
+        let reason = format!("its {what} could not be read: {why}");
+        let warning = format!(
+            "{}: {reason}; its SBOM lists the program file alone",
+            input.display()
+        );
+        Ok((Inventory::program_only(reason), Some(warning)))
+    };
+    match sbom::auditable::read(&cache) {
+        Ok(Some(inventory)) => return Ok((inventory, None)),
+        Ok(None) => {}
+        Err(why) => return unreadable("cargo auditable dependency list", why),
     }
-    if let Some(inventory) = sbom::gobuild::read(&cache).map_err(unreadable)? {
-        return Ok(inventory);
+    match sbom::gobuild::read(&cache) {
+        Ok(Some(inventory)) => return Ok((inventory, None)),
+        Ok(None) => {}
+        Err(why) => return unreadable("Go build information", why),
     }
-    Ok(Inventory::program_only(
-        "it carries no cargo auditable dependency list (.dep-v0) and no Go build information",
+    Ok((
+        Inventory::program_only(
+            "it carries no cargo auditable dependency list (.dep-v0) and no Go build information",
+        ),
+        None,
     ))
 }
 

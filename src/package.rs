@@ -493,7 +493,13 @@ fn attachments_of(
             None if options.attach.sbom.is_none() => {
                 crate::sbom::Inventory::program_only("no SBOM")
             }
-            None => attach::inventory_of_program(&c.input.path)?,
+            None => {
+                let (inventory, warning) = attach::inventory_of_program(&c.input.path)?;
+                if let Some(warning) = warning {
+                    listener.warning(&warning);
+                }
+                inventory
+            }
         };
         listener.detail(&format!(
             "SBOM of {}: {} components, from {}",

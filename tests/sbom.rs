@@ -939,3 +939,109 @@ fn an_archive_whose_attachments_are_about_another_image_is_refused_by_push() {
         stderr(&output)
     );
 }
+
+#[test]
+fn cargo_toml_settings_choose_the_documents_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("hello");
+    support::copy_fixture("hello", &crate_dir);
+    let manifest = crate_dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.zeroimage]\nsbom = \"cyclonedx\"\nprovenance = true\n");
+    std::fs::write(&manifest, &text).unwrap();
+    let target_dir = dir.path().join("target");
+    let run = |out: &Path, extra: &[&str]| {
+        summary(&run_ok(
+            cargo_zeroimage()
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .arg("-o")
+                .arg(out)
+                .args(["--message-format", "json", "-q"])
+                .args(extra),
+        ))
+    };
+    let out = run(&dir.path().join("a.tar"), &[]);
+    let kinds: Vec<&str> = out["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cyclonedx", "provenance"]);
+    validate_cyclonedx(&dir.path().join("a.cdx.json"));
+    validate_provenance(&dir.path().join("a.provenance.json"));
+    let out = run(&dir.path().join("b.tar"), &["--sbom", "spdx"]);
+    let kinds: Vec<&str> = out["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["spdx", "provenance"],
+        "--sbom wins over the setting"
+    );
+
+    // A bad value names the file, before anything is built.
+    std::fs::write(&manifest, text.replace("\"cyclonedx\"", "\"xml\"")).unwrap();
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("-o")
+        .arg(dir.path().join("c.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("Cargo.toml") && err.contains("sbom"), "{err}");
+    assert!(!err.contains("Compiling"), "{err}");
+}
+
+#[test]
+fn damaged_embedded_lists_give_a_warning_and_an_sbom_of_the_program_alone() {
+    let Some(objcopy) = support::peer("objcopy") else {
+        return;
+    };
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Not zlib data; and a Go header claiming a 2^62-byte module list.
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"not zlib at all").unwrap();
+    let mut header = b"\xff Go buildinf:\x08\x02".to_vec();
+    header.resize(32, 0);
+    header.extend_from_slice(&[0x02, b'g', b'o']);
+    header.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    let go = dir.path().join("go");
+    std::fs::write(&go, &header).unwrap();
+    for (section, contents, what) in [
+        (".dep-v0", &garbage, "cargo auditable dependency list"),
+        (".go.buildinfo", &go, "Go build information"),
+    ] {
+        let program = dir.path().join(format!("hello{section}"));
+        run_ok(
+            Command::new(&objcopy)
+                .arg("--add-section")
+                .arg(format!("{section}={}", contents.display()))
+                .arg(&hello)
+                .arg(&program),
+        );
+        let output = run_ok(zeroimage().arg(&program).arg("-v"));
+        let err = stderr(&output);
+        assert!(
+            err.contains("warning:") && err.contains(&format!("its {what} could not be read")),
+            "{err}"
+        );
+        let spdx = dir.path().join(format!("hello{section}.spdx.json"));
+        validate_spdx(&spdx);
+        let names: Vec<String> = spdx_packages(&json(&spdx)).into_keys().collect();
+        assert_eq!(names.len(), 2, "the image and the program: {names:?}");
+    }
+}

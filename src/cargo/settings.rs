@@ -375,6 +375,33 @@ mod tests {
     }
 
     #[test]
+    fn sbom_formats_are_validated() {
+        let manifest = Path::new("/w/Cargo.toml");
+        let settings = Settings::from_metadata(
+            &json!({"zeroimage": {"sbom": "both", "provenance": true, "auditable": true}}),
+            manifest,
+            "package",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.sbom_formats().unwrap(),
+            Some(crate::sbom::SbomFormats {
+                spdx: true,
+                cyclonedx: true
+            })
+        );
+        assert_eq!(settings.provenance, Some(true));
+        let bad =
+            Settings::from_metadata(&json!({"zeroimage": {"sbom": "xml"}}), manifest, "package")
+                .unwrap();
+        let err = bad.sbom_formats().unwrap_err().to_string();
+        assert!(
+            err.contains("/w/Cargo.toml") && err.contains("sbom"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn missing_table_is_empty_settings() {
         let s = Settings::from_metadata(&json!(null), Path::new("Cargo.toml"), "package").unwrap();
         assert_eq!(s, Settings::default());
