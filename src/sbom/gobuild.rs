@@ -304,6 +304,32 @@ mod tests {
     }
 
     #[test]
+    fn follows_pointers_in_the_old_format() {
+        // The file is loaded at 0x1000; the header points at two Go string headers (pointer, length).
+        let layout = Layout {
+            segments: vec![(0x1000, 0, 0x200, true)],
+        };
+        let mut data = vec![0u8; 0x200];
+        data[..14].copy_from_slice(MAGIC);
+        data[14] = 8;
+        let put = |data: &mut Vec<u8>, at: usize, value: u64| {
+            data[at..at + 8].copy_from_slice(&value.to_le_bytes());
+        };
+        put(&mut data, 16, 0x1040);
+        put(&mut data, 24, 0x1050);
+        put(&mut data, 0x40, 0x1100);
+        put(&mut data, 0x48, 8);
+        put(&mut data, 0x50, 0x1180);
+        put(&mut data, 0x58, 0x2000);
+        data[0x100..0x108].copy_from_slice(b"go1.16.5");
+        let header = data.clone();
+        let version = pointed_string(data.as_slice(), &layout, &header, 16, 8, false).unwrap();
+        assert_eq!(version, b"go1.16.5");
+        // A string running past every segment is refused, not read.
+        assert!(pointed_string(data.as_slice(), &layout, &header, 24, 8, false).is_err());
+    }
+
+    #[test]
     fn finds_inline_strings_after_the_header() {
         let mut section = Vec::new();
         section.extend_from_slice(MAGIC);
