@@ -36,6 +36,8 @@ pub struct ImageArchive {
     destination: Destination,
     mtime: Timestamp,
     blobs: BTreeSet<Digest>,
+    /// `referrers.json`, when documents are attached.
+    referrers: Option<Vec<u8>>,
 }
 
 /// What was written, for status lines and `--message-format json`.
@@ -73,6 +75,7 @@ impl ImageArchive {
             destination,
             mtime,
             blobs: BTreeSet::new(),
+            referrers: None,
         };
         archive.append_dir("blobs")?;
         archive.append_dir("blobs/sha256")?;
@@ -201,6 +204,22 @@ impl ImageArchive {
         Ok(value)
     }
 
+    /// Stores the attached documents and their artifact manifests, listed in `referrers.json` by
+    /// [`finish`](ImageArchive::finish); `index.json` keeps its one descriptor.
+    pub fn attach(&mut self, attachments: &crate::attach::Attachments) -> Result<()> {
+        if attachments.is_empty() {
+            return Ok(());
+        }
+        for blob in attachments.blobs() {
+            self.copy_blob(&attachments.memory, &blob)?;
+        }
+        for item in &attachments.items {
+            self.add_blob(item.manifest.digest(), item.manifest.bytes())?;
+        }
+        self.referrers = Some(attachments.index().bytes().to_vec());
+        Ok(())
+    }
+
     /// Writes every blob of `tree` not stored yet (read from `blobs`), its manifests and index, then
     /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
     /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
@@ -225,6 +244,9 @@ impl ImageArchive {
         self.append_file("index.json", &index)?;
         self.append_file("manifest.json", &docker)?;
         self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
+        if let Some(referrers) = self.referrers.take() {
+            self.append_file(crate::attach::REFERRERS_FILE, &referrers)?;
+        }
         self.persist()
     }
 

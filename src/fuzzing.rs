@@ -28,7 +28,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
 ];
 
 /// The ELF inspector, on a slice and through the read cache `inspect` uses for files: both must give
-/// the same answer.
+/// the same answer. Then the readers of cargo auditable's and Go's embedded dependency lists.
 pub fn elf(data: &[u8]) {
     let direct = crate::elf::inspect_data(data);
     let cache = object::ReadCache::new(Cursor::new(data));
@@ -38,6 +38,10 @@ pub fn elf(data: &[u8]) {
         let _ = info.linkage.describe_needs();
         let _ = info.platform.to_string();
     }
+    // The embedded dependency lists an SBOM is read from, through the same read cache.
+    let _ = crate::sbom::auditable::read(&cache);
+    let _ = crate::sbom::gobuild::read(&cache);
+    let _ = crate::sbom::gobuild::read(data);
 }
 
 /// A base image's layer applied by `RootFs::scan`: the first byte picks the compression (0 none,

@@ -5,7 +5,8 @@
 //! indexed so that skopeo, podman, containerd and `docker load` accept it. [`package::package`] does
 //! that for one program per platform, FROM scratch or on a [`base`] image. [`job::Job`] is the whole
 //! `zeroimage` run (default output name, staging, push to a [`registry`]); [`cargo::CargoJob`] is the
-//! whole `cargo zeroimage` run, building the crate with cargo first. The library prints nothing:
+//! whole `cargo zeroimage` run, building the crate with cargo first. Each image gets an [`sbom`] (and,
+//! when asked, SLSA provenance), [`attach`]ed as OCI 1.1 referrers. The library prints nothing:
 //! progress goes to a [`report::Listener`].
 //!
 //! Packaging a static binary into an archive:
@@ -40,6 +41,7 @@
 //! ```
 
 pub(crate) mod archive;
+pub mod attach;
 pub mod base;
 pub mod cancel;
 pub mod cargo;
@@ -70,6 +72,7 @@ pub mod report;
 pub mod resolve;
 pub mod rootfs;
 pub(crate) mod sanitize;
+pub mod sbom;
 pub mod source;
 pub(crate) mod tarball;
 pub mod timestamp;

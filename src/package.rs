@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::{ImageArchive, ensure_distinct};
+use crate::archive::{ImageArchive, ensure_distinct, is_stream};
+use crate::attach::{self, AttachOptions, AttachmentSummary, Attachments, Program};
 use crate::base::BaseImage;
 use crate::compose::{Base, ImageSpec};
 use crate::elf::{self, Linkage};
@@ -21,9 +22,10 @@ use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
-use crate::registry::push::{PushOptions, Pushed, push};
+use crate::registry::push::{PushOptions, Pushed, push_with};
 use crate::report::Listener;
 use crate::rootfs::RootFs;
+use crate::sbom::ProgramFile;
 use crate::source::archive::ArchiveSource;
 use crate::source::spool::Spool;
 use crate::source::{BlobSource, Composite, Memory};
@@ -50,6 +52,8 @@ pub struct PackageOptions {
     pub config: ImageOptions,
     /// Extra files in a layer under the program's.
     pub essentials: Essentials,
+    /// SBOMs and provenance attached to the image.
+    pub attach: AttachOptions,
 }
 
 /// One platform's image in the archive.
@@ -98,6 +102,9 @@ pub struct PackageSummary {
     /// Each local runtime the image was loaded into.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loaded: Vec<Loaded>,
+    /// The SBOMs and provenance attached, with the files written beside the archive.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentSummary>,
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -182,6 +189,8 @@ pub struct Packaged<'a> {
     spool: Option<Spool>,
     /// The image's name.
     tag: Reference,
+    /// The documents attached to the image.
+    attachments: Attachments,
 }
 
 impl Packaged<'_> {
@@ -204,8 +213,13 @@ impl Packaged<'_> {
                     .insert(digest, (host.clone(), repository.clone()));
             }
         }
-        let pushed =
-            self.with_blobs(|blobs| push(&self.tree, blobs, references, &options, listener))?;
+        let attached = Some((
+            &self.attachments,
+            &self.attachments.memory as &dyn BlobSource,
+        ));
+        let pushed = self.with_blobs(|blobs| {
+            push_with(&self.tree, blobs, attached, references, &options, listener)
+        })?;
         self.summary
             .pushed
             .extend(pushed.iter().map(ToString::to_string));
@@ -402,12 +416,24 @@ pub fn package<'a>(
         program_layers.push(layer);
     }
     let tree = ImageTree::of_images(&images)?;
+    let attachments = attachments_of(
+        &checked,
+        &images,
+        &tree,
+        &tag,
+        base,
+        &entrypoint,
+        &name,
+        options,
+        listener,
+    )?;
     let mut memory = Memory::new();
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
     }
     let (path, size, spool) = match output {
-        Output::Archive(archive) => {
+        Output::Archive(mut archive) => {
+            archive.attach(&attachments)?;
             let mut blobs = Composite::new();
             if let Some(base) = base {
                 blobs.add(base.source(), base.blob_digests());
@@ -417,6 +443,11 @@ pub fn package<'a>(
             (written.path, written.size, None)
         }
         Output::Spool(spool) => (PathBuf::new(), 0, Some(spool)),
+    };
+    let attachment_summaries = if spool.is_none() && !is_stream(&path) {
+        attach::write_beside(&path, &attachments, listener)?
+    } else {
+        attach::summarize(&attachments)
     };
     let single = images.len() == 1;
     let summary = PackageSummary {
@@ -442,6 +473,7 @@ pub fn package<'a>(
         }),
         pushed: Vec::new(),
         loaded: Vec::new(),
+        attachments: attachment_summaries,
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
@@ -452,7 +484,88 @@ pub fn package<'a>(
         memory,
         spool,
         tag,
+        attachments,
     })
+}
+
+/// The documents to attach: each program's SBOM (from what its build knows, else from the program
+/// itself) and the provenance statement.
+#[allow(clippy::too_many_arguments)]
+fn attachments_of(
+    checked: &[Checked],
+    images: &[Image],
+    tree: &ImageTree,
+    tag: &Reference,
+    base: Option<&BaseImage>,
+    entrypoint: &str,
+    name: &str,
+    options: &PackageOptions,
+    listener: &dyn Listener,
+) -> Result<Attachments> {
+    if options.attach.is_empty() {
+        return Ok(Attachments::default());
+    }
+    let mut programs = Vec::new();
+    for (i, c) in checked.iter().enumerate() {
+        let file = ProgramFile::read(&c.input.path, entrypoint)?;
+        let inventory = match options.attach.inventories.get(i).cloned().flatten() {
+            Some(inventory) => inventory,
+            None if options.attach.sbom.is_none() => {
+                crate::sbom::Inventory::program_only("no SBOM")
+            }
+            None => {
+                let (inventory, warning) = attach::inventory_of_program(&c.input.path)?;
+                if let Some(warning) = warning {
+                    listener.warning(&warning);
+                }
+                inventory
+            }
+        };
+        listener.detail(&format!(
+            "SBOM of {}: {} components, from {}",
+            c.input.path.display(),
+            inventory.components.len(),
+            inventory.source.describe()
+        ));
+        programs.push(Program { file, inventory });
+    }
+    let mut attach_options = options.attach.clone();
+    if let Some(provenance) = &mut attach_options.provenance {
+        if provenance.build_type == crate::sbom::provenance::BUILD_TYPE_PROGRAM {
+            for (c, program) in checked.iter().zip(&programs) {
+                provenance
+                    .resolved_dependencies
+                    .push(crate::sbom::provenance::resource(
+                        &c.input
+                            .path
+                            .file_name()
+                            .map(|n| n.to_string_lossy().into_owned())
+                            .unwrap_or_default(),
+                        None,
+                        &[("sha256", &program.file.sha256)],
+                        &[("platform", c.platform.to_string().into())],
+                    ));
+            }
+        }
+        if let Some(base) = base {
+            provenance
+                .resolved_dependencies
+                .push(crate::sbom::provenance::image_resource(
+                    &base.name,
+                    &base.digest,
+                ));
+        }
+    }
+    let sources = attach::Sources {
+        tree,
+        images,
+        programs: &programs,
+        tag,
+        base: base.map(|b| (b.name.as_str(), &b.digest)),
+        created: options.created,
+        name,
+    };
+    Ok(attach::make(&attach_options, &sources))
 }
 
 fn write_layer(

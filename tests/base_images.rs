@@ -666,7 +666,11 @@ fn registry_bases_by_tag_and_by_digest_are_pulled_once_and_mounted_when_pushed()
         &format!("{host}/apps/probe:1"),
     ]));
     let uploaded = &registry.uploaded_blobs()[before..];
-    assert_eq!(uploaded.len(), 2, "only our layer and config: {uploaded:?}");
+    assert_eq!(
+        uploaded.len(),
+        4,
+        "only our layer, config, SBOM and its empty config: {uploaded:?}"
+    );
     assert!(registry.mounts() >= 2, "the base's layers were mounted");
     assert!(
         String::from_utf8_lossy(&pushed.stdout).contains(&format!("{host}/apps/probe:1@sha256:"))

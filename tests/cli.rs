@@ -45,7 +45,8 @@ fn default_output_is_program_tar_beside_it_with_status_lines() {
     assert!(err.contains("     Written "), "{err}");
     assert!(err.contains("app:latest, sha256:"), "{err}");
     assert!(output.stdout.is_empty(), "nothing on stdout unless asked");
-    assert_eq!(dir_listing(dir.path()), ["app", "app.tar"]);
+    // The SBOM (on by default) is also written beside the archive.
+    assert_eq!(dir_listing(dir.path()), ["app", "app.spdx.json", "app.tar"]);
     let entries = read_tar(&dir.path().join("app.tar"));
     let names: Vec<&str> = entries.keys().map(String::as_str).collect();
     assert!(
@@ -559,7 +560,11 @@ fn dash_writes_the_archive_to_stdout_byte_for_byte() {
         "{}",
         stderr(&run)
     );
-    assert_eq!(dir_listing(dir.path()), ["app", "reference.tar"]);
+    // Only what the reference run wrote: nothing goes beside a stream.
+    assert_eq!(
+        dir_listing(dir.path()),
+        ["app", "reference.spdx.json", "reference.tar"]
+    );
 }
 
 #[test]

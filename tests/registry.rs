@@ -80,8 +80,8 @@ fn anonymous_push_of_two_tags_then_pull_and_run() {
     );
     assert_eq!(
         registry.uploaded_blobs().len(),
-        2,
-        "config and layer uploaded once, then mounted"
+        4,
+        "config, layer, the SBOM and its empty config uploaded once, then mounted"
     );
 
     for image in [&first, &second] {
@@ -144,7 +144,11 @@ fn second_push_uploads_nothing_and_a_new_version_only_what_changed() {
     };
     push("version one\n", "1");
     let after_first = registry.uploaded_blobs();
-    assert_eq!(after_first.len(), 3, "CA layer, program layer, config");
+    assert_eq!(
+        after_first.len(),
+        5,
+        "CA layer, program layer, config, the SBOM and its empty config"
+    );
     push("version one\n", "1");
     assert_eq!(
         registry.uploaded_blobs(),
@@ -156,13 +160,17 @@ fn second_push_uploads_nothing_and_a_new_version_only_what_changed() {
     let mut expected = vec![
         second["layer_digest"].as_str().unwrap().to_owned(),
         second["config_digest"].as_str().unwrap().to_owned(),
+        second["attachments"][0]["document_digest"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
     ];
     expected.sort();
     let mut new_sorted = new.clone();
     new_sorted.sort();
     assert_eq!(
         new_sorted, expected,
-        "only the changed program layer and its config"
+        "only the changed program layer, its config and its SBOM"
     );
 }
 

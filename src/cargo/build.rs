@@ -26,6 +26,9 @@ pub struct BuildRequest {
     /// failure is the C compiler's and `c_hint` is added to the error.
     pub c_crates: Vec<(PackageId, String)>,
     pub c_hint: String,
+    /// Build through `cargo auditable`, which embeds the dependency list in the binary (not with
+    /// cargo-zigbuild, which runs cargo itself).
+    pub auditable: bool,
 }
 
 /// An executable cargo built.
@@ -37,9 +40,25 @@ pub struct Executable {
     pub path: PathBuf,
 }
 
+/// A crate cargo compiled in the build: for the target (linked into the program) or for the host
+/// (build scripts, their dependencies, procedural macros).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unit {
+    pub package_id: PackageId,
+    pub for_target: bool,
+    pub features: Vec<String>,
+}
+
+/// What a build made: its executables and every crate it compiled.
+#[derive(Clone, Debug, Default)]
+pub struct Built {
+    pub executables: Vec<Executable>,
+    pub units: Vec<Unit>,
+}
+
 /// Runs the build with cargo's diagnostics and progress going to the terminal as usual, and returns the
-/// executables from cargo's `compiler-artifact` messages.
-pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
+/// executables and compiled crates from cargo's `compiler-artifact` messages.
+pub fn build(request: &BuildRequest) -> Result<Built> {
     let mut cmd = match &request.zigbuild {
         Some(zigbuild) => {
             let mut cmd = Command::new(zigbuild);
@@ -49,6 +68,9 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
         }
         None => {
             let mut cmd = Command::new(cargo_program());
+            if request.auditable {
+                cmd.arg("auditable");
+            }
             cmd.arg("build");
             cmd
         }
@@ -70,6 +92,7 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
         .take()
         .ok_or_else(|| Error::Invalid("cargo's output was not captured".to_owned()))?;
     let mut executables = Vec::new();
+    let mut units = Vec::new();
     let mut finished_ok = None;
     // Build scripts compiled, and those that ran to the end.
     let mut scripts_built = HashSet::new();
@@ -87,10 +110,15 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
                     });
                 }
             }
-            Message::CompilerArtifact(artifact)
-                if artifact.target.is_kind(TargetKind::CustomBuild) =>
-            {
-                scripts_built.insert(artifact.package_id);
+            Message::CompilerArtifact(artifact) => {
+                if artifact.target.is_kind(TargetKind::CustomBuild) {
+                    scripts_built.insert(artifact.package_id.clone());
+                }
+                units.push(Unit {
+                    for_target: built_for_target(&artifact, &request.target),
+                    package_id: artifact.package_id,
+                    features: artifact.features,
+                });
             }
             Message::BuildScriptExecuted(script) => {
                 scripts_ran.insert(script.package_id);
@@ -129,5 +157,19 @@ pub fn build(request: &BuildRequest) -> Result<Vec<Executable>> {
         }
         return Err(Error::Build(message));
     }
-    Ok(executables)
+    Ok(Built { executables, units })
+}
+
+/// True when an artifact was compiled for `target`: with `--target`, cargo puts those under
+/// `<target-dir>/<target>/<profile>/` and what runs on the host (build scripts and their dependencies,
+/// procedural macros) under `<target-dir>/<profile>/`.
+fn built_for_target(artifact: &cargo_metadata::Artifact, target: &str) -> bool {
+    let target_dir_name = std::path::Path::new(target)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or(target);
+    artifact.filenames.first().is_some_and(|file| {
+        // <target-dir>/<target>/<profile>/deps/<file>
+        file.ancestors().nth(3).and_then(|d| d.file_name()) == Some(target_dir_name)
+    })
 }

@@ -7,12 +7,13 @@ use std::path::{Path, PathBuf};
 
 use cargo_metadata::Package;
 
-use super::build::{BuildRequest, Executable, build};
+use super::build::{BuildRequest, Executable, Unit, build};
 use super::c_code::{GraphRequest, crates_with_c, feature_flags};
 use super::config::CargoConfig;
 use super::plan;
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
 use super::settings::Settings;
+use super::supply::{self, TargetBuild};
 use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, git_revision};
@@ -69,6 +70,8 @@ pub struct CargoOptions {
     /// Build musl targets with zig (through cargo-zigbuild): `Some(true)` always, `Some(false)` never;
     /// `None`: the `zig` setting, else when crates with C code need a C compiler that is missing.
     pub zig: Option<bool>,
+    /// Build through `cargo auditable` (when installed); `None`: the `auditable` setting, else no.
+    pub auditable: Option<bool>,
 }
 
 impl CargoOptions {
@@ -227,6 +230,8 @@ struct Planned<'w> {
     package: &'w Package,
     bin: String,
     builds: Vec<(String, Platform, Executable)>,
+    /// The crates each build compiled (for the SBOM), in the order of `builds`.
+    units: Vec<Vec<Unit>>,
 }
 
 /// Everything decided for one image before anything is packaged.
@@ -246,6 +251,7 @@ impl CargoJob {
     pub fn run(&self, listener: &dyn Listener) -> Result<CargoOutcome> {
         let cargo = &self.cargo;
         let options = &self.options;
+        let started = "now".parse::<Timestamp>().ok();
         let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
         workspace.check_settings()?;
         let selected = workspace.selected_package(&cargo.packages, cargo.manifest_path.as_deref());
@@ -279,6 +285,10 @@ impl CargoJob {
                 packages: &cargo.packages,
                 selected: selected.map(|p| &p.id),
             },
+            auditable: supply::use_auditable(
+                cargo.auditable.or(settings.auditable).unwrap_or(false),
+                listener,
+            ),
         };
         let planned = if cargo.several() {
             self.plan_several(&workspace, selected, &build, listener)?
@@ -287,7 +297,7 @@ impl CargoJob {
         };
         let mut prepared = Vec::new();
         for planned in planned {
-            prepared.push(self.prepare(&workspace, planned)?);
+            prepared.push(self.prepare(&workspace, planned, started, build.auditable, listener)?);
         }
         check_distinct(&prepared)?;
         let mut images = Vec::new();
@@ -318,10 +328,12 @@ impl CargoJob {
         let toolchains = build.toolchains(&triples)?;
         let bin = cargo.bins.first().map(String::as_str);
         let mut builds: Vec<(String, Platform, Executable)> = Vec::new();
+        let mut units: Vec<Vec<Unit>> = Vec::new();
         for ((triple, platform), toolchain) in triples.iter().zip(platforms).zip(&toolchains) {
             let what = describe_selection(bin, selected);
-            let executables = build.run(toolchain, &platform, None, &what, listener)?;
-            let executable = choose(&executables, workspace, bin)?.clone();
+            let built = build.run(toolchain, &platform, None, &what, listener)?;
+            let executable = choose(&built.executables, workspace, bin)?.clone();
+            units.push(built.units);
             if let Some((_, _, first)) = builds.first() {
                 if first.name != executable.name || first.package_id != executable.package_id {
                     return Err(Error::Invalid(format!(
@@ -343,6 +355,7 @@ impl CargoJob {
             package,
             bin: first.name.clone(),
             builds,
+            units,
         })
     }
 
@@ -395,8 +408,8 @@ impl CargoJob {
                 names.join(", ")
             );
             let scope = (!uniform).then_some(group.packages.as_slice());
-            let executables = build.run(toolchain, &platform, scope, &what, listener)?;
-            for executable in executables {
+            let built = build.run(toolchain, &platform, scope, &what, listener)?;
+            for executable in built.executables {
                 let Some(package) = group
                     .packages
                     .iter()
@@ -418,11 +431,15 @@ impl CargoJob {
                     .iter_mut()
                     .find(|p| p.package.id == package.id && p.bin == executable.name)
                 {
-                    Some(existing) => existing.builds.push(entry),
+                    Some(existing) => {
+                        existing.builds.push(entry);
+                        existing.units.push(built.units.clone());
+                    }
                     None => planned.push(Planned {
                         package,
                         bin: executable.name.clone(),
                         builds: vec![entry],
+                        units: vec![built.units.clone()],
                     }),
                 }
             }
@@ -451,7 +468,14 @@ impl CargoJob {
     }
 
     /// Settles the image's name, archive, pushes and loads from the flags and its package's settings.
-    fn prepare<'w>(&self, workspace: &Workspace, planned: Planned<'w>) -> Result<Prepared<'w>> {
+    fn prepare<'w>(
+        &self,
+        workspace: &Workspace,
+        planned: Planned<'w>,
+        started: Option<Timestamp>,
+        auditable: bool,
+        listener: &dyn Listener,
+    ) -> Result<Prepared<'w>> {
         let options = &self.options;
         let package = planned.package;
         let settings = workspace.settings(Some(package))?;
@@ -508,6 +532,32 @@ impl CargoJob {
         .overlay(settings.image_options()?)
         .overlay(options.config.clone());
         let essentials = merge_essentials(settings.essentials()?, options.essentials.clone());
+        let created_now = options.created_now
+            || (options.created.is_none() && settings.created.as_deref() == Some("now"));
+        let target_builds: Vec<TargetBuild> = planned
+            .builds
+            .iter()
+            .zip(&planned.units)
+            .map(|((triple, _, executable), units)| TargetBuild {
+                triple,
+                executable,
+                units,
+            })
+            .collect();
+        let attach = supply::attach_options(
+            self,
+            workspace,
+            match options.sbom {
+                Some(formats) => formats,
+                None => settings.sbom_formats()?.unwrap_or_default(),
+            },
+            options.provenance.or(settings.provenance).unwrap_or(false),
+            &target_builds,
+            &tag,
+            started.filter(|_| created_now),
+            auditable,
+            listener,
+        )?;
         let package_options = PackageOptions {
             output: None,
             tag: Some(tag.clone()),
@@ -515,6 +565,7 @@ impl CargoJob {
             allow_dynamic: options.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
             config,
             essentials,
+            attach,
         };
         let base = match &options.base {
             Some(base) => Some(base.clone()),
@@ -628,6 +679,8 @@ struct Build<'a> {
     zig: ZigChoice,
     /// What `cargo metadata` is asked, to find crates with C code before building.
     graph: GraphRequest<'a>,
+    /// Build through `cargo auditable`.
+    auditable: bool,
 }
 
 impl Build<'_> {
@@ -648,7 +701,7 @@ impl Build<'_> {
         group: Option<&[&Package]>,
         what: &str,
         listener: &dyn Listener,
-    ) -> Result<Vec<Executable>> {
+    ) -> Result<super::build::Built> {
         let cargo = self.cargo;
         let triple = &facts.triple;
         listener.detail(&toolchain.describe(facts));
@@ -661,6 +714,7 @@ impl Build<'_> {
                 .map(|c| (c.id.clone(), c.name.clone()))
                 .collect(),
             c_hint: toolchain.c_failure_hint(facts),
+            auditable: self.auditable,
         };
         listener.status("Building", &format!("{what} for {triple} ({platform})"));
         build(&request)

@@ -8,6 +8,7 @@ mod job;
 pub(crate) mod plan;
 mod select;
 pub(crate) mod settings;
+mod supply;
 pub(crate) mod target;
 mod toolchain;
 pub(crate) mod workspace;

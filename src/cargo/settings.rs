@@ -64,6 +64,12 @@ pub struct Settings {
     pub load: Option<Vec<String>>,
     /// Where `cargo zeroimage resolve` pushes: `REGISTRY/PATH`, each image as `REGISTRY/PATH/<bin>`.
     pub repository: Option<String>,
+    /// SBOM formats: `spdx`, `cyclonedx`, `both` or `none`.
+    pub sbom: Option<String>,
+    /// Attach a SLSA provenance statement.
+    pub provenance: Option<bool>,
+    /// Build through `cargo auditable` when it is installed.
+    pub auditable: Option<bool>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -152,6 +158,9 @@ impl Settings {
             zig: self.zig.or(fallback.zig),
             load: self.load.or(fallback.load),
             repository: self.repository.or(fallback.repository),
+            sbom: self.sbom.or(fallback.sbom),
+            provenance: self.provenance.or(fallback.provenance),
+            auditable: self.auditable.or(fallback.auditable),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -274,6 +283,17 @@ impl Settings {
             .map(|r| {
                 r.parse::<Repository>()
                     .map_err(|e| self.invalid(Error::Invalid(format!("repository: {e}"))))
+            })
+            .transpose()
+    }
+
+    /// The SBOM formats `sbom` names, validated.
+    pub fn sbom_formats(&self) -> Result<Option<crate::sbom::SbomFormats>> {
+        self.sbom
+            .as_deref()
+            .map(|s| {
+                s.parse()
+                    .map_err(|e: Error| self.invalid(Error::Invalid(format!("sbom: {e}"))))
             })
             .transpose()
     }
@@ -416,6 +436,33 @@ mod tests {
             "{err}"
         );
         assert!(s.repository().is_err());
+    }
+
+    #[test]
+    fn sbom_formats_are_validated() {
+        let manifest = Path::new("/w/Cargo.toml");
+        let settings = Settings::from_metadata(
+            &json!({"zeroimage": {"sbom": "both", "provenance": true, "auditable": true}}),
+            manifest,
+            "package",
+        )
+        .unwrap();
+        assert_eq!(
+            settings.sbom_formats().unwrap(),
+            Some(crate::sbom::SbomFormats {
+                spdx: true,
+                cyclonedx: true
+            })
+        );
+        assert_eq!(settings.provenance, Some(true));
+        let bad =
+            Settings::from_metadata(&json!({"zeroimage": {"sbom": "xml"}}), manifest, "package")
+                .unwrap();
+        let err = bad.sbom_formats().unwrap_err().to_string();
+        assert!(
+            err.contains("/w/Cargo.toml") && err.contains("sbom"),
+            "{err}"
+        );
     }
 
     #[test]

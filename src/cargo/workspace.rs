@@ -102,6 +102,7 @@ impl Workspace {
                 settings.load_runtimes()?;
                 settings.repository()?;
                 settings.base_ref()?;
+                settings.sbom_formats()?;
             }
         }
         Ok(())

@@ -13,6 +13,7 @@ use crate::platform::{Platform, PlatformOverride};
 use crate::registry::client::ClientOptions;
 use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
+use crate::sbom::SbomFormats;
 use crate::source::cache::CacheMode;
 use crate::timestamp::Timestamp;
 
@@ -31,6 +32,26 @@ pub struct ImageArgs {
     /// Package a dynamically linked executable anyway (it will not start without its libraries)
     #[arg(long)]
     pub allow_dynamic: bool,
+
+    #[command(flatten)]
+    pub supply_chain: SupplyChainArgs,
+}
+
+/// SBOM and provenance attached to the image.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Supply chain")]
+pub struct SupplyChainArgs {
+    /// SBOM documents to attach: spdx, cyclonedx, both or none [default: spdx]
+    #[arg(long, value_name = "FORMAT", value_parser = parse_sbom)]
+    pub sbom: Option<SbomFormats>,
+
+    /// Attach a SLSA v1 provenance statement (in-toto)
+    #[arg(long)]
+    pub provenance: bool,
+}
+
+fn parse_sbom(s: &str) -> std::result::Result<SbomFormats, String> {
+    s.parse().map_err(|e: crate::Error| e.to_string())
 }
 
 impl ImageArgs {

@@ -35,9 +35,9 @@ Several --target flags make one multi-platform archive, in target/zeroimage/PROF
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
 workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig,
-load, repository). Command-line flags win. {bin} in --tag, --push, -o, tag, push and output is each
-image's binary. Without --target or a target setting, cargo's build.target decides.
-C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
+load, repository, sbom, provenance, auditable). Command-line flags win. {bin} in --tag, --push, -o, tag,
+push and output is each image's binary. Without --target or a target setting, cargo's build.target
+decides. C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
 
   cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it
   cargo zeroimage --workspace --repository ghcr.io/me           push each image as ghcr.io/me/BIN:VERSION
@@ -261,6 +261,10 @@ pub struct CargoBuildArgs {
     /// Override a configuration value
     #[arg(long, value_name = "KEY=VALUE|PATH")]
     pub config: Vec<String>,
+
+    /// Build through `cargo auditable` (when installed), embedding the dependency list in the binary
+    #[arg(long, help_heading = "Supply chain")]
+    pub auditable: bool,
 }
 
 impl CargoArgs {
@@ -319,6 +323,7 @@ impl CargoBuildArgs {
                 (_, true) => Some(false),
                 _ => None,
             },
+            auditable: self.auditable.then_some(true),
             ..CargoOptions::default()
         }
     }

@@ -78,5 +78,8 @@ pub fn job_options(
         push_options: registry.push_options(),
         load: load.options(),
         stdout_reserved: output.report.message_format == MessageFormat::Json,
+        sbom: image.supply_chain.sbom,
+        provenance: image.supply_chain.provenance.then_some(true),
+        created_now: image.created.as_deref() == Some("now"),
     })
 }

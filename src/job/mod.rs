@@ -8,6 +8,7 @@ use std::path::PathBuf;
 
 pub(crate) use staging::{Staging, ensure_stdout_free};
 
+use crate::attach::AttachOptions;
 use crate::base::{BaseImage, BaseRef};
 use crate::destination::{is_dash, is_standard_output};
 use crate::error::Result;
@@ -22,6 +23,8 @@ use crate::reference::Reference;
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
 use crate::report::Listener;
+use crate::sbom::SbomFormats;
+use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::timestamp::Timestamp;
 
 /// What the caller decides about the image and where it goes; the same for both jobs. Every field is
@@ -55,6 +58,13 @@ pub struct JobOptions {
     /// The caller prints its own result on standard output (`--message-format json`), so an archive
     /// going there is refused before anything is built.
     pub stdout_reserved: bool,
+    /// SBOM formats attached to each image; `None`: SPDX (the cargo job: its `sbom` setting first).
+    pub sbom: Option<SbomFormats>,
+    /// Attach a SLSA provenance statement; `None`: no (the cargo job: its `provenance` setting).
+    pub provenance: Option<bool>,
+    /// The creation time is the wall clock (`--created now`), so the provenance may record when the
+    /// build ran; otherwise it records no time at all.
+    pub created_now: bool,
 }
 
 /// `zeroimage`'s job: the programs to package (one per platform) and the options.
@@ -111,13 +121,14 @@ impl Job {
             .iter()
             .map(|p| p.resolve(&program))
             .collect::<Result<Vec<Reference>>>()?;
+        let tag = options
+            .tag
+            .as_ref()
+            .map(|t| t.resolve(&program))
+            .transpose()?;
         let package_options = PackageOptions {
             output,
-            tag: options
-                .tag
-                .as_ref()
-                .map(|t| t.resolve(&program))
-                .transpose()?,
+            tag: tag.clone(),
             created: match options.created {
                 Some(created) => created,
                 None => Timestamp::from_env()?,
@@ -125,6 +136,24 @@ impl Job {
             allow_dynamic: options.allow_dynamic,
             config: options.config.clone(),
             essentials: options.essentials.clone(),
+            attach: AttachOptions {
+                sbom: options.sbom.unwrap_or_default(),
+                provenance: options
+                    .provenance
+                    .unwrap_or(false)
+                    .then(|| ProvenanceInputs {
+                        build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
+                        external_parameters: provenance::job_parameters(
+                            options,
+                            &options.config,
+                            &options.essentials,
+                            tag.as_ref(),
+                        ),
+                        resolved_dependencies: Vec::new(),
+                        started: options.created_now.then(|| "now".parse().ok()).flatten(),
+                    }),
+                inventories: Vec::new(),
+            },
         };
         let base = open_base(options.base.as_ref(), &options.pull_options, listener)?;
         let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;

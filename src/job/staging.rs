@@ -65,6 +65,10 @@ impl Staging {
                 ));
             }
             summary.path = output.clone();
+            // Documents written beside the staged archive went with it.
+            for attachment in &mut summary.attachments {
+                attachment.path = None;
+            }
         }
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
 use super::error::RegistryErrorKind;
+use crate::attach::Attachments;
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
@@ -77,7 +78,15 @@ pub fn push_archive(
     let source = ArchiveSource::open(archive)?;
     let top = source.select(None)?.descriptor.clone();
     let tree = ImageTree::read(&source, &top)?;
-    push(&tree, &source, references, options, listener)
+    let attachments = Attachments::read(&source, &tree)?;
+    push_with(
+        &tree,
+        &source,
+        Some((&attachments, &source)),
+        references,
+        options,
+        listener,
+    )
 }
 
 /// Pushes `tree`, reading its blobs from `blobs`, to every reference; returns `REF@DIGEST` for each.
@@ -88,6 +97,20 @@ pub fn push(
     options: &PushOptions,
     listener: &dyn Listener,
 ) -> Result<Vec<Pushed>> {
+    push_with(tree, blobs, None, references, options, listener)
+}
+
+/// [`push`], with documents attached to the image (their blobs read from the second source): they
+/// are pushed after the image's manifests and listed as its referrers before any tag is set.
+pub fn push_with(
+    tree: &ImageTree,
+    blobs: &dyn BlobSource,
+    attached: Option<(&Attachments, &dyn BlobSource)>,
+    references: &[Reference],
+    options: &PushOptions,
+    listener: &dyn Listener,
+) -> Result<Vec<Pushed>> {
+    let attached = attached.filter(|(a, _)| !a.is_empty());
     let all_blobs = tree.blobs();
     // Group by registry, keeping the order given.
     let mut hosts: Vec<&str> = Vec::new();
@@ -151,6 +174,40 @@ pub fn push(
                     index.bytes(),
                 )?;
             }
+            if let Some((attachments, source)) = attached {
+                let target = Target {
+                    repository,
+                    blobs: source,
+                    options,
+                };
+                let listings = super::referrers::push(
+                    &mut registry,
+                    &target,
+                    attachments,
+                    done_repositories.first().map(String::as_str),
+                    &mut stats,
+                    listener,
+                )?;
+                let tags: Vec<String> = listings
+                    .iter()
+                    .filter_map(|(_, l)| match l {
+                        super::referrers::Listing::FallbackTag(tag) => Some(tag.clone()),
+                        super::referrers::Listing::Api => None,
+                    })
+                    .collect();
+                listener.status(
+                    "Attached",
+                    &format!(
+                        "{} document(s) to {host}/{repository} ({})",
+                        attachments.items.len(),
+                        if tags.is_empty() {
+                            "referrers API".to_owned()
+                        } else {
+                            format!("tag {}", tags.join(", "))
+                        }
+                    ),
+                );
+            }
             done_repositories.push(repository.to_owned());
         }
         listener.detail(&format!(
@@ -182,17 +239,17 @@ pub fn push(
 }
 
 /// Where a blob goes and where it comes from.
-struct Target<'a> {
-    repository: &'a str,
-    blobs: &'a dyn BlobSource,
-    options: &'a PushOptions,
+pub(super) struct Target<'a> {
+    pub repository: &'a str,
+    pub blobs: &'a dyn BlobSource,
+    pub options: &'a PushOptions,
 }
 
-fn push_scope(repository: &str) -> String {
+pub(super) fn push_scope(repository: &str) -> String {
     format!("repository:{repository}:pull,push")
 }
 
-fn push_blob(
+pub(super) fn push_blob(
     registry: &mut Registry,
     target: &Target,
     blob: &Descriptor,

@@ -69,6 +69,8 @@ pub struct ArchiveSource {
     /// Documents made for a Docker archive (its manifests).
     memory: Memory,
     images: Vec<ArchivedImage>,
+    /// `referrers.json`: the documents attached to the image.
+    referrers: Option<Index>,
 }
 
 impl ArchiveSource {
@@ -97,6 +99,7 @@ impl ArchiveSource {
             blobs: BTreeMap::new(),
             memory: Memory::new(),
             images: Vec::new(),
+            referrers: None,
         };
         for (name, range) in &entries {
             if let Some(digest) = name
@@ -108,6 +111,7 @@ impl ArchiveSource {
         }
         if entries.contains_key("index.json") {
             source.read_oci_index(&entries)?;
+            source.read_referrers(&entries)?;
         } else if entries.contains_key("manifest.json") {
             source.read_docker_manifest(&entries)?;
         } else {
@@ -185,6 +189,27 @@ impl ArchiveSource {
             )));
         }
         self.images = images_of(index);
+        Ok(())
+    }
+
+    /// The index of attached documents (`referrers.json`), when the archive has one.
+    pub fn referrers(&self) -> Option<&Index> {
+        self.referrers.as_ref()
+    }
+
+    fn read_referrers(&mut self, entries: &BTreeMap<String, (u64, u64)>) -> Result<()> {
+        let name = crate::attach::REFERRERS_FILE;
+        let Some(&range) = entries.get(name) else {
+            return Ok(());
+        };
+        let bytes = self.read_range(range, MAX_TOP_DOCUMENT, name)?;
+        let index: Index = serde_json::from_slice(&bytes).map_err(|e| {
+            self.bad(format!(
+                "has an invalid {name} ({})",
+                sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+            ))
+        })?;
+        self.referrers = Some(index);
         Ok(())
     }
 

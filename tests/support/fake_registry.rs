@@ -90,3 +90,68 @@ pub fn storage_handler() -> impl Fn(&Request) -> Reply + Send + Sync + 'static {
         _ => Reply::status(404),
     }
 }
+
+/// Manifests a fake registry received: the reference each was pushed to, and its bytes.
+pub type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A registry with the OCI 1.1 referrers API: it keeps every manifest pushed, answers a manifest
+/// with a `subject` with `OCI-Subject` (when `announce` is set) and lists a subject's referrers at
+/// `GET /v2/<name>/referrers/<digest>`. Blobs are accepted without being kept.
+pub fn referrers_api_handler(
+    announce: bool,
+) -> (impl Fn(&Request) -> Reply + Send + Sync + 'static, Received) {
+    let manifests = Received::default();
+    let stored = manifests.clone();
+    let handler = move |request: &Request| {
+        let path = request.path().to_owned();
+        match request.method.as_str() {
+            "GET" if path == "/v2/" => Reply::status(200).body("{}"),
+            "HEAD" if path.contains("/blobs/sha256:") => Reply::status(404),
+            "POST" if path.ends_with("/blobs/uploads/") => {
+                Reply::status(202).header("Location", format!("{path}session-1"))
+            }
+            "PUT" if path.contains("/blobs/uploads/") => Reply::status(201),
+            "PUT" if path.contains("/manifests/") => {
+                let reference = path.rsplit('/').next().unwrap_or_default().to_owned();
+                let value: serde_json::Value =
+                    serde_json::from_slice(&request.body).unwrap_or_default();
+                stored
+                    .lock()
+                    .unwrap()
+                    .push((reference, request.body.clone()));
+                match value["subject"]["digest"].as_str() {
+                    Some(subject) if announce => {
+                        Reply::status(201).header("OCI-Subject", subject.to_owned())
+                    }
+                    _ => Reply::status(201),
+                }
+            }
+            "GET" if path.contains("/referrers/") => {
+                let subject = path.rsplit('/').next().unwrap_or_default();
+                let listed: Vec<serde_json::Value> = stored
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter_map(|(_, body)| {
+                        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+                        (value["subject"]["digest"] == subject).then(|| {
+                            serde_json::json!({
+                                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                "artifactType": value["artifactType"],
+                                "size": body.len(),
+                            })
+                        })
+                    })
+                    .collect();
+                Reply::status(200)
+                    .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+                    .body(
+                        serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": listed})
+                            .to_string(),
+                    )
+            }
+            _ => Reply::status(404),
+        }
+    };
+    (handler, manifests)
+}

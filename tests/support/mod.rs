@@ -8,6 +8,7 @@ pub mod fake_registry;
 pub mod http;
 pub mod proxy;
 pub mod registry;
+pub mod sbom_tools;
 pub mod tiny_elf;
 pub mod token_server;
 

@@ -1,0 +1,339 @@
+//! What a `cargo zeroimage` binary is made of: cargo's resolved graph for the target platform (`cargo
+//! metadata --filter-platform`, with the build's feature flags), walked from the binary's package, and
+//! narrowed to the crates the build actually compiled. `cargo metadata` unifies features over the
+//! whole workspace, so its graph alone can hold optional crates another member enabled; the build's own
+//! `compiler-artifact` messages say exactly which crates were compiled, for the target (linked into the
+//! binary) or for the host (build scripts and procedural macros), with their features.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::ffi::OsString;
+use std::path::Path;
+use std::process::Command;
+
+use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId, TargetKind};
+
+use super::lockfile::Checksums;
+use super::{Component, Ecosystem, Edge, Inventory, Origin, Scope, Source, Tool, Vcs};
+use crate::cargo::build::Unit;
+use crate::cargo::workspace::cargo_program;
+use crate::error::{Error, Result};
+
+const CRATES_IO: [&str; 2] = [
+    "registry+https://github.com/rust-lang/crates.io-index",
+    "sparse+https://index.crates.io/",
+];
+
+/// Runs `cargo metadata` with the resolved graph for `target`: `flags` are the resolution flags
+/// (`--locked`, `--offline`, `--config` ...) and the build's feature flags.
+pub(crate) fn resolve(
+    manifest_path: Option<&Path>,
+    target: &str,
+    flags: &[String],
+) -> Result<Metadata> {
+    let mut cmd = MetadataCommand::new();
+    let mut options = vec!["--filter-platform".to_owned(), target.to_owned()];
+    options.extend(flags.iter().cloned());
+    cmd.cargo_path(cargo_program()).other_options(options);
+    if let Some(path) = manifest_path {
+        cmd.manifest_path(path);
+    }
+    cmd.exec().map_err(|e| {
+        Error::Invalid(format!(
+            "reading the dependency graph for {target} with `cargo metadata` failed (needed for the \
+             SBOM; --sbom none skips it): {}",
+            crate::sanitize::outside(e.to_string().trim(), crate::sanitize::EXCERPT)
+        ))
+    })
+}
+
+/// The feature flags among `cargo build` arguments (`--features X`, `-F X`, `--features=X`,
+/// `--all-features`, `--no-default-features`), for `cargo metadata`.
+pub(crate) fn feature_flags(args: &[OsString]) -> Vec<String> {
+    let mut flags = Vec::new();
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        if arg == "--features" || arg == "-F" {
+            if let Some(value) = args.next() {
+                flags.push("--features".to_owned());
+                flags.push(value);
+            }
+        } else if let Some(value) = arg
+            .strip_prefix("--features=")
+            .or_else(|| arg.strip_prefix("-F").filter(|v| !v.is_empty()))
+        {
+            flags.push("--features".to_owned());
+            flags.push(value.to_owned());
+        } else if arg == "--all-features" || arg == "--no-default-features" {
+            flags.push(arg);
+        }
+    }
+    flags
+}
+
+/// The inventory of the binary of package `root`, from `metadata` (resolved for its target) and the
+/// build's `units`; `checksums` from Cargo.lock.
+pub(crate) fn inventory(
+    metadata: &Metadata,
+    units: &[Unit],
+    root: &PackageId,
+    checksums: &Checksums,
+    vcs: Option<Vcs>,
+    tools: Vec<Tool>,
+) -> Result<Inventory> {
+    let resolve = metadata.resolve.as_ref().ok_or_else(|| {
+        Error::Invalid("`cargo metadata` returned no dependency graph".to_owned())
+    })?;
+    let packages: BTreeMap<&PackageId, &Package> =
+        metadata.packages.iter().map(|p| (&p.id, p)).collect();
+    let nodes: BTreeMap<&PackageId, &cargo_metadata::Node> =
+        resolve.nodes.iter().map(|n| (&n.id, n)).collect();
+    let is_proc_macro = |id: &PackageId| {
+        packages
+            .get(id)
+            .is_some_and(|p| p.targets.iter().any(|t| t.is_kind(TargetKind::ProcMacro)))
+    };
+
+    // Walk the graph from the root: what is reached through normal edges (and not through a procedural
+    // macro) is linked; what is reached through build edges runs at build time.
+    let mut reached: BTreeMap<&PackageId, bool> = BTreeMap::new();
+    let mut edges: BTreeSet<(&PackageId, &PackageId, bool)> = BTreeSet::new();
+    let mut queue = VecDeque::from([(root, true)]);
+    while let Some((id, runtime)) = queue.pop_front() {
+        match reached.get(id) {
+            Some(&seen) if seen || !runtime => continue,
+            _ => {}
+        }
+        reached.insert(id, runtime);
+        let Some(node) = nodes.get(id) else { continue };
+        for dep in &node.deps {
+            let normal = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == DependencyKind::Normal);
+            let build = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == DependencyKind::Build);
+            let macro_crate = is_proc_macro(&dep.pkg);
+            if normal {
+                queue.push_back((&dep.pkg, runtime && !macro_crate));
+                edges.insert((id, &dep.pkg, macro_crate));
+            }
+            if build {
+                queue.push_back((&dep.pkg, false));
+                edges.insert((id, &dep.pkg, true));
+            }
+        }
+    }
+
+    // What the build compiled: for the target, and at all.
+    let mut for_target: BTreeMap<&PackageId, &Unit> = BTreeMap::new();
+    let mut compiled: BTreeMap<&PackageId, &Unit> = BTreeMap::new();
+    for unit in units {
+        compiled.entry(&unit.package_id).or_insert(unit);
+        if unit.for_target {
+            for_target.insert(&unit.package_id, unit);
+        }
+    }
+    let known_units = !units.is_empty();
+
+    let mut index: BTreeMap<&PackageId, usize> = BTreeMap::new();
+    let mut components = Vec::new();
+    for (&id, &runtime) in &reached {
+        let is_root = id == root;
+        if known_units && !is_root && !compiled.contains_key(id) {
+            continue;
+        }
+        let Some(package) = packages.get(id) else {
+            continue;
+        };
+        let linked = runtime && (!known_units || is_root || for_target.contains_key(id));
+        let mut component = component_of(package, checksums);
+        component.scope = if linked { Scope::Runtime } else { Scope::Build };
+        component.features = match for_target.get(id).or(compiled.get(id)) {
+            Some(unit) => unit.features.clone(),
+            None => nodes
+                .get(id)
+                .map(|n| n.features.iter().map(|f| f.to_string()).collect())
+                .unwrap_or_default(),
+        };
+        if is_root {
+            component.vcs = vcs.clone();
+        }
+        index.insert(id, components.len());
+        components.push(component);
+    }
+    let edges = edges
+        .into_iter()
+        .filter_map(|(from, to, build)| {
+            Some(Edge {
+                from: *index.get(from)?,
+                to: *index.get(to)?,
+                build: build || components[*index.get(to)?].scope == Scope::Build,
+            })
+        })
+        .filter(|e| e.from != e.to)
+        .collect();
+    let mut inventory = Inventory {
+        source: Source::Cargo,
+        root: index.get(root).copied(),
+        components,
+        edges,
+        tools,
+    };
+    inventory.normalize();
+    Ok(inventory)
+}
+
+fn component_of(package: &Package, checksums: &Checksums) -> Component {
+    let source = package.source.as_ref().map(|s| s.repr.as_str());
+    let origin = match source {
+        None => Origin::Local,
+        Some(s) if CRATES_IO.contains(&s) => Origin::CratesIo,
+        Some(s) if s.starts_with("git+") => {
+            let rest = &s["git+".len()..];
+            let (url, commit) = match rest.split_once('#') {
+                Some((url, commit)) => (url, Some(commit.to_owned())),
+                None => (rest, None),
+            };
+            let url = url.split('?').next().unwrap_or(url).to_owned();
+            Origin::Git { url, commit }
+        }
+        Some(s) => match s
+            .strip_prefix("registry+")
+            .or_else(|| s.strip_prefix("sparse+"))
+        {
+            Some(url) => Origin::Registry(url.to_owned()),
+            None => Origin::Unknown,
+        },
+    };
+    let name = package.name.to_string();
+    let version = package.version.to_string();
+    let mut component = Component::new(Ecosystem::Cargo, &name, &version, origin);
+    component.sha256 = source
+        .and_then(|s| checksums.get(&name, &version, s))
+        .map(str::to_owned);
+    component.license = package.license.as_deref().map(normalize_license);
+    component.authors = package.authors.clone();
+    component.description = package.description.clone();
+    component.homepage = package.homepage.clone();
+    component.repository = package.repository.clone();
+    component
+}
+
+/// Cargo's old `MIT/Apache-2.0` means `MIT OR Apache-2.0`.
+fn normalize_license(license: &str) -> String {
+    if license.contains('/') && !license.contains(" OR ") {
+        license
+            .split('/')
+            .map(str::trim)
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    } else {
+        license.trim().to_owned()
+    }
+}
+
+/// `rustc -vV` run in `dir` (so a `rust-toolchain` file there picks the same compiler as the build).
+pub(crate) fn rustc_tool(dir: &Path) -> Option<Tool> {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc)
+        .arg("-vV")
+        .current_dir(dir)
+        .output()
+        .ok()
+        .filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut details = BTreeMap::new();
+    let mut version = None;
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(':') else {
+            continue;
+        };
+        let (key, value) = (key.trim(), value.trim());
+        match key {
+            "release" => version = Some(value.to_owned()),
+            "commit-hash" | "commit-date" | "host" | "LLVM version" => {
+                details.insert(key.to_owned(), value.to_owned());
+            }
+            _ => {}
+        }
+    }
+    Some(Tool {
+        name: "rustc".to_owned(),
+        version: version?,
+        details,
+    })
+}
+
+/// The commit checked out in the git repository holding `dir`, and whether there are uncommitted
+/// changes; `None` outside git.
+pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .arg("-C")
+            .arg(dir)
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"]).filter(|c| c.len() >= 40)?;
+    let status = git(&["status", "--porcelain"])?;
+    Some(Vcs {
+        commit,
+        dirty: !status.is_empty(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feature_flags_are_picked_from_build_arguments() {
+        let args: Vec<OsString> = [
+            "--features",
+            "a b",
+            "-F",
+            "c",
+            "--features=d",
+            "-Fe",
+            "--jobs",
+            "2",
+            "--all-features",
+            "--no-default-features",
+            "--",
+            "--features",
+            "x",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        assert_eq!(
+            feature_flags(&args),
+            [
+                "--features",
+                "a b",
+                "--features",
+                "c",
+                "--features",
+                "d",
+                "--features",
+                "e",
+                "--all-features",
+                "--no-default-features"
+            ]
+        );
+    }
+
+    #[test]
+    fn old_slash_licenses_become_expressions() {
+        assert_eq!(normalize_license("MIT/Apache-2.0"), "MIT OR Apache-2.0");
+        assert_eq!(normalize_license("MIT OR Apache-2.0"), "MIT OR Apache-2.0");
+    }
+}

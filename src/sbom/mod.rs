@@ -1,0 +1,563 @@
+//! Software bills of materials and build provenance for the images we build.
+//!
+//! An [`Inventory`] says what one program is made of: for `cargo zeroimage`, the crates cargo
+//! compiled into it (`cargo`); for any other program, what it carries itself (a `cargo auditable`
+//! dependency list, `auditable`, or Go's build information, `gobuild`). The writers turn it into
+//! an SPDX 2.3 (`spdx`) or CycloneDX 1.6 (`cyclonedx`) document about the image, and [`provenance`]
+//! writes a SLSA v1 provenance statement. Every document is a pure function of its inputs: identifiers
+//! come from the image digest, lists are sorted, and the only time is the image's `created`.
+
+pub(crate) mod auditable;
+pub(crate) mod cargo;
+mod cyclonedx;
+mod elf_section;
+pub(crate) mod gobuild;
+mod lockfile;
+pub mod provenance;
+mod purl;
+mod spdx;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use crate::error::{Error, Result};
+use crate::oci::Digest;
+use crate::platform::Platform;
+use crate::reference::Reference;
+use crate::timestamp::Timestamp;
+
+pub(crate) use lockfile::Checksums;
+pub use provenance::ProvenanceInputs;
+
+/// `--sbom`: which SBOM documents each image gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SbomFormats {
+    pub spdx: bool,
+    pub cyclonedx: bool,
+}
+
+impl SbomFormats {
+    /// What an image gets unless told otherwise: an SPDX document.
+    pub const DEFAULT: SbomFormats = SbomFormats {
+        spdx: true,
+        cyclonedx: false,
+    };
+    pub const NONE: SbomFormats = SbomFormats {
+        spdx: false,
+        cyclonedx: false,
+    };
+
+    pub fn is_none(&self) -> bool {
+        !self.spdx && !self.cyclonedx
+    }
+}
+
+impl Default for SbomFormats {
+    fn default() -> Self {
+        SbomFormats::DEFAULT
+    }
+}
+
+impl FromStr for SbomFormats {
+    type Err = Error;
+
+    fn from_str(value: &str) -> Result<SbomFormats> {
+        let (spdx, cyclonedx) = match value {
+            "spdx" => (true, false),
+            "cyclonedx" => (false, true),
+            "both" => (true, true),
+            "none" => (false, false),
+            other => {
+                return Err(Error::Invalid(format!(
+                    "`{}` is not an SBOM format; use spdx, cyclonedx, both or none",
+                    crate::sanitize::outside(other, 100)
+                )));
+            }
+        };
+        Ok(SbomFormats { spdx, cyclonedx })
+    }
+}
+
+impl fmt::Display for SbomFormats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match (self.spdx, self.cyclonedx) {
+            (true, false) => "spdx",
+            (false, true) => "cyclonedx",
+            (true, true) => "both",
+            (false, false) => "none",
+        })
+    }
+}
+
+/// The kinds of document attached to an image.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DocumentKind {
+    Spdx,
+    CycloneDx,
+    Provenance,
+}
+
+impl DocumentKind {
+    /// The media type of the document, which is also its artifact type.
+    pub fn media_type(self) -> &'static str {
+        match self {
+            DocumentKind::Spdx => "application/spdx+json",
+            DocumentKind::CycloneDx => "application/vnd.cyclonedx+json",
+            DocumentKind::Provenance => "application/vnd.in-toto+json",
+        }
+    }
+
+    /// The file name suffix of the document written beside the archive.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            DocumentKind::Spdx => "spdx.json",
+            DocumentKind::CycloneDx => "cdx.json",
+            DocumentKind::Provenance => "provenance.json",
+        }
+    }
+
+    /// The kind from its media type (an artifact read back from an archive).
+    pub fn from_media_type(media_type: &str) -> Option<DocumentKind> {
+        [
+            DocumentKind::Spdx,
+            DocumentKind::CycloneDx,
+            DocumentKind::Provenance,
+        ]
+        .into_iter()
+        .find(|k| k.media_type() == media_type)
+    }
+}
+
+/// Which ecosystem a component comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Ecosystem {
+    Cargo,
+    Go,
+}
+
+/// Where a component's source came from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Origin {
+    CratesIo,
+    /// Another cargo registry: its index URL.
+    Registry(String),
+    /// A git repository and the commit used.
+    Git {
+        url: String,
+        commit: Option<String>,
+    },
+    /// A path on the building machine (a workspace member, a path dependency): never named, since
+    /// the path means nothing elsewhere.
+    Local,
+    /// A Go module from its proxy, identified by its path and version.
+    GoModule,
+    /// Nothing is known.
+    Unknown,
+}
+
+/// Whether a component ends up in the program or only helped build it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Scope {
+    /// Compiled into the program.
+    Runtime,
+    /// Build scripts' dependencies and procedural macros: run at build time, not in the program.
+    Build,
+}
+
+/// The state of a source checkout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vcs {
+    pub commit: String,
+    /// Uncommitted changes were present: the commit alone does not reproduce the source.
+    pub dirty: bool,
+}
+
+/// One package the program is made of (or was built with).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Component {
+    pub ecosystem: Ecosystem,
+    pub name: String,
+    pub version: String,
+    pub origin: Origin,
+    pub scope: Scope,
+    /// The license expression as the package declares it.
+    pub license: Option<String>,
+    /// sha256 (hex) of the package archive, e.g. the `.crate` file, from Cargo.lock.
+    pub sha256: Option<String>,
+    /// Go's `h1:` hash of the module, from its build information.
+    pub go_sum: Option<String>,
+    pub authors: Vec<String>,
+    pub description: Option<String>,
+    pub homepage: Option<String>,
+    pub repository: Option<String>,
+    /// Features enabled in this build.
+    pub features: Vec<String>,
+    /// The checkout the root package was built from.
+    pub vcs: Option<Vcs>,
+    /// What replaced this module (Go's `=>` lines): `path version`, or a local directory.
+    pub replaced_by: Option<String>,
+}
+
+impl Component {
+    /// A component with only a name and version.
+    pub fn new(ecosystem: Ecosystem, name: &str, version: &str, origin: Origin) -> Component {
+        Component {
+            ecosystem,
+            name: name.to_owned(),
+            version: version.to_owned(),
+            origin,
+            scope: Scope::Runtime,
+            license: None,
+            sha256: None,
+            go_sum: None,
+            authors: Vec::new(),
+            description: None,
+            homepage: None,
+            repository: None,
+            features: Vec::new(),
+            vcs: None,
+            replaced_by: None,
+        }
+    }
+
+    /// The package URL, when the component can be found again by it. Local packages have none: a
+    /// `pkg:cargo` URL without a repository names a crates.io crate, which a workspace member is not.
+    pub fn purl(&self) -> Option<String> {
+        purl::of(self)
+    }
+
+    /// Where its source can be downloaded, when known.
+    pub fn download_location(&self) -> Option<String> {
+        match (&self.ecosystem, &self.origin) {
+            (Ecosystem::Cargo, Origin::CratesIo) => Some(format!(
+                "https://crates.io/api/v1/crates/{}/{}/download",
+                self.name, self.version
+            )),
+            (_, Origin::Git { url, commit }) => Some(match commit {
+                Some(commit) => format!("git+{url}@{commit}"),
+                None => format!("git+{url}"),
+            }),
+            (Ecosystem::Go, Origin::GoModule) if self.replaced_by.is_none() => Some(format!(
+                "https://proxy.golang.org/{}/@v/{}.zip",
+                purl::go_escape(&self.name),
+                self.version
+            )),
+            _ => None,
+        }
+    }
+}
+
+/// A tool that took part in the build (the compiler).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Tool {
+    pub name: String,
+    pub version: String,
+    /// Further facts (`commit-hash`, `host`, `LLVM version` ...), sorted.
+    pub details: BTreeMap<String, String>,
+}
+
+/// How a program's contents were learned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// From cargo: the resolved graph and the units of the build.
+    Cargo,
+    /// From the `.dep-v0` section `cargo auditable` embeds.
+    Auditable,
+    /// From the build information embedded by the Go toolchain.
+    GoBuildInfo,
+    /// Nothing was found; the reason, for `-v`.
+    ProgramOnly(String),
+}
+
+impl Source {
+    pub fn describe(&self) -> String {
+        match self {
+            Source::Cargo => "cargo's resolved dependency graph".to_owned(),
+            Source::Auditable => "the dependency list embedded by cargo auditable".to_owned(),
+            Source::GoBuildInfo => "the Go build information in the program".to_owned(),
+            Source::ProgramOnly(reason) => format!("the program file alone ({reason})"),
+        }
+    }
+}
+
+/// An edge of the dependency graph: `from` depends on `to` (indices into the inventory's components).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Edge {
+    pub from: usize,
+    pub to: usize,
+    /// Build-time only: a build dependency or a procedural macro.
+    pub build: bool,
+}
+
+/// What one program is made of.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Inventory {
+    pub source: Source,
+    /// The package the program was built from (index into `components`).
+    pub root: Option<usize>,
+    /// Every component, sorted; the root among them.
+    pub components: Vec<Component>,
+    pub edges: Vec<Edge>,
+    pub tools: Vec<Tool>,
+}
+
+impl Inventory {
+    /// An inventory of the program file alone.
+    pub fn program_only(reason: impl Into<String>) -> Inventory {
+        Inventory {
+            source: Source::ProgramOnly(reason.into()),
+            root: None,
+            components: Vec::new(),
+            edges: Vec::new(),
+            tools: Vec::new(),
+        }
+    }
+
+    /// Sorts the components (by ecosystem, name, version, origin) and remaps the root and edges, so
+    /// that the same contents give the same document however they were found.
+    pub fn normalize(&mut self) {
+        let mut order: Vec<usize> = (0..self.components.len()).collect();
+        order.sort_by(|&a, &b| {
+            let (a, b) = (&self.components[a], &self.components[b]);
+            (a.ecosystem, &a.name, &a.version, &a.origin, a.scope).cmp(&(
+                b.ecosystem,
+                &b.name,
+                &b.version,
+                &b.origin,
+                b.scope,
+            ))
+        });
+        let mut new_index = vec![0; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old] = new;
+        }
+        let components = order
+            .iter()
+            .map(|&old| self.components[old].clone())
+            .collect();
+        self.components = components;
+        self.root = self.root.map(|r| new_index[r]);
+        for edge in &mut self.edges {
+            edge.from = new_index[edge.from];
+            edge.to = new_index[edge.to];
+        }
+        self.edges.sort();
+        self.edges.dedup();
+        for component in &mut self.components {
+            component.features.sort();
+            component.features.dedup();
+        }
+        self.tools.sort();
+        self.tools.dedup();
+    }
+}
+
+/// The program file as it is in the image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProgramFile {
+    /// Its path in the image, e.g. `/app`.
+    pub path: String,
+    /// sha256 of its bytes, hex.
+    pub sha256: String,
+    pub size: u64,
+}
+
+impl ProgramFile {
+    /// Hashes the program at `path`, which goes to `path_in_image`.
+    pub fn read(path: &Path, path_in_image: &str) -> Result<ProgramFile> {
+        let mut file = crate::fsutil::open_regular(path, "a program")?;
+        let mut writer = crate::oci::HashingWriter::new(std::io::sink());
+        std::io::copy(&mut file, &mut writer).map_err(Error::io("reading", path))?;
+        let (_, digest, size) = writer.finish();
+        Ok(ProgramFile {
+            path: path_in_image.to_owned(),
+            sha256: digest.hex().to_owned(),
+            size,
+        })
+    }
+}
+
+/// The image a document describes: one platform's manifest.
+#[derive(Clone, Debug)]
+pub struct ImageSubject<'a> {
+    pub name: &'a Reference,
+    pub manifest_digest: &'a Digest,
+    pub platform: &'a Platform,
+    /// The base image, when there is one: its name and digest.
+    pub base: Option<(&'a str, &'a Digest)>,
+    pub program: &'a ProgramFile,
+    pub created: Timestamp,
+}
+
+/// The SBOM of one image in `kind` (SPDX or CycloneDX): its bytes.
+pub fn document(kind: DocumentKind, subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
+    match kind {
+        DocumentKind::Spdx => spdx::write(subject, inventory),
+        DocumentKind::CycloneDx => cyclonedx::write(subject, inventory),
+        DocumentKind::Provenance => unreachable!("provenance is written by provenance::write"),
+    }
+}
+
+/// The sha256 of the lock file at `path`, when there is one.
+pub(crate) fn lockfile_digest(path: &Path) -> Option<Digest> {
+    std::fs::read(path).ok().map(|bytes| Digest::of(&bytes))
+}
+
+/// A name-based UUID (RFC 9562 layout, version 5 bits) from the sha256 of `parts`: the same image
+/// always gets the same document identifier, and different images different ones.
+pub(crate) fn uuid_from(parts: &[&str]) -> String {
+    let digest = Digest::of(parts.join("\n").as_bytes());
+    let hex = digest.hex();
+    let mut bytes = [0u8; 16];
+    for (i, byte) in bytes.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap_or(0);
+    }
+    bytes[6] = (bytes[6] & 0x0f) | 0x50;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let h: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// A license expression we can pass on: license identifiers (`MIT`, `LicenseRef-x`, `GPL-2.0+`)
+/// joined by AND, OR, WITH and parentheses. Anything else is not an SPDX expression.
+pub(crate) fn license_expression(license: &str) -> Option<&str> {
+    let spaced = license.replace(['(', ')'], " ");
+    let mut expect_id = true;
+    let mut any = false;
+    for token in spaced.split_whitespace() {
+        let operator = matches!(token, "AND" | "OR" | "WITH");
+        if operator == expect_id {
+            return None;
+        }
+        if !operator
+            && !token
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
+        {
+            return None;
+        }
+        expect_id = operator;
+        any = true;
+    }
+    let balanced = license.matches('(').count() == license.matches(')').count();
+    (any && !expect_id && balanced).then_some(license.trim())
+}
+
+/// `Name <email>` as cargo writes authors: the name and the email, when it looks like one.
+pub(crate) fn split_author(author: &str) -> (String, Option<String>) {
+    let clean = crate::sanitize::outside(author, 200);
+    match clean.split_once('<') {
+        Some((name, rest)) => {
+            let email = rest.trim_end_matches('>').trim();
+            let looks_valid = email.contains('@')
+                && !email.contains(char::is_whitespace)
+                && !email.starts_with('@')
+                && !email.ends_with('@');
+            (
+                name.trim().to_owned(),
+                looks_valid.then(|| email.to_owned()),
+            )
+        }
+        None => (clean.trim().to_owned(), None),
+    }
+}
+
+/// `url` when it is a plain http(s) URL (documents validate URLs; a package's free text may not be one).
+pub(crate) fn web_url(url: Option<&str>) -> Option<&str> {
+    url.map(str::trim).filter(|u| {
+        (u.starts_with("https://") || u.starts_with("http://"))
+            && u.len() < 2048
+            && u.bytes().all(|b| b.is_ascii_graphic())
+    })
+}
+
+/// The zeroimage version that wrote a document.
+pub(crate) const TOOL_NAME: &str = "cargo-zeroimage";
+pub(crate) const TOOL_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_parse_and_print_back() {
+        for text in ["spdx", "cyclonedx", "both", "none"] {
+            assert_eq!(text.parse::<SbomFormats>().unwrap().to_string(), text);
+        }
+        assert!("xml".parse::<SbomFormats>().is_err());
+        assert_eq!(SbomFormats::default(), SbomFormats::DEFAULT);
+    }
+
+    #[test]
+    fn license_expressions_are_checked() {
+        assert_eq!(
+            license_expression("MIT OR Apache-2.0"),
+            Some("MIT OR Apache-2.0")
+        );
+        assert_eq!(
+            license_expression("(MIT OR Apache-2.0) AND Unicode-3.0"),
+            Some("(MIT OR Apache-2.0) AND Unicode-3.0")
+        );
+        assert!(license_expression("Apache-2.0 WITH LLVM-exception").is_some());
+        assert_eq!(license_expression("see LICENSE file"), None);
+        assert_eq!(license_expression("MIT OR"), None);
+        assert_eq!(license_expression("(MIT"), None);
+        assert_eq!(license_expression(""), None);
+    }
+
+    #[test]
+    fn authors_split_into_name_and_email() {
+        assert_eq!(
+            split_author("Ada <ada@example.com>"),
+            ("Ada".to_owned(), Some("ada@example.com".to_owned()))
+        );
+        assert_eq!(split_author("The Team"), ("The Team".to_owned(), None));
+        assert_eq!(split_author("X <not an email>"), ("X".to_owned(), None));
+    }
+
+    #[test]
+    fn uuids_are_stable_and_versioned() {
+        let a = uuid_from(&["sha256:aa", "spdx"]);
+        assert_eq!(a, uuid_from(&["sha256:aa", "spdx"]));
+        assert_ne!(a, uuid_from(&["sha256:ab", "spdx"]));
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "5");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn normalize_sorts_and_remaps_edges() {
+        let mut inventory = Inventory::program_only("test");
+        inventory.components = vec![
+            Component::new(Ecosystem::Cargo, "zeta", "1.0.0", Origin::CratesIo),
+            Component::new(Ecosystem::Cargo, "alpha", "1.0.0", Origin::CratesIo),
+        ];
+        inventory.root = Some(0);
+        inventory.edges = vec![Edge {
+            from: 0,
+            to: 1,
+            build: false,
+        }];
+        inventory.normalize();
+        assert_eq!(inventory.components[0].name, "alpha");
+        assert_eq!(inventory.root, Some(1));
+        assert_eq!(
+            inventory.edges,
+            [Edge {
+                from: 1,
+                to: 0,
+                build: false
+            }]
+        );
+    }
+}

@@ -1,0 +1,1047 @@
+//! SBOMs and provenance: what they list (real cargo builds of `fixtures/sbomdeps` and
+//! `fixtures/workspace`, a cargo-auditable binary, a Go binary), checked by the real validators
+//! (spdx-tools, the CycloneDX 1.6 schema, the SLSA v1 schema); how they are attached (the archive's
+//! `referrers.json`, files beside it, the loopback registry's fallback tag, a registry with the
+//! referrers API); and that every consumer of the archive behaves as before.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use support::registry::{Setup, TestRegistry};
+use support::sbom_tools::{validate_cyclonedx, validate_provenance, validate_spdx};
+use support::tiny_elf::{self, Machine, Shape};
+use support::{X86_64_MUSL, cargo_zeroimage, read_tar, root, run_ok, stdout_of, zeroimage};
+
+const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
+
+fn json(path: &Path) -> Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap())
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn summary(output: &Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `cargo zeroimage` on `fixtures/NAME`, its archive at `dir/NAME.tar`, with `extra` arguments.
+fn cargo_fixture(name: &str, dir: &Path, extra: &[&str]) -> Value {
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(root().join("fixtures").join(name).join("Cargo.toml"))
+            .arg("-o")
+            .arg(dir.join(format!("{name}.tar")))
+            .args(["--message-format", "json", "-q"])
+            .args(extra),
+    );
+    summary(&output)
+}
+
+/// Checksums by (name, version) from a Cargo.lock.
+fn lock_checksums(lock: &Path) -> BTreeMap<(String, String), String> {
+    let text = std::fs::read_to_string(lock).unwrap();
+    let lock: toml::Value = toml::from_str(&text).unwrap();
+    lock["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p.get("source").and_then(|s| s.as_str()) == Some(CRATES_IO))
+        .map(|p| {
+            (
+                (
+                    p["name"].as_str().unwrap().to_owned(),
+                    p["version"].as_str().unwrap().to_owned(),
+                ),
+                p["checksum"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The SPDX packages by name: (version, purl, sha256, comment).
+fn spdx_packages(doc: &Value) -> BTreeMap<String, Value> {
+    doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_owned(), p.clone()))
+        .collect()
+}
+
+fn purl_of(package: &Value) -> Option<String> {
+    package["externalRefs"]
+        .as_array()?
+        .iter()
+        .find(|r| r["referenceType"] == "purl")
+        .map(|r| r["referenceLocator"].as_str().unwrap().to_owned())
+}
+
+fn relationships(doc: &Value) -> Vec<(String, String, String)> {
+    let ids: BTreeMap<&str, &str> = doc["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["SPDXID"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let name = |id: &Value| {
+        let id = id.as_str().unwrap();
+        ids.get(id).copied().unwrap_or(id).to_owned()
+    };
+    doc["relationships"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                name(&r["spdxElementId"]),
+                r["relationshipType"].as_str().unwrap().to_owned(),
+                name(&r["relatedSpdxElement"]),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn cargo_sbom_lists_exactly_the_crates_linked_for_the_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = cargo_fixture("sbomdeps", dir.path(), &["--sbom", "both"]);
+    let spdx_path = dir.path().join("sbomdeps.spdx.json");
+    let cdx_path = dir.path().join("sbomdeps.cdx.json");
+    validate_spdx(&spdx_path);
+    validate_cyclonedx(&cdx_path);
+    let doc = json(&spdx_path);
+    let packages = spdx_packages(&doc);
+    let names: Vec<&str> = packages.keys().map(String::as_str).collect();
+    // The image, the program, the crate, what it links and builds with, and the compiler: the
+    // Windows-only fnv and the optional hex (its feature is off) are absent.
+    assert_eq!(
+        names,
+        [
+            "/sbomdeps",
+            "docker.io/library/sbomdeps",
+            "itoa",
+            "rustc",
+            "sbomdeps",
+            "version_check"
+        ]
+    );
+    let sums = lock_checksums(&root().join("fixtures/sbomdeps/Cargo.lock"));
+    for (name, version) in [("itoa", "1.0.19"), ("version_check", "0.9.5")] {
+        let package = &packages[name];
+        assert_eq!(package["versionInfo"], version);
+        assert_eq!(
+            purl_of(package).unwrap(),
+            format!("pkg:cargo/{name}@{version}")
+        );
+        assert_eq!(
+            package["checksums"][0]["checksumValue"].as_str().unwrap(),
+            sums[&(name.to_owned(), version.to_owned())]
+        );
+        assert_eq!(
+            package["downloadLocation"],
+            format!("https://crates.io/api/v1/crates/{name}/{version}/download")
+        );
+    }
+    assert_eq!(packages["itoa"]["licenseDeclared"], "MIT OR Apache-2.0");
+    let root_package = &packages["sbomdeps"];
+    assert_eq!(root_package["versionInfo"], "0.2.0");
+    assert_eq!(
+        purl_of(root_package),
+        None,
+        "a local crate has no crates.io purl"
+    );
+    assert_eq!(root_package["originator"], "Person: Ada (ada@example.com)");
+    assert!(
+        root_package["sourceInfo"]
+            .as_str()
+            .unwrap()
+            .starts_with("built from commit "),
+        "{root_package}"
+    );
+    let program = &packages["/sbomdeps"];
+    assert_eq!(program["checksums"][0]["algorithm"], "SHA256");
+    assert_eq!(
+        program["checksums"][0]["checksumValue"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
+    let image = &packages["docker.io/library/sbomdeps"];
+    let manifest_digest = out["manifest_digest"].as_str().unwrap();
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            image["checksums"][0]["checksumValue"].as_str().unwrap()
+        ),
+        manifest_digest
+    );
+    let rels = relationships(&doc);
+    for expected in [
+        (
+            "SPDXRef-DOCUMENT",
+            "DESCRIBES",
+            "docker.io/library/sbomdeps",
+        ),
+        ("docker.io/library/sbomdeps", "CONTAINS", "/sbomdeps"),
+        ("/sbomdeps", "GENERATED_FROM", "sbomdeps"),
+        ("/sbomdeps", "STATIC_LINK", "itoa"),
+        ("sbomdeps", "DEPENDS_ON", "itoa"),
+        ("version_check", "BUILD_DEPENDENCY_OF", "sbomdeps"),
+        ("rustc", "BUILD_TOOL_OF", "/sbomdeps"),
+    ] {
+        let expected = (
+            expected.0.to_owned(),
+            expected.1.to_owned(),
+            expected.2.to_owned(),
+        );
+        assert!(rels.contains(&expected), "{expected:?} in {rels:?}");
+    }
+    assert!(!rels.contains(&(
+        "/sbomdeps".to_owned(),
+        "STATIC_LINK".to_owned(),
+        "version_check".to_owned()
+    )));
+    let rustc = &packages["rustc"];
+    let release = String::from_utf8(run_ok(Command::new("rustc").arg("-vV")).stdout).unwrap();
+    assert!(
+        release.contains(&format!(
+            "release: {}",
+            rustc["versionInfo"].as_str().unwrap()
+        )),
+        "{release}"
+    );
+
+    // CycloneDX: the same crates, build-time ones `excluded`.
+    let cdx = json(&cdx_path);
+    let components: BTreeMap<String, Value> = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["name"].as_str().unwrap().to_owned(), c.clone()))
+        .collect();
+    let names: Vec<&str> = components.keys().map(String::as_str).collect();
+    assert_eq!(names, ["/sbomdeps", "itoa", "sbomdeps", "version_check"]);
+    assert_eq!(components["itoa"]["scope"], "required");
+    assert_eq!(components["version_check"]["scope"], "excluded");
+    assert_eq!(components["itoa"]["purl"], "pkg:cargo/itoa@1.0.19");
+    assert_eq!(
+        components["itoa"]["hashes"][0]["content"].as_str().unwrap(),
+        sums[&("itoa".to_owned(), "1.0.19".to_owned())]
+    );
+    assert_eq!(cdx["metadata"]["component"]["type"], "container");
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            cdx["metadata"]["component"]["hashes"][0]["content"]
+                .as_str()
+                .unwrap()
+        ),
+        manifest_digest
+    );
+    assert_eq!(cdx["formulation"][0]["components"][0]["name"], "rustc");
+
+    // With the feature on, the optional crate is linked and listed, still without fnv.
+    let with_hex = tempfile::tempdir().unwrap();
+    cargo_fixture("sbomdeps", with_hex.path(), &["-F", "hex"]);
+    let doc = json(&with_hex.path().join("sbomdeps.spdx.json"));
+    let packages = spdx_packages(&doc);
+    assert_eq!(
+        purl_of(&packages["hex"]).unwrap(),
+        "pkg:cargo/hex@0.4.3",
+        "{packages:?}"
+    );
+    assert!(!packages.contains_key("fnv"));
+    assert!(
+        packages["sbomdeps"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("features: hex"),
+        "{}",
+        packages["sbomdeps"]
+    );
+}
+
+#[test]
+fn workspace_members_get_only_their_own_dependencies() {
+    let dir = tempfile::tempdir().unwrap();
+    let tools = dir.path().join("tools");
+    let server = dir.path().join("server");
+    std::fs::create_dir_all(&tools).unwrap();
+    std::fs::create_dir_all(&server).unwrap();
+    cargo_fixture("workspace", &tools, &["-p", "tools"]);
+    let doc = json(&tools.join("workspace.spdx.json"));
+    validate_spdx(&tools.join("workspace.spdx.json"));
+    let packages = spdx_packages(&doc);
+    let sums = lock_checksums(&root().join("fixtures/workspace/Cargo.lock"));
+    assert_eq!(
+        packages["itoa"]["checksums"][0]["checksumValue"]
+            .as_str()
+            .unwrap(),
+        sums[&("itoa".to_owned(), "1.0.19".to_owned())]
+    );
+    assert_eq!(packages["tools"]["versionInfo"], "0.3.1");
+    assert!(!packages.contains_key("server"));
+    // `cargo metadata` alone would unify the workspace: the server links nothing but itself.
+    cargo_fixture("workspace", &server, &["-p", "server", "--bin", "api"]);
+    let packages = spdx_packages(&json(&server.join("workspace.spdx.json")));
+    let names: Vec<&str> = packages.keys().map(String::as_str).collect();
+    assert_eq!(names, ["/api", "docker.io/library/api", "rustc", "server"]);
+}
+
+#[test]
+fn documents_are_reproducible_and_provenance_validates() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
+    );
+    let mut runs = Vec::new();
+    for run in ["one", "two"] {
+        let out_dir = dir.path().join(run);
+        std::fs::create_dir(&out_dir).unwrap();
+        let output = run_ok(
+            zeroimage()
+                .arg(&program)
+                .arg("-o")
+                .arg(out_dir.join("app.tar"))
+                .args(["--sbom", "both", "--provenance", "--message-format", "json"])
+                .args(["-t", "registry.example.com/team/app:1.0", "-v"]),
+        );
+        assert!(
+            stderr(&output).contains("SBOM of")
+                && stderr(&output).contains("the program file alone"),
+            "-v says where the contents came from: {}",
+            stderr(&output)
+        );
+        runs.push((out_dir, summary(&output)));
+    }
+    for name in [
+        "app.tar",
+        "app.spdx.json",
+        "app.cdx.json",
+        "app.provenance.json",
+    ] {
+        assert_eq!(
+            std::fs::read(runs[0].0.join(name)).unwrap(),
+            std::fs::read(runs[1].0.join(name)).unwrap(),
+            "{name} differs between two runs"
+        );
+    }
+    let (out_dir, out) = &runs[0];
+    validate_spdx(&out_dir.join("app.spdx.json"));
+    validate_cyclonedx(&out_dir.join("app.cdx.json"));
+    validate_provenance(&out_dir.join("app.provenance.json"));
+    let statement = json(&out_dir.join("app.provenance.json"));
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["predicateType"], "https://slsa.dev/provenance/v1");
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            statement["subject"][0]["digest"]["sha256"]
+                .as_str()
+                .unwrap()
+        ),
+        out["digest"].as_str().unwrap()
+    );
+    assert_eq!(
+        statement["subject"][0]["name"],
+        "registry.example.com/team/app"
+    );
+    let predicate = &statement["predicate"];
+    assert_eq!(
+        predicate["buildDefinition"]["externalParameters"]["tag"],
+        "registry.example.com/team/app:1.0"
+    );
+    assert!(
+        predicate["runDetails"].get("metadata").is_none(),
+        "no time without --created now"
+    );
+    let doc = json(&out_dir.join("app.spdx.json"));
+    assert_eq!(doc["creationInfo"]["created"], "1970-01-01T00:00:00Z");
+    let packages = spdx_packages(&doc);
+    let names: Vec<&str> = packages.keys().map(String::as_str).collect();
+    assert_eq!(names, ["/app", "registry.example.com/team/app"]);
+    let sha = support::file_digest(&program);
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            packages["/app"]["checksums"][0]["checksumValue"]
+                .as_str()
+                .unwrap()
+        ),
+        sha
+    );
+
+    // --message-format json lists every document with its digests and file.
+    let attachments = out["attachments"].as_array().unwrap();
+    let kinds: Vec<&str> = attachments
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["spdx", "cyclonedx", "provenance"]);
+    for attachment in attachments {
+        let path = PathBuf::from(attachment["path"].as_str().unwrap());
+        assert_eq!(
+            support::file_digest(&path),
+            attachment["document_digest"].as_str().unwrap()
+        );
+        assert_eq!(attachment["subject"], out["digest"]);
+    }
+
+    // --created now: the statement records when the build ran, and validates still.
+    let timed = dir.path().join("timed");
+    std::fs::create_dir(&timed).unwrap();
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .arg("-o")
+            .arg(timed.join("app.tar"))
+            .args(["--sbom", "none", "--provenance", "--created", "now", "-q"]),
+    );
+    assert!(!timed.join("app.spdx.json").exists(), "--sbom none");
+    validate_provenance(&timed.join("app.provenance.json"));
+    let metadata = &json(&timed.join("app.provenance.json"))["predicate"]["runDetails"]["metadata"];
+    assert!(metadata["startedOn"].as_str().unwrap() <= metadata["finishedOn"].as_str().unwrap());
+}
+
+#[test]
+fn the_archive_keeps_one_image_and_lists_its_attachments_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
+    );
+    let archive = dir.path().join("app.tar");
+    let out = summary(&run_ok(
+        zeroimage().arg(&program).arg("-o").arg(&archive).args([
+            "--sbom",
+            "both",
+            "--provenance",
+            "--message-format",
+            "json",
+        ]),
+    ));
+    let entries = read_tar(&archive);
+    let index = support::json_entry(&entries, "index.json");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1);
+    assert_eq!(index["manifests"][0]["digest"], out["digest"]);
+    let referrers = support::json_entry(&entries, "referrers.json");
+    let listed = referrers["manifests"].as_array().unwrap();
+    assert_eq!(listed.len(), 3);
+    for (descriptor, (kind, media_type)) in listed.iter().zip([
+        ("spdx", "application/spdx+json"),
+        ("cdx", "application/vnd.cyclonedx+json"),
+        ("provenance", "application/vnd.in-toto+json"),
+    ]) {
+        assert_eq!(descriptor["artifactType"], media_type);
+        assert_eq!(
+            descriptor["mediaType"],
+            "application/vnd.oci.image.manifest.v1+json"
+        );
+        let manifest = support::json_entry(&entries, &support::blob_name(&descriptor["digest"]));
+        assert_eq!(manifest["artifactType"], media_type);
+        assert_eq!(manifest["subject"]["digest"], out["digest"]);
+        assert_eq!(
+            manifest["config"]["mediaType"],
+            "application/vnd.oci.empty.v1+json"
+        );
+        assert_eq!(
+            entries[&support::blob_name(&manifest["config"]["digest"])],
+            b"{}"
+        );
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.created"],
+            "1970-01-01T00:00:00Z"
+        );
+        let layer = &manifest["layers"][0];
+        assert_eq!(layer["mediaType"], media_type);
+        let title = layer["annotations"]["org.opencontainers.image.title"]
+            .as_str()
+            .unwrap();
+        assert!(title.starts_with("app.") && title.contains(kind), "{title}");
+        assert_eq!(
+            entries[&support::blob_name(&layer["digest"])],
+            std::fs::read(dir.path().join(title)).unwrap(),
+            "the archive holds the same document as the file beside it"
+        );
+    }
+
+    // Consumers see one image, as before.
+    if let Some(skopeo) = support::peer("skopeo") {
+        let copied = dir.path().join("copied");
+        run_ok(Command::new(&skopeo).args([
+            "copy",
+            "-q",
+            &format!("oci-archive:{}", archive.display()),
+            &format!("oci:{}:app", copied.display()),
+        ]));
+        let inspected = run_ok(
+            Command::new(&skopeo).args(["inspect", &format!("oci-archive:{}", archive.display())]),
+        );
+        let inspected: Value = serde_json::from_slice(&inspected.stdout).unwrap();
+        assert_eq!(inspected["Digest"], out["digest"]);
+        run_ok(Command::new(&skopeo).args([
+            "copy",
+            "-q",
+            &format!("oci-archive:{}", archive.display()),
+            &format!(
+                "docker-archive:{}:app:latest",
+                dir.path().join("d.tar").display()
+            ),
+        ]));
+    }
+    if let Some(tool) = support::peer("oci-image-tool") {
+        let layout = dir.path().join("layout");
+        support::extract(&archive, &layout);
+        // As in tests/peers.rs: `--type image` on the extracted layout validates all of it.
+        let output = run_ok(
+            Command::new(tool)
+                .args(["validate", "--type", "image", "--ref", "name=latest"])
+                .arg(&layout),
+        );
+        assert!(stdout_of(&output).contains("Validation succeeded"));
+    }
+    if let Some((_dir, rootfs)) = support::unpack_with_umoci(&archive, "latest") {
+        assert!(rootfs.join("app").is_file());
+    }
+}
+
+#[test]
+fn multi_platform_images_get_one_sbom_per_platform_and_provenance_about_the_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
+    let archive = dir.path().join("app.tar");
+    let out = summary(&run_ok(
+        zeroimage()
+            .arg("--platform-binary")
+            .arg(format!("linux/amd64={}", amd.display()))
+            .arg("--platform-binary")
+            .arg(format!("linux/arm64={}", arm.display()))
+            .arg("-o")
+            .arg(&archive)
+            .args(["--provenance", "--message-format", "json"]),
+    ));
+    let platforms = out["platforms"].as_array().unwrap();
+    for (platform, slug) in platforms.iter().zip(["linux-amd64", "linux-arm64"]) {
+        let path = dir.path().join(format!("app.{slug}.spdx.json"));
+        validate_spdx(&path);
+        let doc = json(&path);
+        let image = &spdx_packages(&doc)["docker.io/library/app"];
+        assert_eq!(
+            format!(
+                "sha256:{}",
+                image["checksums"][0]["checksumValue"].as_str().unwrap()
+            ),
+            platform["manifest_digest"].as_str().unwrap()
+        );
+    }
+    let attachments = out["attachments"].as_array().unwrap();
+    assert_eq!(attachments.len(), 3);
+    assert_eq!(attachments[0]["subject"], platforms[0]["manifest_digest"]);
+    assert_eq!(attachments[0]["platform"], "linux/amd64");
+    assert_eq!(attachments[1]["subject"], platforms[1]["manifest_digest"]);
+    assert_eq!(attachments[2]["kind"], "provenance");
+    assert_eq!(
+        attachments[2]["subject"], out["digest"],
+        "provenance is about the index"
+    );
+    let statement = json(&dir.path().join("app.provenance.json"));
+    validate_provenance(&dir.path().join("app.provenance.json"));
+    let subjects: Vec<String> = statement["subject"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| format!("sha256:{}", s["digest"]["sha256"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        subjects,
+        [
+            out["digest"].as_str().unwrap(),
+            platforms[0]["manifest_digest"].as_str().unwrap(),
+            platforms[1]["manifest_digest"].as_str().unwrap()
+        ]
+    );
+    // The image index lists only the images, never the attachments.
+    let entries = read_tar(&archive);
+    let index = support::json_entry(&entries, &support::blob_name(&out["digest"]));
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+}
+
+fn skopeo_raw(skopeo: &Path, image: &str) -> Value {
+    let output = run_ok(
+        Command::new(skopeo)
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{image}")),
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn registry_blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
+    let url = format!("http://{host}/v2/{repository}/blobs/{digest}");
+    let mut response = ureq::get(&url).call().unwrap();
+    response.body_mut().read_to_vec().unwrap()
+}
+
+/// Pushes with `zeroimage` and a throwaway docker config (anonymous).
+fn push_program(dir: &Path, program: &Path, reference: &str, extra: &[&str]) -> Value {
+    let config = dir.join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    summary(&run_ok(
+        zeroimage()
+            .arg(program)
+            .env("DOCKER_CONFIG", &config)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env("HOME", &config)
+            .env("XDG_RUNTIME_DIR", config.join("runtime"))
+            .args(["--push", reference, "--message-format", "json"])
+            .args(extra),
+    ))
+}
+
+#[test]
+fn push_lists_documents_under_the_fallback_tag_without_duplicates() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "pushed\n"),
+    );
+    let host = registry.host();
+    let reference = format!("{host}/team/app:1.0");
+    let first = push_program(dir.path(), &program, &reference, &["--provenance"]);
+    let digest = first["digest"].as_str().unwrap();
+    let tag = format!("{host}/team/app:{}", digest.replace(':', "-"));
+    let index = skopeo_raw(&skopeo, &tag);
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let listed = index["manifests"].as_array().unwrap();
+    let types: Vec<&str> = listed
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+    for (descriptor, attachment) in listed.iter().zip(first["attachments"].as_array().unwrap()) {
+        assert_eq!(descriptor["digest"], attachment["manifest_digest"]);
+        let manifest = skopeo_raw(
+            &skopeo,
+            &format!("{host}/team/app@{}", descriptor["digest"].as_str().unwrap()),
+        );
+        assert_eq!(manifest["subject"]["digest"], digest);
+        assert_eq!(manifest["artifactType"], descriptor["artifactType"]);
+        let document = registry_blob(
+            &host,
+            "team/app",
+            manifest["layers"][0]["digest"].as_str().unwrap(),
+        );
+        assert_eq!(
+            zeroimage::oci::Digest::of(&document).to_string(),
+            attachment["document_digest"].as_str().unwrap()
+        );
+    }
+    // The image tag still names a plain manifest (what Lambda needs).
+    let image = skopeo_raw(&skopeo, &reference);
+    assert_eq!(
+        image["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+
+    // The same push again adds nothing; another document is added beside those already there.
+    push_program(dir.path(), &program, &reference, &["--provenance"]);
+    assert_eq!(skopeo_raw(&skopeo, &tag), index, "no duplicates");
+    push_program(dir.path(), &program, &reference, &["--sbom", "cyclonedx"]);
+    let merged = skopeo_raw(&skopeo, &tag);
+    let types: Vec<&str> = merged["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.in-toto+json",
+            "application/vnd.cyclonedx+json"
+        ]
+    );
+
+    // `zeroimage push ARCHIVE` sends the attachments the archive holds.
+    let archive = dir.path().join("app.tar");
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .arg("-o")
+            .arg(&archive)
+            .args(["--sbom", "both", "-q"]),
+    );
+    let other = format!("{host}/mirror/app:1.0");
+    let config = dir.path().join("docker-config");
+    let pushed = run_ok(
+        zeroimage()
+            .arg("push")
+            .arg(&archive)
+            .arg(&other)
+            .env("DOCKER_CONFIG", &config)
+            .env("HOME", &config)
+            .env_remove("REGISTRY_AUTH_FILE"),
+    );
+    assert!(stderr(&pushed).contains("Attached"), "{}", stderr(&pushed));
+    let mirrored = skopeo_raw(
+        &skopeo,
+        &format!("{host}/mirror/app:{}", digest.replace(':', "-")),
+    );
+    let types: Vec<&str> = mirrored["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
+}
+
+#[test]
+fn a_registry_with_the_referrers_api_gets_the_documents_through_it() {
+    use support::fake_registry::referrers_api_handler;
+    use support::http::TestServer;
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "api\n"),
+    );
+    for announce in [true, false] {
+        let (handler, manifests) = referrers_api_handler(announce);
+        let server = TestServer::start(handler);
+        let out = push_program(
+            dir.path(),
+            &program,
+            &format!("{}/team/app:1.0", server.host()),
+            &["--provenance"],
+        );
+        let references: Vec<String> = manifests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(r, _)| r.clone())
+            .collect();
+        let attached: Vec<String> = out["attachments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["manifest_digest"].as_str().unwrap().to_owned())
+            .collect();
+        for digest in &attached {
+            assert!(references.contains(digest), "{digest} in {references:?}");
+        }
+        assert!(
+            !references.iter().any(|r| r.starts_with("sha256-")),
+            "no fallback tag with the referrers API: {references:?}"
+        );
+        let asked = server
+            .requests()
+            .iter()
+            .any(|r| r.method == "GET" && r.path().contains("/referrers/"));
+        assert_eq!(asked, !announce, "the API is asked only when not announced");
+        assert_eq!(references.last().unwrap(), "1.0", "the tag comes last");
+    }
+}
+
+#[test]
+fn a_cargo_auditable_binary_carries_its_dependency_list_into_the_sbom() {
+    if support::peer("cargo-auditable").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let target_dir = dir.path().join("target");
+    run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(root().join("fixtures/sbomdeps/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(&target_dir)
+            .args(["--auditable", "--sbom", "none", "-q"]),
+    );
+    let binary = target_dir.join(X86_64_MUSL).join("release/sbomdeps");
+    let copy = dir.path().join("sbomdeps");
+    std::fs::copy(&binary, &copy).unwrap();
+    run_ok(zeroimage().arg(&copy).args(["--sbom", "both", "-q"]));
+    let spdx = dir.path().join("sbomdeps.spdx.json");
+    validate_spdx(&spdx);
+    validate_cyclonedx(&dir.path().join("sbomdeps.cdx.json"));
+    let doc = json(&spdx);
+    let packages = spdx_packages(&doc);
+    assert_eq!(purl_of(&packages["itoa"]).unwrap(), "pkg:cargo/itoa@1.0.19");
+    assert!(!packages.contains_key("fnv") && !packages.contains_key("hex"));
+    assert!(
+        packages["/sbomdeps"]["comment"]
+            .as_str()
+            .unwrap()
+            .contains("cargo auditable"),
+        "{}",
+        packages["/sbomdeps"]
+    );
+    let rels = relationships(&doc);
+    assert!(rels.contains(&(
+        "/sbomdeps".to_owned(),
+        "GENERATED_FROM".to_owned(),
+        "sbomdeps".to_owned()
+    )));
+    assert!(rels.contains(&(
+        "sbomdeps".to_owned(),
+        "DEPENDS_ON".to_owned(),
+        "itoa".to_owned()
+    )));
+}
+
+#[test]
+fn a_go_binary_sbom_lists_its_modules_with_their_sums() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((program, sum)) = support::sbom_tools::go_program(dir.path()) else {
+        return;
+    };
+    run_ok(zeroimage().arg(&program).args(["--sbom", "both", "-q"]));
+    let spdx = dir.path().join("hello.spdx.json");
+    validate_spdx(&spdx);
+    validate_cyclonedx(&dir.path().join("hello.cdx.json"));
+    let doc = json(&spdx);
+    let packages = spdx_packages(&doc);
+    let module = &packages["example.com/greeting"];
+    assert_eq!(module["versionInfo"], "v1.2.3");
+    assert_eq!(
+        purl_of(module).unwrap(),
+        "pkg:golang/example.com/greeting@v1.2.3"
+    );
+    assert!(
+        module["comment"].as_str().unwrap().contains(&sum),
+        "{module} holds {sum}"
+    );
+    assert_eq!(
+        packages["example.com/hello"]["primaryPackagePurpose"],
+        "APPLICATION"
+    );
+    assert!(packages.contains_key("go"));
+    let cdx = json(&dir.path().join("hello.cdx.json"));
+    let greeting = cdx["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "example.com/greeting")
+        .unwrap();
+    assert!(
+        greeting["properties"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["value"] == sum.as_str())
+    );
+
+    // A distribution's Go program (built outside module mode, dynamically linked): its package path
+    // and Go version.
+    if let Some(registry) = support::peer("docker-registry") {
+        let copy = dir.path().join("registry");
+        std::fs::copy(registry, &copy).unwrap();
+        run_ok(zeroimage().arg(&copy).args(["--allow-dynamic", "-q"]));
+        let doc = json(&dir.path().join("registry.spdx.json"));
+        validate_spdx(&dir.path().join("registry.spdx.json"));
+        let packages = spdx_packages(&doc);
+        assert!(
+            packages.contains_key("github.com/docker/distribution/cmd/registry"),
+            "{:?}",
+            packages.keys()
+        );
+        assert!(
+            packages["go"]["versionInfo"]
+                .as_str()
+                .unwrap()
+                .starts_with("1.")
+        );
+    }
+}
+
+#[test]
+fn an_archive_whose_attachments_are_about_another_image_is_refused_by_push() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "x\n"),
+    );
+    let archive = dir.path().join("app.tar");
+    run_ok(zeroimage().arg(&program).arg("-o").arg(&archive).arg("-q"));
+    // Rewrite the artifact manifest's subject: its digest no longer matches what referrers.json says,
+    // and a consistent rewrite names an image the archive does not hold.
+    let entries = read_tar(&archive);
+    let referrers = support::json_entry(&entries, "referrers.json");
+    let name = support::blob_name(&referrers["manifests"][0]["digest"]);
+    let mut manifest = support::json_entry(&entries, &name);
+    manifest["subject"]["digest"] = Value::String(format!("sha256:{}", "0".repeat(64)));
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let digest = zeroimage::oci::Digest::of(&bytes).to_string();
+    let mut referrers = referrers.clone();
+    referrers["manifests"][0]["digest"] = Value::String(digest.clone());
+    referrers["manifests"][0]["size"] = Value::from(bytes.len());
+    let layout = dir.path().join("layout");
+    support::extract(&archive, &layout);
+    std::fs::write(
+        layout.join(support::blob_name(&Value::String(digest))),
+        &bytes,
+    )
+    .unwrap();
+    std::fs::write(
+        layout.join("referrers.json"),
+        serde_json::to_vec(&referrers).unwrap(),
+    )
+    .unwrap();
+    let tampered = dir.path().join("tampered.tar");
+    run_ok(
+        Command::new("tar")
+            .arg("-cf")
+            .arg(&tampered)
+            .arg("-C")
+            .arg(&layout)
+            .arg("."),
+    );
+    let output = zeroimage()
+        .arg("push")
+        .arg(&tampered)
+        .arg("127.0.0.1:9/app:1")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("not this archive's image"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn cargo_toml_settings_choose_the_documents_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("hello");
+    support::copy_fixture("hello", &crate_dir);
+    let manifest = crate_dir.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.zeroimage]\nsbom = \"cyclonedx\"\nprovenance = true\n");
+    std::fs::write(&manifest, &text).unwrap();
+    let target_dir = dir.path().join("target");
+    let run = |out: &Path, extra: &[&str]| {
+        summary(&run_ok(
+            cargo_zeroimage()
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .arg("--target-dir")
+                .arg(&target_dir)
+                .arg("-o")
+                .arg(out)
+                .args(["--message-format", "json", "-q"])
+                .args(extra),
+        ))
+    };
+    let out = run(&dir.path().join("a.tar"), &[]);
+    let kinds: Vec<&str> = out["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["cyclonedx", "provenance"]);
+    validate_cyclonedx(&dir.path().join("a.cdx.json"));
+    validate_provenance(&dir.path().join("a.provenance.json"));
+    let out = run(&dir.path().join("b.tar"), &["--sbom", "spdx"]);
+    let kinds: Vec<&str> = out["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["spdx", "provenance"],
+        "--sbom wins over the setting"
+    );
+
+    // A bad value names the file, before anything is built.
+    std::fs::write(&manifest, text.replace("\"cyclonedx\"", "\"xml\"")).unwrap();
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .arg("-o")
+        .arg(dir.path().join("c.tar"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(err.contains("Cargo.toml") && err.contains("sbom"), "{err}");
+    assert!(!err.contains("Compiling"), "{err}");
+}
+
+#[test]
+fn damaged_embedded_lists_give_a_warning_and_an_sbom_of_the_program_alone() {
+    let Some(objcopy) = support::peer("objcopy") else {
+        return;
+    };
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // Not zlib data; and a Go header claiming a 2^62-byte module list.
+    let garbage = dir.path().join("garbage");
+    std::fs::write(&garbage, b"not zlib at all").unwrap();
+    let mut header = b"\xff Go buildinf:\x08\x02".to_vec();
+    header.resize(32, 0);
+    header.extend_from_slice(&[0x02, b'g', b'o']);
+    header.extend_from_slice(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x40]);
+    let go = dir.path().join("go");
+    std::fs::write(&go, &header).unwrap();
+    for (section, contents, what) in [
+        (".dep-v0", &garbage, "cargo auditable dependency list"),
+        (".go.buildinfo", &go, "Go build information"),
+    ] {
+        let program = dir.path().join(format!("hello{section}"));
+        run_ok(
+            Command::new(&objcopy)
+                .arg("--add-section")
+                .arg(format!("{section}={}", contents.display()))
+                .arg(&hello)
+                .arg(&program),
+        );
+        let output = run_ok(zeroimage().arg(&program).arg("-v"));
+        let err = stderr(&output);
+        assert!(
+            err.contains("warning:") && err.contains(&format!("its {what} could not be read")),
+            "{err}"
+        );
+        let spdx = dir.path().join(format!("hello{section}.spdx.json"));
+        validate_spdx(&spdx);
+        let names: Vec<String> = spdx_packages(&json(&spdx)).into_keys().collect();
+        assert_eq!(names.len(), 2, "the image and the program: {names:?}");
+    }
+}
