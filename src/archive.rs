@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::layer::{Layer, LayerSink};
 use crate::oci::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Digest, DockerManifestEntry,
-    Index, OCI_LAYOUT, to_json_bytes,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
+    DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
 };
 use crate::reference::Reference;
 use crate::source::BlobSource;
@@ -204,7 +204,8 @@ impl ImageArchive {
     /// Writes every blob of `tree` not stored yet (read from `blobs`), its manifests and index, then
     /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
     /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
-    /// it into place.
+    /// it into place. `manifest.json` is left out when that image has zstd layers, which `docker load`
+    /// (before Docker 25) cannot read: it then fails at once instead of loading a broken image.
     pub fn finish(
         mut self,
         tree: &ImageTree,
@@ -233,6 +234,10 @@ impl ImageArchive {
             .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
             .manifest
             .value();
+        let docker_readable = docker
+            .layers
+            .iter()
+            .all(|l| l.media_type.layer_compression() != Some(Compression::Zstd));
         let docker = vec![DockerManifestEntry {
             config: docker.config.digest.blob_path(),
             repo_tags: vec![name.familiar()],
@@ -240,7 +245,9 @@ impl ImageArchive {
             extra: Default::default(),
         }];
         self.append_file("index.json", &to_json_bytes(&index))?;
-        self.append_file("manifest.json", &to_json_bytes(&docker))?;
+        if docker_readable {
+            self.append_file("manifest.json", &to_json_bytes(&docker))?;
+        }
         self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
         self.persist()
     }

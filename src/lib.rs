@@ -10,6 +10,7 @@ pub mod cancel;
 pub mod cargo;
 pub mod cli;
 pub mod compose;
+pub mod compress;
 pub mod destination;
 pub mod elf;
 pub mod error;

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::archive::{ImageArchive, ensure_distinct};
 use crate::compose::ImageSpec;
+use crate::compress::Compression;
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
 use crate::essentials::Essentials;
@@ -45,6 +46,8 @@ pub struct PackageOptions {
     pub config: ImageOptions,
     /// Extra files in a layer under the program's.
     pub essentials: Essentials,
+    /// How the layers are compressed.
+    pub compression: Compression,
 }
 
 /// One platform's image in the archive.
@@ -265,13 +268,13 @@ pub fn package(
 
     let mut shared_layers: Vec<(Layer, String)> = Vec::new();
     if let Some(essentials) = &essentials {
-        let layer = write_layer(output.sink(), &essentials.spec, options.created, listener)?;
+        let layer = write_layer(output.sink(), &essentials.spec, options, listener)?;
         shared_layers.push((layer, essentials.created_by.clone()));
     }
     let mut images: Vec<Image> = Vec::new();
     let mut program_layers = Vec::new();
     for (c, layer_spec) in checked.iter().zip(&program_specs) {
-        let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
+        let layer = write_layer(output.sink(), layer_spec, options, listener)?;
         let mut spec = ImageSpec::new(c.platform.clone(), &entrypoint, options.created);
         if let Some(essentials) = &essentials {
             for (key, value) in &essentials.env {
@@ -332,10 +335,12 @@ pub fn package(
 fn write_layer(
     sink: &mut dyn LayerSink,
     spec: &LayerSpec,
-    created: Timestamp,
+    options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<Layer> {
-    let layer = sink.put_layer(&mut |out| Ok(spec.write(out, created)?.1))?;
+    let layer = sink.put_layer(&mut |out| {
+        Ok(spec.write(out, options.created, &options.compression)?.1)
+    })?;
     listener.detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
@@ -52,6 +53,10 @@ pub struct Settings {
     pub include: Option<Vec<String>>,
     /// References to push the image to.
     pub push: Option<Vec<String>>,
+    /// Layer compression, `gzip[:LEVEL]` or `zstd[:LEVEL]`.
+    pub compression: Option<String>,
+    /// Compression level, for whichever format.
+    pub compression_level: Option<u32>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -121,6 +126,8 @@ impl Settings {
             tzdata: self.tzdata.or(fallback.tzdata),
             include: self.include.or(fallback.include),
             push: self.push.or(fallback.push),
+            compression: self.compression.or(fallback.compression),
+            compression_level: self.compression_level.or(fallback.compression_level),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -206,6 +213,16 @@ impl Settings {
                     .map_err(|e| self.invalid(Error::Invalid(format!("push: {e}"))))
             })
             .collect()
+    }
+
+    /// The layer compression these settings ask for, when they ask.
+    pub fn compression(&self) -> Result<Option<Compression>> {
+        if self.compression.is_none() && self.compression_level.is_none() {
+            return Ok(None);
+        }
+        Compression::resolve(self.compression.as_deref(), self.compression_level)
+            .map(Some)
+            .map_err(|e| self.invalid(e))
     }
 
     /// The essentials these settings ask for.
@@ -315,6 +332,22 @@ mod tests {
         let merged = package.or(workspace);
         assert_eq!(merged.tag.as_deref(), Some("p"));
         assert_eq!(merged.target.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn compression_and_its_level_are_read_and_checked() {
+        let read = |value: serde_json::Value| {
+            Settings::from_metadata(&json!({ "zeroimage": value }), Path::new("/ws/Cargo.toml"), "package")
+                .unwrap()
+                .compression()
+        };
+        assert_eq!(read(json!({})).unwrap(), None);
+        let zstd = read(json!({"compression": "zstd"})).unwrap().unwrap();
+        assert_eq!(zstd.to_string(), "zstd:3");
+        let gzip = read(json!({"compression-level": 9})).unwrap().unwrap();
+        assert_eq!(gzip.to_string(), "gzip:9");
+        let err = read(json!({"compression": "lz4"})).unwrap_err().to_string();
+        assert!(err.contains("/ws/Cargo.toml") && err.contains("lz4"), "{err}");
     }
 
     #[test]

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::compress::Compression;
 use crate::error::Result;
 use crate::essentials::{Essentials, Include};
 use crate::options::{self, ImageOptions};
@@ -28,6 +29,15 @@ pub struct ImageArgs {
     /// Package a dynamically linked executable anyway (it will not start without its libraries)
     #[arg(long)]
     pub allow_dynamic: bool,
+
+    /// Layer compression: gzip[:LEVEL] or zstd[:LEVEL]. A zstd archive has no manifest.json, as
+    /// `docker load` before Docker 25 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
+    #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
+    pub compression: Option<String>,
+
+    /// Compression level: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19 [default: gzip 4, zstd 3]
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
 }
 
 impl ImageArgs {
@@ -35,6 +45,16 @@ impl ImageArgs {
     /// reproducible default.
     pub fn created(&self, fallback: Option<&str>) -> Result<Timestamp> {
         Timestamp::resolve(self.created.as_deref().or(fallback))
+    }
+
+    /// The layer compression: these options, else `fallback` (Cargo.toml's), else gzip. A level alone
+    /// applies to the fallback's format.
+    pub fn compression(&self, fallback: Option<Compression>) -> Result<Compression> {
+        match (&self.compression, self.compression_level, fallback) {
+            (None, None, fallback) => Ok(fallback.unwrap_or_default()),
+            (None, Some(level), Some(fallback)) => Compression::with_level(fallback.format(), level),
+            (text, level, _) => Compression::resolve(text.as_deref(), level),
+        }
     }
 }
 
@@ -214,6 +234,11 @@ impl EssentialsArgs {
 
 fn text(e: crate::Error) -> String {
     e.to_string()
+}
+
+fn compression(s: &str) -> std::result::Result<String, String> {
+    s.parse::<Compression>().map_err(text)?;
+    Ok(s.to_owned())
 }
 
 fn env_entry(s: &str) -> std::result::Result<(String, String), String> {

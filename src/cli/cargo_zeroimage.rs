@@ -39,7 +39,8 @@ The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o say
 Several --target flags make one multi-platform archive, in target/zeroimage/PROFILE/BIN.tar.
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, env, labels, annotations, user, workdir, expose,
-stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push). Command-line flags win.
+stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, compression,
+compression-level). Command-line flags win.
 
   cargo zeroimage --push registry.example.com/team/app:1.4.0    build, write the archive, push it";
 
@@ -377,6 +378,7 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         allow_dynamic: args.image.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
         config,
         essentials,
+        compression: args.image.compression(settings.compression()?)?,
     };
     let mut packaged = package_images(&inputs, &options, shell)?;
     staging.deliver(&mut packaged.summary)?;

@@ -173,6 +173,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
         allow_dynamic: args.image.allow_dynamic,
         config,
         essentials: args.essentials.essentials(),
+        compression: args.image.compression(None)?,
     };
     let mut packaged = package(&inputs, &options, shell)?;
     staging.deliver(&mut packaged.summary)?;
