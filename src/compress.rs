@@ -34,7 +34,7 @@ pub const DEFAULT_GZIP_LEVEL: u32 = 4;
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
 /// Highest zstd level offered: the "ultra" levels above need windows of up to 128 MiB.
 const MAX_ZSTD_LEVEL: u32 = 19;
-/// Input per zstd job: zstd's minimum above 512 KiB, which bounds memory per worker.
+/// Input per zstd job (zstd's default is 4 windows): small jobs bound the memory of each worker.
 const ZSTD_JOB_SIZE: u32 = 1 << 20;
 /// Gzip header OS byte "unknown", so the bytes do not depend on where we run.
 const GZIP_OS_UNKNOWN: u8 = 255;
@@ -259,11 +259,20 @@ fn zstd_encoder<W: Write>(
     Ok(encoder)
 }
 
-/// One block to deflate: its input, the input before it (the dictionary), and a buffer for the output.
+/// Capacity of a job's input: the dictionary, then the block.
+const INPUT_CAPACITY: usize = DICTIONARY + GZIP_BLOCK;
+/// Capacity of a job's output: enough for a block that does not compress (stored blocks cost 5 bytes
+/// per 64 KiB), so a worker never grows it.
+const OUTPUT_CAPACITY: usize = GZIP_BLOCK + GZIP_BLOCK / 64 + 1024;
+
+/// One block to deflate: `input` holds the end of the previous block (`dictionary` bytes), then the
+/// block itself; `output` is a buffer for the result.
 struct Job {
     index: u64,
+    /// A compressor never used before (see [`deflate_job`]).
+    deflate: Compress,
     input: Vec<u8>,
-    dictionary: Vec<u8>,
+    dictionary: usize,
     last: bool,
     output: Vec<u8>,
 }
@@ -282,16 +291,15 @@ struct Pool {
 }
 
 impl Pool {
-    fn new(threads: usize, level: u32) -> Pool {
+    fn new(threads: usize) -> Pool {
         let (job_tx, job_rx) = sync_channel::<Job>(threads);
-        let (done_tx, done_rx) = sync_channel(threads * 2 + 2);
+        let (done_tx, done_rx) = sync_channel(threads + 2);
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers = (0..threads)
             .map(|_| {
                 let jobs = Arc::clone(&job_rx);
                 let done = done_tx.clone();
                 std::thread::spawn(move || {
-                    let mut deflate = Compress::new(flate2::Compression::new(level), false);
                     loop {
                         // A poisoned lock means another worker panicked: stop too.
                         let job = match jobs.lock() {
@@ -299,7 +307,7 @@ impl Pool {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        if done.send(deflate_job(&mut deflate, job)).is_err() {
+                        if done.send(deflate_job(job)).is_err() {
                             return;
                         }
                     }
@@ -332,11 +340,17 @@ fn stopped() -> io::Error {
 
 /// Deflates one block: a raw deflate stream primed with the dictionary, ending byte-aligned (sync
 /// flush) so the next block's stream can follow it, or ending the whole stream when `last`.
-fn deflate_job(deflate: &mut Compress, mut job: Job) -> io::Result<Done> {
-    deflate.reset();
-    if !job.dictionary.is_empty() {
+///
+/// Each block gets a new compressor: one that is reset keeps the previous stream's window, which the
+/// hashing of the last few bytes of a block reads, so the output would depend on which blocks the
+/// same thread deflated before. The writer's thread makes them, so that their memory is allocated and
+/// freed in one place rather than left behind in each worker thread's allocator arena.
+fn deflate_job(mut job: Job) -> io::Result<Done> {
+    let deflate = &mut job.deflate;
+    let (dictionary, block) = job.input.split_at(job.dictionary);
+    if !dictionary.is_empty() {
         deflate
-            .set_dictionary(&job.dictionary)
+            .set_dictionary(dictionary)
             .map_err(io::Error::other)?;
     }
     let flush = if job.last {
@@ -345,14 +359,12 @@ fn deflate_job(deflate: &mut Compress, mut job: Job) -> io::Result<Done> {
         FlushCompress::Sync
     };
     job.output.clear();
-    job.output.reserve(job.input.len() + job.input.len() / 64 + 64);
-    let start = deflate.total_in();
     loop {
-        let consumed = usize::try_from(deflate.total_in() - start).map_err(io::Error::other)?;
+        let consumed = usize::try_from(deflate.total_in()).map_err(io::Error::other)?;
         let status = deflate
-            .compress_vec(&job.input[consumed..], &mut job.output, flush)
+            .compress_vec(&block[consumed..], &mut job.output, flush)
             .map_err(io::Error::other)?;
-        let all_in = deflate.total_in() - start == job.input.len() as u64;
+        let all_in = deflate.total_in() == block.len() as u64;
         // A flush is complete when it left output space unused; a finish when the stream ended.
         let complete = match flush {
             FlushCompress::Finish => status == Status::StreamEnd,
@@ -364,20 +376,20 @@ fn deflate_job(deflate: &mut Compress, mut job: Job) -> io::Result<Done> {
         job.output.reserve(64 * 1024);
     }
     let mut crc = Crc::new();
-    crc.update(&job.input);
+    crc.update(block);
     Ok(Done { job, crc })
 }
 
-/// A gzip member written from [`GZIP_BLOCK`]-sized blocks deflated on `threads` threads (inline when
-/// one). At most a few blocks per thread are in flight, so memory does not grow with the input.
+/// A gzip member written from [`GZIP_BLOCK`]-sized blocks deflated on `threads` threads (here when
+/// one). At most one block per thread, and one more, is in flight, each in buffers of a fixed size
+/// that are reused, so memory does not grow with the input.
 pub struct GzipWriter<W: Write> {
     out: W,
     level: u32,
     threads: usize,
-    /// The block being filled.
+    /// The block being filled, after its dictionary.
     block: Vec<u8>,
-    /// The end of the previous block: the next block's dictionary.
-    previous_tail: Vec<u8>,
+    dictionary: usize,
     /// Index of the next block to hand out, and of the next one to write.
     dispatched: u64,
     written: u64,
@@ -385,10 +397,9 @@ pub struct GzipWriter<W: Write> {
     ready: BTreeMap<u64, Done>,
     crc: Crc,
     pool: Option<Pool>,
-    /// The compressor for blocks deflated on this thread.
-    inline: Option<Compress>,
-    /// Buffers to reuse.
-    spare: Vec<Vec<u8>>,
+    /// Buffers to reuse, for inputs and for outputs.
+    inputs: Vec<Vec<u8>>,
+    outputs: Vec<Vec<u8>>,
 }
 
 impl<W: Write> GzipWriter<W> {
@@ -405,37 +416,36 @@ impl<W: Write> GzipWriter<W> {
             out,
             level,
             threads: threads.max(1),
-            block: Vec::with_capacity(GZIP_BLOCK),
-            previous_tail: Vec::with_capacity(DICTIONARY),
+            block: Vec::with_capacity(INPUT_CAPACITY),
+            dictionary: 0,
             dispatched: 0,
             written: 0,
             ready: BTreeMap::new(),
             crc: Crc::new(),
             pool: None,
-            inline: None,
-            spare: Vec::new(),
+            inputs: Vec::new(),
+            outputs: Vec::new(),
         })
-    }
-
-    fn buffer(&mut self, capacity: usize) -> Vec<u8> {
-        let mut buffer = self.spare.pop().unwrap_or_default();
-        buffer.clear();
-        buffer.reserve(capacity);
-        buffer
     }
 
     /// Hands the current block out (or deflates it here), `last` when the stream ends with it.
     fn dispatch(&mut self, last: bool) -> io::Result<()> {
-        let next_block = self.buffer(GZIP_BLOCK);
-        let input = std::mem::replace(&mut self.block, next_block);
-        let mut dictionary = self.buffer(DICTIONARY);
-        dictionary.extend_from_slice(&self.previous_tail);
-        self.previous_tail.clear();
-        self.previous_tail
-            .extend_from_slice(&input[input.len().saturating_sub(DICTIONARY)..]);
-        let output = self.buffer(0);
+        let mut next = self
+            .inputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(INPUT_CAPACITY));
+        next.clear();
+        let tail = self.block.len() - DICTIONARY.min(self.block.len() - self.dictionary);
+        next.extend_from_slice(&self.block[tail..]);
+        let input = std::mem::replace(&mut self.block, next);
+        let dictionary = std::mem::replace(&mut self.dictionary, input.len() - tail);
+        let output = self
+            .outputs
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(OUTPUT_CAPACITY));
         let job = Job {
             index: self.dispatched,
+            deflate: Compress::new(flate2::Compression::new(self.level), false),
             input,
             dictionary,
             last,
@@ -444,19 +454,15 @@ impl<W: Write> GzipWriter<W> {
         self.dispatched += 1;
         // One thread, or a stream of one block: no pool worth starting.
         if self.threads == 1 || (last && self.pool.is_none()) {
-            let deflate = self.inline.get_or_insert_with(|| {
-                Compress::new(flate2::Compression::new(self.level), false)
-            });
-            let done = deflate_job(deflate, job)?;
+            let done = deflate_job(job)?;
             return self.write_done(done);
         }
         let threads = self.threads;
-        let level = self.level;
-        let pool = self.pool.get_or_insert_with(|| Pool::new(threads, level));
+        let pool = self.pool.get_or_insert_with(|| Pool::new(threads));
         let sender = pool.jobs.as_ref().ok_or_else(stopped)?;
         sender.send(job).map_err(|_| stopped())?;
-        // Keep a bounded number of blocks in flight: wait for the oldest once there are enough.
-        while self.dispatched - self.written > self.threads as u64 + 1 {
+        // One block per thread in flight, and one waiting: then wait for the oldest.
+        while self.dispatched - self.written > self.threads as u64 {
             self.receive()?;
         }
         Ok(())
@@ -478,13 +484,9 @@ impl<W: Write> GzipWriter<W> {
         self.out.write_all(&done.job.output)?;
         self.crc.combine(&done.crc);
         self.written += 1;
-        let Job {
-            input,
-            dictionary,
-            output,
-            ..
-        } = done.job;
-        self.spare.extend([input, dictionary, output]);
+        let Job { input, output, .. } = done.job;
+        self.inputs.push(input);
+        self.outputs.push(output);
         Ok(())
     }
 
@@ -506,9 +508,10 @@ impl<W: Write> GzipWriter<W> {
 
 impl<W: Write> Write for GzipWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let take = (GZIP_BLOCK - self.block.len()).min(data.len());
+        let filled = self.block.len() - self.dictionary;
+        let take = (GZIP_BLOCK - filled).min(data.len());
         self.block.extend_from_slice(&data[..take]);
-        if self.block.len() == GZIP_BLOCK {
+        if filled + take == GZIP_BLOCK {
             self.dispatch(false)?;
         }
         Ok(take)
@@ -540,7 +543,11 @@ mod tests {
         // One member: nothing follows it.
         let mut rest = Vec::new();
         decoder.into_inner().read_to_end(&mut rest).unwrap();
-        assert!(rest.is_empty(), "{} bytes after the gzip member", rest.len());
+        assert!(
+            rest.is_empty(),
+            "{} bytes after the gzip member",
+            rest.len()
+        );
         out
     }
 
@@ -549,8 +556,38 @@ mod tests {
         let mut data = Vec::with_capacity(len);
         let mut i = 0u64;
         while data.len() < len {
-            data.extend_from_slice(format!("line {} of {} ", i, i.wrapping_mul(2654435761) % 977).as_bytes());
+            data.extend_from_slice(
+                format!("line {} of {} ", i, i.wrapping_mul(2654435761) % 977).as_bytes(),
+            );
             i += 1;
+        }
+        data.truncate(len);
+        data
+    }
+
+    /// Machine-code-like bytes: a small alphabet with repeats at random distances, where the
+    /// compressor's hashing reaches past the end of a block.
+    fn binary_sample(len: usize) -> Vec<u8> {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut data = Vec::with_capacity(len);
+        while data.len() < len {
+            let r = next();
+            if r % 4 == 0 && data.len() > 64 {
+                let back = 1 + (r >> 8) as usize % data.len().min(40_000);
+                let run = 3 + (r >> 40) as usize % 20;
+                let start = data.len() - back;
+                for i in 0..run {
+                    data.push(data[start + i]);
+                }
+            } else {
+                data.push((r >> 16) as u8 & 0x1f);
+            }
         }
         data.truncate(len);
         data
@@ -573,13 +610,17 @@ mod tests {
             3 * GZIP_BLOCK,
             7 * GZIP_BLOCK + 12345,
         ] {
-            let data = sample(len);
-            let one = compress(&with_threads(gzip, 1), &data, 64 * 1024);
-            for (threads, piece) in [(2, 999), (8, GZIP_BLOCK + 7), (3, 1 << 20)] {
-                let other = compress(&with_threads(gzip, threads), &data, piece);
-                assert!(one == other, "{len} bytes, {threads} threads, writes of {piece}");
+            for data in [sample(len), binary_sample(len)] {
+                let one = compress(&with_threads(gzip, 1), &data, 64 * 1024);
+                for (threads, piece) in [(2, 999), (8, GZIP_BLOCK + 7), (3, 1 << 20)] {
+                    let other = compress(&with_threads(gzip, threads), &data, piece);
+                    assert!(
+                        one == other,
+                        "{len} bytes, {threads} threads, writes of {piece}"
+                    );
+                }
+                assert_eq!(gunzip(&one), data, "{len} bytes");
             }
-            assert_eq!(gunzip(&one), data, "{len} bytes");
         }
     }
 
@@ -610,7 +651,10 @@ mod tests {
             let one = compress(&with_threads(zstd, 1), &data, 64 * 1024);
             for (threads, piece) in [(2, 999), (8, 1 << 20)] {
                 let other = compress(&with_threads(zstd, threads), &data, piece);
-                assert!(one == other, "{len} bytes, {threads} threads, writes of {piece}");
+                assert!(
+                    one == other,
+                    "{len} bytes, {threads} threads, writes of {piece}"
+                );
             }
             assert_eq!(zstd::decode_all(&one[..]).unwrap(), data);
         }
@@ -618,7 +662,10 @@ mod tests {
 
     #[test]
     fn compression_parses_format_and_level() {
-        assert_eq!("gzip".parse::<Compression>().unwrap(), Compression::default());
+        assert_eq!(
+            "gzip".parse::<Compression>().unwrap(),
+            Compression::default()
+        );
         let zstd: Compression = "zstd:7".parse().unwrap();
         assert_eq!((zstd.format(), zstd.level()), (Format::Zstd, 7));
         assert_eq!(zstd.to_string(), "zstd:7");
@@ -628,9 +675,14 @@ mod tests {
         );
         let resolved = Compression::resolve(Some("zstd"), Some(9)).unwrap();
         assert_eq!((resolved.format(), resolved.level()), (Format::Zstd, 9));
-        assert_eq!(Compression::resolve(None, Some(9)).unwrap().to_string(), "gzip:9");
+        assert_eq!(
+            Compression::resolve(None, Some(9)).unwrap().to_string(),
+            "gzip:9"
+        );
         assert!(Compression::resolve(Some("zstd:5"), Some(5)).is_ok());
-        let err = Compression::resolve(Some("zstd:5"), Some(7)).unwrap_err().to_string();
+        let err = Compression::resolve(Some("zstd:5"), Some(7))
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("give the level once"), "{err}");
         assert!(Compression::resolve(None, Some(12)).is_err());
         for bad in ["gzip:0", "gzip:10", "zstd:20", "zstd:x", "brotli", "gzip:"] {

@@ -672,7 +672,10 @@ mod tests {
             let mut layers = Vec::new();
             for threads in [1, 2, 8] {
                 compression.threads = std::num::NonZeroUsize::new(threads);
-                layers.push(spec.write(Vec::new(), Timestamp::EPOCH, &compression).unwrap());
+                layers.push(
+                    spec.write(Vec::new(), Timestamp::EPOCH, &compression)
+                        .unwrap(),
+                );
             }
             assert!(layers.windows(2).all(|w| w[0] == w[1]), "{format:?}");
             let (bytes, layer) = &layers[0];
@@ -709,7 +712,7 @@ mod tests {
             &Compression::default(),
         )
         .unwrap()
-            .0
+        .0
     }
 
     /// Raw entries, PAX headers included: (type, name field, data).

@@ -338,9 +338,8 @@ fn write_layer(
     options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<Layer> {
-    let layer = sink.put_layer(&mut |out| {
-        Ok(spec.write(out, options.created, &options.compression)?.1)
-    })?;
+    let layer =
+        sink.put_layer(&mut |out| Ok(spec.write(out, options.created, &options.compression)?.1))?;
     listener.detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id

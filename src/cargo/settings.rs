@@ -337,9 +337,13 @@ mod tests {
     #[test]
     fn compression_and_its_level_are_read_and_checked() {
         let read = |value: serde_json::Value| {
-            Settings::from_metadata(&json!({ "zeroimage": value }), Path::new("/ws/Cargo.toml"), "package")
-                .unwrap()
-                .compression()
+            Settings::from_metadata(
+                &json!({ "zeroimage": value }),
+                Path::new("/ws/Cargo.toml"),
+                "package",
+            )
+            .unwrap()
+            .compression()
         };
         assert_eq!(read(json!({})).unwrap(), None);
         let zstd = read(json!({"compression": "zstd"})).unwrap().unwrap();
@@ -347,7 +351,10 @@ mod tests {
         let gzip = read(json!({"compression-level": 9})).unwrap().unwrap();
         assert_eq!(gzip.to_string(), "gzip:9");
         let err = read(json!({"compression": "lz4"})).unwrap_err().to_string();
-        assert!(err.contains("/ws/Cargo.toml") && err.contains("lz4"), "{err}");
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("lz4"),
+            "{err}"
+        );
     }
 
     #[test]

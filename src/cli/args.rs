@@ -52,7 +52,9 @@ impl ImageArgs {
     pub fn compression(&self, fallback: Option<Compression>) -> Result<Compression> {
         match (&self.compression, self.compression_level, fallback) {
             (None, None, fallback) => Ok(fallback.unwrap_or_default()),
-            (None, Some(level), Some(fallback)) => Compression::with_level(fallback.format(), level),
+            (None, Some(level), Some(fallback)) => {
+                Compression::with_level(fallback.format(), level)
+            }
             (text, level, _) => Compression::resolve(text.as_deref(), level),
         }
     }
