@@ -35,7 +35,7 @@ pub struct ImageArgs {
     #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
     pub compression: Option<String>,
 
-    /// Compression level: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19 [default: gzip 4, zstd 3]
+    /// Compression level: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19 [default: gzip 3, zstd 3]
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
 }
