@@ -295,15 +295,17 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         format,
     )?;
 
-    let host = target::host_triple()?;
+    let mut rustc = target::Rustc::new(Some(&workspace.target_dir().join("zeroimage")));
+    let host = rustc.host_triple()?;
     let triples = targets(cargo, &settings, &host)?;
     let mut platforms = Vec::new();
     for triple in &triples {
         platforms.push(target::platform_for(triple)?);
     }
     for triple in &triples {
-        target::ensure_installed(triple)?;
+        rustc.ensure_installed(triple)?;
     }
+    rustc.save();
     let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
 
     let mut built: Vec<Executable> = Vec::new();
