@@ -307,7 +307,13 @@ impl Pool {
                             Err(_) => return,
                         };
                         let Ok(job) = job else { return };
-                        if done.send(deflate_job(job)).is_err() {
+                        // A panic becomes an error for the writer, which would otherwise wait
+                        // for this block forever.
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            deflate_job(job)
+                        }))
+                        .unwrap_or_else(|_| Err(stopped()));
+                        if done.send(result).is_err() {
                             return;
                         }
                     }
