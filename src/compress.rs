@@ -292,8 +292,8 @@ struct Pool {
 
 impl Pool {
     fn new(threads: usize) -> Pool {
-        let (job_tx, job_rx) = sync_channel::<Job>(threads);
-        let (done_tx, done_rx) = sync_channel(threads + 2);
+        let (job_tx, job_rx) = sync_channel::<Job>(max_in_flight(threads));
+        let (done_tx, done_rx) = sync_channel(max_in_flight(threads));
         let job_rx = Arc::new(Mutex::new(job_rx));
         let workers = (0..threads)
             .map(|_| {
@@ -338,6 +338,12 @@ impl Drop for Pool {
             let _ = worker.join();
         }
     }
+}
+
+/// Blocks handed out and not written yet: one per thread and as many waiting, so that a thread that
+/// finishes early finds work while the oldest block, which must be written first, is still running.
+fn max_in_flight(threads: usize) -> usize {
+    2 * threads
 }
 
 fn stopped() -> io::Error {
@@ -467,8 +473,7 @@ impl<W: Write> GzipWriter<W> {
         let pool = self.pool.get_or_insert_with(|| Pool::new(threads));
         let sender = pool.jobs.as_ref().ok_or_else(stopped)?;
         sender.send(job).map_err(|_| stopped())?;
-        // One block per thread in flight, and one waiting: then wait for the oldest.
-        while self.dispatched - self.written > self.threads as u64 {
+        while self.dispatched - self.written >= max_in_flight(self.threads) as u64 {
             self.receive()?;
         }
         Ok(())
