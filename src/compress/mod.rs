@@ -140,11 +140,6 @@ impl Compression {
         })
     }
 
-    /// Whether Docker before 25 can load layers compressed this way (it reads gzip only).
-    pub fn docker_readable(&self) -> bool {
-        self.format == Format::Gzip
-    }
-
     /// How many threads compress: the option, else [`THREADS_ENV`], else the cores available.
     pub fn thread_count(&self) -> usize {
         if let Some(threads) = self.threads {
