@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::layer::{Layer, LayerSink};
 use crate::oci::{
-    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Descriptor, Digest, DockerManifestEntry,
-    Index, OCI_LAYOUT, to_json_bytes,
+    ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
+    DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
 };
 use crate::reference::Reference;
 use crate::source::BlobSource;
@@ -223,7 +223,8 @@ impl ImageArchive {
     /// Writes every blob of `tree` not stored yet (read from `blobs`), its manifests and index, then
     /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
     /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
-    /// it into place.
+    /// it into place. `manifest.json` is left out when that image has zstd layers, which `docker load`
+    /// (before Docker 25) cannot read: it then fails at once instead of loading a broken image.
     pub fn finish(
         mut self,
         tree: &ImageTree,
@@ -242,7 +243,9 @@ impl ImageArchive {
         }
         let (index, docker) = layout_documents(tree, Some(name), docker_image)?;
         self.append_file("index.json", &index)?;
-        self.append_file("manifest.json", &docker)?;
+        if let Some(docker) = docker {
+            self.append_file("manifest.json", &docker)?;
+        }
         self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
         if let Some(referrers) = self.referrers.take() {
             self.append_file(crate::attach::REFERRERS_FILE, &referrers)?;
@@ -302,7 +305,7 @@ pub(crate) fn layout_documents(
     tree: &ImageTree,
     name: Option<&Reference>,
     docker_image: usize,
-) -> Result<(Vec<u8>, Vec<u8>)> {
+) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let mut top = tree.top.clone();
     if let Some(name) = name {
         top.annotations
@@ -317,13 +320,22 @@ pub(crate) fn layout_documents(
         .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
         .manifest
         .value();
+    // Docker reads manifest.json as a promise it can load the layers; before Docker 25 it cannot read
+    // zstd, so such an image gets none (and `docker load` stops at once instead of failing midway).
+    let docker_readable = docker
+        .layers
+        .iter()
+        .all(|l| l.media_type.layer_compression() != Some(Compression::Zstd));
     let docker = vec![DockerManifestEntry {
         config: docker.config.digest.blob_path(),
         repo_tags: name.map(Reference::familiar).into_iter().collect(),
         layers: docker.layers.iter().map(|l| l.digest.blob_path()).collect(),
         extra: Default::default(),
     }];
-    Ok((to_json_bytes(&index), to_json_bytes(&docker)))
+    Ok((
+        to_json_bytes(&index),
+        docker_readable.then(|| to_json_bytes(&docker)),
+    ))
 }
 
 /// A hidden `.NAME.XXXXXX.partial` beside `path`, with the archive's mode (less the umask).

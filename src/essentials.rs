@@ -423,7 +423,11 @@ mod tests {
         let layer = e.layer_on(base)?.unwrap();
         let (bytes, written) = layer
             .spec
-            .write(Vec::new(), crate::timestamp::Timestamp::EPOCH)
+            .write(
+                Vec::new(),
+                crate::timestamp::Timestamp::EPOCH,
+                &crate::compress::Compression::default(),
+            )
             .unwrap();
         let mut memory = crate::source::Memory::new();
         memory.insert(written.descriptor.digest.clone(), bytes);

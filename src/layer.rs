@@ -1,5 +1,5 @@
-//! Filesystem layers: a sorted, deterministic tar stream, gzip-compressed in one pass, with both
-//! digests (`diff_id` of the tar, `digest` of the gzip) computed on the way through.
+//! Filesystem layers: a sorted, deterministic tar stream, compressed in one pass (see [`crate::compress`]),
+//! with both digests (`diff_id` of the tar, `digest` of the compressed bytes) computed on the way through.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -7,11 +7,10 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use flate2::{Compression, GzBuilder};
-
 use crate::cancel;
+use crate::compress::Compression;
 use crate::error::{Error, Result};
-use crate::oci::{Compression as LayerCompression, Descriptor, Digest, HashingWriter, MediaType};
+use crate::oci::{Descriptor, Digest, HashingWriter};
 use crate::rootfs::{Kind as RootKind, RootFs};
 use crate::timestamp::Timestamp;
 
@@ -19,13 +18,8 @@ const BLOCK: usize = 512;
 /// ustar's name and prefix fields: longer paths and link targets go in a PAX extended header.
 const NAME_LEN: usize = 100;
 const PREFIX_LEN: usize = 155;
-/// Every write reaches the compressor in chunks of exactly this size: deflate output depends on how
-/// input is split, and callers' write sizes vary.
-const CHUNK: usize = 64 * 1024;
-/// Gzip level 6, gzip's and docker's default.
-const GZIP_LEVEL: u32 = 6;
-/// Gzip header OS byte "unknown", so the bytes do not depend on where we run.
-const GZIP_OS_UNKNOWN: u8 = 255;
+/// Files are read in pieces of this size (the compressed bytes do not depend on it).
+const READ_SIZE: usize = 256 * 1024;
 
 /// How errors name the layer's destination, which is any writer (the archive file, in practice).
 const SINK: &str = "the image archive";
@@ -343,35 +337,28 @@ impl LayerSpec {
         }
     }
 
-    /// Writes the gzip-compressed layer to `out` and describes it.
-    pub fn write<W: Write>(&self, out: W, mtime: Timestamp) -> Result<(W, Layer)> {
+    /// Writes the layer, compressed as `compression` says, to `out` and describes it.
+    pub fn write<W: Write>(
+        &self,
+        out: W,
+        mtime: Timestamp,
+        compression: &Compression,
+    ) -> Result<(W, Layer)> {
+        let sink_error = || Error::io("writing the layer to", SINK);
         let compressed = HashingWriter::new(out);
-        let gzip = GzBuilder::new()
-            .mtime(0)
-            .operating_system(GZIP_OS_UNKNOWN)
-            .write(compressed, Compression::new(GZIP_LEVEL));
-        let mut tar = HashingWriter::new(Chunker::new(gzip));
-        let sink_error = Error::io("writing the layer to", SINK);
+        let encoder = compression.encoder(compressed).map_err(sink_error())?;
+        let mut tar = HashingWriter::new(encoder);
         for (path, entry) in &self.entries {
             self.write_entry(&mut tar, path, entry, mtime)?;
         }
-        tar.write_all(&[0u8; 2 * BLOCK]).map_err(sink_error)?;
-        let (chunker, diff_id, _) = tar.finish();
-        let gzip = chunker
-            .finish()
-            .map_err(Error::io("writing the layer to", SINK))?;
-        let compressed = gzip
-            .finish()
-            .map_err(Error::io("writing the layer to", SINK))?;
+        tar.write_all(&[0u8; 2 * BLOCK]).map_err(sink_error())?;
+        let (encoder, diff_id, _) = tar.finish();
+        let compressed = encoder.finish().map_err(sink_error())?;
         let (out, digest, size) = compressed.finish();
         Ok((
             out,
             Layer {
-                descriptor: Descriptor::new(
-                    MediaType::OciLayer(LayerCompression::Gzip),
-                    digest,
-                    size,
-                ),
+                descriptor: Descriptor::new(compression.media_type(), digest, size),
                 diff_id,
             },
         ))
@@ -586,13 +573,13 @@ fn copy_exact<R: Read, W: Write>(
     writer: &mut W,
     limit: u64,
 ) -> std::result::Result<u64, CopyError> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; READ_SIZE];
     let mut copied = 0u64;
     while copied < limit {
         if cancel::is_requested() {
             return Err(CopyError::Cancelled);
         }
-        let want = usize::try_from(limit - copied).map_or(CHUNK, |left| left.min(CHUNK));
+        let want = usize::try_from(limit - copied).map_or(READ_SIZE, |left| left.min(READ_SIZE));
         let n = match reader.read(&mut buf[..want]) {
             Ok(0) => break,
             Ok(n) => n,
@@ -612,53 +599,21 @@ fn copy_exact<R: Read, W: Write>(
     Ok(copied)
 }
 
-/// Re-chunks a byte stream into fixed-size writes.
-struct Chunker<W: Write> {
-    inner: W,
-    buf: Vec<u8>,
-}
-
-impl<W: Write> Chunker<W> {
-    fn new(inner: W) -> Self {
-        Chunker {
-            inner,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn finish(mut self) -> io::Result<W> {
-        if !self.buf.is_empty() {
-            self.inner.write_all(&self.buf)?;
-        }
-        Ok(self.inner)
-    }
-}
-
-impl<W: Write> Write for Chunker<W> {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let take = room.min(data.len());
-        self.buf.extend_from_slice(&data[..take]);
-        if self.buf.len() == CHUNK {
-            self.inner.write_all(&self.buf)?;
-            self.buf.clear();
-        }
-        Ok(take)
-    }
-
-    /// Does not pass partial chunks on: a flush must not change the compressed bytes.
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compress::Format;
     use std::io::Cursor;
 
     fn entries_of(layer_bytes: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
-        let tar = flate2::read::GzDecoder::new(Cursor::new(layer_bytes));
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(Cursor::new(layer_bytes))
+            .read_to_end(&mut tar)
+            .unwrap();
+        entries_of_tar(&tar)
+    }
+
+    fn entries_of_tar(tar: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
         let mut archive = tar::Archive::new(tar);
         archive
             .entries()
@@ -688,7 +643,11 @@ mod tests {
         spec.add_file("/usr/local/bin/app", &a, 0o755).unwrap();
         spec.add_file("/etc/x", &a, 0o644).unwrap();
         let (bytes, layer) = spec
-            .write(Vec::new(), Timestamp::from_unix(42).unwrap())
+            .write(
+                Vec::new(),
+                Timestamp::from_unix(42).unwrap(),
+                &Compression::default(),
+            )
             .unwrap();
         assert_eq!(layer.descriptor.size, bytes.len() as u64);
         assert_eq!(layer.descriptor.digest, Digest::of(&bytes));
@@ -719,22 +678,41 @@ mod tests {
     }
 
     #[test]
-    fn same_input_gives_same_bytes_whatever_the_chunking() {
+    fn same_input_gives_same_bytes_whatever_the_thread_count() {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a");
-        let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
         std::fs::write(&a, &data).unwrap();
         let mut spec = LayerSpec::new("test");
         spec.add_file("/a", &a, 0o755).unwrap();
-        let (one, _) = spec.write(Vec::new(), Timestamp::EPOCH).unwrap();
-        let (two, _) = spec.write(Vec::new(), Timestamp::EPOCH).unwrap();
-        assert_eq!(one, two);
-        // A chunker fed byte-odd writes passes on the same fixed-size writes.
-        let mut chunker = Chunker::new(Vec::new());
-        for piece in data.chunks(999) {
-            chunker.write_all(piece).unwrap();
+        for format in [Format::Gzip, Format::Zstd] {
+            let mut compression = Compression::new(format);
+            let mut layers = Vec::new();
+            for threads in [1, 2, 8] {
+                compression.threads = std::num::NonZeroUsize::new(threads);
+                layers.push(
+                    spec.write(Vec::new(), Timestamp::EPOCH, &compression)
+                        .unwrap(),
+                );
+            }
+            assert!(layers.windows(2).all(|w| w[0] == w[1]), "{format:?}");
+            let (bytes, layer) = &layers[0];
+            assert_eq!(layer.descriptor.media_type, compression.media_type());
+            assert_eq!(layer.descriptor.digest, Digest::of(bytes));
+            let tar = match format {
+                Format::Gzip => {
+                    let mut raw = Vec::new();
+                    flate2::read::GzDecoder::new(&bytes[..])
+                        .read_to_end(&mut raw)
+                        .unwrap();
+                    raw
+                }
+                Format::Zstd => zstd::decode_all(&bytes[..]).unwrap(),
+            };
+            assert_eq!(layer.diff_id, Digest::of(&tar));
+            let entries = entries_of_tar(&tar);
+            assert_eq!(entries[0].4, data);
         }
-        assert_eq!(chunker.finish().unwrap(), data);
     }
 
     #[test]
@@ -746,9 +724,13 @@ mod tests {
     }
 
     fn layer_of(spec: &LayerSpec) -> Vec<u8> {
-        spec.write(Vec::new(), Timestamp::from_unix(7).unwrap())
-            .unwrap()
-            .0
+        spec.write(
+            Vec::new(),
+            Timestamp::from_unix(7).unwrap(),
+            &Compression::default(),
+        )
+        .unwrap()
+        .0
     }
 
     /// Raw entries, PAX headers included: (type, name field, data).

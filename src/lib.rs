@@ -48,6 +48,7 @@ pub mod cargo;
 #[doc(hidden)]
 pub mod cli;
 pub(crate) mod compose;
+pub mod compress;
 pub(crate) mod decompress;
 pub(crate) mod destination;
 pub mod elf;

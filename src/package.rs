@@ -10,6 +10,7 @@ use crate::archive::{ImageArchive, ensure_distinct, is_stream};
 use crate::attach::{self, AttachOptions, AttachmentSummary, Attachments, Program};
 use crate::base::BaseImage;
 use crate::compose::{Base, ImageSpec};
+use crate::compress::Compression;
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
 use crate::essentials::BASE_FILES;
@@ -54,6 +55,8 @@ pub struct PackageOptions {
     pub essentials: Essentials,
     /// SBOMs and provenance attached to the image.
     pub attach: AttachOptions,
+    /// How the layers are compressed.
+    pub compression: Compression,
 }
 
 /// One platform's image in the archive.
@@ -389,10 +392,10 @@ pub fn package<'a>(
         let mut layers: Vec<(Layer, String)> = Vec::new();
         if let Some(essentials) = essentials {
             // The same essentials for every platform make the same layer, stored once.
-            let layer = write_layer(output.sink(), &essentials.spec, options.created, listener)?;
+            let layer = write_layer(output.sink(), &essentials.spec, options, listener)?;
             layers.push((layer, essentials.created_by.clone()));
         }
-        let layer = write_layer(output.sink(), layer_spec, options.created, listener)?;
+        let layer = write_layer(output.sink(), layer_spec, options, listener)?;
         let mut spec = match &c.base {
             Some(base) => ImageSpec::on_base(
                 c.platform.clone(),
@@ -571,10 +574,11 @@ fn attachments_of(
 fn write_layer(
     sink: &mut dyn LayerSink,
     spec: &LayerSpec,
-    created: Timestamp,
+    options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<Layer> {
-    let layer = sink.put_layer(&mut |out| Ok(spec.write(out, created)?.1))?;
+    let layer =
+        sink.put_layer(&mut |out| Ok(spec.write(out, options.created, &options.compression)?.1))?;
     listener.detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id

@@ -1187,3 +1187,47 @@ fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
         "{err}"
     );
 }
+
+#[test]
+fn compression_comes_from_cargo_toml_and_flags_win() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.zeroimage]\ncompression = \"zstd\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let layer = |extra: &[&str], name: &str| {
+        let archive = dir.path().join(name);
+        run_ok(
+            cargo_zeroimage()
+                .arg("--manifest-path")
+                .arg(&manifest)
+                .args(["-q", "-o"])
+                .arg(&archive)
+                .args(extra),
+        );
+        let entries = support::read_tar(&archive);
+        let layers = support::image_manifest(&archive)["layers"].clone();
+        (
+            layers[0]["mediaType"].as_str().unwrap().to_owned(),
+            layers[0]["digest"].clone(),
+            entries.contains_key("manifest.json"),
+        )
+    };
+    let zstd = "application/vnd.oci.image.layer.v1.tar+zstd";
+    let (kind, default_level, docker) = layer(&[], "toml.tar");
+    assert_eq!(
+        (kind.as_str(), docker),
+        (zstd, false),
+        "compression = \"zstd\""
+    );
+    let (kind, level_5, _) = layer(&["--compression-level", "5"], "level.tar");
+    assert_eq!(kind, zstd, "a level alone keeps the setting's format");
+    assert_ne!(level_5, default_level, "zstd level 5 gives other bytes");
+    let (kind, _, docker) = layer(&["--compression", "gzip"], "gzip.tar");
+    assert_eq!(
+        (kind.as_str(), docker),
+        ("application/vnd.oci.image.layer.v1.tar+gzip", true),
+        "the flag wins"
+    );
+}

@@ -2,6 +2,7 @@
 //! every binary built, one image each), settle every option per image (flags over the package's
 //! Cargo.toml settings over the workspace's), package, push, load.
 
+use std::cell::RefCell;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
@@ -18,6 +19,7 @@ use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, git_revision};
 use crate::base::BaseRef;
+use crate::compress::Compression;
 use crate::destination::{is_dash, parent_dir};
 use crate::error::{Error, Result};
 use crate::job::{JobOptions, JobOutcome, Staging, ensure_stdout_free, open_base, report_written};
@@ -269,13 +271,19 @@ impl CargoJob {
         };
         crate::load::preflight(&runtimes)?;
 
-        let host = target::host_triple()?;
+        // rustc's answers about the host and installed targets are kept in the target dir: asking costs
+        // tens of milliseconds a run.
+        let rustc = RefCell::new(target::Rustc::new(Some(
+            &workspace.target_dir().join("zeroimage"),
+        )));
+        let host = rustc.borrow_mut().host_triple()?;
         let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
         // Cargo reads its configuration from the current directory, whatever --manifest-path says.
         let cargo_config = CargoConfig::load(&cwd, &cargo.config, &host)?;
         let build = Build {
             cargo,
             host: &host,
+            rustc: &rustc,
             config: &cargo_config,
             zig: ZigChoice::from_flag(cargo.zig.or(settings.zig)),
             graph: GraphRequest {
@@ -295,9 +303,17 @@ impl CargoJob {
         } else {
             vec![self.plan_one(&workspace, selected, &settings, &build, listener)?]
         };
+        // For the SBOM's toolchain; an SBOM without it is still worth writing.
+        let rustc_version = rustc.borrow_mut().verbose_version().ok();
+        rustc.borrow_mut().save();
         let mut prepared = Vec::new();
         for planned in planned {
-            prepared.push(self.prepare(&workspace, planned, started, build.auditable, listener)?);
+            let facts = BuildFacts {
+                started,
+                auditable: build.auditable,
+                rustc_version: rustc_version.as_deref(),
+            };
+            prepared.push(self.prepare(&workspace, planned, facts, listener)?);
         }
         check_distinct(&prepared)?;
         let mut images = Vec::new();
@@ -324,7 +340,7 @@ impl CargoJob {
             build.host,
         )?;
         listener.detail(&format!("target {} from {origin}", triples.join(", ")));
-        let platforms = platforms_of(&triples)?;
+        let platforms = build.platforms_of(&triples)?;
         let toolchains = build.toolchains(&triples)?;
         let bin = cargo.bins.first().map(String::as_str);
         let mut builds: Vec<(String, Platform, Executable)> = Vec::new();
@@ -379,7 +395,7 @@ impl CargoJob {
         let (groups, wanted, uniform) =
             plan::groups(workspace, cargo, &packages, configured, build.host)?;
         let triples: Vec<String> = groups.iter().map(|g| g.triple.clone()).collect();
-        let platforms = platforms_of(&triples)?;
+        let platforms = build.platforms_of(&triples)?;
         let toolchains = build.toolchains(&triples)?;
         let mut planned: Vec<Planned<'w>> = Vec::new();
         for ((group, platform), toolchain) in groups.iter().zip(platforms).zip(&toolchains) {
@@ -472,10 +488,14 @@ impl CargoJob {
         &self,
         workspace: &Workspace,
         planned: Planned<'w>,
-        started: Option<Timestamp>,
-        auditable: bool,
+        facts: BuildFacts,
         listener: &dyn Listener,
     ) -> Result<Prepared<'w>> {
+        let BuildFacts {
+            started,
+            auditable,
+            rustc_version,
+        } = facts;
         let options = &self.options;
         let package = planned.package;
         let settings = workspace.settings(Some(package))?;
@@ -553,6 +573,7 @@ impl CargoJob {
             },
             options.provenance.or(settings.provenance).unwrap_or(false),
             &target_builds,
+            rustc_version,
             &tag,
             started.filter(|_| created_now),
             auditable,
@@ -565,6 +586,11 @@ impl CargoJob {
             allow_dynamic: options.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
             config,
             essentials,
+            compression: Compression::chosen(
+                options.compression.as_deref(),
+                options.compression_level,
+                settings.compression()?,
+            )?,
             attach,
         };
         let base = match &options.base {
@@ -660,21 +686,20 @@ fn check_distinct(prepared: &[Prepared]) -> Result<()> {
     Ok(())
 }
 
-fn platforms_of(triples: &[String]) -> Result<Vec<Platform>> {
-    let mut platforms = Vec::new();
-    for triple in triples {
-        platforms.push(target::platform_for(triple)?);
-    }
-    for triple in triples {
-        target::ensure_installed(triple)?;
-    }
-    Ok(platforms)
+/// What every image of a run shares about its build.
+#[derive(Clone, Copy)]
+struct BuildFacts<'a> {
+    started: Option<Timestamp>,
+    auditable: bool,
+    /// What `rustc -vV` printed, when it could be asked.
+    rustc_version: Option<&'a str>,
 }
 
 /// What every target's build shares.
 struct Build<'a> {
     cargo: &'a CargoOptions,
     host: &'a str,
+    rustc: &'a RefCell<target::Rustc>,
     config: &'a CargoConfig,
     zig: ZigChoice,
     /// What `cargo metadata` is asked, to find crates with C code before building.
@@ -684,6 +709,18 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
+    /// The platforms of `triples`, each of whose standard library must be installed.
+    fn platforms_of(&self, triples: &[String]) -> Result<Vec<Platform>> {
+        let mut platforms = Vec::new();
+        for triple in triples {
+            platforms.push(target::platform_for(triple)?);
+        }
+        for triple in triples {
+            self.rustc.borrow_mut().ensure_installed(triple)?;
+        }
+        Ok(platforms)
+    }
+
     /// The toolchain of each target, all decided before the first build, so that a missing C
     /// toolchain is reported before a long build.
     fn toolchains(&self, triples: &[String]) -> Result<Vec<(TargetFacts, Toolchain)>> {

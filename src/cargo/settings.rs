@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::base::BaseRef;
+use crate::compress::Compression;
 use crate::error::{Error, Result};
 use crate::essentials::{Essentials, Include};
 use crate::load::Runtime;
@@ -70,6 +71,10 @@ pub struct Settings {
     pub provenance: Option<bool>,
     /// Build through `cargo auditable` when it is installed.
     pub auditable: Option<bool>,
+    /// Layer compression, `gzip[:LEVEL]` or `zstd[:LEVEL]`.
+    pub compression: Option<String>,
+    /// Compression level, for whichever format.
+    pub compression_level: Option<u32>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -161,6 +166,8 @@ impl Settings {
             sbom: self.sbom.or(fallback.sbom),
             provenance: self.provenance.or(fallback.provenance),
             auditable: self.auditable.or(fallback.auditable),
+            compression: self.compression.or(fallback.compression),
+            compression_level: self.compression_level.or(fallback.compression_level),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -296,6 +303,16 @@ impl Settings {
                     .map_err(|e: Error| self.invalid(Error::Invalid(format!("sbom: {e}"))))
             })
             .transpose()
+    }
+
+    /// The layer compression these settings ask for, when they ask.
+    pub fn compression(&self) -> Result<Option<Compression>> {
+        if self.compression.is_none() && self.compression_level.is_none() {
+            return Ok(None);
+        }
+        Compression::resolve(self.compression.as_deref(), self.compression_level)
+            .map(Some)
+            .map_err(|e| self.invalid(e))
     }
 
     /// The essentials these settings ask for.
@@ -461,6 +478,29 @@ mod tests {
         let err = bad.sbom_formats().unwrap_err().to_string();
         assert!(
             err.contains("/w/Cargo.toml") && err.contains("sbom"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn compression_and_its_level_are_read_and_checked() {
+        let read = |value: serde_json::Value| {
+            Settings::from_metadata(
+                &json!({ "zeroimage": value }),
+                Path::new("/ws/Cargo.toml"),
+                "package",
+            )
+            .unwrap()
+            .compression()
+        };
+        assert_eq!(read(json!({})).unwrap(), None);
+        let zstd = read(json!({"compression": "zstd"})).unwrap().unwrap();
+        assert_eq!(zstd.to_string(), "zstd:3");
+        let gzip = read(json!({"compression-level": 9})).unwrap().unwrap();
+        assert_eq!(gzip.to_string(), "gzip:9");
+        let err = read(json!({"compression": "lz4"})).unwrap_err().to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("lz4"),
             "{err}"
         );
     }

@@ -54,6 +54,7 @@ pub(crate) fn attach_options(
     sbom: SbomFormats,
     provenance: bool,
     builds: &[TargetBuild],
+    rustc_version: Option<&str>,
     tag: &Reference,
     started: Option<Timestamp>,
     auditable: bool,
@@ -69,7 +70,7 @@ pub(crate) fn attach_options(
     }
     let root = workspace.root();
     let lock_path = root.join("Cargo.lock");
-    let rustc = sbom::cargo::rustc_tool(root);
+    let rustc = rustc_version.and_then(sbom::cargo::rustc_tool);
     let vcs = sbom::cargo::vcs_state(root);
     if !sbom.is_none() {
         let checksums = sbom::Checksums::read(&lock_path)?;

@@ -1,20 +1,57 @@
 //! The Rust target: the default musl triple for this host, whether its standard library is installed,
 //! its OCI platform, and whether it crosses architectures.
 
-use std::ffi::OsString;
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::platform::Platform;
 
-/// The `rustc` cargo would use.
-fn rustc() -> Command {
-    Command::new(std::env::var_os("RUSTC").unwrap_or_else(|| OsString::from("rustc")))
+/// The `rustc` cargo would use: `$RUSTC`, else `rustc` from PATH, except that a rustup proxy there is
+/// skipped for the toolchain's own `rustc` beside the `$CARGO` running us, as cargo itself does: the
+/// proxy costs about 10 ms a call.
+fn rustc_program() -> PathBuf {
+    if let Some(rustc) = std::env::var_os("RUSTC") {
+        return PathBuf::from(rustc);
+    }
+    let toolchain_rustc = std::env::var_os("CARGO")
+        .map(PathBuf::from)
+        .and_then(|cargo| cargo.parent().map(|dir| dir.join("rustc")))
+        .filter(|rustc| rustc.is_file() && !is_rustup_proxy(rustc));
+    match (toolchain_rustc, find_on_path("rustc")) {
+        (Some(own), Some(on_path)) if is_rustup_proxy(&on_path) => own,
+        (_, Some(on_path)) => on_path,
+        _ => PathBuf::from("rustc"),
+    }
 }
 
-fn rustc_output(args: &[&str], what: &str) -> Result<String> {
-    let output = rustc()
+fn find_on_path(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A rustup proxy is the `rustup` binary under another name: the same file, or one of the same size.
+fn is_rustup_proxy(program: &Path) -> bool {
+    let rustup = program
+        .parent()
+        .map(|dir| dir.join("rustup"))
+        .filter(|p| p.is_file())
+        .or_else(|| find_on_path("rustup"));
+    match (rustup, std::fs::metadata(program)) {
+        (Some(rustup), Ok(program)) => {
+            std::fs::metadata(rustup).is_ok_and(|rustup| rustup.len() == program.len())
+        }
+        _ => false,
+    }
+}
+
+fn rustc_output(program: &Path, args: &[&str], what: &str) -> Result<String> {
+    let output = Command::new(program)
         .args(args)
         .output()
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
@@ -26,13 +63,161 @@ fn rustc_output(args: &[&str], what: &str) -> Result<String> {
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
 
-/// The host triple, from `rustc -vV`.
-pub fn host_triple() -> Result<String> {
-    let text = rustc_output(&["-vV"], "report the host target")?;
-    text.lines()
-        .find_map(|l| l.strip_prefix("host: "))
-        .map(|h| h.trim().to_owned())
-        .ok_or_else(|| Error::Invalid("`rustc -vV` printed no host line".to_owned()))
+/// What `rustc -vV` and `rustc --print target-libdir` said, remembered for one rustc binary (its path,
+/// size and modification time) in a file of the target directory: each of these calls costs 15 to 30
+/// ms on every run, for answers that change only with the toolchain. An installed target's library
+/// directory is checked again on every use, so a target removed since is noticed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+struct Remembered {
+    rustc: PathBuf,
+    len: u64,
+    modified_nanos: u128,
+    /// All of `rustc -vV`: the host, and the toolchain an SBOM names.
+    verbose_version: Option<String>,
+    libdirs: BTreeMap<String, PathBuf>,
+}
+
+/// The rustc that builds, asked about the host and installed targets, with its answers cached.
+pub struct Rustc {
+    program: PathBuf,
+    /// Where the answers are kept, and what they were when read; `None` when not cacheable (a
+    /// rustc that is a proxy or a wrapper whose toolchain can change under the same file).
+    cache: Option<(PathBuf, Remembered)>,
+    changed: bool,
+}
+
+/// The cache file in `dir` (the target directory's `zeroimage` folder).
+const CACHE_FILE: &str = "rustc-info.json";
+
+impl Rustc {
+    /// The rustc cargo would use; answers are cached in `cache_dir` when given and safe to cache.
+    pub fn new(cache_dir: Option<&Path>) -> Rustc {
+        Rustc::with_program(rustc_program(), cache_dir)
+    }
+
+    fn with_program(program: PathBuf, cache_dir: Option<&Path>) -> Rustc {
+        let cache = cache_dir.and_then(|dir| {
+            let key = Rustc::key(&program)?;
+            let path = dir.join(CACHE_FILE);
+            let stored = std::fs::read(&path)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Remembered>(&bytes).ok())
+                .filter(|r| {
+                    (&r.rustc, r.len, r.modified_nanos) == (&key.rustc, key.len, key.modified_nanos)
+                });
+            Some((path, stored.unwrap_or(key)))
+        });
+        Rustc {
+            program,
+            cache,
+            changed: false,
+        }
+    }
+
+    /// The identity of a rustc binary, when its answers may be cached: an absolute path to a real
+    /// rustc, not a rustup proxy (whose toolchain changes without the proxy changing).
+    fn key(program: &Path) -> Option<Remembered> {
+        if !program.is_absolute() || is_rustup_proxy(program) {
+            return None;
+        }
+        let meta = std::fs::metadata(program).ok()?;
+        let modified = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?;
+        Some(Remembered {
+            rustc: program.to_owned(),
+            len: meta.len(),
+            modified_nanos: modified.as_nanos(),
+            ..Remembered::default()
+        })
+    }
+
+    /// What `rustc -vV` prints: release, commit, host, LLVM version.
+    pub fn verbose_version(&mut self) -> Result<String> {
+        if let Some(text) = self
+            .cache
+            .as_ref()
+            .and_then(|(_, r)| r.verbose_version.clone())
+        {
+            return Ok(text);
+        }
+        let text = rustc_output(&self.program, &["-vV"], "report its version")?;
+        if let Some((_, remembered)) = &mut self.cache {
+            remembered.verbose_version = Some(text.clone());
+            self.changed = true;
+        }
+        Ok(text)
+    }
+
+    /// The host triple, from `rustc -vV`.
+    pub fn host_triple(&mut self) -> Result<String> {
+        self.verbose_version()?
+            .lines()
+            .find_map(|l| l.strip_prefix("host: "))
+            .map(|h| h.trim().to_owned())
+            .ok_or_else(|| Error::Invalid("`rustc -vV` printed no host line".to_owned()))
+    }
+
+    /// Fails with the `rustup target add` command when the target's standard library is missing.
+    pub fn ensure_installed(&mut self, triple: &str) -> Result<()> {
+        if triple.ends_with(".json") {
+            // A custom target spec brings its own standard library (build-std); nothing to check.
+            return Ok(());
+        }
+        let cached = self
+            .cache
+            .as_ref()
+            .and_then(|(_, r)| r.libdirs.get(triple))
+            .filter(|dir| dir.is_dir());
+        if cached.is_some() {
+            return Ok(());
+        }
+        let libdir = rustc_output(
+            &self.program,
+            &["--print", "target-libdir", "--target", triple],
+            &format!("find the standard library for `{triple}`"),
+        )?;
+        let libdir = PathBuf::from(libdir.trim());
+        if !libdir.is_dir() {
+            return Err(Error::Invalid(format!(
+                "the Rust standard library for `{triple}` is not installed; run `rustup target add {triple}`"
+            )));
+        }
+        if let Some((_, remembered)) = &mut self.cache {
+            remembered.libdirs.insert(triple.to_owned(), libdir);
+            self.changed = true;
+        }
+        Ok(())
+    }
+
+    /// Keeps new answers for the next run. Best effort: a cache that cannot be written only costs
+    /// the probes again next time.
+    pub fn save(&mut self) {
+        let Some((path, remembered)) = &self.cache else {
+            return;
+        };
+        if !self.changed {
+            return;
+        }
+        let Some(dir) = path.parent() else { return };
+        let written = std::fs::create_dir_all(dir).is_ok()
+            && tempfile::NamedTempFile::new_in(dir)
+                .ok()
+                .and_then(|mut temp| {
+                    use std::io::Write;
+                    temp.write_all(&serde_json::to_vec(remembered).ok()?).ok()?;
+                    temp.persist(path).ok()
+                })
+                .is_some();
+        self.changed = !written;
+    }
+}
+
+fn rustc_output_default(args: &[&str], what: &str) -> Result<String> {
+    rustc_output(&rustc_program(), args, what)
 }
 
 /// The musl target for the host's architecture: what a static Linux executable is built for by default.
@@ -42,25 +227,6 @@ pub fn default_target(host: &str) -> String {
         "armv7" => "armv7-unknown-linux-musleabihf".to_owned(),
         "arm" => "arm-unknown-linux-musleabihf".to_owned(),
         other => format!("{other}-unknown-linux-musl"),
-    }
-}
-
-/// Fails with the `rustup target add` command when the target's standard library is missing.
-pub fn ensure_installed(triple: &str) -> Result<()> {
-    if triple.ends_with(".json") {
-        // A custom target spec brings its own standard library (build-std); nothing to check.
-        return Ok(());
-    }
-    let libdir = rustc_output(
-        &["--print", "target-libdir", "--target", triple],
-        &format!("find the standard library for `{triple}`"),
-    )?;
-    if Path::new(libdir.trim()).is_dir() {
-        Ok(())
-    } else {
-        Err(Error::Invalid(format!(
-            "the Rust standard library for `{triple}` is not installed; run `rustup target add {triple}`"
-        )))
     }
 }
 
@@ -75,7 +241,7 @@ pub fn platform_for(triple: &str) -> Result<Platform> {
 }
 
 fn platform_from_cfg(triple: &str) -> Result<Platform> {
-    let cfg = rustc_output(
+    let cfg = rustc_output_default(
         &["--print", "cfg", "--target", triple],
         &format!("describe target `{triple}`"),
     )?;
@@ -163,10 +329,69 @@ mod tests {
     }
 
     #[test]
+    fn rustc_answers_are_kept_until_the_rustc_binary_or_the_target_changes() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let libdir = dir.path().join("lib");
+        std::fs::create_dir(&libdir).unwrap();
+        let calls = dir.path().join("calls");
+        let rustc = dir.path().join("fake-rustc");
+        let script = |extra: &str| {
+            format!(
+                "#!/bin/sh\necho \"$@\" >> '{}'\ncase \"$1\" in -vV) echo 'host: x86_64-unknown-linux-gnu';; \
+                 *) echo '{}';; esac\n{extra}",
+                calls.display(),
+                libdir.display()
+            )
+        };
+        std::fs::write(&rustc, script("")).unwrap();
+        std::fs::set_permissions(&rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let cache = dir.path().join("cache");
+        let calls_made = || {
+            std::fs::read_to_string(&calls)
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let run = || {
+            let mut probe = Rustc::with_program(rustc.clone(), Some(&cache));
+            let host = probe.host_triple().unwrap();
+            let installed = probe.ensure_installed("x86_64-unknown-linux-musl");
+            probe.save();
+            (host, installed.map_err(|e| e.to_string()))
+        };
+        assert_eq!(run(), ("x86_64-unknown-linux-gnu".to_owned(), Ok(())));
+        assert_eq!(calls_made(), 2);
+        assert_eq!(run().1, Ok(()));
+        assert_eq!(calls_made(), 2, "answered from the cache");
+
+        // Another rustc binary at the same path (an updated toolchain) is asked again.
+        std::fs::write(&rustc, script("# updated")).unwrap();
+        assert_eq!(run().1, Ok(()));
+        assert_eq!(calls_made(), 4);
+        // A target removed since is noticed.
+        std::fs::remove_dir(&libdir).unwrap();
+        let err = run().1.unwrap_err();
+        assert!(
+            err.contains("rustup target add x86_64-unknown-linux-musl"),
+            "{err}"
+        );
+        assert_eq!(calls_made(), 5, "the library directory was probed again");
+        // Without a cache directory, every call asks rustc.
+        let mut uncached = Rustc::with_program(rustc.clone(), None);
+        uncached.host_triple().unwrap();
+        uncached.save();
+        uncached.host_triple().unwrap();
+        assert_eq!(calls_made(), 7);
+    }
+
+    #[test]
     fn installed_host_target_passes_and_unknown_target_fails() {
-        let host = host_triple().unwrap();
-        ensure_installed(&host).unwrap();
-        let err = ensure_installed("nonsense-target-triple")
+        let mut rustc = Rustc::new(None);
+        let host = rustc.host_triple().unwrap();
+        rustc.ensure_installed(&host).unwrap();
+        let err = rustc
+            .ensure_installed("nonsense-target-triple")
             .unwrap_err()
             .to_string();
         assert!(err.contains("nonsense-target-triple"), "{err}");

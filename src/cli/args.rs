@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::base::BaseRef;
+use crate::compress::Compression;
 use crate::error::Result;
 use crate::essentials::{Essentials, Include};
 use crate::naming::NamePattern;
@@ -32,6 +33,15 @@ pub struct ImageArgs {
     /// Package a dynamically linked executable anyway (it will not start without its libraries)
     #[arg(long)]
     pub allow_dynamic: bool,
+
+    /// Layer compression: gzip[:LEVEL] or zstd[:LEVEL]. A zstd archive has no manifest.json, as
+    /// `docker load` before Docker 25 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
+    #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
+    pub compression: Option<String>,
+
+    /// Compression level: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19 [default: gzip 3, zstd 3]
+    #[arg(long, value_name = "N")]
+    pub compression_level: Option<u32>,
 
     #[command(flatten)]
     pub supply_chain: SupplyChainArgs,
@@ -237,6 +247,11 @@ impl EssentialsArgs {
 
 fn text(e: crate::Error) -> String {
     e.to_string()
+}
+
+fn compression(s: &str) -> std::result::Result<String, String> {
+    s.parse::<Compression>().map_err(text)?;
+    Ok(s.to_owned())
 }
 
 fn env_entry(s: &str) -> std::result::Result<(String, String), String> {

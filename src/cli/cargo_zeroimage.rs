@@ -35,7 +35,8 @@ Several --target flags make one multi-platform archive, in target/zeroimage/PROF
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
 workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig,
-load, repository, sbom, provenance, auditable). Command-line flags win. {bin} in --tag, --push, -o, tag,
+load, repository, sbom, provenance, auditable, compression, compression-level). Command-line flags win.
+{bin} in --tag, --push, -o, tag,
 push and output is each image's binary. Without --target or a target setting, cargo's build.target
 decides. C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
 

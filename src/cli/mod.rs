@@ -81,5 +81,7 @@ pub fn job_options(
         sbom: image.supply_chain.sbom,
         provenance: image.supply_chain.provenance.then_some(true),
         created_now: image.created.as_deref() == Some("now"),
+        compression: image.compression.clone(),
+        compression_level: image.compression_level,
     })
 }

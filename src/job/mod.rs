@@ -10,6 +10,7 @@ pub(crate) use staging::{Staging, ensure_stdout_free};
 
 use crate::attach::AttachOptions;
 use crate::base::{BaseImage, BaseRef};
+use crate::compress::Compression;
 use crate::destination::{is_dash, is_standard_output};
 use crate::error::Result;
 use crate::essentials::Essentials;
@@ -65,6 +66,11 @@ pub struct JobOptions {
     /// The creation time is the wall clock (`--created now`), so the provenance may record when the
     /// build ran; otherwise it records no time at all.
     pub created_now: bool,
+    /// Layer compression, `gzip[:LEVEL]` or `zstd[:LEVEL]`; `None`: gzip (the cargo job: its
+    /// `compression` setting first).
+    pub compression: Option<String>,
+    /// Compression level; alone, it applies to the format otherwise chosen.
+    pub compression_level: Option<u32>,
 }
 
 /// `zeroimage`'s job: the programs to package (one per platform) and the options.
@@ -136,6 +142,11 @@ impl Job {
             allow_dynamic: options.allow_dynamic,
             config: options.config.clone(),
             essentials: options.essentials.clone(),
+            compression: Compression::chosen(
+                options.compression.as_deref(),
+                options.compression_level,
+                None,
+            )?,
             attach: AttachOptions {
                 sbom: options.sbom.unwrap_or_default(),
                 provenance: options

@@ -75,7 +75,9 @@ pub(crate) fn write_image(
     }
     let (index, docker) = layout_documents(tree, name, 0).map_err(Failure::Source)?;
     documents.push(("index.json".to_owned(), &index));
-    documents.push(("manifest.json".to_owned(), &docker));
+    if let Some(docker) = &docker {
+        documents.push(("manifest.json".to_owned(), docker));
+    }
     documents.push(("oci-layout".to_owned(), OCI_LAYOUT.as_bytes()));
     for (path, bytes) in documents {
         entry(out, &path, bytes.len() as u64, false)?;

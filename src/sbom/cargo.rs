@@ -237,16 +237,8 @@ fn normalize_license(license: &str) -> String {
     }
 }
 
-/// `rustc -vV` run in `dir` (so a `rust-toolchain` file there picks the same compiler as the build).
-pub(crate) fn rustc_tool(dir: &Path) -> Option<Tool> {
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let output = Command::new(rustc)
-        .arg("-vV")
-        .current_dir(dir)
-        .output()
-        .ok()
-        .filter(|o| o.status.success())?;
-    let text = String::from_utf8_lossy(&output.stdout);
+/// The toolchain, from what `rustc -vV` printed.
+pub(crate) fn rustc_tool(text: &str) -> Option<Tool> {
     let mut details = BTreeMap::new();
     let mut version = None;
     for line in text.lines() {
@@ -335,5 +327,23 @@ mod tests {
     fn old_slash_licenses_become_expressions() {
         assert_eq!(normalize_license("MIT/Apache-2.0"), "MIT OR Apache-2.0");
         assert_eq!(normalize_license("MIT OR Apache-2.0"), "MIT OR Apache-2.0");
+    }
+
+    #[test]
+    fn the_toolchain_comes_from_rustc_verbose_version() {
+        let text = "rustc 1.95.0 (abc 2026-10-01)\nbinary: rustc\ncommit-hash: abc\n\
+                    commit-date: 2026-10-01\nhost: x86_64-unknown-linux-gnu\nrelease: 1.95.0\n\
+                    LLVM version: 21.1.0\n";
+        let tool = rustc_tool(text).unwrap();
+        assert_eq!(
+            (tool.name.as_str(), tool.version.as_str()),
+            ("rustc", "1.95.0")
+        );
+        assert_eq!(
+            tool.details.keys().collect::<Vec<_>>(),
+            ["LLVM version", "commit-date", "commit-hash", "host"]
+        );
+        assert_eq!(tool.details["host"], "x86_64-unknown-linux-gnu");
+        assert!(rustc_tool("no release line").is_none());
     }
 }

@@ -101,6 +101,8 @@ pub(crate) fn job_parameters(
     );
     put("created", json!(options.created.map(|c| c.to_string())));
     put("allowDynamic", json!(options.allow_dynamic));
+    put("compression", json!(options.compression));
+    put("compressionLevel", json!(options.compression_level));
     put(
         "env",
         json!(
