@@ -16,7 +16,8 @@ pub const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
 pub const NONROOT_ID: u64 = 65532;
 /// Its name, as user and as group.
 pub const NONROOT_NAME: &str = "nonroot";
-/// The files of a base image [`Essentials::layer_on`] reads: [`RootFs::scan`] must keep them.
+/// The files of a base image that the essentials layer reads (users and groups): [`RootFs::scan`]
+/// must keep them.
 pub const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
 
 /// Host CA bundles, in the order distributions put them: Debian/Ubuntu, Fedora/RHEL, Alpine and macOS,

@@ -3,7 +3,6 @@
 //! graph `cargo metadata` resolves for that target and those features, before anything is built.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
-use std::ffi::OsString;
 use std::path::Path;
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId, TargetKind};
@@ -141,34 +140,6 @@ fn find(metadata: &Metadata, roots: &[PackageId]) -> Vec<CCrate> {
     found.into_iter().collect()
 }
 
-/// The feature selection among `cargo build` arguments (`-F`/`--features`, `--all-features`,
-/// `--no-default-features`), for resolving the same graph.
-pub(crate) fn feature_flags(args: &[OsString]) -> Vec<String> {
-    let mut flags = Vec::new();
-    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if arg == "--all-features" || arg == "--no-default-features" {
-            flags.push(arg);
-        } else if arg == "--features" || arg == "-F" {
-            if let Some(value) = args.next() {
-                flags.extend(["--features".to_owned(), value]);
-            }
-        } else if let Some(value) = arg
-            .strip_prefix("--features=")
-            .or_else(|| arg.strip_prefix("-F"))
-        {
-            flags.extend([
-                "--features".to_owned(),
-                value.trim_start_matches('=').to_owned(),
-            ]);
-        }
-    }
-    flags
-}
-
 /// `` `a` ``, `` `a` and `b` ``, `` `a`, `b` and `c` ``.
 pub(crate) fn list(crates: &[CCrate]) -> String {
     let names: Vec<String> = crates.iter().map(|c| format!("`{}`", c.name)).collect();
@@ -182,43 +153,6 @@ pub(crate) fn list(crates: &[CCrate]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn os(args: &[&str]) -> Vec<OsString> {
-        args.iter().map(OsString::from).collect()
-    }
-
-    #[test]
-    fn feature_flags_are_picked_from_build_arguments() {
-        let args = os(&[
-            "--features",
-            "a b",
-            "-j",
-            "2",
-            "-Fc",
-            "--features=d",
-            "--all-features",
-            "--no-default-features",
-            "-F",
-            "e",
-            "--verbose",
-        ]);
-        assert_eq!(
-            feature_flags(&args),
-            [
-                "--features",
-                "a b",
-                "--features",
-                "c",
-                "--features",
-                "d",
-                "--all-features",
-                "--no-default-features",
-                "--features",
-                "e"
-            ]
-        );
-        assert!(feature_flags(&os(&["--release", "--timings"])).is_empty());
-    }
 
     #[test]
     fn crate_lists_read_as_english() {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use cargo_metadata::Package;
 
 use super::build::{BuildRequest, Executable, Unit, build};
-use super::c_code::{GraphRequest, crates_with_c, feature_flags};
+use super::c_code::{GraphRequest, crates_with_c};
 use super::config::CargoConfig;
 use super::plan;
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
@@ -17,7 +17,7 @@ use super::settings::Settings;
 use super::supply::{self, TargetBuild};
 use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
-use super::workspace::{Workspace, annotations, git_revision};
+use super::workspace::{Workspace, annotations, vcs_state};
 use crate::base::BaseRef;
 use crate::compress::Compression;
 use crate::destination::{is_dash, parent_dir};
@@ -30,6 +30,7 @@ use crate::package::{Input, PackageOptions, default_output, package as package_i
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::report::Listener;
+use crate::sbom::Vcs;
 use crate::timestamp::Timestamp;
 
 /// Which crate cargo builds, and how.
@@ -101,6 +102,37 @@ impl CargoOptions {
         for config in &self.config {
             flags.push("--config".to_owned());
             flags.push(config.clone());
+        }
+        flags
+    }
+
+    /// The feature flags among the arguments passed on to `cargo build`, for `cargo metadata` and the
+    /// provenance.
+    pub(crate) fn feature_flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        let mut args = self
+            .build_args
+            .iter()
+            .map(|a| a.to_string_lossy().into_owned());
+        while let Some(arg) = args.next() {
+            if arg == "--" {
+                break;
+            }
+            if arg == "--all-features" || arg == "--no-default-features" {
+                flags.push(arg);
+            } else if arg == "--features" || arg == "-F" {
+                if let Some(value) = args.next() {
+                    flags.extend(["--features".to_owned(), value]);
+                }
+            } else if let Some(value) = arg
+                .strip_prefix("--features=")
+                .or_else(|| arg.strip_prefix("-F"))
+            {
+                flags.extend([
+                    "--features".to_owned(),
+                    value.trim_start_matches('=').to_owned(),
+                ]);
+            }
         }
         flags
     }
@@ -289,7 +321,7 @@ impl CargoJob {
             graph: GraphRequest {
                 manifest_path: cargo.manifest_path.as_deref(),
                 resolution_flags: &cargo.resolution_flags(),
-                feature_flags: feature_flags(&cargo.build_args),
+                feature_flags: cargo.feature_flags(),
                 packages: &cargo.packages,
                 selected: selected.map(|p| &p.id),
             },
@@ -305,6 +337,7 @@ impl CargoJob {
         };
         // For the SBOM's toolchain; an SBOM without it is still worth writing.
         let rustc_version = rustc.borrow_mut().verbose_version().ok();
+        let vcs = vcs_state(workspace.root());
         rustc.borrow_mut().save();
         let mut prepared = Vec::new();
         for planned in planned {
@@ -312,6 +345,7 @@ impl CargoJob {
                 started,
                 auditable: build.auditable,
                 rustc_version: rustc_version.as_deref(),
+                vcs: vcs.as_ref(),
             };
             prepared.push(self.prepare(&workspace, planned, facts, listener)?);
         }
@@ -495,6 +529,7 @@ impl CargoJob {
             started,
             auditable,
             rustc_version,
+            vcs,
         } = facts;
         let options = &self.options;
         let package = planned.package;
@@ -542,8 +577,9 @@ impl CargoJob {
         } else {
             options.load.clone()
         };
-        let revision = git_revision(workspace.root());
-        let from_package = annotations(package, bin, revision.as_deref(), created);
+        // A label naming a commit is only true of a clean checkout.
+        let revision = vcs.filter(|v| !v.dirty).map(|v| v.commit.as_str());
+        let from_package = annotations(package, bin, revision, created);
         let config = ImageOptions {
             labels: from_package.clone(),
             annotations: from_package,
@@ -574,6 +610,7 @@ impl CargoJob {
             options.provenance.or(settings.provenance).unwrap_or(false),
             &target_builds,
             rustc_version,
+            vcs,
             &tag,
             started.filter(|_| created_now),
             auditable,
@@ -693,6 +730,8 @@ struct BuildFacts<'a> {
     auditable: bool,
     /// What `rustc -vV` printed, when it could be asked.
     rustc_version: Option<&'a str>,
+    /// The workspace's git commit and whether the checkout has changes.
+    vcs: Option<&'a Vcs>,
 }
 
 /// What every target's build shares.
@@ -821,6 +860,51 @@ mod tests {
         ] {
             assert!(several.several(), "{several:?}");
         }
+    }
+
+    #[test]
+    fn feature_flags_are_picked_from_build_arguments() {
+        let flags = |args: &[&str]| {
+            CargoOptions {
+                build_args: args.iter().map(OsString::from).collect(),
+                ..CargoOptions::default()
+            }
+            .feature_flags()
+        };
+        assert_eq!(
+            flags(&[
+                "--features",
+                "a b",
+                "-j",
+                "2",
+                "-Fc",
+                "--features=d",
+                "--all-features",
+                "--no-default-features",
+                "-F",
+                "e",
+                "-F=f",
+                "--verbose",
+                "--",
+                "--features",
+                "x",
+            ]),
+            [
+                "--features",
+                "a b",
+                "--features",
+                "c",
+                "--features",
+                "d",
+                "--all-features",
+                "--no-default-features",
+                "--features",
+                "e",
+                "--features",
+                "f"
+            ]
+        );
+        assert!(flags(&["--release", "--timings"]).is_empty());
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub(crate) fn attach_options(
     provenance: bool,
     builds: &[TargetBuild],
     rustc_version: Option<&str>,
+    vcs: Option<&sbom::Vcs>,
     tag: &Reference,
     started: Option<Timestamp>,
     auditable: bool,
@@ -71,11 +72,10 @@ pub(crate) fn attach_options(
     let root = workspace.root();
     let lock_path = root.join("Cargo.lock");
     let rustc = rustc_version.and_then(sbom::cargo::rustc_tool);
-    let vcs = sbom::cargo::vcs_state(root);
     if !sbom.is_none() {
         let checksums = sbom::Checksums::read(&lock_path)?;
         let mut flags = job.cargo.resolution_flags();
-        flags.extend(sbom::cargo::feature_flags(&job.cargo.build_args));
+        flags.extend(job.cargo.feature_flags());
         for build in builds {
             listener.detail(&format!(
                 "reading cargo's dependency graph for {}",
@@ -88,7 +88,7 @@ pub(crate) fn attach_options(
                 build.units,
                 &build.executable.package_id,
                 &checksums,
-                vcs.clone(),
+                vcs.cloned(),
                 rustc.iter().cloned().collect(),
             )?;
             options.inventories.push(Some(inventory));
@@ -100,7 +100,7 @@ pub(crate) fn attach_options(
             builds,
             tag,
             &lock_path,
-            vcs.as_ref(),
+            vcs,
             rustc.as_ref(),
             started,
             auditable,
@@ -142,7 +142,7 @@ fn provenance_inputs(
         "profile".into(),
         json!(cargo.profile.as_deref().unwrap_or("release")),
     );
-    let features = sbom::cargo::feature_flags(&cargo.build_args);
+    let features = cargo.feature_flags();
     if !features.is_empty() {
         parameters.insert("features".into(), json!(features));
     }

@@ -11,6 +11,7 @@ use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId};
 use super::settings::Settings;
 use crate::error::{Error, Result};
 use crate::oci::ANNOTATION_CREATED;
+use crate::sbom::Vcs;
 use crate::timestamp::Timestamp;
 
 /// The `cargo` to run: the one that invoked us (`$CARGO`), else from PATH.
@@ -163,9 +164,9 @@ pub fn annotations(
     map
 }
 
-/// The commit of the git checkout holding `dir`, when the checkout is clean (no modified, staged or
-/// untracked files); `None` otherwise or outside git.
-pub fn git_revision(dir: &Path) -> Option<String> {
+/// The commit checked out in the git repository holding `dir`, and whether there are uncommitted
+/// changes (modified, staged or untracked files); `None` outside git.
+pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")
@@ -176,9 +177,10 @@ pub fn git_revision(dir: &Path) -> Option<String> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
+    let commit = git(&["rev-parse", "HEAD"]).filter(|c| c.len() >= 40)?;
     let status = git(&["status", "--porcelain"])?;
-    if !status.is_empty() {
-        return None;
-    }
-    git(&["rev-parse", "HEAD"]).filter(|rev| rev.len() >= 40)
+    Some(Vcs {
+        commit,
+        dirty: !status.is_empty(),
+    })
 }

@@ -34,7 +34,7 @@ pub struct ImageArgs {
     #[arg(long)]
     pub allow_dynamic: bool,
 
-    /// Layer compression: gzip[:LEVEL] or zstd[:LEVEL]. A zstd archive has no manifest.json, as
+    /// Layer compression: gzip or zstd, with an optional level (zstd:19). A zstd archive has no manifest.json, as
     /// `docker load` before Docker 25 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
     #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
     pub compression: Option<String>,

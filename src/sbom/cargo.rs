@@ -6,9 +6,7 @@
 //! binary) or for the host (build scripts and procedural macros), with their features.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::ffi::OsString;
 use std::path::Path;
-use std::process::Command;
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, PackageId, TargetKind};
 
@@ -44,33 +42,6 @@ pub(crate) fn resolve(
             crate::sanitize::outside(e.to_string().trim(), crate::sanitize::EXCERPT)
         ))
     })
-}
-
-/// The feature flags among `cargo build` arguments (`--features X`, `-F X`, `--features=X`,
-/// `--all-features`, `--no-default-features`), for `cargo metadata`.
-pub(crate) fn feature_flags(args: &[OsString]) -> Vec<String> {
-    let mut flags = Vec::new();
-    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        if arg == "--" {
-            break;
-        }
-        if arg == "--features" || arg == "-F" {
-            if let Some(value) = args.next() {
-                flags.push("--features".to_owned());
-                flags.push(value);
-            }
-        } else if let Some(value) = arg
-            .strip_prefix("--features=")
-            .or_else(|| arg.strip_prefix("-F").filter(|v| !v.is_empty()))
-        {
-            flags.push("--features".to_owned());
-            flags.push(value.to_owned());
-        } else if arg == "--all-features" || arg == "--no-default-features" {
-            flags.push(arg);
-        }
-    }
-    flags
 }
 
 /// The inventory of the binary of package `root`, from `metadata` (resolved for its target) and the
@@ -261,67 +232,9 @@ pub(crate) fn rustc_tool(text: &str) -> Option<Tool> {
     })
 }
 
-/// The commit checked out in the git repository holding `dir`, and whether there are uncommitted
-/// changes; `None` outside git.
-pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
-    let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-    };
-    let commit = git(&["rev-parse", "HEAD"]).filter(|c| c.len() >= 40)?;
-    let status = git(&["status", "--porcelain"])?;
-    Some(Vcs {
-        commit,
-        dirty: !status.is_empty(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn feature_flags_are_picked_from_build_arguments() {
-        let args: Vec<OsString> = [
-            "--features",
-            "a b",
-            "-F",
-            "c",
-            "--features=d",
-            "-Fe",
-            "--jobs",
-            "2",
-            "--all-features",
-            "--no-default-features",
-            "--",
-            "--features",
-            "x",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        assert_eq!(
-            feature_flags(&args),
-            [
-                "--features",
-                "a b",
-                "--features",
-                "c",
-                "--features",
-                "d",
-                "--features",
-                "e",
-                "--all-features",
-                "--no-default-features"
-            ]
-        );
-    }
 
     #[test]
     fn old_slash_licenses_become_expressions() {
