@@ -110,7 +110,7 @@ fn archives_are_identical_whatever_the_thread_count_and_pass_integrity_tests() {
         ),
     ] {
         let mut archives = Vec::new();
-        for threads in [1, 2, 8] {
+        for threads in [1, 2, 8, 16] {
             let name = format!("{format}-{threads}.tar");
             let Some((archive, _)) = package(
                 dir.path(),
@@ -130,6 +130,10 @@ fn archives_are_identical_whatever_the_thread_count_and_pass_integrity_tests() {
         assert!(
             archives[0] == archives[2],
             "{format}: 1 and 8 threads differ"
+        );
+        assert!(
+            archives[0] == archives[3],
+            "{format}: 1 and 16 threads differ"
         );
         let archive = dir.path().join(format!("{format}-1.tar"));
         let layers = layer_blobs(&archive);

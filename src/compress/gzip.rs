@@ -312,7 +312,7 @@ mod tests {
         ] {
             for data in [sample(len), binary_sample(len)] {
                 let one = compress(&with_threads(gzip, 1), &data, 64 * 1024);
-                for (threads, piece) in [(2, 999), (8, GZIP_BLOCK + 7), (3, 1 << 20)] {
+                for (threads, piece) in [(2, 999), (8, GZIP_BLOCK + 7), (3, 1 << 20), (16, 4096)] {
                     let other = compress(&with_threads(gzip, threads), &data, piece);
                     assert!(
                         one == other,

@@ -342,7 +342,7 @@ mod tests {
         for len in [0, 1, 3 << 20] {
             let data = sample(len);
             let one = compress(&with_threads(zstd, 1), &data, 64 * 1024);
-            for (threads, piece) in [(2, 999), (8, 1 << 20)] {
+            for (threads, piece) in [(2, 999), (8, 1 << 20), (16, 4096)] {
                 let other = compress(&with_threads(zstd, threads), &data, piece);
                 assert!(
                     one == other,
