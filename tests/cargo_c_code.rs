@@ -198,8 +198,9 @@ fn a_crates_io_crate_with_c_builds_for_both_targets() {
     }
     let rootfs = tempfile::tempdir().unwrap();
     unpack_platform(&archive, "amd64", rootfs.path());
-    check(stdout_of(&run_ok(
-        Command::new(rootfs.path().join("with-zlib")).arg("abc"),
+    check(stdout_of(&support::run_written_program(
+        &rootfs.path().join("with-zlib"),
+        &["abc"],
     )));
 }
 

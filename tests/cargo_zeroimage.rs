@@ -31,25 +31,7 @@ fn stderr(output: &Output) -> String {
 fn run_packaged(archive: &Path, name: &str, args: &[&str]) -> String {
     let dir = tempfile::tempdir().unwrap();
     support::unpack_rootfs(archive, dir.path());
-    let program = dir.path().join(name);
-    // A child forked by another test thread while the program was being written holds it open for
-    // writing until its exec: running it fails with ETXTBSY for that moment.
-    let mut attempts = 0;
-    let output = loop {
-        match Command::new(&program).args(args).output() {
-            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 => {
-                attempts += 1;
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            result => break result.unwrap_or_else(|e| panic!("{}: {e}", program.display())),
-        }
-    };
-    assert!(
-        output.status.success(),
-        "{}: {}",
-        program.display(),
-        stderr(&output)
-    );
+    let output = support::run_written_program(&dir.path().join(name), args);
     stdout_of(&output)
 }
 
@@ -938,7 +920,7 @@ fn run_packaged_platform(archive: &Path, arch: &str) -> String {
             .unpack(dir.path())
             .unwrap();
     }
-    let output = run_ok(&mut Command::new(dir.path().join("hello")));
+    let output = support::run_written_program(&dir.path().join("hello"), &[]);
     stdout_of(&output)
         .lines()
         .next()

@@ -2,8 +2,10 @@
 //! `cc` or `cmake` crate (directly or through its other build dependencies), found in the dependency
 //! graph `cargo metadata` resolves for that target and those features, before anything is built.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::Path;
+use std::thread::JoinHandle;
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId, TargetKind};
 
@@ -31,29 +33,99 @@ pub(crate) struct GraphRequest<'a> {
     pub selected: Option<&'a PackageId>,
 }
 
-/// The crates of the build for `triple` that compile C, by name; `None` when cargo could not resolve
-/// the graph (the build will then say what is wrong).
-pub(crate) fn crates_with_c(request: &GraphRequest, triple: &str) -> Option<Vec<CCrate>> {
+/// The dependency graph of a build, as `cargo metadata` resolves it for one target.
+pub(crate) struct Graph {
+    pub metadata: Metadata,
+    /// False when cargo metadata refused the build's feature flags and the graph has the default
+    /// features instead.
+    pub exact: bool,
+}
+
+/// The graph the build for `triple` will use; `None` when cargo could not resolve it (the build will
+/// then say what is wrong).
+pub(crate) fn resolve_graph(request: &GraphRequest, triple: &str) -> Option<Graph> {
+    resolve(
+        request.manifest_path,
+        request.resolution_flags,
+        &request.feature_flags,
+        triple,
+    )
+}
+
+fn resolve(
+    manifest_path: Option<&Path>,
+    resolution_flags: &[String],
+    feature_flags: &[String],
+    triple: &str,
+) -> Option<Graph> {
     let metadata = |features: &[String]| {
         let mut cmd = MetadataCommand::new();
-        let mut options = request.resolution_flags.to_vec();
+        let mut options = resolution_flags.to_vec();
         options.extend(features.iter().cloned());
         options.extend(["--filter-platform".to_owned(), triple.to_owned()]);
         cmd.cargo_path(cargo_program()).other_options(options);
-        if let Some(path) = request.manifest_path {
+        if let Some(path) = manifest_path {
             cmd.manifest_path(path);
         }
         cmd.exec().ok()
     };
+    if let Some(metadata) = metadata(feature_flags) {
+        return Some(Graph {
+            metadata,
+            exact: true,
+        });
+    }
     // Features cargo metadata cannot apply where `cargo build -p` can: the graph with the default
     // features is the next best.
-    let metadata = metadata(&request.feature_flags).or_else(|| {
-        (!request.feature_flags.is_empty())
-            .then(|| metadata(&[]))
-            .flatten()
-    })?;
-    let roots = roots(&metadata, request);
-    Some(find(&metadata, &roots))
+    (!feature_flags.is_empty())
+        .then(|| metadata(&[]))
+        .flatten()
+        .map(|metadata| Graph {
+            metadata,
+            exact: false,
+        })
+}
+
+/// Graphs resolved ahead on other threads, while the workspace is read, for the targets the build
+/// will most likely need: `cargo metadata` costs tens of milliseconds a target.
+#[derive(Default)]
+pub(crate) struct Prefetched {
+    running: RefCell<BTreeMap<String, JoinHandle<Option<Graph>>>>,
+}
+
+impl Prefetched {
+    /// Starts resolving the graph of each of `triples`.
+    pub fn start(
+        triples: Vec<String>,
+        manifest_path: Option<&Path>,
+        resolution_flags: Vec<String>,
+        feature_flags: Vec<String>,
+    ) -> Prefetched {
+        let mut running = BTreeMap::new();
+        for triple in triples {
+            let manifest_path = manifest_path.map(Path::to_owned);
+            let (flags, features) = (resolution_flags.clone(), feature_flags.clone());
+            let key = triple.clone();
+            let handle = std::thread::spawn(move || {
+                resolve(manifest_path.as_deref(), &flags, &features, &triple)
+            });
+            running.insert(key, handle);
+        }
+        Prefetched {
+            running: RefCell::new(running),
+        }
+    }
+
+    /// The graph of `triple` when it was started, once it is ready.
+    pub fn take(&self, triple: &str) -> Option<Option<Graph>> {
+        let handle = self.running.borrow_mut().remove(triple)?;
+        Some(handle.join().ok().flatten())
+    }
+}
+
+/// The crates of the build that compile C, by name.
+pub(crate) fn crates_with_c(metadata: &Metadata, request: &GraphRequest) -> Vec<CCrate> {
+    find(metadata, &roots(metadata, request))
 }
 
 /// The packages `cargo build` starts from.
@@ -179,7 +251,9 @@ mod tests {
                 packages: &[],
                 selected: None,
             };
-            crates_with_c(&request, "aarch64-unknown-linux-musl")
+            let graph = resolve_graph(&request, "aarch64-unknown-linux-musl")?;
+            assert!(graph.exact);
+            Some(crates_with_c(&graph.metadata, &request))
         };
         let names = |crates: Option<Vec<CCrate>>| {
             crates.map(|c| c.into_iter().map(|c| c.name).collect::<Vec<_>>())

@@ -3,13 +3,14 @@
 //! Cargo.toml settings over the workspace's), package, push, load.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use cargo_metadata::Package;
+use cargo_metadata::{Metadata, Package};
 
 use super::build::{BuildRequest, Executable, Unit, build};
-use super::c_code::{GraphRequest, crates_with_c};
+use super::c_code::{GraphRequest, Prefetched, crates_with_c, resolve_graph};
 use super::config::CargoConfig;
 use super::plan;
 use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
@@ -286,8 +287,19 @@ impl CargoJob {
         let cargo = &self.cargo;
         let options = &self.options;
         let started = "now".parse::<Timestamp>().ok();
+        let prefetched = Prefetched::start(
+            likely_targets(cargo),
+            cargo.manifest_path.as_deref(),
+            cargo.resolution_flags(),
+            cargo.feature_flags(),
+        );
         let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
         workspace.check_settings()?;
+        // git takes a few milliseconds to tens of them in a large checkout: asked beside the builds.
+        let vcs = {
+            let root = workspace.root().to_owned();
+            std::thread::spawn(move || vcs_state(&root))
+        };
         let selected = workspace.selected_package(&cargo.packages, cargo.manifest_path.as_deref());
         let settings = workspace.settings(selected)?;
         if !cargo.several() {
@@ -325,6 +337,8 @@ impl CargoJob {
                 packages: &cargo.packages,
                 selected: selected.map(|p| &p.id),
             },
+            prefetched,
+            graphs: RefCell::default(),
             auditable: supply::use_auditable(
                 cargo.auditable.or(settings.auditable).unwrap_or(false),
                 listener,
@@ -337,7 +351,8 @@ impl CargoJob {
         };
         // For the SBOM's toolchain; an SBOM without it is still worth writing.
         let rustc_version = rustc.borrow_mut().verbose_version().ok();
-        let vcs = vcs_state(workspace.root());
+        let vcs = vcs.join().ok().flatten();
+        let graphs = build.graphs.take();
         rustc.borrow_mut().save();
         let mut prepared = Vec::new();
         for planned in planned {
@@ -346,6 +361,7 @@ impl CargoJob {
                 auditable: build.auditable,
                 rustc_version: rustc_version.as_deref(),
                 vcs: vcs.as_ref(),
+                graphs: &graphs,
             };
             prepared.push(self.prepare(&workspace, planned, facts, listener)?);
         }
@@ -530,6 +546,7 @@ impl CargoJob {
             auditable,
             rustc_version,
             vcs,
+            graphs,
         } = facts;
         let options = &self.options;
         let package = planned.package;
@@ -598,6 +615,7 @@ impl CargoJob {
                 triple,
                 executable,
                 units,
+                graph: graphs.get(triple),
             })
             .collect();
         let attach = supply::attach_options(
@@ -723,6 +741,21 @@ fn check_distinct(prepared: &[Prepared]) -> Result<()> {
     Ok(())
 }
 
+/// The musl targets a run will most likely build, before the workspace and cargo's configuration are
+/// read: those on the command line (which win), else the default for this program's architecture.
+/// A wrong guess costs one `cargo metadata` on an idle core.
+fn likely_targets(cargo: &CargoOptions) -> Vec<String> {
+    let targets = if cargo.targets.is_empty() {
+        vec![target::default_target(std::env::consts::ARCH)]
+    } else {
+        cargo.targets.clone()
+    };
+    targets
+        .into_iter()
+        .filter(|t| t.contains("-linux-musl"))
+        .collect()
+}
+
 /// What every image of a run shares about its build.
 #[derive(Clone, Copy)]
 struct BuildFacts<'a> {
@@ -732,6 +765,8 @@ struct BuildFacts<'a> {
     rustc_version: Option<&'a str>,
     /// The workspace's git commit and whether the checkout has changes.
     vcs: Option<&'a Vcs>,
+    /// The dependency graphs already resolved, by target.
+    graphs: &'a BTreeMap<String, Metadata>,
 }
 
 /// What every target's build shares.
@@ -743,6 +778,10 @@ struct Build<'a> {
     zig: ZigChoice,
     /// What `cargo metadata` is asked, to find crates with C code before building.
     graph: GraphRequest<'a>,
+    /// Graphs being resolved since the start of the run.
+    prefetched: Prefetched,
+    /// The graphs resolved for the toolchain choice, by target, kept for the SBOM.
+    graphs: RefCell<BTreeMap<String, Metadata>>,
     /// Build through `cargo auditable`.
     auditable: bool,
 }
@@ -764,7 +803,20 @@ impl Build<'_> {
     /// toolchain is reported before a long build.
     fn toolchains(&self, triples: &[String]) -> Result<Vec<(TargetFacts, Toolchain)>> {
         plan_toolchains(triples, self.host, self.config, self.zig, &|triple| {
-            crates_with_c(&self.graph, triple)
+            if let Some(known) = self.graphs.borrow().get(triple) {
+                return Some(crates_with_c(known, &self.graph));
+            }
+            let graph = match self.prefetched.take(triple) {
+                Some(graph) => graph,
+                None => resolve_graph(&self.graph, triple),
+            }?;
+            let crates = crates_with_c(&graph.metadata, &self.graph);
+            if graph.exact {
+                self.graphs
+                    .borrow_mut()
+                    .insert(triple.to_owned(), graph.metadata);
+            }
+            Some(crates)
         })
     }
 

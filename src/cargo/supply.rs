@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
+use cargo_metadata::Metadata;
 use serde_json::{Value, json};
 
 use super::build::{Executable, Unit};
@@ -44,6 +45,8 @@ pub(crate) struct TargetBuild<'a> {
     pub triple: &'a str,
     pub executable: &'a Executable,
     pub units: &'a [Unit],
+    /// The dependency graph cargo resolved for the target before the build, when it was.
+    pub graph: Option<&'a Metadata>,
 }
 
 /// The attachments of the cargo job's image.
@@ -81,10 +84,20 @@ pub(crate) fn attach_options(
                 "reading cargo's dependency graph for {}",
                 build.triple
             ));
-            let metadata =
-                sbom::cargo::resolve(job.cargo.manifest_path.as_deref(), build.triple, &flags)?;
+            let resolved;
+            let metadata = match build.graph {
+                Some(graph) => graph,
+                None => {
+                    resolved = sbom::cargo::resolve(
+                        job.cargo.manifest_path.as_deref(),
+                        build.triple,
+                        &flags,
+                    )?;
+                    &resolved
+                }
+            };
             let inventory: Inventory = sbom::cargo::inventory(
-                &metadata,
+                metadata,
                 build.units,
                 &build.executable.package_id,
                 &checksums,

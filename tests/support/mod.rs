@@ -529,6 +529,32 @@ impl std::fmt::Debug for Zeroimage {
     }
 }
 
+/// Runs a program a test has just written (unpacked from an image) and returns its output, failing
+/// the test when it fails. A child forked by another test thread while the program was being written
+/// holds it open for writing until its exec: running it fails with ETXTBSY for that moment, so that
+/// error is retried.
+pub fn run_written_program(program: &Path, args: &[&str]) -> Output {
+    let mut attempts = 0;
+    let output = loop {
+        match Command::new(program).args(args).output() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 100 => {
+                attempts += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            result => break result.unwrap_or_else(|e| panic!("{}: {e}", program.display())),
+        }
+    };
+    assert!(
+        output.status.success(),
+        "{} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        program.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 /// Runs a command and returns its output, failing the test with stdout/stderr when it fails.
 pub fn run_ok(cmd: &mut impl Run) -> Output {
     let output = cmd
