@@ -348,8 +348,11 @@ impl LayerSpec {
         let compressed = HashingWriter::new(out);
         let encoder = compression.encoder(compressed).map_err(sink_error())?;
         let mut tar = HashingWriter::new(encoder);
+        let mut files = BTreeMap::new();
         for (path, entry) in &self.entries {
-            self.write_entry(&mut tar, path, entry, mtime)?;
+            if let Some(file) = self.write_entry(&mut tar, path, entry, mtime)? {
+                files.insert(path.clone(), file);
+            }
         }
         tar.write_all(&[0u8; 2 * BLOCK]).map_err(sink_error())?;
         let (encoder, diff_id, _) = tar.finish();
@@ -360,17 +363,19 @@ impl LayerSpec {
             Layer {
                 descriptor: Descriptor::new(compression.media_type(), digest, size),
                 diff_id,
+                files,
             },
         ))
     }
 
+    /// Writes one entry; for a file copied from disk, returns its sha256 and size.
     fn write_entry<W: Write>(
         &self,
         tar: &mut W,
         path: &str,
         entry: &Entry,
         mtime: Timestamp,
-    ) -> Result<()> {
+    ) -> Result<Option<(Digest, u64)>> {
         let sink_error = || Error::io("writing the layer to", SINK);
         let mut header = tar::Header::new_ustar();
         header.set_mode(entry.mode);
@@ -404,7 +409,8 @@ impl LayerSpec {
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(size);
                 write_header(tar, header, path, None, mtime)?;
-                let copied = copy_exact(&mut file, tar, size).map_err(|e| match e {
+                let mut hashed = HashingWriter::new(&mut *tar);
+                let copied = copy_exact(&mut file, &mut hashed, size).map_err(|e| match e {
                     CopyError::Read(e) => Error::io("reading", source)(e),
                     CopyError::Write(e) => sink_error()(e),
                     CopyError::Cancelled => Error::Interrupted,
@@ -417,11 +423,13 @@ impl LayerSpec {
                         ),
                     ));
                 }
+                let (tar, digest, _) = hashed.finish();
                 tar.write_all(&[0u8; BLOCK][..padding(size)])
                     .map_err(sink_error())?;
+                return Ok(Some((digest, size)));
             }
         }
-        Ok(())
+        Ok(None)
     }
 }
 
@@ -543,6 +551,16 @@ pub struct Layer {
     pub descriptor: Descriptor,
     /// sha256 of the uncompressed tar, for the config's `rootfs.diff_ids`.
     pub diff_id: Digest,
+    /// The sha256 and size of each file copied from disk, by its path in the layer (no leading
+    /// `/`): hashed as it was written, for the SBOM.
+    pub files: BTreeMap<String, (Digest, u64)>,
+}
+
+impl Layer {
+    /// The sha256 and size of the file copied from disk to `image_path`.
+    pub fn file(&self, image_path: &str) -> Option<&(Digest, u64)> {
+        self.files.get(image_path.trim_start_matches('/'))
+    }
 }
 
 fn normalize(image_path: &str) -> Result<String> {

@@ -421,6 +421,7 @@ pub fn package<'a>(
     let tree = ImageTree::of_images(&images)?;
     let attachments = attachments_of(
         &checked,
+        &program_layers,
         &images,
         &tree,
         &tag,
@@ -496,6 +497,7 @@ pub fn package<'a>(
 #[allow(clippy::too_many_arguments)]
 fn attachments_of(
     checked: &[Checked],
+    program_layers: &[Layer],
     images: &[Image],
     tree: &ImageTree,
     tag: &Reference,
@@ -509,8 +511,14 @@ fn attachments_of(
         return Ok(Attachments::default());
     }
     let mut programs = Vec::new();
-    for (i, c) in checked.iter().enumerate() {
-        let file = ProgramFile::read(&c.input.path, entrypoint)?;
+    for (i, (c, layer)) in checked.iter().zip(program_layers).enumerate() {
+        let (digest, size) = layer.file(entrypoint).ok_or_else(|| {
+            Error::Invalid(format!(
+                "the program layer of {} does not hold {entrypoint}",
+                c.input.path.display()
+            ))
+        })?;
+        let file = ProgramFile::new(entrypoint, digest, *size);
         let inventory = match options.attach.inventories.get(i).cloned().flatten() {
             Some(inventory) => inventory,
             None if options.attach.sbom.is_none() => {

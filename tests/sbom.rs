@@ -168,12 +168,15 @@ fn cargo_sbom_lists_exactly_the_crates_linked_for_the_target() {
     );
     let program = &packages["/sbomdeps"];
     assert_eq!(program["checksums"][0]["algorithm"], "SHA256");
+    let rootfs = tempfile::tempdir().unwrap();
+    support::unpack_rootfs(&dir.path().join("sbomdeps.tar"), rootfs.path());
     assert_eq!(
-        program["checksums"][0]["checksumValue"]
-            .as_str()
-            .unwrap()
-            .len(),
-        64
+        format!(
+            "sha256:{}",
+            program["checksums"][0]["checksumValue"].as_str().unwrap()
+        ),
+        support::file_digest(&rootfs.path().join("sbomdeps")),
+        "the program's checksum is of the bytes in the image"
     );
     let image = &packages["docker.io/library/sbomdeps"];
     let manifest_digest = out["manifest_digest"].as_str().unwrap();

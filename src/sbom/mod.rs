@@ -366,17 +366,13 @@ pub struct ProgramFile {
 }
 
 impl ProgramFile {
-    /// Hashes the program at `path`, which goes to `path_in_image`.
-    pub fn read(path: &Path, path_in_image: &str) -> Result<ProgramFile> {
-        let mut file = crate::fsutil::open_regular(path, "a program")?;
-        let mut writer = crate::oci::HashingWriter::new(std::io::sink());
-        std::io::copy(&mut file, &mut writer).map_err(Error::io("reading", path))?;
-        let (_, digest, size) = writer.finish();
-        Ok(ProgramFile {
+    /// The program at `path_in_image`, with the sha256 and size its bytes had in the layer.
+    pub fn new(path_in_image: &str, digest: &Digest, size: u64) -> ProgramFile {
+        ProgramFile {
             path: path_in_image.to_owned(),
             sha256: digest.hex().to_owned(),
             size,
-        })
+        }
     }
 }
 
