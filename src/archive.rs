@@ -224,7 +224,7 @@ impl ImageArchive {
     /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
     /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
     /// it into place. `manifest.json` is left out when that image has zstd layers, which `docker load`
-    /// (before Docker 25) cannot read: it then fails at once instead of loading a broken image.
+    /// (before Docker 23.0) cannot read: it then fails at once instead of loading a broken image.
     pub fn finish(
         mut self,
         tree: &ImageTree,
@@ -241,7 +241,7 @@ impl ImageArchive {
         if let Some(index) = &tree.index {
             self.add_blob(index.digest(), index.bytes())?;
         }
-        let (index, docker) = layout_documents(tree, Some(name), docker_image)?;
+        let (index, docker) = layout_documents(tree, Some(name), docker_image, false)?;
         self.append_file("index.json", &index)?;
         if let Some(docker) = docker {
             self.append_file("manifest.json", &docker)?;
@@ -301,10 +301,12 @@ impl LayerSink for ImageArchive {
 
 /// The layout's `index.json` (one descriptor: `tree.top`, named when `name` is given) and Docker's
 /// `manifest.json` for the manifest `docker_image` (Docker's format cannot describe several platforms).
+/// `reader_knows_zstd`: the Docker that reads it is known to read zstd layers.
 pub(crate) fn layout_documents(
     tree: &ImageTree,
     name: Option<&Reference>,
     docker_image: usize,
+    reader_knows_zstd: bool,
 ) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let mut top = tree.top.clone();
     if let Some(name) = name {
@@ -320,12 +322,14 @@ pub(crate) fn layout_documents(
         .ok_or_else(|| Error::Invalid("no image to describe for docker".to_owned()))?
         .manifest
         .value();
-    // Docker reads manifest.json as a promise it can load the layers; before Docker 25 it cannot read
-    // zstd, so such an image gets none (and `docker load` stops at once instead of failing midway).
-    let docker_readable = docker
-        .layers
-        .iter()
-        .all(|l| l.media_type.layer_compression() != Some(Compression::Zstd));
+    // Docker reads manifest.json as a promise it can load the layers; before Docker 23.0 it cannot read
+    // zstd, so in an archive for any Docker such an image gets none (and `docker load` stops at once
+    // instead of failing midway).
+    let docker_readable = reader_knows_zstd
+        || docker
+            .layers
+            .iter()
+            .all(|l| l.media_type.layer_compression() != Some(Compression::Zstd));
     let docker = vec![DockerManifestEntry {
         config: docker.config.digest.blob_path(),
         repo_tags: name.map(Reference::familiar).into_iter().collect(),

@@ -271,13 +271,24 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    if minor < 42 {
-        assert_one_line_error(
-            &output,
-            &["cannot load zstd-compressed layers", "Docker 23 and later"],
-        );
-    } else {
-        assert!(output.status.success(), "{}", stderr(&output));
+    // Our own zstd layers, the same.
+    let own = zeroimage()
+        .arg(&hello)
+        .args(["-t", "zi-load/own-zstd:1", "--compression", "zstd"])
+        .args(["--load", "docker"])
+        .env("DOCKER_HOST", dockerd.host())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    for output in [output, own] {
+        if minor < 42 {
+            assert_one_line_error(
+                &output,
+                &["cannot load zstd-compressed layers", "Docker 23 and later"],
+            );
+        } else {
+            assert!(output.status.success(), "{}", stderr(&output));
+        }
     }
 }
 

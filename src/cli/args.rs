@@ -35,7 +35,7 @@ pub struct ImageArgs {
     pub allow_dynamic: bool,
 
     /// Layer compression: gzip or zstd, with an optional level (zstd:19). A zstd archive has no manifest.json, as
-    /// `docker load` before Docker 25 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
+    /// `docker load` before Docker 23 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
     #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
     pub compression: Option<String>,
 

@@ -183,9 +183,9 @@ fn check_zstd(
     match zstd {
         None => Ok(()),
         Some(layer) => Err(Error::Invalid(format!(
-            "docker {} at {} cannot load zstd-compressed layers (layer {} of {}, from its base image); \
-             Docker 23 and later can: upgrade docker, build on a base with gzip layers, or load into \
-             podman or containerd",
+            "docker {} at {} cannot load zstd-compressed layers (layer {} of {}); Docker 23 and \
+             later can: upgrade docker, use gzip layers (--compression gzip, on a base with gzip \
+             layers), or load into podman or containerd",
             sanitize::outside(
                 version
                     .get("Version")

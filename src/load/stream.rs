@@ -73,7 +73,8 @@ pub(crate) fn write_image(
     if let Some(index) = &tree.index {
         documents.push((index.digest().blob_path(), index.bytes()));
     }
-    let (index, docker) = layout_documents(tree, name, 0).map_err(Failure::Source)?;
+    // Sent only to a runtime that reads zstd (Docker before 23.0 is refused zstd layers before this).
+    let (index, docker) = layout_documents(tree, name, 0, true).map_err(Failure::Source)?;
     documents.push(("index.json".to_owned(), &index));
     if let Some(docker) = &docker {
         documents.push(("manifest.json".to_owned(), docker));
