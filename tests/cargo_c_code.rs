@@ -1,11 +1,15 @@
 //! `cargo zeroimage` on crates with C code: `fixtures/with-c` (a build script compiling a C file with
 //! the `cc` crate) and `fixtures/with-zlib` (zlib from crates.io, through libz-sys) built for x86_64 and
-//! aarch64 musl in one call with zig, the images run in runc and under qemu; the error before building
-//! without zig; what --zig, --no-zig, the `zig` setting and a configured C compiler change.
+//! aarch64 musl in one call with zig, the images run in runc and under qemu; without zig, the native
+//! target built as cargo would (`fixtures/with-blake3` builds and runs, `with-c` fails with the hint
+//! naming its build script), a cross GCC used, and the error before building only across
+//! architectures with no C compiler at all; what --zig, --no-zig, the `zig` setting and a configured C
+//! compiler change; a hostile `ziglang` module in the working or crate directory never runs.
 
 mod support;
 
 use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -204,9 +208,19 @@ fn a_crates_io_crate_with_c_builds_for_both_targets() {
     )));
 }
 
+/// True when cc-rs would find a GCC for the aarch64 musl target on PATH (then nothing is refused).
+fn aarch64_gcc_installed() -> bool {
+    let found = support::which("aarch64-linux-musl-gcc").is_some();
+    if found {
+        eprintln!("SKIPPED: aarch64-linux-musl-gcc is installed, so the C build would not fail");
+    }
+    found
+}
+
 #[test]
-fn without_zig_the_error_comes_before_building_naming_the_crates_and_the_commands() {
-    if !both_targets() {
+fn without_zig_only_the_cross_target_is_refused_before_building_naming_the_crates_and_the_commands()
+{
+    if !both_targets() || aarch64_gcc_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -220,39 +234,301 @@ fn without_zig_the_error_comes_before_building_naming_the_crates_and_the_command
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let err = stderr(&output);
-    assert_eq!(err.lines().count(), 1, "one line, before building: {err}");
-    // musl-gcc, when installed, compiles the native target's C: then aarch64 is the one refused.
-    let triple = if musl_gcc().is_some() {
-        AARCH64_MUSL
-    } else {
-        X86_64_MUSL
-    };
+    // The native target would be left to cargo (with one line saying so); the cross one has no C
+    // compiler at all, and every toolchain is chosen before the first build.
+    let error = err.lines().last().unwrap_or_default();
     for needle in [
         "error: the build script of `with-c` compiles C code".to_owned(),
-        format!("there is no C compiler for {triple}"),
+        format!("there is no C compiler for {AARCH64_MUSL}"),
         "pip install ziglang".to_owned(),
         "cargo install --locked cargo-zigbuild".to_owned(),
-        format!("CC_{}", triple.replace('-', "_")),
+        format!("CC_{}", AARCH64_MUSL.replace('-', "_")),
         "nothing was built".to_owned(),
     ] {
-        assert!(err.contains(&needle), "{needle}: {err}");
+        assert!(error.contains(&needle), "{needle}: {err}");
     }
-    assert_eq!(
-        err.contains("apt-get install musl-tools"),
-        triple == X86_64_MUSL,
-        "musl-tools only for the native target: {err}"
+    assert!(
+        !err.contains("musl-tools"),
+        "no musl-gcc across architectures: {err}"
     );
+    assert!(!err.contains("Building"), "before building: {err}");
     assert!(output.stdout.is_empty());
     assert!(support::dir_listing(dir.path()).is_empty());
 }
 
+/// `cargo zeroimage` for the native x86_64 musl target, with neither zig nor musl-gcc on PATH.
+fn native_without_zig(fixture: &str, archive: &Path) -> Output {
+    for_fixture(fixture)
+        .env("PATH", path_without_zig())
+        .args(["--target", X86_64_MUSL, "-o"])
+        .arg(archive)
+        .output()
+        .unwrap()
+}
+
+/// True when the native target has no musl-gcc, so that cargo alone decides (CI: always).
+fn native_has_no_c_compiler() -> bool {
+    if let Some(path) = musl_gcc() {
+        assert!(
+            !support::peers_required(),
+            "{} is installed",
+            path.display()
+        );
+        eprintln!("SKIPPED: {} compiles the native target's C", path.display());
+        return false;
+    }
+    support::target_installed(X86_64_MUSL)
+}
+
 #[test]
-fn no_zig_builds_as_cargo_would_and_a_failed_c_build_says_what_is_missing() {
-    if !both_targets() {
+fn without_zig_a_native_crate_that_cargo_builds_is_built_and_its_image_runs() {
+    if !native_has_no_c_compiler() {
         return;
     }
-    if support::which("aarch64-linux-musl-gcc").is_some() {
-        eprintln!("SKIPPED: aarch64-linux-musl-gcc is installed, so the C build would not fail");
+    // blake3's build script compiles C where cc-rs finds a C compiler and uses its Rust code where it
+    // does not: `cargo build --target x86_64-unknown-linux-musl` builds it here.
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("with-blake3.tar");
+    let output = native_without_zig("with-blake3", &archive);
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("no zig or musl-gcc"))
+        .collect();
+    assert_eq!(
+        said.len(),
+        1,
+        "one line says how cargo builds the C code: {err}"
+    );
+    for needle in [
+        "warning: no zig or musl-gcc for x86_64-unknown-linux-musl",
+        "cargo builds the C code of `blake3` as it would alone",
+        "cc-rs looks for x86_64-linux-musl-gcc",
+        "`pip install ziglang cargo-zigbuild` lets zig build it",
+    ] {
+        assert!(said[0].contains(needle), "{needle}: {}", said[0]);
+    }
+    // BLAKE3 of "abc", the test vector of the BLAKE3 paper's reference implementation.
+    let expected = "blake3(abc)=6437b3ac38465133ffb63b75273a8db548c558465d79db03fd359c6cd5bd9d85\n";
+    let rootfs = dir.path().join("rootfs");
+    support::unpack_rootfs(&archive, &rootfs);
+    let ran = support::run_written_program(&rootfs.join("with-blake3"), &["abc"]);
+    assert_eq!(stdout_of(&ran), expected);
+    if let Some(stdout) = support::run_in_runc(&archive, "0.1.0", &["abc"], &[]) {
+        assert_eq!(stdout, expected);
+    }
+}
+
+#[test]
+fn without_zig_a_native_c_build_that_fails_names_its_build_script_and_zig() {
+    if !native_has_no_c_compiler() {
+        return;
+    }
+    // with-c's build script needs a C compiler for the target: cc-rs asks for x86_64-linux-musl-gcc,
+    // as it does for ring.
+    let dir = tempfile::tempdir().unwrap();
+    let output = native_without_zig("with-c", &dir.path().join("with-c.tar"));
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("failed to run custom build command for `with-c"),
+        "cargo ran the build: {err}"
+    );
+    assert!(
+        err.contains("no zig or musl-gcc for x86_64-unknown-linux-musl"),
+        "{err}"
+    );
+    let last = err.lines().last().unwrap_or_default();
+    for needle in [
+        "error: `cargo build --target x86_64-unknown-linux-musl` failed; see cargo's errors above",
+        "the build script of `with-c` compiles C code and did not finish",
+        "no C compiler for x86_64-unknown-linux-musl is set up",
+        "pip install ziglang cargo-zigbuild",
+        "apt-get install musl-tools",
+        "CC_x86_64_unknown_linux_musl",
+    ] {
+        assert!(last.contains(needle), "{needle}: {last}");
+    }
+    assert!(support::dir_listing(dir.path()).is_empty());
+}
+
+#[test]
+fn without_zig_a_cross_gcc_on_path_compiles_the_c_code_and_rust_lld_links() {
+    if !support::target_installed(AARCH64_MUSL) || !zig_installed() {
+        assert!(!support::peers_required(), "aarch64 musl target required");
+        return;
+    }
+    if aarch64_gcc_installed() {
+        return;
+    }
+    let zig = zig_binary().expect("zig_installed() found it");
+    // An aarch64-linux-musl-gcc as a cross toolchain package would install it, made of zig.
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let gcc = bin.join("aarch64-linux-musl-gcc");
+    std::fs::write(
+        &gcc,
+        format!(
+            "#!/bin/sh\nfor a; do shift; case \"$a\" in --target=*) ;; *) set -- \"$@\" \"$a\";; esac; \
+             done\nexec '{}' cc -target aarch64-linux-musl \"$@\"\n",
+            zig.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&gcc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut path = vec![bin.clone()];
+    path.extend(std::env::split_paths(&path_without_zig()));
+    let archive = dir.path().join("with-c.tar");
+    let output = run_ok(
+        for_fixture("with-c")
+            .env("PATH", std::env::join_paths(path).unwrap())
+            .args(["--target", AARCH64_MUSL, "-v", "-o"])
+            .arg(&archive),
+    );
+    let err = stderr(&output);
+    assert!(
+        err.contains(&format!(
+            "aarch64-unknown-linux-musl: C compiled with {}, linking with rust-lld",
+            gcc.display()
+        )),
+        "{err}"
+    );
+    if let Some(stdout) = run_arm64_single(&archive, "with-c", &["abc"]) {
+        assert_eq!(stdout, "fletcher32(abc)=024a0126\nc-arch=aarch64\n");
+    }
+}
+
+/// Runs `program` of a single-platform arm64 archive under qemu-aarch64-static; `None` without qemu.
+fn run_arm64_single(archive: &Path, program: &str, args: &[&str]) -> Option<String> {
+    let qemu = support::peer("qemu-aarch64-static")?;
+    let rootfs = tempfile::tempdir().unwrap();
+    support::unpack_rootfs(archive, rootfs.path());
+    let output = run_ok(
+        Command::new(qemu)
+            .arg(rootfs.path().join(program))
+            .args(args),
+    );
+    Some(stdout_of(&output))
+}
+
+/// Python code that leaves `marker` (with where it ran) and poses as zig.
+fn hostile_ziglang(marker: &Path) -> String {
+    format!(
+        "import os\nwith open({:?}, 'a') as f: f.write(os.getcwd() + '\\n')\nprint('0.14.1')\n",
+        marker.display().to_string()
+    )
+}
+
+/// Plants `ziglang.py` (module) or `ziglang/__main__.py` (package) in `dir`.
+fn plant_ziglang(dir: &Path, marker: &Path, package: bool) {
+    if package {
+        let package = dir.join("ziglang");
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::write(package.join("__init__.py"), "").unwrap();
+        std::fs::write(package.join("__main__.py"), hostile_ziglang(marker)).unwrap();
+    } else {
+        std::fs::write(dir.join("ziglang.py"), hostile_ziglang(marker)).unwrap();
+    }
+}
+
+#[test]
+fn a_ziglang_module_in_the_working_or_crate_directory_never_runs_with_cargo_zigbuild() {
+    if !support::target_installed(AARCH64_MUSL) || !zig_installed() {
+        assert!(!support::peers_required(), "aarch64 musl target required");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("hostile-code-ran");
+    support::copy_fixture("with-c", dir.path());
+    let crate_dir = dir.path().join("with-c");
+    let cwd = dir.path().join("elsewhere");
+    std::fs::create_dir(&cwd).unwrap();
+    plant_ziglang(&cwd, &marker, false);
+    plant_ziglang(&crate_dir, &marker, true);
+    // The hostile code is what `python3 -m ziglang` runs from either directory.
+    for dir in [&cwd, &crate_dir] {
+        let python = Command::new("python3")
+            .args(["-m", "ziglang", "version"])
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert_eq!(stdout_of(&python), "0.14.1\n");
+        std::fs::remove_file(&marker).unwrap();
+    }
+
+    let archive = dir.path().join("with-c.tar");
+    let mut cmd = cargo_zeroimage();
+    for var in LINKER_VARS.iter().chain(&CC_VARS) {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .current_dir(&cwd)
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .args(["--locked", "--target", AARCH64_MUSL, "-v", "-o"])
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert!(
+        !marker.exists(),
+        "hostile code ran in {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    assert!(output.status.success(), "{err}");
+    assert!(err.contains("C compiled and linked with zig "), "{err}");
+    assert!(err.contains("ziglang package"), "{err}");
+    if let Some(stdout) = run_arm64_single(&archive, "with-c", &["abc"]) {
+        assert_eq!(stdout, "fletcher32(abc)=024a0126\nc-arch=aarch64\n");
+    }
+}
+
+#[test]
+fn a_ziglang_module_in_the_working_or_crate_directory_never_runs_without_cargo_zigbuild() {
+    if !both_targets() || aarch64_gcc_installed() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let marker = dir.path().join("hostile-code-ran");
+    support::copy_fixture("with-c", dir.path());
+    let crate_dir = dir.path().join("with-c");
+    let cwd = dir.path().join("elsewhere");
+    std::fs::create_dir(&cwd).unwrap();
+    plant_ziglang(&cwd, &marker, true);
+    plant_ziglang(&crate_dir, &marker, false);
+    let path = path_without_zig();
+    let mut cmd = cargo_zeroimage();
+    for var in LINKER_VARS.iter().chain(&CC_VARS) {
+        cmd.env_remove(var);
+    }
+    let output = cmd
+        .current_dir(&cwd)
+        .env("PATH", &path)
+        .arg("--manifest-path")
+        .arg(crate_dir.join("Cargo.toml"))
+        .args(["--locked", "--target", AARCH64_MUSL, "-o"])
+        .arg(dir.path().join("with-c.tar"))
+        .output()
+        .unwrap();
+    assert!(
+        !marker.exists(),
+        "hostile code ran in {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    // No cargo-zigbuild, so no zig: the cross target is refused before building.
+    assert_eq!(output.status.code(), Some(1));
+    let err = stderr(&output);
+    assert!(
+        err.contains("install zig and cargo-zigbuild"),
+        "nothing taken for zig: {err}"
+    );
+}
+
+#[test]
+fn no_zig_builds_as_cargo_would_and_a_failed_c_build_says_what_is_missing() {
+    if !both_targets() || aarch64_gcc_installed() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

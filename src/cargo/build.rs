@@ -18,8 +18,8 @@ pub struct BuildRequest {
     pub target: String,
     /// Every other argument for `cargo build`.
     pub args: Vec<OsString>,
-    /// Extra environment, e.g. the linker for a cross build.
-    pub env: Vec<(String, String)>,
+    /// Extra environment, e.g. the linker for a cross build, the zig cargo-zigbuild runs.
+    pub env: Vec<(String, OsString)>,
     /// cargo-zigbuild, to run the build instead of cargo (it makes zig the C compiler and linker).
     pub zigbuild: Option<PathBuf>,
     /// Crates whose build scripts compile C, by package: when one of those does not finish, the

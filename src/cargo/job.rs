@@ -833,6 +833,9 @@ impl Build<'_> {
         let cargo = self.cargo;
         let triple = &facts.triple;
         listener.detail(&toolchain.describe(facts));
+        if let Some(notice) = toolchain.notice(facts) {
+            listener.warning(&notice);
+        }
         let request = BuildRequest {
             target: triple.clone(),
             args: cargo.cargo_build_args(group),

@@ -12,5 +12,6 @@ mod supply;
 pub(crate) mod target;
 mod toolchain;
 pub(crate) mod workspace;
+mod zig;
 
 pub use job::{CargoImage, CargoJob, CargoOptions, CargoOutcome};

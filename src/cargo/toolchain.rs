@@ -3,16 +3,19 @@
 //! A musl target links pure Rust with what Rust ships (rustc's default for the host's architecture,
 //! rust-lld across architectures). Crates whose build scripts compile C need a C compiler for the
 //! target: musl-gcc for the host's architecture when installed, else zig through cargo-zigbuild, which
-//! compiles and links C for every musl target from one install. A linker or C compiler the user
-//! configured always wins. With no C compiler to be had, the job stops before building and says what
-//! to install.
+//! compiles and links C for every musl target from one install, else the `<arch>-linux-musl-gcc`
+//! cc-rs finds by itself across architectures. A linker or C compiler the user configured always
+//! wins. For the host's architecture with none of them, cargo builds as it would alone (some build
+//! scripts do without C, e.g. blake3's), after one line saying so; only across architectures, where
+//! no C compiler for the target exists at all, does the job stop before building and say what to
+//! install.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
 use super::c_code::{CCrate, list};
 use super::config::{CargoConfig, linker_env_var};
+use super::zig::{Zig, ZigMissing, find_zig, which};
 use crate::error::{Error, Result};
 
 /// How the `--zig`/`--no-zig` flags and the `zig` setting leave the choice of zig.
@@ -34,40 +37,6 @@ impl ZigChoice {
             Some(true) => ZigChoice::Always,
             Some(false) => ZigChoice::Never,
             None => ZigChoice::Auto,
-        }
-    }
-}
-
-/// zig and cargo-zigbuild, both found.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Zig {
-    pub cargo_zigbuild: PathBuf,
-    /// The version of zig and how cargo-zigbuild reaches it, e.g. `zig 0.14.1 (python3 -m ziglang)`.
-    pub zig: String,
-}
-
-/// What is missing for zig builds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct ZigMissing {
-    pub cargo_zigbuild: bool,
-    pub zig: bool,
-}
-
-impl ZigMissing {
-    /// The install commands for what is missing.
-    fn install(&self) -> &'static str {
-        match (self.cargo_zigbuild, self.zig) {
-            (false, true) => {
-                "install zig (`pip install ziglang`, or zig on PATH; cargo-zigbuild is installed)"
-            }
-            (true, false) => {
-                "install cargo-zigbuild (`pip install cargo-zigbuild` or `cargo install --locked \
-                 cargo-zigbuild`; zig is installed)"
-            }
-            _ => {
-                "install zig and cargo-zigbuild (`pip install ziglang cargo-zigbuild`, or `cargo install \
-                 --locked cargo-zigbuild` and zig on PATH)"
-            }
         }
     }
 }
@@ -100,10 +69,15 @@ pub(crate) enum Toolchain {
         cc: Option<(String, String)>,
         rust_lld: bool,
     },
-    /// musl-gcc (found by cc-rs itself) compiles C for the host's architecture.
-    MuslGcc(PathBuf),
+    /// A GCC for the target that cc-rs finds by itself compiles C: musl-gcc for the host's
+    /// architecture, `<arch>-linux-musl-gcc` across architectures (linking with rust-lld).
+    Gcc { path: PathBuf, rust_lld: bool },
     /// cargo-zigbuild: zig compiles C and links.
     Zig(Zig),
+    /// C code for the host's architecture with neither zig nor musl-gcc: cargo builds as it would
+    /// alone, its build scripts finding a C compiler or doing without; `ZigMissing` says what zig
+    /// builds need.
+    CargoAlone(ZigMissing),
 }
 
 /// What the choice for one target depends on.
@@ -112,6 +86,8 @@ pub(crate) struct TargetFacts {
     pub triple: String,
     /// Another architecture than the host's.
     pub cross: bool,
+    /// The host's own triple: cc-rs then compiles with the host's `cc`.
+    pub host: bool,
     pub linker: Option<(String, String)>,
     pub cc: Option<(String, String)>,
     /// Crates compiling C; `None` when the graph could not be read.
@@ -132,7 +108,7 @@ impl TargetFacts {
 
 /// The toolchain for each target, all chosen before the first build so that a missing C compiler
 /// stops the job before any long build. `c_crates` reads the crate graph for a target; zig and
-/// musl-gcc are looked for once, only when needed.
+/// musl-gcc are looked for once, only when needed, and a cross GCC per target.
 pub(crate) fn plan(
     triples: &[String],
     host: &str,
@@ -152,25 +128,31 @@ pub(crate) fn plan(
         let facts = TargetFacts {
             triple: triple.clone(),
             cross,
+            host: triple == host,
             linker,
             cc,
             c_crates: if needs_graph { c_crates(triple) } else { None },
             zig_off: choice == ZigChoice::Never,
         };
         let toolchain = decide(&facts, choice, &mut || zig.get().clone(), &mut || {
-            musl_gcc.get().clone()
+            if cross {
+                cross_gcc(triple)
+            } else {
+                musl_gcc.get().clone()
+            }
         })?;
         plans.push((facts, toolchain));
     }
     Ok(plans)
 }
 
-/// The choice for one target (see the module documentation).
+/// The choice for one target (see the module documentation). `gcc` finds the GCC for the target that
+/// cc-rs would use by itself.
 pub(crate) fn decide(
     facts: &TargetFacts,
     choice: ZigChoice,
     zig: &mut dyn FnMut() -> std::result::Result<Zig, ZigMissing>,
-    musl_gcc: &mut dyn FnMut() -> Option<PathBuf>,
+    gcc: &mut dyn FnMut() -> Option<PathBuf>,
 ) -> Result<Toolchain> {
     if facts.linker.is_some() || facts.cc.is_some() {
         return Ok(Toolchain::Configured {
@@ -196,22 +178,62 @@ pub(crate) fn decide(
                 missing.install()
             ))
         }),
-        ZigChoice::Never if has_c && !facts.cross => {
-            Ok(musl_gcc().map_or(plain, Toolchain::MuslGcc))
-        }
+        ZigChoice::Never if has_c => Ok(gcc().map_or(plain, |path| Toolchain::Gcc {
+            path,
+            rust_lld: facts.cross,
+        })),
         ZigChoice::Never => Ok(plain),
         ZigChoice::Auto if !has_c => Ok(plain),
         ZigChoice::Auto => {
+            let with_gcc = |path| Toolchain::Gcc {
+                path,
+                rust_lld: facts.cross,
+            };
             if !facts.cross {
-                if let Some(gcc) = musl_gcc() {
-                    return Ok(Toolchain::MuslGcc(gcc));
+                if let Some(path) = gcc() {
+                    return Ok(with_gcc(path));
                 }
             }
-            zig()
-                .map(Toolchain::Zig)
-                .map_err(|missing| no_c_compiler(facts, missing))
+            let missing = match zig() {
+                Ok(zig) => return Ok(Toolchain::Zig(zig)),
+                Err(missing) => missing,
+            };
+            if !facts.cross {
+                // Cargo alone builds some of these: never refused before building.
+                return Ok(Toolchain::CargoAlone(missing));
+            }
+            gcc()
+                .map(with_gcc)
+                .ok_or_else(|| no_c_compiler(facts, missing))
         }
     }
+}
+
+/// The GCC names cc-rs tries for a musl target it builds from another target (its
+/// `prefix_for_target`, plus `musl-gcc` where it falls back to it).
+fn cc_rs_gcc_names(triple: &str) -> Vec<String> {
+    let mut parts = triple.split('-');
+    let arch = parts.next().unwrap_or(triple);
+    let env = parts.next_back().unwrap_or("musl");
+    let prefix = match arch {
+        a if a.starts_with("riscv64") => "riscv64",
+        a if a.starts_with("riscv32") => "riscv32",
+        a if a.starts_with("arm") || a.starts_with("thumb") => "arm",
+        a => a,
+    };
+    let mut names = vec![format!("{prefix}-linux-{env}-gcc")];
+    if matches!(arch, "x86_64" | "i586" | "i686") {
+        names.push("musl-gcc".to_owned());
+    }
+    names
+}
+
+/// The GCC cc-rs finds by itself for a target of another architecture, when installed.
+fn cross_gcc(triple: &str) -> Option<PathBuf> {
+    cc_rs_gcc_names(triple)
+        .iter()
+        .filter(|name| name.as_str() != "musl-gcc")
+        .find_map(|name| which(name))
 }
 
 /// The error before building when C code meets no C compiler.
@@ -267,15 +289,45 @@ impl Toolchain {
                 }
                 format!("{triple}: {}", parts.join(", "))
             }
-            Toolchain::MuslGcc(path) => {
-                format!("{triple}: C compiled with musl-gcc ({}){c}", path.display())
-            }
+            Toolchain::Gcc { path, rust_lld } => format!(
+                "{triple}: C compiled with {}{}{c}",
+                path.display(),
+                if *rust_lld {
+                    ", linking with rust-lld"
+                } else {
+                    ""
+                }
+            ),
             Toolchain::Zig(zig) => format!(
                 "{triple}: C compiled and linked with {} through cargo-zigbuild ({}){c}",
                 zig.zig,
                 zig.cargo_zigbuild.display()
             ),
+            Toolchain::CargoAlone(_) => format!("{triple}: cargo's own toolchain{c}"),
         }
+    }
+
+    /// The line said before a build that cargo runs as it would alone although crates compile C: which
+    /// C compiler their build scripts get.
+    pub fn notice(&self, facts: &TargetFacts) -> Option<String> {
+        let Toolchain::CargoAlone(missing) = self else {
+            return None;
+        };
+        let compiler = if facts.host {
+            "cc-rs uses the host's `cc`".to_owned()
+        } else {
+            format!(
+                "cc-rs looks for {}, not installed: a build script does without C or fails",
+                cc_rs_gcc_names(&facts.triple).join(" or ")
+            )
+        };
+        Some(format!(
+            "no zig or musl-gcc for {}: cargo builds the C code of {} as it would alone ({compiler}); \
+             `{}` lets zig build it",
+            facts.triple,
+            list(facts.c_crates()),
+            missing.pip()
+        ))
     }
 
     /// What to add when the build script of a crate with C code failed.
@@ -283,7 +335,12 @@ impl Toolchain {
         let with = |what: String| format!("it compiled with {what}; see its errors above");
         match self {
             Toolchain::Zig(zig) => with(format!("{} through cargo-zigbuild", zig.zig)),
-            Toolchain::MuslGcc(path) => with(path.display().to_string()),
+            Toolchain::Gcc { path, .. } => with(path.display().to_string()),
+            Toolchain::CargoAlone(missing) => format!(
+                "no C compiler for {} is set up: {}",
+                facts.triple,
+                remedies(facts, missing.install())
+            ),
             Toolchain::Configured {
                 cc: Some((cc, origin)),
                 ..
@@ -319,12 +376,15 @@ impl Toolchain {
         }
     }
 
-    /// Environment the build needs (the linker for rust-lld builds).
-    pub fn env(&self, triple: &str) -> Vec<(String, String)> {
+    /// Environment the build needs (the linker for rust-lld builds, the zig for cargo-zigbuild).
+    pub fn env(&self, triple: &str) -> Vec<(String, OsString)> {
         match self {
-            Toolchain::RustLld | Toolchain::Configured { rust_lld: true, .. } => {
-                vec![(linker_env_var(triple), "rust-lld".to_owned())]
+            Toolchain::RustLld
+            | Toolchain::Configured { rust_lld: true, .. }
+            | Toolchain::Gcc { rust_lld: true, .. } => {
+                vec![(linker_env_var(triple), OsString::from("rust-lld"))]
             }
+            Toolchain::Zig(zig) => zig.env(),
             _ => Vec::new(),
         }
     }
@@ -347,79 +407,10 @@ impl<T, F: FnMut() -> T> Lazy<T, F> {
     }
 }
 
-/// cargo-zigbuild (on PATH, or in cargo's bin directory) and the zig it will use, found the way it
-/// finds it: `python3 -m ziglang` (`$CARGO_ZIGBUILD_PYTHON_PATH`), then `zig` on PATH
-/// (`$CARGO_ZIGBUILD_ZIG_PATH`).
-pub(crate) fn find_zig() -> std::result::Result<Zig, ZigMissing> {
-    let cargo_zigbuild = which("cargo-zigbuild").or_else(|| {
-        let home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-        Some(home.join("bin").join("cargo-zigbuild")).filter(|p| p.is_file())
-    });
-    let zig = find_zig_compiler();
-    match (cargo_zigbuild, zig) {
-        (Some(cargo_zigbuild), Some(zig)) => Ok(Zig {
-            cargo_zigbuild,
-            zig,
-        }),
-        (cargo_zigbuild, zig) => Err(ZigMissing {
-            cargo_zigbuild: cargo_zigbuild.is_none(),
-            zig: zig.is_none(),
-        }),
-    }
-}
-
-fn find_zig_compiler() -> Option<String> {
-    let python =
-        std::env::var_os("CARGO_ZIGBUILD_PYTHON_PATH").unwrap_or_else(|| OsString::from("python3"));
-    if let Some(path) = which_os(&python) {
-        if let Some(version) = version_of(Command::new(&path).args(["-m", "ziglang", "version"])) {
-            return Some(format!(
-                "zig {version} ({} -m ziglang)",
-                python.to_string_lossy()
-            ));
-        }
-    }
-    let zig = std::env::var_os("CARGO_ZIGBUILD_ZIG_PATH").unwrap_or_else(|| OsString::from("zig"));
-    let path = which_os(&zig)?;
-    let version = version_of(Command::new(&path).arg("version"))?;
-    Some(format!("zig {version} ({})", path.display()))
-}
-
-/// The first line of a successful `version` command.
-fn version_of(cmd: &mut Command) -> Option<String> {
-    let output = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    let line = text.lines().next()?.trim();
-    (output.status.success() && !line.is_empty() && line.len() < 64)
-        .then(|| crate::sanitize::outside(line, 64))
-}
-
 /// musl-gcc, or `<arch>-linux-musl-gcc`, which cc-rs uses for the host's musl target when installed.
 fn find_musl_gcc(host: &str) -> Option<PathBuf> {
     let arch = host.split('-').next().unwrap_or(host);
     which("musl-gcc").or_else(|| which(&format!("{arch}-linux-musl-gcc")))
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    which_os(OsString::from(name).as_os_str())
-}
-
-/// A program named like a shell would find it (a name with a slash is a path).
-fn which_os(name: &std::ffi::OsStr) -> Option<PathBuf> {
-    let candidate = Path::new(name);
-    if candidate.components().count() > 1 {
-        return candidate.is_file().then(|| candidate.to_owned());
-    }
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
 }
 
 #[cfg(test)]
@@ -448,7 +439,8 @@ mod tests {
     fn zig() -> Zig {
         Zig {
             cargo_zigbuild: PathBuf::from("/bin/cargo-zigbuild"),
-            zig: "zig 0.14.1 (python3 -m ziglang)".to_owned(),
+            command: PathBuf::from("/venv/ziglang/zig"),
+            zig: "zig 0.14.1 (/venv/ziglang/zig, from python3's ziglang package)".to_owned(),
         }
     }
 
@@ -506,7 +498,10 @@ mod tests {
                 Some("/usr/bin/musl-gcc")
             )
             .unwrap(),
-            Toolchain::MuslGcc(PathBuf::from("/usr/bin/musl-gcc"))
+            Toolchain::Gcc {
+                path: PathBuf::from("/usr/bin/musl-gcc"),
+                rust_lld: false
+            }
         );
         assert_eq!(
             decide_with(&native, ZigChoice::Auto, Some(zig()), None).unwrap(),
@@ -537,6 +532,54 @@ mod tests {
             Toolchain::RustLld,
             "--no-zig builds as cargo would"
         );
+        // Without zig, the cross GCC cc-rs finds compiles, and rust-lld links.
+        let gcc = decide_with(
+            &cross,
+            ZigChoice::Auto,
+            None,
+            Some("/usr/bin/aarch64-linux-musl-gcc"),
+        )
+        .unwrap();
+        assert_eq!(
+            gcc,
+            Toolchain::Gcc {
+                path: PathBuf::from("/usr/bin/aarch64-linux-musl-gcc"),
+                rust_lld: true
+            }
+        );
+        assert_eq!(
+            gcc.env(ARM),
+            [(linker_env_var(ARM), OsString::from("rust-lld"))]
+        );
+        assert!(gcc.notice(&cross).is_none());
+    }
+
+    #[test]
+    fn zig_builds_get_the_zig_that_was_checked() {
+        let toolchain = Toolchain::Zig(zig());
+        let env: Vec<(String, OsString)> = toolchain.env(ARM);
+        assert!(env.contains(&(
+            "CARGO_ZIGBUILD_ZIG_COMMAND".to_owned(),
+            OsString::from("/venv/ziglang/zig")
+        )));
+        assert!(env.contains(&(
+            "CARGO_ZIGBUILD_ZIG_PATH".to_owned(),
+            OsString::from("/venv/ziglang/zig")
+        )));
+    }
+
+    #[test]
+    fn cc_rs_names_the_cross_gcc_after_the_target() {
+        assert_eq!(cc_rs_gcc_names(X86), ["x86_64-linux-musl-gcc", "musl-gcc"]);
+        assert_eq!(cc_rs_gcc_names(ARM), ["aarch64-linux-musl-gcc"]);
+        assert_eq!(
+            cc_rs_gcc_names("riscv64gc-unknown-linux-musl"),
+            ["riscv64-linux-musl-gcc"]
+        );
+        assert_eq!(
+            cc_rs_gcc_names("armv7-unknown-linux-musleabihf"),
+            ["arm-linux-musleabihf-gcc"]
+        );
     }
 
     #[test]
@@ -554,7 +597,7 @@ mod tests {
         );
         assert_eq!(
             toolchain.env(ARM),
-            [(linker_env_var(ARM), "rust-lld".to_owned())]
+            [(linker_env_var(ARM), OsString::from("rust-lld"))]
         );
         cross.linker = Some(("ld-of-mine".into(), "x".into()));
         let toolchain = decide_with(&cross, ZigChoice::Auto, None, None).unwrap();
@@ -567,27 +610,72 @@ mod tests {
     }
 
     #[test]
-    fn no_c_compiler_is_an_error_naming_the_crates_and_the_install_commands() {
+    fn without_a_c_compiler_the_native_target_builds_as_cargo_would_and_says_so() {
         let native = facts(X86, false, &["ring", "zstd-sys"]);
-        let err = decide_with(&native, ZigChoice::Auto, None, None)
-            .unwrap_err()
-            .to_string();
+        let toolchain = decide_with(&native, ZigChoice::Auto, None, None).unwrap();
+        assert_eq!(toolchain, Toolchain::CargoAlone(NO_ZIG));
+        assert!(toolchain.env(X86).is_empty());
+        let notice = toolchain.notice(&native).unwrap();
         for needle in [
-            "build scripts of `ring` and `zstd-sys` compile C code",
-            "no C compiler for x86_64-unknown-linux-musl",
+            "no zig or musl-gcc for x86_64-unknown-linux-musl",
+            "cargo builds the C code of `ring` and `zstd-sys` as it would alone",
+            "cc-rs looks for x86_64-linux-musl-gcc or musl-gcc, not installed",
+            "`pip install ziglang cargo-zigbuild` lets zig build it",
+        ] {
+            assert!(notice.contains(needle), "{needle}: {notice}");
+        }
+        let hint = toolchain.c_failure_hint(&native);
+        for needle in [
+            "no C compiler for x86_64-unknown-linux-musl is set up",
             "pip install ziglang cargo-zigbuild",
             "cargo install --locked cargo-zigbuild",
             "apt-get install musl-tools",
             "CC_x86_64_unknown_linux_musl",
         ] {
+            assert!(hint.contains(needle), "{needle}: {hint}");
+        }
+        // On a musl host, cc-rs compiles with the host's own `cc`.
+        let host = TargetFacts {
+            host: true,
+            ..native.clone()
+        };
+        assert!(
+            toolchain
+                .notice(&host)
+                .unwrap()
+                .contains("cc-rs uses the host's `cc`")
+        );
+        // With --no-zig, nothing is said: that is what was asked.
+        let no_zig = TargetFacts {
+            zig_off: true,
+            ..native
+        };
+        let toolchain = decide_with(&no_zig, ZigChoice::Never, None, None).unwrap();
+        assert_eq!(toolchain, Toolchain::Default);
+        assert!(toolchain.notice(&no_zig).is_none());
+    }
+
+    #[test]
+    fn no_c_compiler_across_architectures_is_an_error_naming_the_crates_and_the_install_commands() {
+        let cross = facts(ARM, true, &["ring", "zstd-sys"]);
+        let err = decide_with(&cross, ZigChoice::Auto, None, None)
+            .unwrap_err()
+            .to_string();
+        for needle in [
+            "build scripts of `ring` and `zstd-sys` compile C code",
+            "no C compiler for aarch64-unknown-linux-musl",
+            "pip install ziglang cargo-zigbuild",
+            "cargo install --locked cargo-zigbuild",
+            "CC_aarch64_unknown_linux_musl",
+        ] {
             assert!(err.contains(needle), "{needle}: {err}");
         }
+        assert!(!err.contains("musl-tools"), "not for a cross target: {err}");
         let cross = facts(ARM, true, &["ring"]);
         let err = decide_with(&cross, ZigChoice::Auto, None, None)
             .unwrap_err()
             .to_string();
         assert!(err.contains("build script of `ring` compiles"), "{err}");
-        assert!(!err.contains("musl-tools"), "not for a cross target: {err}");
         let err = decide_with(&facts(ARM, true, &[]), ZigChoice::Always, None, None)
             .unwrap_err()
             .to_string();
@@ -601,12 +689,5 @@ mod tests {
             decide_with(&gnu, ZigChoice::Always, Some(zig()), None).unwrap(),
             Toolchain::Default
         );
-    }
-
-    #[test]
-    fn which_finds_programs_on_path_and_by_path() {
-        assert!(which("sh").is_some());
-        assert!(which_os(std::ffi::OsStr::new("/bin/sh")).is_some());
-        assert!(which("no-such-program-zeroimage").is_none());
     }
 }
