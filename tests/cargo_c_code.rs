@@ -390,7 +390,8 @@ fn without_zig_a_cross_gcc_on_path_compiles_the_c_code_and_rust_lld_links() {
     let err = stderr(&output);
     assert!(
         err.contains(&format!(
-            "aarch64-unknown-linux-musl: C compiled with {}, linking with rust-lld",
+            "aarch64-unknown-linux-musl: C compiled with aarch64-linux-musl-gcc ({}), linking with \
+             rust-lld",
             gcc.display()
         )),
         "{err}"

@@ -290,7 +290,10 @@ impl Toolchain {
                 format!("{triple}: {}", parts.join(", "))
             }
             Toolchain::Gcc { path, rust_lld } => format!(
-                "{triple}: C compiled with {}{}{c}",
+                "{triple}: C compiled with {} ({}){}{c}",
+                path.file_name()
+                    .unwrap_or(path.as_os_str())
+                    .to_string_lossy(),
                 path.display(),
                 if *rust_lld {
                     ", linking with rust-lld"
@@ -552,6 +555,22 @@ mod tests {
             [(linker_env_var(ARM), OsString::from("rust-lld"))]
         );
         assert!(gcc.notice(&cross).is_none());
+        assert!(
+            gcc.describe(&cross).starts_with(
+                "aarch64-unknown-linux-musl: C compiled with aarch64-linux-musl-gcc \
+                 (/usr/bin/aarch64-linux-musl-gcc), linking with rust-lld"
+            ),
+            "{}",
+            gcc.describe(&cross)
+        );
+        let musl_gcc = Toolchain::Gcc {
+            path: PathBuf::from("/usr/bin/musl-gcc"),
+            rust_lld: false,
+        };
+        assert_eq!(
+            musl_gcc.describe(&native),
+            "x86_64-unknown-linux-musl: C compiled with musl-gcc (/usr/bin/musl-gcc) (C code in `ring`)"
+        );
     }
 
     #[test]
