@@ -311,8 +311,8 @@ fn read_fallback_index(
     place: &str,
 ) -> Result<(Index, Option<String>)> {
     // Every manifest type is accepted, so that the registry shows what is there (distribution 2.8
-    // answers 404 for an OCI image manifest not asked for, and converts a Docker one to schema 1):
-    // a tag holding anything but an index of referrers is someone else's, never to be overwritten.
+    // answers 404 for an OCI image manifest when the Accept header does not name its type): a tag
+    // holding anything but an index of referrers is someone else's, never to be overwritten.
     let accept = [("Accept", super::pull::ACCEPT.to_owned())];
     let response = registry.send(
         "GET",
