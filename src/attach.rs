@@ -143,6 +143,22 @@ impl Attachment {
         descriptor
     }
 
+    /// What it is, for messages: `the SPDX SBOM for linux/arm64 (sha256:0123456789ab)`, with its
+    /// artifact manifest's digest cut short.
+    pub fn label(&self) -> String {
+        let what = match self.kind {
+            DocumentKind::Spdx => "the SPDX SBOM",
+            DocumentKind::CycloneDx => "the CycloneDX SBOM",
+            DocumentKind::Provenance => "the provenance statement",
+        };
+        let digest = self.manifest.digest();
+        let short = format!("{}:{}", digest.algorithm().as_str(), digest.short());
+        match &self.platform {
+            Some(platform) => format!("{what} for {platform} ({short})"),
+            None => format!("{what} ({short})"),
+        }
+    }
+
     /// The image manifest (or index) it is about.
     pub fn subject(&self) -> &Descriptor {
         // Every attachment is made or read with a subject.

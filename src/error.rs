@@ -55,6 +55,23 @@ impl Error {
         }
     }
 
+    /// The same error with `prefix: ` before its message, keeping its type (an I/O error, whose
+    /// message is its step, file and cause, is unchanged).
+    pub fn context(self, prefix: &str) -> Error {
+        match self {
+            Error::Registry(mut e) => {
+                *e = e.context(prefix);
+                Error::Registry(e)
+            }
+            Error::Input { path, message } => Error::Input {
+                path,
+                message: format!("{prefix}: {message}"),
+            },
+            Error::Invalid(message) => Error::Invalid(format!("{prefix}: {message}")),
+            other => other,
+        }
+    }
+
     /// Wraps an I/O error with the step and the file it concerns.
     pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
         let path = path.into();

@@ -23,7 +23,7 @@ use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
-use crate::registry::push::{PushOptions, Pushed, push_with};
+use crate::registry::push::{NotAttached, PushOptions, Pushed, push_with};
 use crate::report::Listener;
 use crate::rootfs::RootFs;
 use crate::sbom::ProgramFile;
@@ -108,6 +108,10 @@ pub struct PackageSummary {
     /// The SBOMs and provenance attached, with the files written beside the archive.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentSummary>,
+    /// The attached documents a registry did not take, each with the repository and why (the image
+    /// itself was pushed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attachments_not_pushed: Vec<NotAttached>,
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -220,13 +224,16 @@ impl Packaged<'_> {
             &self.attachments,
             &self.attachments.memory as &dyn BlobSource,
         ));
-        let pushed = self.with_blobs(|blobs| {
+        let outcome = self.with_blobs(|blobs| {
             push_with(&self.tree, blobs, attached, references, &options, listener)
         })?;
         self.summary
             .pushed
-            .extend(pushed.iter().map(ToString::to_string));
-        Ok(pushed)
+            .extend(outcome.pushed.iter().map(ToString::to_string));
+        self.summary
+            .attachments_not_pushed
+            .extend(outcome.not_attached);
+        Ok(outcome.pushed)
     }
 
     /// Loads what was built into the local runtimes `options` names, tagged with the image's name.
@@ -478,6 +485,7 @@ pub fn package<'a>(
         pushed: Vec::new(),
         loaded: Vec::new(),
         attachments: attachment_summaries,
+        attachments_not_pushed: Vec::new(),
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {

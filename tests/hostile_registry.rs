@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use support::fake_registry::{self, Behaviour};
 use support::http::{Reply, TestServer};
 use support::tiny_elf::{self, Machine, Shape};
-use support::zeroimage;
+use support::{stdout_of, zeroimage};
 
 fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
@@ -572,4 +572,298 @@ fn login_writes_through_a_symlinked_config_and_a_missing_creds_store_means_anony
         err.contains("warning:") && err.contains("docker-credential-zeroimage-test-missing-helper"),
         "{err}"
     );
+}
+
+/// A tiny program, its archive (SBOM and provenance attached) and the digests of its image and of
+/// each attached document's artifact manifest.
+fn attached_archive(dir: &Path) -> (PathBuf, PathBuf, String, Vec<String>) {
+    let program = tiny_elf::write(
+        dir,
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "attached\n"),
+    );
+    let archive = dir.join("attached.tar");
+    let output = support::run_ok(zi(dir).arg(&program).arg("-o").arg(&archive).args([
+        "--provenance",
+        "--message-format",
+        "json",
+    ]));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let manifests = summary["attachments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["manifest_digest"].as_str().unwrap().to_owned())
+        .collect();
+    (
+        program,
+        archive,
+        summary["digest"].as_str().unwrap().to_owned(),
+        manifests,
+    )
+}
+
+/// The manifest PUTs a fake registry received, by the reference they named.
+fn manifest_puts(server: &TestServer) -> Vec<String> {
+    server
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path().contains("/manifests/"))
+        .map(|r| r.path().rsplit('/').next().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn a_registry_refusing_artifact_manifests_still_gets_the_image_and_its_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (program, archive, digest, documents) = attached_archive(dir.path());
+    let refusing = || {
+        TestServer::start(fake_registry::handler(Behaviour {
+            refuse_subject: true,
+            ..Behaviour::default()
+        }))
+    };
+    // Built and pushed in one run, and an archive built earlier pushed with `zeroimage push`.
+    for push_subcommand in [false, true] {
+        let registry = refusing();
+        let reference = format!("{}/team/app:1.0", registry.host());
+        let mut command = zi(dir.path());
+        if push_subcommand {
+            command.arg("push").arg(&archive).arg(&reference);
+        } else {
+            command
+                .arg(&program)
+                .args(["--provenance", "--push", &reference]);
+        }
+        let output = command.args(["--message-format", "json"]).output().unwrap();
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(0), "{err}");
+        assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
+        let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+        assert_eq!(warnings.len(), 2, "one per document refused: {err}");
+        for (warning, what) in warnings.iter().zip(["SPDX SBOM", "provenance statement"]) {
+            assert!(
+                warning.contains(what)
+                    && warning.contains("not attached to")
+                    && warning.contains("MANIFEST_INVALID: manifest invalid"),
+                "{warning}"
+            );
+        }
+        let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(
+            summary["pushed"],
+            serde_json::json!([format!("{reference}@{digest}")])
+        );
+        let refused = summary["attachments_not_pushed"].as_array().unwrap();
+        let kinds: Vec<&str> = refused
+            .iter()
+            .map(|r| r["kind"].as_str().unwrap())
+            .collect();
+        assert_eq!(kinds, ["spdx", "provenance"]);
+        for (entry, document) in refused.iter().zip(&documents) {
+            assert_eq!(entry["manifest_digest"], document.as_str());
+            assert_eq!(entry["repository"], format!("{}/team/app", registry.host()));
+            assert!(
+                entry["error"]
+                    .as_str()
+                    .unwrap()
+                    .contains("MANIFEST_INVALID"),
+                "{entry}"
+            );
+        }
+        let puts = manifest_puts(&registry);
+        assert_eq!(
+            puts.last().map(String::as_str),
+            Some("1.0"),
+            "the tag is set: {puts:?}"
+        );
+    }
+}
+
+#[test]
+fn require_attachments_fails_the_push_before_the_tag_and_names_the_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let (program, archive, digest, _) = attached_archive(dir.path());
+    for push_subcommand in [false, true] {
+        let registry = TestServer::start(fake_registry::handler(Behaviour {
+            refuse_subject: true,
+            ..Behaviour::default()
+        }));
+        let reference = format!("{}/team/app:1.0", registry.host());
+        let mut command = zi(dir.path());
+        if push_subcommand {
+            command.arg("push").arg(&archive).arg(&reference);
+        } else {
+            command
+                .arg(&program)
+                .args(["--provenance", "--push", &reference]);
+        }
+        let output = command
+            .args(["--require-attachments", "--message-format", "json"])
+            .output()
+            .unwrap();
+        let err = assert_clean_failure(&output);
+        assert!(
+            err.contains("the SPDX SBOM (sha256:")
+                && err.contains("could not be attached to")
+                && err.contains("MANIFEST_INVALID")
+                && err.contains("no tag was set (--require-attachments)")
+                && err.contains("; 1 more document was not attached either"),
+            "{err}"
+        );
+        assert!(output.stdout.is_empty(), "no summary on failure");
+        let puts = manifest_puts(&registry);
+        assert!(
+            puts.contains(&digest),
+            "the image went up by digest: {puts:?}"
+        );
+        assert!(!puts.contains(&"1.0".to_owned()), "no tag: {puts:?}");
+    }
+}
+
+#[test]
+fn cargo_toml_can_require_attachments() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let registry = TestServer::start(fake_registry::handler(Behaviour {
+        refuse_subject: true,
+        ..Behaviour::default()
+    }));
+    let run = |setting: &str, tag: &str| {
+        std::fs::write(
+            &manifest,
+            format!("{text}\n[package.metadata.zeroimage]\n{setting}\n"),
+        )
+        .unwrap();
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--push")
+            .arg(format!("{}/cargo/hello:{tag}", registry.host()))
+            .arg("-o")
+            .arg(dir.path().join("hello.tar"))
+            .output()
+            .unwrap()
+    };
+    let output = run("require-attachments = true", "required");
+    let err = assert_clean_failure(&output);
+    assert!(
+        err.contains("the SPDX SBOM") && err.contains("no tag was set"),
+        "{err}"
+    );
+    assert!(!manifest_puts(&registry).contains(&"required".to_owned()));
+    let output = run("require-attachments = false", "optional");
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("MANIFEST_INVALID"));
+    assert!(manifest_puts(&registry).contains(&"optional".to_owned()));
+}
+
+#[test]
+fn fallback_tag_writes_raced_by_another_push_end_with_every_referrer_listed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, archive, _, documents) = attached_archive(dir.path());
+    let other = |n: char| {
+        serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": format!("sha256:{}", n.to_string().repeat(64)),
+            "size": 500,
+            "artifactType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        })
+    };
+    for honours_if_match in [false, true] {
+        let (handler, state) =
+            fake_registry::fallback_race_handler(honours_if_match, other('a'), other('b'));
+        let registry = TestServer::start(handler);
+        let output = zi(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(format!("{}/team/app:1.0", registry.host()))
+            .arg("-v")
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(output.status.success(), "{err}");
+        let state = state.lock().unwrap();
+        let (tag, index) = state
+            .stored
+            .iter()
+            .find(|(r, _)| r.starts_with("sha256-"))
+            .unwrap();
+        let index: serde_json::Value = serde_json::from_slice(index).unwrap();
+        let listed: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        let a = format!("sha256:{}", "a".repeat(64));
+        let b = format!("sha256:{}", "b".repeat(64));
+        let mut expected = vec![a.as_str(), b.as_str()];
+        expected.extend(documents.iter().map(String::as_str));
+        assert_eq!(
+            listed, expected,
+            "{tag} (If-Match honoured: {honours_if_match}): {err}"
+        );
+        assert!(
+            state.if_match.iter().all(Option::is_some),
+            "each write names the index it was merged from: {:?}",
+            state.if_match
+        );
+        assert_eq!(state.if_match.len(), 2, "{:?}", state.if_match);
+        assert_eq!(state.refused, usize::from(honours_if_match));
+    }
+}
+
+#[test]
+fn garbage_under_the_fallback_tag_is_a_warning_and_the_image_keeps_its_tag() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, archive, digest, _) = attached_archive(dir.path());
+    let garbage = [
+        Reply::status(200)
+            .header("Content-Type", "application/vnd.oci.image.index.v1+json")
+            .body("\x1b[2J{not json\r"),
+        Reply::status(200)
+            .header(
+                "Content-Type",
+                "application/vnd.docker.distribution.manifest.list.v2+json",
+            )
+            .body(r#"{"schemaVersion":2,"manifests":[]}"#),
+        Reply::status(200).body(r#"{"schemaVersion":2,"config":{},"layers":[]}"#),
+    ];
+    for reply in garbage {
+        let registry = TestServer::start(fake_registry::handler(Behaviour {
+            manifest_get: Some(reply.clone()),
+            ..Behaviour::default()
+        }));
+        let reference = format!("{}/team/app:1.0", registry.host());
+        let fallback = digest.replace(':', "-");
+        let output = zi(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(&reference)
+            .output()
+            .unwrap();
+        let err = stderr(&output);
+        assert!(output.status.success(), "{err}");
+        assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
+        let warning = err
+            .lines()
+            .find(|l| l.starts_with("warning:"))
+            .unwrap_or_else(|| panic!("a warning: {err}"));
+        assert!(
+            warning.contains(&format!("team/app:{fallback}")) && warning.contains("remove it"),
+            "{warning}"
+        );
+        let puts = manifest_puts(&registry);
+        assert!(
+            !puts.contains(&fallback),
+            "someone else's tag is left alone: {puts:?}"
+        );
+        assert_eq!(puts.last().map(String::as_str), Some("1.0"), "{puts:?}");
+        assert_eq!(stdout_of(&output).trim(), format!("{reference}@{digest}"));
+    }
 }

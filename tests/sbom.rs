@@ -1048,3 +1048,222 @@ fn damaged_embedded_lists_give_a_warning_and_an_sbom_of_the_program_alone() {
         assert_eq!(names.len(), 2, "the image and the program: {names:?}");
     }
 }
+
+/// The index under the fallback tag of `digest` in `repository`, read through the registry API.
+fn fallback_index(host: &str, repository: &str, digest: &str) -> Value {
+    let url = format!(
+        "http://{host}/v2/{repository}/manifests/{}",
+        digest.replace(':', "-")
+    );
+    let mut response = ureq::get(&url)
+        .header("Accept", "application/vnd.oci.image.index.v1+json")
+        .call()
+        .unwrap();
+    serde_json::from_slice(&response.body_mut().read_to_vec().unwrap()).unwrap()
+}
+
+/// Uploads `bytes` as a blob of `repository`, through the registry API.
+fn upload_blob(host: &str, repository: &str, bytes: &[u8]) {
+    let started = ureq::post(&format!("http://{host}/v2/{repository}/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 202);
+    let location = started.headers()["location"].to_str().unwrap().to_owned();
+    let location = if location.starts_with('/') {
+        format!("http://{host}{location}")
+    } else {
+        location
+    };
+    let separator = if location.contains('?') { '&' } else { '?' };
+    let digest = zeroimage::oci::Digest::of(bytes).to_string();
+    let done = ureq::put(&format!(
+        "{location}{separator}digest={}",
+        digest.replace(':', "%3A")
+    ))
+    .header("Content-Type", "application/octet-stream")
+    .send(bytes)
+    .unwrap();
+    assert_eq!(done.status().as_u16(), 201);
+}
+
+/// What `zeroimage` pushes with `extra`, started now (anonymous, a docker config of its own).
+fn spawn_push(
+    config: &Path,
+    program: &Path,
+    reference: &str,
+    extra: &[&str],
+) -> std::process::Child {
+    zeroimage()
+        .arg(program)
+        .env("DOCKER_CONFIG", config)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("HOME", config)
+        .env("XDG_RUNTIME_DIR", config.join("runtime"))
+        .args(["--push", reference, "--message-format", "json"])
+        .args(extra)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[test]
+fn concurrent_pushes_of_one_image_with_different_documents_keep_every_referrer() {
+    // Each round races three pushes on a fresh repository; before the read-back, every round lost
+    // one or two of the three documents.
+    const ROUNDS: usize = 5;
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "raced\n"),
+    );
+    let host = registry.host();
+    for round in 0..ROUNDS {
+        let repository = format!("race/app{round}");
+        let reference = format!("{host}/{repository}:1.0");
+        // Registry 2.8 rewrites a blob's link file in place when two uploads of that blob commit at
+        // once, and a manifest checked in that moment names it unknown: a race of its storage, not of
+        // the referrers. So the blobs the three pushes share (the image's, the empty config) are
+        // there first, and the pushes race on the fallback tag alone.
+        run_ok(
+            zeroimage()
+                .arg(&program)
+                .env("DOCKER_CONFIG", &config)
+                .env("HOME", &config)
+                .env_remove("REGISTRY_AUTH_FILE")
+                .args(["--push", &reference, "--sbom", "none", "-q"]),
+        );
+        upload_blob(&host, &repository, b"{}");
+        let children: Vec<_> = [
+            &["--sbom", "spdx"][..],
+            &["--sbom", "cyclonedx"],
+            &["--sbom", "none", "--provenance"],
+        ]
+        .iter()
+        .map(|extra| spawn_push(&config, &program, &reference, extra))
+        .collect();
+        let mut digests = Vec::new();
+        let mut ours = Vec::new();
+        for child in children {
+            let output = child.wait_with_output().unwrap();
+            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
+            let out = summary(&output);
+            digests.push(out["digest"].as_str().unwrap().to_owned());
+            let attached = out["attachments"].as_array().unwrap();
+            assert_eq!(attached.len(), 1, "{out}");
+            ours.push(attached[0]["manifest_digest"].as_str().unwrap().to_owned());
+        }
+        digests.dedup();
+        assert_eq!(digests.len(), 1, "one image: {digests:?}");
+        let index = fallback_index(&host, &repository, &digests[0]);
+        let mut listed: Vec<String> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap().to_owned())
+            .collect();
+        listed.sort();
+        ours.sort();
+        assert_eq!(listed, ours, "round {round}: {index}");
+    }
+}
+
+#[test]
+fn a_foreign_image_under_the_fallback_tag_is_left_alone_and_the_image_is_still_tagged() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let config = dir.path().join("docker-config");
+    std::fs::create_dir_all(&config).unwrap();
+    let build = |name: &str, message: &str| -> (PathBuf, String) {
+        let program = tiny_elf::write(
+            dir.path(),
+            name,
+            &tiny_elf::build(Machine::X86_64, Shape::Static, message),
+        );
+        let archive = dir.path().join(format!("{name}.tar"));
+        let out = summary(&run_ok(
+            zeroimage()
+                .arg(&program)
+                .arg("-o")
+                .arg(&archive)
+                .args(["--message-format", "json"]),
+        ));
+        (archive, out["digest"].as_str().unwrap().to_owned())
+    };
+    let push = |archive: &Path, reference: &str, extra: &[&str]| -> Output {
+        zeroimage()
+            .arg("push")
+            .arg(archive)
+            .arg(reference)
+            .args(extra)
+            .env("DOCKER_CONFIG", &config)
+            .env("HOME", &config)
+            .env_remove("REGISTRY_AUTH_FILE")
+            .output()
+            .unwrap()
+    };
+    let (mine, digest) = build("app", "mine\n");
+    let (squatter, squatter_digest) = build("other", "squatter\n");
+    // Someone tagged an image of theirs with the name of our image's referrers tag.
+    let fallback = format!("{host}/team/app:{}", digest.replace(':', "-"));
+    assert!(push(&squatter, &fallback, &[]).status.success());
+
+    let required = push(
+        &mine,
+        &format!("{host}/team/app:1.0"),
+        &["--require-attachments"],
+    );
+    let err = stderr(&required);
+    assert_eq!(required.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("not an OCI image index of referrers") && err.contains("no tag was set"),
+        "{err}"
+    );
+    let missing = Command::new(&skopeo)
+        .args(["inspect", "--raw", "--tls-verify=false"])
+        .arg(format!("docker://{host}/team/app:1.0"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success(), "the tag was not set");
+
+    let pushed = push(&mine, &format!("{host}/team/app:1.0"), &[]);
+    let err = stderr(&pushed);
+    assert!(pushed.status.success(), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("warning:")
+            && l.contains(&format!("team/app:{}", digest.replace(':', "-")))
+            && l.contains("application/vnd.oci.image.manifest.v1+json")),
+        "{err}"
+    );
+    assert_eq!(
+        stdout_of(&pushed).trim(),
+        format!("{host}/team/app:1.0@{digest}")
+    );
+    let inspect = |image: &str| -> String {
+        let output = run_ok(
+            Command::new(&skopeo)
+                .args(["inspect", "--raw", "--tls-verify=false"])
+                .arg(format!("docker://{image}")),
+        );
+        support::file_digest_of_bytes(&stdout_of(&output))
+    };
+    assert_eq!(inspect(&format!("{host}/team/app:1.0")), digest);
+    assert_eq!(
+        inspect(&fallback),
+        squatter_digest,
+        "their tag is untouched"
+    );
+}

@@ -30,6 +30,7 @@ use crate::options::ImageOptions;
 use crate::package::{Input, PackageOptions, default_output, package as package_images};
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
+use crate::registry::push::PushOptions;
 use crate::report::Listener;
 use crate::sbom::Vcs;
 use crate::timestamp::Timestamp;
@@ -275,6 +276,8 @@ struct Prepared<'w> {
     tag: Reference,
     output: PathBuf,
     push_to: Vec<Reference>,
+    /// A document that cannot be attached fails the push (flag, else setting).
+    require_attachments: bool,
     load: LoadOptions,
     package_options: PackageOptions,
     base: Option<BaseRef>,
@@ -652,11 +655,16 @@ impl CargoJob {
             Some(base) => Some(base.clone()),
             None => settings.base_ref()?,
         };
+        let require_attachments = options
+            .require_attachments
+            .or(settings.require_attachments)
+            .unwrap_or(options.push_options.require_attachments);
         Ok(Prepared {
             planned,
             tag,
             output,
             push_to,
+            require_attachments,
             load,
             package_options,
             base,
@@ -670,6 +678,7 @@ impl CargoJob {
             planned,
             output,
             push_to,
+            require_attachments,
             load,
             mut package_options,
             base,
@@ -693,7 +702,11 @@ impl CargoJob {
         let pushed = if push_to.is_empty() {
             Vec::new()
         } else {
-            packaged.push(&push_to, &options.push_options, listener)?
+            let push_options = PushOptions {
+                require_attachments,
+                ..options.push_options.clone()
+            };
+            packaged.push(&push_to, &push_options, listener)?
         };
         let loaded = packaged.load(&load, listener)?;
         Ok(CargoImage {

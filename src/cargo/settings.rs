@@ -69,6 +69,8 @@ pub struct Settings {
     pub sbom: Option<String>,
     /// Attach a SLSA provenance statement.
     pub provenance: Option<bool>,
+    /// A document that cannot be attached in a registry fails the push (before any tag is set).
+    pub require_attachments: Option<bool>,
     /// Build through `cargo auditable` when it is installed.
     pub auditable: Option<bool>,
     /// Layer compression, `gzip[:LEVEL]` or `zstd[:LEVEL]`.
@@ -165,6 +167,7 @@ impl Settings {
             repository: self.repository.or(fallback.repository),
             sbom: self.sbom.or(fallback.sbom),
             provenance: self.provenance.or(fallback.provenance),
+            require_attachments: self.require_attachments.or(fallback.require_attachments),
             auditable: self.auditable.or(fallback.auditable),
             compression: self.compression.or(fallback.compression),
             compression_level: self.compression_level.or(fallback.compression_level),
@@ -459,7 +462,8 @@ mod tests {
     fn sbom_formats_are_validated() {
         let manifest = Path::new("/w/Cargo.toml");
         let settings = Settings::from_metadata(
-            &json!({"zeroimage": {"sbom": "both", "provenance": true, "auditable": true}}),
+            &json!({"zeroimage": {"sbom": "both", "provenance": true, "auditable": true,
+                "require-attachments": true}}),
             manifest,
             "package",
         )
@@ -472,6 +476,7 @@ mod tests {
             })
         );
         assert_eq!(settings.provenance, Some(true));
+        assert_eq!(settings.require_attachments, Some(true));
         let bad =
             Settings::from_metadata(&json!({"zeroimage": {"sbom": "xml"}}), manifest, "package")
                 .unwrap();

@@ -58,6 +58,11 @@ pub struct SupplyChainArgs {
     /// Attach a SLSA v1 provenance statement (in-toto)
     #[arg(long)]
     pub provenance: bool,
+
+    /// Fail a push when a registry refuses an attached document (no tag is set then); without it,
+    /// that is a warning and the image is pushed without the document
+    #[arg(long)]
+    pub require_attachments: bool,
 }
 
 fn parse_sbom(s: &str) -> std::result::Result<SbomFormats, String> {

@@ -35,7 +35,8 @@ Several --target flags make one multi-platform archive, in target/zeroimage/PROF
 Settings can live in Cargo.toml under [package.metadata.zeroimage] or [workspace.metadata.zeroimage]
 (tag, target, targets, output, created, allow-dynamic, from, from-archive, env, labels, annotations, user,
 workdir, expose, stop-signal, args, entrypoint-path, ca-certs, nonroot, tmp, tzdata, include, push, zig,
-load, repository, sbom, provenance, auditable, compression, compression-level). Command-line flags win.
+load, repository, sbom, provenance, require-attachments, auditable, compression, compression-level).
+Command-line flags win.
 {bin} in --tag, --push, -o, tag,
 push and output is each image's binary. Without --target or a target setting, cargo's build.target
 decides. C code of dependencies is compiled with musl-gcc or zig (pip install ziglang cargo-zigbuild).
@@ -438,4 +439,42 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
         .write_all(yaml.as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| Error::Invalid(format!("writing the YAML to standard output: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::EXAMPLES;
+    use crate::cargo::settings::Settings;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn the_help_lists_every_cargo_toml_setting() {
+        let error = Settings::from_metadata(
+            &serde_json::json!({"zeroimage": {"no-such-setting": true}}),
+            std::path::Path::new("Cargo.toml"),
+            "package",
+        )
+        .unwrap_err()
+        .to_string();
+        // serde names every known key in its "expected one of `a`, `b`" message.
+        let known: BTreeSet<&str> = error
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        let help = EXAMPLES.replace('\n', " ");
+        let listed: BTreeSet<&str> = help
+            .split("[workspace.metadata.zeroimage] (")
+            .nth(1)
+            .and_then(|rest| rest.split(')').next())
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .collect();
+        assert!(known.len() > 20, "{error}");
+        assert_eq!(listed, known);
+    }
 }

@@ -80,6 +80,7 @@ pub fn job_options(
         stdout_reserved: output.report.message_format == MessageFormat::Json,
         sbom: image.supply_chain.sbom,
         provenance: image.supply_chain.provenance.then_some(true),
+        require_attachments: image.supply_chain.require_attachments.then_some(true),
         created_now: image.created.as_deref() == Some("now"),
         compression: image.compression.clone(),
         compression_level: image.compression_level,

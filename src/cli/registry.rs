@@ -9,7 +9,7 @@ use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
 use crate::error::{Error, Result};
 use crate::reference::Reference;
 use crate::registry::login::{login, logout};
-use crate::registry::push::{Pushed, push_archive};
+use crate::registry::push::{NotAttached, PushOptions, Pushed, push_archive};
 
 /// Push an image archive built earlier; every blob's digest is checked as it is read.
 #[derive(Args, Debug)]
@@ -21,6 +21,11 @@ pub struct PushCommand {
     /// Where to push, e.g. registry.example.com/team/app:1.0 (several for several tags)
     #[arg(value_name = "REF", required = true, value_parser = parse_reference)]
     pub references: Vec<Reference>,
+
+    /// Fail when a registry refuses a document attached in the archive (no tag is set then);
+    /// without it, that is a warning and the image is pushed without the document
+    #[arg(long)]
+    pub require_attachments: bool,
 
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -74,16 +79,33 @@ fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
     s.parse().map_err(|e: crate::Error| e.to_string())
 }
 
-/// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format).
+/// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format), or
+/// one JSON object with `pushed` and, when some were not, `attachments_not_pushed`.
 pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
-    let pushed = push_archive(
+    let outcome = push_archive(
         &command.archive,
         &command.references,
-        &command.registry.push_options(),
+        &PushOptions {
+            require_attachments: command.require_attachments,
+            ..command.registry.push_options()
+        },
         shell,
     )?;
-    print_pushed(&pushed, command.report.message_format);
+    match command.report.message_format {
+        MessageFormat::Human => print_pushed(&outcome.pushed, MessageFormat::Human),
+        MessageFormat::Json => print_push_summary(&outcome.pushed, &outcome.not_attached),
+    }
     Ok(())
+}
+
+/// `zeroimage push`'s JSON object.
+fn print_push_summary(pushed: &[Pushed], not_attached: &[NotAttached]) {
+    let refs: Vec<String> = pushed.iter().map(ToString::to_string).collect();
+    let mut summary = serde_json::json!({ "pushed": refs });
+    if !not_attached.is_empty() {
+        summary["attachments_not_pushed"] = serde_json::json!(not_attached);
+    }
+    println!("{summary}");
 }
 
 /// `REF@DIGEST` lines, or one JSON object.

@@ -63,6 +63,10 @@ pub struct JobOptions {
     pub sbom: Option<SbomFormats>,
     /// Attach a SLSA provenance statement; `None`: no (the cargo job: its `provenance` setting).
     pub provenance: Option<bool>,
+    /// A document that cannot be attached in a registry fails the push, before any tag is set;
+    /// `None`: `push_options.require_attachments` (the cargo job: its `require-attachments` setting
+    /// first). Otherwise it is a warning and the image is pushed without it.
+    pub require_attachments: Option<bool>,
     /// The creation time is the wall clock (`--created now`), so the provenance may record when the
     /// build ran; otherwise it records no time at all.
     pub created_now: bool,
@@ -170,7 +174,13 @@ impl Job {
         let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
         staging.deliver(&mut packaged.summary)?;
         let pushed = if pushing {
-            packaged.push(&push_to, &options.push_options, listener)?
+            let push_options = PushOptions {
+                require_attachments: options
+                    .require_attachments
+                    .unwrap_or(options.push_options.require_attachments),
+                ..options.push_options.clone()
+            };
+            packaged.push(&push_to, &push_options, listener)?
         } else {
             Vec::new()
         };

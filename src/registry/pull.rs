@@ -24,7 +24,7 @@ use crate::source::BlobSource;
 use crate::source::cache::{BlobCache, CacheMode};
 
 /// What we accept for a manifest: OCI and Docker v2 schema 2 manifests and indexes, never schema 1.
-const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
+pub(super) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
                       application/vnd.oci.image.manifest.v1+json, \
                       application/vnd.docker.distribution.manifest.list.v2+json, \
                       application/vnd.docker.distribution.manifest.v2+json";

@@ -1,7 +1,13 @@
 //! Pushing an image: every blob once per repository (skipped when present, mounted when another
 //! repository of the registry has it, uploaded in one piece or in chunks otherwise), then the manifests
-//! by digest, and only when all of that worked, the tags. Blobs come from any [`BlobSource`] and are
-//! verified as they are read.
+//! by digest, then the attached documents (which need their subject pushed by digest, not tagged), and
+//! only when all of that worked, the tags. Blobs come from any [`BlobSource`] and are verified as they
+//! are read.
+//!
+//! An attached document the registry refuses (some refuse artifact manifests: a `subject`, an
+//! `artifactType`, the 2-byte empty config) is a warning and the image is tagged all the same; with
+//! [`PushOptions::require_attachments`] it is an error, and as the documents go up before any tag, no
+//! tag has moved then.
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -10,7 +16,7 @@ use std::path::Path;
 use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
 use super::error::RegistryErrorKind;
-use crate::attach::Attachments;
+use crate::attach::{Attachment, Attachments};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
@@ -34,6 +40,9 @@ pub struct PushOptions {
     /// Repositories known to hold some of the blobs (a base image's), by registry host: a blob is
     /// mounted from there instead of uploaded when the target is on the same registry.
     pub mount_from: BTreeMap<Digest, (String, String)>,
+    /// An attached document that cannot be pushed fails the push before any tag is set; otherwise
+    /// it is a warning, and listed in [`PushOutcome::not_attached`].
+    pub require_attachments: bool,
 }
 
 impl Default for PushOptions {
@@ -43,6 +52,7 @@ impl Default for PushOptions {
             monolithic_limit: MONOLITHIC_LIMIT,
             chunk_size: CHUNK_SIZE,
             mount_from: BTreeMap::new(),
+            require_attachments: false,
         }
     }
 }
@@ -60,6 +70,28 @@ impl std::fmt::Display for Pushed {
     }
 }
 
+/// An attached document that did not reach one repository, for `--message-format json`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct NotAttached {
+    pub kind: crate::sbom::DocumentKind,
+    /// The platform of the image an SBOM describes (several platforms only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// The artifact manifest.
+    pub manifest_digest: Digest,
+    /// `HOST/REPOSITORY`.
+    pub repository: String,
+    /// Why: the registry's answer, escaped, on one line.
+    pub error: String,
+}
+
+/// What a push did: each reference pushed, and the attached documents that were not.
+#[derive(Clone, Debug, Default)]
+pub struct PushOutcome {
+    pub pushed: Vec<Pushed>,
+    pub not_attached: Vec<NotAttached>,
+}
+
 /// Counts of what a push did, for status lines and tests.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PushStats {
@@ -68,13 +100,14 @@ pub struct PushStats {
     pub skipped: usize,
 }
 
-/// Pushes the image in the archive at `archive` to every reference; returns `REF@DIGEST` for each.
+/// Pushes the image in the archive at `archive`, with the documents attached to it there, to every
+/// reference; returns `REF@DIGEST` for each, and the documents that were not attached.
 pub fn push_archive(
     archive: &Path,
     references: &[Reference],
     options: &PushOptions,
     listener: &dyn Listener,
-) -> Result<Vec<Pushed>> {
+) -> Result<PushOutcome> {
     let source = ArchiveSource::open(archive)?;
     let top = source.select(None)?.descriptor.clone();
     let tree = ImageTree::read(&source, &top)?;
@@ -97,11 +130,13 @@ pub fn push(
     options: &PushOptions,
     listener: &dyn Listener,
 ) -> Result<Vec<Pushed>> {
-    push_with(tree, blobs, None, references, options, listener)
+    push_with(tree, blobs, None, references, options, listener).map(|outcome| outcome.pushed)
 }
 
 /// [`push`], with documents attached to the image (their blobs read from the second source): they
-/// are pushed after the image's manifests and listed as its referrers before any tag is set.
+/// are pushed after the image's manifests and listed as its referrers before any tag is set. One
+/// that fails is a warning (and in [`PushOutcome::not_attached`]), or with
+/// [`PushOptions::require_attachments`], the error, no tag set.
 pub fn push_with(
     tree: &ImageTree,
     blobs: &dyn BlobSource,
@@ -109,7 +144,7 @@ pub fn push_with(
     references: &[Reference],
     options: &PushOptions,
     listener: &dyn Listener,
-) -> Result<Vec<Pushed>> {
+) -> Result<PushOutcome> {
     let attached = attached.filter(|(a, _)| !a.is_empty());
     let all_blobs = tree.blobs();
     // Group by registry, keeping the order given.
@@ -120,6 +155,7 @@ pub fn push_with(
         }
     }
     let mut sessions = Vec::new();
+    let mut not_attached_all = Vec::new();
     for host in hosts {
         let credential = credentials::lookup(host, listener)?;
         let mut registry = Registry::connect(host, credential, &options.client, listener)?;
@@ -180,7 +216,7 @@ pub fn push_with(
                     blobs: source,
                     options,
                 };
-                let listings = super::referrers::push(
+                let outcome = super::referrers::push(
                     &mut registry,
                     &target,
                     attachments,
@@ -188,25 +224,10 @@ pub fn push_with(
                     &mut stats,
                     listener,
                 )?;
-                let tags: Vec<String> = listings
-                    .iter()
-                    .filter_map(|(_, l)| match l {
-                        super::referrers::Listing::FallbackTag(tag) => Some(tag.clone()),
-                        super::referrers::Listing::Api => None,
-                    })
-                    .collect();
-                listener.status(
-                    "Attached",
-                    &format!(
-                        "{} document(s) to {host}/{repository} ({})",
-                        attachments.items.len(),
-                        if tags.is_empty() {
-                            "referrers API".to_owned()
-                        } else {
-                            format!("tag {}", tags.join(", "))
-                        }
-                    ),
-                );
+                let place = format!("{host}/{repository}");
+                report_attached(&place, &outcome, listener);
+                let failed = not_attached(&place, attachments, outcome.failed, options, listener)?;
+                not_attached_all.extend(failed);
             }
             done_repositories.push(repository.to_owned());
         }
@@ -235,7 +256,94 @@ pub fn push_with(
             pushed.push(result);
         }
     }
-    Ok(pushed)
+    Ok(PushOutcome {
+        pushed,
+        not_attached: not_attached_all,
+    })
+}
+
+/// The `Attached` status line for one repository, when something was attached.
+fn report_attached(place: &str, outcome: &super::referrers::Outcome, listener: &dyn Listener) {
+    if outcome.attached == 0 {
+        return;
+    }
+    let tags: Vec<&str> = outcome
+        .listings
+        .iter()
+        .filter_map(|(_, l)| match l {
+            super::referrers::Listing::FallbackTag(tag) => Some(tag.as_str()),
+            super::referrers::Listing::Api => None,
+        })
+        .collect();
+    listener.status(
+        "Attached",
+        &format!(
+            "{} document(s) to {place} ({})",
+            outcome.attached,
+            if tags.is_empty() {
+                "referrers API".to_owned()
+            } else {
+                format!("tag {}", tags.join(", "))
+            }
+        ),
+    );
+}
+
+/// The documents that did not reach `place` (`HOST/REPOSITORY`): each group of them a warning, or
+/// with `require_attachments`, the first group's error (the tags are not set yet).
+fn not_attached(
+    place: &str,
+    attachments: &Attachments,
+    failed: Vec<(Vec<usize>, Error)>,
+    options: &PushOptions,
+    listener: &dyn Listener,
+) -> Result<Vec<NotAttached>> {
+    let names = |indexes: &[usize]| -> String {
+        let labels: Vec<String> = indexes
+            .iter()
+            .filter_map(|&i| attachments.items.get(i))
+            .map(Attachment::label)
+            .collect();
+        labels.join(" and ")
+    };
+    let mut groups = failed.into_iter();
+    if options.require_attachments {
+        if let Some((indexes, error)) = groups.next() {
+            let others: usize = groups.map(|(items, _)| items.len()).sum();
+            let also = match others {
+                0 => String::new(),
+                1 => "; 1 more document was not attached either".to_owned(),
+                n => format!("; {n} more documents were not attached either"),
+            };
+            return Err(error
+                .context(&format!(
+                    "{} could not be attached to {place}",
+                    names(&indexes)
+                ))
+                .context_suffix(&format!("no tag was set (--require-attachments){also}")));
+        }
+        return Ok(Vec::new());
+    }
+    let mut list = Vec::new();
+    for (indexes, error) in groups {
+        let why = error.to_string();
+        let verb = if indexes.len() == 1 { "was" } else { "were" };
+        listener.warning(&format!(
+            "{} {verb} not attached to {place}: {why}; the image is pushed without it \
+             (--require-attachments makes this an error)",
+            names(&indexes)
+        ));
+        for item in indexes.iter().filter_map(|&i| attachments.items.get(i)) {
+            list.push(NotAttached {
+                kind: item.kind,
+                platform: item.platform.as_ref().map(ToString::to_string),
+                manifest_digest: item.manifest.digest().clone(),
+                repository: place.to_owned(),
+                error: why.clone(),
+            });
+        }
+    }
+    Ok(list)
 }
 
 /// Where a blob goes and where it comes from.
