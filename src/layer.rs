@@ -168,6 +168,17 @@ impl LayerSpec {
         }
     }
 
+    /// Every file on this machine the layer reads, with what asked for it (`the program`,
+    /// `--include SRC:DEST` ...).
+    pub fn host_files(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.entries
+            .values()
+            .filter_map(|entry| match &entry.source {
+                Source::File(path) => Some((path.as_path(), &*entry.origin)),
+                _ => None,
+            })
+    }
+
     /// Adds every entry of `other`. Directories both have merge; any other overlap is refused.
     pub fn merge(&mut self, other: LayerSpec) -> Result<()> {
         for (path, entry) in other.entries {
