@@ -12,7 +12,7 @@ use tempfile::TempPath;
 use crate::destination::{Destination, parent_dir};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
-use crate::layer::{Layer, LayerSink};
+use crate::layer::{Layer, LayerSink, Watched};
 use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
     DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
@@ -347,8 +347,10 @@ impl LayerSink for ImageArchive {
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
     ) -> Result<Layer> {
+        let (step, path) = self.shown.clone();
         self.add_streamed_blob(|out| {
-            let layer = write(out)?;
+            let mut out = Watched::new(out);
+            let layer = write(&mut out).map_err(|e| out.explain(e, step, &path))?;
             Ok((layer.descriptor.digest.clone(), layer))
         })
     }

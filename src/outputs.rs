@@ -83,6 +83,19 @@ pub(crate) fn temp_file(
     Ok(temp.into_parts())
 }
 
+/// A new private directory in the system's temporary directory, named `PREFIXXXXXXX`, removed when
+/// dropped. tempfile's errors end with the path they concern; the system's error is kept without it
+/// (the caller names the directory).
+pub(crate) fn temp_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| match e.raw_os_error() {
+            Some(code) => io::Error::from_raw_os_error(code),
+            None => io::Error::from(e.kind()),
+        })
+}
+
 /// A complete file under a temporary name, and where it goes.
 #[derive(Debug)]
 pub(crate) struct Staged {

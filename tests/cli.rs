@@ -450,6 +450,56 @@ fn a_document_that_cannot_be_written_beside_the_archive_leaves_the_old_archive()
 }
 
 #[test]
+fn a_full_disk_is_one_line_naming_the_archive_once_and_the_old_archive_stays() {
+    if !support::require_root("mounting a small tmpfs") {
+        return;
+    }
+    let Some(_) = support::peer("unshare") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MiB that does not compress, for a 256 KiB filesystem.
+    let program = tiny_elf::write(
+        dir.path(),
+        "big",
+        &tiny_elf::with_noise(Machine::X86_64, "big\n", 1 << 20),
+    );
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    // The tmpfs lives in a private mount namespace, gone with the process; what is left on it is
+    // listed before it goes.
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$MNT" &&
+        printf 'previous archive' > "$MNT/app.tar" &&
+        { "$0" "$@"; status=$?; ls -A "$MNT"; cat "$MNT/app.tar"; exit $status; }"#;
+    let out = mount.join("app.tar");
+    let output = support::zeroimage_via(
+        "unshare",
+        &["--mount", "--propagation", "private", "sh", "-c", script],
+    )
+    .env("MNT", &mount)
+    .arg(&program)
+    .args(["-q", "-o"])
+    .arg(&out)
+    .output()
+    .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: writing `{}`: No space left on device (os error 28); free some space on that \
+             filesystem, or write elsewhere",
+            out.display()
+        )
+    );
+    assert_eq!(
+        support::stdout_of(&output),
+        "app.tar\nprevious archive",
+        "no partial file left, the old archive kept"
+    );
+}
+
+#[test]
 fn output_that_is_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let program = tiny(dir.path(), "app");
