@@ -324,10 +324,7 @@ impl FinishedArchive {
         match self.destination {
             Destination::File(path) => {
                 let mut staged = beside;
-                staged.push(Staged {
-                    temp: self.temp,
-                    target: path,
-                });
+                staged.push(Staged::new(self.temp, path));
                 put_in_place(staged)?;
             }
             Destination::Stream(stream) => {

@@ -516,7 +516,7 @@ pub(crate) fn stage_beside(
         file.write_all(&bytes)
             .map_err(Error::io("writing", &path))?;
         listener.detail(&format!("{}: {}", item.kind.suffix(), path.display()));
-        staged.push(Staged { temp, target });
+        staged.push(Staged::new(temp, target));
         summary.path = Some(path);
     }
     Ok((staged, summaries))

@@ -99,9 +99,22 @@ pub(crate) fn temp_dir(prefix: &str) -> io::Result<tempfile::TempDir> {
 /// A complete file under a temporary name, and where it goes.
 #[derive(Debug)]
 pub(crate) struct Staged {
-    pub temp: TempPath,
+    temp: TempPath,
     /// The file it replaces or creates, links already followed.
-    pub target: PathBuf,
+    target: PathBuf,
+    /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
+    _guard: crate::cancel::TempGuard,
+}
+
+impl Staged {
+    /// The complete file at `temp`, to be renamed over `target` (links already followed).
+    pub fn new(temp: TempPath, target: PathBuf) -> Staged {
+        Staged {
+            _guard: crate::cancel::TempGuard::new(&temp),
+            temp,
+            target,
+        }
+    }
 }
 
 /// A file about to be replaced, kept as a hard link (or, where the filesystem has none, a copy) under a
@@ -174,8 +187,8 @@ pub(crate) fn put_in_place(staged: Vec<Staged>) -> Result<()> {
     }
     let mut placed: Vec<(PathBuf, Option<Backup>)> = Vec::new();
     for (file, backup) in staged.into_iter().zip(backups) {
-        let target = file.target;
-        if let Err(e) = file.temp.persist(&target) {
+        let Staged { temp, target, .. } = file;
+        if let Err(e) = temp.persist(&target) {
             let error = Error::io("writing", &target)(e.error);
             return Err(undo(placed, error));
         }
@@ -228,10 +241,7 @@ mod tests {
     fn staged(dir: &Path, name: &str, content: &str) -> Staged {
         let (mut file, temp) = temp_file(dir, name.as_ref(), ".partial", 0o644).unwrap();
         file.write_all(content.as_bytes()).unwrap();
-        Staged {
-            temp,
-            target: dir.join(name),
-        }
+        Staged::new(temp, dir.join(name))
     }
 
     fn listing(dir: &Path) -> Vec<String> {
