@@ -467,6 +467,19 @@ items:
                 err.message
             );
         }
+        // A quoted value that goes on over the next line is not a whole value on its line.
+        for text in [
+            "a: 1\nimage: \"zeroimage://server\n  /api\"\n",
+            "a: 1\nimage: 'zeroimage://server\n  /api'\n",
+        ] {
+            let err = scan(text).unwrap_err();
+            assert_eq!(err.line, 2, "{text:?}");
+            assert!(
+                err.message.contains("not a whole value on its line"),
+                "{}",
+                err.message
+            );
+        }
         // What follows at the same or a lower indentation, or after a comment, is not the value.
         for text in [
             "- image: zeroimage://server\n  name: api\n",
