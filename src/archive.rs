@@ -3,20 +3,21 @@
 //! a FIFO or standard output, completed in the system's temporary directory and then copied there.
 
 use std::collections::BTreeSet;
+use std::fs::File;
 use std::io::{BufWriter, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use tempfile::NamedTempFile;
+use tempfile::TempPath;
 
 use crate::destination::{Destination, parent_dir};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
-use crate::layer::{Layer, LayerSink};
+use crate::layer::{Layer, LayerSink, Watched};
 use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
     DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
 };
+use crate::outputs::{Staged, put_in_place};
 use crate::reference::Reference;
 use crate::source::BlobSource;
 use crate::timestamp::Timestamp;
@@ -24,12 +25,17 @@ use crate::timestamp::Timestamp;
 const BLOCK: u64 = 512;
 const OUTPUT_MODE: u32 = 0o644;
 
-/// An image archive being written. Dropping it without [`finish`](ImageArchive::finish) removes the
-/// temporary file and leaves any existing file at the destination untouched.
+/// An image archive being written. Dropping it without [`finish`](ImageArchive::finish) (or the
+/// [`FinishedArchive`] without putting it in place) removes the temporary file and leaves any existing
+/// file at the destination untouched.
 pub struct ImageArchive {
-    out: BufWriter<NamedTempFile>,
+    out: BufWriter<File>,
+    /// The temporary file `out` writes, removed when dropped.
+    temp: TempPath,
     /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
-    _guard: crate::cancel::TempGuard,
+    guard: crate::cancel::TempGuard,
+    /// How a write error names the file: the destination, or the temporary archive of a stream.
+    shown: (&'static str, PathBuf),
     /// The path as given, for the summary.
     dest: PathBuf,
     /// Where the bytes go once complete.
@@ -38,6 +44,16 @@ pub struct ImageArchive {
     blobs: BTreeSet<Digest>,
     /// `referrers.json`, when documents are attached.
     referrers: Option<Vec<u8>>,
+}
+
+/// A complete archive under its temporary name, not yet where it goes.
+pub struct FinishedArchive {
+    file: File,
+    temp: TempPath,
+    _guard: crate::cancel::TempGuard,
+    dest: PathBuf,
+    destination: Destination,
+    size: u64,
 }
 
 /// What was written, for status lines and `--message-format json`.
@@ -53,7 +69,7 @@ impl ImageArchive {
     /// devices, FIFOs and `-` are written through, other special files refused). Entries get `mtime`.
     pub fn create(dest: &Path, mtime: Timestamp) -> Result<ImageArchive> {
         let destination = Destination::resolve(dest)?;
-        let temp = match &destination {
+        let (file, temp) = match &destination {
             Destination::File(path) => temp_beside(path)?,
             // Layer headers are filled in by seeking back: complete the archive first.
             Destination::Stream(_) => {
@@ -61,16 +77,21 @@ impl ImageArchive {
                 temp_file_in(std::ffi::OsStr::new("zeroimage"), &dir).map_err(|e| Error::Input {
                     path: dir.clone(),
                     message: format!(
-                        "cannot write the temporary archive here ({}); set TMPDIR to a writable \
-                             directory",
-                        std::io::Error::from(e.kind())
+                        "cannot write the temporary archive here ({e}); set TMPDIR to a writable \
+                         directory"
                     ),
                 })?
             }
         };
+        let shown = match &destination {
+            Destination::File(_) => ("writing", dest.to_owned()),
+            Destination::Stream(_) => ("writing the temporary archive", temp.to_path_buf()),
+        };
         let mut archive = ImageArchive {
-            _guard: crate::cancel::TempGuard::new(temp.path()),
-            out: BufWriter::with_capacity(256 * 1024, temp),
+            guard: crate::cancel::TempGuard::new(&temp),
+            out: BufWriter::with_capacity(256 * 1024, file),
+            temp,
+            shown,
             dest: dest.to_owned(),
             destination,
             mtime,
@@ -83,7 +104,15 @@ impl ImageArchive {
     }
 
     fn write_error(&self) -> impl FnOnce(std::io::Error) -> Error + use<> {
-        Error::io("writing", self.out.get_ref().path().to_owned())
+        Error::io(self.shown.0, self.shown.1.clone())
+    }
+
+    /// Where the archive goes, links followed, when it goes to a file.
+    pub(crate) fn target(&self) -> Option<&Path> {
+        match &self.destination {
+            Destination::File(path) => Some(path),
+            Destination::Stream(_) => None,
+        }
     }
 
     /// Plain ustar is enough here, unlike in layers: the longest name is a blob's, `blobs/sha256/` and
@@ -187,7 +216,7 @@ impl ImageArchive {
             let err = self.write_error();
             self.out.seek(SeekFrom::Start(start)).map_err(err)?;
             let err = self.write_error();
-            self.out.get_ref().as_file().set_len(start).map_err(err)?;
+            self.out.get_ref().set_len(start).map_err(err)?;
             return Ok(value);
         }
         let header = self.header(&digest.blob_path(), size, tar::EntryType::Regular)?;
@@ -222,16 +251,16 @@ impl ImageArchive {
 
     /// Writes every blob of `tree` not stored yet (read from `blobs`), its manifests and index, then
     /// `index.json` (one descriptor, named), Docker's `manifest.json` for the manifest `docker_image`
-    /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar and moves
-    /// it into place. `manifest.json` is left out when that image has zstd layers, which `docker load`
-    /// (before Docker 23.0) cannot read: it then fails at once instead of loading a broken image.
+    /// (Docker's format cannot describe several platforms) and `oci-layout`; completes the tar, ready
+    /// to be put in place. `manifest.json` is left out when that image has zstd layers, which `docker
+    /// load` (before Docker 23.0) cannot read: it then fails at once instead of loading a broken image.
     pub fn finish(
         mut self,
         tree: &ImageTree,
         blobs: &dyn BlobSource,
         name: &Reference,
         docker_image: usize,
-    ) -> Result<ArchiveSummary> {
+    ) -> Result<FinishedArchive> {
         for blob in tree.blobs() {
             self.copy_blob(blobs, blob)?;
         }
@@ -250,10 +279,10 @@ impl ImageArchive {
         if let Some(referrers) = self.referrers.take() {
             self.append_file(crate::attach::REFERRERS_FILE, &referrers)?;
         }
-        self.persist()
+        self.complete()
     }
 
-    fn persist(mut self) -> Result<ArchiveSummary> {
+    fn complete(mut self) -> Result<FinishedArchive> {
         let err = self.write_error();
         // End of archive: two zero blocks.
         self.out
@@ -261,29 +290,52 @@ impl ImageArchive {
             .map_err(err)?;
         let err = self.write_error();
         let size = self.out.stream_position().map_err(err)?;
-        let temp_path = self.out.get_ref().path().to_owned();
-        let temp = self
-            .out
-            .into_inner()
-            .map_err(|e| Error::io("writing", &temp_path)(e.into_error()))?;
-        crate::cancel::check()?;
+        let err = self.write_error();
+        let file = self.out.into_inner().map_err(|e| err(e.into_error()))?;
+        if let Destination::File(_) = &self.destination {
+            file.sync_all()
+                .map_err(Error::io(self.shown.0, &self.shown.1))?;
+        }
+        Ok(FinishedArchive {
+            file,
+            temp: self.temp,
+            _guard: self.guard,
+            dest: self.dest,
+            destination: self.destination,
+            size,
+        })
+    }
+}
+
+impl FinishedArchive {
+    /// What was written: the path as given and the size.
+    pub fn summary(&self) -> ArchiveSummary {
+        ArchiveSummary {
+            path: self.dest.clone(),
+            size: self.size,
+        }
+    }
+
+    /// Puts the archive where it goes: renamed over its file after the documents written `beside` it
+    /// (all of them or none, see [`crate::outputs::put_in_place`]), or copied into its stream (which
+    /// has nothing beside it).
+    pub(crate) fn put_in_place(self, beside: Vec<Staged>) -> Result<ArchiveSummary> {
+        let summary = self.summary();
         match self.destination {
             Destination::File(path) => {
-                temp.as_file()
-                    .sync_all()
-                    .map_err(Error::io("writing", &temp_path))?;
-                temp.persist(&path)
-                    .map_err(|e| Error::io("moving the finished archive to", &path)(e.error))?;
+                let mut staged = beside;
+                staged.push(Staged::new(self.temp, path));
+                put_in_place(staged)?;
             }
             Destination::Stream(stream) => {
-                let mut file = temp.reopen().map_err(Error::io("reading", &temp_path))?;
+                crate::cancel::check()?;
+                let mut file = self.file;
+                file.seek(SeekFrom::Start(0))
+                    .map_err(Error::io("reading", self.temp.to_path_buf()))?;
                 stream.copy_from(&mut file)?;
             }
         }
-        Ok(ArchiveSummary {
-            path: self.dest,
-            size,
-        })
+        Ok(summary)
     }
 }
 
@@ -292,8 +344,10 @@ impl LayerSink for ImageArchive {
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
     ) -> Result<Layer> {
+        let (step, path) = self.shown.clone();
         self.add_streamed_blob(|out| {
-            let layer = write(out)?;
+            let mut out = Watched::new(out);
+            let layer = write(&mut out).map_err(|e| out.explain(e, step, &path))?;
             Ok((layer.descriptor.digest.clone(), layer))
         })
     }
@@ -343,7 +397,7 @@ pub(crate) fn layout_documents(
 }
 
 /// A hidden `.NAME.XXXXXX.partial` beside `path`, with the archive's mode (less the umask).
-fn temp_beside(path: &Path) -> Result<NamedTempFile> {
+fn temp_beside(path: &Path) -> Result<(File, TempPath)> {
     let file_name = path.file_name().ok_or_else(|| {
         Error::input(
             path,
@@ -354,22 +408,14 @@ fn temp_beside(path: &Path) -> Result<NamedTempFile> {
     temp_file_in(file_name, &parent).map_err(|e| Error::Input {
         path: parent.clone(),
         message: format!(
-            "cannot write the archive in this directory ({}); choose a writable -o/--output",
-            std::io::Error::from(e.kind())
+            "cannot write the archive in this directory ({e}); choose a writable -o/--output"
         ),
     })
 }
 
 /// `.NAME.XXXXXX.partial` in `dir`, with the archive's mode (less the umask).
-fn temp_file_in(name: &std::ffi::OsStr, dir: &Path) -> std::io::Result<NamedTempFile> {
-    let mut prefix = std::ffi::OsString::from(".");
-    prefix.push(name);
-    prefix.push(".");
-    tempfile::Builder::new()
-        .prefix(&prefix)
-        .suffix(".partial")
-        .permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))
-        .tempfile_in(dir)
+fn temp_file_in(name: &std::ffi::OsStr, dir: &Path) -> std::io::Result<(File, TempPath)> {
+    crate::outputs::temp_file(dir, name, ".partial", OUTPUT_MODE)
 }
 
 /// Copies a finished archive at `archive` to `output` when `output` is a stream (`-`, a device, a
@@ -391,24 +437,6 @@ pub fn is_stream(output: &Path) -> bool {
 
 fn padding(size: u64) -> usize {
     ((BLOCK - size % BLOCK) % BLOCK) as usize
-}
-
-/// Fails when `output` would overwrite `input` (the same file, by any path).
-pub fn ensure_distinct(input: &Path, output: &Path) -> Result<()> {
-    if crate::destination::is_dash(output) {
-        return Ok(());
-    }
-    let same = match (std::fs::metadata(input), std::fs::metadata(output)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    };
-    if same {
-        return Err(Error::input(
-            output,
-            "is the input executable itself; choose another -o/--output",
-        ));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use crate::image::{Image, ImageTree, MAX_DOCUMENT};
 use crate::oci::{
     ANNOTATION_CREATED, Descriptor, Digest, Document, Extra, Index, Manifest, MediaType,
 };
+use crate::outputs::Staged;
 use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::report::Listener;
@@ -373,10 +374,7 @@ pub(crate) fn make(options: &AttachOptions, sources: &Sources) -> Attachments {
                platform: Option<&Platform>,
                subject: &Descriptor,
                bytes: Vec<u8>| {
-        let suffix = match platform.filter(|_| several) {
-            Some(p) => format!("{}.{}", platform_slug(p), kind.suffix()),
-            None => kind.suffix().to_owned(),
-        };
+        let suffix = suffix_of(kind, platform.filter(|_| several));
         let item = Attachment::new(
             kind,
             platform.filter(|_| several).cloned(),
@@ -445,6 +443,42 @@ fn platform_slug(platform: &Platform) -> String {
     platform.to_string().replace('/', "-")
 }
 
+/// What follows the name in a document's file name: `spdx.json`, `linux-arm64.cdx.json` (the
+/// platform only in an image of several).
+fn suffix_of(kind: DocumentKind, platform: Option<&Platform>) -> String {
+    match platform {
+        Some(p) => format!("{}.{}", platform_slug(p), kind.suffix()),
+        None => kind.suffix().to_owned(),
+    }
+}
+
+/// The documents [`make`] will make for images of `platforms` (one each), with the suffix of each
+/// one's file name, known before anything is built.
+pub(crate) fn planned(
+    options: &AttachOptions,
+    platforms: &[Platform],
+) -> Vec<(DocumentKind, String)> {
+    let several = platforms.len() > 1;
+    let mut planned = Vec::new();
+    for platform in platforms {
+        for (wanted, kind) in [
+            (options.sbom.spdx, DocumentKind::Spdx),
+            (options.sbom.cyclonedx, DocumentKind::CycloneDx),
+        ] {
+            if wanted {
+                planned.push((kind, suffix_of(kind, Some(platform).filter(|_| several))));
+            }
+        }
+    }
+    if options.provenance.is_some() {
+        planned.push((
+            DocumentKind::Provenance,
+            suffix_of(DocumentKind::Provenance, None),
+        ));
+    }
+    planned
+}
+
 /// The name documents beside `archive` start with: its file name without `.tar`.
 fn stem_of(archive: &Path) -> String {
     let name = archive
@@ -457,34 +491,51 @@ fn stem_of(archive: &Path) -> String {
     }
 }
 
-/// Writes each document beside `archive` as `NAME.SUFFIX` (NAME: the archive's file name without
-/// `.tar`), each file replaced atomically; returns the summaries with the paths written.
-pub(crate) fn write_beside(
+/// Where the document with `suffix` goes beside `archive` (the path as given): `NAME.SUFFIX` in its
+/// directory, NAME being the archive's file name without `.tar`.
+pub(crate) fn path_beside(archive: &Path, suffix: &str) -> PathBuf {
+    crate::destination::parent_dir(archive).join(format!("{}.{suffix}", stem_of(archive)))
+}
+
+/// Where a document beside the archive really goes: its path with every link followed (a link is
+/// kept, as the archive's is). Anything there but a regular file is refused.
+pub(crate) fn target_beside(path: &Path) -> Result<PathBuf> {
+    let target = crate::fsutil::resolve_links(path)?;
+    match std::fs::symlink_metadata(&target) {
+        Ok(meta) if !meta.is_file() => Err(Error::input(
+            path,
+            "is not a regular file, and a document written beside the archive goes there; remove \
+             it or choose another -o/--output (the documents are named after the archive)",
+        )),
+        _ => Ok(target),
+    }
+}
+
+/// Writes each document beside `archive` (the path as given) as `NAME.SUFFIX` under a temporary name,
+/// to be put in place with the archive (see [`crate::outputs::put_in_place`]); returns them and the
+/// summaries with the paths they will have.
+pub(crate) fn stage_beside(
     archive: &Path,
     attachments: &Attachments,
     listener: &dyn Listener,
-) -> Result<Vec<AttachmentSummary>> {
-    let dir = crate::destination::parent_dir(archive);
-    let stem = stem_of(archive);
+) -> Result<(Vec<Staged>, Vec<AttachmentSummary>)> {
     let mut summaries = summarize(attachments);
+    let mut staged = Vec::new();
     for (item, summary) in attachments.items.iter().zip(&mut summaries) {
-        let title = format!("{stem}.{}", item.suffix);
         let bytes = read_document(&attachments.memory, &item.document, u64::MAX)?;
-        let path = dir.join(&title);
-        let mut temp = tempfile::Builder::new()
-            .prefix(&format!(".{title}."))
-            .suffix(".partial")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(Error::io("writing a document beside the archive in", &dir))?;
-        temp.write_all(&bytes)
-            .map_err(Error::io("writing", temp.path().to_owned()))?;
-        temp.persist(&path)
-            .map_err(|e| Error::io("writing", &path)(e.error))?;
+        let path = path_beside(archive, &item.suffix);
+        let target = target_beside(&path)?;
+        let dir = crate::destination::parent_dir(&target);
+        let name = target.file_name().unwrap_or(target.as_os_str());
+        let (mut file, temp) = crate::outputs::temp_file(&dir, name, ".partial", 0o644)
+            .map_err(Error::io("writing", &path))?;
+        file.write_all(&bytes)
+            .map_err(Error::io("writing", &path))?;
         listener.detail(&format!("{}: {}", item.kind.suffix(), path.display()));
+        staged.push(Staged::new(temp, target));
         summary.path = Some(path);
     }
-    Ok(summaries)
+    Ok((staged, summaries))
 }
 
 /// The summaries of `attachments`, without paths.

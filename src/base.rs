@@ -74,6 +74,8 @@ pub struct BaseImage<'l> {
     /// `(registry host, repository)` when the base comes from a registry: a push to the same registry
     /// mounts its blobs instead of uploading them.
     pub repository: Option<(String, String)>,
+    /// The archive file or layout directory, when the base comes from one.
+    local: Option<PathBuf>,
 }
 
 impl<'l> BaseImage<'l> {
@@ -126,7 +128,9 @@ impl<'l> BaseImage<'l> {
             Some(tag) => format!("{}:{tag}", path.display()),
             None => path.display().to_string(),
         };
-        Self::from_source(name, source, top, None, listener)
+        let mut base = Self::from_source(name, source, top, None, listener)?;
+        base.local = Some(path.to_owned());
+        Ok(base)
     }
 
     fn from_source(
@@ -152,6 +156,7 @@ impl<'l> BaseImage<'l> {
             tree,
             source,
             repository,
+            local: None,
         })
     }
 
@@ -250,6 +255,28 @@ impl<'l> BaseImage<'l> {
                 }
             ))
         })
+    }
+
+    /// The files on this machine the base is read from, each with what it is (for messages): the
+    /// archive, or the layout's `index.json`, `oci-layout` and the blobs of this image.
+    pub(crate) fn local_files(&self) -> Vec<(PathBuf, &'static str)> {
+        let Some(path) = &self.local else {
+            return Vec::new();
+        };
+        if !path.is_dir() {
+            return vec![(path.clone(), "the base image archive (--from-archive)")];
+        }
+        const LAYOUT: &str = "a file of the base image layout (--from-archive)";
+        let mut files = vec![
+            (path.join("index.json"), LAYOUT),
+            (path.join("oci-layout"), LAYOUT),
+        ];
+        let documents = std::iter::once(&self.tree.top.digest)
+            .chain(self.tree.manifests.iter().map(|n| &n.descriptor.digest));
+        for digest in documents.cloned().chain(self.blob_digests()) {
+            files.push((path.join(digest.blob_path()), LAYOUT));
+        }
+        files
     }
 
     /// The digests of every blob of the base (for push mount hints).

@@ -10,7 +10,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// An I/O failure, with the file and the step it happened in.
-    #[error("{step} `{}`: {source}", path.display())]
+    #[error("{step} `{}`: {}", path.display(), io_reason(source))]
     Io {
         step: &'static str,
         path: PathBuf,
@@ -41,6 +41,19 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,
+}
+
+/// How an I/O error reads after the file it concerns: the system's words (which never repeat the
+/// path: files are written through `std::fs::File`, not through wrappers that append it), and the fix
+/// when there is one whatever the file.
+fn io_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            format!("{error}; free some space on that filesystem, or write elsewhere")
+        }
+        io::ErrorKind::ReadOnlyFilesystem => format!("{error}; write elsewhere"),
+        _ => error.to_string(),
+    }
 }
 
 impl Error {

@@ -267,11 +267,10 @@ impl Account {
             ));
         }
         let content = base.file(path).ok_or_else(|| {
-            refuse(format!(
-                "cannot be read (larger than {} KiB, or a hard link to a file that was not \
-                 read); drop --nonroot and set --user",
-                crate::rootfs::MAX_KEPT_FILE >> 10
-            ))
+            let why = base
+                .why_unread(path)
+                .unwrap_or_else(|| "cannot be read".to_owned());
+            refuse(format!("{why}; drop --nonroot and set --user"))
         })?;
         if let Some(clash) = self.clash(content) {
             return Err(refuse(clash));

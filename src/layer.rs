@@ -21,7 +21,8 @@ const PREFIX_LEN: usize = 155;
 /// Files are read in pieces of this size (the compressed bytes do not depend on it).
 const READ_SIZE: usize = 256 * 1024;
 
-/// How errors name the layer's destination, which is any writer (the archive file, in practice).
+/// How errors name the layer's destination, which is any writer; a [`LayerSink`] names its own file
+/// instead (see [`Watched`]).
 const SINK: &str = "the image archive";
 
 /// Mode of executables and directories we create.
@@ -166,6 +167,17 @@ impl LayerSpec {
                 "is not a regular file, directory or symbolic link (device, socket or pipe)",
             ))
         }
+    }
+
+    /// Every file on this machine the layer reads, with what asked for it (`the program`,
+    /// `--include SRC:DEST` ...).
+    pub fn host_files(&self) -> impl Iterator<Item = (&Path, &str)> {
+        self.entries
+            .values()
+            .filter_map(|entry| match &entry.source {
+                Source::File(path) => Some((path.as_path(), &*entry.origin)),
+                _ => None,
+            })
     }
 
     /// Adds every entry of `other`. Directories both have merge; any other overlap is refused.
@@ -543,6 +555,54 @@ pub trait LayerSink {
         &mut self,
         write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
     ) -> Result<Layer>;
+}
+
+/// A writer that keeps the first error its inner writer gave, so that a sink can report a failed
+/// write (a full disk) naming its own file, whatever the layer writer made of it.
+pub(crate) struct Watched<'a> {
+    inner: &'a mut dyn Write,
+    failed: Option<io::Error>,
+}
+
+impl<'a> Watched<'a> {
+    pub fn new(inner: &'a mut dyn Write) -> Watched<'a> {
+        Watched {
+            inner,
+            failed: None,
+        }
+    }
+
+    /// `error`, or the inner writer's own error when there was one: what really failed.
+    pub fn explain(&mut self, error: Error, step: &'static str, path: &Path) -> Error {
+        match self.failed.take() {
+            Some(failed) => Error::io(step, path)(failed),
+            None => error,
+        }
+    }
+
+    fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            if self.failed.is_none() && e.kind() != io::ErrorKind::Interrupted {
+                self.failed = Some(match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                });
+            }
+        }
+        result
+    }
+}
+
+impl Write for Watched<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.keep(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.inner.flush();
+        self.keep(result)
+    }
 }
 
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.

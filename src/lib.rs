@@ -65,6 +65,7 @@ pub mod loader;
 pub mod naming;
 pub mod oci;
 pub mod options;
+pub(crate) mod outputs;
 pub mod package;
 pub mod platform;
 pub mod reference;

@@ -6,27 +6,29 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::archive::{ImageArchive, ensure_distinct, is_stream};
+use crate::archive::ImageArchive;
 use crate::attach::{self, AttachOptions, AttachmentSummary, Attachments, Program};
 use crate::base::BaseImage;
 use crate::compose::{Base, ImageSpec};
 use crate::compress::Compression;
+use crate::destination::Destination;
 use crate::elf::{self, Linkage};
 use crate::error::{Error, Result};
 use crate::essentials::BASE_FILES;
-use crate::essentials::Essentials;
+use crate::essentials::{Essentials, EssentialsLayer};
 use crate::image::{Image, ImageTree};
 use crate::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
 use crate::load::{LoadOptions, Loaded};
 use crate::loader::{LOADER_FILES, check_dynamic};
 use crate::oci::{Digest, MediaType};
 use crate::options::ImageOptions;
+use crate::outputs::Inputs;
 use crate::platform::{Platform, PlatformOverride};
 use crate::reference::Reference;
 use crate::registry::push::{NotAttached, PushOptions, Pushed, push_with};
 use crate::report::Listener;
 use crate::rootfs::RootFs;
-use crate::sbom::ProgramFile;
+use crate::sbom::{DocumentKind, ProgramFile};
 use crate::source::archive::ArchiveSource;
 use crate::source::spool::Spool;
 use crate::source::{BlobSource, Composite, Memory};
@@ -317,9 +319,6 @@ pub fn package<'a>(
                 input.path.display()
             )));
         }
-        if let Some(output) = &options.output {
-            ensure_distinct(&input.path, output)?;
-        }
         let platform_base = base.map(|b| b.for_platform(&platform)).transpose()?;
         // The base's files matter to a dynamic program, to the essentials (its accounts, its CA
         // bundle) and to the directories our layers pass through.
@@ -385,7 +384,15 @@ pub fn package<'a>(
     }
 
     let mut output = match &options.output {
-        Some(path) => Output::Archive(ImageArchive::create(path, options.created)?),
+        Some(path) => {
+            if let Destination::File(target) = Destination::resolve(path)? {
+                let platforms: Vec<Platform> = checked.iter().map(|c| c.platform.clone()).collect();
+                let inputs = inputs_of(&checked, &program_specs, &essentials_layers, base);
+                let documents = attach::planned(&options.attach, &platforms);
+                check_outputs(path, &target, &inputs, &documents)?;
+            }
+            Output::Archive(ImageArchive::create(path, options.created)?)
+        }
         None => Output::Spool(Spool::new()?),
     };
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
@@ -442,23 +449,31 @@ pub fn package<'a>(
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
     }
-    let (path, size, spool) = match output {
+    let (path, size, spool, attachment_summaries) = match output {
         Output::Archive(mut archive) => {
             archive.attach(&attachments)?;
+            let to_file = archive.target().is_some();
             let mut blobs = Composite::new();
             if let Some(base) = base {
                 blobs.add(base.source(), base.blob_digests());
             }
             blobs.add(&memory, images.iter().map(|i| i.config.digest().clone()));
-            let written = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
-            (written.path, written.size, None)
+            let finished = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
+            // The documents beside the archive and the archive itself appear together, or none.
+            let (beside, summaries) = if to_file {
+                attach::stage_beside(&finished.summary().path, &attachments, listener)?
+            } else {
+                (Vec::new(), attach::summarize(&attachments))
+            };
+            let written = finished.put_in_place(beside)?;
+            (written.path, written.size, None, summaries)
         }
-        Output::Spool(spool) => (PathBuf::new(), 0, Some(spool)),
-    };
-    let attachment_summaries = if spool.is_none() && !is_stream(&path) {
-        attach::write_beside(&path, &attachments, listener)?
-    } else {
-        attach::summarize(&attachments)
+        Output::Spool(spool) => (
+            PathBuf::new(),
+            0,
+            Some(spool),
+            attach::summarize(&attachments),
+        ),
     };
     let single = images.len() == 1;
     let summary = PackageSummary {
@@ -498,6 +513,85 @@ pub fn package<'a>(
         tag,
         attachments,
     })
+}
+
+/// Every file the layers and the base are read from, as messages name them.
+fn inputs_of(
+    checked: &[Checked],
+    program_specs: &[LayerSpec],
+    essentials: &[Option<EssentialsLayer>],
+    base: Option<&BaseImage>,
+) -> Inputs {
+    let mut inputs = Inputs::default();
+    for c in checked {
+        inputs.add(&c.input.path, "the input executable");
+    }
+    let specs = program_specs
+        .iter()
+        .chain(essentials.iter().flatten().map(|e| &e.spec));
+    for spec in specs {
+        for (path, origin) in spec.host_files() {
+            inputs.add(path, &format!("a file of {origin}"));
+        }
+    }
+    for (path, what) in base.map(BaseImage::local_files).unwrap_or_default() {
+        inputs.add(&path, what);
+    }
+    inputs
+}
+
+/// Refuses, before anything is written, an archive at `output` (reaching the file `target`) or a
+/// document beside it that would replace one of `inputs`, or two outputs that are one file.
+fn check_outputs(
+    output: &Path,
+    target: &Path,
+    inputs: &Inputs,
+    documents: &[(DocumentKind, String)],
+) -> Result<()> {
+    if let Some(input) = inputs.find(target) {
+        let reached = if input.path == output {
+            String::new()
+        } else {
+            format!(" ({})", input.path.display())
+        };
+        return Err(Error::input(
+            output,
+            format!(
+                "is {} itself{reached}; choose another -o/--output",
+                input.what
+            ),
+        ));
+    }
+    let mut written = vec![target.to_owned()];
+    for (kind, suffix) in documents {
+        let path = attach::path_beside(output, suffix);
+        let doc_target = attach::target_beside(&path)?;
+        let what = match kind {
+            DocumentKind::Spdx => "SPDX SBOM",
+            DocumentKind::CycloneDx => "CycloneDX SBOM",
+            DocumentKind::Provenance => "provenance statement",
+        };
+        let off = match kind {
+            DocumentKind::Provenance => "leave out --provenance",
+            _ => "pass --sbom none",
+        };
+        let replaced = match inputs.find(&doc_target) {
+            Some(input) => Some(format!("{} ({})", input.what, input.path.display())),
+            None if written.contains(&doc_target) => Some("the archive itself".to_owned()),
+            None => None,
+        };
+        if let Some(replaced) = replaced {
+            return Err(Error::input(
+                &path,
+                format!(
+                    "the {what} written beside the archive would replace {replaced}; choose another \
+                     -o/--output (the documents are named after the archive), or {off}"
+                ),
+            ));
+        }
+        written.push(doc_target);
+    }
+    Ok(())
 }
 
 /// The documents to attach: each program's SBOM (from what its build knows, else from the program

@@ -42,6 +42,9 @@ pub const MAX_PATH: usize = 4096;
 /// Path components walked while placing a whole image's entries (a bound on time: entries reached
 /// through links to deep directories cost a walk each).
 const MAX_STEPS: u64 = 200_000_000;
+/// Reads of the layers in one scan: the first, then one more while files to keep turn out to be
+/// reached through links (a link, then a hard link behind it, then one behind that).
+pub const MAX_SCANS: usize = 4;
 
 /// The bounds a scan keeps to; tests lower them.
 #[derive(Clone, Copy, Debug)]
@@ -135,6 +138,15 @@ enum Walk {
     Broken,
 }
 
+/// Why the content of a file to keep was not kept.
+#[derive(Clone, Debug)]
+enum Unread {
+    /// Larger than a kept file may be: its size.
+    TooLarge(u64),
+    /// A hard link to a file not kept then: that file's path.
+    LinkedTo(String),
+}
+
 /// The merged filesystem of a base image's layers: an index of every path, and the content of the few
 /// files [`RootFs::scan`] was asked to keep.
 #[derive(Debug)]
@@ -149,6 +161,8 @@ pub struct RootFs {
     /// Content of kept files.
     kept: BTreeMap<Id, Vec<u8>>,
     kept_bytes: usize,
+    /// Why the content of a file to keep is not there.
+    unread: BTreeMap<Id, Unread>,
     /// Which files to keep: absolute patterns split in components.
     keep: Vec<Vec<Vec<u8>>>,
     /// The last parent directory reached (as written in the layer): entries come grouped by directory.
@@ -167,6 +181,11 @@ impl RootFs {
     /// on a layer that cannot be read (unknown media type, corrupt data, a path escaping the root or
     /// longer than [`MAX_PATH`], a hard link to nothing), and beyond [`MAX_ENTRIES`],
     /// [`MAX_NAME_BYTES`] or [`MAX_KEPT_TOTAL`].
+    ///
+    /// A file to keep may be reached through links (`/etc` a link to `usr/etc`, `/etc/passwd` a link,
+    /// a hard link to a file not kept): its content is kept by its real path, which is known only once
+    /// every layer is applied, so the layers are read again keeping those real paths too (at most
+    /// [`MAX_SCANS`] times in all, for hard links to hard links).
     pub fn scan(source: &dyn BlobSource, layers: &[Descriptor], keep: &[&str]) -> Result<RootFs> {
         RootFs::scan_within(source, layers, keep, LIMITS)
     }
@@ -177,15 +196,6 @@ impl RootFs {
         keep: &[&str],
         limits: Limits,
     ) -> Result<RootFs> {
-        let mut rootfs = RootFs::new(&source.describe(), keep, limits)?;
-        for (index, layer) in layers.iter().enumerate() {
-            rootfs.apply_layer(source, layer, index, layers.len())?;
-        }
-        rootfs.parent_cache = None;
-        Ok(rootfs)
-    }
-
-    fn new(name: &str, keep: &[&str], limits: Limits) -> Result<RootFs> {
         let keep = keep
             .iter()
             .map(|pattern| {
@@ -196,7 +206,95 @@ impl RootFs {
                 }
                 Ok(components(pattern.as_bytes()).map(<[u8]>::to_vec).collect())
             })
-            .collect::<Result<_>>()?;
+            .collect::<Result<Vec<_>>>()?;
+        let apply = |keep: Vec<Vec<Vec<u8>>>| -> Result<RootFs> {
+            let mut rootfs = RootFs::new(&source.describe(), keep, limits);
+            for (index, layer) in layers.iter().enumerate() {
+                rootfs.apply_layer(source, layer, index, layers.len())?;
+            }
+            rootfs.parent_cache = None;
+            Ok(rootfs)
+        };
+        let mut rootfs = apply(keep)?;
+        for _ in 1..MAX_SCANS {
+            let real = rootfs.real_paths_to_keep();
+            if real.is_empty() {
+                break;
+            }
+            let mut keep = rootfs.keep.clone();
+            keep.extend(real);
+            rootfs = apply(keep)?;
+        }
+        Ok(rootfs)
+    }
+
+    /// The real paths of the files to keep that were reached through links, as patterns, when not
+    /// kept already: a kept pattern's literal directories (or whole path) resolved, and the files hard
+    /// links to be kept point at.
+    fn real_paths_to_keep(&self) -> Vec<Vec<Vec<u8>>> {
+        let mut extra: Vec<Vec<Vec<u8>>> = Vec::new();
+        let mut add = |pattern: Vec<Vec<u8>>| {
+            if !self.keep.contains(&pattern) && !extra.contains(&pattern) {
+                extra.push(pattern);
+            }
+        };
+        for pattern in &self.keep {
+            let literal = pattern
+                .iter()
+                .take_while(|c| !c.contains(&b'*') && !c.contains(&b'?'))
+                .count();
+            if literal == 0 {
+                continue;
+            }
+            let mut steps = 0;
+            let prefix = pattern[..literal].iter().cloned().collect();
+            if let Walk::Found(id) = self.walk(ROOT, prefix, 0, true, &mut steps) {
+                let mut real: Vec<Vec<u8>> =
+                    self.names_of(id).into_iter().map(<[u8]>::to_vec).collect();
+                if real != pattern[..literal] {
+                    real.extend(pattern[literal..].iter().cloned());
+                    add(real);
+                }
+            }
+        }
+        for reason in self.unread.values() {
+            if let Unread::LinkedTo(target) = reason {
+                add(components(target.as_bytes()).map(<[u8]>::to_vec).collect());
+            }
+        }
+        extra
+    }
+
+    /// Why the content of `path` (links followed) is not there, for a message: too large, a hard link
+    /// to a file not read, not a regular file, or not a file asked to be kept; naming its real path
+    /// when links lead elsewhere. `None` when it is there, or `path` does not exist.
+    pub fn why_unread(&self, path: &str) -> Option<String> {
+        let id = self.find(path, true)?;
+        if self.kept.contains_key(&id) {
+            return None;
+        }
+        let real = self.path_of(id);
+        let at = if components(real.as_bytes()).eq(components(path.as_bytes())) {
+            String::new()
+        } else {
+            format!(" (reached through a link: {real})")
+        };
+        Some(match self.unread.get(&id) {
+            Some(Unread::TooLarge(size)) => format!(
+                "is {size} bytes{at}, more than the {} read from a base image's file",
+                amount(usize::try_from(self.limits.kept_file).unwrap_or(usize::MAX))
+            ),
+            Some(Unread::LinkedTo(target)) => {
+                format!("is a hard link{at} to {target}, whose content was not read")
+            }
+            None if self.node(id).meta.kind != Kind::File => {
+                format!("is not a regular file{at}")
+            }
+            None => format!("was not read{at}"),
+        })
+    }
+
+    fn new(name: &str, keep: Vec<Vec<Vec<u8>>>, limits: Limits) -> RootFs {
         let root = Node {
             name: Box::default(),
             parent: ROOT,
@@ -211,7 +309,7 @@ impl RootFs {
             },
             children: BTreeMap::new(),
         };
-        Ok(RootFs {
+        RootFs {
             name: name.to_owned(),
             nodes: vec![root],
             free: Vec::new(),
@@ -219,11 +317,12 @@ impl RootFs {
             name_bytes: 0,
             kept: BTreeMap::new(),
             kept_bytes: 0,
+            unread: BTreeMap::new(),
             keep,
             parent_cache: None,
             steps: 0,
             limits,
-        })
+        }
     }
 
     /// How messages name the image (the source it was read from, unless [`RootFs::named`] changed it).
@@ -271,8 +370,8 @@ impl RootFs {
     }
 
     /// The content of `path` (links followed), when it is a regular file that was asked to be kept and
-    /// its content could be: a file larger than [`MAX_KEPT_FILE`], a kept pattern reached only through
-    /// a link, or a hard link to a file that was not kept has none.
+    /// its content could be: a file larger than [`MAX_KEPT_FILE`] has none ([`RootFs::why_unread`]
+    /// says why one has none).
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         let id = self.find(path, true)?;
         self.kept.get(&id).map(Vec::as_slice)
@@ -526,7 +625,17 @@ impl RootFs {
             return Ok(());
         }
         let content = match hard_link_to {
-            Some(target) => self.kept.get(&target).cloned(),
+            Some(target) => {
+                let content = self.kept.get(&target).cloned();
+                if content.is_none() {
+                    let why = match self.unread.get(&target) {
+                        Some(Unread::TooLarge(size)) => Unread::TooLarge(*size),
+                        _ => Unread::LinkedTo(self.path_of(target)),
+                    };
+                    self.unread.insert(id, why);
+                }
+                content
+            }
             None if head.size <= self.limits.kept_file => {
                 let mut content = Vec::with_capacity(head.size as usize);
                 walker
@@ -535,7 +644,10 @@ impl RootFs {
                     .map_err(Problem::Io)?;
                 Some(content)
             }
-            None => None,
+            None => {
+                self.unread.insert(id, Unread::TooLarge(head.size));
+                None
+            }
         };
         if let Some(content) = content {
             self.kept_bytes += content.len();
@@ -617,6 +729,7 @@ impl RootFs {
         if let Some(content) = self.kept.remove(&id) {
             self.kept_bytes -= content.len();
         }
+        self.unread.remove(&id);
         let node = self.node_mut(id);
         let bytes = node.name.len() + node.meta.link.as_ref().map_or(0, |l| l.len());
         node.name = Box::default();
@@ -1181,6 +1294,75 @@ mod tests {
         )
         .unwrap();
         assert!(rootfs.exists("/a/c") && rootfs.exists("/d") && !rootfs.exists("/a/b"));
+    }
+
+    #[test]
+    fn files_to_keep_reached_through_links_are_read_by_their_real_path() {
+        let rootfs = scan(
+            &[
+                Layer::new()
+                    .file("usr/etc/passwd", "root:x:0:0::/:/bin/sh\n")
+                    .file("usr/etc/ld.so.conf.d/a.conf", "/opt/a\n")
+                    .file("srv/hosts", "127.0.0.1 localhost\n")
+                    .file("usr/share/group", "root:x:0:\n"),
+                Layer::new()
+                    .symlink("etc", "usr/etc")
+                    // Written through the link: placed at /usr/etc/hosts.
+                    .hardlink("etc/hosts", "srv/hosts")
+                    .symlink("usr/etc/group", "/usr/share/group"),
+            ],
+            &[
+                "/etc/passwd",
+                "/etc/group",
+                "/etc/hosts",
+                "/etc/ld.so.conf.d/*",
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            rootfs.file("/etc/passwd"),
+            Some(&b"root:x:0:0::/:/bin/sh\n"[..])
+        );
+        assert_eq!(rootfs.file("/etc/group"), Some(&b"root:x:0:\n"[..]));
+        assert_eq!(
+            rootfs.file("/etc/hosts"),
+            Some(&b"127.0.0.1 localhost\n"[..])
+        );
+        assert_eq!(
+            rootfs.file("/etc/ld.so.conf.d/a.conf"),
+            Some(&b"/opt/a\n"[..])
+        );
+        assert_eq!(rootfs.why_unread("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn why_a_file_was_not_read_names_its_size_and_real_path() {
+        let big = "x".repeat(2048);
+        let limits = Limits {
+            kept_file: 1024,
+            ..LIMITS
+        };
+        let layers = [Layer::new()
+            .file("usr/etc/passwd", &big)
+            .symlink("etc", "usr/etc")
+            .file("usr/etc/shadow", "s")];
+        let (memory, descriptors) = image(&layers);
+        let rootfs = RootFs::scan_within(&memory, &descriptors, &["/etc/passwd"], limits).unwrap();
+        assert_eq!(rootfs.file("/etc/passwd"), None);
+        assert_eq!(
+            rootfs.why_unread("/etc/passwd").unwrap(),
+            "is 2048 bytes (reached through a link: /usr/etc/passwd), more than the 1 KiB read \
+             from a base image's file"
+        );
+        assert_eq!(
+            rootfs.why_unread("/usr/etc/passwd").unwrap(),
+            "is 2048 bytes, more than the 1 KiB read from a base image's file"
+        );
+        assert_eq!(
+            rootfs.why_unread("/etc/shadow").unwrap(),
+            "was not read (reached through a link: /usr/etc/shadow)"
+        );
+        assert_eq!(rootfs.why_unread("/etc/missing"), None);
     }
 
     #[test]

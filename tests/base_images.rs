@@ -957,3 +957,83 @@ fn ca_certs_over_a_base_bundle_replace_it_and_say_so() {
         assert_eq!(report["certificates"], "2", "our bundle, not the base's");
     }
 }
+
+#[test]
+fn nonroot_reads_the_accounts_of_a_base_whose_etc_is_a_link_and_names_a_file_too_large() {
+    use support::tiny_elf::{self, Machine, Shape};
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "x\n"),
+    );
+    // A base whose /etc is a link to usr/etc, where the accounts are (made by zeroimage itself:
+    // --include keeps a link as a link).
+    let base_with = |name: &str, passwd: &str| {
+        let stage = dir.path().join(name);
+        std::fs::create_dir_all(stage.join("usr/etc")).unwrap();
+        std::fs::write(stage.join("usr/etc/passwd"), passwd).unwrap();
+        std::fs::write(stage.join("usr/etc/group"), "root:x:0:\n").unwrap();
+        std::os::unix::fs::symlink("usr/etc", stage.join("etc")).unwrap();
+        let base = dir.path().join(format!("{name}.tar"));
+        run_ok(
+            zeroimage()
+                .arg(&program)
+                .args(["-q", "--sbom", "none", "--include"])
+                .arg(format!("{}:/usr", stage.join("usr").display()))
+                .arg("--include")
+                .arg(format!("{}:/etc", stage.join("etc").display()))
+                .arg("-o")
+                .arg(&base),
+        );
+        base
+    };
+    let passwd = "root:x:0:0:root:/root:/bin/sh\n";
+    let base = base_with("linked", passwd);
+    let out = dir.path().join("nonroot.tar");
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .args(["-q", "--nonroot", "-t", "app:nonroot", "--from-archive"])
+            .arg(&base)
+            .arg("-o")
+            .arg(&out),
+    );
+    if let Some((_unpacked, root)) = support::unpack_with_umoci(&out, "nonroot") {
+        assert!(
+            std::fs::symlink_metadata(root.join("etc"))
+                .unwrap()
+                .is_symlink()
+        );
+        assert_eq!(
+            std::fs::read_to_string(root.join("usr/etc/passwd")).unwrap(),
+            format!("{passwd}nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"),
+            "the base's accounts, read through the link, with nonroot added"
+        );
+    }
+
+    // A passwd larger than what is read of a base: said with its size and its real path.
+    let big = format!("{passwd}{}", "#\n".repeat(600_000));
+    let base = base_with("big", &big);
+    let output = zeroimage()
+        .arg(&program)
+        .args(["-q", "--nonroot", "--from-archive"])
+        .arg(&base)
+        .arg("-o")
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: --nonroot: /etc/passwd of the base image {} is {} bytes (reached through a link: \
+             /usr/etc/passwd), more than the 1 MiB read from a base image's file; drop --nonroot and \
+             set --user",
+            base.display(),
+            big.len()
+        )
+    );
+    assert!(!dir.path().join("never.tar").exists());
+}

@@ -1171,6 +1171,113 @@ fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
 }
 
 #[test]
+fn resolve_refuses_a_reference_split_over_lines_or_alone_in_a_block_scalar_with_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("deploy.yaml");
+    let resolve = |text: &str| {
+        std::fs::write(&file, text).unwrap();
+        cargo_zeroimage()
+            .arg("resolve")
+            .arg("-f")
+            .arg(&file)
+            .arg("--manifest-path")
+            .arg(fixture_manifest("workspace"))
+            .arg("--target-dir")
+            .arg(dir.path().join("target"))
+            .args(["--repository", "127.0.0.1:9/never"])
+            .output()
+            .unwrap()
+    };
+    for (text, line, needle) in [
+        (
+            "kind: Pod\nspec:\n  containers:\n  - image: zeroimage://server\n      /api\n",
+            4,
+            "the value continues on line 5, and only its first line would be replaced; put the \
+             whole reference on one line",
+        ),
+        (
+            "kind: Pod\nspec:\n  containers:\n  - image: |-\n      zeroimage://server/api\n",
+            5,
+            "`zeroimage://server/api` is a block scalar (`|` or `>`), which is text and not \
+             resolved; put the reference on the line of its key",
+        ),
+    ] {
+        let output = resolve(text);
+        let err = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{err}");
+        assert!(
+            err.starts_with(&format!("error: {}:{line}: {needle}", file.display())),
+            "{err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(output.stdout.is_empty(), "nothing goes to kubectl");
+        assert!(!dir.path().join("target").exists(), "nothing was built");
+    }
+}
+
+#[test]
+fn resolve_skips_a_fifo_found_in_a_directory_with_a_warning_instead_of_hanging() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = dir.path().join("k8s");
+    std::fs::create_dir(&k8s).unwrap();
+    let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: plain}\n";
+    std::fs::write(k8s.join("b.yaml"), text).unwrap();
+    let fifo = k8s.join("a.yaml");
+    run_ok(Command::new("mkfifo").arg(&fifo));
+    let mut child = cargo_zeroimage()
+        .arg("resolve")
+        .arg("-f")
+        .arg(&k8s)
+        .arg("--target-dir")
+        .arg(dir.path().join("target"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("resolve blocked on the FIFO {}", fifo.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let err = stderr(&output);
+    assert!(output.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "warning: {}: skipped, a FIFO and not a regular file; give it with -f PATH to read it",
+            fifo.display()
+        )),
+        "{err}"
+    );
+    assert_eq!(
+        stdout_of(&output),
+        text,
+        "the regular file is read as it is"
+    );
+
+    // Given itself, a FIFO is read, as `-f <(kustomize build)` needs.
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, "kind: Namespace\n").unwrap())
+    };
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("resolve")
+            .arg("-f")
+            .arg(&fifo)
+            .arg("--target-dir")
+            .arg(dir.path().join("target")),
+    );
+    writer.join().unwrap();
+    assert_eq!(stdout_of(&output), "kind: Namespace\n");
+}
+
+#[test]
 fn compression_comes_from_cargo_toml_and_flags_win() {
     let dir = tempfile::tempdir().unwrap();
     support::copy_fixture("hello", dir.path());

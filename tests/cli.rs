@@ -306,6 +306,200 @@ fn output_equal_to_input_is_refused_and_input_survives() {
 }
 
 #[test]
+fn no_output_replaces_an_input_by_any_path_and_nothing_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let elf = std::fs::read(&program).unwrap();
+    let data = dir.path().join("data.txt");
+    std::fs::write(&data, "data\n").unwrap();
+    let bundle = dir.path().join("ca.pem");
+    std::fs::write(&bundle, "not checked here\n").unwrap();
+    let base = dir.path().join("base.tar");
+    support::package(&program, &base, &["--sbom", "none"]);
+    let base_bytes = std::fs::read(&base).unwrap();
+    let listing = dir_listing(dir.path());
+    let unchanged = || {
+        assert_eq!(std::fs::read(&program).unwrap(), elf);
+        assert_eq!(std::fs::read(&data).unwrap(), b"data\n");
+        assert_eq!(std::fs::read(&bundle).unwrap(), b"not checked here\n");
+        assert_eq!(std::fs::read(&base).unwrap(), base_bytes);
+    };
+    let run = |program: &Path, output: &Path, extra: &[&str]| {
+        let result = zeroimage()
+            .arg(program)
+            .arg("-o")
+            .arg(output)
+            .args(extra)
+            .output()
+            .unwrap();
+        unchanged();
+        result
+    };
+
+    // The archive over an --include file, the CA bundle, the base archive.
+    let output = run(
+        &program,
+        &data,
+        &["--include", &format!("{}:/data.txt", data.display())],
+    );
+    assert_refused(
+        &output,
+        &[
+            "data.txt: is a file of --include",
+            "itself",
+            "choose another -o/--output",
+        ],
+    );
+    let output = run(
+        &program,
+        &bundle,
+        &[&format!("--ca-certs={}", bundle.display())],
+    );
+    assert_refused(&output, &["ca.pem: is a file of --ca-certs itself"]);
+    let output = run(
+        &program,
+        &base,
+        &["-q", "--from-archive", base.to_str().unwrap()],
+    );
+    assert_refused(
+        &output,
+        &["base.tar: is the base image archive (--from-archive) itself"],
+    );
+    // Through a symbolic link to the program.
+    let link = dir.path().join("link.tar");
+    std::os::unix::fs::symlink("app", &link).unwrap();
+    let output = run(&program, &link, &[]);
+    assert_refused(&output, &["link.tar: is the input executable itself"]);
+    std::fs::remove_file(&link).unwrap();
+    assert_eq!(dir_listing(dir.path()), listing, "nothing was written");
+
+    // The SBOM beside the archive over the program itself (a program named app.spdx.json), or
+    // through a link to it.
+    let sbom_named = dir.path().join("app.spdx.json");
+    std::fs::copy(&program, &sbom_named).unwrap();
+    let output = run(&sbom_named, &dir.path().join("app.tar"), &[]);
+    assert_refused(
+        &output,
+        &[
+            "app.spdx.json: the SPDX SBOM written beside the archive would replace the input \
+             executable (",
+            "or pass --sbom none",
+        ],
+    );
+    assert_eq!(std::fs::read(&sbom_named).unwrap(), elf);
+    std::fs::remove_file(&sbom_named).unwrap();
+    std::os::unix::fs::symlink("app", &sbom_named).unwrap();
+    let output = run(&program, &dir.path().join("app.tar"), &[]);
+    assert_refused(
+        &output,
+        &[
+            "app.spdx.json: the SPDX SBOM",
+            "replace the input executable",
+        ],
+    );
+    let output = run(
+        &program,
+        &dir.path().join("app.tar"),
+        &["--sbom", "none", "--provenance"],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(dir.path().join("app.provenance.json").is_file());
+
+    // An OCI layout directory as the base: its files are inputs too.
+    let layout = dir.path().join("layout");
+    std::fs::create_dir(&layout).unwrap();
+    for (name, bytes) in read_tar(&base) {
+        let path = layout.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, bytes).unwrap();
+    }
+    let index = std::fs::read(layout.join("index.json")).unwrap();
+    let output = run(
+        &program,
+        &layout.join("index.json"),
+        &["-q", "--from-archive", layout.to_str().unwrap()],
+    );
+    assert_refused(
+        &output,
+        &["index.json: is a file of the base image layout (--from-archive) itself"],
+    );
+    assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), index);
+}
+
+#[test]
+fn a_document_that_cannot_be_written_beside_the_archive_leaves_the_old_archive() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let out = dir.path().join("app.tar");
+    std::fs::write(&out, b"previous archive").unwrap();
+    // A directory where the SBOM goes: refused before anything is written.
+    std::fs::create_dir(dir.path().join("app.spdx.json")).unwrap();
+    std::fs::write(dir.path().join("app.spdx.json/x"), b"").unwrap();
+    let output = zeroimage()
+        .arg(&program)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_refused(
+        &output,
+        &["app.spdx.json: is not a regular file", "remove it"],
+    );
+    assert_eq!(std::fs::read(&out).unwrap(), b"previous archive");
+    assert_eq!(dir_listing(dir.path()), ["app", "app.spdx.json", "app.tar"]);
+}
+
+#[test]
+fn a_full_disk_is_one_line_naming_the_archive_once_and_the_old_archive_stays() {
+    if !support::require_root("mounting a small tmpfs") {
+        return;
+    }
+    let Some(_) = support::peer("unshare") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // 1 MiB that does not compress, for a 256 KiB filesystem.
+    let program = tiny_elf::write(
+        dir.path(),
+        "big",
+        &tiny_elf::with_noise(Machine::X86_64, "big\n", 1 << 20),
+    );
+    let mount = dir.path().join("small");
+    std::fs::create_dir(&mount).unwrap();
+    // The tmpfs lives in a private mount namespace, gone with the process; what is left on it is
+    // listed before it goes.
+    let script = r#"mount -t tmpfs -o size=256k tmpfs "$MNT" &&
+        printf 'previous archive' > "$MNT/app.tar" &&
+        { "$0" "$@"; status=$?; ls -A "$MNT"; cat "$MNT/app.tar"; exit $status; }"#;
+    let out = mount.join("app.tar");
+    let output = support::zeroimage_via(
+        "unshare",
+        &["--mount", "--propagation", "private", "sh", "-c", script],
+    )
+    .env("MNT", &mount)
+    .arg(&program)
+    .args(["-q", "-o"])
+    .arg(&out)
+    .output()
+    .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert_eq!(
+        err.trim_end(),
+        format!(
+            "error: writing `{}`: No space left on device (os error 28); free some space on that \
+             filesystem, or write elsewhere",
+            out.display()
+        )
+    );
+    assert_eq!(
+        support::stdout_of(&output),
+        "app.tar\nprevious archive",
+        "no partial file left, the old archive kept"
+    );
+}
+
+#[test]
 fn output_that_is_a_directory_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let program = tiny(dir.path(), "app");

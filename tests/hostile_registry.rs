@@ -102,6 +102,41 @@ fn credentials_do_not_follow_an_upload_location_to_another_origin() {
     );
 }
 
+#[test]
+fn storage_refusing_a_redirected_upload_is_not_blamed_on_the_credentials() {
+    // Blob storage on another origin that wants credentials of its own: ours never go there.
+    let storage = TestServer::start(|_: &support::http::Request| {
+        Reply::status(401).header("WWW-Authenticate", r#"Basic realm="storage""#)
+    });
+    let registry = TestServer::start(fake_registry::handler(Behaviour {
+        basic: Some(("alice".into(), "s3cret".into())),
+        upload_location: Some(format!("{}/upload/session-1", storage.url())),
+        ..Behaviour::default()
+    }));
+    let dir = tempfile::tempdir().unwrap();
+    log_in(dir.path(), &registry.host(), "alice", "s3cret");
+    let archive = archive(dir.path(), "hi\n");
+    let output = zi(dir.path())
+        .arg("push")
+        .arg(&archive)
+        .arg(format!("{}/team/app:1", registry.host()))
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&output);
+    assert!(!err.contains("rejected the credentials"), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{}, where {} sent the request, refused it (HTTP 401); no credentials were sent there",
+            storage.url().trim_end_matches('/'),
+            registry.host()
+        )),
+        "{err}"
+    );
+    for request in storage.requests() {
+        assert_eq!(request.header("authorization"), None);
+    }
+}
+
 /// A CA, and a certificate for 127.0.0.1 signed by it, made with openssl.
 fn tls_material(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
     support::peer("openssl")?;
@@ -299,6 +334,37 @@ fn a_silent_registry_fails_within_the_timeout_without_retrying_on_both_schemes()
     let err = assert_clean_failure(&output);
     assert!(took < Duration::from_secs(8), "took {took:?}: {err}");
     assert!(err.contains("time limit"), "{err}");
+}
+
+#[test]
+fn plain_http_that_stalls_after_https_failed_is_what_the_error_says() {
+    // Plain HTTP only (a TLS handshake is hung up on at once), and no answer to GET /v2/ in time.
+    let slow = TestServer::start(|_: &support::http::Request| {
+        std::thread::sleep(Duration::from_secs(8));
+        Reply::status(200)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let archive = archive(dir.path(), "hi\n");
+    let output = zi(dir.path())
+        .arg("push")
+        .arg(&archive)
+        .arg(format!("{}/team/app:1", slow.host()))
+        .args(["--registry-timeout", "1"])
+        .output()
+        .unwrap();
+    let err = assert_clean_failure(&output);
+    let line = err.lines().find(|l| l.starts_with("error:")).unwrap();
+    assert!(
+        line.starts_with(&format!(
+            "error: GET {}/v2/: the transfer made no progress within the time limit",
+            slow.url()
+        )),
+        "the plain HTTP failure comes first: {err}"
+    );
+    assert!(
+        line.contains("; tried after HTTPS failed: GET https://"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -293,6 +293,65 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
 }
 
 #[test]
+fn a_socket_path_that_is_no_socket_is_said_to_be_what_it_is() {
+    use support::tiny_elf::{self, Machine, Shape};
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
+    );
+    let archive = dir.path().join("app.tar");
+    std::fs::write(&archive, b"previous archive").unwrap();
+    let attempt = |runtime: &str, key: &str, value: String| {
+        let output = zeroimage()
+            .arg(&program)
+            .args(["--load", runtime, "-o"])
+            .arg(&archive)
+            .env(key, value)
+            .output()
+            .unwrap();
+        assert_eq!(std::fs::read(&archive).unwrap(), b"previous archive");
+        output
+    };
+    let a_dir = dir.path().join("run");
+    std::fs::create_dir(&a_dir).unwrap();
+    for (path, what) in [
+        (a_dir.clone(), "a directory"),
+        (PathBuf::from("/dev/null"), "a character device"),
+        (archive.clone(), "a regular file"),
+    ] {
+        let output = attempt(
+            "docker",
+            "DOCKER_HOST",
+            format!("unix://{}", path.display()),
+        );
+        assert_one_line_error(
+            &output,
+            &[&format!(
+                "error: {} (DOCKER_HOST) is {what}, not docker's socket; point DOCKER_HOST at the \
+                 socket docker listens on",
+                path.display()
+            )],
+        );
+        assert!(!stderr(&output).contains("nothing listens"));
+    }
+    let output = attempt(
+        "containerd",
+        "CONTAINERD_ADDRESS",
+        a_dir.display().to_string(),
+    );
+    assert_one_line_error(
+        &output,
+        &[&format!(
+            "error: {} (CONTAINERD_ADDRESS) is a directory, not containerd's socket; point \
+             CONTAINERD_ADDRESS at the socket containerd listens on",
+            a_dir.display()
+        )],
+    );
+}
+
+#[test]
 fn unreachable_runtimes_are_one_line_errors_naming_the_socket_and_the_fix() {
     let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
         return;

@@ -35,7 +35,8 @@ impl Staging {
     pub(crate) fn new(output: Option<&Path>, pushing: bool) -> Result<Staging> {
         let needed = pushing && output.is_some_and(is_stream);
         let temp = if needed {
-            let dir = tempfile::tempdir().map_err(Error::io("creating", std::env::temp_dir()))?;
+            let dir = crate::outputs::temp_dir("zeroimage-")
+                .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
             let guard = crate::cancel::TempGuard::new(dir.path());
             Some((dir, guard))
         } else {

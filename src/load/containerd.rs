@@ -39,8 +39,17 @@ fn address() -> (PathBuf, &'static str) {
 /// The socket accepts connections, and ctr is installed.
 pub(super) fn preflight() -> Result<()> {
     let (socket, origin) = address();
-    UnixStream::connect(&socket)
-        .map_err(|e| socket_error("containerd", &socket, origin, &e, START, PERMISSION))?;
+    UnixStream::connect(&socket).map_err(|e| {
+        socket_error(
+            "containerd",
+            "CONTAINERD_ADDRESS",
+            &socket,
+            origin,
+            &e,
+            START,
+            PERMISSION,
+        )
+    })?;
     command::installed("ctr", INSTALL)
 }
 

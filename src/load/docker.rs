@@ -84,7 +84,7 @@ fn current_context() -> Option<String> {
 
 fn connect(path: &Path, origin: &str, timeout: Duration) -> Result<UnixStream> {
     let stream = UnixStream::connect(path)
-        .map_err(|e| socket_error("docker", path, origin, &e, START, PERMISSION))?;
+        .map_err(|e| socket_error("docker", "DOCKER_HOST", path, origin, &e, START, PERMISSION))?;
     let set = stream
         .set_read_timeout(Some(timeout))
         .and_then(|()| stream.set_write_timeout(Some(timeout)));

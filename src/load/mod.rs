@@ -236,16 +236,40 @@ pub fn load(
     Ok(loaded)
 }
 
-/// A runtime's socket could not be reached: one line naming it and the fix.
+/// A runtime's socket could not be reached: one line naming it and the fix. Connecting to something
+/// that is not a socket (a directory, `/dev/null`) is refused like a socket nobody listens on: that is
+/// told apart by looking at what is there.
 fn socket_error(
     runtime: &str,
+    variable: &str,
     socket: &Path,
     origin: &str,
     error: &std::io::Error,
     start: &str,
     permission: &str,
 ) -> Error {
+    use std::os::unix::fs::FileTypeExt;
+    let found = std::fs::metadata(socket).ok().map(|m| m.file_type());
     let socket = socket.display();
+    if let Some(kind) = found.filter(|kind| !kind.is_socket()) {
+        let what = if kind.is_dir() {
+            "a directory"
+        } else if kind.is_char_device() {
+            "a character device"
+        } else if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_fifo() {
+            "a FIFO"
+        } else if kind.is_file() {
+            "a regular file"
+        } else {
+            "not a socket"
+        };
+        return Error::Invalid(format!(
+            "{socket} ({origin}) is {what}, not {runtime}'s socket; point {variable} at the socket \
+             {runtime} listens on"
+        ));
+    }
     Error::Invalid(match error.kind() {
         std::io::ErrorKind::NotFound => {
             format!("{runtime} is not running here: no socket at {socket} ({origin}); {start}")

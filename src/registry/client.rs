@@ -201,8 +201,16 @@ impl<'l> Registry<'l> {
                 ));
                 Ok(registry)
             }
-            // Plain HTTP did not work either: the HTTPS failure is the one that explains.
-            Err(_) => Err(https_error.context_suffix(advice)),
+            // Plain HTTP did not work either. Its failure is what ended the attempt (a host that
+            // stalls over HTTP is not explained by the TLS error before); the HTTPS one says why
+            // plain HTTP was tried, and may be the cause (a TLS registry with a private CA).
+            Err(failure) => Err(match failure.error {
+                Error::Registry(e) => Error::Registry(Box::new(
+                    e.context_suffix(&format!("tried after HTTPS failed: {https_error}"))
+                        .context_suffix(advice),
+                )),
+                other => other,
+            }),
         }
     }
 
@@ -489,10 +497,13 @@ impl<'l> Registry<'l> {
         } else {
             None
         };
-        let response = self
+        let mut response = self
             .send_retrying(method, url, authorization.as_deref(), headers, payload)
             .map_err(|f| f.error)?;
         if response.status().as_u16() != 401 || !ours {
+            if !ours {
+                response.extensions_mut().insert(AnsweredElsewhere(origin));
+            }
             return Ok(response);
         }
         let challenge = header(&response, "www-authenticate").unwrap_or_default();
@@ -690,6 +701,35 @@ impl<'l> Registry<'l> {
             })
     }
 
+    /// The error for a 401 or 403 answer. From the registry itself: the credentials refused (or
+    /// none stored). From another origin the registry redirected to (its blob storage), which never
+    /// gets our credentials: that place refused a request that carried none, which no login changes.
+    pub fn refused(&self, response: &Response<Body>) -> Error {
+        let status = response.status().as_u16();
+        match response.extensions().get::<AnsweredElsewhere>() {
+            Some(AnsweredElsewhere(origin)) => RegistryError::new(
+                Kind::of_status(status),
+                &self.host,
+                format!(
+                    "{origin}, where {} sent the request, refused it (HTTP {status}); no credentials \
+                     were sent there, as they go only to {} itself: the registry's storage must \
+                     accept the requests it redirects (ask the registry's operator)",
+                    self.host, self.origin
+                ),
+            )
+            .with_status(status)
+            .into(),
+            None if status == 401 => self.auth_failed(),
+            None => RegistryError::new(
+                Kind::of_status(status),
+                &self.host,
+                format!("{} denied access (HTTP {status})", self.host),
+            )
+            .with_status(status)
+            .into(),
+        }
+    }
+
     /// The error for credentials the registry refused; never shows the secret.
     pub fn auth_failed(&self) -> Error {
         match &self.credential {
@@ -714,11 +754,26 @@ impl<'l> Registry<'l> {
     /// cut short) the registry's own message.
     pub fn unexpected(&self, what: &str, repository: &str, response: Response<Body>) -> Error {
         let status = response.status().as_u16();
+        if answered_elsewhere(&response) && matches!(status, 401 | 403) {
+            return match self.refused(&response) {
+                Error::Registry(e) => {
+                    let e = e.context(&format!("{what} {}/{repository}", self.host));
+                    Error::Registry(Box::new(if repository.is_empty() {
+                        e
+                    } else {
+                        e.in_repository(repository)
+                    }))
+                }
+                other => other,
+            };
+        }
+        if status == 401 {
+            return self.auth_failed();
+        }
         let (body, _) = read_limited(response, ERROR_BODY_LIMIT);
         let detail = describe_body(&body);
         let place = format!("{}/{repository}", self.host);
         let message = match status {
-            401 => return self.auth_failed(),
             403 => format!(
                 "{what} {place}: access denied (403); the account may not push to this repository: {detail}"
             ),
@@ -736,6 +791,16 @@ impl<'l> Registry<'l> {
         }
         error.into()
     }
+}
+
+/// Marks a response that came from another origin than the registry's (a redirect or `Location` to
+/// its blob storage), where no credentials were sent.
+#[derive(Clone, Debug)]
+struct AnsweredElsewhere(Origin);
+
+/// True when `response` came from another origin than the registry's (see [`Registry::send`]).
+pub fn answered_elsewhere(response: &Response<Body>) -> bool {
+    response.extensions().get::<AnsweredElsewhere>().is_some()
 }
 
 fn basic_authorization(username: &str, password: &str) -> String {

@@ -538,14 +538,18 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".config.json.")
-        .permissions(std::fs::Permissions::from_mode(0o600))
-        .tempfile_in(dir)
-        .map_err(Error::io("writing", dir))?;
-    let text = serde_json::to_string_pretty(config).unwrap_or_default();
-    temp.write_all(text.as_bytes())
+    let (mut temp_file, temp) =
+        crate::outputs::temp_file(dir, std::ffi::OsStr::new("config.json"), "", 0o600)
+            .map_err(Error::io("writing", file))?;
+    // The mode is set, not masked: the file holds secrets whatever the umask.
+    temp_file
+        .set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(Error::io("writing", file))?;
+    let text = serde_json::to_string_pretty(config).unwrap_or_default();
+    temp_file
+        .write_all(text.as_bytes())
+        .map_err(Error::io("writing", file))?;
+    drop(temp_file);
     temp.persist(file)
         .map_err(|e| Error::io("writing", file)(e.error))?;
     Ok(())

@@ -41,7 +41,7 @@ pub fn login(
     let response = client.send("GET", &url, "", &[], &Payload::Empty)?;
     match response.status().as_u16() {
         200 => {}
-        401 => return Err(client.auth_failed()),
+        401 => return Err(client.refused(&response)),
         _ => return Err(client.unexpected("logging in to", "", response)),
     }
     let file = auth_file(authfile)?;

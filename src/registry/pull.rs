@@ -162,7 +162,10 @@ impl<'l> RegistrySource<'l> {
         let status = response.status().as_u16();
         let registry = self.registry();
         match status {
-            401 => within(&self.place(), registry.auth_failed()),
+            401 => within(&self.place(), registry.refused(&response)),
+            403 if client::answered_elsewhere(&response) => {
+                within(&self.place(), registry.refused(&response))
+            }
             403 => {
                 let (body, _) = client::read_limited(response, 64 << 10);
                 self.fail(

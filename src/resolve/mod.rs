@@ -62,8 +62,11 @@ fn read_bounded(reader: impl Read, name: &str) -> Result<String> {
     String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{name}: is not UTF-8 text")))
 }
 
-/// The YAML files under `dir`, recursively, in path order.
-fn yaml_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<()> {
+/// The YAML files under `dir`, recursively, in path order. Only regular files are read (links
+/// followed): a FIFO or device named `*.yaml` would block the run or never end, so it is skipped with a
+/// warning. (A path given itself, such as `-f /dev/stdin` or `-f <(kustomize build)`, is read
+/// whatever it is.)
+fn yaml_files(dir: &Path, into: &mut Vec<PathBuf>, listener: &dyn Listener) -> Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(Error::io("reading the directory", dir))?
         .map(|entry| entry.map(|e| e.path()))
@@ -73,18 +76,47 @@ fn yaml_files(dir: &Path, into: &mut Vec<PathBuf>) -> Result<()> {
     for path in entries {
         let meta = std::fs::metadata(&path).map_err(Error::io("reading", &path))?;
         if meta.is_dir() {
-            yaml_files(&path, into)?;
+            yaml_files(&path, into, listener)?;
         } else if matches!(
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         ) {
-            into.push(path);
+            if meta.is_file() {
+                into.push(path);
+            } else {
+                listener.warning(&format!(
+                    "{}: skipped, {} and not a regular file; give it with -f PATH to read it",
+                    path.display(),
+                    special_kind(&meta)
+                ));
+            }
         }
     }
     Ok(())
 }
 
-fn read_inputs(inputs: &[Input], stdin: &mut dyn Read) -> Result<Vec<Document>> {
+/// What a special file is, for a message.
+fn special_kind(meta: &std::fs::Metadata) -> &'static str {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = meta.file_type();
+    if kind.is_fifo() {
+        "a FIFO"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else {
+        "a special file"
+    }
+}
+
+fn read_inputs(
+    inputs: &[Input],
+    stdin: &mut dyn Read,
+    listener: &dyn Listener,
+) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     for input in inputs {
         match input {
@@ -96,7 +128,7 @@ fn read_inputs(inputs: &[Input], stdin: &mut dyn Read) -> Result<Vec<Document>> 
                 let meta = std::fs::metadata(path).map_err(Error::io("reading", path))?;
                 let mut files = Vec::new();
                 if meta.is_dir() {
-                    yaml_files(path, &mut files)?;
+                    yaml_files(path, &mut files, listener)?;
                 } else {
                     files.push(path.clone());
                 }
@@ -123,7 +155,7 @@ impl ResolveJob {
     /// Reads the YAML (`stdin` for [`Input::Stdin`]), builds and pushes every binary it names, and
     /// returns the YAML with the references replaced. Inputs are joined with `---` lines.
     pub fn run(&self, stdin: &mut dyn Read, listener: &dyn Listener) -> Result<String> {
-        let documents = read_inputs(&self.inputs, stdin)?;
+        let documents = read_inputs(&self.inputs, stdin, listener)?;
         let mut found = Vec::new();
         for (index, document) in documents.iter().enumerate() {
             let references = yaml::scan(&document.text).map_err(|e| {

@@ -1,9 +1,10 @@
 //! Finding `zeroimage://PACKAGE[/BIN]` values in YAML text and replacing them in place. The text is
 //! never parsed into a tree and written back: each line is read just enough to find a scalar value
 //! (after `key:` or a sequence `-`; plain, single- or double-quoted), so comments, ordering, quoting,
-//! anchors and every other byte stay as they were. Block scalars (`|`, `>`) are text and left alone;
-//! a reference anywhere else (a flow collection, a value spanning lines) is an error naming the line,
-//! so none is silently left unresolved.
+//! anchors and every other byte stay as they were. Block scalars (`|`, `>`) are text and left alone,
+//! unless one holds nothing but a reference; that, a value continued on the next line, and a reference
+//! anywhere else (a flow collection, a longer string) are errors naming the line, so none is silently
+//! left unresolved or half replaced.
 
 use std::ops::Range;
 
@@ -31,6 +32,8 @@ struct Scalar {
     content: Range<usize>,
     /// Double-quoted content may hold escapes.
     double_quoted: bool,
+    /// Unquoted: the value may go on over the next, more indented lines.
+    plain: bool,
 }
 
 fn indent_of(line: &str) -> usize {
@@ -147,6 +150,7 @@ fn scalar_at(line: &str, mut pos: usize) -> Option<Scalar> {
             rest_is_empty(line, end).then_some(Scalar {
                 content: pos + 1..end - 1,
                 double_quoted: bytes[pos] == b'"',
+                plain: false,
             })
         }
         b'[' | b'{' | b'|' | b'>' | b'#' | b'*' => None,
@@ -156,6 +160,7 @@ fn scalar_at(line: &str, mut pos: usize) -> Option<Scalar> {
             (!text.is_empty()).then_some(Scalar {
                 content: pos..pos + text.len(),
                 double_quoted: false,
+                plain: true,
             })
         }
     }
@@ -197,27 +202,92 @@ fn parse_reference(text: &str) -> Result<(String, Option<String>), String> {
     }
 }
 
+/// A block scalar being read: the column of its node (its lines are more indented) and its first
+/// line that is not blank, with that line's number, while it is the only one.
+struct Block {
+    column: usize,
+    content: Option<(usize, String)>,
+    lines: usize,
+}
+
+impl Block {
+    fn add(&mut self, number: usize, line: &str) {
+        let text = line.trim();
+        if text.is_empty() {
+            return;
+        }
+        self.lines += 1;
+        if self.lines == 1 {
+            self.content = Some((number, text.to_owned()));
+        }
+    }
+
+    /// A block scalar holding nothing but a reference would go out as it is: an error.
+    fn check(&self) -> Result<(), ScanError> {
+        match &self.content {
+            Some((line, text))
+                if self.lines == 1 && text.starts_with(SCHEME) && !text.contains([' ', '\t']) =>
+            {
+                Err(ScanError {
+                    line: *line,
+                    message: format!(
+                        "`{}` is a block scalar (`|` or `>`), which is text and not resolved; put \
+                         the reference on the line of its key: `image: {SCHEME}PACKAGE[/BIN]`",
+                        crate::sanitize::outside(text, 200)
+                    ),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Every reference in `text`, in order.
 pub(crate) fn scan(text: &str) -> Result<Vec<Found>, ScanError> {
     let mut found = Vec::new();
     let mut offset = 0;
-    // The column a block scalar's node starts at: its lines are more indented.
-    let mut block: Option<usize> = None;
+    let mut block: Option<Block> = None;
+    // A plain reference just read (its line, the column of its node): a more indented line after it
+    // would continue the value, and only the first line would be replaced.
+    let mut plain: Option<(usize, usize)> = None;
     for (index, raw) in text.split_inclusive('\n').enumerate() {
         let number = index + 1;
         let line = raw.trim_end_matches('\n').trim_end_matches('\r');
         let start = offset;
         offset += raw.len();
-        if let Some(column) = block {
-            if line.trim().is_empty() || indent_of(line) > column {
+        if let Some(open) = &mut block {
+            if line.trim().is_empty() || indent_of(line) > open.column {
+                open.add(number, line);
                 continue;
             }
+            open.check()?;
             block = None;
+        }
+        if let Some((at, column)) = plain {
+            let text = line.trim_start_matches(' ');
+            if text.trim().is_empty() {
+                continue;
+            }
+            plain = None;
+            if indent_of(line) > column && !text.starts_with('#') {
+                return Err(ScanError {
+                    line: at,
+                    message: format!(
+                        "the value continues on line {number}, and only its first line would be \
+                         replaced; put the whole reference on one line: `image: \
+                         {SCHEME}PACKAGE[/BIN]`"
+                    ),
+                });
+            }
         }
         let mut taken: Option<Range<usize>> = None;
         if let Some((pos, node)) = value_start(line) {
             if opens_block(line, pos) {
-                block = Some(node);
+                block = Some(Block {
+                    column: node,
+                    content: None,
+                    lines: 0,
+                });
             } else if let Some(scalar) = scalar_at(line, pos) {
                 let content = &line[scalar.content.clone()];
                 if content.starts_with(SCHEME) {
@@ -240,6 +310,10 @@ pub(crate) fn scan(text: &str) -> Result<Vec<Found>, ScanError> {
                         package,
                         bin,
                     });
+                    // A plain scalar may go on over the next lines; a comment ends it.
+                    if scalar.plain && comment_start(line) == line.len() {
+                        plain = Some((number, node));
+                    }
                     taken = Some(scalar.content);
                 }
             }
@@ -260,6 +334,9 @@ pub(crate) fn scan(text: &str) -> Result<Vec<Found>, ScanError> {
                 ),
             });
         }
+    }
+    if let Some(open) = &block {
+        open.check()?;
     }
     Ok(found)
 }
@@ -349,14 +426,17 @@ data:
   other: zeroimage://tools
 items:
 - |
-  zeroimage://text
+  zeroimage://text and more
+- >-
+  zeroimage://one
+  zeroimage://two
 - zeroimage://server
 ";
         assert_eq!(
             names(text),
             [
                 (5, "tools".into(), None, "zeroimage://tools".into()),
-                (9, "server".into(), None, "zeroimage://server".into()),
+                (12, "server".into(), None, "zeroimage://server".into()),
             ]
         );
         let flow = "spec: {image: zeroimage://tools}\n";
@@ -369,6 +449,66 @@ items:
         assert!(err.message.contains("PACKAGE/BIN"), "{}", err.message);
         let escaped = "image: \"zeroimage://tools\\u0041\"\n";
         assert!(scan(escaped).is_err());
+    }
+
+    #[test]
+    fn a_value_continued_on_the_next_line_is_an_error_at_its_first_line() {
+        for text in [
+            "a: 1\nimage: zeroimage://server\n  /api\n",
+            "a: 1\n- zeroimage://server\n\n  /api\n",
+            "a: 1\nspec:\n    image: &x zeroimage://server\n      /api\r\n",
+        ] {
+            let err = scan(text).unwrap_err();
+            assert_eq!(err.line, 2 + usize::from(text.contains("spec")), "{text:?}");
+            assert!(
+                err.message.contains("continues on line")
+                    && err.message.contains("put the whole reference on one line"),
+                "{}",
+                err.message
+            );
+        }
+        // A quoted value that goes on over the next line is not a whole value on its line.
+        for text in [
+            "a: 1\nimage: \"zeroimage://server\n  /api\"\n",
+            "a: 1\nimage: 'zeroimage://server\n  /api'\n",
+        ] {
+            let err = scan(text).unwrap_err();
+            assert_eq!(err.line, 2, "{text:?}");
+            assert!(
+                err.message.contains("not a whole value on its line"),
+                "{}",
+                err.message
+            );
+        }
+        // What follows at the same or a lower indentation, or after a comment, is not the value.
+        for text in [
+            "- image: zeroimage://server\n  name: api\n",
+            "image: zeroimage://server\nname: api\n",
+            "image: zeroimage://server # c\n  more\n",
+            "image: zeroimage://server\n  # a comment\nname: api\n",
+            "image: 'zeroimage://server'\nname: api\n",
+            "image: zeroimage://server\n",
+        ] {
+            assert_eq!(scan(text).unwrap().len(), 1, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn a_block_scalar_holding_only_a_reference_is_an_error_at_its_line() {
+        for (text, line) in [
+            ("image: |\n  zeroimage://server/api\n", 2),
+            ("a: 1\nimage: >-\n\n    zeroimage://tools\n\nb: 2\n", 4),
+            ("- |+ # keep\n  zeroimage://tools\r\n- x\n", 2),
+            ("x:\n  - >2\n     zeroimage://tools\n", 3),
+        ] {
+            let err = scan(text).unwrap_err();
+            assert_eq!(err.line, line, "{text:?}");
+            assert!(
+                err.message.contains("block scalar") && err.message.contains("image: zeroimage://"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]

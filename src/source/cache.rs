@@ -77,9 +77,7 @@ impl BlobCache {
             }
             CacheMode::At(dir) => BlobCache::at(dir),
             CacheMode::Private => {
-                let temp = tempfile::Builder::new()
-                    .prefix("zeroimage-cache-")
-                    .tempdir()
+                let temp = crate::outputs::temp_dir("zeroimage-cache-")
                     .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
                 let guard = TempGuard::new(temp.path());
                 let mut cache = BlobCache::at(temp.path())?;
@@ -261,12 +259,10 @@ impl BlobCache {
         on_read_error: &dyn Fn(io::Error) -> Error,
     ) -> Result<Box<dyn Read + Send>> {
         let dir = self.algorithm_dir(&descriptor.digest)?;
-        let mut temp = tempfile::Builder::new()
-            .prefix(".partial-")
-            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
-            .tempfile_in(&dir)
-            .map_err(Error::io("creating a temporary file in", &dir))?;
-        let _guard = TempGuard::new(temp.path());
+        let (mut file, temp) =
+            crate::outputs::temp_file(&dir, std::ffi::OsStr::new("partial"), "", 0o644)
+                .map_err(Error::io("creating a temporary file in", &dir))?;
+        let _guard = TempGuard::new(&temp);
         let mut verified =
             VerifyingReader::new(content, descriptor.digest.clone(), descriptor.size);
         let mut buf = vec![0u8; 256 << 10];
@@ -278,12 +274,13 @@ impl BlobCache {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(on_read_error(e)),
             };
-            temp.write_all(&buf[..n])
-                .map_err(Error::io("writing", temp.path().to_owned()))?;
+            file.write_all(&buf[..n])
+                .map_err(Error::io("writing", temp.to_path_buf()))?;
         }
         let path = self.path_of(&descriptor.digest);
         // Rename replaces whatever is at `path` (a symbolic link itself, never its target); a run that
         // stored the same blob meanwhile stored the same bytes.
+        drop(file);
         temp.persist(&path)
             .map_err(|e| Error::io("storing a blob as", &path)(e.error))?;
         self.read_fresh(descriptor)

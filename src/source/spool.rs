@@ -9,7 +9,7 @@ use super::BlobSource;
 use crate::cancel::TempGuard;
 use crate::error::{Error, Result};
 use crate::fsutil;
-use crate::layer::{Layer, LayerSink};
+use crate::layer::{Layer, LayerSink, Watched};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 
 /// A temporary store of built layers.
@@ -23,9 +23,7 @@ pub struct Spool {
 impl Spool {
     /// A new, empty spool in the system's temporary directory.
     pub fn new() -> Result<Spool> {
-        let dir = tempfile::Builder::new()
-            .prefix("zeroimage-")
-            .tempdir()
+        let dir = crate::outputs::temp_dir("zeroimage-")
             .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
         let guard = TempGuard::new(dir.path());
         Ok(Spool {
@@ -46,8 +44,11 @@ impl LayerSink for Spool {
         let path = self.dir.path().join(format!("layer-{}", self.next));
         let file = std::fs::File::create(&path).map_err(Error::io("creating", &path))?;
         let mut out = BufWriter::with_capacity(256 << 10, file);
-        let layer = write(&mut out)?;
-        out.flush().map_err(Error::io("writing", &path))?;
+        let mut watched = Watched::new(&mut out);
+        let layer =
+            write(&mut watched).map_err(|e| watched.explain(e, "writing the layer to", &path))?;
+        out.flush()
+            .map_err(Error::io("writing the layer to", &path))?;
         self.blobs.insert(layer.descriptor.digest.clone(), path);
         Ok(layer)
     }
