@@ -9,7 +9,7 @@
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use super::c_code::{CCrate, list};
 use super::config::{CargoConfig, linker_env_var};
@@ -389,11 +389,7 @@ fn find_zig_compiler() -> Option<String> {
 
 /// The first line of a successful `version` command.
 fn version_of(cmd: &mut Command) -> Option<String> {
-    let output = cmd
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output()
-        .ok()?;
+    let output = crate::child::output(cmd).ok()?;
     let text = String::from_utf8_lossy(&output.stdout);
     let line = text.lines().next()?.trim();
     (output.status.success() && !line.is_empty() && line.len() < 64)
