@@ -75,12 +75,20 @@ fn ended(child: &mut Child, limit: Duration) -> (ExitStatus, String) {
     }
 }
 
+/// What the run wrote on stderr, read within 5 s: a process it left running may hold the pipe open.
 fn stderr_of(child: &mut Child) -> String {
-    let mut text = String::new();
-    if let Some(mut stream) = child.stderr.take() {
+    let Some(mut stream) = child.stderr.take() else {
+        return String::new();
+    };
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
         let _ = std::io::Read::read_to_string(&mut stream, &mut text);
-    }
-    text
+        let _ = sender.send(text);
+    });
+    receiver
+        .recv_timeout(Duration::from_secs(5))
+        .unwrap_or_else(|_| "(stderr still open: a process the run started holds it)".to_owned())
 }
 
 /// Asserts that the run ended by `signal` (as cargo does: a shell shows 128 + its number) and said
