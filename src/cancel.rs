@@ -106,18 +106,21 @@ pub fn handle_signals(on_forced_end: impl FnOnce() + Send + 'static) -> std::io:
             remove_temporaries();
             on_forced_end();
             end_by_signal();
-            std::process::exit(128 + raw);
         })?;
     Ok(())
 }
 
 /// Ends the process by the signal that cancelled the run (its default action, so the parent sees
-/// what it would see for cargo); returns when no signal did.
+/// what it would see for cargo); returns when no signal did. As process 1 (in a container), where
+/// the kernel ignores such a signal, the process exits with 128 + its number instead.
 pub fn end_by_signal() {
     if let Some(signal) = signal() {
         use std::io::Write;
         let _ = std::io::stdout().flush();
-        let _ = signal_hook::low_level::emulate_default_handler(signal);
+        if std::process::id() != 1 {
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
+        }
+        std::process::exit(128 + signal);
     }
 }
 

@@ -131,19 +131,36 @@ impl Process {
     }
 
     /// The child has exited and is not yet reaped (its process id still ours): after a cancel, what is
-    /// left of its group is killed; then it is unregistered, reaped, and the group waited for.
+    /// left of its group is killed and waited for; then it is unregistered and reaped.
     fn finish(&mut self) -> io::Result<ExitStatus> {
         let cancelled = cancel::is_requested() && self.target.group;
         if cancelled {
             self.target.signal(Signal::KILL);
+            self.wait_group_before_reaping(Instant::now() + cancel::STOP_WAIT);
         }
         self.guard = None;
         let status = self.child.wait()?;
         self.status = Some(status);
         if cancelled {
-            self.target.wait_gone(Instant::now() + cancel::STOP_WAIT);
+            self.wait_group_after_reaping(Instant::now() + cancel::STOP_WAIT);
         }
         Ok(status)
+    }
+
+    /// Waits for the killed group while the child is still registered (so a forced end waits for it
+    /// too), where that can be told: on Linux, where `/proc` shows the unreaped child as a zombie,
+    /// which does not count.
+    fn wait_group_before_reaping(&self, deadline: Instant) {
+        if cfg!(target_os = "linux") {
+            self.target.wait_gone(deadline);
+        }
+    }
+
+    /// Elsewhere the unreaped child would count as running: the group is waited for once it is reaped.
+    fn wait_group_after_reaping(&self, deadline: Instant) {
+        if !cfg!(target_os = "linux") {
+            self.target.wait_gone(deadline);
+        }
     }
 
     /// Kills the child with everything in its group, reaps it, and waits (at most
@@ -154,6 +171,7 @@ impl Process {
         }
         self.target.signal(Signal::KILL);
         let deadline = Instant::now() + cancel::STOP_WAIT;
+        self.wait_group_before_reaping(deadline);
         // Reaped only once it has exited, and unregistered just before.
         while Instant::now() < deadline {
             match rustix::process::waitid(
@@ -173,7 +191,7 @@ impl Process {
         }
         // Still running (stuck in the kernel) or reaped: either way its id is not free for reuse.
         self.guard = None;
-        self.target.wait_gone(deadline);
+        self.wait_group_after_reaping(deadline);
     }
 }
 

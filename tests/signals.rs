@@ -10,7 +10,7 @@
 
 mod support;
 
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -588,4 +588,69 @@ fn sigint_to_cargo_zeroimage_alone_stops_cargo_and_its_build_script() {
     };
     assert!(status.success(), "{err}");
     assert!(!err.contains("Blocking waiting for file lock"), "{err}");
+}
+
+#[test]
+fn a_credential_helper_can_ask_on_the_terminal_when_the_run_is_its_foreground_job() {
+    // `script` runs the command as the foreground job of a new terminal, as a user's shell does.
+    let Some(script) = support::peer("script") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-zitty");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\nprintf 'Password for the vault: ' > /dev/tty\nIFS= read -r answer < /dev/tty\n\
+         echo \"$answer\" > \"$DOCKER_CONFIG/answer\"\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(dir.path().join("config.json"), r#"{"credsStore": "zitty"}"#).unwrap();
+    let program = static_program(dir.path());
+    let archive = dir.path().join("app.tar");
+    support::package(&program, &archive, &["-q"]);
+    let command = format!(
+        "'{}' push '{}' 127.0.0.1:9/team/app:1",
+        env!("CARGO_BIN_EXE_zeroimage"),
+        archive.display()
+    );
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let started = Instant::now();
+    let mut child = Command::new(script)
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("PATH", path)
+        .env("DOCKER_CONFIG", dir.path())
+        .env("HOME", dir.path())
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT", "10")
+        .process_group(0)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let _leftovers = Leftovers {
+        groups: vec![child.id() as i32],
+        pid_files: Vec::new(),
+    };
+    // Typed on the terminal; it waits in the terminal's input until the helper reads it.
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"s3cret\n").unwrap();
+    let mut shown = String::new();
+    std::io::Read::read_to_string(child.stdout.as_mut().unwrap(), &mut shown).unwrap();
+    let status = child.wait().unwrap();
+    let took = started.elapsed();
+    assert_eq!(status.code(), Some(1), "{shown}");
+    assert!(shown.contains("Password for the vault"), "{shown}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("answer")).unwrap_or_default(),
+        "s3cret\n",
+        "the helper could not read the terminal: {shown}"
+    );
+    assert!(took < Duration::from_secs(8), "took {took:?}: {shown}");
 }
