@@ -613,7 +613,7 @@ fn a_credential_helper_can_ask_on_the_terminal_when_the_run_is_its_foreground_jo
     support::package(&program, &archive, &["-q"]);
     let command = format!(
         "'{}' push '{}' 127.0.0.1:9/team/app:1",
-        env!("CARGO_BIN_EXE_zeroimage"),
+        support::bin_dir().join("zeroimage").display(),
         archive.display()
     );
     let path = format!(
