@@ -45,6 +45,7 @@ pub mod attach;
 pub mod base;
 pub mod cancel;
 pub mod cargo;
+pub(crate) mod child;
 #[doc(hidden)]
 pub mod cli;
 pub(crate) mod compose;

@@ -98,6 +98,9 @@ fn push_with_helper(dir: &Path, bin: &Path, limit: Option<&str>) -> (Output, Dur
         Some(limit) => support::zeroimage_via("prlimit", &[limit]),
         None => support::zeroimage(),
     };
+    // Not a terminal's foreground job (where helpers share our process group), whatever terminal the
+    // tests run in.
+    cmd.own_process_group();
     cmd.arg("push")
         .arg(&archive)
         .arg("127.0.0.1:9/team/app:1")
@@ -131,6 +134,56 @@ fn a_helper_that_hangs_is_stopped_after_the_time_limit() {
         !Path::new(&format!("/proc/{}", pid.trim())).exists(),
         "the helper was left running"
     );
+}
+
+#[test]
+fn a_helper_stopped_after_the_time_limit_takes_its_own_children_with_it() {
+    let (dir, bin) =
+        helper_setup("sleep 300 &\necho \"$$ $!\" > \"$DOCKER_CONFIG/helper.pids\"\nwait");
+    let pids = || -> Vec<i32> {
+        std::fs::read_to_string(dir.path().join("helper.pids"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
+    };
+    let (output, took) = push_with_helper(dir.path(), &bin, None);
+    let running: Vec<i32> = pids().into_iter().filter(|pid| running(*pid)).collect();
+    // Whatever happened, nothing of the helper outlives the test.
+    for pid in &running {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let err = one_error_line(&output);
+    assert!(err.contains("did not finish within 2 s"), "{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    assert_eq!(pids().len(), 2, "the helper ran");
+    assert_eq!(
+        running,
+        Vec::<i32>::new(),
+        "left running: the helper's own child"
+    );
+}
+
+/// True while process `pid` runs (within a short wait for a killed one to end); a zombie does not.
+fn running(pid: i32) -> bool {
+    let state = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &stat[stat.rfind(')')? + 1..];
+        rest.split_whitespace().next().map(str::to_owned)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match state() {
+            Some(state) if !matches!(state.as_str(), "Z" | "X" | "x") => {}
+            _ => return false,
+        }
+        if Instant::now() >= deadline {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 #[test]

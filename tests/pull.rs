@@ -835,6 +835,53 @@ fn corrupt_blob_bytes_from_the_registry_are_refused_and_never_cached() {
 }
 
 #[test]
+fn a_cache_whose_blob_directory_links_elsewhere_is_refused_and_nothing_there_is_touched() {
+    let image = Arc::new(FakeImage::new(1024));
+    let served = image.clone();
+    let server = TestServer::start(move |request: &Request| served.answer(request));
+    let dir = tempfile::tempdir().unwrap();
+    // `blobs/sha256` of the cache is a link to a directory elsewhere holding files named like the
+    // image's blobs, with other bytes: read through the link they would count as corrupt and be removed.
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    for blob in [&image.config, &image.layer] {
+        std::fs::write(outside.join(Digest::of(blob).hex()), b"someone else's file").unwrap();
+    }
+    let cache = dir.path().join("cache");
+    std::fs::create_dir_all(cache.join("blobs")).unwrap();
+    std::os::unix::fs::symlink(&outside, cache.join("blobs/sha256")).unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, tiny_elf::Shape::Static, "hi\n"),
+    );
+    let out = dir.path().join("app.tar");
+    let output = zi(dir.path())
+        .arg(&program)
+        .args(["--from", &format!("{}/fake/app:1", server.host()), "-o"])
+        .arg(&out)
+        .env("ZEROIMAGE_CACHE_DIR", &cache)
+        .output()
+        .unwrap();
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&cache.join("blobs/sha256").display().to_string())
+            && err.contains("is not a directory"),
+        "{err}"
+    );
+    assert!(!out.exists());
+    for blob in [&image.config, &image.layer] {
+        assert_eq!(
+            std::fs::read(outside.join(Digest::of(blob).hex())).unwrap(),
+            b"someone else's file",
+            "a file outside the cache was touched"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 2);
+}
+
+#[test]
 fn a_blob_the_registry_lacks_is_named() {
     let image = Arc::new(FakeImage::new(1024));
     let layer = image.layer_digest();

@@ -83,11 +83,14 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    let mut child = cmd.spawn().map_err(|e| match &request.zigbuild {
+    // In a process group of its own (see `crate::child`): a cancel stops cargo with every rustc and
+    // build script it started, so nothing keeps the target directory locked.
+    let mut process = crate::child::spawn(&mut cmd).map_err(|e| match &request.zigbuild {
         Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
         None => Error::Invalid(format!("cannot run cargo: {e}")),
     })?;
-    let stdout = child
+    let stdout = process
+        .child()
         .stdout
         .take()
         .ok_or_else(|| Error::Invalid("cargo's output was not captured".to_owned()))?;
@@ -129,7 +132,7 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
             _ => {}
         }
     }
-    let status = child
+    let status = process
         .wait()
         .map_err(|e| Error::Invalid(format!("waiting for cargo: {e}")))?;
     crate::cancel::check()?;

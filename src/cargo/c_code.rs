@@ -9,7 +9,7 @@ use std::thread::JoinHandle;
 
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId, TargetKind};
 
-use super::workspace::cargo_program;
+use super::workspace::{cargo_program, run_metadata};
 
 /// The crates that build scripts use to compile C and C++.
 const C_BUILD_CRATES: [&str; 2] = ["cc", "cmake"];
@@ -67,7 +67,7 @@ fn resolve(
         if let Some(path) = manifest_path {
             cmd.manifest_path(path);
         }
-        cmd.exec().ok()
+        run_metadata(&cmd).ok()
     };
     if let Some(metadata) = metadata(feature_flags) {
         return Some(Graph {

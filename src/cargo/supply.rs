@@ -25,12 +25,10 @@ pub(crate) fn use_auditable(requested: bool, listener: &dyn Listener) -> bool {
     if !requested {
         return false;
     }
-    let installed = std::process::Command::new(cargo_program())
-        .args(["auditable", "--version"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
+    let installed = crate::child::output(
+        std::process::Command::new(cargo_program()).args(["auditable", "--version"]),
+    )
+    .is_ok_and(|output| output.status.success());
     if !installed {
         listener.warning(
             "--auditable: cargo-auditable is not installed (`cargo install cargo-auditable`); \

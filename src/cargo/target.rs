@@ -51,9 +51,7 @@ fn is_rustup_proxy(program: &Path) -> bool {
 }
 
 fn rustc_output(program: &Path, args: &[&str], what: &str) -> Result<String> {
-    let output = Command::new(program)
-        .args(args)
-        .output()
+    let output = crate::child::output(Command::new(program).args(args))
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -19,6 +19,22 @@ pub fn cargo_program() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
 }
 
+/// Runs `cmd` as [`MetadataCommand::exec`] does, but as a `crate::child` process, so a cancel stops
+/// it (`cargo metadata` may download and lock the package cache for a while).
+pub(crate) fn run_metadata(cmd: &MetadataCommand) -> cargo_metadata::Result<Metadata> {
+    let output = crate::child::output(&mut cmd.cargo_command())?;
+    if !output.status.success() {
+        return Err(cargo_metadata::Error::CargoMetadata {
+            stderr: String::from_utf8(output.stderr)?,
+        });
+    }
+    let stdout = std::str::from_utf8(&output.stdout)?
+        .lines()
+        .find(|line| line.starts_with('{'))
+        .ok_or(cargo_metadata::Error::NoJson)?;
+    MetadataCommand::parse(stdout)
+}
+
 /// A loaded workspace.
 #[derive(Debug)]
 pub struct Workspace {
@@ -36,7 +52,7 @@ impl Workspace {
         if let Some(path) = manifest_path {
             cmd.manifest_path(path);
         }
-        let metadata = cmd.exec().map_err(|e| {
+        let metadata = run_metadata(&cmd).map_err(|e| {
             let text = e.to_string();
             let detail = text
                 .trim()
@@ -168,11 +184,7 @@ pub fn annotations(
 /// changes (modified, staged or untracked files); `None` outside git.
 pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
     let git = |args: &[&str]| {
-        Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(args)
-            .output()
+        crate::child::output(Command::new("git").arg("-C").arg(dir).args(args))
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

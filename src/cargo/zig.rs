@@ -203,17 +203,17 @@ fn zig_version(zig: &Path, dir: &Path) -> Option<String> {
 
 /// Runs a probe in `dir` with nothing on its input, within [`PROBE_TIMEOUT`] and
 /// [`PROBE_OUTPUT_LIMIT`]; its standard output when it succeeded. A probe that takes too long, prints
-/// too much or is interrupted is stopped (our own child, by its handle).
+/// too much or is interrupted is stopped (with its process group).
 fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
-    let mut child = cmd
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .ok()?;
+    let mut process = crate::child::spawn(
+        cmd.current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null()),
+    )
+    .ok()?;
     let (sender, receiver) = mpsc::channel();
-    if let Some(stdout) = child.stdout.take() {
+    if let Some(stdout) = process.child().stdout.take() {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
             let read = stdout.take(PROBE_OUTPUT_LIMIT + 1).read_to_end(&mut bytes);
@@ -221,20 +221,16 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
         });
     }
     let deadline = Instant::now() + PROBE_TIMEOUT;
-    let stop = |child: &mut std::process::Child| {
-        let _ = child.kill();
-        let _ = child.wait();
-    };
     let output = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || crate::cancel::is_requested() {
-            stop(&mut child);
+            process.stop();
             return None;
         }
         match receiver.recv_timeout(left.min(Duration::from_millis(50))) {
             Ok(Ok(bytes)) if bytes.len() as u64 <= PROBE_OUTPUT_LIMIT => break bytes,
             Ok(_) | Err(mpsc::RecvTimeoutError::Disconnected) => {
-                stop(&mut child);
+                process.stop();
                 return None;
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -242,13 +238,13 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
     };
     // Its output has ended: it is exiting.
     loop {
-        match child.try_wait() {
+        match process.try_wait() {
             Ok(Some(status)) => return status.success().then_some(output),
             Ok(None) if Instant::now() < deadline && !crate::cancel::is_requested() => {
                 std::thread::sleep(Duration::from_millis(2));
             }
             _ => {
-                stop(&mut child);
+                process.stop();
                 return None;
             }
         }

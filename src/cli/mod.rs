@@ -22,35 +22,39 @@ use crate::cancel;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
 
-/// Set once the run has reported its error, so the Ctrl-C deadline does not report it again.
+/// Set once the run has reported its error, so the signal deadline does not report it again.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
-/// On Ctrl-C, stops the current run at its next chunk so temporary files are removed on the way out; a
-/// run still going after [`cancel::GRACE`] (blocked in a network wait or a helper program) is ended:
-/// registered temporary files are removed and the process exits with 130.
+/// On SIGINT (Ctrl-C), SIGTERM or SIGHUP, stops the current run at its next chunk so temporary files
+/// are removed on the way out, and passes the signal on to child processes; a run still going after
+/// [`cancel::GRACE`] (blocked in a network wait or a helper program) is ended: child processes are
+/// killed, registered temporary files removed, and the process ends by that signal (see
+/// [`cancel::handle_signals`]).
 pub fn install_interrupt_handler() {
-    // Failing to install (a handler already set by an embedding program) only loses clean Ctrl-C.
-    let _ = ctrlc::set_handler(|| {
-        cancel::request();
-        std::thread::sleep(cancel::GRACE);
-        cancel::remove_temporaries();
+    // Failing to install (no thread, no pipe) only loses clean interruption.
+    let _ = cancel::handle_signals(|| {
         if !REPORTED.swap(true, Ordering::SeqCst) {
             Shell::plain().error(&Error::Interrupted.to_string());
         }
-        std::process::exit(130);
     });
 }
 
-/// Reports `error` on stderr and turns it into the process exit code: 130 for Ctrl-C, else 1.
+/// Reports `error` on stderr and turns it into the process exit code, 1. A run cancelled by a signal
+/// reports the interruption (whatever error it ended with) and ends by that signal, as cargo does: a shell shows 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
 pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
-    if REPORTED.swap(true, Ordering::SeqCst) {
+    let interrupted = cancel::is_requested() || matches!(error, Error::Interrupted);
+    if !REPORTED.swap(true, Ordering::SeqCst) {
+        if interrupted {
+            shell.error(&Error::Interrupted.to_string());
+        } else {
+            shell.error(&error.to_string());
+        }
+    }
+    if interrupted {
+        cancel::end_by_signal();
         return ExitCode::from(130);
     }
-    shell.error(&error.to_string());
-    match error {
-        Error::Interrupted => ExitCode::from(130),
-        _ => ExitCode::FAILURE,
-    }
+    ExitCode::FAILURE
 }
 
 /// The job options the flags shared by both commands describe.

@@ -1,13 +1,15 @@
 //! Running a runtime's command-line client (`podman`, `ctr`, `docker`): the image tar fed on its
 //! standard input, its output collected within bounds while it runs, so it can never block on a full
-//! pipe, and its own message passed on when it fails.
+//! pipe, and its own message passed on when it fails. It runs as a `crate::child::Process`, so a
+//! cancel stops it with everything it started.
 
 use std::io::{BufWriter, Read, Write};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use super::stream::Failure;
+use crate::child::Process;
 use crate::error::{Error, Result};
 use crate::sanitize;
 
@@ -66,9 +68,9 @@ pub(crate) fn installed(program: &str, install: &str) -> Result<()> {
 }
 
 /// Spawns `cmd`; `program` names it in the error when it is not installed (with `install`, the fix).
-fn spawn(cmd: &mut Command, program: &str, install: &str) -> Result<Child> {
+fn spawn(cmd: &mut Command, program: &str, install: &str) -> Result<Process> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    cmd.spawn().map_err(|e| match e.kind() {
+    crate::child::spawn(cmd).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Invalid(format!(
             "{program} is not installed (not found on PATH); {install}"
         )),
@@ -96,17 +98,16 @@ fn collect(stream: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String>
     receiver
 }
 
-/// Waits for the child, stopping it (our own, by its handle) on Ctrl-C.
-fn wait(child: &mut Child, program: &str) -> Result<bool> {
+/// Waits for the child, stopping it with everything it started on Ctrl-C.
+fn wait(process: &mut Process, program: &str) -> Result<bool> {
     loop {
-        match child.try_wait() {
+        match process.try_wait() {
             Ok(Some(status)) => return Ok(status.success()),
             Ok(None) => {}
             Err(e) => return Err(Error::Invalid(format!("waiting for {program}: {e}"))),
         }
         if crate::cancel::is_requested() {
-            let _ = child.kill();
-            let _ = child.wait();
+            process.stop();
             return Err(Error::Interrupted);
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -116,10 +117,10 @@ fn wait(child: &mut Child, program: &str) -> Result<bool> {
 /// Runs `cmd` to the end, nothing on its standard input.
 pub(crate) fn run(cmd: &mut Command, program: &str, install: &str) -> Result<Finished> {
     cmd.stdin(Stdio::null());
-    let mut child = spawn(cmd, program, install)?;
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let success = wait(&mut child, program)?;
+    let mut process = spawn(cmd, program, install)?;
+    let stdout = collect(process.child().stdout.take());
+    let stderr = collect(process.child().stderr.take());
+    let success = wait(&mut process, program)?;
     Ok(Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),
@@ -136,10 +137,10 @@ pub(crate) fn run_fed(
     feed: impl FnOnce(&mut dyn Write) -> std::result::Result<(), Failure>,
 ) -> Result<Finished> {
     cmd.stdin(Stdio::piped());
-    let mut child = spawn(cmd, program, install)?;
-    let stdout = collect(child.stdout.take());
-    let stderr = collect(child.stderr.take());
-    let fed = match child.stdin.take() {
+    let mut process = spawn(cmd, program, install)?;
+    let stdout = collect(process.child().stdout.take());
+    let stderr = collect(process.child().stderr.take());
+    let fed = match process.child().stdin.take() {
         Some(stdin) => {
             let mut writer = BufWriter::with_capacity(256 << 10, stdin);
             let result = feed(&mut writer);
@@ -150,11 +151,10 @@ pub(crate) fn run_fed(
         None => Ok(()),
     };
     if let Err(Failure::Source(error)) = fed {
-        let _ = child.kill();
-        let _ = child.wait();
+        process.stop();
         return Err(error);
     }
-    let success = wait(&mut child, program)?;
+    let success = wait(&mut process, program)?;
     let finished = Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),

@@ -4,7 +4,7 @@
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
+use crate::child::Process;
 use crate::error::{Error, Result};
 use crate::fsutil;
 use crate::report::Listener;
@@ -332,31 +333,32 @@ impl HelperOutput {
 /// Runs a credential helper with `input` on stdin, within [`HELPER_TIMEOUT`] and the output limits.
 /// `None` when the helper is not installed.
 fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOutput>> {
-    let mut child = match Command::new(program)
-        .arg(verb)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-    {
-        Ok(child) => child,
+    let mut process = match crate::child::spawn(
+        Command::new(program)
+            .arg(verb)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    ) {
+        Ok(process) => process,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Err(Error::Interrupted),
         Err(e) => {
             return Err(Error::Invalid(format!(
                 "cannot run credential helper {program}: {e}"
             )));
         }
     };
-    let result = collect_helper(&mut child, program, input);
+    let result = collect_helper(&mut process, program, input);
     if result.is_err() {
-        // Our own child, by its handle: stopped so it cannot hold the run or the terminal.
-        let _ = child.kill();
-        let _ = child.wait();
+        // Stopped with everything it started, so nothing of it can hold the run or the terminal.
+        process.stop();
     }
     result.map(Some)
 }
 
-fn collect_helper(child: &mut Child, program: &str, input: &[u8]) -> Result<HelperOutput> {
+fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<HelperOutput> {
+    let child = process.child();
     let failed = |what: &str| Error::Invalid(format!("credential helper {program} {what}"));
     let timeout = helper_timeout();
     let deadline = Instant::now() + timeout;
@@ -397,13 +399,21 @@ fn collect_helper(child: &mut Child, program: &str, input: &[u8]) -> Result<Help
     let mut stdout = None;
     let mut stderr = Vec::new();
     for _ in 0..2 {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let (is_stdout, bytes) = receiver.recv_timeout(left).map_err(|_| {
-            failed(&format!(
-                "did not finish within {} s; it was stopped",
-                timeout.as_secs()
-            ))
-        })?;
+        // In short steps, so a cancel is seen even when the helper ignores the signal.
+        let (is_stdout, bytes) = loop {
+            crate::cancel::check()?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            match receiver.recv_timeout(left.min(Duration::from_millis(50))) {
+                Ok(received) => break received,
+                Err(mpsc::RecvTimeoutError::Timeout) if !left.is_zero() => {}
+                Err(_) => {
+                    return Err(failed(&format!(
+                        "did not finish within {} s; it was stopped",
+                        timeout.as_secs()
+                    )));
+                }
+            }
+        };
         let bytes = bytes.map_err(|e| failed(&format!("could not be read: {e}")))?;
         if is_stdout {
             if bytes.len() as u64 > HELPER_STDOUT_LIMIT {
@@ -425,7 +435,7 @@ fn collect_helper(child: &mut Child, program: &str, input: &[u8]) -> Result<Help
         crate::cancel::check()?;
     }
     let status = loop {
-        if let Some(status) = child
+        if let Some(status) = process
             .try_wait()
             .map_err(|e| failed(&format!("could not be waited for: {e}")))?
         {

@@ -13,7 +13,7 @@ use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, Package, Package
 use super::lockfile::Checksums;
 use super::{Component, Ecosystem, Edge, Inventory, Origin, Scope, Source, Tool, Vcs};
 use crate::cargo::build::Unit;
-use crate::cargo::workspace::cargo_program;
+use crate::cargo::workspace::{cargo_program, run_metadata};
 use crate::error::{Error, Result};
 
 const CRATES_IO: [&str; 2] = [
@@ -35,7 +35,7 @@ pub(crate) fn resolve(
     if let Some(path) = manifest_path {
         cmd.manifest_path(path);
     }
-    cmd.exec().map_err(|e| {
+    run_metadata(&cmd).map_err(|e| {
         Error::Invalid(format!(
             "reading the dependency graph for {target} with `cargo metadata` failed (needed for the \
              SBOM; --sbom none skips it): {}",

@@ -2,17 +2,35 @@
 //! downloaded once. Nothing in it is trusted: every entry is checked against its digest when read (a
 //! corrupt one is removed and fetched again), only regular files are read (never a symbolic link out of
 //! the cache), and a blob enters it only after its digest checked, by renaming a private temporary file
-//! into place, so concurrent runs fetching the same blob both succeed.
+//! into place, so concurrent runs fetching the same blob both succeed. The directories on the way to an
+//! entry (`blobs`, `blobs/<algorithm>`) must be our own directories, never links, for reads as for
+//! writes.
+//!
+//! A temporary file (`.partial.*`) is locked by its writer (`flock`) while it is written. A writer
+//! killed outright (SIGKILL, a power cut) leaves it behind; such files are removed when a cache is
+//! next opened: those whose lock is free (the kernel releases it when the writer ends, however it
+//! ends) and that are older than [`STALE_PARTIAL_AGE`]. A partial file of a concurrent run is never
+//! touched: its writer holds the lock.
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rustix::fs::FlockOperation;
 
 use crate::cancel::TempGuard;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 use crate::report::Listener;
+
+/// Prefix of the temporary files blobs are written to.
+const PARTIAL_PREFIX: &str = ".partial.";
+
+/// How old an unlocked partial file must be before it is removed: a writer creates its file and only
+/// then locks it, and this is far longer than that moment could ever be.
+pub const STALE_PARTIAL_AGE: Duration = Duration::from_secs(60);
 
 /// Which cache a run uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -87,13 +105,46 @@ impl BlobCache {
         }
     }
 
-    /// The cache whose blobs are under `dir/blobs`.
+    /// The cache whose blobs are under `dir/blobs`; partial files left by writers that are gone are
+    /// removed (see the module documentation).
     pub fn at(dir: &Path) -> Result<BlobCache> {
         fs::create_dir_all(dir).map_err(Error::io("creating the cache directory", dir))?;
-        Ok(BlobCache {
+        let cache = BlobCache {
             dir: dir.to_owned(),
             _private: None,
-        })
+        };
+        cache.prune_partials();
+        Ok(cache)
+    }
+
+    /// Removes stale partial files from every algorithm directory. Best effort: whatever cannot be
+    /// read or removed stays, and the run goes on.
+    fn prune_partials(&self) {
+        let blobs = self.dir.join("blobs");
+        if !is_real_dir(&blobs) {
+            return;
+        }
+        let Ok(algorithms) = fs::read_dir(&blobs) else {
+            return;
+        };
+        for algorithm in algorithms.flatten() {
+            let dir = algorithm.path();
+            if !is_real_dir(&dir) {
+                continue;
+            }
+            let Ok(entries) = fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let is_partial = entry
+                    .file_name()
+                    .to_str()
+                    .is_some_and(|name| name.starts_with(PARTIAL_PREFIX));
+                if is_partial && is_stale_partial(&entry.path()) {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// The cache directory (the one holding `blobs/`).
@@ -109,6 +160,14 @@ impl BlobCache {
     /// The directory of `digest`'s algorithm, created if needed; refused when it is anything but a
     /// directory of our own (a symbolic link would lead out of the cache).
     fn algorithm_dir(&self, digest: &Digest) -> Result<PathBuf> {
+        self.checked_algorithm_dir(digest, true)?
+            .ok_or_else(|| Error::Invalid("the cache directory vanished".to_owned()))
+    }
+
+    /// The directory of `digest`'s algorithm when `blobs` and it are directories of our own; `None`
+    /// when one is missing (and not `create`d). Anything else there (a symbolic link, a file) is
+    /// refused: it would lead reads and removals out of the cache.
+    fn checked_algorithm_dir(&self, digest: &Digest, create: bool) -> Result<Option<PathBuf>> {
         let blobs = self.dir.join("blobs");
         let dir = blobs.join(digest.algorithm().as_str());
         for path in [&blobs, &dir] {
@@ -121,6 +180,7 @@ impl BlobCache {
                          and files: remove it",
                     ));
                 }
+                Err(e) if e.kind() == io::ErrorKind::NotFound && !create => return Ok(None),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     match fs::create_dir(path) {
                         Ok(()) => {}
@@ -132,7 +192,7 @@ impl BlobCache {
                 Err(e) => return Err(Error::io("reading", path)(e)),
             }
         }
-        Ok(dir)
+        Ok(Some(dir))
     }
 
     /// The cached blob `descriptor` names, checked against its digest before it is handed out (and
@@ -143,6 +203,14 @@ impl BlobCache {
         descriptor: &Descriptor,
         listener: &dyn Listener,
     ) -> Result<Option<Box<dyn Read + Send>>> {
+        // Only inside our own directories: never through a link to a file named like the digest
+        // elsewhere (it would be read, or removed as corrupt).
+        if self
+            .checked_algorithm_dir(&descriptor.digest, false)?
+            .is_none()
+        {
+            return Ok(None);
+        }
         let path = self.path_of(&descriptor.digest);
         let Some(mut file) = self.open_entry(&path, listener)? else {
             return Ok(None);
@@ -189,7 +257,8 @@ impl BlobCache {
     }
 
     /// Opens the entry at `path` without following a symbolic link; `None` when there is none, or
-    /// when it was not a regular file (then it is removed, with a warning).
+    /// when it was not a regular file (then it is removed, with a warning). The directories on the way
+    /// were checked by the caller ([`checked_algorithm_dir`](Self::checked_algorithm_dir)).
     fn open_entry(&self, path: &Path, listener: &dyn Listener) -> Result<Option<File>> {
         let file = fs::OpenOptions::new()
             .read(true)
@@ -263,6 +332,9 @@ impl BlobCache {
             crate::outputs::temp_file(&dir, std::ffi::OsStr::new("partial"), "", 0o644)
                 .map_err(Error::io("creating a temporary file in", &dir))?;
         let _guard = TempGuard::new(&temp);
+        // Held until the file is closed: it tells another run's pruning that the writer is alive. A
+        // file system without locks only means the file is never pruned.
+        let _ = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
         let mut verified =
             VerifyingReader::new(content, descriptor.digest.clone(), descriptor.size);
         let mut buf = vec![0u8; 256 << 10];
@@ -285,6 +357,33 @@ impl BlobCache {
             .map_err(|e| Error::io("storing a blob as", &path)(e.error))?;
         self.read_fresh(descriptor)
     }
+}
+
+/// True when `path` is a directory itself, not a link to one.
+fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
+}
+
+/// True when the partial file at `path` is a regular file older than [`STALE_PARTIAL_AGE`] whose
+/// lock is free: its writer is gone. A lock that cannot be taken for any other reason (no locks on
+/// this file system) counts as held.
+fn is_stale_partial(path: &Path) -> bool {
+    let Ok(file) = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+    else {
+        return false;
+    };
+    let old = file.metadata().is_ok_and(|meta| {
+        meta.is_file()
+            && meta.modified().is_ok_and(|modified| {
+                SystemTime::now()
+                    .duration_since(modified)
+                    .is_ok_and(|age| age >= STALE_PARTIAL_AGE)
+            })
+    });
+    old && rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok()
 }
 
 /// Removes a cache entry (a file or a link itself, never what a link points at).
@@ -411,6 +510,169 @@ mod tests {
             b"secret",
             "its target is untouched"
         );
+    }
+
+    #[test]
+    fn a_linked_blob_directory_is_never_followed_nor_emptied() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = dir.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        let corrupt = descriptor(b"wanted bytes");
+        let matching = descriptor(b"bytes kept elsewhere");
+        // Files outside the cache named like the digests: one with other bytes (a cache would remove
+        // it as corrupt), one with the right bytes (a cache would serve it).
+        fs::write(outside.join(corrupt.digest.hex()), b"someone's file").unwrap();
+        fs::write(outside.join(matching.digest.hex()), b"bytes kept elsewhere").unwrap();
+        for linked in ["blobs", "blobs/sha256"] {
+            let root = dir
+                .path()
+                .join(format!("cache-{}", linked.replace('/', "-")));
+            let cache = BlobCache::at(&root).unwrap();
+            let link = root.join(linked);
+            fs::create_dir_all(link.parent().unwrap()).unwrap();
+            let target = if linked == "blobs" {
+                fs::create_dir_all(dir.path().join("outside-blobs")).unwrap();
+                let _ =
+                    std::os::unix::fs::symlink(&outside, dir.path().join("outside-blobs/sha256"));
+                dir.path().join("outside-blobs")
+            } else {
+                outside.clone()
+            };
+            std::os::unix::fs::symlink(&target, &link).unwrap();
+            for d in [&corrupt, &matching] {
+                let err = cache
+                    .get(d, &Silent)
+                    .err()
+                    .expect("a linked directory is refused");
+                assert!(
+                    err.to_string().contains("is not a directory")
+                        && err.to_string().contains(&link.display().to_string()),
+                    "{err}"
+                );
+            }
+            assert!(
+                cache
+                    .put(&corrupt, &mut &b"wanted bytes"[..], &no_read_error)
+                    .is_err()
+            );
+        }
+        assert_eq!(
+            fs::read(outside.join(corrupt.digest.hex())).unwrap(),
+            b"someone's file",
+            "the file outside the cache is untouched"
+        );
+        assert_eq!(
+            fs::read_dir(&outside).unwrap().count(),
+            2,
+            "nothing added outside"
+        );
+    }
+
+    #[test]
+    fn stale_partial_files_are_removed_when_the_cache_opens_and_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sha = dir.path().join("blobs/sha256");
+        fs::create_dir_all(&sha).unwrap();
+        let past = SystemTime::now() - STALE_PARTIAL_AGE - Duration::from_secs(5);
+        let make = |name: &str, old: bool| {
+            let file = File::create(sha.join(name)).unwrap();
+            if old {
+                file.set_modified(past).unwrap();
+            }
+            file
+        };
+        // Left by a writer that was killed: old, unlocked.
+        drop(make(".partial.killed", true));
+        // A concurrent run's download that has stalled for long: old, but its writer holds the lock.
+        let writer = make(".partial.stalled", true);
+        rustix::fs::flock(&writer, FlockOperation::NonBlockingLockExclusive).unwrap();
+        // Just created by a concurrent run, not locked yet.
+        drop(make(".partial.new", false));
+        // An old entry is not a partial file.
+        let d = descriptor(b"entry");
+        fs::write(sha.join(d.digest.hex()), b"entry").unwrap();
+        File::options()
+            .write(true)
+            .open(sha.join(d.digest.hex()))
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        // A link named like a partial file is not followed.
+        let outside = dir.path().join("outside");
+        fs::write(&outside, b"x").unwrap();
+        File::options()
+            .write(true)
+            .open(&outside)
+            .unwrap()
+            .set_modified(past)
+            .unwrap();
+        std::os::unix::fs::symlink(&outside, sha.join(".partial.link")).unwrap();
+
+        let cache = BlobCache::at(dir.path()).unwrap();
+        let mut names: Vec<String> = fs::read_dir(&sha)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        let mut expected = vec![
+            ".partial.link".to_owned(),
+            ".partial.new".to_owned(),
+            ".partial.stalled".to_owned(),
+            d.digest.hex().to_owned(),
+        ];
+        expected.sort();
+        assert_eq!(names, expected);
+        assert!(outside.exists());
+        assert_eq!(read_all(cache.get(&d, &Silent).unwrap().unwrap()), b"entry");
+        drop(writer);
+        // Once its writer is gone, the stalled one goes too.
+        BlobCache::at(dir.path()).unwrap();
+        assert!(!sha.join(".partial.stalled").exists());
+    }
+
+    #[test]
+    fn a_partial_file_is_locked_while_it_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::at(dir.path()).unwrap();
+        let d = descriptor(b"0123456789");
+        let sha = dir.path().join("blobs/sha256");
+        // A reader that checks, half-way, that the partial file is locked against pruning.
+        struct Probe<'a> {
+            sha: &'a Path,
+            sent: usize,
+        }
+        impl Read for Probe<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.sent == 5 {
+                    let partial = fs::read_dir(self.sha)
+                        .unwrap()
+                        .map(|e| e.unwrap().path())
+                        .find(|p| {
+                            p.file_name()
+                                .unwrap()
+                                .to_str()
+                                .unwrap()
+                                .starts_with(PARTIAL_PREFIX)
+                        })
+                        .expect("a partial file while writing");
+                    let other = File::open(&partial).unwrap();
+                    assert!(
+                        rustix::fs::flock(&other, FlockOperation::NonBlockingLockExclusive)
+                            .is_err(),
+                        "the writer holds the lock"
+                    );
+                }
+                let bytes = &b"0123456789"[self.sent..];
+                let n = bytes.len().min(5).min(buf.len());
+                buf[..n].copy_from_slice(&bytes[..n]);
+                self.sent += n;
+                Ok(n)
+            }
+        }
+        let stored = cache
+            .put(&d, &mut Probe { sha: &sha, sent: 0 }, &no_read_error)
+            .unwrap();
+        assert_eq!(read_all(stored), b"0123456789");
     }
 
     #[test]

@@ -44,6 +44,9 @@ pub struct Reply {
     pub body: Vec<u8>,
     /// Hang up after this many body bytes, though the Content-Length promised all of them.
     pub cut_after: Option<usize>,
+    /// After this many body bytes, send the rest one byte every 100 ms: a slow registry that still
+    /// makes progress (the client never times out), until the client hangs up.
+    pub trickle_after: Option<usize>,
 }
 
 impl Reply {
@@ -53,7 +56,13 @@ impl Reply {
             headers: Vec::new(),
             body: Vec::new(),
             cut_after: None,
+            trickle_after: None,
         }
+    }
+
+    pub fn trickle_after(mut self, bytes: usize) -> Reply {
+        self.trickle_after = Some(bytes);
+        self
     }
 
     pub fn cut_after(mut self, bytes: usize) -> Reply {
@@ -229,7 +238,14 @@ fn exchange<S: Read + Write>(stream: &mut S, handler: &Arc<Handler>, log: &Mutex
         let end = reply
             .cut_after
             .map_or(reply.body.len(), |n| n.min(reply.body.len()));
-        let _ = stream.write_all(&reply.body[..end]);
+        let fast = reply.trickle_after.map_or(end, |n| n.min(end));
+        let _ = stream.write_all(&reply.body[..fast]);
+        for byte in &reply.body[fast..end] {
+            if stream.flush().is_err() || stream.write_all(&[*byte]).is_err() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
     let _ = stream.flush();
 }

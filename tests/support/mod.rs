@@ -275,6 +275,13 @@ impl Zeroimage {
         self
     }
 
+    /// Starts the run in a process group of its own, as `timeout`, CI runners and service managers
+    /// do, and never as a terminal's foreground job (whatever terminal the tests run in).
+    pub fn own_process_group(&mut self) -> &mut Zeroimage {
+        std::os::unix::process::CommandExt::process_group(&mut self.cmd, 0);
+        self
+    }
+
     pub fn output(&mut self) -> std::io::Result<Output> {
         self.claim();
         let _turn = self.shared_build_turn();
