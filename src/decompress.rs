@@ -1,15 +1,21 @@
 //! Reading a layer's tar out of its blob: uncompressed, gzip (any number of members) or zstd (any
 //! number of frames, skippable frames skipped), in bounded memory whatever the stream claims.
 //!
+//! A base image's layer is hostile input: its first bytes must be what its media type says (a zstd blob
+//! labelled gzip is refused, as umoci refuses it, rather than guessed), the decompressed stream is
+//! hashed so that it can be checked against the config's diff_id, and the bytes it expands to are
+//! counted against a limit, so that a small blob cannot make hours of work (a decompression bomb).
+//!
 //! zstd is decoded by `ruzstd`, in pure Rust like the zlib-rs backend of flate2: decoding bytes from
 //! any base image stays in memory-safe code, and building the tool needs no C compiler. It is slower
 //! than libzstd, which only matters for zstd bases, read once per run.
 
+use std::fmt;
 use std::io::{self, Read};
 
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
-use crate::oci::Compression;
+use crate::oci::{Compression, Digest, Hasher};
 
 /// Largest zstd window accepted: libzstd's default limit (window log 27), above which a frame needs
 /// `--long` and a decoder told to accept it. A frame's window is what its decoder keeps in memory.
@@ -17,9 +23,55 @@ pub const MAX_ZSTD_WINDOW: u64 = 128 << 20;
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
 
+/// What a blob's first bytes say it is.
+pub fn sniff(first: &[u8]) -> Compression {
+    match first {
+        [0x1f, 0x8b, ..] => Compression::Gzip,
+        [a, b, c, d, ..] if is_zstd_magic(u32::from_le_bytes([*a, *b, *c, *d])) => {
+            Compression::Zstd
+        }
+        _ => Compression::None,
+    }
+}
+
+/// A zstd frame or a skippable frame (which zstd:chunked puts first).
+fn is_zstd_magic(magic: u32) -> bool {
+    magic == ZSTD_MAGIC || magic & 0xFFFF_FFF0 == 0x184D_2A50
+}
+
+/// A blob whose content is not compressed as its media type says: consumers that go by the media type
+/// (umoci, and runtimes through it) cannot read it.
+#[derive(Debug)]
+pub struct Mislabelled {
+    pub labelled: Compression,
+    pub found: Compression,
+}
+
+impl fmt::Display for Mislabelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = |c: Compression| match c {
+            Compression::None => "an uncompressed tar",
+            Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        };
+        write!(
+            f,
+            "its content is {}, but its media type says {}",
+            name(self.found),
+            name(self.labelled)
+        )
+    }
+}
+
+impl std::error::Error for Mislabelled {}
+
 /// The tar stream inside a layer blob.
 pub struct LayerReader<'a> {
     inner: Inner<'a>,
+    /// Of the decompressed stream, for its diff_id.
+    hasher: Option<Hasher>,
+    expanded: u64,
+    limit: u64,
 }
 
 enum Inner<'a> {
@@ -29,37 +81,93 @@ enum Inner<'a> {
 }
 
 impl<'a> LayerReader<'a> {
-    /// Decompresses `blob`, compressed as `compression` says.
-    pub fn new(compression: Compression, blob: Box<dyn Read + Send + 'a>) -> LayerReader<'a> {
+    /// Decompresses `blob`, compressed as `compression` says. Its first bytes are read at once: a blob
+    /// that starts as another compression does fails with [`Mislabelled`] (an empty blob is left to
+    /// the decoder).
+    pub fn new(
+        compression: Compression,
+        mut blob: Box<dyn Read + Send + 'a>,
+    ) -> io::Result<LayerReader<'a>> {
+        let mut first = [0u8; 4];
+        let filled = read_up_to(&mut blob, &mut first)?;
+        let found = sniff(&first[..filled]);
+        if filled > 0 && found != compression {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                Mislabelled {
+                    labelled: compression,
+                    found,
+                },
+            ));
+        }
+        let blob: Box<dyn Read + Send + 'a> =
+            Box::new(io::Cursor::new(first[..filled].to_vec()).chain(blob));
         let inner = match compression {
             Compression::None => Inner::Plain(blob),
             Compression::Gzip => Inner::Gzip(Box::new(flate2::read::MultiGzDecoder::new(blob))),
             Compression::Zstd => Inner::Zstd(Box::new(Zstd::new(blob))),
         };
-        LayerReader { inner }
+        Ok(LayerReader {
+            inner,
+            hasher: None,
+            expanded: 0,
+            limit: u64::MAX,
+        })
     }
 
-    /// Reads what is left of the blob without decompressing it. A blob source checks the digest on
-    /// the last read, which a reader that stops at the end of the tar would never reach; this costs
-    /// the compressed bytes only, however large the data after the tar would decompress to.
-    pub fn finish(self) -> io::Result<()> {
+    /// Hashes the decompressed stream with the algorithm of `diff_id` (see [`LayerReader::finish`]).
+    pub fn hashing_as(mut self, diff_id: &Digest) -> LayerReader<'a> {
+        self.hasher = Some(diff_id.hasher());
+        self
+    }
+
+    /// Fails a read (with [`io::ErrorKind::FileTooLarge`]) once the stream has expanded to more than
+    /// `limit` bytes.
+    pub fn limited_to(mut self, limit: u64) -> LayerReader<'a> {
+        self.limit = limit;
+        self
+    }
+
+    /// Reads what is left of the stream, so that the blob source checks the blob's digest (on its last
+    /// read) and the whole decompressed stream is hashed: data after the end of the tar counts too, and
+    /// is bounded by the same limit. Returns the digest of the decompressed stream when asked for one
+    /// ([`LayerReader::hashing_as`]), and how many bytes it has.
+    pub fn finish(mut self) -> io::Result<(Option<Digest>, u64)> {
+        io::copy(&mut self, &mut io::sink())?;
         let mut blob = match self.inner {
             Inner::Plain(blob) => blob,
             Inner::Gzip(gzip) => gzip.into_inner(),
             Inner::Zstd(zstd) => zstd.source,
         };
+        // Normally nothing: every decoder reads its stream to its end.
         io::copy(&mut blob, &mut io::sink())?;
-        Ok(())
+        Ok((self.hasher.map(Hasher::finish), self.expanded))
     }
 }
 
 impl Read for LayerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match &mut self.inner {
+        // Every read of a large entry's data goes through here, so Ctrl-C is seen inside long skips.
+        if crate::cancel::is_requested() {
+            // Not `ErrorKind::Interrupted`, which readers retry.
+            return Err(io::Error::other("interrupted"));
+        }
+        let n = match &mut self.inner {
             Inner::Plain(blob) => blob.read(buf),
             Inner::Gzip(gzip) => gzip.read(buf),
             Inner::Zstd(zstd) => zstd.read(buf),
+        }?;
+        self.expanded += n as u64;
+        if self.expanded > self.limit {
+            return Err(io::Error::new(
+                io::ErrorKind::FileTooLarge,
+                format!("the stream expands to more than {} bytes", self.limit),
+            ));
         }
+        if let Some(hasher) = &mut self.hasher {
+            hasher.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }
 
@@ -192,6 +300,20 @@ impl<R: Read> Read for Zstd<R> {
     }
 }
 
+/// Reads into `buf` until it is full or the stream ends; returns how many bytes came.
+fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match source.read(&mut buf[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(filled)
+}
+
 /// Fills `buf`; `false` when the stream ends before its first byte.
 fn read_all_or_nothing(source: &mut impl Read, buf: &mut [u8]) -> io::Result<bool> {
     let mut filled = 0;
@@ -232,7 +354,7 @@ mod tests {
 
     fn decode(compression: Compression, blob: Vec<u8>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        LayerReader::new(compression, Box::new(io::Cursor::new(blob))).read_to_end(&mut out)?;
+        LayerReader::new(compression, Box::new(io::Cursor::new(blob)))?.read_to_end(&mut out)?;
         Ok(out)
     }
 

@@ -200,8 +200,19 @@ impl LayerSpec {
     /// Prepares this spec to go on top of a base image's filesystem: parent directories it only implies
     /// that the base has as symbolic links are left out (unpacking then goes through the link, as
     /// docker's `COPY` does, instead of replacing it with a directory), and those the base has as
-    /// directories take the base's mode and owner.
-    pub fn over_base(&mut self, base: &RootFs) {
+    /// directories take the base's mode and owner. A link that loops or leads to something other than
+    /// a directory is refused: umoci and the runtimes could not unpack the image.
+    pub fn over_base(&mut self, base: &RootFs) -> Result<()> {
+        for (path, _) in self.entries.iter().filter(|(_, e)| e.implied) {
+            let absolute = format!("/{path}");
+            if let Some(link) = base
+                .lookup(&absolute)
+                .filter(|f| f.kind == RootKind::Symlink)
+                && let Err(why) = base.placeable_dir(&absolute)
+            {
+                return Err(self.unplaceable(base, path, &link, &why));
+            }
+        }
         let mut through_links = Vec::new();
         for (path, entry) in self.entries.iter_mut().filter(|(_, e)| e.implied) {
             match base.lookup(&format!("/{path}")) {
@@ -217,6 +228,34 @@ impl LayerSpec {
         for path in through_links {
             self.entries.remove(&path);
         }
+        Ok(())
+    }
+
+    /// The error for a directory of ours that the base has as an unusable link.
+    fn unplaceable(
+        &self,
+        base: &RootFs,
+        dir: &str,
+        link: &crate::rootfs::Resolved,
+        why: &crate::rootfs::Unplaceable,
+    ) -> Error {
+        let below = format!("{dir}/");
+        let (file, origin) = self
+            .entries
+            .iter()
+            .find(|(path, entry)| !entry.implied && path.starts_with(&below))
+            .map_or((dir, "this layer"), |(path, entry)| {
+                (path.as_str(), &*entry.origin)
+            });
+        Error::Invalid(format!(
+            "base {}: {} is a symbolic link to `{}`, {why}, so /{file} ({origin}) cannot be \
+             written below it; use a base whose {} is a directory or a working link, or put the \
+             file elsewhere",
+            crate::sanitize::outside(base.describe(), crate::sanitize::EXCERPT),
+            link.path,
+            crate::sanitize::outside(link.link.as_deref().unwrap_or_default(), 200),
+            link.path,
+        ))
     }
 
     fn insert(

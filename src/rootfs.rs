@@ -14,14 +14,18 @@
 //!
 //! The index is a tree of directories, so that following a path costs one small lookup per component
 //! however deep it is.
+//!
+//! A base image's layers are checked on the way: each blob's first bytes against its media type, its
+//! decompressed stream against the diff_id its config lists, and all of them together against
+//! [`MAX_EXPANDED`], so that a small hostile blob cannot expand into hours of work.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 
 use crate::cancel;
-use crate::decompress::LayerReader;
+use crate::decompress::{LayerReader, Mislabelled};
 use crate::error::{Error, Result};
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, Digest};
 use crate::sanitize;
 use crate::source::BlobSource;
 use crate::tarball::{EntryHead, Stream, TarSource, Walker};
@@ -42,6 +46,14 @@ pub const MAX_PATH: usize = 4096;
 /// Path components walked while placing a whole image's entries (a bound on time: entries reached
 /// through links to deep directories cost a walk each).
 const MAX_STEPS: u64 = 200_000_000;
+/// Bytes the layers of one image may decompress to, together: a bound on the time a scan takes
+/// (decompressing and hashing run at about 0.5 GB/s here), whatever the blobs' size. The largest common
+/// bases (CUDA and machine-learning images) expand to a few GiB; 8 GiB leaves room above them, while a
+/// 300 KB zstd blob can claim far more. [`MAX_EXPANDED_VAR`] raises it for a base that really is larger.
+pub const MAX_EXPANDED: u64 = 8 << 30;
+/// The environment variable that replaces [`MAX_EXPANDED`]: bytes, or a number with `KiB`, `MiB`,
+/// `GiB` or `TiB`.
+pub const MAX_EXPANDED_VAR: &str = "ZEROIMAGE_MAX_BASE_SIZE";
 
 /// The bounds a scan keeps to; tests lower them.
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +63,7 @@ struct Limits {
     kept_file: u64,
     kept_total: usize,
     steps: u64,
+    expanded: u64,
 }
 
 const LIMITS: Limits = Limits {
@@ -59,7 +72,45 @@ const LIMITS: Limits = Limits {
     kept_file: MAX_KEPT_FILE,
     kept_total: MAX_KEPT_TOTAL,
     steps: MAX_STEPS,
+    expanded: MAX_EXPANDED,
 };
+
+/// The limit on what one image's layers decompress to: [`MAX_EXPANDED_VAR`] when it is set, else
+/// [`MAX_EXPANDED`].
+pub fn max_expanded() -> Result<u64> {
+    match std::env::var(MAX_EXPANDED_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(MAX_EXPANDED),
+        Ok(text) => parse_size(&text).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{MAX_EXPANDED_VAR}=`{}` is not a size; write bytes or a number with KiB, MiB, \
+                 GiB or TiB, e.g. {MAX_EXPANDED_VAR}=32GiB",
+                sanitize::outside(&text, 100)
+            ))
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Invalid(format!(
+            "{MAX_EXPANDED_VAR} is not UTF-8; write bytes or a number with KiB, MiB, GiB or TiB"
+        ))),
+    }
+}
+
+/// `123`, `512MiB`, `16GiB` (also `K`, `M`, `G`, `T`, `KB` ... all binary), as a byte count.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -120,6 +171,29 @@ struct Node {
     children: BTreeMap<Box<[u8]>, Id>,
 }
 
+/// Why an entry cannot be written below a path (see [`RootFs::placeable_dir`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unplaceable {
+    /// Following the links loops (or passes [`MAX_LINK_HOPS`], or meets an empty target).
+    Loop,
+    /// The path leads to, or through, something that is not a directory: its real path.
+    NotDir(String),
+    /// The path leads nowhere (a dangling link): where it leads, as far as it goes.
+    Missing(String),
+}
+
+impl std::fmt::Display for Unplaceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unplaceable::Loop => write!(f, "which loops (more than {MAX_LINK_HOPS} links)"),
+            Unplaceable::NotDir(path) => write!(f, "which leads to `{path}`, not a directory"),
+            Unplaceable::Missing(path) => {
+                write!(f, "which leads to `{path}`, which the base does not have")
+            }
+        }
+    }
+}
+
 /// How a walk through the tree ended.
 enum Walk {
     Found(Id),
@@ -154,6 +228,8 @@ pub struct RootFs {
     /// The last parent directory reached (as written in the layer): entries come grouped by directory.
     parent_cache: Option<(Vec<u8>, Id)>,
     steps: u64,
+    /// Bytes the layers read so far decompressed to.
+    expanded: u64,
     limits: Limits,
 }
 
@@ -167,19 +243,63 @@ impl RootFs {
     /// on a layer that cannot be read (unknown media type, corrupt data, a path escaping the root or
     /// longer than [`MAX_PATH`], a hard link to nothing), and beyond [`MAX_ENTRIES`],
     /// [`MAX_NAME_BYTES`] or [`MAX_KEPT_TOTAL`].
+    ///
+    /// Each blob's first bytes must be what its media type says, and the layers may decompress to at
+    /// most [`max_expanded`] bytes together.
     pub fn scan(source: &dyn BlobSource, layers: &[Descriptor], keep: &[&str]) -> Result<RootFs> {
-        RootFs::scan_within(source, layers, keep, LIMITS)
+        let limits = Limits {
+            expanded: max_expanded()?,
+            ..LIMITS
+        };
+        let scan = Scan {
+            label: source.describe(),
+            layers,
+            diff_ids: None,
+        };
+        RootFs::scan_within(&source.describe(), source, &scan, keep, limits)
+    }
+
+    /// [`RootFs::scan`] for the base image `name` (which messages give as `base NAME`), whose config
+    /// lists `diff_ids`: each layer's decompressed stream must hash to its diff_id.
+    pub fn scan_base(
+        name: &str,
+        source: &dyn BlobSource,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+        keep: &[&str],
+    ) -> Result<RootFs> {
+        let limits = Limits {
+            expanded: max_expanded()?,
+            ..LIMITS
+        };
+        let scan = Scan {
+            label: format!("base {}", sanitize::outside(name, sanitize::EXCERPT)),
+            layers,
+            diff_ids: Some(diff_ids),
+        };
+        RootFs::scan_within(name, source, &scan, keep, limits)
     }
 
     fn scan_within(
+        name: &str,
         source: &dyn BlobSource,
-        layers: &[Descriptor],
+        scan: &Scan,
         keep: &[&str],
         limits: Limits,
     ) -> Result<RootFs> {
-        let mut rootfs = RootFs::new(&source.describe(), keep, limits)?;
-        for (index, layer) in layers.iter().enumerate() {
-            rootfs.apply_layer(source, layer, index, layers.len())?;
+        if let Some(diff_ids) = scan.diff_ids
+            && diff_ids.len() != scan.layers.len()
+        {
+            return Err(Error::Invalid(format!(
+                "{}: its config lists {} layer diff ids for {} layers; the image is damaged",
+                scan.label,
+                diff_ids.len(),
+                scan.layers.len()
+            )));
+        }
+        let mut rootfs = RootFs::new(name, keep, limits)?;
+        for index in 0..scan.layers.len() {
+            rootfs.apply_layer(source, scan, index)?;
         }
         rootfs.parent_cache = None;
         Ok(rootfs)
@@ -222,6 +342,7 @@ impl RootFs {
             keep,
             parent_cache: None,
             steps: 0,
+            expanded: 0,
             limits,
         })
     }
@@ -276,6 +397,29 @@ impl RootFs {
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         let id = self.find(path, true)?;
         self.kept.get(&id).map(Vec::as_slice)
+    }
+
+    /// Whether entries can be written below `path` by every unpacker: the path must lead, through the
+    /// links on the way, to a directory the image has. umoci and containerd would create the
+    /// directories a dangling link names, but docker and podman unpack in a chroot, where the link
+    /// leads nowhere, and fail.
+    pub fn placeable_dir(&self, path: &str) -> std::result::Result<(), Unplaceable> {
+        let mut steps = 0;
+        match self.walk(ROOT, split(path.as_bytes()), 0, true, &mut steps) {
+            Walk::Found(id) if self.node(id).meta.kind == Kind::Dir => Ok(()),
+            Walk::Found(id) | Walk::NotDir(id) => Err(Unplaceable::NotDir(self.path_of(id))),
+            Walk::Missing { at, pending, .. } => {
+                let mut missing = self.path_of(at);
+                for component in pending {
+                    if !missing.ends_with('/') {
+                        missing.push('/');
+                    }
+                    missing.push_str(&String::from_utf8_lossy(&component));
+                }
+                Err(Unplaceable::Missing(missing))
+            }
+            Walk::Broken => Err(Unplaceable::Loop),
+        }
     }
 
     /// Every path but the root, as [`RootFs::lookup`] describes it: each directory before what it
@@ -399,18 +543,14 @@ impl RootFs {
         Walk::Found(at)
     }
 
-    fn apply_layer(
-        &mut self,
-        source: &dyn BlobSource,
-        layer: &Descriptor,
-        index: usize,
-        count: usize,
-    ) -> Result<()> {
+    fn apply_layer(&mut self, source: &dyn BlobSource, scan: &Scan, index: usize) -> Result<()> {
+        let layer = &scan.layers[index];
         let bad = |what: String| {
             Error::Invalid(format!(
-                "{}: layer {} of {count} ({}): {what}",
-                source.describe(),
+                "{}: layer {} of {} ({}): {what}",
+                scan.label,
                 index + 1,
+                scan.layers.len(),
                 layer.digest
             ))
         };
@@ -421,9 +561,36 @@ impl RootFs {
                 sanitize::outside(layer.media_type.as_str(), 100)
             ))
         })?;
-        let io_error =
-            |e: std::io::Error| bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT));
-        let mut reader = LayerReader::new(compression, source.open(layer)?);
+        let limit = self.limits.expanded;
+        let io_error = |e: std::io::Error| {
+            if cancel::is_requested() {
+                return Error::Interrupted;
+            }
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                return bad(format!(
+                    "the layers decompress to more than {} together, more than any real base \
+                     image needs (a decompression bomb?); if this base is that large, raise the \
+                     limit with {MAX_EXPANDED_VAR}=SIZE (e.g. {MAX_EXPANDED_VAR}=32GiB)",
+                    amount(limit)
+                ));
+            }
+            bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT))
+        };
+        let diff_id = scan.diff_ids.and_then(|ids| ids.get(index));
+        let mut reader = LayerReader::new(compression, source.open(layer)?)
+            .map_err(
+                |e| match e.get_ref().and_then(|e| e.downcast_ref::<Mislabelled>()) {
+                    Some(mislabelled) => bad(format!(
+                        "{mislabelled} (`{}`); the image is damaged",
+                        sanitize::outside(layer.media_type.as_str(), 100)
+                    )),
+                    None => io_error(e),
+                },
+            )?
+            .limited_to(limit.saturating_sub(self.expanded));
+        if let Some(diff_id) = diff_id {
+            reader = reader.hashing_as(diff_id);
+        }
         self.parent_cache = None;
         let layer_index = u32::try_from(index).unwrap_or(u32::MAX);
         {
@@ -437,7 +604,17 @@ impl RootFs {
                     })?;
             }
         }
-        reader.finish().map_err(io_error)
+        let (actual, expanded) = reader.finish().map_err(io_error)?;
+        self.expanded += expanded;
+        if let (Some(expected), Some(actual)) = (diff_id, actual)
+            && actual != *expected
+        {
+            return Err(bad(format!(
+                "its content decompresses to {actual}, but the config lists diff_id {expected}; \
+                 the image is damaged"
+            )));
+        }
+        Ok(())
     }
 
     fn apply_entry<R: TarSource>(
@@ -542,7 +719,7 @@ impl RootFs {
             if self.kept_bytes > self.limits.kept_total {
                 return Err(Problem::Layer(format!(
                     "the files kept from the image (the last `{path}`) exceed {}",
-                    amount(self.limits.kept_total)
+                    amount(self.limits.kept_total as u64)
                 )));
             }
             self.kept.insert(id, content);
@@ -570,7 +747,7 @@ impl RootFs {
         if self.name_bytes > self.limits.name_bytes {
             return Err(format!(
                 "the image's names and link targets take more than {}",
-                amount(self.limits.name_bytes)
+                amount(self.limits.name_bytes as u64)
             ));
         }
         let node = Node {
@@ -755,6 +932,13 @@ impl RootFs {
     }
 }
 
+/// The layers a scan reads, how messages name them, and what they must decompress to.
+struct Scan<'a> {
+    label: String,
+    layers: &'a [Descriptor],
+    diff_ids: Option<&'a [Digest]>,
+}
+
 /// Why an entry could not be applied.
 enum Problem {
     Io(std::io::Error),
@@ -789,9 +973,11 @@ fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
     components(path).map(<[u8]>::to_vec).collect()
 }
 
-/// A byte count in MiB, or KiB below one.
-fn amount(bytes: usize) -> String {
-    if bytes >= 1 << 20 {
+/// A byte count in GiB, MiB, or KiB below one MiB (rounded down).
+fn amount(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes >> 10)
