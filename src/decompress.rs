@@ -409,4 +409,47 @@ mod tests {
             b"plain"
         );
     }
+
+    #[test]
+    fn first_bytes_name_the_compression_and_must_match_the_label() {
+        assert_eq!(sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
+        assert_eq!(sniff(&ZSTD_MAGIC.to_le_bytes()), Compression::Zstd);
+        assert_eq!(sniff(&0x184D_2A5Fu32.to_le_bytes()), Compression::Zstd);
+        assert_eq!(sniff(b"etc/"), Compression::None);
+        assert_eq!(sniff(&[0x1f]), Compression::None);
+        let err = decode(Compression::Gzip, zstd(b"tar")).unwrap_err();
+        let mislabelled = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<Mislabelled>())
+            .unwrap();
+        assert_eq!(
+            (mislabelled.labelled, mislabelled.found),
+            (Compression::Gzip, Compression::Zstd)
+        );
+        assert_eq!(
+            err.to_string(),
+            "its content is zstd, but its media type says gzip"
+        );
+        assert!(decode(Compression::None, zstd(b"tar")).is_err());
+        assert!(decode(Compression::Zstd, b"plain tar".to_vec()).is_err());
+        // Short blobs are read whole before the check.
+        assert_eq!(decode(Compression::None, b"ab".to_vec()).unwrap(), b"ab");
+    }
+
+    #[test]
+    fn the_stream_is_hashed_to_its_end_and_limited() {
+        let data = b"tar bytes ".repeat(1000);
+        let diff_id = Digest::of(&data);
+        let blob = zstd(&data);
+        let open = || LayerReader::new(Compression::Zstd, Box::new(io::Cursor::new(blob.clone())));
+        // Reading only a part, then finishing, still hashes the whole stream.
+        let mut reader = open().unwrap().hashing_as(&diff_id);
+        let mut start = [0u8; 10];
+        reader.read_exact(&mut start).unwrap();
+        assert_eq!(reader.finish().unwrap(), (Some(diff_id), 10_000));
+        let exact = open().unwrap().limited_to(10_000);
+        assert_eq!(exact.finish().unwrap(), (None, 10_000));
+        let err = open().unwrap().limited_to(9_999).finish().unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::FileTooLarge);
+    }
 }

@@ -1046,4 +1046,58 @@ mod tests {
             ]
         );
     }
+
+    #[test]
+    fn over_a_base_our_files_go_through_its_working_links_and_never_below_a_broken_one() {
+        use crate::rootfs::testing::{Layer as BaseLayer, scan};
+        let base = scan(
+            &[BaseLayer::new()
+                .dir_owned("srv/", 0o750, 7)
+                .dir("usr/bin/")
+                .symlink("bin", "usr/bin")
+                .symlink("usr/local", "local")
+                .symlink("opt", "/nowhere")],
+            &[],
+        )
+        .unwrap()
+        .named("base.tar");
+        let program = |path: &str| {
+            let mut spec = LayerSpec::new("the program");
+            spec.add_bytes(path, "p", MODE_EXECUTABLE).unwrap();
+            spec
+        };
+        let mut through = program("/bin/tools/app");
+        through.over_base(&base).unwrap();
+        let mut beside = program("/srv/app");
+        beside.over_base(&base).unwrap();
+        let names = |spec: &LayerSpec| {
+            entries_of(&layer_of(spec))
+                .into_iter()
+                .map(|e| (e.0, e.1, e.2))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&through),
+            [
+                ("bin/tools".to_owned(), 0o755, 0),
+                ("bin/tools/app".to_owned(), 0o755, 0)
+            ],
+            "the link /bin stays, our files go through it"
+        );
+        assert_eq!(names(&beside)[0], ("srv".to_owned(), 0o750, 7));
+        for (path, needle) in [
+            (
+                "/usr/local/bin/app",
+                "base base.tar: /usr/local is a symbolic link to `local`, which loops",
+            ),
+            (
+                "/opt/app",
+                "base base.tar: /opt is a symbolic link to `/nowhere`, which leads to `/nowhere`, \
+                 which the base does not have, so /opt/app (the program) cannot be written below it",
+            ),
+        ] {
+            let err = error_of(program(path).over_base(&base));
+            assert!(err.starts_with(needle), "{path}: {err}");
+        }
+    }
 }

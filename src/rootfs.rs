@@ -1166,6 +1166,32 @@ mod tests {
         rootfs.kind(path)
     }
 
+    /// A scan of `layers` within `limits`.
+    fn scan_limited(
+        memory: &crate::source::Memory,
+        layers: &[Descriptor],
+        keep: &[&str],
+        limits: Limits,
+    ) -> Result<RootFs> {
+        scan_checked(memory, layers, None, keep, limits)
+    }
+
+    /// A scan of `layers` within `limits`, checked against `diff_ids` when given.
+    fn scan_checked(
+        memory: &crate::source::Memory,
+        layers: &[Descriptor],
+        diff_ids: Option<&[Digest]>,
+        keep: &[&str],
+        limits: Limits,
+    ) -> Result<RootFs> {
+        let scan = Scan {
+            label: "base test".to_owned(),
+            layers,
+            diff_ids,
+        };
+        RootFs::scan_within("test", memory, &scan, keep, limits)
+    }
+
     #[test]
     fn later_layers_replace_earlier_entries() {
         let rootfs = scan(
@@ -1384,7 +1410,7 @@ mod tests {
             .file("etc/ld.so.conf.d/b.conf", "/opt/b")];
         let (memory, descriptors) = image(&layers);
         let keep = ["/etc/big", "/etc/small", "/etc/ld.so.conf.d/*.conf"];
-        let rootfs = RootFs::scan_within(&memory, &descriptors, &keep, limits).unwrap();
+        let rootfs = scan_limited(&memory, &descriptors, &keep, limits).unwrap();
         assert_eq!(
             rootfs.file("/etc/big"),
             None,
@@ -1405,7 +1431,7 @@ mod tests {
             layer.file(&format!("etc/f{i}"), &"y".repeat(1000))
         });
         let (memory, descriptors) = image(&[many]);
-        let err = RootFs::scan_within(&memory, &descriptors, &["/etc/*"], limits)
+        let err = scan_limited(&memory, &descriptors, &["/etc/*"], limits)
             .unwrap_err()
             .to_string();
         assert!(err.contains("exceed 2 KiB"), "{err}");
@@ -1419,7 +1445,7 @@ mod tests {
             entries: 5,
             ..LIMITS
         };
-        let err = RootFs::scan_within(&memory, &descriptors, &[], few)
+        let err = scan_limited(&memory, &descriptors, &[], few)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 5 paths"), "{err}");
@@ -1431,7 +1457,7 @@ mod tests {
             layer.symlink(&format!("l{i}"), &"t".repeat(90))
         });
         let (memory, descriptors) = image(&[long]);
-        let err = RootFs::scan_within(&memory, &descriptors, &[], short)
+        let err = scan_limited(&memory, &descriptors, &[], short)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 1 KiB"), "{err}");
@@ -1442,7 +1468,7 @@ mod tests {
             (0..4).fold(Layer::new(), |layer, i| layer.file(&format!("e/f{i}"), "")),
         ];
         let (memory, descriptors) = image(&churn);
-        assert!(RootFs::scan_within(&memory, &descriptors, &[], few).is_ok());
+        assert!(scan_limited(&memory, &descriptors, &[], few).is_ok());
     }
 
     #[test]
@@ -1473,7 +1499,7 @@ mod tests {
             steps: 500,
             ..LIMITS
         };
-        let err = RootFs::scan_within(&memory, &descriptors, &[], few)
+        let err = scan_limited(&memory, &descriptors, &[], few)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 500 lookups"), "{err}");
@@ -1538,5 +1564,151 @@ mod tests {
         assert!(path_matches("/a/*b*c", "/a/xxbyyc"));
         assert!(!path_matches("/a/*b*c", "/a/xxbyy"));
         assert!(RootFs::scan(&crate::source::Memory::new(), &[], &["etc/passwd"]).is_err());
+    }
+
+    #[test]
+    fn each_layer_must_decompress_to_the_diff_id_its_config_lists() {
+        let lower = Layer::new().file("etc/os-release", "ID=test\n").tar();
+        // Data after the end of the tar is part of the layer's diff id too.
+        let mut upper = Layer::new().file("etc/motd", "hi").tar();
+        upper.extend_from_slice(&[0; 2048]);
+        let plain = Layer::new().file("a", "x").tar();
+        let (memory, descriptors) = image_of(vec![
+            (Compression::Gzip, compress(Compression::Gzip, &lower)),
+            (Compression::Zstd, compress(Compression::Zstd, &upper)),
+            (Compression::None, plain.clone()),
+        ]);
+        let diff_ids = [Digest::of(&lower), Digest::of(&upper), Digest::of(&plain)];
+        let rootfs =
+            scan_checked(&memory, &descriptors, Some(&diff_ids), &["/etc/*"], LIMITS).unwrap();
+        assert_eq!(rootfs.file("/etc/motd"), Some(&b"hi"[..]));
+
+        let mut wrong = diff_ids.clone();
+        wrong[1] = Digest::of(&upper[..upper.len() - 2048]);
+        let err = scan_checked(&memory, &descriptors, Some(&wrong), &[], LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("base test: layer 2 of 3")
+                && err.contains(&format!(
+                    "its content decompresses to {}, but the config lists diff_id {}",
+                    diff_ids[1], wrong[1]
+                )),
+            "{err}"
+        );
+        let err = scan_checked(&memory, &descriptors, Some(&diff_ids[..2]), &[], LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its config lists 2 layer diff ids for 3 layers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_layer_whose_first_bytes_are_another_compression_is_refused() {
+        let tar = Layer::new().file("a", "x").tar();
+        for (labelled, content, found) in [
+            (Compression::Gzip, Compression::Zstd, "zstd"),
+            (Compression::Zstd, Compression::Gzip, "gzip"),
+            (Compression::None, Compression::Gzip, "gzip"),
+            (Compression::Gzip, Compression::None, "an uncompressed tar"),
+        ] {
+            let (memory, mut descriptors) = image_of(vec![(content, compress(content, &tar))]);
+            descriptors[0].media_type = MediaType::OciLayer(labelled);
+            let err = RootFs::scan(&memory, &descriptors, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("its content is {found}, but its media type says"))
+                    && err.contains(descriptors[0].media_type.as_str()),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_layers_together_expand_to_the_limit_and_no_more() {
+        let one = Layer::new().file("a", &"x".repeat(5000)).tar();
+        let two = Layer::new().file("b", &"y".repeat(5000)).tar();
+        let total = (one.len() + two.len()) as u64;
+        let (memory, descriptors) = image_of(vec![
+            (Compression::Zstd, compress(Compression::Zstd, &one)),
+            (Compression::Gzip, compress(Compression::Gzip, &two)),
+        ]);
+        let exact = Limits {
+            expanded: total,
+            ..LIMITS
+        };
+        assert!(scan_limited(&memory, &descriptors, &[], exact).is_ok());
+        let less = Limits {
+            expanded: total - 1,
+            ..LIMITS
+        };
+        let err = scan_limited(&memory, &descriptors, &[], less)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("base test: layer 2 of 2")
+                && err.contains("the layers decompress to more than 12 KiB together")
+                && err.contains(MAX_EXPANDED_VAR),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_binary_units() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size(" 16 GiB "), Some(16 << 30));
+        assert_eq!(parse_size("2t"), Some(2 << 40));
+        assert_eq!(parse_size("1K"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("GiB"), None);
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+        assert_eq!(parse_size("17179869184TiB"), None, "overflows");
+        assert_eq!(amount(MAX_EXPANDED), "8 GiB");
+    }
+
+    #[test]
+    fn only_directories_reached_through_working_links_take_entries() {
+        let rootfs = scan(
+            &[Layer::new()
+                .dir("usr/bin/")
+                .file("etc/motd", "hi")
+                .symlink("bin", "usr/bin")
+                .symlink("sbin", "/bin")
+                .symlink("usr/self", "self")
+                .symlink("a", "/b")
+                .symlink("b", "a")
+                .symlink("opt", "/nowhere/deeper")
+                .symlink("motd", "etc/motd")
+                .symlink("under-file", "/etc/motd/x")],
+            &[],
+        )
+        .unwrap();
+        for path in ["/usr", "/bin", "/sbin", "/sbin/", "/missing-but-plain"] {
+            let expected = if path == "/missing-but-plain" {
+                Err(Unplaceable::Missing("/missing-but-plain".to_owned()))
+            } else {
+                Ok(())
+            };
+            assert_eq!(rootfs.placeable_dir(path), expected, "{path}");
+        }
+        assert_eq!(rootfs.placeable_dir("/usr/self"), Err(Unplaceable::Loop));
+        assert_eq!(rootfs.placeable_dir("/a"), Err(Unplaceable::Loop));
+        assert_eq!(
+            rootfs.placeable_dir("/opt"),
+            Err(Unplaceable::Missing("/nowhere/deeper".to_owned()))
+        );
+        assert_eq!(
+            rootfs.placeable_dir("/motd"),
+            Err(Unplaceable::NotDir("/etc/motd".to_owned()))
+        );
+        assert_eq!(
+            rootfs.placeable_dir("/under-file"),
+            Err(Unplaceable::NotDir("/etc/motd".to_owned()))
+        );
     }
 }

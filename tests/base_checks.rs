@@ -74,13 +74,22 @@ fn sound_layers(with_zstd: bool) -> Vec<Layer> {
     layers
 }
 
+/// A damaged base: what it is, its layers, the diff ids its config lists (`None`: the layers' own) and
+/// what the error must say.
+type Damaged = (
+    &'static str,
+    Vec<Layer>,
+    Option<Vec<String>>,
+    Vec<&'static str>,
+);
+
 #[test]
 fn a_damaged_base_is_refused_whatever_the_options_and_a_sound_one_is_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let program = program(dir.path());
     let escaping = Tar::new().file("../../etc/evil", "x");
     let tar = Tar::new().dir("etc/").file("etc/motd", "hello");
-    let cases: Vec<(&str, Vec<Layer>, Option<Vec<String>>, Vec<&str>)> = vec![
+    let cases: Vec<Damaged> = vec![
         (
             "a config listing another diff id",
             vec![Layer::gzip(&tar).with_diff_id(&crafted::sha256(b"other content"))],
