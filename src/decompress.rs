@@ -12,6 +12,8 @@
 
 use std::fmt;
 use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+use std::thread::Scope;
 
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
@@ -22,6 +24,11 @@ use crate::oci::{Compression, Digest, Hasher};
 pub const MAX_ZSTD_WINDOW: u64 = 128 << 20;
 
 const ZSTD_MAGIC: u32 = 0xFD2F_B528;
+
+/// Decompressed bytes handed over at once by [`LayerReader::read_ahead`]'s thread.
+const CHUNK: usize = 256 << 10;
+/// Chunks decoded ahead of the reader: with the ones in hand, a few MiB of memory at most.
+const CHUNKS_AHEAD: usize = 4;
 
 /// What a blob's first bytes say it is.
 pub fn sniff(first: &[u8]) -> Compression {
@@ -78,12 +85,73 @@ enum Inner<'a> {
     Plain(Box<dyn Read + Send + 'a>),
     Gzip(Box<flate2::read::MultiGzDecoder<Box<dyn Read + Send + 'a>>>),
     Zstd(Box<Zstd<Box<dyn Read + Send + 'a>>>),
+    /// Decoded on another thread.
+    Ahead(Ahead),
+}
+
+impl<'a> Inner<'a> {
+    /// The decoder's decompressed stream.
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Inner::Plain(blob) => blob.read(buf),
+            Inner::Gzip(gzip) => gzip.read(buf),
+            Inner::Zstd(zstd) => zstd.read(buf),
+            Inner::Ahead(ahead) => ahead.read(buf),
+        }
+    }
+
+    /// Reads what is left of the blob after the decompressed stream ended, without decompressing
+    /// it: normally nothing, as every decoder reads its stream to its end. The blob source checks the
+    /// blob's digest on its last read.
+    fn drain(self) -> io::Result<()> {
+        let mut blob = match self {
+            Inner::Plain(blob) => blob,
+            Inner::Gzip(gzip) => gzip.into_inner(),
+            Inner::Zstd(zstd) => zstd.source,
+            // Its thread drained the blob before ending the stream.
+            Inner::Ahead(_) => return Ok(()),
+        };
+        io::copy(&mut blob, &mut io::sink()).map(|_| ())
+    }
+}
+
+/// The receiving end of [`LayerReader::read_ahead`]: chunks of the decompressed stream, an error, or
+/// the end (the sender gone).
+struct Ahead {
+    chunks: Receiver<io::Result<Vec<u8>>>,
+    /// Chunks read, handed back to be filled again.
+    spare: SyncSender<Vec<u8>>,
+    current: Vec<u8>,
+    at: usize,
+}
+
+impl Ahead {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.at == self.current.len() {
+            let chunk = match self.chunks.recv() {
+                Ok(chunk) => chunk?,
+                Err(_) => return Ok(0),
+            };
+            let used = std::mem::replace(&mut self.current, chunk);
+            let _ = self.spare.try_send(used);
+            self.at = 0;
+        }
+        let n = buf.len().min(self.current.len() - self.at);
+        buf[..n].copy_from_slice(&self.current[self.at..self.at + n]);
+        self.at += n;
+        Ok(n)
+    }
+}
+
+/// Not `ErrorKind::Interrupted`, which readers retry.
+fn interrupted() -> io::Error {
+    io::Error::other("interrupted")
 }
 
 impl<'a> LayerReader<'a> {
     /// Decompresses `blob`, compressed as `compression` says. Its first bytes are read at once: a blob
-    /// that starts as another compression does fails with [`Mislabelled`] (an empty blob is left to
-    /// the decoder).
+    /// that starts as another compression does fails with [`Mislabelled`], once the rest of it has
+    /// been read so that a corrupt blob fails as such (an empty blob is left to the decoder).
     pub fn new(
         compression: Compression,
         mut blob: Box<dyn Read + Send + 'a>,
@@ -92,6 +160,9 @@ impl<'a> LayerReader<'a> {
         let filled = read_up_to(&mut blob, &mut first)?;
         let found = sniff(&first[..filled]);
         if filled > 0 && found != compression {
+            // A blob damaged in its first bytes is reported as damaged: its digest is checked on its
+            // last read (the compressed bytes only, bounded by the blob's size).
+            io::copy(&mut blob, &mut io::sink())?;
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 Mislabelled {
@@ -128,19 +199,63 @@ impl<'a> LayerReader<'a> {
         self
     }
 
+    /// Decompresses on a thread of `scope` while this reader is read: reading the blob (and hashing
+    /// it for its digest) and decompressing take one core, the reader's work (the tar walk, the hash
+    /// of the decompressed stream) another. The thread stops at the end of the stream, at an error,
+    /// on Ctrl-C, or when this reader is dropped.
+    pub fn read_ahead<'scope>(mut self, scope: &'scope Scope<'scope, '_>) -> LayerReader<'a>
+    where
+        'a: 'scope,
+    {
+        let (chunks, receive) = sync_channel(CHUNKS_AHEAD);
+        let (spare, spares) = sync_channel::<Vec<u8>>(CHUNKS_AHEAD + 2);
+        let mut inner = std::mem::replace(
+            &mut self.inner,
+            Inner::Ahead(Ahead {
+                chunks: receive,
+                spare,
+                current: Vec::new(),
+                at: 0,
+            }),
+        );
+        scope.spawn(move || {
+            loop {
+                let mut chunk = spares.try_recv().unwrap_or_default();
+                chunk.resize(CHUNK, 0);
+                let filled = if crate::cancel::is_requested() {
+                    Err(interrupted())
+                } else {
+                    read_up_to_with(&mut |buf| inner.read(buf), &mut chunk)
+                };
+                let sent = match filled {
+                    Ok(0) => {
+                        if let Err(e) = inner.drain() {
+                            let _ = chunks.send(Err(e));
+                        }
+                        return;
+                    }
+                    Ok(n) => {
+                        chunk.truncate(n);
+                        chunks.send(Ok(chunk))
+                    }
+                    Err(e) => chunks.send(Err(e)),
+                };
+                if sent.is_err() {
+                    // The reader is gone.
+                    return;
+                }
+            }
+        });
+        self
+    }
+
     /// Reads what is left of the stream, so that the blob source checks the blob's digest (on its last
     /// read) and the whole decompressed stream is hashed: data after the end of the tar counts too, and
     /// is bounded by the same limit. Returns the digest of the decompressed stream when asked for one
     /// ([`LayerReader::hashing_as`]), and how many bytes it has.
     pub fn finish(mut self) -> io::Result<(Option<Digest>, u64)> {
         io::copy(&mut self, &mut io::sink())?;
-        let mut blob = match self.inner {
-            Inner::Plain(blob) => blob,
-            Inner::Gzip(gzip) => gzip.into_inner(),
-            Inner::Zstd(zstd) => zstd.source,
-        };
-        // Normally nothing: every decoder reads its stream to its end.
-        io::copy(&mut blob, &mut io::sink())?;
+        self.inner.drain()?;
         Ok((self.hasher.map(Hasher::finish), self.expanded))
     }
 }
@@ -149,14 +264,9 @@ impl Read for LayerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         // Every read of a large entry's data goes through here, so Ctrl-C is seen inside long skips.
         if crate::cancel::is_requested() {
-            // Not `ErrorKind::Interrupted`, which readers retry.
-            return Err(io::Error::other("interrupted"));
+            return Err(interrupted());
         }
-        let n = match &mut self.inner {
-            Inner::Plain(blob) => blob.read(buf),
-            Inner::Gzip(gzip) => gzip.read(buf),
-            Inner::Zstd(zstd) => zstd.read(buf),
-        }?;
+        let n = self.inner.read(buf)?;
         self.expanded += n as u64;
         if self.expanded > self.limit {
             return Err(io::Error::new(
@@ -302,9 +412,17 @@ impl<R: Read> Read for Zstd<R> {
 
 /// Reads into `buf` until it is full or the stream ends; returns how many bytes came.
 fn read_up_to(source: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    read_up_to_with(&mut |buf| source.read(buf), buf)
+}
+
+/// [`read_up_to`] with any read function.
+fn read_up_to_with(
+    read: &mut dyn FnMut(&mut [u8]) -> io::Result<usize>,
+    buf: &mut [u8],
+) -> io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
-        match source.read(&mut buf[filled..]) {
+        match read(&mut buf[filled..]) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
