@@ -47,10 +47,10 @@ pub const MAX_PATH: usize = 4096;
 /// through links to deep directories cost a walk each).
 const MAX_STEPS: u64 = 200_000_000;
 /// Bytes the layers of one image may decompress to, together: a bound on the time a scan takes
-/// whatever the blobs' size (at this limit, 10 to 13 s of CPU on this project's machine for a 300 KB
-/// blob of zeros). The largest common bases (CUDA and machine-learning images) expand to a few GiB;
-/// 8 GiB leaves room above them, while a 300 KB zstd blob can claim terabytes. [`MAX_EXPANDED_VAR`]
-/// raises it for a base that really is larger.
+/// whatever the blobs' size (at this limit, 10 to 13 s of CPU on this project's machine for a 300
+/// KB blob of zeros). The largest common bases expand to a few GiB; 8 GiB leaves room above them,
+/// while a 300 KB zstd blob can claim terabytes. [`MAX_EXPANDED_VAR`] raises it for a base that
+/// really is larger.
 pub const MAX_EXPANDED: u64 = 8 << 30;
 /// The environment variable that replaces [`MAX_EXPANDED`]: bytes, or a number with `KiB`, `MiB`,
 /// `GiB` or `TiB`.
