@@ -200,8 +200,8 @@ impl LayerSpec {
     /// Prepares this spec to go on top of a base image's filesystem: parent directories it only implies
     /// that the base has as symbolic links are left out (unpacking then goes through the link, as
     /// docker's `COPY` does, instead of replacing it with a directory), and those the base has as
-    /// directories take the base's mode and owner. A link that loops or leads to something other than
-    /// a directory is refused: umoci and the runtimes could not unpack the image.
+    /// directories take the base's mode and owner. A link that loops, dangles or leads to a file is
+    /// refused: umoci, podman or docker could not unpack the image.
     pub fn over_base(&mut self, base: &RootFs) -> Result<()> {
         for (path, _) in self.entries.iter().filter(|(_, e)| e.implied) {
             let absolute = format!("/{path}");
