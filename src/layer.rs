@@ -212,8 +212,19 @@ impl LayerSpec {
     /// Prepares this spec to go on top of a base image's filesystem: parent directories it only implies
     /// that the base has as symbolic links are left out (unpacking then goes through the link, as
     /// docker's `COPY` does, instead of replacing it with a directory), and those the base has as
-    /// directories take the base's mode and owner.
-    pub fn over_base(&mut self, base: &RootFs) {
+    /// directories take the base's mode and owner. A link that loops, dangles or leads to a file is
+    /// refused: umoci, podman or docker could not unpack the image.
+    pub fn over_base(&mut self, base: &RootFs) -> Result<()> {
+        for (path, _) in self.entries.iter().filter(|(_, e)| e.implied) {
+            let absolute = format!("/{path}");
+            if let Some(link) = base
+                .lookup(&absolute)
+                .filter(|f| f.kind == RootKind::Symlink)
+                && let Err(why) = base.placeable_dir(&absolute)
+            {
+                return Err(self.unplaceable(base, path, &link, &why));
+            }
+        }
         let mut through_links = Vec::new();
         for (path, entry) in self.entries.iter_mut().filter(|(_, e)| e.implied) {
             match base.lookup(&format!("/{path}")) {
@@ -229,6 +240,34 @@ impl LayerSpec {
         for path in through_links {
             self.entries.remove(&path);
         }
+        Ok(())
+    }
+
+    /// The error for a directory of ours that the base has as an unusable link.
+    fn unplaceable(
+        &self,
+        base: &RootFs,
+        dir: &str,
+        link: &crate::rootfs::Resolved,
+        why: &crate::rootfs::Unplaceable,
+    ) -> Error {
+        let below = format!("{dir}/");
+        let (file, origin) = self
+            .entries
+            .iter()
+            .find(|(path, entry)| !entry.implied && path.starts_with(&below))
+            .map_or((dir, "this layer"), |(path, entry)| {
+                (path.as_str(), &*entry.origin)
+            });
+        Error::Invalid(format!(
+            "base {}: {} is a symbolic link to `{}`, {why}, so /{file} ({origin}) cannot be \
+             written below it; use a base whose {} is a directory or a working link, or put the \
+             file elsewhere",
+            crate::sanitize::outside(base.describe(), crate::sanitize::EXCERPT),
+            link.path,
+            crate::sanitize::outside(link.link.as_deref().unwrap_or_default(), 200),
+            link.path,
+        ))
     }
 
     fn insert(
@@ -1066,5 +1105,59 @@ mod tests {
                 ("home/user/bin/app", 0o755, 0)
             ]
         );
+    }
+
+    #[test]
+    fn over_a_base_our_files_go_through_its_working_links_and_never_below_a_broken_one() {
+        use crate::rootfs::testing::{Layer as BaseLayer, scan};
+        let base = scan(
+            &[BaseLayer::new()
+                .dir_owned("srv/", 0o750, 7)
+                .dir("usr/bin/")
+                .symlink("bin", "usr/bin")
+                .symlink("usr/local", "local")
+                .symlink("opt", "/nowhere")],
+            &[],
+        )
+        .unwrap()
+        .named("base.tar");
+        let program = |path: &str| {
+            let mut spec = LayerSpec::new("the program");
+            spec.add_bytes(path, "p", MODE_EXECUTABLE).unwrap();
+            spec
+        };
+        let mut through = program("/bin/tools/app");
+        through.over_base(&base).unwrap();
+        let mut beside = program("/srv/app");
+        beside.over_base(&base).unwrap();
+        let names = |spec: &LayerSpec| {
+            entries_of(&layer_of(spec))
+                .into_iter()
+                .map(|e| (e.0, e.1, e.2))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            names(&through),
+            [
+                ("bin/tools".to_owned(), 0o755, 0),
+                ("bin/tools/app".to_owned(), 0o755, 0)
+            ],
+            "the link /bin stays, our files go through it"
+        );
+        assert_eq!(names(&beside)[0], ("srv".to_owned(), 0o750, 7));
+        for (path, needle) in [
+            (
+                "/usr/local/bin/app",
+                "base base.tar: /usr/local is a symbolic link to `local`, which loops",
+            ),
+            (
+                "/opt/app",
+                "base base.tar: /opt is a symbolic link to `/nowhere`, which leads to `/nowhere`, \
+                 which the base does not have, so /opt/app (the program) cannot be written below it",
+            ),
+        ] {
+            let err = error_of(program(path).over_base(&base));
+            assert!(err.starts_with(needle), "{path}: {err}");
+        }
     }
 }

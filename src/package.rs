@@ -320,19 +320,24 @@ pub fn package<'a>(
             )));
         }
         let platform_base = base.map(|b| b.for_platform(&platform)).transpose()?;
-        // The base's files matter to a dynamic program, to the essentials (its accounts, its CA
-        // bundle) and to the directories our layers pass through.
-        let look_inside = !linkage.is_static()
-            || !options.essentials.is_empty()
-            || entrypoint.trim_start_matches('/').contains('/');
+        // Every layer of the base is read, whatever the options: its blobs and diff ids are checked
+        // (a damaged base makes an image no runtime unpacks), and its files matter to a dynamic
+        // program, to the essentials (its accounts, its CA bundle) and to the directories our
+        // layers pass through.
         let rootfs = match (base, &platform_base) {
-            (Some(image), Some(platform_base)) if look_inside => {
+            (Some(image), Some(platform_base)) => {
                 let keep: Vec<&str> = BASE_FILES.iter().chain(LOADER_FILES).copied().collect();
                 listener.detail(&format!(
                     "reading the filesystem of {} for {platform}",
                     image.name
                 ));
-                Some(RootFs::scan(image.source(), &platform_base.layers, &keep)?.named(&image.name))
+                Some(RootFs::scan_base(
+                    &image.name,
+                    image.source(),
+                    &platform_base.layers,
+                    &platform_base.config.rootfs.diff_ids,
+                    &keep,
+                )?)
             }
             _ => None,
         };
@@ -375,9 +380,9 @@ pub fn package<'a>(
         }
         if let Some(rootfs) = &c.rootfs {
             if let Some(essentials) = &mut essentials {
-                essentials.spec.over_base(rootfs);
+                essentials.spec.over_base(rootfs)?;
             }
-            spec.over_base(rootfs);
+            spec.over_base(rootfs)?;
         }
         essentials_layers.push(essentials);
         program_specs.push(spec);

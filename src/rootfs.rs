@@ -14,14 +14,18 @@
 //!
 //! The index is a tree of directories, so that following a path costs one small lookup per component
 //! however deep it is.
+//!
+//! A base image's layers are checked on the way: each blob's first bytes against its media type, its
+//! decompressed stream against the diff_id its config lists, and all of them together against
+//! [`MAX_EXPANDED`], so that a small hostile blob cannot expand into hours of work.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Read;
 
 use crate::cancel;
-use crate::decompress::LayerReader;
+use crate::decompress::{LayerReader, Mislabelled};
 use crate::error::{Error, Result};
-use crate::oci::Descriptor;
+use crate::oci::{Descriptor, Digest};
 use crate::sanitize;
 use crate::source::BlobSource;
 use crate::tarball::{EntryHead, Stream, TarSource, Walker};
@@ -45,6 +49,15 @@ const MAX_STEPS: u64 = 200_000_000;
 /// Reads of the layers in one scan: the first, then one more while files to keep turn out to be
 /// reached through links (a link, then a hard link behind it, then one behind that).
 pub const MAX_SCANS: usize = 4;
+/// Bytes the layers of one image may decompress to, together: a bound on the time a scan takes
+/// whatever the blobs' size (at this limit, 10 to 13 s of CPU on this project's machine for a 300
+/// KB blob of zeros). The largest common bases expand to a few GiB; 8 GiB leaves room above them,
+/// while a 300 KB zstd blob can claim terabytes. [`MAX_EXPANDED_VAR`] raises it for a base that
+/// really is larger.
+pub const MAX_EXPANDED: u64 = 8 << 30;
+/// The environment variable that replaces [`MAX_EXPANDED`]: bytes, or a number with `KiB`, `MiB`,
+/// `GiB` or `TiB`.
+pub const MAX_EXPANDED_VAR: &str = "ZEROIMAGE_MAX_BASE_SIZE";
 
 /// The bounds a scan keeps to; tests lower them.
 #[derive(Clone, Copy, Debug)]
@@ -54,6 +67,7 @@ struct Limits {
     kept_file: u64,
     kept_total: usize,
     steps: u64,
+    expanded: u64,
 }
 
 const LIMITS: Limits = Limits {
@@ -62,7 +76,45 @@ const LIMITS: Limits = Limits {
     kept_file: MAX_KEPT_FILE,
     kept_total: MAX_KEPT_TOTAL,
     steps: MAX_STEPS,
+    expanded: MAX_EXPANDED,
 };
+
+/// The limit on what one image's layers decompress to: [`MAX_EXPANDED_VAR`] when it is set, else
+/// [`MAX_EXPANDED`].
+pub fn max_expanded() -> Result<u64> {
+    match std::env::var(MAX_EXPANDED_VAR) {
+        Err(std::env::VarError::NotPresent) => Ok(MAX_EXPANDED),
+        Ok(text) => parse_size(&text).ok_or_else(|| {
+            Error::Invalid(format!(
+                "{MAX_EXPANDED_VAR}=`{}` is not a size; write bytes or a number with KiB, MiB, \
+                 GiB or TiB, e.g. {MAX_EXPANDED_VAR}=32GiB",
+                sanitize::outside(&text, 100)
+            ))
+        }),
+        Err(std::env::VarError::NotUnicode(_)) => Err(Error::Invalid(format!(
+            "{MAX_EXPANDED_VAR} is not UTF-8; write bytes or a number with KiB, MiB, GiB or TiB"
+        ))),
+    }
+}
+
+/// `123`, `512MiB`, `16GiB` (also `K`, `M`, `G`, `T`, `KB` ... all binary), as a byte count.
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(digits);
+    let number: u64 = number.parse().ok()?;
+    let shift = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kb" | "kib" => 10,
+        "m" | "mb" | "mib" => 20,
+        "g" | "gb" | "gib" => 30,
+        "t" | "tb" | "tib" => 40,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
 
 const WHITEOUT: &[u8] = b".wh.";
 const OPAQUE: &[u8] = b".wh..wh..opq";
@@ -123,6 +175,29 @@ struct Node {
     children: BTreeMap<Box<[u8]>, Id>,
 }
 
+/// Why an entry cannot be written below a path (see [`RootFs::placeable_dir`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Unplaceable {
+    /// Following the links loops (or passes [`MAX_LINK_HOPS`], or meets an empty target).
+    Loop,
+    /// The path leads to, or through, something that is not a directory: its real path.
+    NotDir(String),
+    /// The path leads nowhere (a dangling link): where it leads, as far as it goes.
+    Missing(String),
+}
+
+impl std::fmt::Display for Unplaceable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unplaceable::Loop => write!(f, "which loops (more than {MAX_LINK_HOPS} links)"),
+            Unplaceable::NotDir(path) => write!(f, "which leads to `{path}`, not a directory"),
+            Unplaceable::Missing(path) => {
+                write!(f, "which leads to `{path}`, which the base does not have")
+            }
+        }
+    }
+}
+
 /// How a walk through the tree ended.
 enum Walk {
     Found(Id),
@@ -168,6 +243,8 @@ pub struct RootFs {
     /// The last parent directory reached (as written in the layer): entries come grouped by directory.
     parent_cache: Option<(Vec<u8>, Id)>,
     steps: u64,
+    /// Bytes the layers read so far decompressed to.
+    expanded: u64,
     limits: Limits,
 }
 
@@ -186,16 +263,60 @@ impl RootFs {
     /// a hard link to a file not kept): its content is kept by its real path, which is known only once
     /// every layer is applied, so the layers are read again keeping those real paths too (at most
     /// [`MAX_SCANS`] times in all, for hard links to hard links).
+    ///
+    /// Each blob's first bytes must be what its media type says, and the layers may decompress to at
+    /// most [`max_expanded`] bytes together.
     pub fn scan(source: &dyn BlobSource, layers: &[Descriptor], keep: &[&str]) -> Result<RootFs> {
-        RootFs::scan_within(source, layers, keep, LIMITS)
+        let limits = Limits {
+            expanded: max_expanded()?,
+            ..LIMITS
+        };
+        let scan = Scan {
+            label: source.describe(),
+            layers,
+            diff_ids: None,
+        };
+        RootFs::scan_within(&source.describe(), source, &scan, keep, limits)
+    }
+
+    /// [`RootFs::scan`] for the base image `name` (which messages give as `base NAME`), whose config
+    /// lists `diff_ids`: each layer's decompressed stream must hash to its diff_id.
+    pub fn scan_base(
+        name: &str,
+        source: &dyn BlobSource,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+        keep: &[&str],
+    ) -> Result<RootFs> {
+        let limits = Limits {
+            expanded: max_expanded()?,
+            ..LIMITS
+        };
+        let scan = Scan {
+            label: format!("base {}", sanitize::outside(name, sanitize::EXCERPT)),
+            layers,
+            diff_ids: Some(diff_ids),
+        };
+        RootFs::scan_within(name, source, &scan, keep, limits)
     }
 
     fn scan_within(
+        name: &str,
         source: &dyn BlobSource,
-        layers: &[Descriptor],
+        scan: &Scan,
         keep: &[&str],
         limits: Limits,
     ) -> Result<RootFs> {
+        if let Some(diff_ids) = scan.diff_ids
+            && diff_ids.len() != scan.layers.len()
+        {
+            return Err(Error::Invalid(format!(
+                "{}: its config lists {} layer diff ids for {} layers; the image is damaged",
+                scan.label,
+                diff_ids.len(),
+                scan.layers.len()
+            )));
+        }
         let keep = keep
             .iter()
             .map(|pattern| {
@@ -208,9 +329,9 @@ impl RootFs {
             })
             .collect::<Result<Vec<_>>>()?;
         let apply = |keep: Vec<Vec<Vec<u8>>>| -> Result<RootFs> {
-            let mut rootfs = RootFs::new(&source.describe(), keep, limits);
-            for (index, layer) in layers.iter().enumerate() {
-                rootfs.apply_layer(source, layer, index, layers.len())?;
+            let mut rootfs = RootFs::new(name, keep, limits);
+            for index in 0..scan.layers.len() {
+                rootfs.apply_layer(source, scan, index)?;
             }
             rootfs.parent_cache = None;
             Ok(rootfs)
@@ -282,7 +403,7 @@ impl RootFs {
         Some(match self.unread.get(&id) {
             Some(Unread::TooLarge(size)) => format!(
                 "is {size} bytes{at}, more than the {} read from a base image's file",
-                amount(usize::try_from(self.limits.kept_file).unwrap_or(usize::MAX))
+                amount(self.limits.kept_file as u64)
             ),
             Some(Unread::LinkedTo(target)) => {
                 format!("is a hard link{at} to {target}, whose content was not read")
@@ -321,6 +442,7 @@ impl RootFs {
             keep,
             parent_cache: None,
             steps: 0,
+            expanded: 0,
             limits,
         }
     }
@@ -375,6 +497,29 @@ impl RootFs {
     pub fn file(&self, path: &str) -> Option<&[u8]> {
         let id = self.find(path, true)?;
         self.kept.get(&id).map(Vec::as_slice)
+    }
+
+    /// Whether entries can be written below `path` by every unpacker: the path must lead, through the
+    /// links on the way, to a directory the image has. umoci and containerd would create the
+    /// directories a dangling link names, but docker and podman unpack in a chroot, where the link
+    /// leads nowhere, and fail.
+    pub fn placeable_dir(&self, path: &str) -> std::result::Result<(), Unplaceable> {
+        let mut steps = 0;
+        match self.walk(ROOT, split(path.as_bytes()), 0, true, &mut steps) {
+            Walk::Found(id) if self.node(id).meta.kind == Kind::Dir => Ok(()),
+            Walk::Found(id) | Walk::NotDir(id) => Err(Unplaceable::NotDir(self.path_of(id))),
+            Walk::Missing { at, pending, .. } => {
+                let mut missing = self.path_of(at);
+                for component in pending {
+                    if !missing.ends_with('/') {
+                        missing.push('/');
+                    }
+                    missing.push_str(&String::from_utf8_lossy(&component));
+                }
+                Err(Unplaceable::Missing(missing))
+            }
+            Walk::Broken => Err(Unplaceable::Loop),
+        }
     }
 
     /// Every path but the root, as [`RootFs::lookup`] describes it: each directory before what it
@@ -498,18 +643,25 @@ impl RootFs {
         Walk::Found(at)
     }
 
-    fn apply_layer(
+    /// Applies layer `index`, decompressed on another thread while it is walked.
+    fn apply_layer(&mut self, source: &dyn BlobSource, scan: &Scan, index: usize) -> Result<()> {
+        std::thread::scope(|scope| self.apply_layer_in(scope, source, scan, index))
+    }
+
+    fn apply_layer_in<'scope, 's: 'scope>(
         &mut self,
-        source: &dyn BlobSource,
-        layer: &Descriptor,
+        scope: &'scope std::thread::Scope<'scope, '_>,
+        source: &'s dyn BlobSource,
+        scan: &Scan,
         index: usize,
-        count: usize,
     ) -> Result<()> {
+        let layer = &scan.layers[index];
         let bad = |what: String| {
             Error::Invalid(format!(
-                "{}: layer {} of {count} ({}): {what}",
-                source.describe(),
+                "{}: layer {} of {} ({}): {what}",
+                scan.label,
                 index + 1,
+                scan.layers.len(),
                 layer.digest
             ))
         };
@@ -520,9 +672,37 @@ impl RootFs {
                 sanitize::outside(layer.media_type.as_str(), 100)
             ))
         })?;
-        let io_error =
-            |e: std::io::Error| bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT));
-        let mut reader = LayerReader::new(compression, source.open(layer)?);
+        let limit = self.limits.expanded;
+        let io_error = |e: std::io::Error| {
+            if cancel::is_requested() {
+                return Error::Interrupted;
+            }
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                return bad(format!(
+                    "the layers decompress to more than {} together, more than common base \
+                     images do (a decompression bomb?); if this base really is that large, raise \
+                     the limit with {MAX_EXPANDED_VAR}=SIZE (e.g. {MAX_EXPANDED_VAR}=32GiB)",
+                    amount(limit)
+                ));
+            }
+            bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT))
+        };
+        let diff_id = scan.diff_ids.and_then(|ids| ids.get(index));
+        let mut reader = LayerReader::new(compression, source.open(layer)?)
+            .map_err(
+                |e| match e.get_ref().and_then(|e| e.downcast_ref::<Mislabelled>()) {
+                    Some(mislabelled) => bad(format!(
+                        "{mislabelled} (`{}`); the image is damaged",
+                        sanitize::outside(layer.media_type.as_str(), 100)
+                    )),
+                    None => io_error(e),
+                },
+            )?
+            .limited_to(limit.saturating_sub(self.expanded))
+            .read_ahead(scope);
+        if let Some(diff_id) = diff_id {
+            reader = reader.hashing_as(diff_id);
+        }
         self.parent_cache = None;
         let layer_index = u32::try_from(index).unwrap_or(u32::MAX);
         {
@@ -536,7 +716,17 @@ impl RootFs {
                     })?;
             }
         }
-        reader.finish().map_err(io_error)
+        let (actual, expanded) = reader.finish().map_err(io_error)?;
+        self.expanded += expanded;
+        if let (Some(expected), Some(actual)) = (diff_id, actual)
+            && actual != *expected
+        {
+            return Err(bad(format!(
+                "its content decompresses to {actual}, but the config lists diff_id {expected}; \
+                 the image is damaged"
+            )));
+        }
+        Ok(())
     }
 
     fn apply_entry<R: TarSource>(
@@ -654,7 +844,7 @@ impl RootFs {
             if self.kept_bytes > self.limits.kept_total {
                 return Err(Problem::Layer(format!(
                     "the files kept from the image (the last `{path}`) exceed {}",
-                    amount(self.limits.kept_total)
+                    amount(self.limits.kept_total as u64)
                 )));
             }
             self.kept.insert(id, content);
@@ -682,7 +872,7 @@ impl RootFs {
         if self.name_bytes > self.limits.name_bytes {
             return Err(format!(
                 "the image's names and link targets take more than {}",
-                amount(self.limits.name_bytes)
+                amount(self.limits.name_bytes as u64)
             ));
         }
         let node = Node {
@@ -868,6 +1058,13 @@ impl RootFs {
     }
 }
 
+/// The layers a scan reads, how messages name them, and what they must decompress to.
+struct Scan<'a> {
+    label: String,
+    layers: &'a [Descriptor],
+    diff_ids: Option<&'a [Digest]>,
+}
+
 /// Why an entry could not be applied.
 enum Problem {
     Io(std::io::Error),
@@ -902,9 +1099,11 @@ fn split(path: &[u8]) -> VecDeque<Vec<u8>> {
     components(path).map(<[u8]>::to_vec).collect()
 }
 
-/// A byte count in MiB, or KiB below one.
-fn amount(bytes: usize) -> String {
-    if bytes >= 1 << 20 {
+/// A byte count in GiB, MiB, or KiB below one MiB (rounded down).
+fn amount(bytes: u64) -> String {
+    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+        format!("{} GiB", bytes >> 30)
+    } else if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)
     } else {
         format!("{} KiB", bytes >> 10)
@@ -1091,6 +1290,32 @@ mod tests {
 
     fn kind(rootfs: &RootFs, path: &str) -> Option<Kind> {
         rootfs.kind(path)
+    }
+
+    /// A scan of `layers` within `limits`.
+    fn scan_limited(
+        memory: &crate::source::Memory,
+        layers: &[Descriptor],
+        keep: &[&str],
+        limits: Limits,
+    ) -> Result<RootFs> {
+        scan_checked(memory, layers, None, keep, limits)
+    }
+
+    /// A scan of `layers` within `limits`, checked against `diff_ids` when given.
+    fn scan_checked(
+        memory: &crate::source::Memory,
+        layers: &[Descriptor],
+        diff_ids: Option<&[Digest]>,
+        keep: &[&str],
+        limits: Limits,
+    ) -> Result<RootFs> {
+        let scan = Scan {
+            label: "base test".to_owned(),
+            layers,
+            diff_ids,
+        };
+        RootFs::scan_within("test", memory, &scan, keep, limits)
     }
 
     #[test]
@@ -1347,7 +1572,7 @@ mod tests {
             .symlink("etc", "usr/etc")
             .file("usr/etc/shadow", "s")];
         let (memory, descriptors) = image(&layers);
-        let rootfs = RootFs::scan_within(&memory, &descriptors, &["/etc/passwd"], limits).unwrap();
+        let rootfs = scan_limited(&memory, &descriptors, &["/etc/passwd"], limits).unwrap();
         assert_eq!(rootfs.file("/etc/passwd"), None);
         assert_eq!(
             rootfs.why_unread("/etc/passwd").unwrap(),
@@ -1380,7 +1605,7 @@ mod tests {
             .file("etc/ld.so.conf.d/b.conf", "/opt/b")];
         let (memory, descriptors) = image(&layers);
         let keep = ["/etc/big", "/etc/small", "/etc/ld.so.conf.d/*.conf"];
-        let rootfs = RootFs::scan_within(&memory, &descriptors, &keep, limits).unwrap();
+        let rootfs = scan_limited(&memory, &descriptors, &keep, limits).unwrap();
         assert_eq!(
             rootfs.file("/etc/big"),
             None,
@@ -1401,7 +1626,7 @@ mod tests {
             layer.file(&format!("etc/f{i}"), &"y".repeat(1000))
         });
         let (memory, descriptors) = image(&[many]);
-        let err = RootFs::scan_within(&memory, &descriptors, &["/etc/*"], limits)
+        let err = scan_limited(&memory, &descriptors, &["/etc/*"], limits)
             .unwrap_err()
             .to_string();
         assert!(err.contains("exceed 2 KiB"), "{err}");
@@ -1415,7 +1640,7 @@ mod tests {
             entries: 5,
             ..LIMITS
         };
-        let err = RootFs::scan_within(&memory, &descriptors, &[], few)
+        let err = scan_limited(&memory, &descriptors, &[], few)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 5 paths"), "{err}");
@@ -1427,7 +1652,7 @@ mod tests {
             layer.symlink(&format!("l{i}"), &"t".repeat(90))
         });
         let (memory, descriptors) = image(&[long]);
-        let err = RootFs::scan_within(&memory, &descriptors, &[], short)
+        let err = scan_limited(&memory, &descriptors, &[], short)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 1 KiB"), "{err}");
@@ -1438,7 +1663,7 @@ mod tests {
             (0..4).fold(Layer::new(), |layer, i| layer.file(&format!("e/f{i}"), "")),
         ];
         let (memory, descriptors) = image(&churn);
-        assert!(RootFs::scan_within(&memory, &descriptors, &[], few).is_ok());
+        assert!(scan_limited(&memory, &descriptors, &[], few).is_ok());
     }
 
     #[test]
@@ -1469,7 +1694,7 @@ mod tests {
             steps: 500,
             ..LIMITS
         };
-        let err = RootFs::scan_within(&memory, &descriptors, &[], few)
+        let err = scan_limited(&memory, &descriptors, &[], few)
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 500 lookups"), "{err}");
@@ -1534,5 +1759,161 @@ mod tests {
         assert!(path_matches("/a/*b*c", "/a/xxbyyc"));
         assert!(!path_matches("/a/*b*c", "/a/xxbyy"));
         assert!(RootFs::scan(&crate::source::Memory::new(), &[], &["etc/passwd"]).is_err());
+    }
+
+    #[test]
+    fn each_layer_must_decompress_to_the_diff_id_its_config_lists() {
+        let lower = Layer::new().file("etc/os-release", "ID=test\n").tar();
+        // Data after the end of the tar is part of the layer's diff id too.
+        let mut upper = Layer::new().file("etc/motd", "hi").tar();
+        upper.extend_from_slice(&[0; 2048]);
+        let plain = Layer::new().file("a", "x").tar();
+        let (memory, descriptors) = image_of(vec![
+            (Compression::Gzip, compress(Compression::Gzip, &lower)),
+            (Compression::Zstd, compress(Compression::Zstd, &upper)),
+            (Compression::None, plain.clone()),
+        ]);
+        let diff_ids = [Digest::of(&lower), Digest::of(&upper), Digest::of(&plain)];
+        let rootfs =
+            scan_checked(&memory, &descriptors, Some(&diff_ids), &["/etc/*"], LIMITS).unwrap();
+        assert_eq!(rootfs.file("/etc/motd"), Some(&b"hi"[..]));
+
+        let mut wrong = diff_ids.clone();
+        wrong[1] = Digest::of(&upper[..upper.len() - 2048]);
+        let err = scan_checked(&memory, &descriptors, Some(&wrong), &[], LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("base test: layer 2 of 3")
+                && err.contains(&format!(
+                    "its content decompresses to {}, but the config lists diff_id {}",
+                    diff_ids[1], wrong[1]
+                )),
+            "{err}"
+        );
+        let err = scan_checked(&memory, &descriptors, Some(&diff_ids[..2]), &[], LIMITS)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("its config lists 2 layer diff ids for 3 layers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_layer_whose_first_bytes_are_another_compression_is_refused() {
+        let tar = Layer::new().file("a", "x").tar();
+        for (labelled, content, found) in [
+            (Compression::Gzip, Compression::Zstd, "zstd"),
+            (Compression::Zstd, Compression::Gzip, "gzip"),
+            (Compression::None, Compression::Gzip, "gzip"),
+            (Compression::Gzip, Compression::None, "an uncompressed tar"),
+        ] {
+            let (memory, mut descriptors) = image_of(vec![(content, compress(content, &tar))]);
+            descriptors[0].media_type = MediaType::OciLayer(labelled);
+            let err = RootFs::scan(&memory, &descriptors, &[])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains(&format!("its content is {found}, but its media type says"))
+                    && err.contains(descriptors[0].media_type.as_str()),
+                "{err}"
+            );
+        }
+        // A blob damaged in its first bytes is reported as damaged.
+        let (mut memory, descriptors) =
+            image_of(vec![(Compression::Gzip, compress(Compression::Gzip, &tar))]);
+        let mut damaged = compress(Compression::Gzip, &tar);
+        damaged[0] ^= 0xff;
+        memory.insert(descriptors[0].digest.clone(), damaged);
+        let err = RootFs::scan(&memory, &descriptors, &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("is corrupt"), "{err}");
+    }
+
+    #[test]
+    fn the_layers_together_expand_to_the_limit_and_no_more() {
+        let one = Layer::new().file("a", &"x".repeat(5000)).tar();
+        let two = Layer::new().file("b", &"y".repeat(5000)).tar();
+        let total = (one.len() + two.len()) as u64;
+        let (memory, descriptors) = image_of(vec![
+            (Compression::Zstd, compress(Compression::Zstd, &one)),
+            (Compression::Gzip, compress(Compression::Gzip, &two)),
+        ]);
+        let exact = Limits {
+            expanded: total,
+            ..LIMITS
+        };
+        assert!(scan_limited(&memory, &descriptors, &[], exact).is_ok());
+        let less = Limits {
+            expanded: total - 1,
+            ..LIMITS
+        };
+        let err = scan_limited(&memory, &descriptors, &[], less)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("base test: layer 2 of 2")
+                && err.contains("the layers decompress to more than 12 KiB together")
+                && err.contains(MAX_EXPANDED_VAR),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn sizes_read_as_bytes_or_with_binary_units() {
+        assert_eq!(parse_size("123"), Some(123));
+        assert_eq!(parse_size("512MiB"), Some(512 << 20));
+        assert_eq!(parse_size(" 16 GiB "), Some(16 << 30));
+        assert_eq!(parse_size("2t"), Some(2 << 40));
+        assert_eq!(parse_size("1K"), Some(1024));
+        assert_eq!(parse_size("lots"), None);
+        assert_eq!(parse_size("GiB"), None);
+        assert_eq!(parse_size("1.5GiB"), None);
+        assert_eq!(parse_size("99999999999999999999"), None);
+        assert_eq!(parse_size("17179869184TiB"), None, "overflows");
+        assert_eq!(amount(MAX_EXPANDED), "8 GiB");
+    }
+
+    #[test]
+    fn only_directories_reached_through_working_links_take_entries() {
+        let rootfs = scan(
+            &[Layer::new()
+                .dir("usr/bin/")
+                .file("etc/motd", "hi")
+                .symlink("bin", "usr/bin")
+                .symlink("sbin", "/bin")
+                .symlink("usr/self", "self")
+                .symlink("a", "/b")
+                .symlink("b", "a")
+                .symlink("opt", "/nowhere/deeper")
+                .symlink("motd", "etc/motd")
+                .symlink("under-file", "/etc/motd/x")],
+            &[],
+        )
+        .unwrap();
+        for path in ["/usr", "/bin", "/sbin", "/sbin/", "/missing-but-plain"] {
+            let expected = if path == "/missing-but-plain" {
+                Err(Unplaceable::Missing("/missing-but-plain".to_owned()))
+            } else {
+                Ok(())
+            };
+            assert_eq!(rootfs.placeable_dir(path), expected, "{path}");
+        }
+        assert_eq!(rootfs.placeable_dir("/usr/self"), Err(Unplaceable::Loop));
+        assert_eq!(rootfs.placeable_dir("/a"), Err(Unplaceable::Loop));
+        assert_eq!(
+            rootfs.placeable_dir("/opt"),
+            Err(Unplaceable::Missing("/nowhere/deeper".to_owned()))
+        );
+        assert_eq!(
+            rootfs.placeable_dir("/motd"),
+            Err(Unplaceable::NotDir("/etc/motd".to_owned()))
+        );
+        assert_eq!(
+            rootfs.placeable_dir("/under-file"),
+            Err(Unplaceable::NotDir("/etc/motd".to_owned()))
+        );
     }
 }

@@ -326,11 +326,7 @@ impl ArchiveSource {
         if total != size {
             return Err(self.bad("ends inside a layer; the archive is truncated".to_owned()));
         }
-        let compression = match first.as_slice() {
-            [0x1f, 0x8b, ..] => Compression::Gzip,
-            [0x28, 0xb5, 0x2f, 0xfd] => Compression::Zstd,
-            _ => Compression::None,
-        };
+        let compression = crate::decompress::sniff(&first);
         Ok((Digest::of_hasher(hasher), compression))
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod bases;
 pub mod containerd;
+pub mod crafted;
 pub mod docker;
 pub mod fake_registry;
 pub mod http;
