@@ -403,7 +403,7 @@ impl RootFs {
         Some(match self.unread.get(&id) {
             Some(Unread::TooLarge(size)) => format!(
                 "is {size} bytes{at}, more than the {} read from a base image's file",
-                amount(self.limits.kept_file as u64)
+                amount(self.limits.kept_file)
             ),
             Some(Unread::LinkedTo(target)) => {
                 format!("is a hard link{at} to {target}, whose content was not read")
