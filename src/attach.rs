@@ -10,7 +10,6 @@
 //! as a file (`NAME.spdx.json`, `NAME.cdx.json`, `NAME.provenance.json`) for CI to keep.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -26,7 +25,7 @@ use crate::report::Listener;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, DocumentKind, ImageSubject, Inventory, ProgramFile, SbomFormats};
 use crate::source::archive::ArchiveSource;
-use crate::source::{Memory, read_document};
+use crate::source::{BlobSource, Memory, read_document};
 use crate::timestamp::Timestamp;
 
 /// The archive entry listing the attachments.
@@ -453,7 +452,6 @@ pub(crate) fn write_beside(
     let mut summaries = summarize(attachments);
     for (item, summary) in attachments.items.iter().zip(&mut summaries) {
         let title = format!("{stem}.{}", item.suffix);
-        let bytes = read_document(&attachments.memory, &item.document, u64::MAX)?;
         let path = dir.join(&title);
         let mut temp = tempfile::Builder::new()
             .prefix(&format!(".{title}."))
@@ -461,7 +459,9 @@ pub(crate) fn write_beside(
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .tempfile_in(&dir)
             .map_err(Error::io("writing a document beside the archive in", &dir))?;
-        temp.write_all(&bytes)
+        // Copied from the document in memory as it is read (and verified): it can be tens of MiB.
+        let mut document = attachments.memory.open(&item.document)?;
+        std::io::copy(&mut document, &mut temp)
             .map_err(Error::io("writing", temp.path().to_owned()))?;
         temp.persist(&path)
             .map_err(|e| Error::io("writing", &path)(e.error))?;
