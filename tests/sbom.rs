@@ -15,6 +15,7 @@ use support::registry::{Setup, TestRegistry};
 use support::sbom_tools::{validate_cyclonedx, validate_provenance, validate_spdx};
 use support::tiny_elf::{self, Machine, Shape};
 use support::{X86_64_MUSL, cargo_zeroimage, read_tar, root, run_ok, stdout_of, zeroimage};
+use zeroimage::sbom::Component;
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
@@ -1047,4 +1048,295 @@ fn damaged_embedded_lists_give_a_warning_and_an_sbom_of_the_program_alone() {
         let names: Vec<String> = spdx_packages(&json(&spdx)).into_keys().collect();
         assert_eq!(names.len(), 2, "the image and the program: {names:?}");
     }
+}
+
+/// Components whose every outside field is hostile: names, versions, licenses, homepages,
+/// repositories, git URLs and checksums that are not what their field expects.
+fn hostile_components() -> Vec<Component> {
+    use zeroimage::sbom::{Ecosystem, Origin};
+    let texts = [
+        "a b/<c>{d}|e^`f\\g\"h",
+        "pkg:cargo/x@1?y=z#w",
+        "%zz%41",
+        "名前-ü",
+        "\u{1b}[31mred\u{7}",
+        "",
+        "..",
+        "/",
+        "urn:cdx:0000",
+        "LicenseRef-x",
+    ];
+    let licenses = [
+        ")MIT(",
+        "MIT OR",
+        "(MIT",
+        "MIT/Apache-2.0",
+        "Apache-2.0 / MIT",
+        "GPL-2.0+",
+        "LGPL-3.0",
+        "MIT OR LicenseRef-Proprietary.v2",
+        "LicenseRef-x AND LicenseRef-x",
+        "Apache-2.0 WITH LLVM-exception",
+        "DocumentRef-a:LicenseRef-b",
+        "MIT WITH AdditionRef-c",
+        "NOASSERTION",
+        "NONE",
+        "MIT OR NOASSERTION",
+        "see LICENSE",
+        "BSD",
+        "  ",
+        "\u{1b}]0;title\u{7}MIT",
+    ];
+    let urls = [
+        "https://example.com/a b/<x>{y}|z^`?q=\"1\"#f g",
+        "http://[::1]:8080/x",
+        "https://localhost/",
+        "https://example.museum/%zz/ü",
+        "https://user:pa ss@example.com:99999/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "git@github.com:a/b.git",
+        "not a url",
+        "https://",
+        "https://exa mple.com/",
+    ];
+    let git_urls = [
+        "",
+        "file:///home/me/repo",
+        "ssh://git@github.com/a/b.git",
+        "https://github.com/a b/<c>",
+        "not a url",
+    ];
+    let mut components = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        for ecosystem in [Ecosystem::Cargo, Ecosystem::Go] {
+            let origin = match (ecosystem, i % 3) {
+                (Ecosystem::Go, _) => Origin::GoModule,
+                (_, 0) => Origin::CratesIo,
+                (_, 1) => Origin::Registry(format!("sparse+{}", urls[i % urls.len()])),
+                _ => Origin::Git {
+                    url: git_urls[i % git_urls.len()].to_owned(),
+                    commit: Some(text.to_string()),
+                },
+            };
+            let mut c = Component::new(ecosystem, text, text, origin);
+            c.license = Some(licenses[i % licenses.len()].to_owned());
+            c.homepage = Some(urls[i % urls.len()].to_owned());
+            c.repository = Some(urls[(i + 3) % urls.len()].to_owned());
+            c.sha256 = Some(text.to_string());
+            c.go_sum = Some(text.to_string());
+            c.authors = vec![format!("{text} <{text}>"), "(x) <@>".to_owned()];
+            c.description = Some(text.to_string());
+            c.features = vec![text.to_string()];
+            c.replaced_by = (i % 4 == 0).then(|| text.to_string());
+            components.push(c);
+        }
+    }
+    for (i, license) in licenses.iter().enumerate() {
+        let mut c = Component::new(
+            Ecosystem::Cargo,
+            "licensed",
+            &i.to_string(),
+            Origin::CratesIo,
+        );
+        c.license = Some((*license).to_owned());
+        components.push(c);
+    }
+    for (i, url) in urls.iter().chain(&git_urls).enumerate() {
+        let mut c = Component::new(
+            Ecosystem::Cargo,
+            "linked",
+            &i.to_string(),
+            Origin::Git {
+                url: (*url).to_owned(),
+                commit: None,
+            },
+        );
+        c.homepage = Some((*url).to_owned());
+        c.repository = Some((*url).to_owned());
+        components.push(c);
+    }
+    // Every license and exception identifier the SPDX parser knows, deprecated ones too, but those
+    // the validator cannot know (and NOASSERTION, which the list carries but is no license); twenty
+    // to a package, since the CycloneDX validator compares every two components (uniqueItems).
+    let known = |name: &&str| !VALIDATOR_LACKS.contains(name) && *name != "NOASSERTION";
+    let licenses: Vec<String> = spdx::identifiers::LICENSES
+        .iter()
+        .map(|l| l.name)
+        .filter(known)
+        .map(str::to_owned)
+        .collect();
+    let exceptions: Vec<String> = spdx::identifiers::EXCEPTIONS
+        .iter()
+        .map(|e| e.name)
+        .filter(known)
+        .map(|name| format!("Apache-2.0 WITH {name}"))
+        .collect();
+    for (i, group) in licenses.chunks(20).chain(exceptions.chunks(20)).enumerate() {
+        let mut c = Component::new(Ecosystem::Cargo, "listed", &i.to_string(), Origin::CratesIo);
+        c.license = Some(group.join(" OR "));
+        components.push(c);
+    }
+    components
+}
+
+/// SPDX identifiers pyspdxtools refuses in a valid expression: those added to the SPDX license list
+/// (3.27 to 3.29, which the `spdx` crate carries) after the list of the validator's
+/// `license-expression` was made, and a license whose name ends in `-exception`, which it reads as
+/// an exception.
+const VALIDATOR_LACKS: &[&str] = &[
+    "ALGLIB-Documentation",
+    "Advanced-Cryptics-Dictionary",
+    "BOLA-1.1",
+    "BSD-2-Clause-pos-unchanged",
+    "BSD-3-Clause-OpenWebUI",
+    "BSD-3-Clause-Tso",
+    "BSD-Mark-Modifications",
+    "BSD-Source-Code-no-disclaimer",
+    "BSD-Source-alt-GPL",
+    "BSD-ask-to-endorse",
+    "Brian-Gladman-3-Clause-no-conversion",
+    "Buddy",
+    "Bugroff",
+    "CAPEC-tou",
+    "CC-BY-NC-3.0-IGO",
+    "Classpath-exception-2.0-short",
+    "ESA-PL-permissive-2.4",
+    "ESA-PL-strong-copyleft-2.4",
+    "ESA-PL-weak-copyleft-2.4",
+    "FDK-MPEG-H",
+    "Google-Patent-WebM",
+    "HPND-SMC",
+    "HPND-sell-variant-critical-systems",
+    "Hippocratic-3.0-core",
+    "ISO-permission",
+    "Informatica",
+    "MIT-STK",
+    "MMPL-1.0.1",
+    "MVT-1.1",
+    "NIST-PD-TNT",
+    "OSC-1.0",
+    "OSSP",
+    "OpenMDW-1.0",
+    "ParaType-Free-Font-1.3",
+    "SGMLUG-PM",
+    "Simple-Library-Usage-exception",
+    "Spelling-Provider-LGPL-exception",
+    "TekHVC",
+    "UnRAR",
+    "Vixie-Cron",
+    "WTFNMFPL",
+    "WordNet",
+    "X11-no-permit-persons",
+    "atc-game",
+    "hyphen-bulgarian",
+    "kvirc-openssl-exception",
+    "rsync-linking-exception",
+    "sqlitestudio-OpenSSL-exception",
+    "MPL-2.0-no-copyleft-exception",
+];
+
+#[test]
+fn documents_of_hostile_metadata_pass_both_validators() {
+    use zeroimage::sbom::{DocumentKind, Edge, ImageSubject, Inventory, ProgramFile, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let components = hostile_components();
+    let count = components.len();
+    let inventory = Inventory {
+        source: Source::Cargo,
+        root: Some(0),
+        edges: (1..count)
+            .flat_map(|i| {
+                [
+                    Edge {
+                        from: 0,
+                        to: i,
+                        build: false,
+                    },
+                    Edge {
+                        from: 0,
+                        to: i,
+                        build: true,
+                    },
+                ]
+            })
+            .collect(),
+        components,
+        tools: Vec::new(),
+    };
+    let name: zeroimage::reference::Reference = "example.com/hostile:1".parse().unwrap();
+    let digest = zeroimage::oci::Digest::of(b"manifest");
+    let platform = zeroimage::platform::Platform::linux("amd64", None).unwrap();
+    let program = ProgramFile::new("/app", &zeroimage::oci::Digest::of(b"program"), 7);
+    let subject = ImageSubject {
+        name: &name,
+        manifest_digest: &digest,
+        platform: &platform,
+        base: Some(("example.com/base \u{1b}[1m:1", &digest)),
+        program: &program,
+        created: zeroimage::timestamp::Timestamp::EPOCH,
+    };
+    let spdx = dir.path().join("hostile.spdx.json");
+    let cdx = dir.path().join("hostile.cdx.json");
+    std::fs::write(
+        &spdx,
+        zeroimage::sbom::document(DocumentKind::Spdx, &subject, &inventory),
+    )
+    .unwrap();
+    std::fs::write(
+        &cdx,
+        zeroimage::sbom::document(DocumentKind::CycloneDx, &subject, &inventory),
+    )
+    .unwrap();
+    validate_spdx(&spdx);
+    validate_cyclonedx(&cdx);
+
+    // What is written: expressions as expressions, other text as text, URLs encoded.
+    let doc = json(&spdx);
+    let declared = |name: &str| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == name)
+            .map(|p| p["licenseDeclared"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for license in declared("listed") {
+        assert!(
+            license.contains(" OR ") && !license.contains("LicenseRef"),
+            "every listed identifier is read as one: {license}"
+        );
+    }
+    let licensed = declared("licensed");
+    assert!(licensed.contains(&"MIT OR Apache-2.0".to_owned()));
+    assert!(licensed.contains(&"GPL-2.0-or-later".to_owned()));
+    let extracted = doc["hasExtractedLicensingInfos"].as_array().unwrap();
+    let text_ref = extracted
+        .iter()
+        .find(|e| e["extractedText"] == ")MIT(")
+        .expect(")MIT( is kept as text");
+    assert!(licensed.contains(&text_ref["licenseId"].as_str().unwrap().to_owned()));
+    assert!(
+        extracted
+            .iter()
+            .any(|e| e["licenseId"] == "LicenseRef-Proprietary.v2"),
+        "a LicenseRef an expression names is defined"
+    );
+    let bom = json(&cdx);
+    let components = bom["components"].as_array().unwrap();
+    assert!(
+        components
+            .iter()
+            .any(|c| c["licenses"][0]["license"]["name"] == ")MIT(")
+    );
+    assert!(
+        components
+            .iter()
+            .any(|c| c["licenses"][0]["expression"] == "MIT OR Apache-2.0")
+    );
+    assert!(components.iter().any(|c| {
+        c["externalReferences"][0]["url"]
+            == "https://example.com/a%20b/%3Cx%3E%7By%7D%7Cz%5E%60?q=%221%22#f%20g"
+    }));
 }

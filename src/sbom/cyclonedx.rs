@@ -274,5 +274,9 @@ fn component_refs(inventory: &Inventory) -> Vec<String> {
             format!("{ecosystem}:{}@{}", c.name, c.version)
         })
     });
-    unique_ids(bases, "#", &["image", "program", "base-image", "formulation"])
+    unique_ids(
+        bases,
+        "#",
+        &["image", "program", "base-image", "formulation"],
+    )
 }

@@ -29,6 +29,40 @@ const WRITE: ParseMode = ParseMode {
 
 const NOASSERTION: &str = "NOASSERTION";
 
+/// Deprecated identifiers that name a license with an exception, and the expression the SPDX license
+/// list replaced each with (validators read `...-exception` as an exception, not a license).
+const WITH_EXCEPTION: &[(&str, &str)] = &[
+    (
+        "GPL-2.0-with-GCC-exception",
+        "GPL-2.0-only WITH GCC-exception-2.0",
+    ),
+    (
+        "GPL-2.0-with-autoconf-exception",
+        "GPL-2.0-only WITH Autoconf-exception-2.0",
+    ),
+    (
+        "GPL-2.0-with-bison-exception",
+        "GPL-2.0-only WITH Bison-exception-2.2",
+    ),
+    (
+        "GPL-2.0-with-classpath-exception",
+        "GPL-2.0-only WITH Classpath-exception-2.0",
+    ),
+    (
+        "GPL-2.0-with-font-exception",
+        "GPL-2.0-only WITH Font-exception-2.0",
+    ),
+    (
+        "GPL-3.0-with-GCC-exception",
+        "GPL-3.0-only WITH GCC-exception-3.1",
+    ),
+    (
+        "GPL-3.0-with-autoconf-exception",
+        "GPL-3.0-only WITH Autoconf-exception-3.0",
+    ),
+    ("eCos-2.0", "GPL-2.0-or-later WITH eCos-exception-2.0"),
+];
+
 /// Longest declared license read as an expression or kept as text (real ones are under 100 bytes).
 pub(crate) const MAX_LICENSE: usize = 1000;
 
@@ -36,7 +70,10 @@ pub(crate) const MAX_LICENSE: usize = 1000;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum License {
     /// A valid SPDX expression, and the `LicenseRef-` identifiers it names.
-    Expression { expression: String, refs: Vec<String> },
+    Expression {
+        expression: String,
+        refs: Vec<String>,
+    },
     /// Text that is no SPDX expression, cleaned for display.
     Text(String),
 }
@@ -49,9 +86,10 @@ impl License {
         if declared.is_empty() || declared == NOASSERTION {
             return None;
         }
-        Some(expression(declared).unwrap_or_else(|| {
-            License::Text(crate::sanitize::outside(declared, MAX_LICENSE))
-        }))
+        Some(
+            expression(declared)
+                .unwrap_or_else(|| License::Text(crate::sanitize::outside(declared, MAX_LICENSE))),
+        )
     }
 
     /// The identifier SPDX documents give unparsed text: the same text always gets the same one.
@@ -104,7 +142,10 @@ fn render(tokens: &[Token], gnu: bool) -> String {
             Token::Spdx(id) => {
                 let plus = iter.next_if(|t| matches!(t, Token::Plus)).is_some();
                 let name = id.name;
-                if gnu && id.is_gnu() {
+                let replaced = WITH_EXCEPTION.iter().find(|(old, _)| *old == name);
+                if let Some((_, expression)) = replaced.filter(|_| gnu && !plus) {
+                    out.push_str(expression);
+                } else if gnu && id.is_gnu() {
                     let base = name
                         .strip_suffix("-only")
                         .or_else(|| name.strip_suffix("-or-later"))
@@ -171,8 +212,16 @@ mod tests {
             ("GPL-3.0", "GPL-3.0-only"),
             ("LGPL-2.1-or-later", "LGPL-2.1-or-later"),
             ("Apache-2.0+", "Apache-2.0+"),
+            (
+                "MIT OR GPL-2.0-with-GCC-exception",
+                "MIT OR GPL-2.0-only WITH GCC-exception-2.0",
+            ),
         ] {
-            assert_eq!(expression_of(declared).as_deref(), Some(written), "{declared}");
+            assert_eq!(
+                expression_of(declared).as_deref(),
+                Some(written),
+                "{declared}"
+            );
         }
         assert_eq!(
             License::of("MIT OR LicenseRef-Proprietary"),

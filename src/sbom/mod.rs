@@ -271,9 +271,9 @@ impl Component {
 
     /// The sha256 the documents can carry: 64 lowercase hex digits, as Cargo.lock writes it.
     pub(crate) fn sha256_hex(&self) -> Option<&str> {
-        self.sha256
-            .as_deref()
-            .filter(|hex| hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        self.sha256.as_deref().filter(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
     }
 }
 
@@ -543,7 +543,10 @@ impl<I> serde::Serialize for Streamed<I>
 where
     I: Iterator<Item = serde_json::Value>,
 {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::{Error as _, SerializeSeq};
         let items = self
             .0

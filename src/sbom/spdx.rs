@@ -145,17 +145,27 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     let packages = std::iter::once(image)
         .chain(base)
         .chain(std::iter::once(program))
-        .chain(inventory.components.iter().enumerate().map(|(i, component)| {
-            package(
-                component,
-                &ids[i],
-                licenses[i].as_ref(),
-                inventory.root == Some(i),
-            )
-        }))
+        .chain(
+            inventory
+                .components
+                .iter()
+                .enumerate()
+                .map(|(i, component)| {
+                    package(
+                        component,
+                        &ids[i],
+                        licenses[i].as_ref(),
+                        inventory.root == Some(i),
+                    )
+                }),
+        )
         .chain(tools);
 
-    let mut relationships = vec![relationship("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image")];
+    let mut relationships = vec![relationship(
+        "SPDXRef-DOCUMENT",
+        "DESCRIBES",
+        "SPDXRef-Image",
+    )];
     if subject.base.is_some() {
         relationships.push(relationship(
             "SPDXRef-Image",
