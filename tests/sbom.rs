@@ -1340,3 +1340,193 @@ fn documents_of_hostile_metadata_pass_both_validators() {
             == "https://example.com/a%20b/%3Cx%3E%7By%7D%7Cz%5E%60?q=%221%22#f%20g"
     }));
 }
+
+/// The hello fixture with `contents` added as its section `section` (objcopy), at `dir/name`; `None`
+/// (skipped) without objcopy or the fixture.
+fn hello_with_section(dir: &Path, name: &str, section: &str, contents: &[u8]) -> Option<PathBuf> {
+    let objcopy = support::peer("objcopy")?;
+    let hello = support::hello_fixture(X86_64_MUSL)?;
+    let data = dir.join(format!("{name}.section"));
+    std::fs::write(&data, contents).unwrap();
+    let program = dir.join(name);
+    run_ok(
+        Command::new(objcopy)
+            .arg("--add-section")
+            .arg(format!("{section}={}", data.display()))
+            .arg(&hello)
+            .arg(&program),
+    );
+    Some(program)
+}
+
+/// A `.go.buildinfo` section in Go 1.18's inline form holding `modinfo`.
+fn go_buildinfo(modinfo: &str) -> Vec<u8> {
+    fn varint(mut n: usize, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let mut section = b"\xff Go buildinf:\x08\x02".to_vec();
+    section.resize(32, 0);
+    let mut framed = vec![0xaf; 16];
+    framed.extend_from_slice(modinfo.as_bytes());
+    framed.extend_from_slice(&[0xf9; 16]);
+    for text in [b"go1.22.1".as_slice(), &framed] {
+        varint(text.len(), &mut section);
+        section.extend_from_slice(text);
+    }
+    section
+}
+
+/// A `.dep-v0` section: `json` zlib-compressed, as cargo auditable writes it.
+fn dep_v0(json: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(json).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// `zeroimage PROGRAM --sbom both -o DIR/NAME.tar` within 256 MiB of address space and 60 s of CPU
+/// time (prlimit). glibc reserves 64 MiB of address space for each thread's arena; one arena makes
+/// the address space what the program allocates. `None` (skipped) without prlimit.
+fn zeroimage_within_256_mib(program: &Path) -> Option<Output> {
+    let prlimit = support::peer("prlimit")?;
+    let out = program.with_extension("tar");
+    let output = support::zeroimage_via(prlimit, &[&format!("--as={}", 256u64 << 20), "--cpu=60"])
+        .env("MALLOC_ARENA_MAX", "1")
+        .arg(program)
+        .args(["--sbom", "both", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    Some(output)
+}
+
+/// The values of `"key":"..."` in a JSON document, in order, found without parsing it whole.
+fn string_values(document: &[u8], key: &str) -> Vec<String> {
+    let needle = format!("\"{key}\":\"");
+    let text = String::from_utf8_lossy(document);
+    text.match_indices(&needle)
+        .map(|(at, _)| {
+            let rest = &text[at + needle.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn embedded_lists_of_100k_modules_are_written_within_256_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    // The most modules accepted, all different (Go); and as many cargo packages all named alike, in
+    // a chain, whose identifiers must be made unique in one pass.
+    let mut modinfo = "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n".to_owned();
+    for i in 1..100_000 {
+        modinfo.push_str(&format!("dep\texample.com/m{i}\tv1.0.{i}\th1:x=\n"));
+    }
+    let packages: Vec<String> = (0..100_000)
+        .map(|i| {
+            let next = if i + 1 < 100_000 { format!("{}", i + 1) } else { String::new() };
+            format!(
+                r#"{{"name":"same","version":"1.0.0","source":"crates.io","dependencies":[{next}]{}}}"#,
+                if i == 0 { r#","root":true"# } else { "" }
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"packages":[{}]}}"#, packages.join(","));
+    // The packages: the modules and (Go) the toolchain.
+    for (name, section, contents, packages) in [
+        (
+            "go100k",
+            ".go.buildinfo",
+            go_buildinfo(&modinfo),
+            100_000 + 1,
+        ),
+        ("cargo100k", ".dep-v0", dep_v0(json.as_bytes()), 100_000),
+    ] {
+        let Some(program) = hello_with_section(dir.path(), name, section, &contents) else {
+            return;
+        };
+        let Some(output) = zeroimage_within_256_mib(&program) else {
+            return;
+        };
+        let err = stderr(&output);
+        assert!(
+            output.status.success(),
+            "{name}: {:?}: {err}",
+            output.status
+        );
+        assert!(!err.contains("warning"), "{name}: {err}");
+        let spdx = std::fs::read(dir.path().join(format!("{name}.spdx.json"))).unwrap();
+        let ids = string_values(&spdx, "SPDXID");
+        // The document, the image and the program besides the packages.
+        assert_eq!(ids.len(), packages + 3, "{name}");
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{name}: SPDX identifiers repeat");
+        let cdx = std::fs::read(dir.path().join(format!("{name}.cdx.json"))).unwrap();
+        let refs = string_values(&cdx, "bom-ref");
+        let unique: std::collections::HashSet<&String> = refs.iter().collect();
+        assert_eq!(unique.len(), refs.len(), "{name}: bom-refs repeat");
+        assert!(refs.len() > 100_000, "{name}: {}", refs.len());
+    }
+}
+
+#[test]
+fn hostile_embedded_lists_are_refused_within_bounded_memory_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 KB of zlib naming package 0 as a dependency 31 million times; 524,000 `mod` lines in 4 MiB;
+    // two thousand build settings.
+    let mut edges =
+        br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0"#
+            .to_vec();
+    for _ in 1..31_000_000 {
+        edges.extend_from_slice(b",0");
+    }
+    edges.extend_from_slice(b"]}]}");
+    let settings: String = (0..2_000)
+        .map(|i| format!("build\tkey{i}=value\n"))
+        .collect();
+    for (name, section, contents, reason) in [
+        (
+            "edges",
+            ".dep-v0",
+            dep_v0(&edges),
+            "lists more than 1000000 dependencies",
+        ),
+        (
+            "mods",
+            ".go.buildinfo",
+            go_buildinfo(&"mod\ta\tv\n".repeat(524_000)),
+            "lists more than 100000 modules",
+        ),
+        (
+            "settings",
+            ".go.buildinfo",
+            go_buildinfo(&format!("mod\ta\tv1\t\n{settings}")),
+            "lists more than 1000 build settings",
+        ),
+    ] {
+        let Some(program) = hello_with_section(dir.path(), name, section, &contents) else {
+            return;
+        };
+        let Some(output) = zeroimage_within_256_mib(&program) else {
+            return;
+        };
+        let err = stderr(&output);
+        assert!(
+            output.status.success(),
+            "{name}: {:?}: {err}",
+            output.status
+        );
+        assert!(
+            err.contains("warning:")
+                && err.contains(reason)
+                && err.contains("the program file alone"),
+            "{name}: {err}"
+        );
+        let spdx = dir.path().join(format!("{name}.spdx.json"));
+        validate_spdx(&spdx);
+        assert_eq!(spdx_packages(&json(&spdx)).len(), 2, "{name}");
+    }
+}
