@@ -1530,3 +1530,72 @@ fn hostile_embedded_lists_are_refused_within_bounded_memory_and_time() {
         assert_eq!(spdx_packages(&json(&spdx)).len(), 2, "{name}");
     }
 }
+
+#[test]
+fn a_license_that_is_no_spdx_expression_is_kept_as_text_with_a_warning_and_urls_are_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("hello");
+    support::copy_fixture("hello", &crate_dir);
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "publish = false\n",
+        "publish = false\nlicense = \")MIT(\"\nhomepage = \"https://example.com/a b/<x>\"\n\
+         repository = \"https://example.com/r|e^p{o}\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(dir.path().join("target"))
+            .arg("-o")
+            .arg(dir.path().join("hello.tar"))
+            .args(["--sbom", "both"]),
+    );
+    let err = stderr(&output);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: hello 0.1.0 declares the license `)MIT(`, which is not an SPDX expression; the \
+          SBOM records it as text (use an expression such as `MIT OR Apache-2.0`, or \
+          `LicenseRef-...` for a license of your own)"
+        ],
+        "{err}"
+    );
+    let spdx = dir.path().join("hello.spdx.json");
+    let cdx = dir.path().join("hello.cdx.json");
+    validate_spdx(&spdx);
+    validate_cyclonedx(&cdx);
+    let doc = json(&spdx);
+    let package = &spdx_packages(&doc)["hello"];
+    let id = package["licenseDeclared"].as_str().unwrap();
+    assert!(id.starts_with("LicenseRef-declared-"), "{package}");
+    assert_eq!(package["homepage"], "https://example.com/a%20b/%3Cx%3E");
+    let info = doc["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["licenseId"] == id)
+        .unwrap();
+    assert_eq!(info["extractedText"], ")MIT(");
+    let bom = json(&cdx);
+    let component = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hello")
+        .unwrap();
+    assert_eq!(
+        component["licenses"],
+        serde_json::json!([{"license": {"name": ")MIT("}}])
+    );
+    assert_eq!(
+        component["externalReferences"],
+        serde_json::json!([
+            {"type": "website", "url": "https://example.com/a%20b/%3Cx%3E"},
+            {"type": "vcs", "url": "https://example.com/r%7Ce%5Ep%7Bo%7D"},
+        ])
+    );
+}
