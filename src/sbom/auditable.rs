@@ -330,6 +330,31 @@ mod tests {
     }
 
     #[test]
+    fn dependencies_are_counted_as_they_are_read() {
+        let mut json = br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0"#.to_vec();
+        json.extend(b",0".repeat(MAX_DEPENDENCIES));
+        json.extend_from_slice(b"]}]}");
+        assert_eq!(
+            parse(&json).unwrap_err(),
+            format!(
+                "its .dep-v0 section lists more than {MAX_DEPENDENCIES} dependencies, the most accepted"
+            )
+        );
+        // Repeats within the limit are one edge.
+        let json = br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0,0,0]}]}"#;
+        assert_eq!(parse(json).unwrap().edges.len(), 1);
+        let many = format!(
+            r#"{{"packages":[{}]}}"#,
+            vec![r#"{"name":"a","version":"1"}"#; MAX_PACKAGES + 1].join(",")
+        );
+        assert!(
+            parse(many.as_bytes())
+                .unwrap_err()
+                .contains("more than 100000 packages")
+        );
+    }
+
+    #[test]
     fn refuses_dangling_indices() {
         let json = br#"{"packages":[{"name":"a","version":"1","dependencies":[5]}]}"#;
         assert!(parse(json).unwrap_err().contains("package 5"));

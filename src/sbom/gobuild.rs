@@ -320,6 +320,34 @@ mod tests {
     }
 
     #[test]
+    fn every_module_line_counts_against_the_limit() {
+        let mods = "mod\ta\tv\n".repeat(MAX_MODULES + 1);
+        assert!(
+            parse("go1.22", &mods)
+                .unwrap_err()
+                .contains("more than 100000 modules")
+        );
+        let deps = format!("mod\ta\tv\n{}", "dep\tb\tv\n".repeat(MAX_MODULES));
+        assert!(parse("go1.22", &deps).is_err());
+        let deps = format!("mod\ta\tv\n{}", "dep\tb\tv\n".repeat(MAX_MODULES - 1));
+        assert_eq!(
+            parse("go1.22", &deps).unwrap().components.len(),
+            MAX_MODULES
+        );
+        let settings: String = (0..=MAX_SETTINGS)
+            .map(|i| format!("build\tk{i}=v\n"))
+            .collect();
+        assert!(
+            parse("go1.22", &settings)
+                .unwrap_err()
+                .contains("build settings")
+        );
+        // A line of a million tabs is read as the fields it starts with.
+        let wide = format!("dep\tb\tv1{}\n", "\t".repeat(1_000_000));
+        assert_eq!(parse("go1.22", &wide).unwrap().components.len(), 1);
+    }
+
+    #[test]
     fn follows_pointers_in_the_old_format() {
         // The file is loaded at 0x1000; the header points at two Go string headers (pointer, length).
         let layout = Layout {

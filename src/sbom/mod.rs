@@ -627,6 +627,47 @@ mod tests {
     }
 
     #[test]
+    fn ids_are_made_unique_in_one_pass() {
+        let ids = unique_ids(
+            ["a", "a", "a-2", "a", "b", "image"]
+                .map(str::to_owned)
+                .into_iter(),
+            "-",
+            &["image"],
+        );
+        assert_eq!(ids, ["a", "a-2", "a-2-2", "a-3", "b", "image-2"]);
+        // 100,000 repeats: each id is tried a bounded number of times.
+        let ids = unique_ids(std::iter::repeat_n("x".to_owned(), 100_000), "#", &[]);
+        assert_eq!(ids[99_999], "x#100000");
+    }
+
+    #[test]
+    fn normalize_moves_components_into_their_order() {
+        let mut inventory = Inventory::program_only("test");
+        // A permutation of 1,000 names with cycles of every length.
+        inventory.components = (0..1000)
+            .map(|i| (i * 7919) % 1000)
+            .map(|n| Component::new(Ecosystem::Go, &format!("m{n:04}"), "v1", Origin::GoModule))
+            .collect();
+        inventory.root = Some(0);
+        inventory.edges = vec![Edge {
+            from: 0,
+            to: 1,
+            build: false,
+        }];
+        inventory.normalize();
+        let names: Vec<String> = inventory
+            .components
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let sorted: Vec<String> = (0..1000).map(|n| format!("m{n:04}")).collect();
+        assert_eq!(names, sorted);
+        assert_eq!(inventory.root, Some(0));
+        assert_eq!(inventory.edges[0].to, 919);
+    }
+
+    #[test]
     fn normalize_sorts_and_remaps_edges() {
         let mut inventory = Inventory::program_only("test");
         inventory.components = vec![
