@@ -10,7 +10,6 @@
 //! as a file (`NAME.spdx.json`, `NAME.cdx.json`, `NAME.provenance.json`) for CI to keep.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -27,7 +26,7 @@ use crate::report::Listener;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, DocumentKind, ImageSubject, Inventory, ProgramFile, SbomFormats};
 use crate::source::archive::ArchiveSource;
-use crate::source::{Memory, read_document};
+use crate::source::{BlobSource, Memory, read_document};
 use crate::timestamp::Timestamp;
 
 /// The archive entry listing the attachments.
@@ -522,15 +521,15 @@ pub(crate) fn stage_beside(
     let mut summaries = summarize(attachments);
     let mut staged = Vec::new();
     for (item, summary) in attachments.items.iter().zip(&mut summaries) {
-        let bytes = read_document(&attachments.memory, &item.document, u64::MAX)?;
         let path = path_beside(archive, &item.suffix);
         let target = target_beside(&path)?;
         let dir = crate::destination::parent_dir(&target);
         let name = target.file_name().unwrap_or(target.as_os_str());
         let (mut file, temp) = crate::outputs::temp_file(&dir, name, ".partial", 0o644)
             .map_err(Error::io("writing", &path))?;
-        file.write_all(&bytes)
-            .map_err(Error::io("writing", &path))?;
+        // Copied from the document in memory as it is read (and verified): it can be tens of MiB.
+        let mut document = attachments.memory.open(&item.document)?;
+        std::io::copy(&mut document, &mut file).map_err(Error::io("writing", &path))?;
         listener.detail(&format!("{}: {}", item.kind.suffix(), path.display()));
         staged.push(Staged::new(temp, target));
         summary.path = Some(path);

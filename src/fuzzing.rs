@@ -28,7 +28,8 @@ pub const TARGETS: &[(&str, Entry)] = &[
 ];
 
 /// The ELF inspector, on a slice and through the read cache `inspect` uses for files: both must give
-/// the same answer. Then the readers of cargo auditable's and Go's embedded dependency lists.
+/// the same answer. Then the readers of cargo auditable's and Go's embedded dependency lists, and the
+/// SBOMs written from what they read, which must be JSON.
 pub fn elf(data: &[u8]) {
     let direct = crate::elf::inspect_data(data);
     let cache = object::ReadCache::new(Cursor::new(data));
@@ -39,9 +40,40 @@ pub fn elf(data: &[u8]) {
         let _ = info.platform.to_string();
     }
     // The embedded dependency lists an SBOM is read from, through the same read cache.
-    let _ = crate::sbom::auditable::read(&cache);
-    let _ = crate::sbom::gobuild::read(&cache);
+    let auditable = crate::sbom::auditable::read(&cache);
+    let go = crate::sbom::gobuild::read(&cache);
     let _ = crate::sbom::gobuild::read(data);
+    for inventory in [auditable, go].into_iter().filter_map(|r| r.ok().flatten()) {
+        sboms_are_json(&inventory);
+    }
+}
+
+/// Writes both SBOMs of `inventory` and reads them back as JSON.
+fn sboms_are_json(inventory: &crate::sbom::Inventory) {
+    use crate::sbom::{DocumentKind, ImageSubject, ProgramFile};
+    let Ok(name) = "fuzz/app:1".parse::<Reference>() else {
+        return;
+    };
+    let Ok(platform) = crate::platform::Platform::linux("amd64", None) else {
+        return;
+    };
+    let digest = crate::oci::Digest::of(b"");
+    let program = ProgramFile::new("/app", &digest, 0);
+    let subject = ImageSubject {
+        name: &name,
+        manifest_digest: &digest,
+        platform: &platform,
+        base: None,
+        program: &program,
+        created: crate::timestamp::Timestamp::EPOCH,
+    };
+    for kind in [DocumentKind::Spdx, DocumentKind::CycloneDx] {
+        let bytes = crate::sbom::document(kind, &subject, inventory);
+        assert!(
+            serde_json::from_slice::<serde_json::Value>(&bytes).is_ok(),
+            "an SBOM that is not JSON"
+        );
+    }
 }
 
 /// A base image's layer applied by `RootFs::scan`: the first byte picks the compression (0 none,

@@ -15,6 +15,7 @@
 //! - relative directories and library paths are taken from the root, the working directory of a
 //!   container without `WorkingDir`.
 
+use std::collections::HashSet;
 use std::fmt;
 
 use crate::elf::Linkage;
@@ -30,6 +31,19 @@ pub const LOADER_FILES: &[&str] = &[
 
 /// Nested `include`s followed in `ld.so.conf`.
 const MAX_INCLUDE_DEPTH: usize = 8;
+/// Files of the `ld.so.conf` tree read, each once: distributions ship one `ld.so.conf` and a dozen or
+/// so files in `ld.so.conf.d`.
+const MAX_CONF_FILES: usize = 256;
+/// Lines read from all those files together: real ones hold a few dozen.
+const MAX_CONF_LINES: usize = 10_000;
+/// Distinct `include` patterns expanded: real configurations have one (`ld.so.conf.d/*.conf`), and
+/// each costs a pass over the kept files.
+const MAX_INCLUDE_PATTERNS: usize = 64;
+/// Directories searched, all sources together and without repeats: real systems search a few dozen,
+/// and each costs a lookup per needed library.
+const MAX_SEARCH_DIRS: usize = 1_000;
+/// Directories named in a message; the rest are counted.
+const SHOWN_DIRS: usize = 32;
 
 /// What the base image lacks for a program to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,6 +56,9 @@ pub struct Missing {
     pub libraries: Vec<String>,
     /// The directories searched for libraries, in the loader's order.
     pub searched: Vec<String>,
+    /// The loader's configuration (or the search path) went past a limit and was read only in part:
+    /// a library may be in a directory that was not searched.
+    pub partial: bool,
 }
 
 impl fmt::Display for Missing {
@@ -55,7 +72,18 @@ impl fmt::Display for Missing {
         };
         write!(f, "{} lacks {list}", self.image)?;
         if !self.libraries.is_empty() {
-            write!(f, " (searched {})", self.searched.join(", "))?;
+            let shown = &self.searched[..self.searched.len().min(SHOWN_DIRS)];
+            write!(f, " (searched {}", shown.join(", "))?;
+            if self.searched.len() > shown.len() {
+                write!(f, " and {} more", self.searched.len() - shown.len())?;
+            }
+            if self.partial {
+                write!(
+                    f,
+                    "; the loader's configuration was read only up to this tool's limits"
+                )?;
+            }
+            f.write_str(")")?;
         }
         Ok(())
     }
@@ -86,10 +114,10 @@ pub fn check_dynamic(
         .as_ref()
         .filter(|path| rootfs.kind(path) != Some(Kind::File))
         .cloned();
-    let searched = search_path(linkage, program, library_path, rootfs, platform);
+    let searched = search_dirs(linkage, program, library_path, rootfs, platform);
     let libraries: Vec<String> = needed
         .iter()
-        .filter(|name| !has_library(rootfs, &searched, name))
+        .filter(|name| !has_library(rootfs, &searched.dirs, name))
         .cloned()
         .collect();
     if interpreter.is_none() && libraries.is_empty() {
@@ -99,7 +127,8 @@ pub fn check_dynamic(
         image: rootfs.describe().to_owned(),
         interpreter,
         libraries,
-        searched,
+        searched: searched.dirs,
+        partial: searched.cut,
     })
 }
 
@@ -108,7 +137,8 @@ pub fn check_dynamic(
 /// DT_RUNPATH, the `ld.so.conf` directories, then the defaults; for musl (an interpreter named
 /// `ld-musl-*`) `LD_LIBRARY_PATH`, DT_RUNPATH or else DT_RPATH, then `/etc/ld-musl-ARCH.path` or the
 /// defaults. `$ORIGIN` is the program's directory; `$LIB` and `$PLATFORM` take the values distributions
-/// use for `platform`.
+/// use for `platform`. The `ld.so.conf` tree and the list are read within fixed limits (at most
+/// `MAX_SEARCH_DIRS` directories), whatever the base holds.
 pub fn search_path(
     linkage: &Linkage,
     program: &str,
@@ -116,6 +146,48 @@ pub fn search_path(
     rootfs: &RootFs,
     platform: &Platform,
 ) -> Vec<String> {
+    search_dirs(linkage, program, library_path, rootfs, platform).dirs
+}
+
+/// The directories searched, in order and without repeats, and whether a limit cut them short.
+#[derive(Debug, Default)]
+struct SearchDirs {
+    dirs: Vec<String>,
+    seen: HashSet<String>,
+    cut: bool,
+}
+
+impl SearchDirs {
+    /// Adds `dir` unless it is there already; false when it is new but [`MAX_SEARCH_DIRS`] are
+    /// there (the search is then cut short).
+    fn push(&mut self, dir: String) -> bool {
+        if self.seen.contains(&dir) {
+            return true;
+        }
+        if self.dirs.len() >= MAX_SEARCH_DIRS {
+            self.cut = true;
+            return false;
+        }
+        self.seen.insert(dir.clone());
+        self.dirs.push(dir);
+        true
+    }
+
+    /// Adds each of `dirs` until one does not fit.
+    fn extend(&mut self, dirs: impl IntoIterator<Item = String>) -> bool {
+        dirs.into_iter().all(|dir| self.push(dir))
+    }
+}
+
+/// [`search_path`], and whether it is complete.
+fn search_dirs(
+    linkage: &Linkage,
+    program: &str,
+    library_path: Option<&str>,
+    rootfs: &RootFs,
+    platform: &Platform,
+) -> SearchDirs {
+    let mut dirs = SearchDirs::default();
     let Linkage::Dynamic {
         interpreter,
         rpath,
@@ -123,22 +195,20 @@ pub fn search_path(
         ..
     } = linkage
     else {
-        return Vec::new();
+        return dirs;
     };
     let tokens = Tokens::new(program, rootfs, platform);
-    let env: Vec<String> = library_path
+    let env = library_path
         .unwrap_or_default()
         .split(':')
         .filter(|dir| !dir.is_empty())
-        .map(str::to_owned)
-        .collect();
+        .map(str::to_owned);
     let elf_path = if runpath.is_empty() { rpath } else { runpath };
     let musl_arch = interpreter
         .as_deref()
         .and_then(|path| path.rsplit('/').next())
         .and_then(|name| name.strip_prefix("ld-musl-"))
         .map(|rest| rest.split('.').next().unwrap_or(rest));
-    let mut dirs: Vec<String> = Vec::new();
     match musl_arch {
         Some(arch) => {
             dirs.extend(env);
@@ -152,7 +222,7 @@ pub fn search_path(
                         .map(str::to_owned),
                 ),
                 None => dirs.extend(["/lib", "/usr/local/lib", "/usr/lib"].map(str::to_owned)),
-            }
+            };
         }
         None => {
             if runpath.is_empty() {
@@ -160,12 +230,12 @@ pub fn search_path(
             }
             dirs.extend(env);
             dirs.extend(runpath.iter().flat_map(|dir| tokens.expand(dir)));
-            read_ld_so_conf(rootfs, "/etc/ld.so.conf", 0, &mut dirs);
+            let mut conf = LdSoConf::new(rootfs);
+            conf.read("/etc/ld.so.conf", 0, &mut dirs);
+            dirs.cut |= conf.stopped;
             dirs.extend(glibc_defaults(platform));
         }
     }
-    let mut seen = std::collections::BTreeSet::new();
-    dirs.retain(|dir| seen.insert(dir.clone()));
     dirs
 }
 
@@ -178,42 +248,98 @@ fn has_library(rootfs: &RootFs, dirs: &[String], name: &str) -> bool {
         .any(|dir| rootfs.kind(&format!("{dir}/{name}")) == Some(Kind::File))
 }
 
-/// The directories `path` (an `ld.so.conf`) lists, and those of the kept files its `include` lines
-/// name (relative patterns are relative to the including file's directory, as ldconfig reads them).
-fn read_ld_so_conf(rootfs: &RootFs, path: &str, depth: usize, dirs: &mut Vec<String>) {
-    if depth > MAX_INCLUDE_DEPTH {
-        return;
+/// A reading of `/etc/ld.so.conf` and the files it `include`s, as ldconfig reads them: each file at
+/// most once (a file included again adds nothing new, since directories are kept once, in the order
+/// first seen), each distinct `include` pattern expanded once, within the limits above.
+struct LdSoConf<'a> {
+    rootfs: &'a RootFs,
+    /// The kept files' paths, listed on the first `include`.
+    kept: Option<Vec<String>>,
+    /// The files read (or being read, up the include chain).
+    read: HashSet<String>,
+    patterns: HashSet<String>,
+    lines: usize,
+    /// A limit was reached: nothing more is read.
+    stopped: bool,
+}
+
+impl<'a> LdSoConf<'a> {
+    fn new(rootfs: &'a RootFs) -> LdSoConf<'a> {
+        LdSoConf {
+            rootfs,
+            kept: None,
+            read: HashSet::new(),
+            patterns: HashSet::new(),
+            lines: 0,
+            stopped: false,
+        }
     }
-    let Some(content) = rootfs.file(path) else {
-        return;
-    };
-    let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
-    for line in String::from_utf8_lossy(content).lines() {
-        let line = line.split('#').next().unwrap_or_default().trim();
-        if let Some(patterns) = line.strip_prefix("include")
-            && patterns.starts_with([' ', '\t'])
-        {
-            for pattern in patterns.split_whitespace() {
-                let pattern = if pattern.starts_with('/') {
-                    pattern.to_owned()
-                } else {
-                    format!("{base}/{pattern}")
-                };
-                let included: Vec<String> = rootfs
-                    .kept_files()
-                    .map(|(file, _)| file)
-                    .filter(|file| path_matches(&pattern, file))
-                    .collect();
-                for file in included {
-                    read_ld_so_conf(rootfs, &file, depth + 1, dirs);
+
+    /// Adds the directories `path` lists to `dirs`, and those of the kept files its `include` lines
+    /// name (relative patterns are relative to the including file's directory). A limit reached
+    /// stops the reading.
+    fn read(&mut self, path: &str, depth: usize, dirs: &mut SearchDirs) {
+        if self.stopped || depth > MAX_INCLUDE_DEPTH || self.read.contains(path) {
+            return;
+        }
+        let Some(content) = self.rootfs.file(path) else {
+            return;
+        };
+        if self.read.len() >= MAX_CONF_FILES {
+            self.stopped = true;
+            return;
+        }
+        self.read.insert(path.to_owned());
+        let base = path.rsplit_once('/').map_or("", |(dir, _)| dir);
+        for line in String::from_utf8_lossy(content).lines() {
+            if self.stopped {
+                return;
+            }
+            self.lines += 1;
+            if self.lines > MAX_CONF_LINES {
+                self.stopped = true;
+                return;
+            }
+            let line = line.split('#').next().unwrap_or_default().trim();
+            if let Some(patterns) = line.strip_prefix("include")
+                && patterns.starts_with([' ', '\t'])
+            {
+                for pattern in patterns.split_whitespace() {
+                    let pattern = if pattern.starts_with('/') {
+                        pattern.to_owned()
+                    } else {
+                        format!("{base}/{pattern}")
+                    };
+                    if self.patterns.contains(&pattern) {
+                        continue;
+                    }
+                    if self.patterns.len() >= MAX_INCLUDE_PATTERNS {
+                        self.stopped = true;
+                        return;
+                    }
+                    let rootfs = self.rootfs;
+                    let kept = self
+                        .kept
+                        .get_or_insert_with(|| rootfs.kept_files().map(|(file, _)| file).collect());
+                    let included: Vec<String> = kept
+                        .iter()
+                        .filter(|file| path_matches(&pattern, file))
+                        .cloned()
+                        .collect();
+                    self.patterns.insert(pattern);
+                    for file in included {
+                        self.read(&file, depth + 1, dirs);
+                    }
+                }
+            } else if !line.starts_with("hwcap") {
+                let listed = line
+                    .split([' ', '\t', ':', ','])
+                    .filter(|dir| dir.starts_with('/'))
+                    .map(|dir| dir.trim_end_matches('/').to_owned());
+                if !dirs.extend(listed) {
+                    self.stopped = true;
                 }
             }
-        } else if !line.starts_with("hwcap") {
-            dirs.extend(
-                line.split([' ', '\t', ':', ','])
-                    .filter(|dir| dir.starts_with('/'))
-                    .map(|dir| dir.trim_end_matches('/').to_owned()),
-            );
         }
     }
 }
@@ -480,6 +606,79 @@ mod tests {
             &missing.searched[..3],
             ["/opt/two", "/opt/three", "/opt/one"]
         );
+    }
+
+    #[test]
+    fn ld_so_conf_includes_are_read_once_whatever_their_fan_out() {
+        // Every file includes every file (itself too): ldconfig's result is each directory once, in
+        // the order first seen; reading each file once gives it without the exponential walk.
+        let mut layer = Layer::new().file(
+            "etc/ld.so.conf",
+            "include /etc/ld.so.conf.d/*.conf\ninclude ld.so.conf\n/opt/top\n",
+        );
+        for i in 0..30 {
+            layer = layer.file(
+                &format!("etc/ld.so.conf.d/{i:02}.conf"),
+                &format!("include /etc/ld.so.conf.d/*.conf\n/opt/lib{i:02}\n"),
+            );
+        }
+        let base = scan(&[layer.file("opt/lib29/libz.so", "")], &keep()).unwrap();
+        let mut dirs = SearchDirs::default();
+        let mut conf = LdSoConf::new(&base);
+        conf.read("/etc/ld.so.conf", 0, &mut dirs);
+        assert_eq!(conf.read.len(), 31, "each file is read once");
+        assert_eq!(conf.patterns.len(), 2, "each pattern is expanded once");
+        assert!(!conf.stopped && !dirs.cut);
+        // 00.conf is read first; what it includes again is being read or was, so it adds nothing.
+        let expected: Vec<String> = (0..30)
+            .map(|i| format!("/opt/lib{i:02}"))
+            .chain(["/opt/top".to_owned()])
+            .collect();
+        assert_eq!(dirs.dirs, expected);
+        let linkage = glibc(&["libz.so"]);
+        let missing = check_dynamic(&linkage, "/app", None, &base, &amd64()).unwrap_err();
+        assert!(missing.libraries.is_empty() && !missing.partial);
+    }
+
+    #[test]
+    fn a_loader_configuration_past_the_limits_is_read_in_part_and_says_so() {
+        // More directories than are searched: the first ones count, the message says the rest were not.
+        let many: String = (0..MAX_SEARCH_DIRS + 10)
+            .map(|i| format!("/opt/{i}\n"))
+            .collect();
+        let base = scan(
+            &[Layer::new()
+                .file("lib64/ld-linux-x86-64.so.2", "")
+                .file("etc/ld.so.conf", &many)
+                .file(&format!("opt/{}/libfar.so", MAX_SEARCH_DIRS + 5), "")],
+            &keep(),
+        )
+        .unwrap();
+        let missing =
+            check_dynamic(&glibc(&["libfar.so"]), "/app", None, &base, &amd64()).unwrap_err();
+        assert_eq!(missing.searched.len(), MAX_SEARCH_DIRS);
+        assert!(missing.partial);
+        let message = missing.to_string();
+        assert!(
+            message.contains(&format!("and {} more", MAX_SEARCH_DIRS - SHOWN_DIRS))
+                && message.contains("read only up to this tool's limits"),
+            "{message}"
+        );
+        // More lines than are read: a directory after them is not seen, but the defaults still are.
+        let mut long = "# padding\n".repeat(MAX_CONF_LINES);
+        long.push_str("/opt/late\n");
+        let base = scan(
+            &[Layer::new()
+                .file("etc/ld.so.conf", &long)
+                .file("opt/late/liblate.so", "")],
+            &keep(),
+        )
+        .unwrap();
+        let linkage = glibc(&["liblate.so"]);
+        let dirs = search_dirs(&linkage, "/app", None, &base, &amd64());
+        assert!(dirs.cut);
+        assert!(!dirs.dirs.contains(&"/opt/late".to_owned()));
+        assert_eq!(dirs.dirs.last().map(String::as_str), Some("/usr/lib"));
     }
 
     #[test]

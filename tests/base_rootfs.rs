@@ -277,6 +277,59 @@ fn a_base_without_loader_or_libc_is_refused_naming_both() {
 }
 
 #[test]
+fn a_base_whose_ld_so_conf_files_include_each_other_is_checked_in_bounded_memory_and_time() {
+    // Thirty files in /etc/ld.so.conf.d, each including all of them: read file by file down every
+    // include chain, that is 30^8 readings. The check reads each file once; zeroimage runs under a
+    // 512 MiB address-space limit and a 60 s CPU-time limit (the unbounded walk blew both).
+    let Some((echo, _, platform)) = host_program("/bin/echo") else {
+        return;
+    };
+    let Some(prlimit) = support::peer("prlimit") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let Some(libraries) = host_libraries(&echo) else {
+        return;
+    };
+    let Some(umoci) = Umoci::new(dir.path(), &platform) else {
+        return;
+    };
+    let stage = dir.path().join("stage");
+    stage_host_files(&stage, &libraries);
+    write(
+        &stage.join("etc/ld.so.conf"),
+        "include /etc/ld.so.conf.d/*.conf\n",
+    );
+    for i in 0..30 {
+        write(
+            &stage.join(format!("etc/ld.so.conf.d/{i:02}.conf")),
+            &format!("include /etc/ld.so.conf.d/*.conf\n/opt/lib{i:02}\n"),
+        );
+    }
+    umoci.insert(&stage);
+    let Some(archive) = umoci.archive(dir.path(), "fanout.tar", "gzip") else {
+        return;
+    };
+    let out = dir.path().join("out.tar");
+    let output = support::zeroimage_via(prlimit, &[&format!("--as={}", 512u64 << 20), "--cpu=60"])
+        .arg(&echo)
+        .arg("--from-archive")
+        .arg(&archive)
+        .arg("-o")
+        .arg(&out)
+        .arg("-v")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{:?}: {err}", output.status);
+    assert!(
+        err.contains("the base has its loader and libraries"),
+        "{err}"
+    );
+    assert!(out.is_file());
+}
+
+#[test]
 fn runpath_with_origin_finds_the_programs_own_library() {
     let Some(gcc) = support::peer("gcc") else {
         return;

@@ -15,6 +15,7 @@ use support::registry::{Setup, TestRegistry};
 use support::sbom_tools::{validate_cyclonedx, validate_provenance, validate_spdx};
 use support::tiny_elf::{self, Machine, Shape};
 use support::{X86_64_MUSL, cargo_zeroimage, read_tar, root, run_ok, stdout_of, zeroimage};
+use zeroimage::sbom::Component;
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
 
@@ -1265,5 +1266,555 @@ fn a_foreign_image_under_the_fallback_tag_is_left_alone_and_the_image_is_still_t
         inspect(&fallback),
         squatter_digest,
         "their tag is untouched"
+    );
+}
+
+/// Components whose every outside field is hostile: names, versions, licenses, homepages,
+/// repositories, git URLs and checksums that are not what their field expects.
+fn hostile_components() -> Vec<Component> {
+    use zeroimage::sbom::{Ecosystem, Origin};
+    let texts = [
+        "a b/<c>{d}|e^`f\\g\"h",
+        "pkg:cargo/x@1?y=z#w",
+        "%zz%41",
+        "名前-ü",
+        "\u{1b}[31mred\u{7}",
+        "",
+        "..",
+        "/",
+        "urn:cdx:0000",
+        "LicenseRef-x",
+    ];
+    let licenses = [
+        ")MIT(",
+        "MIT OR",
+        "(MIT",
+        "MIT/Apache-2.0",
+        "Apache-2.0 / MIT",
+        "GPL-2.0+",
+        "LGPL-3.0",
+        "MIT OR LicenseRef-Proprietary.v2",
+        "LicenseRef-x AND LicenseRef-x",
+        "Apache-2.0 WITH LLVM-exception",
+        "DocumentRef-a:LicenseRef-b",
+        "MIT WITH AdditionRef-c",
+        "NOASSERTION",
+        "NONE",
+        "MIT OR NOASSERTION",
+        "see LICENSE",
+        "BSD",
+        "  ",
+        "\u{1b}]0;title\u{7}MIT",
+    ];
+    let urls = [
+        "https://example.com/a b/<x>{y}|z^`?q=\"1\"#f g",
+        "http://[::1]:8080/x",
+        "https://localhost/",
+        "https://example.museum/%zz/ü",
+        "https://user:pa ss@example.com:99999/",
+        "ftp://example.com/",
+        "file:///etc/passwd",
+        "git@github.com:a/b.git",
+        "not a url",
+        "https://",
+        "https://exa mple.com/",
+    ];
+    let git_urls = [
+        "",
+        "file:///home/me/repo",
+        "ssh://git@github.com/a/b.git",
+        "https://github.com/a b/<c>",
+        "not a url",
+    ];
+    let mut components = Vec::new();
+    for (i, text) in texts.iter().enumerate() {
+        for ecosystem in [Ecosystem::Cargo, Ecosystem::Go] {
+            let origin = match (ecosystem, i % 3) {
+                (Ecosystem::Go, _) => Origin::GoModule,
+                (_, 0) => Origin::CratesIo,
+                (_, 1) => Origin::Registry(format!("sparse+{}", urls[i % urls.len()])),
+                _ => Origin::Git {
+                    url: git_urls[i % git_urls.len()].to_owned(),
+                    commit: Some(text.to_string()),
+                },
+            };
+            let mut c = Component::new(ecosystem, text, text, origin);
+            c.license = Some(licenses[i % licenses.len()].to_owned());
+            c.homepage = Some(urls[i % urls.len()].to_owned());
+            c.repository = Some(urls[(i + 3) % urls.len()].to_owned());
+            c.sha256 = Some(text.to_string());
+            c.go_sum = Some(text.to_string());
+            c.authors = vec![format!("{text} <{text}>"), "(x) <@>".to_owned()];
+            c.description = Some(text.to_string());
+            c.features = vec![text.to_string()];
+            c.replaced_by = (i % 4 == 0).then(|| text.to_string());
+            components.push(c);
+        }
+    }
+    for (i, license) in licenses.iter().enumerate() {
+        let mut c = Component::new(
+            Ecosystem::Cargo,
+            "licensed",
+            &i.to_string(),
+            Origin::CratesIo,
+        );
+        c.license = Some((*license).to_owned());
+        components.push(c);
+    }
+    for (i, url) in urls.iter().chain(&git_urls).enumerate() {
+        let mut c = Component::new(
+            Ecosystem::Cargo,
+            "linked",
+            &i.to_string(),
+            Origin::Git {
+                url: (*url).to_owned(),
+                commit: None,
+            },
+        );
+        c.homepage = Some((*url).to_owned());
+        c.repository = Some((*url).to_owned());
+        components.push(c);
+    }
+    // Every license and exception identifier the SPDX parser knows, deprecated ones too, but those
+    // the validator cannot know (and NOASSERTION, which the list carries but is no license); twenty
+    // to a package, since the CycloneDX validator compares every two components (uniqueItems).
+    let known = |name: &&str| !VALIDATOR_LACKS.contains(name) && *name != "NOASSERTION";
+    let licenses: Vec<String> = spdx::identifiers::LICENSES
+        .iter()
+        .map(|l| l.name)
+        .filter(known)
+        .map(str::to_owned)
+        .collect();
+    let exceptions: Vec<String> = spdx::identifiers::EXCEPTIONS
+        .iter()
+        .map(|e| e.name)
+        .filter(known)
+        .map(|name| format!("Apache-2.0 WITH {name}"))
+        .collect();
+    for (i, group) in licenses.chunks(20).chain(exceptions.chunks(20)).enumerate() {
+        let mut c = Component::new(Ecosystem::Cargo, "listed", &i.to_string(), Origin::CratesIo);
+        c.license = Some(group.join(" OR "));
+        components.push(c);
+    }
+    components
+}
+
+/// SPDX identifiers pyspdxtools refuses in a valid expression: those added to the SPDX license list
+/// (3.27 to 3.29, which the `spdx` crate carries) after the list of the validator's
+/// `license-expression` was made, and a license whose name ends in `-exception`, which it reads as
+/// an exception.
+const VALIDATOR_LACKS: &[&str] = &[
+    "ALGLIB-Documentation",
+    "Advanced-Cryptics-Dictionary",
+    "BOLA-1.1",
+    "BSD-2-Clause-pos-unchanged",
+    "BSD-3-Clause-OpenWebUI",
+    "BSD-3-Clause-Tso",
+    "BSD-Mark-Modifications",
+    "BSD-Source-Code-no-disclaimer",
+    "BSD-Source-alt-GPL",
+    "BSD-ask-to-endorse",
+    "Brian-Gladman-3-Clause-no-conversion",
+    "Buddy",
+    "Bugroff",
+    "CAPEC-tou",
+    "CC-BY-NC-3.0-IGO",
+    "Classpath-exception-2.0-short",
+    "ESA-PL-permissive-2.4",
+    "ESA-PL-strong-copyleft-2.4",
+    "ESA-PL-weak-copyleft-2.4",
+    "FDK-MPEG-H",
+    "Google-Patent-WebM",
+    "HPND-SMC",
+    "HPND-sell-variant-critical-systems",
+    "Hippocratic-3.0-core",
+    "ISO-permission",
+    "Informatica",
+    "MIT-STK",
+    "MMPL-1.0.1",
+    "MVT-1.1",
+    "NIST-PD-TNT",
+    "OSC-1.0",
+    "OSSP",
+    "OpenMDW-1.0",
+    "ParaType-Free-Font-1.3",
+    "SGMLUG-PM",
+    "Simple-Library-Usage-exception",
+    "Spelling-Provider-LGPL-exception",
+    "TekHVC",
+    "UnRAR",
+    "Vixie-Cron",
+    "WTFNMFPL",
+    "WordNet",
+    "X11-no-permit-persons",
+    "atc-game",
+    "hyphen-bulgarian",
+    "kvirc-openssl-exception",
+    "rsync-linking-exception",
+    "sqlitestudio-OpenSSL-exception",
+    "MPL-2.0-no-copyleft-exception",
+];
+
+#[test]
+fn documents_of_hostile_metadata_pass_both_validators() {
+    use zeroimage::sbom::{DocumentKind, Edge, ImageSubject, Inventory, ProgramFile, Source};
+    let dir = tempfile::tempdir().unwrap();
+    let components = hostile_components();
+    let count = components.len();
+    let inventory = Inventory {
+        source: Source::Cargo,
+        root: Some(0),
+        edges: (1..count)
+            .flat_map(|i| {
+                [
+                    Edge {
+                        from: 0,
+                        to: i,
+                        build: false,
+                    },
+                    Edge {
+                        from: 0,
+                        to: i,
+                        build: true,
+                    },
+                ]
+            })
+            .collect(),
+        components,
+        tools: Vec::new(),
+    };
+    let name: zeroimage::reference::Reference = "example.com/hostile:1".parse().unwrap();
+    let digest = zeroimage::oci::Digest::of(b"manifest");
+    let platform = zeroimage::platform::Platform::linux("amd64", None).unwrap();
+    let program = ProgramFile::new("/app", &zeroimage::oci::Digest::of(b"program"), 7);
+    let subject = ImageSubject {
+        name: &name,
+        manifest_digest: &digest,
+        platform: &platform,
+        base: Some(("example.com/base \u{1b}[1m:1", &digest)),
+        program: &program,
+        created: zeroimage::timestamp::Timestamp::EPOCH,
+    };
+    let spdx = dir.path().join("hostile.spdx.json");
+    let cdx = dir.path().join("hostile.cdx.json");
+    std::fs::write(
+        &spdx,
+        zeroimage::sbom::document(DocumentKind::Spdx, &subject, &inventory),
+    )
+    .unwrap();
+    std::fs::write(
+        &cdx,
+        zeroimage::sbom::document(DocumentKind::CycloneDx, &subject, &inventory),
+    )
+    .unwrap();
+    validate_spdx(&spdx);
+    validate_cyclonedx(&cdx);
+
+    // What is written: expressions as expressions, other text as text, URLs encoded.
+    let doc = json(&spdx);
+    let declared = |name: &str| -> Vec<String> {
+        doc["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["name"] == name)
+            .map(|p| p["licenseDeclared"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for license in declared("listed") {
+        assert!(
+            license.contains(" OR ") && !license.contains("LicenseRef"),
+            "every listed identifier is read as one: {license}"
+        );
+    }
+    let licensed = declared("licensed");
+    assert!(licensed.contains(&"MIT OR Apache-2.0".to_owned()));
+    assert!(licensed.contains(&"GPL-2.0-or-later".to_owned()));
+    let extracted = doc["hasExtractedLicensingInfos"].as_array().unwrap();
+    let text_ref = extracted
+        .iter()
+        .find(|e| e["extractedText"] == ")MIT(")
+        .expect(")MIT( is kept as text");
+    assert!(licensed.contains(&text_ref["licenseId"].as_str().unwrap().to_owned()));
+    assert!(
+        extracted
+            .iter()
+            .any(|e| e["licenseId"] == "LicenseRef-Proprietary.v2"),
+        "a LicenseRef an expression names is defined"
+    );
+    let bom = json(&cdx);
+    let components = bom["components"].as_array().unwrap();
+    assert!(
+        components
+            .iter()
+            .any(|c| c["licenses"][0]["license"]["name"] == ")MIT(")
+    );
+    assert!(
+        components
+            .iter()
+            .any(|c| c["licenses"][0]["expression"] == "MIT OR Apache-2.0")
+    );
+    assert!(components.iter().any(|c| {
+        c["externalReferences"][0]["url"]
+            == "https://example.com/a%20b/%3Cx%3E%7By%7D%7Cz%5E%60?q=%221%22#f%20g"
+    }));
+}
+
+/// The hello fixture with `contents` added as its section `section` (objcopy), at `dir/name`; `None`
+/// (skipped) without objcopy or the fixture.
+fn hello_with_section(dir: &Path, name: &str, section: &str, contents: &[u8]) -> Option<PathBuf> {
+    let objcopy = support::peer("objcopy")?;
+    let hello = support::hello_fixture(X86_64_MUSL)?;
+    let data = dir.join(format!("{name}.section"));
+    std::fs::write(&data, contents).unwrap();
+    let program = dir.join(name);
+    run_ok(
+        Command::new(objcopy)
+            .arg("--add-section")
+            .arg(format!("{section}={}", data.display()))
+            .arg(&hello)
+            .arg(&program),
+    );
+    Some(program)
+}
+
+/// A `.go.buildinfo` section in Go 1.18's inline form holding `modinfo`.
+fn go_buildinfo(modinfo: &str) -> Vec<u8> {
+    fn varint(mut n: usize, out: &mut Vec<u8>) {
+        while n >= 0x80 {
+            out.push((n as u8 & 0x7f) | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    let mut section = b"\xff Go buildinf:\x08\x02".to_vec();
+    section.resize(32, 0);
+    let mut framed = vec![0xaf; 16];
+    framed.extend_from_slice(modinfo.as_bytes());
+    framed.extend_from_slice(&[0xf9; 16]);
+    for text in [b"go1.22.1".as_slice(), &framed] {
+        varint(text.len(), &mut section);
+        section.extend_from_slice(text);
+    }
+    section
+}
+
+/// A `.dep-v0` section: `json` zlib-compressed, as cargo auditable writes it.
+fn dep_v0(json: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+    encoder.write_all(json).unwrap();
+    encoder.finish().unwrap()
+}
+
+/// `zeroimage PROGRAM --sbom both -o DIR/NAME.tar` within 256 MiB of address space and 60 s of CPU
+/// time (prlimit). glibc reserves 64 MiB of address space for each thread's arena; one arena makes
+/// the address space what the program allocates. `None` (skipped) without prlimit.
+fn zeroimage_within_256_mib(program: &Path) -> Option<Output> {
+    let prlimit = support::peer("prlimit")?;
+    let out = program.with_extension("tar");
+    let output = support::zeroimage_via(prlimit, &[&format!("--as={}", 256u64 << 20), "--cpu=60"])
+        .env("MALLOC_ARENA_MAX", "1")
+        .arg(program)
+        .args(["--sbom", "both", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    Some(output)
+}
+
+/// The values of `"key":"..."` in a JSON document, in order, found without parsing it whole.
+fn string_values(document: &[u8], key: &str) -> Vec<String> {
+    let needle = format!("\"{key}\":\"");
+    let text = String::from_utf8_lossy(document);
+    text.match_indices(&needle)
+        .map(|(at, _)| {
+            let rest = &text[at + needle.len()..];
+            rest[..rest.find('"').unwrap()].to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn embedded_lists_of_100k_modules_are_written_within_256_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    // The most modules accepted, all different (Go); and as many cargo packages all named alike, in
+    // a chain, whose identifiers must be made unique in one pass.
+    let mut modinfo = "path\texample.com/app\nmod\texample.com/app\t(devel)\t\n".to_owned();
+    for i in 1..100_000 {
+        modinfo.push_str(&format!("dep\texample.com/m{i}\tv1.0.{i}\th1:x=\n"));
+    }
+    let packages: Vec<String> = (0..100_000)
+        .map(|i| {
+            let next = if i + 1 < 100_000 { format!("{}", i + 1) } else { String::new() };
+            format!(
+                r#"{{"name":"same","version":"1.0.0","source":"crates.io","dependencies":[{next}]{}}}"#,
+                if i == 0 { r#","root":true"# } else { "" }
+            )
+        })
+        .collect();
+    let json = format!(r#"{{"packages":[{}]}}"#, packages.join(","));
+    // The packages: the modules and (Go) the toolchain.
+    for (name, section, contents, packages) in [
+        (
+            "go100k",
+            ".go.buildinfo",
+            go_buildinfo(&modinfo),
+            100_000 + 1,
+        ),
+        ("cargo100k", ".dep-v0", dep_v0(json.as_bytes()), 100_000),
+    ] {
+        let Some(program) = hello_with_section(dir.path(), name, section, &contents) else {
+            return;
+        };
+        let Some(output) = zeroimage_within_256_mib(&program) else {
+            return;
+        };
+        let err = stderr(&output);
+        assert!(
+            output.status.success(),
+            "{name}: {:?}: {err}",
+            output.status
+        );
+        assert!(!err.contains("warning"), "{name}: {err}");
+        let spdx = std::fs::read(dir.path().join(format!("{name}.spdx.json"))).unwrap();
+        let ids = string_values(&spdx, "SPDXID");
+        // The document, the image and the program besides the packages.
+        assert_eq!(ids.len(), packages + 3, "{name}");
+        let unique: std::collections::HashSet<&String> = ids.iter().collect();
+        assert_eq!(unique.len(), ids.len(), "{name}: SPDX identifiers repeat");
+        let cdx = std::fs::read(dir.path().join(format!("{name}.cdx.json"))).unwrap();
+        let refs = string_values(&cdx, "bom-ref");
+        let unique: std::collections::HashSet<&String> = refs.iter().collect();
+        assert_eq!(unique.len(), refs.len(), "{name}: bom-refs repeat");
+        assert!(refs.len() > 100_000, "{name}: {}", refs.len());
+    }
+}
+
+#[test]
+fn hostile_embedded_lists_are_refused_within_bounded_memory_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    // 60 KB of zlib naming package 0 as a dependency 31 million times; 524,000 `mod` lines in 4 MiB;
+    // two thousand build settings.
+    let mut edges =
+        br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0"#
+            .to_vec();
+    for _ in 1..31_000_000 {
+        edges.extend_from_slice(b",0");
+    }
+    edges.extend_from_slice(b"]}]}");
+    let settings: String = (0..2_000)
+        .map(|i| format!("build\tkey{i}=value\n"))
+        .collect();
+    for (name, section, contents, reason) in [
+        (
+            "edges",
+            ".dep-v0",
+            dep_v0(&edges),
+            "lists more than 1000000 dependencies",
+        ),
+        (
+            "mods",
+            ".go.buildinfo",
+            go_buildinfo(&"mod\ta\tv\n".repeat(524_000)),
+            "lists more than 100000 modules",
+        ),
+        (
+            "settings",
+            ".go.buildinfo",
+            go_buildinfo(&format!("mod\ta\tv1\t\n{settings}")),
+            "lists more than 1000 build settings",
+        ),
+    ] {
+        let Some(program) = hello_with_section(dir.path(), name, section, &contents) else {
+            return;
+        };
+        let Some(output) = zeroimage_within_256_mib(&program) else {
+            return;
+        };
+        let err = stderr(&output);
+        assert!(
+            output.status.success(),
+            "{name}: {:?}: {err}",
+            output.status
+        );
+        assert!(
+            err.contains("warning:")
+                && err.contains(reason)
+                && err.contains("the program file alone"),
+            "{name}: {err}"
+        );
+        let spdx = dir.path().join(format!("{name}.spdx.json"));
+        validate_spdx(&spdx);
+        assert_eq!(spdx_packages(&json(&spdx)).len(), 2, "{name}");
+    }
+}
+
+#[test]
+fn a_license_that_is_no_spdx_expression_is_kept_as_text_with_a_warning_and_urls_are_encoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let crate_dir = dir.path().join("hello");
+    support::copy_fixture("hello", &crate_dir);
+    let manifest = crate_dir.join("Cargo.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap().replace(
+        "publish = false\n",
+        "publish = false\nlicense = \")MIT(\"\nhomepage = \"https://example.com/a b/<x>\"\n\
+         repository = \"https://example.com/r|e^p{o}\"\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let output = run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .arg("--target-dir")
+            .arg(dir.path().join("target"))
+            .arg("-o")
+            .arg(dir.path().join("hello.tar"))
+            .args(["--sbom", "both"]),
+    );
+    let err = stderr(&output);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warning: hello 0.1.0 declares the license `)MIT(`, which is not an SPDX expression; the \
+          SBOM records it as text (use an expression such as `MIT OR Apache-2.0`, or \
+          `LicenseRef-...` for a license of your own)"
+        ],
+        "{err}"
+    );
+    let spdx = dir.path().join("hello.spdx.json");
+    let cdx = dir.path().join("hello.cdx.json");
+    validate_spdx(&spdx);
+    validate_cyclonedx(&cdx);
+    let doc = json(&spdx);
+    let package = &spdx_packages(&doc)["hello"];
+    let id = package["licenseDeclared"].as_str().unwrap();
+    assert!(id.starts_with("LicenseRef-declared-"), "{package}");
+    assert_eq!(package["homepage"], "https://example.com/a%20b/%3Cx%3E");
+    let info = doc["hasExtractedLicensingInfos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["licenseId"] == id)
+        .unwrap();
+    assert_eq!(info["extractedText"], ")MIT(");
+    let bom = json(&cdx);
+    let component = bom["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "hello")
+        .unwrap();
+    assert_eq!(
+        component["licenses"],
+        serde_json::json!([{"license": {"name": ")MIT("}}])
+    );
+    assert_eq!(
+        component["externalReferences"],
+        serde_json::json!([
+            {"type": "website", "url": "https://example.com/a%20b/%3Cx%3E"},
+            {"type": "vcs", "url": "https://example.com/r%7Ce%5Ep%7Bo%7D"},
+        ])
     );
 }

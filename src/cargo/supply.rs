@@ -77,6 +77,8 @@ pub(crate) fn attach_options(
         let checksums = sbom::Checksums::read(&lock_path)?;
         let mut flags = job.cargo.resolution_flags();
         flags.extend(job.cargo.feature_flags());
+        // A crate shared by several binaries is warned about once.
+        let mut warned = std::collections::BTreeSet::new();
         for build in builds {
             listener.detail(&format!(
                 "reading cargo's dependency graph for {}",
@@ -102,6 +104,11 @@ pub(crate) fn attach_options(
                 vcs.cloned(),
                 rustc.iter().cloned().collect(),
             )?;
+            for warning in inventory.license_warnings() {
+                if warned.insert(warning.clone()) {
+                    listener.warning(&warning);
+                }
+            }
             options.inventories.push(Some(inventory));
         }
     }

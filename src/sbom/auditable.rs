@@ -2,10 +2,12 @@
 //! section, `{"packages":[{"name","version","source","kind","dependencies":[indices],"root"}]}`.
 //! Outside input: the section's size, the decompressed size and the number of packages are bounded.
 
+use std::cell::Cell;
+use std::fmt;
 use std::io::Read;
 
 use object::read::ReadRef;
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use super::{Component, Ecosystem, Edge, Inventory, Origin, Scope, Source, elf_section};
 
@@ -14,26 +16,191 @@ const SECTION: &[u8] = b".dep-v0";
 const MAX_COMPRESSED: u64 = 8 << 20;
 /// Largest JSON after decompression.
 const MAX_JSON: u64 = 64 << 20;
-/// Most packages accepted.
-const MAX_PACKAGES: usize = 100_000;
+/// Most packages accepted: the largest real dependency graphs have a few thousand crates.
+pub(crate) const MAX_PACKAGES: usize = 100_000;
+/// Most dependency indices accepted, all packages together and repeats included, counted as they are
+/// read: real graphs have a few per crate.
+pub(crate) const MAX_DEPENDENCIES: usize = 1_000_000;
 
-#[derive(Deserialize)]
-struct List {
-    packages: Vec<Package>,
-}
-
-#[derive(Deserialize)]
 struct Package {
     name: String,
     version: String,
-    #[serde(default)]
     source: String,
-    #[serde(default)]
     kind: Option<String>,
-    #[serde(default)]
     dependencies: Vec<usize>,
-    #[serde(default)]
     root: bool,
+}
+
+/// What the list may still hold, and the limit it went past, if any.
+struct Budget {
+    dependencies_left: Cell<usize>,
+    exceeded: Cell<Option<String>>,
+}
+
+impl Budget {
+    /// Notes that a limit was passed, as an error that stops the parser.
+    fn exceeded<E: de::Error>(&self, what: String) -> E {
+        let error = E::custom(&what);
+        self.exceeded.set(Some(what));
+        error
+    }
+}
+
+/// Reads the list: the packages and their dependency indices are counted against [`MAX_PACKAGES`]
+/// and [`MAX_DEPENDENCIES`] one by one, before they are kept, so that a small section cannot make a
+/// large list.
+struct ListSeed<'a>(&'a Budget);
+
+impl<'de> DeserializeSeed<'de> for ListSeed<'_> {
+    type Value = Vec<Package>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ListSeed<'_> {
+    type Value = Vec<Package>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object with `packages`")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut packages = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "packages" && packages.is_none() {
+                packages = Some(map.next_value_seed(PackagesSeed(self.0))?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        packages.ok_or_else(|| de::Error::missing_field("packages"))
+    }
+}
+
+struct PackagesSeed<'a>(&'a Budget);
+
+impl<'de> DeserializeSeed<'de> for PackagesSeed<'_> {
+    type Value = Vec<Package>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PackagesSeed<'_> {
+    type Value = Vec<Package>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of packages")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut packages = Vec::new();
+        loop {
+            if packages.len() == MAX_PACKAGES {
+                return match seq.next_element::<IgnoredAny>()? {
+                    Some(_) => Err(self.0.exceeded(format!(
+                        "lists more than {MAX_PACKAGES} packages, the most accepted"
+                    ))),
+                    None => Ok(packages),
+                };
+            }
+            match seq.next_element_seed(PackageSeed(self.0))? {
+                Some(package) => packages.push(package),
+                None => return Ok(packages),
+            }
+        }
+    }
+}
+
+struct PackageSeed<'a>(&'a Budget);
+
+impl<'de> DeserializeSeed<'de> for PackageSeed<'_> {
+    type Value = Package;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PackageSeed<'_> {
+    type Value = Package;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a package")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let (mut name, mut version) = (None, None);
+        let mut package = Package {
+            name: String::new(),
+            version: String::new(),
+            source: String::new(),
+            kind: None,
+            dependencies: Vec::new(),
+            root: false,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "name" => name = Some(map.next_value::<String>()?),
+                "version" => version = Some(map.next_value::<String>()?),
+                "source" => package.source = map.next_value()?,
+                "kind" => package.kind = map.next_value()?,
+                "root" => package.root = map.next_value()?,
+                "dependencies" => {
+                    let seed = DependenciesSeed {
+                        budget: self.0,
+                        into: &mut package.dependencies,
+                    };
+                    map.next_value_seed(seed)?;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        package.name = name.ok_or_else(|| de::Error::missing_field("name"))?;
+        package.version = version.ok_or_else(|| de::Error::missing_field("version"))?;
+        Ok(package)
+    }
+}
+
+/// One package's dependency indices, appended to `into`, each taken from the budget.
+struct DependenciesSeed<'a> {
+    budget: &'a Budget,
+    into: &'a mut Vec<usize>,
+}
+
+impl<'de> DeserializeSeed<'de> for DependenciesSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for DependenciesSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of package indices")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(index) = seq.next_element::<usize>()? {
+            let left = self.budget.dependencies_left.get();
+            if left == 0 {
+                return Err(self.budget.exceeded(format!(
+                    "lists more than {MAX_DEPENDENCIES} dependencies, the most accepted"
+                )));
+            }
+            self.budget.dependencies_left.set(left - 1);
+            self.into.push(index);
+        }
+        Ok(())
+    }
 }
 
 /// The inventory in `data`'s `.dep-v0` section: `Ok(None)` when there is none, an error when it is
@@ -68,18 +235,22 @@ pub(crate) fn read<'data, R: ReadRef<'data>>(data: R) -> Result<Option<Inventory
 }
 
 fn parse(json: &[u8]) -> Result<Inventory, String> {
-    let list: List = serde_json::from_slice(json).map_err(|e| {
-        format!(
-            "its .dep-v0 section is not a cargo auditable dependency list ({})",
-            crate::sanitize::outside(&e.to_string(), crate::sanitize::EXCERPT)
-        )
-    })?;
-    let count = list.packages.len();
-    if count > MAX_PACKAGES {
-        return Err(format!(
-            "its .dep-v0 section lists {count} packages; at most {MAX_PACKAGES} are accepted"
-        ));
-    }
+    let budget = Budget {
+        dependencies_left: Cell::new(MAX_DEPENDENCIES),
+        exceeded: Cell::new(None),
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(json);
+    let packages = ListSeed(&budget)
+        .deserialize(&mut deserializer)
+        .and_then(|packages| deserializer.end().map(|()| packages))
+        .map_err(|e| match budget.exceeded.take() {
+            Some(what) => format!("its .dep-v0 section {what}"),
+            None => format!(
+                "its .dep-v0 section is not a cargo auditable dependency list ({})",
+                crate::sanitize::outside(&e.to_string(), crate::sanitize::EXCERPT)
+            ),
+        })?;
+    let count = packages.len();
     let mut inventory = Inventory {
         source: Source::Auditable,
         root: None,
@@ -87,7 +258,7 @@ fn parse(json: &[u8]) -> Result<Inventory, String> {
         edges: Vec::new(),
         tools: Vec::new(),
     };
-    for (i, package) in list.packages.iter().enumerate() {
+    for (i, mut package) in packages.into_iter().enumerate() {
         let origin = match package.source.as_str() {
             "crates.io" => Origin::CratesIo,
             "git" => Origin::Git {
@@ -111,6 +282,8 @@ fn parse(json: &[u8]) -> Result<Inventory, String> {
         if package.root && inventory.root.is_none() {
             inventory.root = Some(i);
         }
+        package.dependencies.sort_unstable();
+        package.dependencies.dedup();
         for &dependency in &package.dependencies {
             if dependency >= count || dependency == i {
                 return Err(format!(
@@ -154,6 +327,31 @@ mod tests {
         assert_eq!(inventory.components[1].scope, Scope::Build);
         assert_eq!(inventory.edges.len(), 2);
         assert!(inventory.edges.iter().any(|e| e.to == 1 && e.build));
+    }
+
+    #[test]
+    fn dependencies_are_counted_as_they_are_read() {
+        let mut json = br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0"#.to_vec();
+        json.extend(b",0".repeat(MAX_DEPENDENCIES));
+        json.extend_from_slice(b"]}]}");
+        assert_eq!(
+            parse(&json).unwrap_err(),
+            format!(
+                "its .dep-v0 section lists more than {MAX_DEPENDENCIES} dependencies, the most accepted"
+            )
+        );
+        // Repeats within the limit are one edge.
+        let json = br#"{"packages":[{"name":"a","version":"1"},{"name":"b","version":"1","dependencies":[0,0,0]}]}"#;
+        assert_eq!(parse(json).unwrap().edges.len(), 1);
+        let many = format!(
+            r#"{{"packages":[{}]}}"#,
+            vec![r#"{"name":"a","version":"1"}"#; MAX_PACKAGES + 1].join(",")
+        );
+        assert!(
+            parse(many.as_bytes())
+                .unwrap_err()
+                .contains("more than 100000 packages")
+        );
     }
 
     #[test]

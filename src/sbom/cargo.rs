@@ -187,25 +187,12 @@ fn component_of(package: &Package, checksums: &Checksums) -> Component {
     component.sha256 = source
         .and_then(|s| checksums.get(&name, &version, s))
         .map(str::to_owned);
-    component.license = package.license.as_deref().map(normalize_license);
+    component.license = package.license.clone();
     component.authors = package.authors.clone();
     component.description = package.description.clone();
     component.homepage = package.homepage.clone();
     component.repository = package.repository.clone();
     component
-}
-
-/// Cargo's old `MIT/Apache-2.0` means `MIT OR Apache-2.0`.
-fn normalize_license(license: &str) -> String {
-    if license.contains('/') && !license.contains(" OR ") {
-        license
-            .split('/')
-            .map(str::trim)
-            .collect::<Vec<_>>()
-            .join(" OR ")
-    } else {
-        license.trim().to_owned()
-    }
 }
 
 /// The toolchain, from what `rustc -vV` printed.
@@ -235,12 +222,6 @@ pub(crate) fn rustc_tool(text: &str) -> Option<Tool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn old_slash_licenses_become_expressions() {
-        assert_eq!(normalize_license("MIT/Apache-2.0"), "MIT OR Apache-2.0");
-        assert_eq!(normalize_license("MIT OR Apache-2.0"), "MIT OR Apache-2.0");
-    }
 
     #[test]
     fn the_toolchain_comes_from_rustc_verbose_version() {

@@ -3,15 +3,44 @@
 //! depends on its root package. Crates compiled in are `required`; build-time crates `excluded` (not
 //! part of the program). The compiler goes under `formulation`.
 
-use std::collections::BTreeSet;
-
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    Component, ImageSubject, Inventory, Scope, TOOL_NAME, TOOL_VERSION, license_expression,
-    split_author, uuid_from, web_url,
+    Component, ImageSubject, Inventory, License, Scope, Streamed, TOOL_NAME, TOOL_VERSION,
+    split_author, unique_ids, uri, uuid_from,
 };
 use crate::oci::{Algorithm, Digest};
+
+/// The BOM. Its fields are in the byte order of their names, as a JSON object of ours always is; the
+/// components are written as they are made.
+#[derive(Serialize)]
+#[serde(bound(serialize = "Streamed<C>: Serialize"))]
+struct Bom<'a, C> {
+    #[serde(rename = "$schema")]
+    schema: &'static str,
+    #[serde(rename = "bomFormat")]
+    bom_format: &'static str,
+    components: Streamed<C>,
+    dependencies: Vec<Dependency<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    formulation: Option<Value>,
+    metadata: Value,
+    #[serde(rename = "serialNumber")]
+    serial_number: String,
+    #[serde(rename = "specVersion")]
+    spec_version: &'static str,
+    version: u32,
+}
+
+/// One entry of the dependency graph, its fields in the order of their names.
+#[derive(Serialize)]
+struct Dependency<'a> {
+    #[serde(rename = "dependsOn")]
+    depends_on: Vec<&'a str>,
+    #[serde(rename = "ref")]
+    reference: &'a str,
+}
 
 pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     let refs = component_refs(inventory);
@@ -37,7 +66,7 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
         }]});
     }
 
-    let mut components = vec![json!({
+    let program = json!({
         "type": "file",
         "bom-ref": "program",
         "name": subject.program.path,
@@ -46,59 +75,54 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             {"name": "zeroimage:size", "value": subject.program.size.to_string()},
             {"name": "zeroimage:contents-from", "value": inventory.source.describe()},
         ],
-    })];
-    for (i, component) in inventory.components.iter().enumerate() {
-        components.push(component_json(
-            component,
-            &refs[i],
-            inventory.root == Some(i),
-        ));
-    }
-
-    let mut dependencies = vec![json!({"ref": "image", "dependsOn": ["program"]})];
-    let program_deps: Vec<&str> = match inventory.root {
-        Some(root) => vec![refs[root].as_str()],
-        None => inventory
+    });
+    let components = std::iter::once(program).chain(
+        inventory
             .components
             .iter()
             .enumerate()
-            .filter(|(_, c)| c.scope == Scope::Runtime)
-            .map(|(i, _)| refs[i].as_str())
+            .map(|(i, component)| component_json(component, &refs[i], inventory.root == Some(i))),
+    );
+
+    let mut dependencies = vec![Dependency {
+        reference: "image",
+        depends_on: vec!["program"],
+    }];
+    let program_deps: Vec<&str> = match inventory.root {
+        Some(root) => refs.get(root).map(String::as_str).into_iter().collect(),
+        None => inventory
+            .components
+            .iter()
+            .zip(&refs)
+            .filter(|(c, _)| c.scope == Scope::Runtime)
+            .map(|(_, r)| r.as_str())
             .collect(),
     };
-    dependencies.push(json!({"ref": "program", "dependsOn": program_deps}));
-    for (i, _) in inventory.components.iter().enumerate() {
-        let on: Vec<&str> = inventory
-            .edges
-            .iter()
-            .filter(|e| e.from == i)
-            .map(|e| refs[e.to].as_str())
-            .collect();
-        dependencies.push(json!({"ref": refs[i], "dependsOn": on}));
+    dependencies.push(Dependency {
+        reference: "program",
+        depends_on: program_deps,
+    });
+    // Each component's dependencies, each named once (an edge can be both a normal and a build one).
+    let mut depends_on: Vec<Vec<usize>> = vec![Vec::new(); refs.len()];
+    for edge in &inventory.edges {
+        if let Some(list) = depends_on.get_mut(edge.from)
+            && edge.to < refs.len()
+        {
+            list.push(edge.to);
+        }
+    }
+    for (reference, mut on) in refs.iter().zip(depends_on) {
+        if on.len() > 1 {
+            let mut seen = std::collections::HashSet::new();
+            on.retain(|to| seen.insert(*to));
+        }
+        dependencies.push(Dependency {
+            reference,
+            depends_on: on.into_iter().map(|to| refs[to].as_str()).collect(),
+        });
     }
 
-    let mut bom = json!({
-        "$schema": "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        "bomFormat": "CycloneDX",
-        "specVersion": "1.6",
-        "serialNumber": format!(
-            "urn:uuid:{}",
-            uuid_from(&[&subject.manifest_digest.to_string(), "cyclonedx"])
-        ),
-        "version": 1,
-        "metadata": {
-            "timestamp": subject.created.to_string(),
-            "tools": {"components": [{
-                "type": "application",
-                "name": TOOL_NAME,
-                "version": TOOL_VERSION,
-            }]},
-            "component": image,
-        },
-        "components": components,
-        "dependencies": dependencies,
-    });
-    if !inventory.tools.is_empty() {
+    let formulation = (!inventory.tools.is_empty()).then(|| {
         let tools: Vec<Value> = inventory
             .tools
             .iter()
@@ -120,9 +144,31 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
                 value
             })
             .collect();
-        bom["formulation"] = json!([{"bom-ref": "formulation", "components": tools}]);
-    }
-    crate::oci::to_json_bytes(&bom)
+        json!([{"bom-ref": "formulation", "components": tools}])
+    });
+    let bom = Bom {
+        schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        bom_format: "CycloneDX",
+        components: Streamed::new(components),
+        dependencies,
+        formulation,
+        metadata: json!({
+            "timestamp": subject.created.to_string(),
+            "tools": {"components": [{
+                "type": "application",
+                "name": TOOL_NAME,
+                "version": TOOL_VERSION,
+            }]},
+            "component": image,
+        }),
+        serial_number: format!(
+            "urn:uuid:{}",
+            uuid_from(&[&subject.manifest_digest.to_string(), "cyclonedx"])
+        ),
+        spec_version: "1.6",
+        version: 1,
+    };
+    super::to_bytes(&bom)
 }
 
 fn component_json(component: &Component, bom_ref: &str, is_root: bool) -> Value {
@@ -139,14 +185,20 @@ fn component_json(component: &Component, bom_ref: &str, is_root: bool) -> Value 
     if let Some(purl) = component.purl() {
         object.insert("purl".into(), json!(purl));
     }
-    if let Some(sha256) = &component.sha256 {
+    if let Some(sha256) = component.sha256_hex() {
         object.insert(
             "hashes".into(),
             json!([{"alg": "SHA-256", "content": sha256}]),
         );
     }
-    if let Some(expression) = component.license.as_deref().and_then(license_expression) {
-        object.insert("licenses".into(), json!([{"expression": expression}]));
+    match component.declared_license() {
+        Some(License::Expression { expression, .. }) => {
+            object.insert("licenses".into(), json!([{ "expression": expression }]));
+        }
+        Some(License::Text(text)) => {
+            object.insert("licenses".into(), json!([{ "license": { "name": text } }]));
+        }
+        None => {}
     }
     let authors: Vec<Value> = component
         .authors
@@ -168,16 +220,14 @@ fn component_json(component: &Component, bom_ref: &str, is_root: bool) -> Value 
         );
     }
     let mut references = Vec::new();
-    if let Some(url) = web_url(component.homepage.as_deref()) {
+    if let Some(url) = component.homepage.as_deref().and_then(uri::web) {
         references.push(json!({"type": "website", "url": url}));
     }
-    if let Some(url) = web_url(component.repository.as_deref()) {
+    if let Some(url) = component.repository.as_deref().and_then(uri::web) {
         references.push(json!({"type": "vcs", "url": url}));
     }
-    if let Some(url) = component.download_location() {
-        if web_url(Some(&url)).is_some() {
-            references.push(json!({"type": "distribution", "url": url}));
-        }
+    if let Some(url) = component.download_location().as_deref().and_then(uri::web) {
+        references.push(json!({"type": "distribution", "url": url}));
     }
     if !references.is_empty() {
         object.insert("externalReferences".into(), Value::Array(references));
@@ -215,28 +265,18 @@ fn hashes_of_digest(digest: &Digest) -> Value {
 
 /// A unique reference per component: its purl, else ecosystem, name and version.
 fn component_refs(inventory: &Inventory) -> Vec<String> {
-    let mut used: BTreeSet<String> = ["image", "program", "base-image", "formulation"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    inventory
-        .components
-        .iter()
-        .map(|c| {
-            let base = c.purl().unwrap_or_else(|| {
-                let ecosystem = match c.ecosystem {
-                    super::Ecosystem::Cargo => "cargo",
-                    super::Ecosystem::Go => "go",
-                };
-                format!("{ecosystem}:{}@{}", c.name, c.version)
-            });
-            let mut id = base.clone();
-            let mut n = 2;
-            while !used.insert(id.clone()) {
-                id = format!("{base}#{n}");
-                n += 1;
-            }
-            id
+    let bases = inventory.components.iter().map(|c| {
+        c.purl().unwrap_or_else(|| {
+            let ecosystem = match c.ecosystem {
+                super::Ecosystem::Cargo => "cargo",
+                super::Ecosystem::Go => "go",
+            };
+            format!("{ecosystem}:{}@{}", c.name, c.version)
         })
-        .collect()
+    });
+    unique_ids(
+        bases,
+        "#",
+        &["image", "program", "base-image", "formulation"],
+    )
 }

@@ -15,8 +15,11 @@ const MAGIC: &[u8] = b"\xff Go buildinf:";
 const SEARCH: u64 = 64 << 10;
 /// Longest version or module information string read.
 const MAX_STRING: u64 = 4 << 20;
-/// Most dependencies accepted.
-const MAX_MODULES: usize = 100_000;
+/// Most modules accepted, the main module and its dependencies together, each `mod` and `dep` line
+/// counted as it is read: the largest real Go programs list a few thousand.
+pub(crate) const MAX_MODULES: usize = 100_000;
+/// Most `build` settings kept: the toolchain writes about twenty.
+const MAX_SETTINGS: usize = 1_000;
 
 /// The inventory in `data`'s Go build information: `Ok(None)` when it is not a Go binary.
 pub(crate) fn read<'data, R: ReadRef<'data>>(data: R) -> Result<Option<Inventory>, String> {
@@ -179,11 +182,21 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
     }
     let mut path = None;
     let mut settings = std::collections::BTreeMap::new();
+    let too_many = || format!("its Go build information lists more than {MAX_MODULES} modules");
     for line in modinfo.lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        match fields.as_slice() {
+        // Go's lines have at most four fields; past six none is read (a line may hold millions).
+        let mut fields = [""; 6];
+        let mut count = 0;
+        for (slot, field) in fields.iter_mut().zip(line.split('\t')) {
+            *slot = field;
+            count += 1;
+        }
+        match &fields[..count] {
             ["path", p, ..] => path = Some(clean(p)),
             ["mod", p, v, rest @ ..] => {
+                if inventory.components.len() >= MAX_MODULES {
+                    return Err(too_many());
+                }
                 let mut main = Component::new(Ecosystem::Go, &clean(p), &clean(v), Origin::Local);
                 main.go_sum = rest.first().filter(|s| !s.is_empty()).map(|s| clean(s));
                 inventory.root = Some(inventory.components.len());
@@ -191,9 +204,7 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
             }
             ["dep", p, v, rest @ ..] => {
                 if inventory.components.len() >= MAX_MODULES {
-                    return Err(format!(
-                        "its Go build information lists more than {MAX_MODULES} modules"
-                    ));
+                    return Err(too_many());
                 }
                 let mut dep = Component::new(Ecosystem::Go, &clean(p), &clean(v), Origin::GoModule);
                 dep.go_sum = rest.first().filter(|s| !s.is_empty()).map(|s| clean(s));
@@ -219,6 +230,11 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
             }
             ["build", setting] => {
                 if let Some((key, value)) = setting.split_once('=') {
+                    if settings.len() >= MAX_SETTINGS {
+                        return Err(format!(
+                            "its Go build information lists more than {MAX_SETTINGS} build settings"
+                        ));
+                    }
                     settings.insert(clean(key), clean(value));
                 }
             }
@@ -301,6 +317,34 @@ mod tests {
         assert_eq!(inventory.tools[0].version, "1.22.1");
         assert_eq!(inventory.tools[0].details["CGO_ENABLED"], "0");
         assert_eq!(inventory.edges.len(), 2);
+    }
+
+    #[test]
+    fn every_module_line_counts_against_the_limit() {
+        let mods = "mod\ta\tv\n".repeat(MAX_MODULES + 1);
+        assert!(
+            parse("go1.22", &mods)
+                .unwrap_err()
+                .contains("more than 100000 modules")
+        );
+        let deps = format!("mod\ta\tv\n{}", "dep\tb\tv\n".repeat(MAX_MODULES));
+        assert!(parse("go1.22", &deps).is_err());
+        let deps = format!("mod\ta\tv\n{}", "dep\tb\tv\n".repeat(MAX_MODULES - 1));
+        assert_eq!(
+            parse("go1.22", &deps).unwrap().components.len(),
+            MAX_MODULES
+        );
+        let settings: String = (0..=MAX_SETTINGS)
+            .map(|i| format!("build\tk{i}=v\n"))
+            .collect();
+        assert!(
+            parse("go1.22", &settings)
+                .unwrap_err()
+                .contains("build settings")
+        );
+        // A line of a million tabs is read as the fields it starts with.
+        let wide = format!("dep\tb\tv1{}\n", "\t".repeat(1_000_000));
+        assert_eq!(parse("go1.22", &wide).unwrap().components.len(), 1);
     }
 
     #[test]

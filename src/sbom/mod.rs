@@ -12,12 +12,15 @@ pub(crate) mod cargo;
 mod cyclonedx;
 mod elf_section;
 pub(crate) mod gobuild;
+mod license;
 mod lockfile;
 pub mod provenance;
 mod purl;
 mod spdx;
+mod uri;
 
-use std::collections::BTreeMap;
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
 use std::str::FromStr;
@@ -28,6 +31,7 @@ use crate::platform::Platform;
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
 
+pub(crate) use license::License;
 pub(crate) use lockfile::Checksums;
 pub use provenance::ProvenanceInputs;
 
@@ -183,7 +187,8 @@ pub struct Component {
     pub version: String,
     pub origin: Origin,
     pub scope: Scope,
-    /// The license expression as the package declares it.
+    /// The license as the package declares it: an SPDX expression, a legacy form (`MIT/Apache-2.0`)
+    /// or any text. The documents record text that is no SPDX expression as text.
     pub license: Option<String>,
     /// sha256 (hex) of the package archive, e.g. the `.crate` file, from Cargo.lock.
     pub sha256: Option<String>,
@@ -229,24 +234,46 @@ impl Component {
         purl::of(self)
     }
 
-    /// Where its source can be downloaded, when known.
+    /// Where its source can be downloaded, when known: a valid URL, its parts percent-encoded.
     pub fn download_location(&self) -> Option<String> {
         match (&self.ecosystem, &self.origin) {
             (Ecosystem::Cargo, Origin::CratesIo) => Some(format!(
                 "https://crates.io/api/v1/crates/{}/{}/download",
-                self.name, self.version
+                uri::segment(&self.name),
+                uri::segment(&self.version)
             )),
-            (_, Origin::Git { url, commit }) => Some(match commit {
-                Some(commit) => format!("git+{url}@{commit}"),
-                None => format!("git+{url}"),
-            }),
-            (Ecosystem::Go, Origin::GoModule) if self.replaced_by.is_none() => Some(format!(
-                "https://proxy.golang.org/{}/@v/{}.zip",
-                purl::go_escape(&self.name),
-                self.version
-            )),
+            (_, Origin::Git { url, commit }) => {
+                let url = uri::any(url)?;
+                Some(match commit {
+                    Some(commit) => format!("git+{url}@{}", uri::segment(commit)),
+                    None => format!("git+{url}"),
+                })
+            }
+            (Ecosystem::Go, Origin::GoModule) if self.replaced_by.is_none() => {
+                let path: Vec<String> = purl::go_escape(&self.name)
+                    .split('/')
+                    .map(uri::segment)
+                    .collect();
+                Some(format!(
+                    "https://proxy.golang.org/{}/@v/{}.zip",
+                    path.join("/"),
+                    uri::segment(&self.version)
+                ))
+            }
             _ => None,
         }
+    }
+
+    /// The declared license as the documents record it.
+    pub(crate) fn declared_license(&self) -> Option<License> {
+        self.license.as_deref().and_then(License::of)
+    }
+
+    /// The sha256 the documents can carry: 64 lowercase hex digits, as Cargo.lock writes it.
+    pub(crate) fn sha256_hex(&self) -> Option<&str> {
+        self.sha256.as_deref().filter(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
     }
 }
 
@@ -317,8 +344,10 @@ impl Inventory {
     }
 
     /// Sorts the components (by ecosystem, name, version, origin) and remaps the root and edges, so
-    /// that the same contents give the same document however they were found.
+    /// that the same contents give the same document however they were found. The components are
+    /// moved, not copied: an inventory can hold [`gobuild::MAX_MODULES`] of them.
     pub fn normalize(&mut self) {
+        self.components.shrink_to_fit();
         let mut order: Vec<usize> = (0..self.components.len()).collect();
         order.sort_by(|&a, &b| {
             let (a, b) = (&self.components[a], &self.components[b]);
@@ -334,11 +363,19 @@ impl Inventory {
         for (new, &old) in order.iter().enumerate() {
             new_index[old] = new;
         }
-        let components = order
-            .iter()
-            .map(|&old| self.components[old].clone())
-            .collect();
-        self.components = components;
+        // Put component `order[new]` at `new`, cycle by cycle, by swapping: no second list.
+        for start in 0..order.len() {
+            let mut at = start;
+            while order[at] != usize::MAX {
+                let from = order[at];
+                order[at] = usize::MAX;
+                if from == start {
+                    break;
+                }
+                self.components.swap(at, from);
+                at = from;
+            }
+        }
         self.root = self.root.map(|r| new_index[r]);
         for edge in &mut self.edges {
             edge.from = new_index[edge.from];
@@ -352,6 +389,24 @@ impl Inventory {
         }
         self.tools.sort();
         self.tools.dedup();
+    }
+
+    /// A warning for each component whose declared license is no SPDX expression (the documents
+    /// record it as text), in component order.
+    pub fn license_warnings(&self) -> Vec<String> {
+        self.components
+            .iter()
+            .filter_map(|c| match c.declared_license()? {
+                License::Text(text) => Some(format!(
+                    "{} {} declares the license `{text}`, which is not an SPDX expression; the SBOM \
+                     records it as text (use an expression such as `MIT OR Apache-2.0`, or \
+                     `LicenseRef-...` for a license of your own)",
+                    crate::sanitize::outside(&c.name, 200),
+                    crate::sanitize::outside(&c.version, 200)
+                )),
+                License::Expression { .. } => None,
+            })
+            .collect()
     }
 }
 
@@ -424,31 +479,6 @@ pub(crate) fn uuid_from(parts: &[&str]) -> String {
     )
 }
 
-/// A license expression we can pass on: license identifiers (`MIT`, `LicenseRef-x`, `GPL-2.0+`)
-/// joined by AND, OR, WITH and parentheses. Anything else is not an SPDX expression.
-pub(crate) fn license_expression(license: &str) -> Option<&str> {
-    let spaced = license.replace(['(', ')'], " ");
-    let mut expect_id = true;
-    let mut any = false;
-    for token in spaced.split_whitespace() {
-        let operator = matches!(token, "AND" | "OR" | "WITH");
-        if operator == expect_id {
-            return None;
-        }
-        if !operator
-            && !token
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'+'))
-        {
-            return None;
-        }
-        expect_id = operator;
-        any = true;
-    }
-    let balanced = license.matches('(').count() == license.matches(')').count();
-    (any && !expect_id && balanced).then_some(license.trim())
-}
-
 /// `Name <email>` as cargo writes authors: the name and the email, when it looks like one.
 pub(crate) fn split_author(author: &str) -> (String, Option<String>) {
     let clean = crate::sanitize::outside(author, 200);
@@ -468,13 +498,95 @@ pub(crate) fn split_author(author: &str) -> (String, Option<String>) {
     }
 }
 
-/// `url` when it is a plain http(s) URL (documents validate URLs; a package's free text may not be one).
-pub(crate) fn web_url(url: Option<&str>) -> Option<&str> {
-    url.map(str::trim).filter(|u| {
-        (u.starts_with("https://") || u.starts_with("http://"))
-            && u.len() < 2048
-            && u.bytes().all(|b| b.is_ascii_graphic())
-    })
+/// Makes each of `bases` unique, in order, by suffixing `{separator}{n}` (n = 2, 3, ...) to a
+/// repeat; `reserved` are taken already. Each base remembers the next suffix to try, so n repeats
+/// cost O(n), not O(n^2).
+pub(crate) fn unique_ids(
+    bases: impl Iterator<Item = String>,
+    separator: &str,
+    reserved: &[&str],
+) -> Vec<String> {
+    let mut used: HashSet<String> = reserved.iter().map(|s| (*s).to_owned()).collect();
+    let mut next: HashMap<String, usize> = HashMap::new();
+    bases
+        .map(|base| {
+            if !used.contains(&base) {
+                used.insert(base.clone());
+                return base;
+            }
+            let n = next.entry(base.clone()).or_insert(2);
+            loop {
+                let id = format!("{base}{separator}{n}");
+                *n += 1;
+                if !used.contains(&id) {
+                    used.insert(id.clone());
+                    return id;
+                }
+            }
+        })
+        .collect()
+}
+
+/// A JSON array written from an iterator of values while the document is serialized, so that a
+/// document with [`gobuild::MAX_MODULES`] components is never held as a tree of values beside its
+/// bytes. Each value is rendered by serde_json's own `Display` (compiled once, optimized, rather than
+/// for our serializer in every build profile) and written as it is.
+pub(crate) struct Streamed<I>(Cell<Option<I>>);
+
+impl<I> Streamed<I> {
+    pub(crate) fn new(items: I) -> Streamed<I> {
+        Streamed(Cell::new(Some(items)))
+    }
+}
+
+impl<I> serde::Serialize for Streamed<I>
+where
+    I: Iterator<Item = serde_json::Value>,
+{
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{Error as _, SerializeSeq};
+        let items = self
+            .0
+            .take()
+            .ok_or_else(|| S::Error::custom("a streamed list is written once"))?;
+        let mut seq = serializer.serialize_seq(None)?;
+        for value in items {
+            let raw = serde_json::value::RawValue::from_string(value.to_string())
+                .map_err(S::Error::custom)?;
+            seq.serialize_element(&raw)?;
+        }
+        seq.end()
+    }
+}
+
+/// A document's bytes. The buffer grows by a quarter at a time instead of doubling, and keeps no
+/// spare capacity: a document of [`gobuild::MAX_MODULES`] components has tens of MiB.
+pub(crate) fn to_bytes(document: &impl serde::Serialize) -> Vec<u8> {
+    struct Growing(Vec<u8>);
+    impl std::io::Write for Growing {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let spare = self.0.capacity() - self.0.len();
+            if spare < bytes.len() {
+                let step = (self.0.capacity() / 4).max(64 << 10);
+                self.0.reserve_exact(bytes.len().max(step));
+            }
+            self.0.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut out = Growing(Vec::new());
+    // Our documents hold strings, numbers, booleans, lists and string-keyed maps, and each streamed
+    // list is written once: serializing them cannot fail.
+    serde_json::to_writer(&mut out, document)
+        .unwrap_or_else(|e| unreachable!("serializing an SBOM: {e}"));
+    out.0.shrink_to_fit();
+    out.0
 }
 
 /// The zeroimage version that wrote a document.
@@ -495,23 +607,6 @@ mod tests {
     }
 
     #[test]
-    fn license_expressions_are_checked() {
-        assert_eq!(
-            license_expression("MIT OR Apache-2.0"),
-            Some("MIT OR Apache-2.0")
-        );
-        assert_eq!(
-            license_expression("(MIT OR Apache-2.0) AND Unicode-3.0"),
-            Some("(MIT OR Apache-2.0) AND Unicode-3.0")
-        );
-        assert!(license_expression("Apache-2.0 WITH LLVM-exception").is_some());
-        assert_eq!(license_expression("see LICENSE file"), None);
-        assert_eq!(license_expression("MIT OR"), None);
-        assert_eq!(license_expression("(MIT"), None);
-        assert_eq!(license_expression(""), None);
-    }
-
-    #[test]
     fn authors_split_into_name_and_email() {
         assert_eq!(
             split_author("Ada <ada@example.com>"),
@@ -529,6 +624,47 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "5");
         assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+    }
+
+    #[test]
+    fn ids_are_made_unique_in_one_pass() {
+        let ids = unique_ids(
+            ["a", "a", "a-2", "a", "b", "image"]
+                .map(str::to_owned)
+                .into_iter(),
+            "-",
+            &["image"],
+        );
+        assert_eq!(ids, ["a", "a-2", "a-2-2", "a-3", "b", "image-2"]);
+        // 100,000 repeats: each id is tried a bounded number of times.
+        let ids = unique_ids(std::iter::repeat_n("x".to_owned(), 100_000), "#", &[]);
+        assert_eq!(ids[99_999], "x#100000");
+    }
+
+    #[test]
+    fn normalize_moves_components_into_their_order() {
+        let mut inventory = Inventory::program_only("test");
+        // A permutation of 1,000 names with cycles of every length.
+        inventory.components = (0..1000)
+            .map(|i| (i * 7919) % 1000)
+            .map(|n| Component::new(Ecosystem::Go, &format!("m{n:04}"), "v1", Origin::GoModule))
+            .collect();
+        inventory.root = Some(0);
+        inventory.edges = vec![Edge {
+            from: 0,
+            to: 1,
+            build: false,
+        }];
+        inventory.normalize();
+        let names: Vec<String> = inventory
+            .components
+            .iter()
+            .map(|c| c.name.clone())
+            .collect();
+        let sorted: Vec<String> = (0..1000).map(|n| format!("m{n:04}")).collect();
+        assert_eq!(names, sorted);
+        assert_eq!(inventory.root, Some(0));
+        assert_eq!(inventory.edges[0].to, 919);
     }
 
     #[test]

@@ -3,30 +3,73 @@
 //! STATIC_LINKs every crate or module compiled into it. Crates DEPENDS_ON each other; build-time crates
 //! are BUILD_DEPENDENCY_OF what needs them; the compiler is a BUILD_TOOL_OF the program.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    Component, ImageSubject, Inventory, Scope, TOOL_NAME, TOOL_VERSION, license_expression,
-    split_author, uuid_from, web_url,
+    Component, ImageSubject, Inventory, License, Scope, Streamed, TOOL_NAME, TOOL_VERSION,
+    split_author, unique_ids, uri, uuid_from,
 };
 use crate::oci::{Algorithm, Digest};
 
 const NOASSERTION: &str = "NOASSERTION";
 
+/// The document. Its fields are in the byte order of their names, as a JSON object of ours always is;
+/// the packages and relationships are written as they are made.
+#[derive(Serialize)]
+#[serde(bound(serialize = "Streamed<P>: Serialize"))]
+struct Document<'a, P> {
+    #[serde(rename = "SPDXID")]
+    spdx_id: &'static str,
+    #[serde(rename = "creationInfo")]
+    creation_info: Value,
+    #[serde(rename = "dataLicense")]
+    data_license: &'static str,
+    #[serde(rename = "documentDescribes")]
+    document_describes: [&'static str; 1],
+    #[serde(rename = "documentNamespace")]
+    document_namespace: String,
+    #[serde(
+        rename = "hasExtractedLicensingInfos",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    extracted_licenses: Vec<Value>,
+    name: String,
+    packages: Streamed<P>,
+    relationships: Vec<Relationship<'a>>,
+    #[serde(rename = "spdxVersion")]
+    spdx_version: &'static str,
+}
+
+/// One relationship, its fields in the order of their names.
+#[derive(Serialize)]
+struct Relationship<'a> {
+    #[serde(rename = "relatedSpdxElement")]
+    related: &'a str,
+    #[serde(rename = "relationshipType")]
+    kind: &'static str,
+    #[serde(rename = "spdxElementId")]
+    element: &'a str,
+}
+
+fn relationship<'a>(element: &'a str, kind: &'static str, related: &'a str) -> Relationship<'a> {
+    Relationship {
+        related,
+        kind,
+        element,
+    }
+}
+
 pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     let image_name = subject.name.name();
     let ids = component_ids(inventory);
-    let mut packages = Vec::new();
-    let mut relationships = Vec::new();
-    let mut relate = |a: &str, kind: &str, b: &str| {
-        relationships.push(json!({
-            "spdxElementId": a,
-            "relationshipType": kind,
-            "relatedSpdxElement": b,
-        }));
-    };
+    let licenses: Vec<Option<License>> = inventory
+        .components
+        .iter()
+        .map(Component::declared_license)
+        .collect();
 
     let mut image = json!({
         "SPDXID": "SPDXRef-Image",
@@ -49,11 +92,8 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     if let Some(object) = image.as_object_mut() {
         object.retain(|_, v| !v.is_null());
     }
-    packages.push(image);
-    relate("SPDXRef-DOCUMENT", "DESCRIBES", "SPDXRef-Image");
-
-    if let Some((name, digest)) = subject.base {
-        packages.push(json!({
+    let base = subject.base.map(|(name, digest)| {
+        json!({
             "SPDXID": "SPDXRef-BaseImage",
             "name": crate::sanitize::outside(name, 300),
             "downloadLocation": NOASSERTION,
@@ -61,11 +101,9 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             "primaryPackagePurpose": "CONTAINER",
             "checksums": checksums_of_digest(digest),
             "comment": format!("The base image, {digest}; its own SBOM describes its contents."),
-        }));
-        relate("SPDXRef-Image", "DESCENDANT_OF", "SPDXRef-BaseImage");
-    }
-
-    packages.push(json!({
+        })
+    });
+    let program = json!({
         "SPDXID": "SPDXRef-Program",
         "name": subject.program.path,
         "packageFileName": subject.program.path,
@@ -78,26 +116,14 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             subject.program.size,
             inventory.source.describe()
         ),
-    }));
-    relate("SPDXRef-Image", "CONTAINS", "SPDXRef-Program");
-
-    for (i, component) in inventory.components.iter().enumerate() {
-        packages.push(package(component, &ids[i], inventory.root == Some(i)));
-        if inventory.root == Some(i) {
-            relate("SPDXRef-Program", "GENERATED_FROM", &ids[i]);
-        } else if component.scope == Scope::Runtime {
-            relate("SPDXRef-Program", "STATIC_LINK", &ids[i]);
-        }
-    }
-    for edge in &inventory.edges {
-        if edge.build {
-            relate(&ids[edge.to], "BUILD_DEPENDENCY_OF", &ids[edge.from]);
-        } else {
-            relate(&ids[edge.from], "DEPENDS_ON", &ids[edge.to]);
-        }
-    }
-    for (i, tool) in inventory.tools.iter().enumerate() {
-        let id = format!("SPDXRef-Tool-{}-{i}", sanitize(&tool.name));
+    });
+    let tool_ids: Vec<String> = inventory
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| format!("SPDXRef-Tool-{}-{i}", sanitize(&tool.name)))
+        .collect();
+    let tools = inventory.tools.iter().zip(&tool_ids).map(|(tool, id)| {
         let details: Vec<String> = tool
             .details
             .iter()
@@ -114,51 +140,146 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
         if !details.is_empty() {
             package["comment"] = Value::String(details.join("; "));
         }
-        packages.push(package);
-        relate(&id, "BUILD_TOOL_OF", "SPDXRef-Program");
+        package
+    });
+    let packages = std::iter::once(image)
+        .chain(base)
+        .chain(std::iter::once(program))
+        .chain(
+            inventory
+                .components
+                .iter()
+                .enumerate()
+                .map(|(i, component)| {
+                    package(
+                        component,
+                        &ids[i],
+                        licenses[i].as_ref(),
+                        inventory.root == Some(i),
+                    )
+                }),
+        )
+        .chain(tools);
+
+    let mut relationships = vec![relationship(
+        "SPDXRef-DOCUMENT",
+        "DESCRIBES",
+        "SPDXRef-Image",
+    )];
+    if subject.base.is_some() {
+        relationships.push(relationship(
+            "SPDXRef-Image",
+            "DESCENDANT_OF",
+            "SPDXRef-BaseImage",
+        ));
+    }
+    relationships.push(relationship("SPDXRef-Image", "CONTAINS", "SPDXRef-Program"));
+    for (i, component) in inventory.components.iter().enumerate() {
+        if inventory.root == Some(i) {
+            relationships.push(relationship("SPDXRef-Program", "GENERATED_FROM", &ids[i]));
+        } else if component.scope == Scope::Runtime {
+            relationships.push(relationship("SPDXRef-Program", "STATIC_LINK", &ids[i]));
+        }
+    }
+    for edge in &inventory.edges {
+        let (Some(from), Some(to)) = (ids.get(edge.from), ids.get(edge.to)) else {
+            continue;
+        };
+        relationships.push(if edge.build {
+            relationship(to, "BUILD_DEPENDENCY_OF", from)
+        } else {
+            relationship(from, "DEPENDS_ON", to)
+        });
+    }
+    for id in &tool_ids {
+        relationships.push(relationship(id, "BUILD_TOOL_OF", "SPDXRef-Program"));
     }
 
     let uuid = uuid_from(&[&subject.manifest_digest.to_string(), "spdx"]);
-    let document = json!({
-        "spdxVersion": "SPDX-2.3",
-        "dataLicense": "CC0-1.0",
-        "SPDXID": "SPDXRef-DOCUMENT",
-        "name": format!("{} ({})", subject.name.familiar(), subject.platform),
-        "documentNamespace": format!(
+    let document = Document {
+        spdx_id: "SPDXRef-DOCUMENT",
+        creation_info: json!({
+            "created": subject.created.to_string(),
+            "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
+        }),
+        data_license: "CC0-1.0",
+        document_describes: ["SPDXRef-Image"],
+        document_namespace: format!(
             "https://spdx.org/spdxdocs/{TOOL_NAME}/{}-{uuid}",
             sanitize(subject.name.path())
         ),
-        "creationInfo": {
-            "created": subject.created.to_string(),
-            "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
-        },
-        "documentDescribes": ["SPDXRef-Image"],
-        "packages": packages,
-        "relationships": relationships,
-    });
-    crate::oci::to_json_bytes(&document)
+        extracted_licenses: extracted_licenses(&licenses),
+        name: format!("{} ({})", subject.name.familiar(), subject.platform),
+        packages: Streamed::new(packages),
+        relationships,
+        spdx_version: "SPDX-2.3",
+    };
+    super::to_bytes(&document)
 }
 
-fn package(component: &Component, id: &str, is_root: bool) -> Value {
+/// The `hasExtractedLicensingInfos` entries the declared licenses need: each `LicenseRef-` an
+/// expression names (its text is the package's, not known here), and each text that is no
+/// expression (under the identifier [`License::text_ref`] gives it).
+fn extracted_licenses(licenses: &[Option<License>]) -> Vec<Value> {
+    let mut infos: BTreeMap<String, Value> = BTreeMap::new();
+    for license in licenses.iter().flatten() {
+        match license {
+            License::Expression { refs, .. } => {
+                for id in refs {
+                    infos.entry(id.clone()).or_insert_with(|| {
+                        json!({
+                            "licenseId": id,
+                            "extractedText": NOASSERTION,
+                            "comment": format!(
+                                "A package declares {id}; the license text is not part of this \
+                                 document."
+                            ),
+                        })
+                    });
+                }
+            }
+            License::Text(text) => {
+                let id = License::text_ref(text);
+                infos.entry(id.clone()).or_insert_with(|| {
+                    json!({
+                        "licenseId": id,
+                        "name": text,
+                        "extractedText": text,
+                        "comment": "A package declares this license text, which is not an SPDX \
+                                    license expression.",
+                    })
+                });
+            }
+        }
+    }
+    infos.into_values().collect()
+}
+
+fn package(component: &Component, id: &str, license: Option<&License>, is_root: bool) -> Value {
+    let download_location = component
+        .download_location()
+        .filter(|url| uri::spdx_download_location(url))
+        .unwrap_or_else(|| NOASSERTION.to_owned());
+    let declared = match license {
+        Some(License::Expression { expression, .. }) => expression.clone(),
+        Some(License::Text(text)) => License::text_ref(text),
+        None => NOASSERTION.to_owned(),
+    };
     let mut package = json!({
         "SPDXID": id,
         "name": component.name,
-        "downloadLocation": component.download_location().unwrap_or_else(|| NOASSERTION.to_owned()),
+        "downloadLocation": download_location,
         "filesAnalyzed": false,
         "primaryPackagePurpose": if is_root { "APPLICATION" } else { "LIBRARY" },
         "licenseConcluded": NOASSERTION,
-        "licenseDeclared": component
-            .license
-            .as_deref()
-            .and_then(license_expression)
-            .unwrap_or(NOASSERTION),
+        "licenseDeclared": declared,
         "copyrightText": NOASSERTION,
     });
     let object = package.as_object_mut().expect("a JSON object");
     if !component.version.is_empty() {
         object.insert("versionInfo".into(), json!(component.version));
     }
-    if let Some(sha256) = &component.sha256 {
+    if let Some(sha256) = component.sha256_hex() {
         object.insert(
             "checksums".into(),
             json!([{"algorithm": "SHA256", "checksumValue": sha256}]),
@@ -176,7 +297,12 @@ fn package(component: &Component, id: &str, is_root: bool) -> Value {
             );
         }
     }
-    if let Some(homepage) = web_url(component.homepage.as_deref()) {
+    if let Some(homepage) = component
+        .homepage
+        .as_deref()
+        .and_then(uri::web)
+        .filter(|url| uri::spdx_homepage(url))
+    {
         object.insert("homepage".into(), json!(homepage));
     }
     if let Some(description) = &component.description {
@@ -252,27 +378,16 @@ fn sanitize(text: &str) -> String {
 
 /// A unique SPDX identifier per component, from its name and version.
 fn component_ids(inventory: &Inventory) -> Vec<String> {
-    let mut used = BTreeSet::new();
-    inventory
-        .components
-        .iter()
-        .map(|c| {
-            let base = if c.version.is_empty() {
-                format!("SPDXRef-Package-{}", sanitize(&c.name))
-            } else {
-                format!(
-                    "SPDXRef-Package-{}-{}",
-                    sanitize(&c.name),
-                    sanitize(&c.version)
-                )
-            };
-            let mut id = base.clone();
-            let mut n = 2;
-            while !used.insert(id.clone()) {
-                id = format!("{base}-{n}");
-                n += 1;
-            }
-            id
-        })
-        .collect()
+    let bases = inventory.components.iter().map(|c| {
+        if c.version.is_empty() {
+            format!("SPDXRef-Package-{}", sanitize(&c.name))
+        } else {
+            format!(
+                "SPDXRef-Package-{}-{}",
+                sanitize(&c.name),
+                sanitize(&c.version)
+            )
+        }
+    });
+    unique_ids(bases, "-", &[])
 }
