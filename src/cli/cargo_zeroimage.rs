@@ -388,7 +388,7 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
     for image in &outcome.images {
         // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
         if format == MessageFormat::Human && !image.image.archive_on_stdout() {
-            print_pushed(&image.image.pushed, MessageFormat::Human);
+            print_pushed(&image.image.pushed);
         }
         if format == MessageFormat::Json {
             let targets = &image.targets;

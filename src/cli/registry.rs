@@ -92,7 +92,7 @@ pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
         shell,
     )?;
     match command.report.message_format {
-        MessageFormat::Human => print_pushed(&outcome.pushed, MessageFormat::Human),
+        MessageFormat::Human => print_pushed(&outcome.pushed),
         MessageFormat::Json => print_push_summary(&outcome.pushed, &outcome.not_attached),
     }
     Ok(())
@@ -108,18 +108,10 @@ fn print_push_summary(pushed: &[Pushed], not_attached: &[NotAttached]) {
     println!("{summary}");
 }
 
-/// `REF@DIGEST` lines, or one JSON object.
-pub fn print_pushed(pushed: &[Pushed], format: MessageFormat) {
-    match format {
-        MessageFormat::Human => {
-            for p in pushed {
-                println!("{p}");
-            }
-        }
-        MessageFormat::Json => {
-            let refs: Vec<String> = pushed.iter().map(ToString::to_string).collect();
-            println!("{}", serde_json::json!({ "pushed": refs }));
-        }
+/// Prints `REF@DIGEST` for each reference pushed, one a line.
+pub fn print_pushed(pushed: &[Pushed]) {
+    for p in pushed {
+        println!("{p}");
     }
 }
 

@@ -165,7 +165,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
     let format = args.output.report.message_format;
     // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
     if format == MessageFormat::Human && !outcome.archive_on_stdout() {
-        print_pushed(&outcome.pushed, MessageFormat::Human);
+        print_pushed(&outcome.pushed);
     }
     if format == MessageFormat::Json {
         // Only strings and integers: this cannot fail.
