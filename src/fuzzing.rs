@@ -8,10 +8,10 @@ use std::path::Path;
 
 use crate::cargo::settings::Settings;
 use crate::image::ImageTree;
-use crate::reference::Reference;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
+use crate::layout::read::ArchiveSource;
 use crate::registry::credentials::{self, Found};
-use crate::source::BlobSource;
-use crate::source::archive::ArchiveSource;
 
 /// A fuzz target's entry point.
 pub type Entry = fn(&[u8]);
@@ -31,9 +31,9 @@ pub const TARGETS: &[(&str, Entry)] = &[
 /// the same answer. Then the readers of cargo auditable's and Go's embedded dependency lists, and the
 /// SBOMs written from what they read, which must be JSON.
 pub fn elf(data: &[u8]) {
-    let direct = crate::elf::inspect_data(data);
+    let direct = crate::build::elf::inspect_data(data);
     let cache = object::ReadCache::new(Cursor::new(data));
-    let cached = crate::elf::inspect_data(&cache);
+    let cached = crate::build::elf::inspect_data(&cache);
     assert_eq!(direct, cached, "slice and read cache disagree");
     if let Ok(info) = direct {
         let _ = info.linkage.describe_needs();
@@ -54,7 +54,7 @@ fn sboms_are_json(inventory: &crate::sbom::Inventory) {
     let Ok(name) = "fuzz/app:1".parse::<Reference>() else {
         return;
     };
-    let Ok(platform) = crate::platform::Platform::linux("amd64", None) else {
+    let Ok(platform) = crate::oci::platform::Platform::linux("amd64", None) else {
         return;
     };
     let digest = crate::oci::Digest::of(b"");
@@ -65,7 +65,7 @@ fn sboms_are_json(inventory: &crate::sbom::Inventory) {
         platform: &platform,
         base: None,
         program: &program,
-        created: crate::timestamp::Timestamp::EPOCH,
+        created: crate::util::timestamp::Timestamp::EPOCH,
     };
     for kind in [DocumentKind::Spdx, DocumentKind::CycloneDx] {
         let bytes = crate::sbom::document(kind, &subject, inventory);
@@ -95,11 +95,11 @@ pub fn layer(data: &[u8]) {
         digest.clone(),
         blob.len() as u64,
     );
-    let mut memory = crate::source::Memory::new();
+    let mut memory = crate::image::blobs::Memory::new();
     memory.insert(digest, blob.to_vec());
-    let mut keep = crate::loader::LOADER_FILES.to_vec();
-    keep.extend(crate::essentials::BASE_FILES);
-    let Ok(rootfs) = crate::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
+    let mut keep = crate::build::loader::LOADER_FILES.to_vec();
+    keep.extend(crate::build::essentials::BASE_FILES);
+    let Ok(rootfs) = crate::build::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
         return;
     };
     for entry in rootfs.entries().take(10_000) {
@@ -114,16 +114,17 @@ pub fn layer(data: &[u8]) {
         let _ = rootfs.resolve(&entry.path);
     }
     let _ = rootfs.file("/etc/passwd");
-    let linkage = crate::elf::Linkage::Dynamic {
+    let linkage = crate::build::elf::Linkage::Dynamic {
         interpreter: Some("/lib64/ld-linux-x86-64.so.2".to_owned()),
         needed: vec!["libc.so.6".to_owned()],
         rpath: vec!["$ORIGIN/../lib".to_owned()],
         runpath: Vec::new(),
     };
-    if let Ok(platform) = crate::platform::Platform::linux("amd64", None) {
-        let _ = crate::loader::check_dynamic(&linkage, "/app/bin/app", None, &rootfs, &platform);
+    if let Ok(platform) = crate::oci::platform::Platform::linux("amd64", None) {
+        let _ =
+            crate::build::loader::check_dynamic(&linkage, "/app/bin/app", None, &rootfs, &platform);
     }
-    let _ = crate::essentials::Essentials {
+    let _ = crate::build::essentials::Essentials {
         nonroot: true,
         ..Default::default()
     }
@@ -291,19 +292,22 @@ pub fn settings(data: &[u8]) {
     let settings = package.or(workspace);
     if let (Ok(options), Ok(platform)) = (
         settings.image_options(),
-        crate::platform::Platform::linux("amd64", None),
+        crate::oci::platform::Platform::linux("amd64", None),
     ) {
-        let mut spec =
-            crate::compose::ImageSpec::new(platform, "/app", crate::timestamp::Timestamp::EPOCH);
+        let mut spec = crate::build::compose::ImageSpec::new(
+            platform,
+            "/app",
+            crate::util::timestamp::Timestamp::EPOCH,
+        );
         options.apply_to(&mut spec);
     }
     let _ = settings.essentials();
     let _ = settings.push_patterns();
     let _ = settings.tag_pattern();
     if let Some(created) = &settings.created {
-        let _ = crate::timestamp::Timestamp::resolve(Some(created));
+        let _ = crate::util::timestamp::Timestamp::resolve(Some(created));
     }
     for triple in settings.targets.iter().flatten().chain(&settings.target) {
-        let _ = crate::platform::Platform::from_target_triple(triple);
+        let _ = crate::oci::platform::Platform::from_target_triple(triple);
     }
 }

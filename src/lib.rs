@@ -1,20 +1,20 @@
 //! Build OCI container images from static Linux executables, without Docker.
 //!
-//! Each executable is checked ([`elf`], [`platform`]), written into a compressed layer streamed
+//! Each executable is checked ([`build::elf`], [`oci::platform`]), written into a compressed layer streamed
 //! straight into the output archive, described by an [`image`] config and manifest ([`oci`]), and
-//! indexed so that skopeo, podman, containerd and `docker load` accept it. [`package::package`] does
-//! that for one program per platform, FROM scratch or on a [`base`] image. [`job::Job`] is the whole
+//! indexed so that skopeo, podman, containerd and `docker load` accept it. [`job::package::package`] does
+//! that for one program per platform, FROM scratch or on a [`job::base`] image. [`job::Job`] is the whole
 //! `zeroimage` run (default output name, staging, push to a [`registry`]); [`cargo::CargoJob`] is the
 //! whole `cargo zeroimage` run, building the crate with cargo first. Each image gets an [`sbom`] (and,
-//! when asked, SLSA provenance), [`attach`]ed as OCI 1.1 referrers. The library prints nothing:
+//! when asked, SLSA provenance), [`sbom::attach`]ed as OCI 1.1 referrers. The library prints nothing:
 //! progress goes to a [`report::Listener`].
 //!
 //! Packaging a static binary into an archive:
 //!
 //! ```no_run
 //! use zeroimage::job::{Job, JobOptions};
-//! use zeroimage::options::ImageOptions;
-//! use zeroimage::package::Input;
+//! use zeroimage::build::options::ImageOptions;
+//! use zeroimage::job::package::Input;
 //! use zeroimage::report::Silent;
 //!
 //! fn main() -> zeroimage::Result<()> {
@@ -40,44 +40,24 @@
 //! }
 //! ```
 
-pub(crate) mod archive;
-pub mod attach;
-pub mod base;
-pub mod cancel;
+pub mod build;
 pub mod cargo;
-pub(crate) mod child;
 #[doc(hidden)]
 pub mod cli;
-pub(crate) mod compose;
-pub mod compress;
-pub(crate) mod decompress;
-pub(crate) mod destination;
-pub mod elf;
+pub mod codec;
 pub mod error;
-pub mod essentials;
-pub(crate) mod fsutil;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod image;
 pub mod job;
-pub(crate) mod layer;
+pub mod layout;
 pub mod load;
-pub mod loader;
-pub mod naming;
 pub mod oci;
-pub mod options;
-pub(crate) mod outputs;
-pub mod package;
-pub mod platform;
-pub mod reference;
 pub mod registry;
 pub mod report;
 pub mod resolve;
-pub mod rootfs;
-pub(crate) mod sanitize;
 pub mod sbom;
-pub mod source;
-pub(crate) mod tarball;
-pub mod timestamp;
+pub(crate) mod tar;
+pub mod util;
 
 pub use error::{Error, Result};

@@ -11,12 +11,12 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zeroimage::elf::{self, Linkage};
+use zeroimage::build::elf::{self, Linkage};
+use zeroimage::build::loader::{LOADER_FILES, check_dynamic};
+use zeroimage::build::rootfs::{Kind, RootFs};
 use zeroimage::image::ImageTree;
-use zeroimage::loader::{LOADER_FILES, check_dynamic};
-use zeroimage::platform::Platform;
-use zeroimage::rootfs::{Kind, RootFs};
-use zeroimage::source::archive::ArchiveSource;
+use zeroimage::layout::read::ArchiveSource;
+use zeroimage::oci::platform::Platform;
 
 /// An OCI layout being built with umoci, one image tagged `base`.
 struct Umoci {

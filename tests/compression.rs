@@ -139,7 +139,7 @@ fn archives_are_identical_whatever_the_thread_count_and_pass_integrity_tests() {
         let layers = layer_blobs(&archive);
         assert_eq!(layers.len(), 2, "essentials and program");
         assert!(
-            layers[0].1.len() > 2 * zeroimage::compress::GZIP_BLOCK / 4,
+            layers[0].1.len() > 2 * zeroimage::codec::compress::GZIP_BLOCK / 4,
             "the essentials layer spans several blocks"
         );
         let Some(tool) = support::peer(tool) else {

@@ -199,8 +199,8 @@ fn write_binary_seeds() {
 fn archives_read_from_memory_like_from_their_file() {
     use std::io::Read;
     use zeroimage::image::ImageTree;
-    use zeroimage::source::BlobSource;
-    use zeroimage::source::archive::ArchiveSource;
+    use zeroimage::image::blobs::BlobSource;
+    use zeroimage::layout::read::ArchiveSource;
     for name in ["single-platform.tar", "two-platforms.tar"] {
         let path = support::root().join("fuzz/corpus/archive").join(name);
         let from_file = ArchiveSource::open(&path).unwrap();

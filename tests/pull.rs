@@ -15,16 +15,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use zeroimage::image::blobs::BlobSource;
+use zeroimage::image::reference::Reference;
 use zeroimage::image::{ImageTree, read_config};
+use zeroimage::layout::read::ArchiveSource;
 use zeroimage::oci::{Descriptor, Digest, MediaType};
-use zeroimage::reference::Reference;
+use zeroimage::registry::cache::CacheMode;
 use zeroimage::registry::client::ClientOptions;
 use zeroimage::registry::pull::{PullOptions, RegistrySource};
 use zeroimage::registry::push::{PushOptions, push_archive};
 use zeroimage::report::{Listener, Progress};
-use zeroimage::source::BlobSource;
-use zeroimage::source::archive::ArchiveSource;
-use zeroimage::source::cache::CacheMode;
 
 use support::http::{Reply, Request, TestServer};
 use support::proxy::{Fault, FaultProxy};
@@ -459,7 +459,7 @@ fn missing_images_are_explained_with_the_registry_and_repository() {
         zeroimage::Error::Registry(e) => {
             assert_eq!(
                 e.kind,
-                zeroimage::registry::error::RegistryErrorKind::NotFound
+                zeroimage::error::registry::RegistryErrorKind::NotFound
             );
             assert_eq!(e.host, host);
             assert_eq!(e.repository.as_deref(), Some("none/app"));

@@ -1483,9 +1483,9 @@ fn documents_of_hostile_metadata_pass_both_validators() {
         components,
         tools: Vec::new(),
     };
-    let name: zeroimage::reference::Reference = "example.com/hostile:1".parse().unwrap();
+    let name: zeroimage::image::reference::Reference = "example.com/hostile:1".parse().unwrap();
     let digest = zeroimage::oci::Digest::of(b"manifest");
-    let platform = zeroimage::platform::Platform::linux("amd64", None).unwrap();
+    let platform = zeroimage::oci::platform::Platform::linux("amd64", None).unwrap();
     let program = ProgramFile::new("/app", &zeroimage::oci::Digest::of(b"program"), 7);
     let subject = ImageSubject {
         name: &name,
@@ -1493,7 +1493,7 @@ fn documents_of_hostile_metadata_pass_both_validators() {
         platform: &platform,
         base: Some(("example.com/base \u{1b}[1m:1", &digest)),
         program: &program,
-        created: zeroimage::timestamp::Timestamp::EPOCH,
+        created: zeroimage::util::timestamp::Timestamp::EPOCH,
     };
     let spdx = dir.path().join("hostile.spdx.json");
     let cdx = dir.path().join("hostile.cdx.json");

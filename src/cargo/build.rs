@@ -83,9 +83,9 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
-    // In a process group of its own (see `crate::child`): a cancel stops cargo with every rustc and
+    // In a process group of its own (see `crate::util::child`): a cancel stops cargo with every rustc and
     // build script it started, so nothing keeps the target directory locked.
-    let mut process = crate::child::spawn(&mut cmd).map_err(|e| match &request.zigbuild {
+    let mut process = crate::util::child::spawn(&mut cmd).map_err(|e| match &request.zigbuild {
         Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
         None => Error::Invalid(format!("cannot run cargo: {e}")),
     })?;
@@ -135,7 +135,7 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
     let status = process
         .wait()
         .map_err(|e| Error::Invalid(format!("waiting for cargo: {e}")))?;
-    crate::cancel::check()?;
+    crate::util::cancel::check()?;
     if !status.success() || finished_ok == Some(false) {
         let mut message = format!(
             "`cargo build --target {}` failed; see cargo's errors above",

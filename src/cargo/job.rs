@@ -19,21 +19,21 @@ use super::supply::{self, TargetBuild};
 use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, vcs_state};
-use crate::base::BaseRef;
-use crate::compress::Compression;
-use crate::destination::{is_dash, parent_dir};
+use crate::build::options::ImageOptions;
+use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
+use crate::image::reference::Reference;
+use crate::job::base::BaseRef;
+use crate::job::naming::{Repository, resolve_path};
+use crate::job::package::{Input, PackageOptions, default_output, package as package_images};
 use crate::job::{JobOptions, JobOutcome, Staging, ensure_stdout_free, open_base, report_written};
 use crate::load::LoadOptions;
-use crate::naming::{Repository, resolve_path};
-use crate::options::ImageOptions;
-use crate::package::{Input, PackageOptions, default_output, package as package_images};
-use crate::platform::{Platform, PlatformOverride};
-use crate::reference::Reference;
+use crate::oci::platform::{Platform, PlatformOverride};
 use crate::registry::push::PushOptions;
 use crate::report::Listener;
 use crate::sbom::Vcs;
-use crate::timestamp::Timestamp;
+use crate::util::destination::{is_dash, parent_dir};
+use crate::util::timestamp::Timestamp;
 
 /// Which crate cargo builds, and how.
 #[derive(Clone, Debug, Default)]

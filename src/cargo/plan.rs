@@ -37,7 +37,7 @@ pub(crate) fn packages<'w>(
                 let all: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
                 return Err(Error::Invalid(format!(
                     "{flag} `{}` names no package of the workspace (its members: {})",
-                    crate::sanitize::outside(spec, 100),
+                    crate::util::sanitize::outside(spec, 100),
                     all.join(", ")
                 )));
             }

@@ -7,9 +7,9 @@ use super::build::Executable;
 use super::settings::Settings;
 use super::target;
 use super::workspace::Workspace;
+use crate::build::essentials::Essentials;
 use crate::error::{Error, Result};
-use crate::essentials::Essentials;
-use crate::reference::Reference;
+use crate::image::reference::Reference;
 
 /// The targets to build and where they came from (for `-v`): `given` (the `--target` flags), else
 /// `targets` or `target` from Cargo.toml, else cargo's `build.target` (`configured`, as cargo itself
@@ -119,7 +119,7 @@ pub(crate) fn choose<'a>(
 /// `<bin>:<version>`, with the bin name made a valid repository name and `+build` metadata made a
 /// valid tag.
 pub(crate) fn default_tag(bin: &str, version: &str) -> Result<Reference> {
-    let repository = crate::package::default_tag(bin)?;
+    let repository = crate::job::package::default_tag(bin)?;
     let tag: String = version
         .chars()
         .map(|c| if c == '+' { '_' } else { c })
@@ -135,7 +135,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::essentials::Include;
+    use crate::build::essentials::Include;
 
     fn with_targets(target: Option<&str>, targets: Option<&[&str]>) -> Settings {
         Settings {

@@ -5,13 +5,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::base::BaseRef;
-use crate::compress::Compression;
+use crate::build::essentials::{Essentials, Include};
+use crate::build::options::{self, ImageOptions};
+use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
-use crate::essentials::{Essentials, Include};
+use crate::job::base::BaseRef;
+use crate::job::naming::{NamePattern, Repository};
 use crate::load::Runtime;
-use crate::naming::{NamePattern, Repository};
-use crate::options::{self, ImageOptions};
 
 /// `true` for the host's copy, or a path.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]

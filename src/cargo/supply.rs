@@ -9,15 +9,15 @@ use serde_json::{Value, json};
 
 use super::build::{Executable, Unit};
 use super::job::CargoJob;
+use super::lockfile::lockfile_digest;
 use super::workspace::{Workspace, cargo_program};
-use crate::attach::AttachOptions;
 use crate::error::Result;
-use crate::reference::Reference;
+use crate::image::reference::Reference;
 use crate::report::Listener;
-use crate::sbom::lockfile_digest;
+use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, Inventory, SbomFormats};
-use crate::timestamp::Timestamp;
+use crate::util::timestamp::Timestamp;
 
 /// Whether to build through `cargo auditable`: when asked and installed; asked but missing is a
 /// warning, and the build goes on without it.
@@ -25,7 +25,7 @@ pub(crate) fn use_auditable(requested: bool, listener: &dyn Listener) -> bool {
     if !requested {
         return false;
     }
-    let installed = crate::child::output(
+    let installed = crate::util::child::output(
         std::process::Command::new(cargo_program()).args(["auditable", "--version"]),
     )
     .is_ok_and(|output| output.status.success());
@@ -72,9 +72,9 @@ pub(crate) fn attach_options(
     }
     let root = workspace.root();
     let lock_path = root.join("Cargo.lock");
-    let rustc = rustc_version.and_then(sbom::cargo::rustc_tool);
+    let rustc = rustc_version.and_then(super::sbom::rustc_tool);
     if !sbom.is_none() {
-        let checksums = sbom::Checksums::read(&lock_path)?;
+        let checksums = super::lockfile::Checksums::read(&lock_path)?;
         let mut flags = job.cargo.resolution_flags();
         flags.extend(job.cargo.feature_flags());
         // A crate shared by several binaries is warned about once.
@@ -88,7 +88,7 @@ pub(crate) fn attach_options(
             let metadata = match build.graph {
                 Some(graph) => graph,
                 None => {
-                    resolved = sbom::cargo::resolve(
+                    resolved = super::sbom::resolve(
                         job.cargo.manifest_path.as_deref(),
                         build.triple,
                         &flags,
@@ -96,7 +96,7 @@ pub(crate) fn attach_options(
                     &resolved
                 }
             };
-            let inventory: Inventory = sbom::cargo::inventory(
+            let inventory: Inventory = super::sbom::inventory(
                 metadata,
                 build.units,
                 &build.executable.package_id,

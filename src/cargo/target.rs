@@ -8,7 +8,7 @@ use std::process::Command;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 
 /// The `rustc` cargo would use: `$RUSTC`, else `rustc` from PATH, except that a rustup proxy there is
 /// skipped for the toolchain's own `rustc` beside the `$CARGO` running us, as cargo itself does: the
@@ -51,7 +51,7 @@ fn is_rustup_proxy(program: &Path) -> bool {
 }
 
 fn rustc_output(program: &Path, args: &[&str], what: &str) -> Result<String> {
-    let output = crate::child::output(Command::new(program).args(args))
+    let output = crate::util::child::output(Command::new(program).args(args))
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);

@@ -12,17 +12,17 @@ use super::settings::Settings;
 use crate::error::{Error, Result};
 use crate::oci::ANNOTATION_CREATED;
 use crate::sbom::Vcs;
-use crate::timestamp::Timestamp;
+use crate::util::timestamp::Timestamp;
 
 /// The `cargo` to run: the one that invoked us (`$CARGO`), else from PATH.
 pub fn cargo_program() -> OsString {
     std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"))
 }
 
-/// Runs `cmd` as [`MetadataCommand::exec`] does, but as a `crate::child` process, so a cancel stops
+/// Runs `cmd` as [`MetadataCommand::exec`] does, but as a `crate::util::child` process, so a cancel stops
 /// it (`cargo metadata` may download and lock the package cache for a while).
 pub(crate) fn run_metadata(cmd: &MetadataCommand) -> cargo_metadata::Result<Metadata> {
-    let output = crate::child::output(&mut cmd.cargo_command())?;
+    let output = crate::util::child::output(&mut cmd.cargo_command())?;
     if !output.status.success() {
         return Err(cargo_metadata::Error::CargoMetadata {
             stderr: String::from_utf8(output.stderr)?,
@@ -184,7 +184,7 @@ pub fn annotations(
 /// changes (modified, staged or untracked files); `None` outside git.
 pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
     let git = |args: &[&str]| {
-        crate::child::output(Command::new("git").arg("-C").arg(dir).args(args))
+        crate::util::child::output(Command::new("git").arg("-C").arg(dir).args(args))
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

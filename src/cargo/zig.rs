@@ -178,7 +178,7 @@ fn find_zig_compiler(
                     format!(
                         "zig {version} ({}, from {})",
                         zig.display(),
-                        crate::sanitize::outside(&from, 120)
+                        crate::util::sanitize::outside(&from, 120)
                     ),
                 ));
             }
@@ -205,7 +205,7 @@ fn zig_version(zig: &Path, dir: &Path) -> Option<String> {
 /// [`PROBE_OUTPUT_LIMIT`]; its standard output when it succeeded. A probe that takes too long, prints
 /// too much or is interrupted is stopped (with its process group).
 fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
-    let mut process = crate::child::spawn(
+    let mut process = crate::util::child::spawn(
         cmd.current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -223,7 +223,7 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let output = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || crate::cancel::is_requested() {
+        if left.is_zero() || crate::util::cancel::is_requested() {
             process.stop();
             return None;
         }
@@ -240,7 +240,7 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
     loop {
         match process.try_wait() {
             Ok(Some(status)) => return status.success().then_some(output),
-            Ok(None) if Instant::now() < deadline && !crate::cancel::is_requested() => {
+            Ok(None) if Instant::now() < deadline && !crate::util::cancel::is_requested() => {
                 std::thread::sleep(Duration::from_millis(2));
             }
             _ => {

@@ -4,19 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::base::BaseRef;
-use crate::compress::Compression;
+use crate::build::essentials::{Essentials, Include};
+use crate::build::options::{self, ImageOptions};
+use crate::codec::compress::Compression;
 use crate::error::Result;
-use crate::essentials::{Essentials, Include};
-use crate::naming::NamePattern;
-use crate::options::{self, ImageOptions};
-use crate::platform::{Platform, PlatformOverride};
+use crate::job::base::BaseRef;
+use crate::job::naming::NamePattern;
+use crate::oci::platform::{Platform, PlatformOverride};
+use crate::registry::cache::CacheMode;
 use crate::registry::client::ClientOptions;
 use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
 use crate::sbom::SbomFormats;
-use crate::source::cache::CacheMode;
-use crate::timestamp::Timestamp;
+use crate::util::timestamp::Timestamp;
 
 /// What the image is called and when it was made.
 #[derive(Args, Clone, Debug, Default)]

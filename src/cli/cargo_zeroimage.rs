@@ -17,8 +17,8 @@ use super::{
 use crate::cargo::{CargoJob, CargoOptions};
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
-use crate::naming::Repository;
-use crate::package::PackageSummary;
+use crate::job::naming::Repository;
+use crate::job::package::PackageSummary;
 use crate::resolve::{Input as ResolveInput, ResolveJob};
 
 const EXAMPLES: &str = "\

@@ -18,9 +18,9 @@ pub use shell::Shell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::cancel;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
+use crate::util::cancel;
 
 /// Set once the run has reported its error, so the signal deadline does not report it again.
 static REPORTED: AtomicBool = AtomicBool::new(false);

@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
 use crate::error::{Error, Result};
-use crate::reference::Reference;
+use crate::image::reference::Reference;
 use crate::registry::login::{login, logout};
 use crate::registry::push::{NotAttached, PushOptions, Pushed, push_archive};
 

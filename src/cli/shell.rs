@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, 
 use super::args::{ColorChoice, OutputArgs, ReportArgs};
 use crate::job::human_size;
 use crate::report::{Listener, NoProgress, Progress};
-use crate::sanitize;
+use crate::util::sanitize;
 
 /// Longest line we print: messages are one line, and outside text in them is already cut shorter.
 const MAX_LINE: usize = 4000;

@@ -14,8 +14,8 @@ use super::{
 };
 use crate::error::Result;
 use crate::job::Job;
-use crate::package::Input;
-use crate::platform::{Platform, PlatformOverride};
+use crate::job::package::Input;
+use crate::oci::platform::{Platform, PlatformOverride};
 
 const EXAMPLES: &str = "\
 Examples:

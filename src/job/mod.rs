@@ -2,31 +2,34 @@
 //! (through a staging file when it goes to a stream and is also pushed), and push it. The cargo job
 //! ([`crate::cargo::CargoJob`]) builds its programs first, then ends the same way.
 
+pub mod base;
+pub mod naming;
+pub mod package;
 mod staging;
 
 use std::path::PathBuf;
 
 pub(crate) use staging::{Staging, ensure_stdout_free};
 
-use crate::attach::AttachOptions;
-use crate::base::{BaseImage, BaseRef};
-use crate::compress::Compression;
-use crate::destination::{is_dash, is_standard_output};
+use crate::build::essentials::Essentials;
+use crate::build::options::ImageOptions;
+use crate::codec::compress::Compression;
 use crate::error::Result;
-use crate::essentials::Essentials;
-use crate::load::{LoadOptions, Loaded};
-use crate::naming::NamePattern;
-use crate::options::ImageOptions;
-use crate::package::{
+use crate::image::reference::Reference;
+use crate::job::base::{BaseImage, BaseRef};
+use crate::job::naming::NamePattern;
+use crate::job::package::{
     Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
 };
-use crate::reference::Reference;
+use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
 use crate::report::Listener;
 use crate::sbom::SbomFormats;
+use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
-use crate::timestamp::Timestamp;
+use crate::util::destination::{is_dash, is_standard_output};
+use crate::util::timestamp::Timestamp;
 
 /// What the caller decides about the image and where it goes; the same for both jobs. Every field is
 /// optional: the defaults make a FROM scratch image written beside the program.

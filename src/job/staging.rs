@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::archive::{deliver_to_stream, is_stream};
-use crate::destination::is_standard_output;
 use crate::error::{Error, Result};
-use crate::package::PackageSummary;
+use crate::job::package::PackageSummary;
+use crate::layout::archive::{deliver_to_stream, is_stream};
+use crate::util::destination::is_standard_output;
 
 /// Refuses an archive on standard output when the caller prints its own result there
 /// (`--message-format json`).
@@ -26,7 +26,7 @@ pub(crate) fn ensure_stdout_free(output: Option<&Path>, stdout_reserved: bool) -
 /// built in a temporary directory, copied to the stream, and pushed from there. (Without any output,
 /// nothing is staged: the layers are spooled.)
 pub(crate) struct Staging {
-    temp: Option<(tempfile::TempDir, crate::cancel::TempGuard)>,
+    temp: Option<(tempfile::TempDir, crate::util::cancel::TempGuard)>,
     output: Option<PathBuf>,
 }
 
@@ -35,9 +35,9 @@ impl Staging {
     pub(crate) fn new(output: Option<&Path>, pushing: bool) -> Result<Staging> {
         let needed = pushing && output.is_some_and(is_stream);
         let temp = if needed {
-            let dir = crate::outputs::temp_dir("zeroimage-")
+            let dir = crate::util::outputs::temp_dir("zeroimage-")
                 .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
-            let guard = crate::cancel::TempGuard::new(dir.path());
+            let guard = crate::util::cancel::TempGuard::new(dir.path());
             Some((dir, guard))
         } else {
             None

@@ -1,6 +1,6 @@
 //! Running a runtime's command-line client (`podman`, `ctr`, `docker`): the image tar fed on its
 //! standard input, its output collected within bounds while it runs, so it can never block on a full
-//! pipe, and its own message passed on when it fails. It runs as a `crate::child::Process`, so a
+//! pipe, and its own message passed on when it fails. It runs as a `crate::util::child::Process`, so a
 //! cancel stops it with everything it started.
 
 use std::io::{BufWriter, Read, Write};
@@ -9,9 +9,9 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::stream::Failure;
-use crate::child::Process;
 use crate::error::{Error, Result};
-use crate::sanitize;
+use crate::util::child::Process;
+use crate::util::sanitize;
 
 /// Output kept from each stream; the rest is read and dropped.
 const OUTPUT_LIMIT: usize = 1 << 20;
@@ -70,7 +70,7 @@ pub(crate) fn installed(program: &str, install: &str) -> Result<()> {
 /// Spawns `cmd`; `program` names it in the error when it is not installed (with `install`, the fix).
 fn spawn(cmd: &mut Command, program: &str, install: &str) -> Result<Process> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::child::spawn(cmd).map_err(|e| match e.kind() {
+    crate::util::child::spawn(cmd).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Invalid(format!(
             "{program} is not installed (not found on PATH); {install}"
         )),
@@ -106,7 +106,7 @@ fn wait(process: &mut Process, program: &str) -> Result<bool> {
             Ok(None) => {}
             Err(e) => return Err(Error::Invalid(format!("waiting for {program}: {e}"))),
         }
-        if crate::cancel::is_requested() {
+        if crate::util::cancel::is_requested() {
             process.stop();
             return Err(Error::Interrupted);
         }

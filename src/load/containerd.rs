@@ -10,9 +10,9 @@ use std::process::Command;
 use super::stream::write_image;
 use super::{Selection, command, socket_error};
 use crate::error::{Error, Result};
-use crate::reference::Reference;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
 use crate::report::Listener;
-use crate::source::BlobSource;
 
 const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 const INSTALL: &str = "install containerd's client `ctr` (Debian and Ubuntu: `apt-get install \

@@ -12,11 +12,11 @@ use std::time::Duration;
 use super::stream::{Failure, write_image};
 use super::{Selection, command, http, socket_error};
 use crate::error::{Error, Result};
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
 use crate::oci::Compression;
-use crate::reference::Reference;
 use crate::report::Listener;
-use crate::sanitize;
-use crate::source::BlobSource;
+use crate::util::sanitize;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
 /// A load may take a while to unpack; the daemon must still answer within this much silence.

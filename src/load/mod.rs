@@ -19,10 +19,10 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
-use crate::platform::Platform;
-use crate::reference::Reference;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
+use crate::oci::platform::Platform;
 use crate::report::Listener;
-use crate::source::BlobSource;
 
 /// A local container runtime to load images into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -62,7 +62,7 @@ impl FromStr for Runtime {
             .ok_or_else(|| {
                 Error::Invalid(format!(
                     "`{}` is not a runtime to load into; use docker, podman or containerd",
-                    crate::sanitize::outside(s, 100)
+                    crate::util::sanitize::outside(s, 100)
                 ))
             })
     }

@@ -9,10 +9,10 @@ use super::stream::{self, write_image};
 use super::{Selection, command};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
-use crate::reference::Reference;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
 use crate::report::Listener;
-use crate::sanitize;
-use crate::source::BlobSource;
+use crate::util::sanitize;
 
 const INSTALL: &str = "install podman (Debian and Ubuntu: `apt-get install podman`)";
 

@@ -4,14 +4,14 @@
 
 use std::io::{self, Read, Write};
 
-use crate::archive::layout_documents;
-use crate::base::platform_matches;
 use crate::error::Error;
 use crate::image::ImageTree;
+use crate::image::blobs::{BlobSource, read_error};
+use crate::image::reference::Reference;
+use crate::job::base::platform_matches;
+use crate::layout::archive::layout_documents;
 use crate::oci::OCI_LAYOUT;
-use crate::platform::Platform;
-use crate::reference::Reference;
-use crate::source::{BlobSource, read_error};
+use crate::oci::platform::Platform;
 
 const BLOCK: usize = 512;
 
@@ -45,7 +45,7 @@ pub(crate) fn write_image(
         let mut reader = blobs.open(descriptor).map_err(Failure::Source)?;
         let mut copied = 0u64;
         loop {
-            crate::cancel::check().map_err(Failure::Source)?;
+            crate::util::cancel::check().map_err(Failure::Source)?;
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::{Digest, Extra, MediaType, null_as_default};
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 
 /// A pointer to a blob.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

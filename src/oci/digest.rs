@@ -119,7 +119,7 @@ impl FromStr for Digest {
         Digest::parse(s).ok_or_else(|| {
             crate::Error::Invalid(format!(
                 "`{}` is not a digest (sha256:<64 hex> or sha512:<128 hex>)",
-                crate::sanitize::outside(s, 140)
+                crate::util::sanitize::outside(s, 140)
             ))
         })
     }
@@ -137,7 +137,7 @@ impl<'de> serde::Deserialize<'de> for Digest {
         Digest::parse(&text).ok_or_else(|| {
             serde::de::Error::custom(format!(
                 "`{}` is not a sha256 or sha512 digest",
-                crate::sanitize::outside(&text, 140)
+                crate::util::sanitize::outside(&text, 140)
             ))
         })
     }

@@ -12,6 +12,7 @@ mod docker;
 mod document;
 mod manifest;
 mod media_type;
+pub mod platform;
 
 pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
 pub use descriptor::Descriptor;

@@ -14,11 +14,11 @@ use ureq::tls::{Certificate, RootCerts, TlsConfig};
 use ureq::{Agent, Body, SendBody};
 
 use super::credentials::Credential;
-use super::error::{RegistryError, RegistryErrorKind as Kind};
 use super::origin::Origin;
+use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::report::Listener;
-use crate::sanitize;
+use crate::util::sanitize;
 
 /// Largest error body we read from a registry; the message quotes only the start of it.
 const ERROR_BODY_LIMIT: u64 = 64 << 10;
@@ -108,7 +108,11 @@ fn agent(options: &ClientOptions) -> Result<Agent> {
         .map(|c| Certificate::from_der(c.as_ref()).to_owned())
         .collect();
     if let Some(file) = &options.ca_file {
-        let pem = crate::fsutil::read_regular(file, crate::fsutil::MAX_SMALL_FILE, "the CA file")?;
+        let pem = crate::util::fsutil::read_regular(
+            file,
+            crate::util::fsutil::MAX_SMALL_FILE,
+            "the CA file",
+        )?;
         let before = certs.len();
         for item in ureq::tls::parse_pem(&pem) {
             if let Ok(ureq::tls::PemItem::Certificate(cert)) = item {
@@ -338,7 +342,7 @@ impl<'l> Registry<'l> {
             }
         };
         result.map_err(|e| {
-            if crate::cancel::is_requested() {
+            if crate::util::cancel::is_requested() {
                 return Failure {
                     error: Error::Interrupted,
                     kind: FailureKind::Final,
@@ -392,7 +396,7 @@ impl<'l> Registry<'l> {
         let mut attempt = 0;
         let mut stalls = 0;
         loop {
-            crate::cancel::check().map_err(|error| Failure {
+            crate::util::cancel::check().map_err(|error| Failure {
                 error,
                 kind: FailureKind::Final,
             })?;
@@ -431,7 +435,7 @@ impl<'l> Registry<'l> {
                     self.retries
                 ),
             );
-            crate::cancel::sleep(wait).map_err(|error| Failure {
+            crate::util::cancel::sleep(wait).map_err(|error| Failure {
                 error,
                 kind: FailureKind::Final,
             })?;

@@ -12,11 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
-use crate::child::Process;
 use crate::error::{Error, Result};
-use crate::fsutil;
 use crate::report::Listener;
-use crate::sanitize;
+use crate::util::child::Process;
+use crate::util::fsutil;
+use crate::util::sanitize;
 
 /// How long a credential helper may take before it is stopped, unless
 /// `ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT` (seconds) says otherwise.
@@ -68,7 +68,7 @@ impl Credential {
 
 /// The key docker uses for a registry in config.json.
 pub fn config_key(registry: &str) -> String {
-    if registry == crate::reference::DOCKER_HUB
+    if registry == crate::image::reference::DOCKER_HUB
         || registry == "registry-1.docker.io"
         || registry == "index.docker.io"
     {
@@ -333,7 +333,7 @@ impl HelperOutput {
 /// Runs a credential helper with `input` on stdin, within [`HELPER_TIMEOUT`] and the output limits.
 /// `None` when the helper is not installed.
 fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOutput>> {
-    let mut process = match crate::child::spawn(
+    let mut process = match crate::util::child::spawn(
         Command::new(program)
             .arg(verb)
             .stdin(Stdio::piped())
@@ -401,7 +401,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
     for _ in 0..2 {
         // In short steps, so a cancel is seen even when the helper ignores the signal.
         let (is_stdout, bytes) = loop {
-            crate::cancel::check()?;
+            crate::util::cancel::check()?;
             let left = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(left.min(Duration::from_millis(50))) {
                 Ok(received) => break received,
@@ -432,7 +432,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
             }
             stderr = bytes;
         }
-        crate::cancel::check()?;
+        crate::util::cancel::check()?;
     }
     let status = loop {
         if let Some(status) = process
@@ -447,7 +447,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
                 timeout.as_secs()
             )));
         }
-        crate::cancel::check()?;
+        crate::util::cancel::check()?;
         std::thread::sleep(Duration::from_millis(10));
     };
     Ok(HelperOutput {
@@ -549,7 +549,7 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
         .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
     let (mut temp_file, temp) =
-        crate::outputs::temp_file(dir, std::ffi::OsStr::new("config.json"), "", 0o600)
+        crate::util::outputs::temp_file(dir, std::ffi::OsStr::new("config.json"), "", 0o600)
             .map_err(Error::io("writing", file))?;
     // The mode is set, not masked: the file holds secrets whatever the umask.
     temp_file

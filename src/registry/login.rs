@@ -71,7 +71,7 @@ fn normalize_registry(input: &str) -> String {
     let host = host.split('/').next().unwrap_or(host);
     match host {
         "index.docker.io" | "registry-1.docker.io" | "hub.docker.com" => {
-            crate::reference::DOCKER_HUB.to_owned()
+            crate::image::reference::DOCKER_HUB.to_owned()
         }
         other => other.to_owned(),
     }

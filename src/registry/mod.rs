@@ -2,9 +2,9 @@
 //! docker and podman keep them, an HTTP client that authenticates and retries, the push, and the pull
 //! (a blob source backed by the blob cache).
 
+pub mod cache;
 pub mod client;
 pub mod credentials;
-pub mod error;
 pub mod login;
 pub mod origin;
 pub mod pull;
@@ -13,7 +13,7 @@ pub mod referrers;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
 pub fn api_host(domain: &str) -> &str {
-    if domain == crate::reference::DOCKER_HUB {
+    if domain == crate::image::reference::DOCKER_HUB {
         "registry-1.docker.io"
     } else {
         domain

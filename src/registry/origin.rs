@@ -5,9 +5,9 @@ use std::fmt;
 
 use ureq::http::Uri;
 
-use super::error::{RegistryError, RegistryErrorKind};
+use crate::error::registry::{RegistryError, RegistryErrorKind};
 use crate::error::{Error, Result};
-use crate::sanitize;
+use crate::util::sanitize;
 
 /// The scheme, host and port of a URL.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -13,15 +13,15 @@ use ureq::http::Response;
 
 use super::client::{self, ClientOptions, Payload, Registry};
 use super::credentials;
-use super::error::{RegistryError, RegistryErrorKind as Kind};
+use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
 use crate::oci::{Descriptor, Digest, MediaType, VerifyingReader};
-use crate::reference::Reference;
+use crate::registry::cache::{BlobCache, CacheMode};
 use crate::report::{Listener, Progress, ProgressReader, blob_progress};
-use crate::sanitize;
-use crate::source::BlobSource;
-use crate::source::cache::{BlobCache, CacheMode};
+use crate::util::sanitize;
 
 /// What we accept for a manifest: OCI and Docker v2 schema 2 manifests and indexes, never schema 1.
 pub(super) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
@@ -390,7 +390,7 @@ impl<'l> RegistrySource<'l> {
         );
         let mut attempt = 0;
         loop {
-            crate::cancel::check()?;
+            crate::util::cancel::check()?;
             match self.download(descriptor, &*progress) {
                 Ok(reader) => {
                     progress.finish();
@@ -412,7 +412,7 @@ impl<'l> RegistrySource<'l> {
                             self.retries
                         ),
                     );
-                    crate::cancel::sleep(wait)?;
+                    crate::util::cancel::sleep(wait)?;
                 }
                 Err(Failed::Retry(error) | Failed::Final(error)) => return Err(error),
             }
@@ -448,7 +448,7 @@ impl<'l> RegistrySource<'l> {
         }
         let retry = std::cell::Cell::new(false);
         let on_read_error = |e: io::Error| {
-            if crate::cancel::is_requested() {
+            if crate::util::cancel::is_requested() {
                 return Error::Interrupted;
             }
             use io::ErrorKind::*;

@@ -15,15 +15,15 @@ use std::path::Path;
 
 use super::client::{self, ClientOptions, Payload, Registry, encode};
 use super::credentials;
-use super::error::RegistryErrorKind;
-use crate::attach::{Attachment, Attachments};
+use crate::error::registry::RegistryErrorKind;
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
+use crate::image::blobs::BlobSource;
+use crate::image::reference::Reference;
+use crate::layout::read::ArchiveSource;
 use crate::oci::{Descriptor, Digest};
-use crate::reference::Reference;
 use crate::report::{Listener, ProgressReader, blob_progress};
-use crate::source::BlobSource;
-use crate::source::archive::ArchiveSource;
+use crate::sbom::attach::{Attachment, Attachments};
 
 /// Blobs up to this size go up in one request; larger ones in chunks of `chunk_size`.
 const MONOLITHIC_LIMIT: u64 = 32 << 20;
@@ -468,7 +468,7 @@ fn upload_chunked(
     let mut chunk = Vec::new();
     let progress = blob_progress(listener, "Uploading", &blob.digest, blob.size);
     while sent < blob.size {
-        crate::cancel::check()?;
+        crate::util::cancel::check()?;
         let want = chunk_size.min(blob.size - sent);
         chunk.clear();
         // The verifying reader fails the read of the last byte when the blob is corrupt: the final
@@ -476,7 +476,7 @@ fn upload_chunked(
         (&mut source)
             .take(want)
             .read_to_end(&mut chunk)
-            .map_err(|e| crate::source::read_error(target.blobs, blob, e))?;
+            .map_err(|e| crate::image::blobs::read_error(target.blobs, blob, e))?;
         if chunk.len() as u64 != want {
             return Err(Error::Invalid(format!(
                 "{}: blob {} ends early",

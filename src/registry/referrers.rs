@@ -23,14 +23,14 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::client::{self, Payload, Registry};
-use super::error::RegistryErrorKind as Kind;
 use super::push::{PushStats, Target, push_blob, push_scope};
-use crate::attach::{Attachment, Attachments};
+use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
 use crate::oci::{Descriptor, Digest, Document, Index, MediaType};
 use crate::report::Listener;
-use crate::sanitize;
+use crate::sbom::attach::{Attachment, Attachments};
+use crate::util::sanitize;
 
 /// Referrers listed in one fallback tag's index that we accept to read.
 const MAX_REFERRERS: usize = 10_000;
@@ -280,7 +280,7 @@ fn fallback_tag(
                 listener.detail(&format!(
                     "{place} changed while we merged; reading it again"
                 ));
-                crate::cancel::sleep(jitter(SETTLE_MIN / 10))?;
+                crate::util::cancel::sleep(jitter(SETTLE_MIN / 10))?;
                 continue;
             }
             _ => {
@@ -297,7 +297,7 @@ fn fallback_tag(
         settle = (started.elapsed() * SETTLE_FACTOR)
             .clamp(SETTLE_MIN, SETTLE_MAX)
             .max(settle);
-        crate::cancel::sleep(settle + jitter(settle / 2))?;
+        crate::util::cancel::sleep(settle + jitter(settle / 2))?;
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::cargo::{CargoJob, CargoOptions};
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
-use crate::naming::Repository;
+use crate::job::naming::Repository;
 use crate::report::Listener;
 
 pub use yaml::SCHEME;
@@ -242,7 +242,7 @@ impl ResolveJob {
                 })?;
                 let name = pushed
                     .reference
-                    .parse::<crate::reference::Reference>()
+                    .parse::<crate::image::reference::Reference>()
                     .map(|r| r.name())
                     .unwrap_or_else(|_| pushed.reference.clone());
                 let resolved = format!("{name}@{}", image.image.summary.digest);

@@ -197,7 +197,7 @@ fn parse_reference(text: &str) -> Result<(String, Option<String>), String> {
     } else {
         Err(format!(
             "`{}` is not {SCHEME}PACKAGE or {SCHEME}PACKAGE/BIN",
-            crate::sanitize::outside(text, 200)
+            crate::util::sanitize::outside(text, 200)
         ))
     }
 }
@@ -233,7 +233,7 @@ impl Block {
                     message: format!(
                         "`{}` is a block scalar (`|` or `>`), which is text and not resolved; put \
                          the reference on the line of its key: `image: {SCHEME}PACKAGE[/BIN]`",
-                        crate::sanitize::outside(text, 200)
+                        crate::util::sanitize::outside(text, 200)
                     ),
                 })
             }
@@ -296,7 +296,7 @@ pub(crate) fn scan(text: &str) -> Result<Vec<Found>, ScanError> {
                             line: number,
                             message: format!(
                                 "`{}` holds an escape; write the reference plainly",
-                                crate::sanitize::outside(content, 200)
+                                crate::util::sanitize::outside(content, 200)
                             ),
                         });
                     }

@@ -247,7 +247,7 @@ fn parse(json: &[u8]) -> Result<Inventory, String> {
             Some(what) => format!("its .dep-v0 section {what}"),
             None => format!(
                 "its .dep-v0 section is not a cargo auditable dependency list ({})",
-                crate::sanitize::outside(&e.to_string(), crate::sanitize::EXCERPT)
+                crate::util::sanitize::outside(&e.to_string(), crate::util::sanitize::EXCERPT)
             ),
         })?;
     let count = packages.len();
@@ -271,8 +271,8 @@ fn parse(json: &[u8]) -> Result<Inventory, String> {
         };
         let mut component = Component::new(
             Ecosystem::Cargo,
-            &crate::sanitize::outside(&package.name, 200),
-            &crate::sanitize::outside(&package.version, 200),
+            &crate::util::sanitize::outside(&package.name, 200),
+            &crate::util::sanitize::outside(&package.version, 200),
             origin,
         );
         component.scope = match package.kind.as_deref() {

@@ -61,7 +61,7 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
         image["pedigree"] = json!({"ancestors": [{
             "type": "container",
             "bom-ref": "base-image",
-            "name": crate::sanitize::outside(name, 300),
+            "name": crate::util::sanitize::outside(name, 300),
             "hashes": hashes_of_digest(digest),
         }]});
     }
@@ -216,7 +216,7 @@ fn component_json(component: &Component, bom_ref: &str, is_root: bool) -> Value 
     if let Some(description) = &component.description {
         object.insert(
             "description".into(),
-            json!(crate::sanitize::outside(description, 1000)),
+            json!(crate::util::sanitize::outside(description, 1000)),
         );
     }
     let mut references = Vec::new();

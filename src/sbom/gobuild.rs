@@ -172,7 +172,7 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
         edges: Vec::new(),
         tools: Vec::new(),
     };
-    let clean = |s: &str| crate::sanitize::outside(s, 300);
+    let clean = |s: &str| crate::util::sanitize::outside(s, 300);
     if let Some(go) = version.strip_prefix("go") {
         inventory.tools.push(Tool {
             name: "go".to_owned(),

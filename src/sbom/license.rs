@@ -86,10 +86,9 @@ impl License {
         if declared.is_empty() || declared == NOASSERTION {
             return None;
         }
-        Some(
-            expression(declared)
-                .unwrap_or_else(|| License::Text(crate::sanitize::outside(declared, MAX_LICENSE))),
-        )
+        Some(expression(declared).unwrap_or_else(|| {
+            License::Text(crate::util::sanitize::outside(declared, MAX_LICENSE))
+        }))
     }
 
     /// The identifier SPDX documents give unparsed text: the same text always gets the same one.

@@ -7,13 +7,12 @@
 //! writes a SLSA v1 provenance statement. Every document is a pure function of its inputs: identifiers
 //! come from the image digest, lists are sorted, and the only time is the image's `created`.
 
+pub mod attach;
 pub(crate) mod auditable;
-pub(crate) mod cargo;
 mod cyclonedx;
 mod elf_section;
 pub(crate) mod gobuild;
 mod license;
-mod lockfile;
 pub mod provenance;
 mod purl;
 mod spdx;
@@ -22,17 +21,15 @@ mod uri;
 use std::cell::Cell;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::path::Path;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
+use crate::image::reference::Reference;
 use crate::oci::Digest;
-use crate::platform::Platform;
-use crate::reference::Reference;
-use crate::timestamp::Timestamp;
+use crate::oci::platform::Platform;
+use crate::util::timestamp::Timestamp;
 
 pub(crate) use license::License;
-pub(crate) use lockfile::Checksums;
 pub use provenance::ProvenanceInputs;
 
 /// `--sbom`: which SBOM documents each image gets.
@@ -76,7 +73,7 @@ impl FromStr for SbomFormats {
             other => {
                 return Err(Error::Invalid(format!(
                     "`{}` is not an SBOM format; use spdx, cyclonedx, both or none",
-                    crate::sanitize::outside(other, 100)
+                    crate::util::sanitize::outside(other, 100)
                 )));
             }
         };
@@ -345,7 +342,7 @@ impl Inventory {
 
     /// Sorts the components (by ecosystem, name, version, origin) and remaps the root and edges, so
     /// that the same contents give the same document however they were found. The components are
-    /// moved, not copied: an inventory can hold [`gobuild::MAX_MODULES`] of them.
+    /// moved, not copied: an inventory can hold `gobuild::MAX_MODULES` of them.
     pub fn normalize(&mut self) {
         self.components.shrink_to_fit();
         let mut order: Vec<usize> = (0..self.components.len()).collect();
@@ -401,8 +398,8 @@ impl Inventory {
                     "{} {} declares the license `{text}`, which is not an SPDX expression; the SBOM \
                      records it as text (use an expression such as `MIT OR Apache-2.0`, or \
                      `LicenseRef-...` for a license of your own)",
-                    crate::sanitize::outside(&c.name, 200),
-                    crate::sanitize::outside(&c.version, 200)
+                    crate::util::sanitize::outside(&c.name, 200),
+                    crate::util::sanitize::outside(&c.version, 200)
                 )),
                 License::Expression { .. } => None,
             })
@@ -452,11 +449,6 @@ pub fn document(kind: DocumentKind, subject: &ImageSubject, inventory: &Inventor
     }
 }
 
-/// The sha256 of the lock file at `path`, when there is one.
-pub(crate) fn lockfile_digest(path: &Path) -> Option<Digest> {
-    std::fs::read(path).ok().map(|bytes| Digest::of(&bytes))
-}
-
 /// A name-based UUID (RFC 9562 layout, version 5 bits) from the sha256 of `parts`: the same image
 /// always gets the same document identifier, and different images different ones.
 pub(crate) fn uuid_from(parts: &[&str]) -> String {
@@ -481,7 +473,7 @@ pub(crate) fn uuid_from(parts: &[&str]) -> String {
 
 /// `Name <email>` as cargo writes authors: the name and the email, when it looks like one.
 pub(crate) fn split_author(author: &str) -> (String, Option<String>) {
-    let clean = crate::sanitize::outside(author, 200);
+    let clean = crate::util::sanitize::outside(author, 200);
     match clean.split_once('<') {
         Some((name, rest)) => {
             let email = rest.trim_end_matches('>').trim();
@@ -528,7 +520,7 @@ pub(crate) fn unique_ids(
 }
 
 /// A JSON array written from an iterator of values while the document is serialized, so that a
-/// document with [`gobuild::MAX_MODULES`] components is never held as a tree of values beside its
+/// document with `gobuild::MAX_MODULES` components is never held as a tree of values beside its
 /// bytes. Each value is rendered by serde_json's own `Display` (compiled once, optimized, rather than
 /// for our serializer in every build profile) and written as it is.
 pub(crate) struct Streamed<I>(Cell<Option<I>>);
@@ -563,7 +555,7 @@ where
 }
 
 /// A document's bytes. The buffer grows by a quarter at a time instead of doubling, and keeps no
-/// spare capacity: a document of [`gobuild::MAX_MODULES`] components has tens of MiB.
+/// spare capacity: a document of `gobuild::MAX_MODULES` components has tens of MiB.
 pub(crate) fn to_bytes(document: &impl serde::Serialize) -> Vec<u8> {
     struct Growing(Vec<u8>);
     impl std::io::Write for Growing {

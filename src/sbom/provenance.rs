@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::{TOOL_NAME, TOOL_VERSION};
 use crate::oci::Digest;
-use crate::timestamp::Timestamp;
+use crate::util::timestamp::Timestamp;
 
 /// The statement's type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
@@ -71,9 +71,9 @@ pub fn image_resource(name: &str, digest: &Digest) -> Value {
 /// base, time and configuration as given.
 pub(crate) fn job_parameters(
     options: &crate::job::JobOptions,
-    config: &crate::options::ImageOptions,
-    essentials: &crate::essentials::Essentials,
-    tag: Option<&crate::reference::Reference>,
+    config: &crate::build::options::ImageOptions,
+    essentials: &crate::build::essentials::Essentials,
+    tag: Option<&crate::image::reference::Reference>,
 ) -> BTreeMap<String, Value> {
     let mut map = BTreeMap::new();
     let mut put = |key: &str, value: Value| {
@@ -91,8 +91,8 @@ pub(crate) fn job_parameters(
     put(
         "base",
         match &options.base {
-            Some(crate::base::BaseRef::Registry(reference)) => json!(reference.full()),
-            Some(crate::base::BaseRef::Archive { path, tag }) => json!(match tag {
+            Some(crate::job::base::BaseRef::Registry(reference)) => json!(reference.full()),
+            Some(crate::job::base::BaseRef::Archive { path, tag }) => json!(match tag {
                 Some(tag) => format!("{}:{tag}", path.display()),
                 None => path.display().to_string(),
             }),

@@ -42,7 +42,7 @@ pub(super) fn of(component: &Component) -> Option<String> {
 
 /// The purl of an image: `pkg:oci/NAME@DIGEST?repository_url=...&tag=...`.
 pub(super) fn of_image(
-    reference: &crate::reference::Reference,
+    reference: &crate::image::reference::Reference,
     digest: &crate::oci::Digest,
     arch: Option<&str>,
 ) -> String {

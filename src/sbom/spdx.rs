@@ -95,7 +95,7 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     let base = subject.base.map(|(name, digest)| {
         json!({
             "SPDXID": "SPDXRef-BaseImage",
-            "name": crate::sanitize::outside(name, 300),
+            "name": crate::util::sanitize::outside(name, 300),
             "downloadLocation": NOASSERTION,
             "filesAnalyzed": false,
             "primaryPackagePurpose": "CONTAINER",
@@ -308,7 +308,7 @@ fn package(component: &Component, id: &str, license: Option<&License>, is_root: 
     if let Some(description) = &component.description {
         object.insert(
             "description".into(),
-            json!(crate::sanitize::outside(description, 1000)),
+            json!(crate::util::sanitize::outside(description, 1000)),
         );
     }
     if let Some(vcs) = &component.vcs {

@@ -389,19 +389,21 @@ impl Zeroimage {
                     (None, _) if !parsed.push.push.is_empty() || !parsed.load.load.is_empty() => {
                         return None;
                     }
-                    (None, Some(program)) => zeroimage::package::default_output(program),
+                    (None, Some(program)) => zeroimage::job::package::default_output(program),
                     (None, None) => {
                         let inputs: Vec<_> = parsed
                             .platform_binary
                             .iter()
-                            .map(|(_, path)| zeroimage::package::Input {
+                            .map(|(_, path)| zeroimage::job::package::Input {
                                 path: path.clone(),
                                 platform: Default::default(),
                             })
                             .collect();
-                        let entrypoint =
-                            zeroimage::package::entrypoint_path(&inputs, &parsed.config.options())
-                                .ok()?;
+                        let entrypoint = zeroimage::job::package::entrypoint_path(
+                            &inputs,
+                            &parsed.config.options(),
+                        )
+                        .ok()?;
                         PathBuf::from(format!("{}.tar", entrypoint.rsplit('/').next()?))
                     }
                 }

@@ -1,0 +1,4 @@
+//! Layer compression and decompression.
+
+pub mod compress;
+pub(crate) mod decompress;

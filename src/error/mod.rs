@@ -1,0 +1,103 @@
+//! The library's error type: every variant says which file or step failed and, where there is one, the fix.
+
+pub mod registry;
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias used across the library.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can stop an image from being written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An I/O failure, with the file and the step it happened in.
+    #[error("{step} `{}`: {}", path.display(), io_reason(source))]
+    Io {
+        step: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// The input is not something we can package; the message names the file and the fix.
+    #[error("{}: {message}", path.display())]
+    Input { path: PathBuf, message: String },
+    /// A platform string, architecture or OS that we cannot label an image with.
+    #[error("{0}")]
+    Platform(String),
+    /// An image name that is not a valid reference.
+    #[error("invalid image name `{name}`: {reason}")]
+    Reference { name: String, reason: String },
+    /// A timestamp that could not be parsed or formatted.
+    #[error("{0}")]
+    Time(String),
+    /// `cargo build` failed; cargo has already shown why.
+    #[error("{0}")]
+    Build(String),
+    /// A registry refused or failed a request: its kind, registry, repository, status and codes.
+    #[error("{0}")]
+    Registry(Box<crate::error::registry::RegistryError>),
+    /// Any other invalid option value.
+    #[error("{0}")]
+    Invalid(String),
+    /// The run was interrupted (Ctrl-C); nothing was written.
+    #[error("interrupted; nothing was written")]
+    Interrupted,
+}
+
+/// How an I/O error reads after the file it concerns: the system's words (which never repeat the
+/// path: files are written through `std::fs::File`, not through wrappers that append it), and the fix
+/// when there is one whatever the file.
+fn io_reason(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => {
+            format!("{error}; free some space on that filesystem, or write elsewhere")
+        }
+        io::ErrorKind::ReadOnlyFilesystem => format!("{error}; write elsewhere"),
+        _ => error.to_string(),
+    }
+}
+
+impl Error {
+    /// The same error with `; advice` after a registry error's message (other errors unchanged).
+    pub fn context_suffix(self, advice: &str) -> Error {
+        match self {
+            Error::Registry(mut e) => {
+                *e = e.context_suffix(advice);
+                Error::Registry(e)
+            }
+            other => other,
+        }
+    }
+
+    /// The same error with `prefix: ` before its message, keeping its type (an I/O error, whose
+    /// message is its step, file and cause, is unchanged).
+    pub fn context(self, prefix: &str) -> Error {
+        match self {
+            Error::Registry(mut e) => {
+                *e = e.context(prefix);
+                Error::Registry(e)
+            }
+            Error::Input { path, message } => Error::Input {
+                path,
+                message: format!("{prefix}: {message}"),
+            },
+            Error::Invalid(message) => Error::Invalid(format!("{prefix}: {message}")),
+            other => other,
+        }
+    }
+
+    /// Wraps an I/O error with the step and the file it concerns.
+    pub fn io(step: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { step, path, source }
+    }
+
+    /// An input error naming the file.
+    pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Error {
+        Error::Input {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! The tar format, as far as images need it.
+
+pub(crate) mod read;
