@@ -31,9 +31,9 @@ pub const TARGETS: &[(&str, Entry)] = &[
 /// the same answer. Then the readers of cargo auditable's and Go's embedded dependency lists, and the
 /// SBOMs written from what they read, which must be JSON.
 pub fn elf(data: &[u8]) {
-    let direct = crate::build::elf::inspect_data(data);
+    let direct = crate::assemble::elf::inspect_data(data);
     let cache = object::ReadCache::new(Cursor::new(data));
-    let cached = crate::build::elf::inspect_data(&cache);
+    let cached = crate::assemble::elf::inspect_data(&cache);
     assert_eq!(direct, cached, "slice and read cache disagree");
     if let Ok(info) = direct {
         let _ = info.linkage.describe_needs();
@@ -97,9 +97,9 @@ pub fn layer(data: &[u8]) {
     );
     let mut memory = crate::image::blobs::Memory::new();
     memory.insert(digest, blob.to_vec());
-    let mut keep = crate::build::loader::LOADER_FILES.to_vec();
-    keep.extend(crate::build::essentials::BASE_FILES);
-    let Ok(rootfs) = crate::build::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
+    let mut keep = crate::assemble::loader::LOADER_FILES.to_vec();
+    keep.extend(crate::assemble::essentials::BASE_FILES);
+    let Ok(rootfs) = crate::assemble::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
         return;
     };
     for entry in rootfs.entries().take(10_000) {
@@ -114,17 +114,22 @@ pub fn layer(data: &[u8]) {
         let _ = rootfs.resolve(&entry.path);
     }
     let _ = rootfs.file("/etc/passwd");
-    let linkage = crate::build::elf::Linkage::Dynamic {
+    let linkage = crate::assemble::elf::Linkage::Dynamic {
         interpreter: Some("/lib64/ld-linux-x86-64.so.2".to_owned()),
         needed: vec!["libc.so.6".to_owned()],
         rpath: vec!["$ORIGIN/../lib".to_owned()],
         runpath: Vec::new(),
     };
     if let Ok(platform) = crate::oci::platform::Platform::linux("amd64", None) {
-        let _ =
-            crate::build::loader::check_dynamic(&linkage, "/app/bin/app", None, &rootfs, &platform);
+        let _ = crate::assemble::loader::check_dynamic(
+            &linkage,
+            "/app/bin/app",
+            None,
+            &rootfs,
+            &platform,
+        );
     }
-    let _ = crate::build::essentials::Essentials {
+    let _ = crate::assemble::essentials::Essentials {
         nonroot: true,
         ..Default::default()
     }
@@ -294,7 +299,7 @@ pub fn settings(data: &[u8]) {
         settings.image_options(),
         crate::oci::platform::Platform::linux("amd64", None),
     ) {
-        let mut spec = crate::build::compose::ImageSpec::new(
+        let mut spec = crate::assemble::compose::ImageSpec::new(
             platform,
             "/app",
             crate::util::timestamp::Timestamp::EPOCH,

@@ -1,6 +1,6 @@
 //! Build OCI container images from static Linux executables, without Docker.
 //!
-//! Each executable is checked ([`build::elf`], [`oci::platform`]), written into a compressed layer streamed
+//! Each executable is checked ([`assemble::elf`], [`oci::platform`]), written into a compressed layer streamed
 //! straight into the output archive, described by an [`image`] config and manifest ([`oci`]), and
 //! indexed so that skopeo, podman, containerd and `docker load` accept it. [`job::package::package`] does
 //! that for one program per platform, FROM scratch or on a [`job::base`] image. [`job::Job`] is the whole
@@ -13,7 +13,7 @@
 //!
 //! ```no_run
 //! use zeroimage::job::{Job, JobOptions};
-//! use zeroimage::build::options::ImageOptions;
+//! use zeroimage::assemble::options::ImageOptions;
 //! use zeroimage::job::package::Input;
 //! use zeroimage::report::Silent;
 //!
@@ -40,7 +40,7 @@
 //! }
 //! ```
 
-pub mod build;
+pub mod assemble;
 pub mod cargo;
 #[doc(hidden)]
 pub mod cli;

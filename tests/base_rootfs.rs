@@ -11,9 +11,9 @@ use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zeroimage::build::elf::{self, Linkage};
-use zeroimage::build::loader::{LOADER_FILES, check_dynamic};
-use zeroimage::build::rootfs::{Kind, RootFs};
+use zeroimage::assemble::elf::{self, Linkage};
+use zeroimage::assemble::loader::{LOADER_FILES, check_dynamic};
+use zeroimage::assemble::rootfs::{Kind, RootFs};
 use zeroimage::image::ImageTree;
 use zeroimage::layout::read::ArchiveSource;
 use zeroimage::oci::platform::Platform;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use support::tiny_elf::{self, Machine, Segment, Shape};
-use zeroimage::build::elf::{Linkage, inspect, inspect_bytes};
+use zeroimage::assemble::elf::{Linkage, inspect, inspect_bytes};
 
 const ELF64: bool = true;
 const ELF32: bool = false;

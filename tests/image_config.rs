@@ -111,7 +111,7 @@ fn every_configuration_flag_reaches_the_config_and_the_running_program() {
     assert_eq!(
         c["Env"],
         serde_json::json!([
-            zeroimage::build::DEFAULT_PATH_ENV,
+            zeroimage::assemble::DEFAULT_PATH_ENV,
             "MODE=last",
             "GREETING=hi there"
         ]),

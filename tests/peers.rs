@@ -33,7 +33,7 @@ fn assert_fixture_ran(stdout: &str, args: &str, greeting: &str) {
             format!("GREETING={greeting}"),
             format!(
                 "PATH={}",
-                zeroimage::build::DEFAULT_PATH_ENV.trim_start_matches("PATH=")
+                zeroimage::assemble::DEFAULT_PATH_ENV.trim_start_matches("PATH=")
             ),
         ],
         "container output:\n{stdout}"

@@ -19,7 +19,7 @@ use super::supply::{self, TargetBuild};
 use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, vcs_state};
-use crate::build::options::ImageOptions;
+use crate::assemble::options::ImageOptions;
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;

@@ -7,7 +7,7 @@ use super::build::Executable;
 use super::settings::Settings;
 use super::target;
 use super::workspace::Workspace;
-use crate::build::essentials::Essentials;
+use crate::assemble::essentials::Essentials;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 
@@ -135,7 +135,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::build::essentials::Include;
+    use crate::assemble::essentials::Include;
 
     fn with_targets(target: Option<&str>, targets: Option<&[&str]>) -> Settings {
         Settings {

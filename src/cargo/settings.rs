@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::build::essentials::{Essentials, Include};
-use crate::build::options::{self, ImageOptions};
+use crate::assemble::essentials::{Essentials, Include};
+use crate::assemble::options::{self, ImageOptions};
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::job::base::BaseRef;

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::build::essentials::{Essentials, Include};
-use crate::build::options::{self, ImageOptions};
+use crate::assemble::essentials::{Essentials, Include};
+use crate::assemble::options::{self, ImageOptions};
 use crate::codec::compress::Compression;
 use crate::error::Result;
 use crate::job::base::BaseRef;

@@ -6,7 +6,7 @@ use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
 use super::BlobSource;
-use crate::build::layer::{Layer, LayerSink, Watched};
+use crate::assemble::layer::{Layer, LayerSink, Watched};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 use crate::util::cancel::TempGuard;

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::compose::Base;
+use crate::assemble::compose::Base;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;

@@ -11,8 +11,8 @@ use std::path::PathBuf;
 
 pub(crate) use staging::{Staging, ensure_stdout_free};
 
-use crate::build::essentials::Essentials;
-use crate::build::options::ImageOptions;
+use crate::assemble::essentials::Essentials;
+use crate::assemble::options::ImageOptions;
 use crate::codec::compress::Compression;
 use crate::error::Result;
 use crate::image::reference::Reference;

@@ -6,14 +6,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::build::compose::{Base, ImageSpec};
-use crate::build::elf::{self, Linkage};
-use crate::build::essentials::BASE_FILES;
-use crate::build::essentials::{Essentials, EssentialsLayer};
-use crate::build::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
-use crate::build::loader::{LOADER_FILES, check_dynamic};
-use crate::build::options::ImageOptions;
-use crate::build::rootfs::RootFs;
+use crate::assemble::compose::{Base, ImageSpec};
+use crate::assemble::elf::{self, Linkage};
+use crate::assemble::essentials::BASE_FILES;
+use crate::assemble::essentials::{Essentials, EssentialsLayer};
+use crate::assemble::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
+use crate::assemble::loader::{LOADER_FILES, check_dynamic};
+use crate::assemble::options::ImageOptions;
+use crate::assemble::rootfs::RootFs;
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::image::blobs::{BlobSource, Composite, Memory};
@@ -426,7 +426,7 @@ pub fn package<'a>(
         };
         if let Some(essentials) = essentials {
             for (key, value) in &essentials.env {
-                crate::build::options::set_env(&mut spec.env, key, value);
+                crate::assemble::options::set_env(&mut spec.env, key, value);
             }
             if essentials.user.is_some() {
                 spec.user.clone_from(&essentials.user);

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempPath;
 
-use crate::build::layer::{Layer, LayerSink, Watched};
+use crate::assemble::layer::{Layer, LayerSink, Watched};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::image::blobs::BlobSource;

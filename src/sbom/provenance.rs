@@ -71,8 +71,8 @@ pub fn image_resource(name: &str, digest: &Digest) -> Value {
 /// base, time and configuration as given.
 pub(crate) fn job_parameters(
     options: &crate::job::JobOptions,
-    config: &crate::build::options::ImageOptions,
-    essentials: &crate::build::essentials::Essentials,
+    config: &crate::assemble::options::ImageOptions,
+    essentials: &crate::assemble::essentials::Essentials,
     tag: Option<&crate::image::reference::Reference>,
 ) -> BTreeMap<String, Value> {
     let mut map = BTreeMap::new();

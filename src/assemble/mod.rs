@@ -1,4 +1,4 @@
-//! From a program to an image: the checks of an executable ([`elf`], [`loader`]), what a base's
+//! Assembling an image from a program: the checks of an executable ([`elf`], [`loader`]), what a base's
 //! filesystem holds ([`rootfs`]), the layers (`layer`, [`essentials`]) and the config (`compose`,
 //! [`options`]).
 

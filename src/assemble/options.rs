@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::build::compose::ImageSpec;
+use crate::assemble::compose::ImageSpec;
 use crate::error::{Error, Result};
 
 /// Validated image configuration options. Everything is optional; an empty value changes nothing.

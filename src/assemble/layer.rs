@@ -7,7 +7,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::build::rootfs::{Kind as RootKind, RootFs};
+use crate::assemble::rootfs::{Kind as RootKind, RootFs};
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, HashingWriter};
@@ -248,8 +248,8 @@ impl LayerSpec {
         &self,
         base: &RootFs,
         dir: &str,
-        link: &crate::build::rootfs::Resolved,
-        why: &crate::build::rootfs::Unplaceable,
+        link: &crate::assemble::rootfs::Resolved,
+        why: &crate::assemble::rootfs::Unplaceable,
     ) -> Error {
         let below = format!("{dir}/");
         let (file, origin) = self
@@ -1109,7 +1109,7 @@ mod tests {
 
     #[test]
     fn over_a_base_our_files_go_through_its_working_links_and_never_below_a_broken_one() {
-        use crate::build::rootfs::testing::{Layer as BaseLayer, scan};
+        use crate::assemble::rootfs::testing::{Layer as BaseLayer, scan};
         let base = scan(
             &[BaseLayer::new()
                 .dir_owned("srv/", 0o750, 7)

@@ -18,8 +18,8 @@
 use std::collections::HashSet;
 use std::fmt;
 
-use crate::build::elf::Linkage;
-use crate::build::rootfs::{Kind, RootFs, path_matches};
+use crate::assemble::elf::Linkage;
+use crate::assemble::rootfs::{Kind, RootFs, path_matches};
 use crate::oci::platform::Platform;
 
 /// The files [`RootFs::scan`] must keep for [`check_dynamic`] to read the loader's configuration.
@@ -497,7 +497,7 @@ fn components(path: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::rootfs::testing::{Layer, scan};
+    use crate::assemble::rootfs::testing::{Layer, scan};
 
     fn amd64() -> Platform {
         Platform::linux("amd64", None).unwrap()

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::build::layer::Layer;
+use crate::assemble::layer::Layer;
 use crate::image::Image;
 use crate::oci::platform::Platform;
 use crate::oci::{

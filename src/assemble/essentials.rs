@@ -3,8 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::build::layer::{LayerSpec, MODE_FILE};
-use crate::build::rootfs::{Kind, RootFs};
+use crate::assemble::layer::{LayerSpec, MODE_FILE};
+use crate::assemble::rootfs::{Kind, RootFs};
 use crate::error::{Error, Result};
 use crate::util::sanitize;
 
@@ -57,7 +57,7 @@ impl Include {
         }
         let dest = match dest {
             Some(dest) => {
-                crate::build::options::parse_absolute_path("--include destination", dest)?
+                crate::assemble::options::parse_absolute_path("--include destination", dest)?
             }
             None => {
                 let name = Path::new(source)
@@ -367,7 +367,7 @@ fn find_host(candidates: &[&str]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::build::rootfs::testing::{Layer, scan};
+    use crate::assemble::rootfs::testing::{Layer, scan};
 
     #[test]
     fn include_syntax() {
