@@ -4,6 +4,7 @@
 
 pub mod blobs;
 pub mod reference;
+pub mod referrers;
 pub(crate) mod spool;
 
 use std::collections::BTreeSet;

@@ -235,7 +235,7 @@ impl ImageArchive {
 
     /// Stores the attached documents and their artifact manifests, listed in `referrers.json` by
     /// [`finish`](ImageArchive::finish); `index.json` keeps its one descriptor.
-    pub fn attach(&mut self, attachments: &crate::sbom::attach::Attachments) -> Result<()> {
+    pub fn attach(&mut self, attachments: &crate::image::referrers::Attachments) -> Result<()> {
         if attachments.is_empty() {
             return Ok(());
         }
@@ -277,7 +277,7 @@ impl ImageArchive {
         }
         self.append_file("oci-layout", OCI_LAYOUT.as_bytes())?;
         if let Some(referrers) = self.referrers.take() {
-            self.append_file(crate::sbom::attach::REFERRERS_FILE, &referrers)?;
+            self.append_file(crate::image::referrers::REFERRERS_FILE, &referrers)?;
         }
         self.complete()
     }

@@ -198,7 +198,7 @@ impl ArchiveSource {
     }
 
     fn read_referrers(&mut self, entries: &BTreeMap<String, (u64, u64)>) -> Result<()> {
-        let name = crate::sbom::attach::REFERRERS_FILE;
+        let name = crate::image::referrers::REFERRERS_FILE;
         let Some(&range) = entries.get(name) else {
             return Ok(());
         };

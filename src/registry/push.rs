@@ -20,10 +20,10 @@ use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
+use crate::image::referrers::{Attachment, Attachments};
 use crate::layout::read::ArchiveSource;
 use crate::oci::{Descriptor, Digest};
 use crate::report::{Listener, ProgressReader, blob_progress};
-use crate::sbom::attach::{Attachment, Attachments};
 
 /// Blobs up to this size go up in one request; larger ones in chunks of `chunk_size`.
 const MONOLITHIC_LIMIT: u64 = 32 << 20;
@@ -111,7 +111,7 @@ pub fn push_archive(
     let source = ArchiveSource::open(archive)?;
     let top = source.select(None)?.descriptor.clone();
     let tree = ImageTree::read(&source, &top)?;
-    let attachments = Attachments::read(&source, &tree)?;
+    let attachments = Attachments::read(&source, source.referrers(), &tree)?;
     push_with(
         &tree,
         &source,

@@ -27,9 +27,9 @@ use super::push::{PushStats, Target, push_blob, push_scope};
 use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
+use crate::image::referrers::{Attachment, Attachments};
 use crate::oci::{Descriptor, Digest, Document, Index, MediaType};
 use crate::report::Listener;
-use crate::sbom::attach::{Attachment, Attachments};
 use crate::util::sanitize;
 
 /// Referrers listed in one fallback tag's index that we accept to read.

@@ -1,7 +1,5 @@
-//! SBOMs and provenance attached to an image the OCI 1.1 way: each document is the one layer of an
-//! artifact manifest (`artifactType` = the document's media type, the empty `{}` config, `subject` =
-//! the image manifest it is about). They never enter the image's own index, so a single-platform
-//! image stays a plain manifest (AWS Lambda refuses an index with attestation manifests in it).
+//! Making the SBOMs and provenance attached to an image (see [`crate::image::referrers`] for how
+//! they are attached), and writing them beside the archive.
 //!
 //! In the archive, the artifact manifests and documents are blobs like any other, and
 //! `referrers.json` (an image index of the artifact manifests, as a registry's referrers API answers)
@@ -9,36 +7,22 @@
 //! the archive exactly as before and ignore the rest. Beside the archive, each document is also written
 //! as a file (`NAME.spdx.json`, `NAME.cdx.json`, `NAME.provenance.json`) for CI to keep.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::blobs::{BlobSource, Memory, read_document};
+use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::image::{Image, ImageTree, MAX_DOCUMENT};
-use crate::layout::read::ArchiveSource;
+use crate::image::referrers::{Attachment, Attachments, EMPTY_JSON};
+use crate::image::{Image, ImageTree};
 use crate::oci::platform::Platform;
-use crate::oci::{
-    ANNOTATION_CREATED, Descriptor, Digest, Document, Extra, Index, Manifest, MediaType,
-};
+use crate::oci::{Descriptor, Digest, MediaType};
 use crate::report::Listener;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, DocumentKind, ImageSubject, Inventory, ProgramFile, SbomFormats};
 use crate::util::outputs::Staged;
 use crate::util::timestamp::Timestamp;
-
-/// The archive entry listing the attachments.
-pub const REFERRERS_FILE: &str = "referrers.json";
-/// The empty JSON object, config of every artifact manifest.
-pub const EMPTY_JSON: &[u8] = b"{}";
-/// The file name a document had (`NAME.spdx.json`), on its layer.
-pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
-/// The predicate type of an in-toto statement, on its layer (as docker's attestations have it).
-pub const ANNOTATION_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
-/// Attachments read from one archive, at most.
-const MAX_ATTACHMENTS: usize = 1000;
 
 /// What to attach to the images built.
 #[derive(Clone, Debug)]
@@ -70,228 +54,6 @@ impl AttachOptions {
 }
 
 /// One attached document.
-#[derive(Clone, Debug)]
-pub struct Attachment {
-    pub kind: DocumentKind,
-    /// The platform of the image an SBOM describes.
-    pub platform: Option<Platform>,
-    /// The document blob (the artifact manifest's layer).
-    pub document: Descriptor,
-    /// The artifact manifest.
-    pub manifest: Document<Manifest>,
-    /// What follows the name in the document's file name: `spdx.json`, `linux-arm64.cdx.json` ...
-    pub suffix: String,
-}
-
-impl Attachment {
-    /// An artifact manifest for `bytes` of `kind`, about `subject`.
-    fn new(
-        kind: DocumentKind,
-        platform: Option<Platform>,
-        subject: &Descriptor,
-        bytes: &[u8],
-        name: &str,
-        suffix: String,
-        created: Timestamp,
-    ) -> Attachment {
-        let title = format!("{name}.{suffix}");
-        let mut document = Descriptor::new(
-            MediaType::parse(kind.media_type()),
-            Digest::of(bytes),
-            bytes.len() as u64,
-        );
-        document
-            .annotations
-            .insert(ANNOTATION_TITLE.to_owned(), title);
-        if kind == DocumentKind::Provenance {
-            document.annotations.insert(
-                ANNOTATION_PREDICATE_TYPE.to_owned(),
-                provenance::PREDICATE_TYPE.to_owned(),
-            );
-        }
-        let subject = Descriptor::new(
-            subject.media_type.clone(),
-            subject.digest.clone(),
-            subject.size,
-        );
-        let manifest = Document::new(Manifest {
-            schema_version: 2,
-            media_type: Some(MediaType::OciManifest),
-            artifact_type: Some(kind.media_type().to_owned()),
-            config: empty_config(),
-            layers: vec![document.clone()],
-            subject: Some(subject),
-            annotations: [(ANNOTATION_CREATED.to_owned(), created.to_string())].into(),
-            extra: Extra::new(),
-        });
-        Attachment {
-            kind,
-            platform,
-            document,
-            manifest,
-            suffix,
-        }
-    }
-
-    /// The artifact manifest's descriptor as a referrers index lists it: with its artifact type and
-    /// annotations.
-    pub fn descriptor(&self) -> Descriptor {
-        let manifest = self.manifest.value();
-        let mut descriptor = self.manifest.descriptor(MediaType::OciManifest);
-        descriptor.artifact_type = manifest.artifact_type.clone();
-        descriptor.annotations = manifest.annotations.clone();
-        descriptor
-    }
-
-    /// What it is, for messages: `the SPDX SBOM for linux/arm64 (sha256:0123456789ab)`, with its
-    /// artifact manifest's digest cut short.
-    pub fn label(&self) -> String {
-        let what = match self.kind {
-            DocumentKind::Spdx => "the SPDX SBOM",
-            DocumentKind::CycloneDx => "the CycloneDX SBOM",
-            DocumentKind::Provenance => "the provenance statement",
-        };
-        let digest = self.manifest.digest();
-        let short = format!("{}:{}", digest.algorithm().as_str(), digest.short());
-        match &self.platform {
-            Some(platform) => format!("{what} for {platform} ({short})"),
-            None => format!("{what} ({short})"),
-        }
-    }
-
-    /// The image manifest (or index) it is about.
-    pub fn subject(&self) -> &Descriptor {
-        // Every attachment is made or read with a subject.
-        self.manifest
-            .value()
-            .subject
-            .as_ref()
-            .unwrap_or(&self.manifest.value().config)
-    }
-}
-
-/// The empty config descriptor of an artifact manifest.
-pub fn empty_config() -> Descriptor {
-    Descriptor::new(
-        MediaType::OciEmpty,
-        Digest::of(EMPTY_JSON),
-        EMPTY_JSON.len() as u64,
-    )
-}
-
-/// The documents attached to one image.
-#[derive(Clone, Debug, Default)]
-pub struct Attachments {
-    pub items: Vec<Attachment>,
-    /// The bytes of documents made in this run (and the empty config).
-    pub memory: Memory,
-}
-
-impl Attachments {
-    pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
-    }
-
-    /// The blobs the artifact manifests point at: the empty config and the documents, each once.
-    pub fn blobs(&self) -> Vec<Descriptor> {
-        let mut seen = BTreeSet::new();
-        let mut blobs = Vec::new();
-        for item in &self.items {
-            for blob in [&item.manifest.value().config, &item.document] {
-                if seen.insert(blob.digest.clone()) {
-                    blobs.push(blob.clone());
-                }
-            }
-        }
-        blobs
-    }
-
-    /// The image index listing every artifact manifest (`referrers.json`).
-    pub fn index(&self) -> Document<Index> {
-        Document::new(Index::new(
-            self.items.iter().map(Attachment::descriptor).collect(),
-        ))
-    }
-
-    /// The attachments an archive lists in `referrers.json`, each artifact manifest read and checked
-    /// (digest, shape, a subject that is part of `tree`); none when the archive lists none.
-    pub fn read(source: &ArchiveSource, tree: &ImageTree) -> Result<Attachments> {
-        let Some(index) = source.referrers() else {
-            return Ok(Attachments::default());
-        };
-        let bad = |what: String| Error::input(source.path(), what);
-        if index.manifests.len() > MAX_ATTACHMENTS {
-            return Err(bad(format!(
-                "lists {} attachments in {REFERRERS_FILE}; at most {MAX_ATTACHMENTS} are accepted",
-                index.manifests.len()
-            )));
-        }
-        let mut subjects: BTreeSet<&Digest> = tree
-            .manifests
-            .iter()
-            .map(|n| &n.descriptor.digest)
-            .collect();
-        subjects.insert(&tree.top.digest);
-        let mut items = Vec::new();
-        for descriptor in &index.manifests {
-            if !descriptor.media_type.is_manifest() {
-                return Err(bad(format!(
-                    "lists a {} in {REFERRERS_FILE}, not an artifact manifest",
-                    crate::util::sanitize::outside(descriptor.media_type.as_str(), 100)
-                )));
-            }
-            let bytes = read_document(source, descriptor, MAX_DOCUMENT)?;
-            let manifest: Document<Manifest> =
-                Document::parse(bytes, &descriptor.digest).map_err(|e| {
-                    bad(format!(
-                        "has an invalid artifact manifest {} ({})",
-                        descriptor.digest,
-                        crate::util::sanitize::outside(
-                            &e.to_string(),
-                            crate::util::sanitize::EXCERPT
-                        )
-                    ))
-                })?;
-            let value = manifest.value();
-            let kind = value
-                .artifact_type
-                .as_deref()
-                .and_then(DocumentKind::from_media_type);
-            let (Some(kind), Some(subject), [document]) =
-                (kind, &value.subject, value.layers.as_slice())
-            else {
-                return Err(bad(format!(
-                    "has an attachment {} that is not an SBOM or provenance artifact with one \
-                     document and a subject",
-                    descriptor.digest
-                )));
-            };
-            if !subjects.contains(&subject.digest) {
-                return Err(bad(format!(
-                    "has an attachment {} about {}, which is not this archive's image",
-                    descriptor.digest, subject.digest
-                )));
-            }
-            let platform = tree
-                .manifests
-                .iter()
-                .find(|n| n.descriptor.digest == subject.digest && tree.index.is_some())
-                .and_then(|n| n.descriptor.platform.clone());
-            items.push(Attachment {
-                kind,
-                platform,
-                document: document.clone(),
-                manifest,
-                suffix: kind.suffix().to_owned(),
-            });
-        }
-        Ok(Attachments {
-            items,
-            memory: Memory::new(),
-        })
-    }
-}
-
 /// One attached document, for `--message-format json`.
 #[derive(Clone, Debug, Serialize)]
 pub struct AttachmentSummary {

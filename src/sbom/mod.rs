@@ -29,6 +29,7 @@ use crate::oci::Digest;
 use crate::oci::platform::Platform;
 use crate::util::timestamp::Timestamp;
 
+pub use crate::image::referrers::DocumentKind;
 pub(crate) use license::License;
 pub use provenance::ProvenanceInputs;
 
@@ -89,46 +90,6 @@ impl fmt::Display for SbomFormats {
             (true, true) => "both",
             (false, false) => "none",
         })
-    }
-}
-
-/// The kinds of document attached to an image.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DocumentKind {
-    Spdx,
-    CycloneDx,
-    Provenance,
-}
-
-impl DocumentKind {
-    /// The media type of the document, which is also its artifact type.
-    pub fn media_type(self) -> &'static str {
-        match self {
-            DocumentKind::Spdx => "application/spdx+json",
-            DocumentKind::CycloneDx => "application/vnd.cyclonedx+json",
-            DocumentKind::Provenance => "application/vnd.in-toto+json",
-        }
-    }
-
-    /// The file name suffix of the document written beside the archive.
-    pub fn suffix(self) -> &'static str {
-        match self {
-            DocumentKind::Spdx => "spdx.json",
-            DocumentKind::CycloneDx => "cdx.json",
-            DocumentKind::Provenance => "provenance.json",
-        }
-    }
-
-    /// The kind from its media type (an artifact read back from an archive).
-    pub fn from_media_type(media_type: &str) -> Option<DocumentKind> {
-        [
-            DocumentKind::Spdx,
-            DocumentKind::CycloneDx,
-            DocumentKind::Provenance,
-        ]
-        .into_iter()
-        .find(|k| k.media_type() == media_type)
     }
 }
 

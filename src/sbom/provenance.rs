@@ -14,7 +14,7 @@ use crate::util::timestamp::Timestamp;
 /// The statement's type.
 pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
 /// SLSA provenance v1.
-pub const PREDICATE_TYPE: &str = "https://slsa.dev/provenance/v1";
+pub const PREDICATE_TYPE: &str = crate::image::referrers::SLSA_PROVENANCE_V1;
 /// `buildType` of a `cargo zeroimage` build.
 pub const BUILD_TYPE_CARGO: &str = "https://crates.io/crates/cargo-zeroimage#cargo-zeroimage/v1";
 /// `buildType` of a `zeroimage` packaging of existing programs.
