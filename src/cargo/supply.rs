@@ -13,6 +13,7 @@ use super::lockfile::lockfile_digest;
 use super::workspace::{Workspace, cargo_program};
 use crate::error::Result;
 use crate::image::reference::Reference;
+use crate::job::parameters::provenance_parameters;
 use crate::report::Listener;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
@@ -139,7 +140,7 @@ fn provenance_inputs(
     auditable: bool,
 ) -> ProvenanceInputs {
     let cargo = &job.cargo;
-    let mut parameters = provenance::job_parameters(
+    let mut parameters = provenance_parameters(
         &job.options,
         &job.options.config,
         &job.options.essentials,

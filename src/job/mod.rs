@@ -5,6 +5,7 @@
 pub mod base;
 pub mod naming;
 pub mod package;
+pub(crate) mod parameters;
 mod staging;
 
 use std::path::PathBuf;
@@ -161,7 +162,7 @@ impl Job {
                     .unwrap_or(false)
                     .then(|| ProvenanceInputs {
                         build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
-                        external_parameters: provenance::job_parameters(
+                        external_parameters: parameters::provenance_parameters(
                             options,
                             &options.config,
                             &options.essentials,
