@@ -10,6 +10,7 @@ pub mod origin;
 pub mod pull;
 pub mod push;
 pub mod referrers;
+mod upload;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
 pub fn api_host(domain: &str) -> &str {

@@ -23,7 +23,7 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
 use super::client::{self, Payload, Registry};
-use super::push::{PushStats, Target, push_blob, push_scope};
+use super::upload::{PushStats, Target, push_blob, push_scope};
 use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
