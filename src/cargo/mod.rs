@@ -6,6 +6,7 @@ mod c_code;
 mod config;
 mod job;
 mod lockfile;
+mod options;
 pub(crate) mod plan;
 pub(crate) mod sbom;
 mod select;
@@ -16,4 +17,5 @@ mod toolchain;
 pub(crate) mod workspace;
 mod zig;
 
-pub use job::{CargoImage, CargoJob, CargoOptions, CargoOutcome};
+pub use job::{CargoImage, CargoJob, CargoOutcome};
+pub use options::CargoOptions;

@@ -2,9 +2,9 @@
 //! `--bins`, several `--bin`, or the binaries `resolve` names), and how they are built: one `cargo
 //! build` per target triple, for the packages whose settings (or `--target`) ask for it.
 
-use cargo_metadata::{Package, TargetKind};
+use cargo_metadata::Package;
 
-use super::job::CargoOptions;
+use super::options::CargoOptions;
 use super::select::targets;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
@@ -130,53 +130,6 @@ pub(crate) fn groups<'w>(
         }
     }
     Ok((groups, wanted, uniform))
-}
-
-/// The binaries of `package`.
-pub(crate) fn bins(package: &Package) -> Vec<&str> {
-    package
-        .targets
-        .iter()
-        .filter(|t| t.is_kind(TargetKind::Bin))
-        .map(|t| t.name.as_str())
-        .collect()
-}
-
-/// The binary `bin` of `package`, or when `None` its only binary or `default-run`; an error listing
-/// the binaries otherwise.
-pub(crate) fn bin_of(package: &Package, bin: Option<&str>) -> Result<String> {
-    let all = bins(package);
-    let list = || {
-        all.iter()
-            .map(|b| format!("`{b}`"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match bin {
-        Some(bin) if all.contains(&bin) => Ok(bin.to_owned()),
-        Some(bin) => Err(Error::Invalid(format!(
-            "package `{}` has no binary `{bin}` (it has {})",
-            package.name,
-            if all.is_empty() {
-                "none".to_owned()
-            } else {
-                list()
-            }
-        ))),
-        None => match (all.as_slice(), package.default_run.as_deref()) {
-            ([one], _) => Ok((*one).to_owned()),
-            (_, Some(default)) if all.contains(&default) => Ok(default.to_owned()),
-            ([], _) => Err(Error::Invalid(format!(
-                "package `{}` has no binary target",
-                package.name
-            ))),
-            _ => Err(Error::Invalid(format!(
-                "package `{}` has several binaries ({}) and no `default-run`; name one as PACKAGE/BIN",
-                package.name,
-                list()
-            ))),
-        },
-    }
 }
 
 #[cfg(test)]

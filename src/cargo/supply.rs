@@ -8,11 +8,12 @@ use cargo_metadata::Metadata;
 use serde_json::{Value, json};
 
 use super::build::{Executable, Unit};
-use super::job::CargoJob;
 use super::lockfile::lockfile_digest;
+use super::options::CargoOptions;
 use super::workspace::{Workspace, cargo_program};
 use crate::error::Result;
 use crate::image::reference::Reference;
+use crate::job::JobOptions;
 use crate::job::parameters::provenance_parameters;
 use crate::report::Listener;
 use crate::sbom::attach::AttachOptions;
@@ -51,7 +52,8 @@ pub(crate) struct TargetBuild<'a> {
 /// The attachments of the cargo job's image.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn attach_options(
-    job: &CargoJob,
+    cargo: &CargoOptions,
+    job: &JobOptions,
     workspace: &Workspace,
     sbom: SbomFormats,
     provenance: bool,
@@ -76,8 +78,8 @@ pub(crate) fn attach_options(
     let rustc = rustc_version.and_then(super::sbom::rustc_tool);
     if !sbom.is_none() {
         let checksums = super::lockfile::Checksums::read(&lock_path)?;
-        let mut flags = job.cargo.resolution_flags();
-        flags.extend(job.cargo.feature_flags());
+        let mut flags = cargo.resolution_flags();
+        flags.extend(cargo.feature_flags());
         // A crate shared by several binaries is warned about once.
         let mut warned = std::collections::BTreeSet::new();
         for build in builds {
@@ -89,11 +91,8 @@ pub(crate) fn attach_options(
             let metadata = match build.graph {
                 Some(graph) => graph,
                 None => {
-                    resolved = super::sbom::resolve(
-                        job.cargo.manifest_path.as_deref(),
-                        build.triple,
-                        &flags,
-                    )?;
+                    resolved =
+                        super::sbom::resolve(cargo.manifest_path.as_deref(), build.triple, &flags)?;
                     &resolved
                 }
             };
@@ -115,6 +114,7 @@ pub(crate) fn attach_options(
     }
     if provenance {
         options.provenance = Some(provenance_inputs(
+            cargo,
             job,
             builds,
             tag,
@@ -130,7 +130,8 @@ pub(crate) fn attach_options(
 
 #[allow(clippy::too_many_arguments)]
 fn provenance_inputs(
-    job: &CargoJob,
+    cargo: &CargoOptions,
+    job: &JobOptions,
     builds: &[TargetBuild],
     tag: &Reference,
     lock_path: &Path,
@@ -139,13 +140,7 @@ fn provenance_inputs(
     started: Option<Timestamp>,
     auditable: bool,
 ) -> ProvenanceInputs {
-    let cargo = &job.cargo;
-    let mut parameters = provenance_parameters(
-        &job.options,
-        &job.options.config,
-        &job.options.essentials,
-        Some(tag),
-    );
+    let mut parameters = provenance_parameters(job, &job.config, &job.essentials, Some(tag));
     let executable = builds.first().map(|b| b.executable);
     parameters.insert(
         "targets".into(),

@@ -6,7 +6,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId};
+use cargo_metadata::{Metadata, MetadataCommand, Package, PackageId, TargetKind};
 
 use super::settings::Settings;
 use crate::error::{Error, Result};
@@ -195,4 +195,51 @@ pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
         commit,
         dirty: !status.is_empty(),
     })
+}
+
+/// The binaries of `package`.
+pub(crate) fn bins(package: &Package) -> Vec<&str> {
+    package
+        .targets
+        .iter()
+        .filter(|t| t.is_kind(TargetKind::Bin))
+        .map(|t| t.name.as_str())
+        .collect()
+}
+
+/// The binary `bin` of `package`, or when `None` its only binary or `default-run`; an error listing
+/// the binaries otherwise.
+pub(crate) fn bin_of(package: &Package, bin: Option<&str>) -> Result<String> {
+    let all = bins(package);
+    let list = || {
+        all.iter()
+            .map(|b| format!("`{b}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match bin {
+        Some(bin) if all.contains(&bin) => Ok(bin.to_owned()),
+        Some(bin) => Err(Error::Invalid(format!(
+            "package `{}` has no binary `{bin}` (it has {})",
+            package.name,
+            if all.is_empty() {
+                "none".to_owned()
+            } else {
+                list()
+            }
+        ))),
+        None => match (all.as_slice(), package.default_run.as_deref()) {
+            ([one], _) => Ok((*one).to_owned()),
+            (_, Some(default)) if all.contains(&default) => Ok(default.to_owned()),
+            ([], _) => Err(Error::Invalid(format!(
+                "package `{}` has no binary target",
+                package.name
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "package `{}` has several binaries ({}) and no `default-run`; name one as PACKAGE/BIN",
+                package.name,
+                list()
+            ))),
+        },
+    }
 }

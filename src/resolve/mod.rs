@@ -198,7 +198,7 @@ impl ResolveJob {
                             names.join(", ")
                         ))
                     })?;
-                let bin = crate::cargo::plan::bin_of(package, reference.bin.as_deref())
+                let bin = crate::cargo::workspace::bin_of(package, reference.bin.as_deref())
                     .map_err(|e| at(format!("{SCHEME}{}: {e}", reference.package)))?;
                 if repository.is_none()
                     && workspace.settings(Some(package))?.repository()?.is_none()
