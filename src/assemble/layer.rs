@@ -586,64 +586,6 @@ fn padding(size: u64) -> usize {
     (BLOCK - (size % BLOCK as u64) as usize) % BLOCK
 }
 
-/// Where a layer goes as it is made: the archive being written (in one pass), or a spool of blobs for a
-/// push without an archive.
-pub trait LayerSink {
-    /// Stores the blob that `write` streams; `write` returns the layer it described.
-    fn put_layer(
-        &mut self,
-        write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
-    ) -> Result<Layer>;
-}
-
-/// A writer that keeps the first error its inner writer gave, so that a sink can report a failed
-/// write (a full disk) naming its own file, whatever the layer writer made of it.
-pub(crate) struct Watched<'a> {
-    inner: &'a mut dyn Write,
-    failed: Option<io::Error>,
-}
-
-impl<'a> Watched<'a> {
-    pub fn new(inner: &'a mut dyn Write) -> Watched<'a> {
-        Watched {
-            inner,
-            failed: None,
-        }
-    }
-
-    /// `error`, or the inner writer's own error when there was one: what really failed.
-    pub fn explain(&mut self, error: Error, step: &'static str, path: &Path) -> Error {
-        match self.failed.take() {
-            Some(failed) => Error::io(step, path)(failed),
-            None => error,
-        }
-    }
-
-    fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
-        if let Err(e) = &result {
-            if self.failed.is_none() && e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(match e.raw_os_error() {
-                    Some(code) => io::Error::from_raw_os_error(code),
-                    None => io::Error::new(e.kind(), e.to_string()),
-                });
-            }
-        }
-        result
-    }
-}
-
-impl Write for Watched<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let result = self.inner.write(buf);
-        self.keep(result)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        let result = self.inner.flush();
-        self.keep(result)
-    }
-}
-
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Layer {

@@ -4,7 +4,7 @@
 //! need to know where a blob came from.
 
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
 
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
@@ -17,6 +17,16 @@ pub trait BlobSource: Sync {
 
     /// Names the source in messages (a path, `registry/repository`).
     fn describe(&self) -> String;
+}
+
+/// Where blobs go as they are made, when their digest is known only at their end (a layer): the
+/// archive being written (in one pass), or a spool of blobs for a push without an archive.
+pub trait BlobSink {
+    /// Stores the blob `write` streams into the writer it is given; `write` returns the blob's digest.
+    fn put_streamed(
+        &mut self,
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<Digest>,
+    ) -> Result<()>;
 }
 
 /// Reads a small blob (a manifest, index or config) whole: at most `limit` bytes, digest checked.

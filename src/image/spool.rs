@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
 use std::path::PathBuf;
 
-use super::BlobSource;
-use crate::assemble::layer::{Layer, LayerSink, Watched};
+use super::blobs::{BlobSink, BlobSource};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 use crate::util::cancel::TempGuard;
-use crate::util::fsutil;
+use crate::util::fsutil::{self, WatchedWriter};
 
 /// A temporary store of built layers.
 pub struct Spool {
@@ -35,22 +34,22 @@ impl Spool {
     }
 }
 
-impl LayerSink for Spool {
-    fn put_layer(
+impl BlobSink for Spool {
+    fn put_streamed(
         &mut self,
-        write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
-    ) -> Result<Layer> {
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<Digest>,
+    ) -> Result<()> {
         self.next += 1;
         let path = self.dir.path().join(format!("layer-{}", self.next));
         let file = std::fs::File::create(&path).map_err(Error::io("creating", &path))?;
         let mut out = BufWriter::with_capacity(256 << 10, file);
-        let mut watched = Watched::new(&mut out);
-        let layer =
+        let mut watched = WatchedWriter::new(&mut out);
+        let digest =
             write(&mut watched).map_err(|e| watched.explain(e, "writing the layer to", &path))?;
         out.flush()
             .map_err(Error::io("writing the layer to", &path))?;
-        self.blobs.insert(layer.descriptor.digest.clone(), path);
-        Ok(layer)
+        self.blobs.insert(digest, path);
+        Ok(())
     }
 }
 

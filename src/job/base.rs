@@ -180,7 +180,7 @@ impl<'l> BaseImage<'l> {
             os_version: None,
             os_features: Vec::new(),
         };
-        if !platform_matches(platform, &offered) {
+        if !platform.matches(&offered) {
             return Err(Error::Invalid(format!(
                 "base {} is {} (its config says so), but the image being built is {platform}; \
                  choose a base for {platform}",
@@ -234,7 +234,7 @@ impl<'l> BaseImage<'l> {
             node.descriptor
                 .platform
                 .as_ref()
-                .is_some_and(|offered| platform_matches(platform, offered))
+                .is_some_and(|offered| platform.matches(offered))
         });
         found.ok_or_else(|| {
             let offered: Vec<String> = self
@@ -299,67 +299,9 @@ fn describe(platform: &Platform) -> String {
     text
 }
 
-/// True when `offered` (from a base) is the platform `wanted`: same OS and architecture, and the same
-/// variant once the defaults are filled in (arm64 = v8, arm = v7, amd64 = v1), as containerd compares.
-pub fn platform_matches(wanted: &Platform, offered: &Platform) -> bool {
-    let default_variant = |arch: &str| match arch {
-        "arm64" => Some("v8"),
-        "arm" => Some("v7"),
-        "amd64" => Some("v1"),
-        _ => None,
-    };
-    let variant = |p: &Platform| {
-        p.variant
-            .as_deref()
-            .filter(|v| !v.is_empty())
-            .or(default_variant(&p.architecture))
-            .map(str::to_owned)
-    };
-    wanted.os == offered.os
-        && wanted.architecture == offered.architecture
-        && variant(wanted) == variant(offered)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
-        Platform {
-            architecture: arch.to_owned(),
-            os: os.to_owned(),
-            variant: variant.map(str::to_owned),
-            os_version: None,
-            os_features: Vec::new(),
-        }
-    }
-
-    #[test]
-    fn variants_match_with_containerd_defaults() {
-        let arm64 = platform("linux", "arm64", None);
-        assert!(platform_matches(
-            &arm64,
-            &platform("linux", "arm64", Some("v8"))
-        ));
-        assert!(!platform_matches(
-            &arm64,
-            &platform("linux", "arm64", Some("v9"))
-        ));
-        let armv7 = platform("linux", "arm", Some("v7"));
-        assert!(platform_matches(&armv7, &platform("linux", "arm", None)));
-        assert!(!platform_matches(
-            &armv7,
-            &platform("linux", "arm", Some("v6"))
-        ));
-        assert!(!platform_matches(
-            &platform("linux", "amd64", None),
-            &platform("linux", "arm64", None)
-        ));
-        assert!(!platform_matches(
-            &platform("linux", "amd64", None),
-            &platform("windows", "amd64", None)
-        ));
-    }
 
     #[test]
     fn archive_specs_split_a_tag_only_when_the_path_does_not_exist() {

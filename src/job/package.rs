@@ -10,13 +10,13 @@ use crate::assemble::compose::{Base, ImageSpec};
 use crate::assemble::elf::{self, Linkage};
 use crate::assemble::essentials::BASE_FILES;
 use crate::assemble::essentials::{Essentials, EssentialsLayer};
-use crate::assemble::layer::{Layer, LayerSink, LayerSpec, MODE_EXECUTABLE};
+use crate::assemble::layer::{Layer, LayerSpec, MODE_EXECUTABLE};
 use crate::assemble::loader::{LOADER_FILES, check_dynamic};
 use crate::assemble::options::ImageOptions;
 use crate::assemble::rootfs::RootFs;
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
-use crate::image::blobs::{BlobSource, Composite, Memory};
+use crate::image::blobs::{BlobSink, BlobSource, Composite, Memory};
 use crate::image::reference::Reference;
 use crate::image::referrers::Attachments;
 use crate::image::spool::Spool;
@@ -287,7 +287,7 @@ enum Output {
 }
 
 impl Output {
-    fn sink(&mut self) -> &mut dyn LayerSink {
+    fn sink(&mut self) -> &mut dyn BlobSink {
         match self {
             Output::Archive(archive) => archive,
             Output::Spool(spool) => spool,
@@ -688,13 +688,19 @@ fn attachments_of(
 }
 
 fn write_layer(
-    sink: &mut dyn LayerSink,
+    sink: &mut dyn BlobSink,
     spec: &LayerSpec,
     options: &PackageOptions,
     listener: &dyn Listener,
 ) -> Result<Layer> {
-    let layer =
-        sink.put_layer(&mut |out| Ok(spec.write(out, options.created, &options.compression)?.1))?;
+    let mut written = None;
+    sink.put_streamed(&mut |out| {
+        let layer = spec.write(out, options.created, &options.compression)?.1;
+        let digest = layer.descriptor.digest.clone();
+        written = Some(layer);
+        Ok(digest)
+    })?;
+    let layer = written.ok_or_else(|| Error::Invalid("no layer was written".to_owned()))?;
     listener.detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id

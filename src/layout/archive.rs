@@ -9,16 +9,16 @@ use std::path::{Path, PathBuf};
 
 use tempfile::TempPath;
 
-use crate::assemble::layer::{Layer, LayerSink, Watched};
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
-use crate::image::blobs::BlobSource;
+use crate::image::blobs::{BlobSink, BlobSource};
 use crate::image::reference::Reference;
 use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
     DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
 };
 use crate::util::destination::{Destination, parent_dir};
+use crate::util::fsutil::WatchedWriter;
 use crate::util::outputs::{Staged, put_in_place};
 use crate::util::timestamp::Timestamp;
 
@@ -339,16 +339,16 @@ impl FinishedArchive {
     }
 }
 
-impl LayerSink for ImageArchive {
-    fn put_layer(
+impl BlobSink for ImageArchive {
+    fn put_streamed(
         &mut self,
-        write: &mut dyn FnMut(&mut dyn Write) -> Result<Layer>,
-    ) -> Result<Layer> {
+        write: &mut dyn FnMut(&mut dyn Write) -> Result<Digest>,
+    ) -> Result<()> {
         let (step, path) = self.shown.clone();
         self.add_streamed_blob(|out| {
-            let mut out = Watched::new(out);
-            let layer = write(&mut out).map_err(|e| out.explain(e, step, &path))?;
-            Ok((layer.descriptor.digest.clone(), layer))
+            let mut out = WatchedWriter::new(out);
+            let digest = write(&mut out).map_err(|e| out.explain(e, step, &path))?;
+            Ok((digest, ()))
         })
     }
 }

@@ -8,7 +8,6 @@ use crate::error::Error;
 use crate::image::ImageTree;
 use crate::image::blobs::{BlobSource, read_error};
 use crate::image::reference::Reference;
-use crate::job::base::platform_matches;
 use crate::layout::archive::layout_documents;
 use crate::oci::OCI_LAYOUT;
 use crate::oci::platform::Platform;
@@ -135,7 +134,7 @@ pub(crate) fn for_platform(tree: &ImageTree, wanted: &Platform) -> Option<ImageT
         node.descriptor
             .platform
             .as_ref()
-            .is_some_and(|offered| platform_matches(wanted, offered))
+            .is_some_and(|offered| wanted.matches(offered))
     })?;
     Some(single(tree, index))
 }

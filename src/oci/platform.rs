@@ -37,6 +37,28 @@ pub struct Platform {
 }
 
 impl Platform {
+    /// True when `offered` (from a base, an index) is this platform: same OS and architecture, and
+    /// the same variant once the defaults are filled in (arm64 = v8, arm = v7, amd64 = v1), as
+    /// containerd compares.
+    pub fn matches(&self, offered: &Platform) -> bool {
+        let default_variant = |arch: &str| match arch {
+            "arm64" => Some("v8"),
+            "arm" => Some("v7"),
+            "amd64" => Some("v1"),
+            _ => None,
+        };
+        let variant = |p: &Platform| {
+            p.variant
+                .as_deref()
+                .filter(|v| !v.is_empty())
+                .or(default_variant(&p.architecture))
+                .map(str::to_owned)
+        };
+        self.os == offered.os
+            && self.architecture == offered.architecture
+            && variant(self) == variant(offered)
+    }
+
     /// A Linux platform; the architecture is normalized (`x86_64` -> `amd64`) and checked.
     pub fn linux(architecture: &str, variant: Option<&str>) -> Result<Platform> {
         Platform::new("linux", architecture, variant)
@@ -269,6 +291,28 @@ fn oci_arch_of(arch: Architecture) -> Option<(&'static str, Option<&'static str>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn platform(os: &str, arch: &str, variant: Option<&str>) -> Platform {
+        Platform {
+            architecture: arch.to_owned(),
+            os: os.to_owned(),
+            variant: variant.map(str::to_owned),
+            os_version: None,
+            os_features: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn variants_match_with_containerd_defaults() {
+        let arm64 = platform("linux", "arm64", None);
+        assert!(arm64.matches(&platform("linux", "arm64", Some("v8"))));
+        assert!(!arm64.matches(&platform("linux", "arm64", Some("v9"))));
+        let armv7 = platform("linux", "arm", Some("v7"));
+        assert!(armv7.matches(&platform("linux", "arm", None)));
+        assert!(!armv7.matches(&platform("linux", "arm", Some("v6"))));
+        assert!(!platform("linux", "amd64", None).matches(&platform("linux", "arm64", None)));
+        assert!(!platform("linux", "amd64", None).matches(&platform("windows", "amd64", None)));
+    }
 
     #[test]
     fn triples_map_to_the_design_table() {

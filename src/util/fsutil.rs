@@ -2,7 +2,7 @@
 //! it, and a device can be endless) and never more than a bound.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -92,6 +92,54 @@ pub fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
         path,
         "has too many levels of symbolic links (a loop?); fix the link",
     ))
+}
+
+/// A writer that keeps the first error its inner writer gave, so that a sink can report a failed
+/// write (a full disk) naming its own file, whatever the layer writer made of it.
+pub(crate) struct WatchedWriter<'a> {
+    inner: &'a mut dyn Write,
+    failed: Option<io::Error>,
+}
+
+impl<'a> WatchedWriter<'a> {
+    pub fn new(inner: &'a mut dyn Write) -> WatchedWriter<'a> {
+        WatchedWriter {
+            inner,
+            failed: None,
+        }
+    }
+
+    /// `error`, or the inner writer's own error when there was one: what really failed.
+    pub fn explain(&mut self, error: Error, step: &'static str, path: &Path) -> Error {
+        match self.failed.take() {
+            Some(failed) => Error::io(step, path)(failed),
+            None => error,
+        }
+    }
+
+    fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            if self.failed.is_none() && e.kind() != io::ErrorKind::Interrupted {
+                self.failed = Some(match e.raw_os_error() {
+                    Some(code) => io::Error::from_raw_os_error(code),
+                    None => io::Error::new(e.kind(), e.to_string()),
+                });
+            }
+        }
+        result
+    }
+}
+
+impl Write for WatchedWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let result = self.inner.write(buf);
+        self.keep(result)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        let result = self.inner.flush();
+        self.keep(result)
+    }
 }
 
 #[cfg(test)]
