@@ -36,7 +36,7 @@ pub enum Error {
     Build(String),
     /// A registry refused or failed a request: its kind, registry, repository, status and codes.
     #[error("{0}")]
-    Registry(Box<crate::error::registry::RegistryError>),
+    Registry(Box<registry::RegistryError>),
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),

@@ -111,9 +111,9 @@ impl fmt::Display for RegistryError {
 
 impl std::error::Error for RegistryError {}
 
-impl From<RegistryError> for crate::Error {
-    fn from(error: RegistryError) -> crate::Error {
-        crate::Error::Registry(Box::new(error))
+impl From<RegistryError> for super::Error {
+    fn from(error: RegistryError) -> super::Error {
+        super::Error::Registry(Box::new(error))
     }
 }
 
@@ -143,11 +143,11 @@ mod tests {
         let error = RegistryError::new(RegistryErrorKind::NotFound, "r.example", "no such image")
             .in_repository("team/app")
             .with_status(404);
-        let error: crate::Error = error.into();
+        let error: super::Error = error.into();
         assert_eq!(error.to_string(), "no such image");
         assert!(matches!(
             error,
-            crate::Error::Registry(e) if e.kind == RegistryErrorKind::NotFound && e.status == Some(404)
+            super::Error::Registry(e) if e.kind == RegistryErrorKind::NotFound && e.status == Some(404)
         ));
     }
 }

@@ -1,6 +1,6 @@
 //! The whole run of `zeroimage`, as a library call: package the given programs, deliver the archive
 //! (through a staging file when it goes to a stream and is also pushed), and push it. The cargo job
-//! ([`crate::cargo::CargoJob`]) builds its programs first, then ends the same way.
+//! (`CargoJob`) builds its programs first, then ends the same way.
 
 pub mod base;
 pub mod naming;
