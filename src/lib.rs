@@ -42,8 +42,6 @@
 
 pub mod assemble;
 pub mod cargo;
-#[doc(hidden)]
-pub mod cli;
 pub mod codec;
 pub mod error;
 #[doc(hidden)]

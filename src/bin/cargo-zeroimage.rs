@@ -1,3 +1,8 @@
+//! `cargo zeroimage`: build a crate and package its binary as an OCI image.
+
+#[path = "../cli/mod.rs"]
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    zeroimage::cli::cargo_zeroimage::main()
+    cli::main(cli::Program::CargoZeroimage)
 }

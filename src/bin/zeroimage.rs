@@ -1,3 +1,8 @@
+//! `zeroimage`: package a static Linux executable as an OCI image.
+
+#[path = "../cli/mod.rs"]
+mod cli;
+
 fn main() -> std::process::ExitCode {
-    zeroimage::cli::zeroimage::main()
+    cli::main(cli::Program::Zeroimage)
 }

@@ -10,7 +10,7 @@ mod options;
 pub(crate) mod plan;
 pub(crate) mod sbom;
 mod select;
-pub(crate) mod settings;
+pub mod settings;
 mod supply;
 pub(crate) mod target;
 mod toolchain;

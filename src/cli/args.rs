@@ -4,19 +4,19 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use crate::assemble::essentials::{Essentials, Include};
-use crate::assemble::options::{self, ImageOptions};
-use crate::codec::compress::Compression;
-use crate::error::Result;
-use crate::job::base::BaseRef;
-use crate::job::naming::NamePattern;
-use crate::oci::platform::{Platform, PlatformOverride};
-use crate::registry::cache::CacheMode;
-use crate::registry::client::ClientOptions;
-use crate::registry::pull::PullOptions;
-use crate::registry::push::PushOptions;
-use crate::sbom::SbomFormats;
-use crate::util::timestamp::Timestamp;
+use ::zeroimage::assemble::essentials::{Essentials, Include};
+use ::zeroimage::assemble::options::{self, ImageOptions};
+use ::zeroimage::codec::compress::Compression;
+use ::zeroimage::error::Result;
+use ::zeroimage::job::base::BaseRef;
+use ::zeroimage::job::naming::NamePattern;
+use ::zeroimage::oci::platform::{Platform, PlatformOverride};
+use ::zeroimage::registry::cache::CacheMode;
+use ::zeroimage::registry::client::ClientOptions;
+use ::zeroimage::registry::pull::PullOptions;
+use ::zeroimage::registry::push::PushOptions;
+use ::zeroimage::sbom::SbomFormats;
+use ::zeroimage::util::timestamp::Timestamp;
 
 /// What the image is called and when it was made.
 #[derive(Args, Clone, Debug, Default)]
@@ -66,7 +66,7 @@ pub struct SupplyChainArgs {
 }
 
 fn parse_sbom(s: &str) -> std::result::Result<SbomFormats, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 impl ImageArgs {
@@ -142,11 +142,11 @@ pub enum ColorChoice {
 }
 
 fn parse_pattern(s: &str) -> std::result::Result<NamePattern, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 fn parse_platform(s: &str) -> std::result::Result<Platform, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 /// Image configuration, the same on both commands.
@@ -250,7 +250,7 @@ impl EssentialsArgs {
     }
 }
 
-fn text(e: crate::Error) -> String {
+fn text(e: ::zeroimage::Error) -> String {
     e.to_string()
 }
 

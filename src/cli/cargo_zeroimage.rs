@@ -14,12 +14,12 @@ use super::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs, PushArgs,
     RegistryArgs, ReportArgs, Shell, exit_with, job_options,
 };
-use crate::cargo::{CargoJob, CargoOptions};
-use crate::error::{Error, Result};
-use crate::job::JobOptions;
-use crate::job::naming::Repository;
-use crate::job::package::PackageSummary;
-use crate::resolve::{Input as ResolveInput, ResolveJob};
+use ::zeroimage::cargo::{CargoJob, CargoOptions};
+use ::zeroimage::error::{Error, Result};
+use ::zeroimage::job::JobOptions;
+use ::zeroimage::job::naming::Repository;
+use ::zeroimage::job::package::PackageSummary;
+use ::zeroimage::resolve::{Input as ResolveInput, ResolveJob};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -152,7 +152,7 @@ In the YAML:  image: zeroimage://server/api   (package server, binary api)
               image: zeroimage://tools        (package tools: its only binary or default-run)";
 
 fn parse_repository(s: &str) -> std::result::Result<Repository, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 /// The `cargo build` options we forward: what to build, and how.
@@ -444,7 +444,7 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::EXAMPLES;
-    use crate::cargo::settings::Settings;
+    use ::zeroimage::cargo::settings::Settings;
     use std::collections::BTreeSet;
 
     #[test]

@@ -2,7 +2,7 @@
 
 use clap::Args;
 
-use crate::load::{LoadOptions, LoadPlatform, Runtime};
+use ::zeroimage::load::{LoadOptions, LoadPlatform, Runtime};
 
 /// Where the image is loaded once built.
 #[derive(Args, Clone, Debug, Default)]
@@ -33,9 +33,9 @@ impl LoadArgs {
 }
 
 fn parse_runtime(s: &str) -> Result<Runtime, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 fn parse_platform(s: &str) -> Result<LoadPlatform, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }

@@ -1,5 +1,6 @@
 //! Command-line front ends shared by `zeroimage` and `cargo zeroimage`: option groups, the cargo-style
-//! status printer, and exit-code handling.
+//! status printer, and exit-code handling. Not part of the library: each binary includes this module
+//! (so does the test support, to parse arguments as the binaries do) and calls [`main`].
 
 mod args;
 pub mod cargo_zeroimage;
@@ -18,9 +19,28 @@ pub use shell::Shell;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::error::{Error, Result};
-use crate::job::JobOptions;
-use crate::util::cancel;
+use ::zeroimage::error::{Error, Result};
+use ::zeroimage::job::JobOptions;
+use ::zeroimage::util::cancel;
+
+/// Which command a binary is.
+#[derive(Clone, Copy, Debug)]
+#[allow(dead_code, reason = "each binary constructs its own variant")]
+pub enum Program {
+    /// `zeroimage`: package a program.
+    Zeroimage,
+    /// `cargo zeroimage` (the `cargo-zeroimage` binary): build and package a crate.
+    CargoZeroimage,
+}
+
+/// The binary's whole run: parses the arguments, runs the command, prints its result, and gives the
+/// exit code.
+pub fn main(program: Program) -> ExitCode {
+    match program {
+        Program::Zeroimage => zeroimage::main(),
+        Program::CargoZeroimage => cargo_zeroimage::main(),
+    }
+}
 
 /// Set once the run has reported its error, so the signal deadline does not report it again.
 static REPORTED: AtomicBool = AtomicBool::new(false);

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
-use crate::error::{Error, Result};
-use crate::image::reference::Reference;
-use crate::registry::login::{login, logout};
-use crate::registry::push::{NotAttached, PushOptions, Pushed, push_archive};
+use ::zeroimage::error::{Error, Result};
+use ::zeroimage::image::reference::Reference;
+use ::zeroimage::registry::login::{login, logout};
+use ::zeroimage::registry::push::{NotAttached, PushOptions, Pushed, push_archive};
 
 /// Push an image archive built earlier; every blob's digest is checked as it is read.
 #[derive(Args, Debug)]
@@ -76,7 +76,7 @@ pub struct LogoutCommand {
 }
 
 fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
-    s.parse().map_err(|e: crate::Error| e.to_string())
+    s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 
 /// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format), or

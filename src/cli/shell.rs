@@ -10,9 +10,9 @@ use anstyle::{AnsiColor, Style};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 
 use super::args::{ColorChoice, OutputArgs, ReportArgs};
-use crate::job::human_size;
-use crate::report::{Listener, NoProgress, Progress};
-use crate::util::sanitize;
+use ::zeroimage::report::human_size;
+use ::zeroimage::report::{Listener, NoProgress, Progress};
+use ::zeroimage::util::sanitize;
 
 /// Longest line we print: messages are one line, and outside text in them is already cut shorter.
 const MAX_LINE: usize = 4000;

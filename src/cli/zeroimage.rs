@@ -12,10 +12,10 @@ use super::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs,
     PlatformArgs, PushArgs, RegistryArgs, Shell, exit_with, job_options,
 };
-use crate::error::Result;
-use crate::job::Job;
-use crate::job::package::Input;
-use crate::oci::platform::{Platform, PlatformOverride};
+use ::zeroimage::error::Result;
+use ::zeroimage::job::Job;
+use ::zeroimage::job::package::Input;
+use ::zeroimage::oci::platform::{Platform, PlatformOverride};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -97,7 +97,9 @@ fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> 
         .split_once('=')
         .filter(|(_, path)| !path.is_empty())
         .ok_or_else(|| format!("`{s}` is not OS/ARCH[/VARIANT]=PATH, e.g. linux/arm64=./app"))?;
-    let platform: Platform = platform.parse().map_err(|e: crate::Error| e.to_string())?;
+    let platform: Platform = platform
+        .parse()
+        .map_err(|e: ::zeroimage::Error| e.to_string())?;
     Ok((platform, PathBuf::from(path)))
 }
 

@@ -143,11 +143,11 @@ mod tests {
         let error = RegistryError::new(RegistryErrorKind::NotFound, "r.example", "no such image")
             .in_repository("team/app")
             .with_status(404);
-        let error: super::Error = error.into();
+        let error: crate::error::Error = error.into();
         assert_eq!(error.to_string(), "no such image");
         assert!(matches!(
             error,
-            super::Error::Registry(e) if e.kind == RegistryErrorKind::NotFound && e.status == Some(404)
+            crate::error::Error::Registry(e) if e.kind == RegistryErrorKind::NotFound && e.status == Some(404)
         ));
     }
 }

@@ -25,7 +25,7 @@ use crate::job::package::{
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
-use crate::report::Listener;
+use crate::report::{Listener, human_size};
 use crate::sbom::SbomFormats;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
@@ -227,31 +227,4 @@ pub(crate) fn report_written(summary: &PackageSummary, listener: &dyn Listener) 
             human_size(summary.size)
         ),
     );
-}
-
-/// `27.1 MiB`-style sizes for status lines.
-pub(crate) fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit < UNITS.len() - 1 {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::human_size;
-
-    #[test]
-    fn sizes_read_like_cargo() {
-        assert_eq!(human_size(512), "512 B");
-        assert_eq!(human_size(2048), "2.0 KiB");
-        assert_eq!(human_size(28_416_000), "27.1 MiB");
-    }
 }

@@ -6,5 +6,5 @@ pub(crate) mod child;
 pub(crate) mod destination;
 pub(crate) mod fsutil;
 pub(crate) mod outputs;
-pub(crate) mod sanitize;
+pub mod sanitize;
 pub mod timestamp;

@@ -2,6 +2,10 @@
 #![allow(dead_code)]
 
 pub mod bases;
+/// The binaries' own argument definitions, to know what a run will write.
+#[path = "../../src/cli/mod.rs"]
+#[allow(unused_imports)]
+pub mod cli;
 pub mod containerd;
 pub mod crafted;
 pub mod docker;
@@ -321,16 +325,14 @@ impl Zeroimage {
     /// `cargo zeroimage`'s target dir: `--target-dir`, else `CARGO_TARGET_DIR` as the child sees it.
     fn cargo_target_dir(&self) -> Option<PathBuf> {
         use clap::Parser;
-        use zeroimage::cli::cargo_zeroimage::CargoCli;
+        use cli::cargo_zeroimage::CargoCli;
         if self.tool != Tool::Cargo {
             return None;
         }
         let args = std::iter::once("cargo".into()).chain(self.own_args());
         let CargoCli::Zeroimage(parsed) = CargoCli::try_parse_from(args).ok()?;
         let given = match parsed.command {
-            Some(zeroimage::cli::cargo_zeroimage::CargoCommand::Resolve(resolve)) => {
-                resolve.cargo.target_dir
-            }
+            Some(cli::cargo_zeroimage::CargoCommand::Resolve(resolve)) => resolve.cargo.target_dir,
             None => parsed.cargo.build.target_dir,
         };
         let dir = given.or_else(|| self.child_env("CARGO_TARGET_DIR").map(PathBuf::from))?;
@@ -372,8 +374,8 @@ impl Zeroimage {
     /// claimed whole. `None` when nothing is written (usage errors, `--help`, subcommands, `-o -`).
     fn archive_path(&self) -> Option<PathBuf> {
         use clap::Parser;
-        use zeroimage::cli::cargo_zeroimage::CargoCli;
-        use zeroimage::cli::zeroimage::ZeroimageArgs;
+        use cli::cargo_zeroimage::CargoCli;
+        use cli::zeroimage::ZeroimageArgs;
         let args = self.own_args();
         let cwd = self.cwd();
         let path = match self.tool {
