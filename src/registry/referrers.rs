@@ -22,7 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use super::client::{self, Payload, Registry};
+use super::client::Registry;
+use super::transport::http::{self, Payload};
 use super::upload::{PushStats, Target, push_blob, push_scope};
 use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
@@ -182,7 +183,7 @@ fn put_artifact(registry: &mut Registry, repository: &str, item: &Attachment) ->
     if response.status().as_u16() != 201 {
         return Err(registry.unexpected("pushing an attached document to", repository, response));
     }
-    Ok(client::header(&response, "oci-subject").is_some())
+    Ok(http::header(&response, "oci-subject").is_some())
 }
 
 /// True when `GET /v2/<repository>/referrers/<subject>` answers: the registry has the referrers API.
@@ -197,9 +198,9 @@ fn has_referrers_api(registry: &mut Registry, repository: &str, subject: &Digest
         &Payload::Empty,
     )?;
     let status = response.status().as_u16();
-    let content_type = client::header(&response, "content-type").unwrap_or_default();
+    let content_type = http::header(&response, "content-type").unwrap_or_default();
     // Drain what little there is, so the connection can be reused.
-    let _ = client::read_limited(response, 64 << 10);
+    let _ = http::read_limited(response, 64 << 10);
     Ok(status == 200 && content_type.starts_with(MediaType::OciIndex.as_str()))
 }
 
@@ -329,12 +330,12 @@ fn read_fallback_index(
         200 => {}
         _ => return Err(registry.unexpected("reading the referrers tag of", repository, response)),
     }
-    let etag = client::header(&response, "etag").filter(|e| {
+    let etag = http::header(&response, "etag").filter(|e| {
         !e.is_empty() && e.len() <= MAX_ETAG && e.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
     });
-    let content_type = client::header(&response, "content-type")
+    let content_type = http::header(&response, "content-type")
         .map(|c| MediaType::parse(c.split(';').next().unwrap_or_default().trim()));
-    let (bytes, more) = client::read_limited(response, MAX_DOCUMENT);
+    let (bytes, more) = http::read_limited(response, MAX_DOCUMENT);
     if more {
         return Err(registry.error(
             Kind::Protocol,
@@ -389,8 +390,8 @@ fn read_fallback_index(
 }
 
 /// Reads what little body an answer has, so the connection can be reused.
-fn drain(response: ureq::http::Response<ureq::Body>) {
-    let _ = client::read_limited(response, 64 << 10);
+fn drain(response: http::Response) {
+    let _ = http::read_limited(response, 64 << 10);
 }
 
 /// A random duration up to `most`, so that pushes that met once do not keep meeting.
