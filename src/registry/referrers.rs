@@ -27,7 +27,7 @@ use super::upload::{PushStats, Target, push_blob, push_scope};
 use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
-use crate::image::referrers::{Attachment, Attachments};
+use crate::image::referrers::Attachment;
 use crate::oci::{Descriptor, Digest, Document, Index, MediaType};
 use crate::report::Listener;
 use crate::util::sanitize;
@@ -66,7 +66,7 @@ pub(super) struct Outcome {
     pub listings: Vec<(Digest, Listing)>,
     /// How many documents are attached and listed.
     pub attached: usize,
-    /// Documents that are not (their indexes in `attachments.items`), each group with the error that
+    /// Documents that are not (their indexes in the attachments), each group with the error that
     /// stopped it: one document whose blob or manifest was refused, or every document of a subject
     /// whose listing failed.
     pub failed: Vec<(Vec<usize>, Error)>,
@@ -80,7 +80,7 @@ pub(super) struct Outcome {
 pub(super) fn push(
     registry: &mut Registry,
     target: &Target,
-    attachments: &Attachments,
+    attachments: &[Attachment],
     mount_from: Option<&str>,
     stats: &mut PushStats,
     listener: &dyn Listener,
@@ -97,7 +97,7 @@ pub(super) fn push(
     };
     let mut blobs_done: BTreeSet<Digest> = BTreeSet::new();
     let mut by_subject: BTreeMap<&Digest, (bool, Vec<usize>)> = BTreeMap::new();
-    'items: for (i, item) in attachments.items.iter().enumerate() {
+    'items: for (i, item) in attachments.iter().enumerate() {
         for blob in [&item.manifest.value().config, &item.document] {
             if blobs_done.contains(&blob.digest) {
                 continue;
@@ -126,7 +126,7 @@ pub(super) fn push(
         entry.1.push(i);
     }
     for (subject, (answered, indexes)) in by_subject {
-        let items: Vec<&Attachment> = indexes.iter().map(|&i| &attachments.items[i]).collect();
+        let items: Vec<&Attachment> = indexes.iter().map(|&i| &attachments[i]).collect();
         let listing = match list(registry, repository, subject, answered, &items, listener) {
             Ok(listing) => listing,
             Err(error) => {
