@@ -58,4 +58,7 @@ pub mod sbom;
 pub(crate) mod tar;
 pub mod util;
 
+#[cfg(test)]
+mod layering;
+
 pub use error::{Error, Result};

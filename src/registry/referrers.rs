@@ -15,7 +15,7 @@
 //! ignores `If-Match`, so the read-back is what makes it work there.
 //!
 //! Every failure is per document (or per subject, for its listing) and reported to the caller, who
-//! decides whether it stops the push ([`super::push::PushOptions::require_attachments`]) or is a
+//! decides whether it stops the push (`--require-attachments`) or is a
 //! warning: an attachment a registry refuses must not cost the image its tags.
 
 use std::collections::{BTreeMap, BTreeSet};

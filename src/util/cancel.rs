@@ -4,8 +4,8 @@
 //! terminal) all cancel a run the same way; [`handle_signals`] is the one place they are caught. On the
 //! first of them the cancel flag is set: streaming loops see it at their next chunk and return
 //! [`Error::Interrupted`](crate::Error::Interrupted), so temporary files are removed by their normal
-//! drop path. The signal is passed on to every child process the library started (see
-//! `crate::util::child`), which may sit in a process group of its own where a terminal's Ctrl-C does not
+//! drop path. The signal is passed on to every child process the library started (they register
+//! here when they start), which may sit in a process group of its own where a terminal's Ctrl-C does not
 //! reach it. A thread blocked elsewhere (a network read, a helper program that ignores the signal)
 //! cannot see the flag, so a deadline follows: when the run has not ended [`GRACE`] after the signal,
 //! every registered child is killed with everything it started, the temporary files the library
