@@ -62,7 +62,7 @@ pub fn install_interrupt_handler() {
 /// Reports `error` on stderr and turns it into the process exit code, 1. A run cancelled by a signal
 /// reports the interruption (whatever error it ended with) and ends by that signal, as cargo does: a shell shows 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
 pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
-    let interrupted = cancel::is_requested() || matches!(error, Error::Interrupted);
+    let interrupted = cancel::is_requested() || error.is_interrupted();
     if !REPORTED.swap(true, Ordering::SeqCst) {
         if interrupted {
             shell.error(&Error::Interrupted.to_string());

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 /// Result alias used across the library.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Everything that can stop an image from being written.
+/// Everything that can stop an image from being written. Branch on the variant (and on
+/// [`registry::RegistryErrorKind`] for registry failures), after [`Error::root`] strips any context;
+/// the messages are for people and may change. More variants may come.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// An I/O failure, with the file and the step it happened in.
     #[error("{step} `{}`: {}", path.display(), io_reason(source))]
@@ -43,6 +46,13 @@ pub enum Error {
     /// The run was interrupted (Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,
+    /// Another error, with what was being done when it happened.
+    #[error("{context}: {source}")]
+    Context {
+        context: String,
+        #[source]
+        source: Box<Error>,
+    },
 }
 
 /// How an I/O error reads after the file it concerns: the system's words (which never repeat the
@@ -70,8 +80,9 @@ impl Error {
         }
     }
 
-    /// The same error with `prefix: ` before its message, keeping its type (an I/O error, whose
-    /// message is its step, file and cause, is unchanged).
+    /// The same error with `prefix: ` before its message. Registry, input and option errors keep
+    /// their variant (the prefix joins their message); an I/O error, whose message is its step, file
+    /// and cause, and an interruption are unchanged; any other is wrapped in [`Error::Context`].
     pub fn context(self, prefix: &str) -> Error {
         match self {
             Error::Registry(mut e) => {
@@ -83,8 +94,21 @@ impl Error {
                 message: format!("{prefix}: {message}"),
             },
             Error::Invalid(message) => Error::Invalid(format!("{prefix}: {message}")),
-            other => other,
+            unchanged @ (Error::Io { .. } | Error::Interrupted) => unchanged,
+            other => Error::Context {
+                context: prefix.to_owned(),
+                source: Box::new(other),
+            },
         }
+    }
+
+    /// The error under any [`Error::Context`]: the one to branch on.
+    pub fn root(&self) -> &Error {
+        let mut error = self;
+        while let Error::Context { source, .. } = error {
+            error = source;
+        }
+        error
     }
 
     /// Wraps an I/O error with the step and the file it concerns.
@@ -93,11 +117,37 @@ impl Error {
         move |source| Error::Io { step, path, source }
     }
 
+    /// True when the run stopped because it was cancelled.
+    pub fn is_interrupted(&self) -> bool {
+        matches!(self.root(), Error::Interrupted)
+    }
+
     /// An input error naming the file.
     pub fn input(path: impl Into<PathBuf>, message: impl Into<String>) -> Error {
         Error::Input {
             path: path.into(),
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn context_wraps_errors_without_a_message_of_their_own_and_root_finds_them() {
+        let error =
+            Error::Platform("no such architecture `mips9`".into()).context("reading the base");
+        assert_eq!(
+            error.to_string(),
+            "reading the base: no such architecture `mips9`"
+        );
+        assert!(matches!(error.root(), Error::Platform(_)));
+        let interrupted = Error::Interrupted.context("pulling");
+        assert!(interrupted.is_interrupted());
+        assert!(matches!(interrupted, Error::Interrupted));
+        let invalid = Error::Invalid("bad".into()).context("the tag");
+        assert!(matches!(invalid, Error::Invalid(ref m) if m == "the tag: bad"));
     }
 }

@@ -3,8 +3,9 @@
 
 use std::fmt;
 
-/// What kind of failure a registry error is.
+/// What kind of failure a registry error is. More kinds may come.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum RegistryErrorKind {
     /// 401: no credentials, or the wrong ones.
     Unauthorized,

@@ -90,7 +90,7 @@ pub(super) fn push(
     let mut outcome = Outcome::default();
     // A failure of `items` with `error`, kept for the caller; Ctrl-C ends the push.
     let fail = |outcome: &mut Outcome, items: Vec<usize>, error: Error| -> Result<()> {
-        if matches!(error, Error::Interrupted) {
+        if error.is_interrupted() {
             return Err(error);
         }
         outcome.failed.push((items, error));
