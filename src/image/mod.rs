@@ -4,7 +4,7 @@
 
 pub mod blobs;
 pub mod reference;
-pub mod referrers;
+pub(crate) mod referrers;
 pub(crate) mod spool;
 mod stored;
 

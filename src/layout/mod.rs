@@ -2,7 +2,7 @@
 //! archive.
 
 pub(crate) mod archive;
-pub mod dir;
+pub(crate) mod dir;
 pub mod read;
 
 use std::io::Read;

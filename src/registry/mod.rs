@@ -6,10 +6,10 @@ pub mod cache;
 pub mod client;
 pub mod credentials;
 pub mod login;
-pub mod origin;
+pub(crate) mod origin;
 pub mod pull;
 pub mod push;
-pub mod referrers;
+pub(crate) mod referrers;
 pub(crate) mod transport;
 mod upload;
 

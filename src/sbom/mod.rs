@@ -7,13 +7,13 @@
 //! writes a SLSA v1 provenance statement. Every document is a pure function of its inputs: identifiers
 //! come from the image digest, lists are sorted, and the only time is the image's `created`.
 
-pub mod attach;
+pub(crate) mod attach;
 pub(crate) mod auditable;
 mod cyclonedx;
 mod elf_section;
 pub(crate) mod gobuild;
 mod license;
-pub mod provenance;
+pub(crate) mod provenance;
 mod purl;
 mod spdx;
 mod uri;
