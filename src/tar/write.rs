@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn long_paths_and_link_targets_go_in_a_pax_header_stamped_like_the_entry() {
         let long = (0..10).fold(String::new(), |p, i| {
-            format!("{p}{}{}", if i > 0 { "/" } else { "" }, "é".repeat(50))
+            format!("{p}{}x{}", if i > 0 { "/" } else { "" }, "é".repeat(50))
         });
         let target = format!("../{}", "u".repeat(197));
         let unsplittable = "z".repeat(101);
@@ -326,7 +326,7 @@ mod tests {
         for pax in [&raw[0], &raw[2], &raw[4]] {
             assert_eq!(pax.entry_type(), ::tar::EntryType::XHeader);
             assert!(pax.path_bytes().starts_with(b"PaxHeaders/"));
-            assert_eq!(pax.path_bytes().len(), NAME_LEN.min(pax.path_bytes().len()));
+            assert!(pax.path_bytes().len() <= NAME_LEN);
             assert_eq!((pax.mtime().unwrap(), pax.mode().unwrap()), (7, PAX_MODE));
         }
         let cut = String::from_utf8(raw[1].path_bytes().into_owned()).unwrap();
