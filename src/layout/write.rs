@@ -92,11 +92,7 @@ impl<W: Write> LayoutWriter<W> {
     }
 
     /// The header of the blob `digest` of `size` bytes.
-    pub fn blob_header(
-        &self,
-        digest: &Digest,
-        size: u64,
-    ) -> std::result::Result<Header, Failure> {
+    pub fn blob_header(&self, digest: &Digest, size: u64) -> std::result::Result<Header, Failure> {
         header(&Entry::file(&digest.blob_path(), size, self.mtime))
     }
 
@@ -271,7 +267,13 @@ mod tests {
     #[test]
     fn entry_names_fit_a_plain_ustar_name_field() {
         let blob = Digest::of(b"").blob_path();
-        for name in [blob.as_str(), "index.json", "manifest.json", "oci-layout", REFERRERS_FILE] {
+        for name in [
+            blob.as_str(),
+            "index.json",
+            "manifest.json",
+            "oci-layout",
+            REFERRERS_FILE,
+        ] {
             assert!(name.len() <= 100, "{name}");
         }
         let layout = LayoutWriter::new(Vec::new(), Timestamp::EPOCH).unwrap();

@@ -160,7 +160,11 @@ impl Header {
 }
 
 /// Writes `entry`'s header, `data` and the padding after it.
-pub(crate) fn write_entry(out: &mut (impl Write + ?Sized), header: &Header, data: &[u8]) -> io::Result<()> {
+pub(crate) fn write_entry(
+    out: &mut (impl Write + ?Sized),
+    header: &Header,
+    data: &[u8],
+) -> io::Result<()> {
     out.write_all(header.as_bytes())?;
     out.write_all(data)?;
     pad(out, data.len() as u64)
@@ -254,7 +258,10 @@ mod tests {
     fn an_entry_that_fits_ustar_is_one_block_as_the_tar_crate_writes_it() {
         for (entry, kind) in [
             (Entry::dir("blobs/sha256", 9), ::tar::EntryType::Directory),
-            (Entry::file("index.json", 1234, 9), ::tar::EntryType::Regular),
+            (
+                Entry::file("index.json", 1234, 9),
+                ::tar::EntryType::Regular,
+            ),
         ] {
             let ours = entry.header().unwrap();
             let mut theirs = ::tar::Header::new_ustar();
@@ -272,7 +279,10 @@ mod tests {
         let path = format!("{}/{}", "a".repeat(60), "b".repeat(59));
         let header = Entry::file(&path, 0, 0).header().unwrap();
         assert_eq!(header.as_bytes().len(), BLOCK);
-        assert_eq!(read(&archive_of(&[(Entry::file(&path, 0, 0), b"")]))[0].0, path);
+        assert_eq!(
+            read(&archive_of(&[(Entry::file(&path, 0, 0), b"")]))[0].0,
+            path
+        );
     }
 
     #[test]
