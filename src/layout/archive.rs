@@ -113,29 +113,25 @@ impl ImageArchive {
         &mut self,
         write: impl FnOnce(&mut dyn Write) -> Result<(Digest, T)>,
     ) -> Result<T> {
-        let block = BLOCK as u64;
+        let (step, path) = self.shown.clone();
+        let err = || Error::io(step, path.clone());
         let out = self.layout.get_mut();
-        let start = out.stream_position().map_err(self.write_error())?;
-        let out = self.layout.get_mut();
-        out.write_all(&[0u8; BLOCK]).map_err(self.write_error())?;
-        let (digest, value) = write(self.layout.get_mut())?;
-        let out = self.layout.get_mut();
-        let end = out.stream_position().map_err(self.write_error())?;
-        let size = end - start - block;
+        let start = out.stream_position().map_err(err())?;
+        out.write_all(&[0u8; BLOCK]).map_err(err())?;
+        let (digest, value) = write(out)?;
+        let end = out.stream_position().map_err(err())?;
+        let size = end - start - BLOCK as u64;
         if !self.layout.record_blob(&digest) {
             // Already stored (a layer shared by several images): drop this copy.
             let out = self.layout.get_mut();
-            out.seek(SeekFrom::Start(start))
-                .map_err(self.write_error())?;
-            let out = self.layout.get_ref();
-            out.get_ref().set_len(start).map_err(self.write_error())?;
+            out.seek(SeekFrom::Start(start)).map_err(err())?;
+            out.get_ref().set_len(start).map_err(err())?;
             return Ok(value);
         }
-        let err = self.write_error();
         let header = self
             .layout
             .blob_header(&digest, size)
-            .map_err(|e| failed(e, err))?;
+            .map_err(|e| failed(e, err()))?;
         if header.as_bytes().len() != BLOCK {
             return Err(Error::Invalid(format!(
                 "archive entry name `{}` does not fit one tar header",
@@ -150,7 +146,7 @@ impl ImageArchive {
             out.seek(SeekFrom::End(0))?;
             Ok(())
         })()
-        .map_err(self.write_error())?;
+        .map_err(err())?;
         Ok(value)
     }
 
@@ -178,15 +174,14 @@ impl ImageArchive {
             docker_image,
             reader_knows_zstd: false,
         };
-        let err = self.write_error();
+        let (step, path) = self.shown.clone();
+        let err = || Error::io(step, path.clone());
         let mut out = self
             .layout
             .finish(tree, blobs, naming)
-            .map_err(|e| failed(e, err))?;
-        let err = Error::io(self.shown.0, self.shown.1.clone());
-        let size = out.stream_position().map_err(err)?;
-        let err = Error::io(self.shown.0, self.shown.1.clone());
-        let file = out.into_inner().map_err(|e| err(e.into_error()))?;
+            .map_err(|e| failed(e, err()))?;
+        let size = out.stream_position().map_err(err())?;
+        let file = out.into_inner().map_err(|e| err()(e.into_error()))?;
         if let Destination::File(_) = &self.destination {
             file.sync_all()
                 .map_err(Error::io(self.shown.0, &self.shown.1))?;

@@ -80,11 +80,6 @@ impl<W: Write> LayoutWriter<W> {
         &mut self.out
     }
 
-    /// The writer.
-    pub fn get_ref(&self) -> &W {
-        &self.out
-    }
-
     /// Notes that `digest` is stored (its entry written by the caller); false when it already was, and
     /// the caller's copy should go.
     pub fn record_blob(&mut self, digest: &Digest) -> bool {
