@@ -1,5 +1,6 @@
 //! Filesystem layers: a sorted, deterministic tar stream, compressed in one pass (see [`crate::codec::compress`]),
 //! with both digests (`diff_id` of the tar, `digest` of the compressed bytes) computed on the way through.
+//! Entries are written by `crate::tar::write`, as the image archive's are.
 
 use std::collections::BTreeMap;
 use std::fs::File;

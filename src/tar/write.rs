@@ -73,7 +73,7 @@ impl<'a> Entry<'a> {
         }
     }
 
-    /// The bytes of the entry's data, which [`pad`] completes.
+    /// How many bytes of data follow the header ([`pad`] completes them to the block).
     pub fn size(&self) -> u64 {
         match self.kind {
             Kind::File(size) => size,
@@ -159,7 +159,7 @@ impl Header {
     }
 }
 
-/// Writes `entry`'s header, `data` and the padding after it.
+/// Writes an entry: its `header`, its `data` and the padding after it.
 pub(crate) fn write_entry(
     out: &mut (impl Write + ?Sized),
     header: &Header,
