@@ -1,5 +1,6 @@
 //! Filesystem layers: a sorted, deterministic tar stream, compressed in one pass (see [`crate::codec::compress`]),
 //! with both digests (`diff_id` of the tar, `digest` of the compressed bytes) computed on the way through.
+//! Entries are written by `crate::tar::write`, as the image archive's are.
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -11,13 +12,10 @@ use crate::assemble::rootfs::{Kind as RootKind, RootFs};
 use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, HashingWriter};
+use crate::tar::write::{self as tar_write, Entry as TarEntry, HeaderError, Kind};
 use crate::util::cancel;
 use crate::util::timestamp::Timestamp;
 
-const BLOCK: usize = 512;
-/// ustar's name and prefix fields: longer paths and link targets go in a PAX extended header.
-const NAME_LEN: usize = 100;
-const PREFIX_LEN: usize = 155;
 /// Files are read in pieces of this size (the compressed bytes do not depend on it).
 const READ_SIZE: usize = 256 * 1024;
 
@@ -405,7 +403,7 @@ impl LayerSpec {
                 files.insert(path.clone(), file);
             }
         }
-        tar.write_all(&[0u8; 2 * BLOCK]).map_err(sink_error())?;
+        tar_write::end(&mut tar).map_err(sink_error())?;
         let (encoder, diff_id, _) = tar.finish();
         let compressed = encoder.finish().map_err(sink_error())?;
         let (out, digest, size) = compressed.finish();
@@ -428,38 +426,36 @@ impl LayerSpec {
         mtime: Timestamp,
     ) -> Result<Option<(Digest, u64)>> {
         let sink_error = || Error::io("writing the layer to", SINK);
-        let mut header = tar::Header::new_ustar();
-        header.set_mode(entry.mode);
-        header.set_uid(entry.uid);
-        header.set_gid(entry.gid);
-        header.set_mtime(mtime.unix_seconds());
+        let header = |kind| {
+            tar_header(&TarEntry {
+                path,
+                kind,
+                mode: entry.mode,
+                uid: entry.uid,
+                gid: entry.gid,
+                mtime: mtime.unix_seconds(),
+            })
+        };
         match &entry.source {
             Source::Directory => {
-                header.set_entry_type(tar::EntryType::Directory);
-                header.set_size(0);
-                write_header(tar, header, path, None, mtime)?;
+                let header = header(Kind::Directory)?;
+                tar.write_all(header.as_bytes()).map_err(sink_error())?;
             }
             Source::Symlink(target) => {
-                header.set_entry_type(tar::EntryType::Symlink);
-                header.set_size(0);
-                write_header(tar, header, path, Some(target), mtime)?;
+                let header = header(Kind::Symlink(target))?;
+                tar.write_all(header.as_bytes()).map_err(sink_error())?;
             }
             Source::Bytes(bytes) => {
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(bytes.len() as u64);
-                write_header(tar, header, path, None, mtime)?;
-                tar.write_all(bytes).map_err(sink_error())?;
-                tar.write_all(&[0u8; BLOCK][..padding(bytes.len() as u64)])
-                    .map_err(sink_error())?;
+                let header = header(Kind::File(bytes.len() as u64))?;
+                tar_write::write_entry(tar, &header, bytes).map_err(sink_error())?;
             }
             Source::File(source) => {
                 let mut file = File::open(source).map_err(Error::io("opening", source))?;
                 // The size in the header is the size when opened; a file that changes while being
                 // read is an error, not a silently corrupt layer.
                 let size = file.metadata().map_err(Error::io("reading", source))?.len();
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(size);
-                write_header(tar, header, path, None, mtime)?;
+                let header = header(Kind::File(size))?;
+                tar.write_all(header.as_bytes()).map_err(sink_error())?;
                 let mut hashed = HashingWriter::new(&mut *tar);
                 let copied = copy_exact(&mut file, &mut hashed, size).map_err(|e| match e {
                     CopyError::Read(e) => Error::io("reading", source)(e),
@@ -475,8 +471,7 @@ impl LayerSpec {
                     ));
                 }
                 let (tar, digest, _) = hashed.finish();
-                tar.write_all(&[0u8; BLOCK][..padding(size)])
-                    .map_err(sink_error())?;
+                tar_write::pad(tar, size).map_err(sink_error())?;
                 return Ok(Some((digest, size)));
             }
         }
@@ -489,101 +484,20 @@ fn parents(path: &str) -> impl Iterator<Item = &str> {
     path.match_indices('/').map(move |(i, _)| &path[..i])
 }
 
-/// Completes `header` with `path` and the link `target` and writes it. Whichever of the two ustar cannot
-/// hold goes into a PAX extended header written just before, and the ustar field keeps a truncated copy
-/// for readers that ignore PAX. Paths that fit give exactly the bytes plain ustar always gave.
-fn write_header<W: Write>(
-    tar: &mut W,
-    mut header: tar::Header,
-    path: &str,
-    target: Option<&str>,
-    mtime: Timestamp,
-) -> Result<()> {
-    let sink_error = || Error::io("writing the layer to", SINK);
-    let mut records = Vec::new();
-    if fits_ustar(path) {
-        header
-            .set_path(path)
-            .map_err(|e| Error::Invalid(format!("cannot store `/{path}` in a tar header: {e}")))?;
-    } else {
-        set_name_bytes(&mut header, truncate(path, NAME_LEN).trim_end_matches('/'));
-        pax_record(&mut records, "path", path);
-    }
-    if let Some(target) = target {
-        let stored = if target.len() <= NAME_LEN {
-            target
-        } else {
-            pax_record(&mut records, "linkpath", target);
-            truncate(target, NAME_LEN)
-        };
-        header.set_link_name_literal(stored).map_err(|e| {
-            Error::Invalid(format!(
+/// The header blocks of `entry` (a PAX extended header first when ustar cannot hold its path or link
+/// target), or why the tar format refuses them.
+fn tar_header(entry: &TarEntry) -> Result<tar_write::Header> {
+    entry.header().map_err(|e| {
+        let path = entry.path;
+        match (e, entry.kind) {
+            (HeaderError::Link(e), Kind::Symlink(target)) => Error::Invalid(format!(
                 "cannot store the link `/{path}` -> `{target}`: {e}"
-            ))
-        })?;
-    }
-    header.set_cksum();
-    if !records.is_empty() {
-        // Named after the entry's file name only and stamped like every entry, so it is as
-        // reproducible as the rest (no process id or current time, unlike some tar programs).
-        let file_name = path.rsplit('/').next().unwrap_or(path);
-        let mut pax = tar::Header::new_ustar();
-        set_name_bytes(
-            &mut pax,
-            truncate(&format!("PaxHeaders/{file_name}"), NAME_LEN),
-        );
-        pax.set_mode(MODE_FILE);
-        pax.set_uid(0);
-        pax.set_gid(0);
-        pax.set_mtime(mtime.unix_seconds());
-        pax.set_entry_type(tar::EntryType::XHeader);
-        pax.set_size(records.len() as u64);
-        pax.set_cksum();
-        tar.write_all(pax.as_bytes()).map_err(sink_error())?;
-        tar.write_all(&records).map_err(sink_error())?;
-        tar.write_all(&[0u8; BLOCK][..padding(records.len() as u64)])
-            .map_err(sink_error())?;
-    }
-    tar.write_all(header.as_bytes()).map_err(sink_error())
-}
-
-/// Whether ustar holds `path`: in the name field, or split at a `/` into prefix and name.
-fn fits_ustar(path: &str) -> bool {
-    path.len() <= NAME_LEN
-        || path
-            .match_indices('/')
-            .any(|(i, _)| i <= PREFIX_LEN && path.len() - i - 1 <= NAME_LEN)
-}
-
-/// The longest start of `text` of at most `max` bytes that ends on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = max.min(text.len());
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
-}
-
-/// Writes `bytes` (at most [`NAME_LEN`]) into the name field as they are: a truncated path may end in a
-/// partial component such as `..`, which the checked setter would refuse.
-fn set_name_bytes(header: &mut tar::Header, bytes: &str) {
-    let name = &mut header.as_old_mut().name;
-    name.fill(0);
-    name[..bytes.len()].copy_from_slice(bytes.as_bytes());
-}
-
-/// Appends one PAX record, `LEN key=value\n`, where LEN counts the whole record, itself included.
-fn pax_record(records: &mut Vec<u8>, key: &str, value: &str) {
-    let rest = key.len() + value.len() + 3;
-    let mut len = rest + 1;
-    while len != rest + len.to_string().len() {
-        len = rest + len.to_string().len();
-    }
-    records.extend_from_slice(format!("{len} {key}={value}\n").as_bytes());
-}
-
-fn padding(size: u64) -> usize {
-    (BLOCK - (size % BLOCK as u64) as usize) % BLOCK
+            )),
+            (HeaderError::Path(e) | HeaderError::Link(e), _) => {
+                Error::Invalid(format!("cannot store `/{path}` in a tar header: {e}"))
+            }
+        }
+    })
 }
 
 /// A layer as written: its descriptor (compressed digest and size) and its `diff_id`.
@@ -662,6 +576,7 @@ fn copy_exact<R: Read, W: Write>(
 mod tests {
     use super::*;
     use crate::codec::compress::Format;
+    use crate::tar::write::{NAME_LEN, fits_ustar};
     use std::io::Cursor;
 
     fn entries_of(layer_bytes: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
@@ -912,16 +827,6 @@ mod tests {
         // Readers that ignore PAX see a truncated name, cut on a character boundary.
         for (kind, name, _) in &raw {
             assert!(std::str::from_utf8(name).is_ok(), "{kind:?} {name:?}");
-        }
-    }
-
-    #[test]
-    fn pax_record_length_counts_itself() {
-        for (value_len, expected) in [(1, 9), (90, 99), (91, 101), (92, 102), (994, 1005)] {
-            let mut records = Vec::new();
-            pax_record(&mut records, "path", &"v".repeat(value_len));
-            assert_eq!(records.len(), expected, "{value_len}");
-            assert!(records.starts_with(format!("{expected} path=").as_bytes()));
         }
     }
 

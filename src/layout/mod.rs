@@ -1,9 +1,10 @@
 //! The OCI image layout, in a tar archive or a directory: read as a source of images, written as the
-//! archive.
+//! archive or the stream a runtime loads.
 
 pub(crate) mod archive;
 pub(crate) mod dir;
 pub mod read;
+pub(crate) mod write;
 
 use std::io::Read;
 use std::path::Path;

@@ -1,3 +1,4 @@
 //! The tar format, as far as images need it.
 
 pub(crate) mod read;
+pub(crate) mod write;
