@@ -45,7 +45,10 @@ pub(crate) fn provenance_parameters(
     );
     put("created", json!(options.created.map(|c| c.to_string())));
     put("allowDynamic", json!(options.allow_dynamic));
-    put("compression", json!(options.compression));
+    put(
+        "compression",
+        json!(options.compression.map(|c| c.to_string())),
+    );
     put("compressionLevel", json!(options.compression_level));
     put(
         "env",
