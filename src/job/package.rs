@@ -787,6 +787,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn no_archive_is_an_empty_path_in_the_json_summary() {
+        #[derive(Serialize)]
+        struct Summary {
+            #[serde(serialize_with = "path_or_empty")]
+            path: Option<PathBuf>,
+        }
+        let json = |path: Option<&str>| {
+            serde_json::to_string(&Summary {
+                path: path.map(PathBuf::from),
+            })
+            .unwrap()
+        };
+        assert_eq!(json(None), r#"{"path":""}"#);
+        assert_eq!(json(Some("dist/app.tar")), r#"{"path":"dist/app.tar"}"#);
+    }
+
+    #[test]
     fn default_output_appends_tar_beside_the_program() {
         assert_eq!(
             default_output(Path::new("bin/app")),

@@ -415,6 +415,11 @@ mod tests {
             .to_string();
         assert!(err.contains("give the level once"), "{err}");
         assert!(Compression::resolve(None, Some(12)).is_err());
+        // A choice keeps the level unset when none was named, and reads as it was named.
+        let named = "zstd".parse::<Choice>().unwrap();
+        assert_eq!((named.format(), named.level()), (Format::Zstd, None));
+        assert_eq!(named.to_string(), "zstd");
+        assert_eq!("gzip:9".parse::<Choice>().unwrap().to_string(), "gzip:9");
         for bad in ["gzip:0", "gzip:10", "zstd:20", "zstd:x", "brotli", "gzip:"] {
             let err = bad.parse::<Compression>().unwrap_err().to_string();
             assert!(err.contains(bad.split(':').next().unwrap()), "{bad}: {err}");
