@@ -35,7 +35,9 @@
 //!         },
 //!     };
 //!     let outcome = job.run(&Silent)?;
-//!     println!("{} {}", outcome.summary.path.display(), outcome.summary.digest);
+//!     if let Some(path) = &outcome.summary.path {
+//!         println!("{} {}", path.display(), outcome.summary.digest);
+//!     }
 //!     Ok(())
 //! }
 //! ```

@@ -134,6 +134,53 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn compression_flags_are_checked_as_parsed_and_a_level_given_twice_must_agree() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let output = zeroimage()
+        .arg(&program)
+        .args(["--compression", "lz4"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("compression `lz4` is not gzip[:LEVEL] or zstd[:LEVEL]"),
+        "{}",
+        stderr(&output)
+    );
+    let output = zeroimage()
+        .arg(&program)
+        .args(["--compression", "zstd:5", "--compression-level", "7"])
+        .output()
+        .unwrap();
+    assert_refused(
+        &output,
+        &["compression `zstd:5` and compression level 7 disagree; give the level once"],
+    );
+    assert_eq!(dir_listing(dir.path()), ["app"], "nothing written");
+    // A format without a level takes the level given apart.
+    let out = dir.path().join("zstd.tar");
+    support::run_ok(
+        zeroimage()
+            .arg(&program)
+            .args([
+                "-q",
+                "--compression",
+                "zstd",
+                "--compression-level",
+                "7",
+                "-o",
+            ])
+            .arg(&out),
+    );
+    let layers = support::image_manifest(&out)["layers"].clone();
+    assert_eq!(
+        layers[0]["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+}
+
+#[test]
 fn missing_file_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let output = zeroimage().arg(dir.path().join("nope")).output().unwrap();

@@ -85,13 +85,23 @@ impl std::fmt::Display for Include {
     }
 }
 
-/// Which essentials to add. `Some(None)` for a source means "the host's".
+/// Where the CA bundle or the zoneinfo database comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Source {
+    /// The host's own copy, found where distributions put it.
+    Host,
+    /// A file or directory of the user's.
+    Path(PathBuf),
+}
+
+/// Which essentials to add; `None` for a source leaves it out (or, under [`Essentials::over`], to
+/// the fallback).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Essentials {
-    pub ca_certs: Option<Option<PathBuf>>,
+    pub ca_certs: Option<Source>,
     pub nonroot: bool,
     pub tmp: bool,
-    pub tzdata: Option<Option<PathBuf>>,
+    pub tzdata: Option<Source>,
     pub include: Vec<Include>,
 }
 
@@ -145,8 +155,8 @@ impl Essentials {
         let mut notes = Vec::new();
         if let Some(source) = &self.ca_certs {
             let bundle = match source {
-                Some(path) => path.clone(),
-                None => find_host(HOST_CA_BUNDLES).ok_or_else(|| {
+                Source::Path(path) => path.clone(),
+                Source::Host => find_host(HOST_CA_BUNDLES).ok_or_else(|| {
                     Error::Invalid(format!(
                         "--ca-certs: no CA bundle found on this machine (looked in {}); install \
                          ca-certificates or pass --ca-certs=PATH",
@@ -199,8 +209,8 @@ impl Essentials {
         }
         if let Some(source) = &self.tzdata {
             let dir = match source {
-                Some(dir) => dir.clone(),
-                None => find_host(HOST_ZONEINFO).ok_or_else(|| {
+                Source::Path(dir) => dir.clone(),
+                Source::Host => find_host(HOST_ZONEINFO).ok_or_else(|| {
                     Error::Invalid(
                         "--tzdata: no zoneinfo database found on this machine (/usr/share/zoneinfo); \
                          install tzdata or pass --tzdata=DIR"
@@ -389,23 +399,26 @@ mod tests {
             dest: format!("/{s}"),
         };
         let file = Essentials {
-            ca_certs: Some(Some(PathBuf::from("file.pem"))),
+            ca_certs: Some(Source::Path(PathBuf::from("file.pem"))),
             nonroot: true,
             tmp: false,
-            tzdata: Some(None),
+            tzdata: Some(Source::Host),
             include: vec![include("a")],
         };
         let cli = Essentials {
-            ca_certs: Some(Some(PathBuf::from("cli.pem"))),
+            ca_certs: Some(Source::Path(PathBuf::from("cli.pem"))),
             nonroot: false,
             tmp: true,
             tzdata: None,
             include: vec![include("b")],
         };
         let merged = cli.over(file);
-        assert_eq!(merged.ca_certs, Some(Some(PathBuf::from("cli.pem"))));
+        assert_eq!(
+            merged.ca_certs,
+            Some(Source::Path(PathBuf::from("cli.pem")))
+        );
         assert!(merged.nonroot && merged.tmp);
-        assert_eq!(merged.tzdata, Some(None));
+        assert_eq!(merged.tzdata, Some(Source::Host));
         assert_eq!(merged.include, [include("a"), include("b")]);
     }
 
@@ -438,7 +451,7 @@ mod tests {
     #[test]
     fn missing_sources_name_the_file() {
         let e = Essentials {
-            ca_certs: Some(Some("/nonexistent/ca.pem".into())),
+            ca_certs: Some(Source::Path("/nonexistent/ca.pem".into())),
             ..Default::default()
         };
         let err = e.layer_on(None).unwrap_err().to_string();
@@ -447,7 +460,7 @@ mod tests {
             "{err}"
         );
         let e = Essentials {
-            tzdata: Some(Some(std::env::temp_dir())),
+            tzdata: Some(Source::Path(std::env::temp_dir())),
             ..Default::default()
         };
         assert!(
@@ -562,7 +575,7 @@ mod tests {
         let pem = dir.path().join("ca.pem");
         std::fs::write(&pem, "-----BEGIN CERTIFICATE-----\n").unwrap();
         let e = Essentials {
-            ca_certs: Some(Some(pem)),
+            ca_certs: Some(Source::Path(pem)),
             ..Default::default()
         };
         let with_bundle = scan(

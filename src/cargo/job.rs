@@ -16,7 +16,7 @@ use super::plan;
 use super::select::{choose, default_tag, describe_selection, targets};
 use super::settings::Settings;
 use super::supply::{self, TargetBuild};
-use super::target;
+use super::target::{self, Target};
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, bin_of, bins, vcs_state};
 use crate::assemble::options::ImageOptions;
@@ -27,7 +27,7 @@ use crate::job::package::{Input, PackageOptions, default_output};
 use crate::job::plan::{Fallbacks, ImagePlan};
 use crate::job::publish::{Load, Push};
 use crate::job::{JobOptions, JobOutcome, ensure_stdout_free};
-use crate::oci::platform::{Platform, PlatformOverride};
+use crate::oci::platform::PlatformOverride;
 use crate::report::Listener;
 use crate::sbom::Vcs;
 use crate::util::destination::{is_dash, parent_dir};
@@ -62,7 +62,7 @@ pub struct CargoImage {
     /// That package's version.
     pub version: String,
     /// The targets built, one platform each.
-    pub targets: Vec<String>,
+    pub targets: Vec<Target>,
 }
 
 /// What the cargo job made: one image, or one per binary.
@@ -75,7 +75,7 @@ pub struct CargoOutcome {
 struct Planned<'w> {
     package: &'w Package,
     bin: String,
-    builds: Vec<(String, Platform, Executable)>,
+    builds: Vec<(Target, Executable)>,
     /// The crates each build compiled (for the SBOM), in the order of `builds`.
     units: Vec<Vec<Unit>>,
 }
@@ -199,17 +199,17 @@ impl CargoJob {
             build.host,
         )?;
         listener.detail(&format!("target {} from {origin}", triples.join(", ")));
-        let platforms = build.platforms_of(&triples)?;
-        let toolchains = build.toolchains(&triples)?;
+        let targets = build.targets_of(&triples)?;
+        let toolchains = build.toolchains(&targets)?;
         let bin = cargo.bins.first().map(String::as_str);
-        let mut builds: Vec<(String, Platform, Executable)> = Vec::new();
+        let mut builds: Vec<(Target, Executable)> = Vec::new();
         let mut units: Vec<Vec<Unit>> = Vec::new();
-        for ((triple, platform), toolchain) in triples.iter().zip(platforms).zip(&toolchains) {
+        for (target, toolchain) in targets.into_iter().zip(&toolchains) {
             let what = describe_selection(bin, selected);
-            let built = build.run(toolchain, &platform, None, &what, listener)?;
+            let built = build.run(toolchain, &target, None, &what, listener)?;
             let executable = choose(&built.executables, workspace, bin)?.clone();
             units.push(built.units);
-            if let Some((_, _, first)) = builds.first() {
+            if let Some((_, first)) = builds.first() {
                 if first.name != executable.name || first.package_id != executable.package_id {
                     return Err(Error::Invalid(format!(
                         "the targets chose different binaries (`{}` and `{}`); pick one with --bin",
@@ -217,9 +217,9 @@ impl CargoJob {
                     )));
                 }
             }
-            builds.push((triple.clone(), platform, executable));
+            builds.push((target, executable));
         }
-        let first = &builds[0].2;
+        let first = &builds[0].1;
         let package = workspace.package(&first.package_id).ok_or_else(|| {
             Error::Invalid(format!(
                 "cargo built `{}` for a package not in this workspace",
@@ -254,10 +254,10 @@ impl CargoJob {
         let (groups, wanted, uniform) =
             plan::groups(workspace, cargo, &packages, configured, build.host)?;
         let triples: Vec<String> = groups.iter().map(|g| g.triple.clone()).collect();
-        let platforms = build.platforms_of(&triples)?;
-        let toolchains = build.toolchains(&triples)?;
+        let targets = build.targets_of(&triples)?;
+        let toolchains = build.toolchains(&targets)?;
         let mut planned: Vec<Planned<'w>> = Vec::new();
-        for ((group, platform), toolchain) in groups.iter().zip(platforms).zip(&toolchains) {
+        for ((group, target), toolchain) in groups.iter().zip(&targets).zip(&toolchains) {
             // Built package by package, a group holding none of the binaries asked for is skipped.
             let wanted_here = |p: &&Package| {
                 cargo.bins.is_empty() || bins(p).iter().any(|b| cargo.bins.iter().any(|w| w == b))
@@ -280,7 +280,7 @@ impl CargoJob {
                 names.join(", ")
             );
             let scope = (!uniform).then_some(group.packages.as_slice());
-            let built = build.run(toolchain, &platform, scope, &what, listener)?;
+            let built = build.run(toolchain, target, scope, &what, listener)?;
             for executable in built.executables {
                 let Some(package) = group
                     .packages
@@ -298,7 +298,7 @@ impl CargoJob {
                 if !asked {
                     continue;
                 }
-                let entry = (group.triple.clone(), platform.clone(), executable.clone());
+                let entry = (target.clone(), executable.clone());
                 match planned
                     .iter_mut()
                     .find(|p| p.package.id == package.id && p.bin == executable.name)
@@ -319,7 +319,11 @@ impl CargoJob {
         for image in &planned {
             let index = packages.iter().position(|p| p.id == image.package.id);
             let expected = index.map(|i| &wanted[i]);
-            let built: Vec<String> = image.builds.iter().map(|(t, _, _)| t.clone()).collect();
+            let built: Vec<String> = image
+                .builds
+                .iter()
+                .map(|(t, _)| t.triple().to_owned())
+                .collect();
             if expected.is_some_and(|e| *e != built) {
                 return Err(Error::Invalid(format!(
                     "cargo built `{}` for {} only, not for every target of package `{}`",
@@ -398,7 +402,7 @@ impl CargoJob {
             Some(tag) => tag,
             None => default_tag(bin, &version)?,
         };
-        let executable = &planned.builds[0].2;
+        let executable = &planned.builds[0].1;
         let output = match &settled.output {
             Some(output) => resolve_path(output, bin),
             None if planned.builds.len() == 1 => default_output(&executable.path),
@@ -422,11 +426,11 @@ impl CargoJob {
             .builds
             .iter()
             .zip(&planned.units)
-            .map(|((triple, _, executable), units)| TargetBuild {
-                triple,
+            .map(|((target, executable), units)| TargetBuild {
+                triple: target.triple(),
                 executable,
                 units,
-                graph: graphs.get(triple),
+                graph: graphs.get(target.triple()),
             })
             .collect();
         let attach = supply::attach_options(
@@ -446,9 +450,9 @@ impl CargoJob {
         let inputs: Vec<Input> = planned
             .builds
             .iter()
-            .map(|(_, platform, e)| Input {
+            .map(|(target, e)| Input {
                 path: e.path.clone(),
-                platform: PlatformOverride::from_platform(platform),
+                platform: PlatformOverride::from_platform(target.platform()),
             })
             .collect();
         let plan = ImagePlan {
@@ -495,7 +499,7 @@ impl CargoJob {
             bin: planned.bin,
             package: planned.package.name.to_string(),
             version: planned.package.version.to_string(),
-            targets: planned.builds.into_iter().map(|(t, _, _)| t).collect(),
+            targets: planned.builds.into_iter().map(|(t, _)| t).collect(),
         })
     }
 }
@@ -546,10 +550,7 @@ fn likely_targets(cargo: &CargoOptions) -> Vec<String> {
     } else {
         cargo.targets.clone()
     };
-    targets
-        .into_iter()
-        .filter(|t| t.contains("-linux-musl"))
-        .collect()
+    targets.into_iter().filter(|t| target::is_musl(t)).collect()
 }
 
 /// What every image of a run shares about its build.
@@ -583,22 +584,22 @@ struct Build<'a> {
 }
 
 impl Build<'_> {
-    /// The platforms of `triples`, each of whose standard library must be installed.
-    fn platforms_of(&self, triples: &[String]) -> Result<Vec<Platform>> {
-        let mut platforms = Vec::new();
-        for triple in triples {
-            platforms.push(target::platform_for(triple)?);
+    /// The targets `triples` name, each of whose standard library must be installed.
+    fn targets_of(&self, triples: &[String]) -> Result<Vec<Target>> {
+        let targets = triples
+            .iter()
+            .map(|triple| Target::new(triple))
+            .collect::<Result<Vec<_>>>()?;
+        for target in &targets {
+            self.rustc.borrow_mut().ensure_installed(target.triple())?;
         }
-        for triple in triples {
-            self.rustc.borrow_mut().ensure_installed(triple)?;
-        }
-        Ok(platforms)
+        Ok(targets)
     }
 
     /// The toolchain of each target, all decided before the first build, so that a missing C
     /// toolchain is reported before a long build.
-    fn toolchains(&self, triples: &[String]) -> Result<Vec<(TargetFacts, Toolchain)>> {
-        plan_toolchains(triples, self.host, self.config, self.zig, &|triple| {
+    fn toolchains(&self, targets: &[Target]) -> Result<Vec<(TargetFacts, Toolchain)>> {
+        plan_toolchains(targets, self.host, self.config, self.zig, &|triple| {
             if let Some(known) = self.graphs.borrow().get(triple) {
                 return Some(crates_with_c(known, &self.graph));
             }
@@ -621,7 +622,7 @@ impl Build<'_> {
     fn run(
         &self,
         (facts, toolchain): &(TargetFacts, Toolchain),
-        platform: &Platform,
+        target: &Target,
         group: Option<&[&Package]>,
         what: &str,
         listener: &dyn Listener,
@@ -643,7 +644,10 @@ impl Build<'_> {
             c_hint: toolchain.c_failure_hint(facts),
             auditable: self.auditable,
         };
-        listener.status("Building", &format!("{what} for {triple} ({platform})"));
+        listener.status(
+            "Building",
+            &format!("{what} for {triple} ({})", target.platform()),
+        );
         build(&request)
     }
 }

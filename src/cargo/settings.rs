@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::assemble::essentials::{Essentials, Include};
+use crate::assemble::essentials::{Essentials, Include, Source};
 use crate::assemble::options::{self, ImageOptions};
-use crate::codec::compress::Compression;
+use crate::codec::compress::{Choice, Compression};
 use crate::error::{Error, Result};
 use crate::job::base::BaseRef;
 use crate::job::naming::{NamePattern, Repository};
@@ -351,7 +351,10 @@ impl Settings {
         if self.compression.is_none() && self.compression_level.is_none() {
             return Ok(None);
         }
-        Compression::resolve(self.compression.as_deref(), self.compression_level)
+        let choice = self.compression.as_deref().map(str::parse::<Choice>);
+        choice
+            .transpose()
+            .and_then(|choice| Compression::resolve(choice, self.compression_level))
             .map(Some)
             .map_err(|e| self.invalid(e))
     }
@@ -360,8 +363,8 @@ impl Settings {
     pub fn essentials(&self) -> Result<Essentials> {
         let source = |s: &Option<HostOrPath>| match s {
             None | Some(HostOrPath::Host(false)) => None,
-            Some(HostOrPath::Host(true)) => Some(None),
-            Some(HostOrPath::Path(p)) => Some(Some(p.clone())),
+            Some(HostOrPath::Host(true)) => Some(Source::Host),
+            Some(HostOrPath::Path(p)) => Some(Source::Path(p.clone())),
         };
         Ok(Essentials {
             ca_certs: source(&self.ca_certs),
@@ -397,9 +400,9 @@ mod tests {
         let essentials = s.essentials().unwrap();
         assert_eq!(
             essentials.ca_certs,
-            Some(Some(PathBuf::from("/ws/app/certs/ca.pem")))
+            Some(Source::Path(PathBuf::from("/ws/app/certs/ca.pem")))
         );
-        assert_eq!(essentials.tzdata, Some(None));
+        assert_eq!(essentials.tzdata, Some(Source::Host));
         assert_eq!(
             essentials.include[0].source,
             PathBuf::from("/ws/app/static")

@@ -1,5 +1,5 @@
 //! The Rust target: the default musl triple for this host, whether its standard library is installed,
-//! its OCI platform, and whether it crosses architectures.
+//! and [`Target`], a triple read once into its OCI platform and what the build decides from it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -228,14 +228,62 @@ pub fn default_target(host: &str) -> String {
     }
 }
 
-/// The OCI platform of a target triple: target-lexicon, or `rustc --print cfg` for what it cannot parse
-/// (custom targets, `powerpc-unknown-linux-muslspe`).
-pub fn platform_for(triple: &str) -> Result<Platform> {
-    match Platform::from_target_triple(triple) {
-        Ok(platform) => Ok(platform),
-        Err(err) if err.to_string().contains("cannot parse") => platform_from_cfg(triple),
-        Err(err) => Err(err),
+/// A Rust target triple, read once: the triple as cargo gets it, its OCI platform, and what the
+/// build decides from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    triple: String,
+    platform: Platform,
+    musl: bool,
+}
+
+impl Target {
+    /// The target `triple` names, its platform from target-lexicon, or from `rustc --print cfg` for
+    /// what target-lexicon cannot parse (custom targets, `powerpc-unknown-linux-muslspe`). Fails for
+    /// a target that is not Linux or whose architecture has no OCI name.
+    pub fn new(triple: &str) -> Result<Target> {
+        let platform = match triple.parse::<target_lexicon::Triple>() {
+            Ok(parsed) => Platform::from_parsed_triple(triple, &parsed)?,
+            Err(_) => platform_from_cfg(triple)?,
+        };
+        Ok(Target {
+            triple: triple.to_owned(),
+            platform,
+            musl: is_musl(triple),
+        })
     }
+
+    /// The triple, as given: what `--target` gets.
+    pub fn triple(&self) -> &str {
+        &self.triple
+    }
+
+    /// The OCI platform its images are labelled with.
+    pub fn platform(&self) -> &Platform {
+        &self.platform
+    }
+
+    /// A musl Linux target: static executables, with the toolchain choices of [`super::toolchain`].
+    pub fn is_musl(&self) -> bool {
+        self.musl
+    }
+
+    /// True when building it on `host` (a triple) crosses architectures.
+    pub fn crosses_from(&self, host: &str) -> bool {
+        is_cross(host, &self.triple)
+    }
+}
+
+/// The triple.
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.triple)
+    }
+}
+
+/// True for a musl Linux triple (`x86_64-unknown-linux-musl`, `armv7-unknown-linux-musleabihf`).
+pub(crate) fn is_musl(triple: &str) -> bool {
+    triple.contains("-linux-musl")
 }
 
 fn platform_from_cfg(triple: &str) -> Result<Platform> {
@@ -285,8 +333,8 @@ fn platform_from_cfg(triple: &str) -> Result<Platform> {
     Platform::linux(oci_arch, variant)
 }
 
-/// True when building `target` on `host` crosses architectures.
-pub fn is_cross(host: &str, target: &str) -> bool {
+/// True when building `target` on `host` crosses architectures (their first parts differ).
+fn is_cross(host: &str, target: &str) -> bool {
     host.split('-').next() != target.split('-').next()
 }
 
@@ -311,6 +359,56 @@ mod tests {
         assert_eq!(
             default_target("armv7-unknown-linux-gnueabihf"),
             "armv7-unknown-linux-musleabihf"
+        );
+    }
+
+    #[test]
+    fn a_target_is_read_once_into_its_platform_and_kind() {
+        let arm = Target::new("armv7-unknown-linux-musleabihf").unwrap();
+        assert_eq!(arm.triple(), "armv7-unknown-linux-musleabihf");
+        assert_eq!(arm.to_string(), "armv7-unknown-linux-musleabihf");
+        assert_eq!(arm.platform().to_string(), "linux/arm/v7");
+        assert!(arm.is_musl());
+        assert!(arm.crosses_from("x86_64-unknown-linux-gnu"));
+        let gnu = Target::new("x86_64-unknown-linux-gnu").unwrap();
+        assert_eq!(gnu.platform().to_string(), "linux/amd64");
+        assert!(!gnu.is_musl());
+        assert!(!gnu.crosses_from("x86_64-unknown-linux-musl"));
+    }
+
+    #[test]
+    fn a_parsed_triple_that_is_not_linux_is_refused_without_asking_rustc() {
+        // target-lexicon reads it: its own error, not rustc's `target_os = ...` one.
+        let err = Target::new("x86_64-apple-darwin").unwrap_err().to_string();
+        assert_eq!(
+            err,
+            "target `x86_64-apple-darwin` is not a Linux target; container images need a Linux \
+             executable (for example `x86_64-unknown-linux-musl`)"
+        );
+    }
+
+    #[test]
+    fn a_triple_target_lexicon_cannot_read_is_described_by_rustc() {
+        assert!(
+            "powerpc-unknown-linux-muslspe"
+                .parse::<target_lexicon::Triple>()
+                .is_err()
+        );
+        // rustc knows it: Linux, on an architecture with no OCI name (rustc's words, in backquotes).
+        let err = Target::new("powerpc-unknown-linux-muslspe")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("has an architecture (`powerpc`) with no OCI equivalent"),
+            "{err}"
+        );
+        // An unknown name is rustc's error, naming it.
+        let err = Target::new("nonsense-target-triple")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("rustc could not describe target `nonsense-target-triple`"),
+            "{err}"
         );
     }
 

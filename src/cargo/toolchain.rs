@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::c_code::{CCrate, list};
 use super::config::{CargoConfig, linker_env_var};
+use super::target::Target;
 use super::zig::{Zig, ZigMissing, find_zig, which};
 use crate::error::{Error, Result};
 
@@ -84,6 +85,8 @@ pub(crate) enum Toolchain {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct TargetFacts {
     pub triple: String,
+    /// A musl target (see [`Target::is_musl`]).
+    pub musl: bool,
     /// Another architecture than the host's.
     pub cross: bool,
     /// The host's own triple: cc-rs then compiles with the host's `cc`.
@@ -97,10 +100,6 @@ pub(crate) struct TargetFacts {
 }
 
 impl TargetFacts {
-    fn musl(&self) -> bool {
-        self.triple.contains("-linux-musl")
-    }
-
     fn c_crates(&self) -> &[CCrate] {
         self.c_crates.as_deref().unwrap_or_default()
     }
@@ -110,7 +109,7 @@ impl TargetFacts {
 /// stops the job before any long build. `c_crates` reads the crate graph for a target; zig and
 /// musl-gcc are looked for once, only when needed, and a cross GCC per target.
 pub(crate) fn plan(
-    triples: &[String],
+    targets: &[Target],
     host: &str,
     config: &CargoConfig,
     choice: ZigChoice,
@@ -119,14 +118,16 @@ pub(crate) fn plan(
     let mut zig = Lazy::new(find_zig);
     let mut musl_gcc = Lazy::new(|| find_musl_gcc(host));
     let mut plans = Vec::new();
-    for triple in triples {
-        let cross = super::target::is_cross(host, triple);
+    for target in targets {
+        let triple = target.triple();
+        let cross = target.crosses_from(host);
         let linker = config.linker(triple)?;
         let cc = config.c_compiler(triple, !cross);
         // The crates with C decide between toolchains, and name the culprit when a build script fails.
-        let needs_graph = triple.contains("-linux-musl");
+        let needs_graph = target.is_musl();
         let facts = TargetFacts {
-            triple: triple.clone(),
+            triple: triple.to_owned(),
+            musl: target.is_musl(),
             cross,
             host: triple == host,
             linker,
@@ -158,10 +159,10 @@ pub(crate) fn decide(
         return Ok(Toolchain::Configured {
             linker: facts.linker.clone(),
             cc: facts.cc.clone(),
-            rust_lld: facts.musl() && facts.cross && facts.linker.is_none(),
+            rust_lld: facts.musl && facts.cross && facts.linker.is_none(),
         });
     }
-    if !facts.musl() {
+    if !facts.musl {
         return Ok(Toolchain::Default);
     }
     let plain = if facts.cross {
@@ -265,7 +266,7 @@ impl Toolchain {
             crates => format!(" (C code in {})", list(crates)),
         };
         match self {
-            Toolchain::Default if facts.musl() => {
+            Toolchain::Default if facts.musl => {
                 format!("{triple}: rustc's default linker{c}")
             }
             Toolchain::Default => format!("{triple}: cargo's own toolchain for this target"),
@@ -433,6 +434,7 @@ mod tests {
     fn facts(triple: &str, cross: bool, c: &[&str]) -> TargetFacts {
         TargetFacts {
             triple: triple.to_owned(),
+            musl: crate::cargo::target::is_musl(triple),
             cross,
             c_crates: Some(c.iter().map(|n| c_crate(n)).collect()),
             ..TargetFacts::default()

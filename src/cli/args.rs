@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use ::zeroimage::assemble::essentials::{Essentials, Include};
+use ::zeroimage::assemble::essentials::{Essentials, Include, Source};
 use ::zeroimage::assemble::options::{self, ImageOptions};
-use ::zeroimage::codec::compress::Compression;
+use ::zeroimage::codec::compress::Choice;
 use ::zeroimage::error::Result;
 use ::zeroimage::job::base::BaseRef;
 use ::zeroimage::job::naming::NamePattern;
@@ -37,7 +37,7 @@ pub struct ImageArgs {
     /// Layer compression: gzip or zstd, with an optional level (zstd:19). A zstd archive has no manifest.json, as
     /// `docker load` before Docker 23 cannot read zstd: load it with podman, containerd or skopeo [default: gzip]
     #[arg(long, value_name = "FORMAT[:LEVEL]", value_parser = compression)]
-    pub compression: Option<String>,
+    pub compression: Option<Choice>,
 
     /// Compression level: gzip 1 (fastest) to 9 (smallest), zstd 1 to 19 [default: gzip 3, zstd 3]
     #[arg(long, value_name = "N")]
@@ -212,8 +212,9 @@ impl ConfigArgs {
 #[command(next_help_heading = "Scratch essentials (one extra layer)")]
 pub struct EssentialsArgs {
     /// Add CA certificates at /etc/ssl/certs/ca-certificates.crt and set SSL_CERT_FILE [default: the host's bundle]
-    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub ca_certs: Option<String>,
+    #[arg(long, value_name = "PATH", num_args = 0..=1, require_equals = true, default_missing_value = "",
+          value_parser = source)]
+    pub ca_certs: Option<Source>,
 
     /// Add /etc/passwd and /etc/group with root and nonroot (65532), and run as 65532:65532
     #[arg(long)]
@@ -224,8 +225,9 @@ pub struct EssentialsArgs {
     pub tmp: bool,
 
     /// Add the zoneinfo database at /usr/share/zoneinfo [default: the host's]
-    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "")]
-    pub tzdata: Option<String>,
+    #[arg(long, value_name = "DIR", num_args = 0..=1, require_equals = true, default_missing_value = "",
+          value_parser = source)]
+    pub tzdata: Option<Source>,
 
     /// Copy a file or directory into the image (repeatable; DEST defaults to /NAME)
     #[arg(long, value_name = "SRC[:DEST]", value_parser = include)]
@@ -235,16 +237,11 @@ pub struct EssentialsArgs {
 impl EssentialsArgs {
     /// The essentials as the library takes them.
     pub fn essentials(&self) -> Essentials {
-        // `--ca-certs` alone means the host's copy; `--ca-certs=PATH` a file of the user's.
-        let source = |p: &Option<String>| {
-            p.as_ref()
-                .map(|p| (!p.is_empty()).then(|| PathBuf::from(p)))
-        };
         Essentials {
-            ca_certs: source(&self.ca_certs),
+            ca_certs: self.ca_certs.clone(),
             nonroot: self.nonroot,
             tmp: self.tmp,
-            tzdata: source(&self.tzdata),
+            tzdata: self.tzdata.clone(),
             include: self.include.clone(),
         }
     }
@@ -254,9 +251,16 @@ fn text(e: ::zeroimage::Error) -> String {
     e.to_string()
 }
 
-fn compression(s: &str) -> std::result::Result<String, String> {
-    s.parse::<Compression>().map_err(text)?;
-    Ok(s.to_owned())
+fn compression(s: &str) -> std::result::Result<Choice, String> {
+    s.parse().map_err(text)
+}
+
+/// `--ca-certs` or `--tzdata` alone (an empty value) means the host's copy; with a value, the user's.
+fn source(s: &str) -> std::result::Result<Source, String> {
+    Ok(match s {
+        "" => Source::Host,
+        path => Source::Path(PathBuf::from(path)),
+    })
 }
 
 fn env_entry(s: &str) -> std::result::Result<(String, String), String> {

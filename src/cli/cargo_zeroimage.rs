@@ -370,7 +370,7 @@ struct CargoSummary<'a> {
     /// The target, when there is one.
     #[serde(skip_serializing_if = "Option::is_none")]
     target: Option<&'a str>,
-    targets: &'a [String],
+    targets: Vec<&'a str>,
 }
 
 /// Runs `cargo zeroimage` with the process arguments.
@@ -419,14 +419,14 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             print_pushed(&image.image.pushed);
         }
         if format == MessageFormat::Json {
-            let targets = &image.targets;
+            let targets: Vec<&str> = image.targets.iter().map(|t| t.triple()).collect();
             let line = CargoSummary {
                 image: &image.image.summary,
                 bin: &image.bin,
                 package: &image.package,
                 version: &image.version,
                 target: match targets.as_slice() {
-                    [one] => Some(one.as_str()),
+                    [one] => Some(one),
                     _ => None,
                 },
                 targets,

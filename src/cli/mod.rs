@@ -106,7 +106,7 @@ pub fn job_options(
         provenance: image.supply_chain.provenance.then_some(true),
         require_attachments: image.supply_chain.require_attachments.then_some(true),
         created_now: image.created.as_deref() == Some("now"),
-        compression: image.compression.clone(),
+        compression: image.compression,
         compression_level: image.compression_level,
     })
 }

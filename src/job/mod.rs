@@ -22,6 +22,7 @@ use publish::{Load, Push};
 
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
+use crate::codec::compress::Choice;
 use crate::error::Result;
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
@@ -77,7 +78,7 @@ pub struct JobOptions {
     pub created_now: bool,
     /// Layer compression, `gzip[:LEVEL]` or `zstd[:LEVEL]`; `None`: gzip (the cargo job: its
     /// `compression` setting first).
-    pub compression: Option<String>,
+    pub compression: Option<Choice>,
     /// Compression level; alone, it applies to the format otherwise chosen.
     pub compression_level: Option<u32>,
 }
@@ -94,7 +95,7 @@ pub struct Job {
 /// What a job made.
 #[derive(Clone, Debug)]
 pub struct JobOutcome {
-    /// The archive written (`path` empty when none was) and the image's digests; `pushed` lists
+    /// The archive written (`path`, when one was) and the image's digests; `pushed` lists
     /// `REF@DIGEST` for each reference pushed.
     pub summary: PackageSummary,
     /// Each reference pushed, with the digest it now points at.
@@ -106,7 +107,7 @@ pub struct JobOutcome {
 impl JobOutcome {
     /// True when the archive went to standard output, where nothing else may then be printed.
     pub fn archive_on_stdout(&self) -> bool {
-        !self.summary.path.as_os_str().is_empty() && is_standard_output(&self.summary.path)
+        self.summary.path.as_deref().is_some_and(is_standard_output)
     }
 }
 

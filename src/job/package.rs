@@ -80,8 +80,9 @@ pub struct BaseSummary {
 /// What was written.
 #[derive(Clone, Debug, Serialize)]
 pub struct PackageSummary {
-    /// The archive; empty when none was written.
-    pub path: PathBuf,
+    /// The archive; `None` when none was written (the JSON summary then says `""`).
+    #[serde(serialize_with = "path_or_empty")]
+    pub path: Option<PathBuf>,
     /// What a registry will call the image: the manifest's digest, or the image index's for several
     /// platforms.
     pub digest: Digest,
@@ -115,6 +116,17 @@ pub struct PackageSummary {
     /// itself was pushed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments_not_pushed: Vec<NotAttached>,
+}
+
+/// The archive's path, or `""` for none: what the JSON summary has always said.
+fn path_or_empty<S: serde::Serializer>(
+    path: &Option<PathBuf>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => path.serialize(serializer),
+        None => serializer.serialize_str(""),
+    }
 }
 
 /// The `output` a bare `zeroimage PROGRAM` writes: `PROGRAM.tar` beside the program.
@@ -448,14 +460,9 @@ pub fn package<'a>(
                 (Vec::new(), attach::summarize(&attachments))
             };
             let written = finished.put_in_place(beside)?;
-            (written.path, written.size, None, summaries)
+            (Some(written.path), written.size, None, summaries)
         }
-        Output::Spool(spool) => (
-            PathBuf::new(),
-            0,
-            Some(spool),
-            attach::summarize(&attachments),
-        ),
+        Output::Spool(spool) => (None, 0, Some(spool), attach::summarize(&attachments)),
     };
     let single = images.len() == 1;
     let summary = PackageSummary {
@@ -487,7 +494,7 @@ pub fn package<'a>(
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
         base,
-        archive: spool.is_none().then(|| summary.path.clone()),
+        archive: summary.path.clone(),
         summary,
         tree,
         memory,
@@ -778,6 +785,23 @@ fn check_linkage(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_archive_is_an_empty_path_in_the_json_summary() {
+        #[derive(Serialize)]
+        struct Summary {
+            #[serde(serialize_with = "path_or_empty")]
+            path: Option<PathBuf>,
+        }
+        let json = |path: Option<&str>| {
+            serde_json::to_string(&Summary {
+                path: path.map(PathBuf::from),
+            })
+            .unwrap()
+        };
+        assert_eq!(json(None), r#"{"path":""}"#);
+        assert_eq!(json(Some("dist/app.tar")), r#"{"path":"dist/app.tar"}"#);
+    }
 
     #[test]
     fn default_output_appends_tar_beside_the_program() {

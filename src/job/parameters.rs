@@ -45,7 +45,10 @@ pub(crate) fn provenance_parameters(
     );
     put("created", json!(options.created.map(|c| c.to_string())));
     put("allowDynamic", json!(options.allow_dynamic));
-    put("compression", json!(options.compression));
+    put(
+        "compression",
+        json!(options.compression.map(|c| c.to_string())),
+    );
     put("compressionLevel", json!(options.compression_level));
     put(
         "env",
@@ -77,4 +80,41 @@ pub(crate) fn provenance_parameters(
         ),
     );
     map
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::assemble::essentials::Source;
+
+    #[test]
+    fn compression_and_essentials_are_recorded_as_given() {
+        let options = JobOptions {
+            compression: Some("zstd".parse().unwrap()),
+            compression_level: Some(7),
+            ..JobOptions::default()
+        };
+        let essentials = Essentials {
+            ca_certs: Some(Source::Host),
+            tzdata: Some(Source::Path("zoneinfo".into())),
+            ..Essentials::default()
+        };
+        let map = provenance_parameters(&options, &ImageOptions::default(), &essentials, None);
+        assert_eq!(map["compression"], json!("zstd"), "no level added");
+        assert_eq!(map["compressionLevel"], json!(7));
+        assert_eq!(map["caCerts"], json!(true));
+        assert_eq!(map["tzdata"], json!(true));
+        let none = provenance_parameters(
+            &JobOptions::default(),
+            &ImageOptions::default(),
+            &Essentials::default(),
+            None,
+        );
+        assert!(
+            ["compression", "compressionLevel", "caCerts", "tzdata"]
+                .iter()
+                .all(|key| !none.contains_key(*key)),
+            "{none:?}"
+        );
+    }
 }

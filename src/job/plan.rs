@@ -116,7 +116,7 @@ impl JobOptions {
             sbom: self.sbom.or(fallbacks.sbom).unwrap_or_default(),
             provenance: self.provenance.or(fallbacks.provenance).unwrap_or(false),
             compression: Compression::chosen(
-                self.compression.as_deref(),
+                self.compression,
                 self.compression_level,
                 fallbacks.compression,
             )?,
@@ -205,13 +205,13 @@ impl ImagePlan {
 
 /// The `Written` status line, when an archive was written.
 fn report_written(summary: &PackageSummary, listener: &dyn Listener) {
-    if summary.path.as_os_str().is_empty() {
+    let Some(path) = &summary.path else {
         return;
-    }
-    let written = if is_dash(&summary.path) {
+    };
+    let written = if is_dash(path) {
         "standard output".to_owned()
     } else {
-        summary.path.display().to_string()
+        path.display().to_string()
     };
     listener.status(
         "Written",

@@ -58,14 +58,14 @@ impl Staging {
 
     /// Copies a staged archive to its stream and makes `summary.path` the output as given.
     pub(crate) fn deliver(&self, summary: &mut PackageSummary) -> Result<()> {
-        if let (Some(_), Some(output)) = (&self.temp, &self.output) {
-            if !deliver_to_stream(&summary.path, output)? {
+        if let (Some(_), Some(output), Some(staged)) = (&self.temp, &self.output, &summary.path) {
+            if !deliver_to_stream(staged, output)? {
                 return Err(Error::input(
                     output,
                     "changed while the archive was built; run again",
                 ));
             }
-            summary.path = output.clone();
+            summary.path = Some(output.clone());
             // Documents written beside the staged archive went with it.
             for attachment in &mut summary.attachments {
                 attachment.path = None;

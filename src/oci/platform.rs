@@ -91,6 +91,12 @@ impl Platform {
     pub fn from_target_triple(triple: &str) -> Result<Platform> {
         let parsed = Triple::from_str(triple)
             .map_err(|e| Error::Platform(format!("cannot parse target triple `{triple}`: {e}")))?;
+        Platform::from_parsed_triple(triple, &parsed)
+    }
+
+    /// The platform of `parsed`, the target triple `triple` (named in errors) as target-lexicon
+    /// read it.
+    pub fn from_parsed_triple(triple: &str, parsed: &Triple) -> Result<Platform> {
         if parsed.operating_system != OperatingSystem::Linux {
             return Err(Error::Platform(format!(
                 "target `{triple}` is not a Linux target; container images need a Linux executable \

@@ -107,35 +107,32 @@ impl Compression {
         })
     }
 
-    /// The compression `text` names (`gzip[:LEVEL]` or `zstd[:LEVEL]`; gzip when `None`), at `level`
-    /// when that is given too. A level given both ways must be the same.
+    /// The compression `choice` names (gzip when `None`), at `level` when that is given too; with
+    /// neither, `fallback`, whose format a level alone applies to. A level given both ways must be the
+    /// same.
     pub fn chosen(
-        text: Option<&str>,
+        choice: Option<Choice>,
         level: Option<u32>,
         fallback: Option<Compression>,
     ) -> Result<Compression> {
-        match (text, level, fallback) {
+        match (choice, level, fallback) {
             (None, None, fallback) => Ok(fallback.unwrap_or_default()),
             (None, Some(level), Some(fallback)) => {
                 Compression::with_level(fallback.format(), level)
             }
-            (text, level, _) => Compression::resolve(text, level),
+            (choice, level, _) => Compression::resolve(choice, level),
         }
     }
 
-    /// `gzip[:LEVEL]` or `zstd[:LEVEL]` (`None`: gzip) with an optional separate level.
-    pub fn resolve(text: Option<&str>, level: Option<u32>) -> Result<Compression> {
-        let named = match text {
-            Some(text) => text.parse()?,
-            None => Compression::default(),
-        };
-        match (text.and_then(|t| t.split_once(':')), level) {
-            (Some(_), Some(level)) if level != named.level => Err(Error::Invalid(format!(
-                "compression `{}` and compression level {level} disagree; give the level once",
-                text.unwrap_or_default()
+    /// `choice` (`None`: gzip) with an optional separate level.
+    pub fn resolve(choice: Option<Choice>, level: Option<u32>) -> Result<Compression> {
+        let choice = choice.unwrap_or_default();
+        match (choice.level, level) {
+            (Some(named), Some(level)) if level != named => Err(Error::Invalid(format!(
+                "compression `{choice}` and compression level {level} disagree; give the level once"
             ))),
-            (_, Some(level)) => Compression::with_level(named.format, level),
-            (_, None) => Ok(named),
+            (_, Some(level)) | (Some(level), None) => Compression::with_level(choice.format, level),
+            (None, None) => Ok(Compression::new(choice.format)),
         }
     }
 
@@ -177,11 +174,29 @@ impl Compression {
     }
 }
 
-/// `gzip`, `gzip:LEVEL`, `zstd` or `zstd:LEVEL`.
-impl FromStr for Compression {
+/// A compression as a flag or a setting names it: `gzip`, `gzip:LEVEL`, `zstd` or `zstd:LEVEL`,
+/// checked when parsed; the level stays unset when not named, so a separate level may still set it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Choice {
+    format: Format,
+    level: Option<u32>,
+}
+
+impl Choice {
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The level named, if one was.
+    pub fn level(&self) -> Option<u32> {
+        self.level
+    }
+}
+
+impl FromStr for Choice {
     type Err = Error;
 
-    fn from_str(text: &str) -> Result<Compression> {
+    fn from_str(text: &str) -> Result<Choice> {
         let (name, level) = match text.split_once(':') {
             Some((name, level)) => (name, Some(level)),
             None => (text, None),
@@ -195,8 +210,8 @@ impl FromStr for Compression {
                 )));
             }
         };
-        match level {
-            None => Ok(Compression::new(format)),
+        let level = match level {
+            None => None,
             Some(level) => {
                 let level = level.parse().map_err(|_| {
                     Error::Invalid(format!(
@@ -204,9 +219,30 @@ impl FromStr for Compression {
                         format.default_level()
                     ))
                 })?;
-                Compression::with_level(format, level)
+                Some(Compression::with_level(format, level)?.level)
             }
+        };
+        Ok(Choice { format, level })
+    }
+}
+
+/// As named: `zstd`, `zstd:19`.
+impl fmt::Display for Choice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.format.name())?;
+        match self.level {
+            Some(level) => write!(f, ":{level}"),
+            None => Ok(()),
         }
+    }
+}
+
+/// `gzip`, `gzip:LEVEL`, `zstd` or `zstd:LEVEL`.
+impl FromStr for Compression {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Compression> {
+        Compression::resolve(Some(text.parse()?), None)
     }
 }
 
@@ -366,18 +402,24 @@ mod tests {
             zstd.media_type().as_str(),
             "application/vnd.oci.image.layer.v1.tar+zstd"
         );
-        let resolved = Compression::resolve(Some("zstd"), Some(9)).unwrap();
+        let choice = |text: &str| Some(text.parse::<Choice>().unwrap());
+        let resolved = Compression::resolve(choice("zstd"), Some(9)).unwrap();
         assert_eq!((resolved.format(), resolved.level()), (Format::Zstd, 9));
         assert_eq!(
             Compression::resolve(None, Some(9)).unwrap().to_string(),
             "gzip:9"
         );
-        assert!(Compression::resolve(Some("zstd:5"), Some(5)).is_ok());
-        let err = Compression::resolve(Some("zstd:5"), Some(7))
+        assert!(Compression::resolve(choice("zstd:5"), Some(5)).is_ok());
+        let err = Compression::resolve(choice("zstd:5"), Some(7))
             .unwrap_err()
             .to_string();
         assert!(err.contains("give the level once"), "{err}");
         assert!(Compression::resolve(None, Some(12)).is_err());
+        // A choice keeps the level unset when none was named, and reads as it was named.
+        let named = "zstd".parse::<Choice>().unwrap();
+        assert_eq!((named.format(), named.level()), (Format::Zstd, None));
+        assert_eq!(named.to_string(), "zstd");
+        assert_eq!("gzip:9".parse::<Choice>().unwrap().to_string(), "gzip:9");
         for bad in ["gzip:0", "gzip:10", "zstd:20", "zstd:x", "brotli", "gzip:"] {
             let err = bad.parse::<Compression>().unwrap_err().to_string();
             assert!(err.contains(bad.split(':').next().unwrap()), "{bad}: {err}");
