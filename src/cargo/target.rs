@@ -263,7 +263,7 @@ impl Target {
         &self.platform
     }
 
-    /// A musl Linux target: static executables, with the toolchain choices of [`super::toolchain`].
+    /// A musl Linux target: static executables, which the toolchain decision builds for.
     pub fn is_musl(&self) -> bool {
         self.musl
     }

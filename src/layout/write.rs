@@ -1,5 +1,5 @@
 //! Writing an OCI image layout as a tar, front to back, into any writer: the image archive (a file,
-//! see [`super::archive`]) and the stream a runtime loads (a socket or a pipe, written by the
+//! see `archive.rs`) and the stream a runtime loads (a socket or a pipe, written by the
 //! `load` module) are both written here, so they hold the same entries in the same order:
 //! `blobs/`, `blobs/sha256/`, every blob once, `index.json`, Docker's `manifest.json`, `oci-layout`
 //! and, when documents are attached, `referrers.json`. Blobs are read from their source and checked
