@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::oci::{Descriptor, Digest};
 use crate::tar::read::{EntryHead, Stream, TarSource, Walker};
-use crate::util::cancel;
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 /// Paths one image may hold.
@@ -265,8 +265,13 @@ impl RootFs {
     /// [`MAX_SCANS`] times in all, for hard links to hard links).
     ///
     /// Each blob's first bytes must be what its media type says, and the layers may decompress to at
-    /// most [`max_expanded`] bytes together.
-    pub fn scan(source: &dyn BlobSource, layers: &[Descriptor], keep: &[&str]) -> Result<RootFs> {
+    /// most [`max_expanded`] bytes together. The scan stops when `cancel` is cancelled.
+    pub fn scan(
+        source: &dyn BlobSource,
+        layers: &[Descriptor],
+        keep: &[&str],
+        cancel: &CancelToken,
+    ) -> Result<RootFs> {
         let limits = Limits {
             expanded: max_expanded()?,
             ..LIMITS
@@ -275,6 +280,7 @@ impl RootFs {
             label: source.describe(),
             layers,
             diff_ids: None,
+            cancel,
         };
         RootFs::scan_within(&source.describe(), source, &scan, keep, limits)
     }
@@ -287,6 +293,7 @@ impl RootFs {
         layers: &[Descriptor],
         diff_ids: &[Digest],
         keep: &[&str],
+        cancel: &CancelToken,
     ) -> Result<RootFs> {
         let limits = Limits {
             expanded: max_expanded()?,
@@ -296,6 +303,7 @@ impl RootFs {
             label: format!("base {}", sanitize::outside(name, sanitize::EXCERPT)),
             layers,
             diff_ids: Some(diff_ids),
+            cancel,
         };
         RootFs::scan_within(name, source, &scan, keep, limits)
     }
@@ -674,7 +682,7 @@ impl RootFs {
         })?;
         let limit = self.limits.expanded;
         let io_error = |e: std::io::Error| {
-            if cancel::is_requested() {
+            if scan.cancel.is_cancelled() {
                 return Error::Interrupted;
             }
             if e.kind() == std::io::ErrorKind::FileTooLarge {
@@ -688,7 +696,7 @@ impl RootFs {
             bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT))
         };
         let diff_id = scan.diff_ids.and_then(|ids| ids.get(index));
-        let mut reader = LayerReader::new(compression, source.open(layer)?)
+        let mut reader = LayerReader::new(compression, source.open(layer)?, scan.cancel)
             .map_err(
                 |e| match e.get_ref().and_then(|e| e.downcast_ref::<Mislabelled>()) {
                     Some(mislabelled) => bad(format!(
@@ -708,7 +716,7 @@ impl RootFs {
         {
             let mut walker = Walker::new(Stream(&mut reader));
             while let Some(head) = walker.next_entry().map_err(io_error)? {
-                cancel::check()?;
+                scan.cancel.check()?;
                 self.apply_entry(&mut walker, &head, layer_index)
                     .map_err(|what| match what {
                         Problem::Io(e) => io_error(e),
@@ -1063,6 +1071,7 @@ struct Scan<'a> {
     label: String,
     layers: &'a [Descriptor],
     diff_ids: Option<&'a [Digest]>,
+    cancel: &'a CancelToken,
 }
 
 /// Why an entry could not be applied.
@@ -1278,7 +1287,7 @@ pub(crate) mod testing {
     /// The filesystem of `layers`, keeping `keep`.
     pub fn scan(layers: &[Layer], keep: &[&str]) -> crate::Result<super::RootFs> {
         let (memory, descriptors) = image(layers);
-        super::RootFs::scan(&memory, &descriptors, keep)
+        super::RootFs::scan(&memory, &descriptors, keep, &CancelToken::new())
     }
 }
 
@@ -1314,6 +1323,7 @@ mod tests {
             label: "base test".to_owned(),
             layers,
             diff_ids,
+            cancel: &CancelToken::new(),
         };
         RootFs::scan_within("test", memory, &scan, keep, limits)
     }

@@ -15,7 +15,7 @@ use crate::error::Result;
 use crate::image::reference::Reference;
 use crate::job::JobOptions;
 use crate::job::parameters::provenance_parameters;
-use crate::report::Listener;
+use crate::context::Context;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, Inventory, SbomFormats};
@@ -23,16 +23,17 @@ use crate::util::timestamp::Timestamp;
 
 /// Whether to build through `cargo auditable`: when asked and installed; asked but missing is a
 /// warning, and the build goes on without it.
-pub(crate) fn use_auditable(requested: bool, listener: &dyn Listener) -> bool {
+pub(crate) fn use_auditable(requested: bool, cx: &Context) -> bool {
     if !requested {
         return false;
     }
     let installed = crate::util::child::output(
         std::process::Command::new(cargo_program()).args(["auditable", "--version"]),
+        cx.cancel(),
     )
     .is_ok_and(|output| output.status.success());
     if !installed {
-        listener.warning(
+        cx.listener().warning(
             "--auditable: cargo-auditable is not installed (`cargo install cargo-auditable`); \
              building without embedding the dependency list",
         );
@@ -63,8 +64,9 @@ pub(crate) fn attach_options(
     tag: &Reference,
     started: Option<Timestamp>,
     auditable: bool,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<AttachOptions> {
+    let listener = cx.listener();
     let mut options = AttachOptions {
         sbom,
         provenance: None,
@@ -92,7 +94,12 @@ pub(crate) fn attach_options(
                 Some(graph) => graph,
                 None => {
                     resolved =
-                        super::sbom::resolve(cargo.manifest_path.as_deref(), build.triple, &flags)?;
+                        super::sbom::resolve(
+                        cargo.manifest_path.as_deref(),
+                        build.triple,
+                        &flags,
+                        cx.cancel(),
+                    )?;
                     &resolved
                 }
             };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::oci::platform::Platform;
+use crate::util::cancel::CancelToken;
 
 /// The `rustc` cargo would use: `$RUSTC`, else `rustc` from PATH, except that a rustup proxy there is
 /// skipped for the toolchain's own `rustc` beside the `$CARGO` running us, as cargo itself does: the
@@ -50,8 +51,13 @@ fn is_rustup_proxy(program: &Path) -> bool {
     }
 }
 
-fn rustc_output(program: &Path, args: &[&str], what: &str) -> Result<String> {
-    let output = crate::util::child::output(Command::new(program).args(args))
+fn rustc_output(
+    program: &Path,
+    args: &[&str],
+    what: &str,
+    cancel: &CancelToken,
+) -> Result<String> {
+    let output = crate::util::child::output(Command::new(program).args(args), cancel)
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -83,6 +89,8 @@ pub struct Rustc {
     /// rustc that is a proxy or a wrapper whose toolchain can change under the same file).
     cache: Option<(PathBuf, Remembered)>,
     changed: bool,
+    /// Stops rustc.
+    cancel: CancelToken,
 }
 
 /// The cache file in `dir` (the target directory's `zeroimage` folder).
@@ -90,11 +98,12 @@ const CACHE_FILE: &str = "rustc-info.json";
 
 impl Rustc {
     /// The rustc cargo would use; answers are cached in `cache_dir` when given and safe to cache.
-    pub fn new(cache_dir: Option<&Path>) -> Rustc {
-        Rustc::with_program(rustc_program(), cache_dir)
+    /// `cancel` stops it.
+    pub fn new(cache_dir: Option<&Path>, cancel: &CancelToken) -> Rustc {
+        Rustc::with_program(rustc_program(), cache_dir, cancel)
     }
 
-    fn with_program(program: PathBuf, cache_dir: Option<&Path>) -> Rustc {
+    fn with_program(program: PathBuf, cache_dir: Option<&Path>, cancel: &CancelToken) -> Rustc {
         let cache = cache_dir.and_then(|dir| {
             let key = Rustc::key(&program)?;
             let path = dir.join(CACHE_FILE);
@@ -110,6 +119,7 @@ impl Rustc {
             program,
             cache,
             changed: false,
+            cancel: cancel.clone(),
         }
     }
 
@@ -142,7 +152,7 @@ impl Rustc {
         {
             return Ok(text);
         }
-        let text = rustc_output(&self.program, &["-vV"], "report its version")?;
+        let text = rustc_output(&self.program, &["-vV"], "report its version", &self.cancel)?;
         if let Some((_, remembered)) = &mut self.cache {
             remembered.verbose_version = Some(text.clone());
             self.changed = true;
@@ -177,6 +187,7 @@ impl Rustc {
             &self.program,
             &["--print", "target-libdir", "--target", triple],
             &format!("find the standard library for `{triple}`"),
+            &self.cancel,
         )?;
         let libdir = PathBuf::from(libdir.trim());
         if !libdir.is_dir() {
@@ -214,8 +225,8 @@ impl Rustc {
     }
 }
 
-fn rustc_output_default(args: &[&str], what: &str) -> Result<String> {
-    rustc_output(&rustc_program(), args, what)
+fn rustc_output_default(args: &[&str], what: &str, cancel: &CancelToken) -> Result<String> {
+    rustc_output(&rustc_program(), args, what, cancel)
 }
 
 /// The musl target for the host's architecture: what a static Linux executable is built for by default.
@@ -229,19 +240,20 @@ pub fn default_target(host: &str) -> String {
 }
 
 /// The OCI platform of a target triple: target-lexicon, or `rustc --print cfg` for what it cannot parse
-/// (custom targets, `powerpc-unknown-linux-muslspe`).
-pub fn platform_for(triple: &str) -> Result<Platform> {
+/// (custom targets, `powerpc-unknown-linux-muslspe`), which `cancel` stops.
+pub fn platform_for(triple: &str, cancel: &CancelToken) -> Result<Platform> {
     match Platform::from_target_triple(triple) {
         Ok(platform) => Ok(platform),
-        Err(err) if err.to_string().contains("cannot parse") => platform_from_cfg(triple),
+        Err(err) if err.to_string().contains("cannot parse") => platform_from_cfg(triple, cancel),
         Err(err) => Err(err),
     }
 }
 
-fn platform_from_cfg(triple: &str) -> Result<Platform> {
+fn platform_from_cfg(triple: &str, cancel: &CancelToken) -> Result<Platform> {
     let cfg = rustc_output_default(
         &["--print", "cfg", "--target", triple],
         &format!("describe target `{triple}`"),
+        cancel,
     )?;
     let value = |key: &str| {
         cfg.lines().find_map(|l| {
@@ -352,7 +364,7 @@ mod tests {
                 .count()
         };
         let run = || {
-            let mut probe = Rustc::with_program(rustc.clone(), Some(&cache));
+            let mut probe = Rustc::with_program(rustc.clone(), Some(&cache), &CancelToken::new());
             let host = probe.host_triple().unwrap();
             let installed = probe.ensure_installed("x86_64-unknown-linux-musl");
             probe.save();
@@ -376,7 +388,7 @@ mod tests {
         );
         assert_eq!(calls_made(), 5, "the library directory was probed again");
         // Without a cache directory, every call asks rustc.
-        let mut uncached = Rustc::with_program(rustc.clone(), None);
+        let mut uncached = Rustc::with_program(rustc.clone(), None, &CancelToken::new());
         uncached.host_triple().unwrap();
         uncached.save();
         uncached.host_triple().unwrap();
@@ -385,7 +397,7 @@ mod tests {
 
     #[test]
     fn installed_host_target_passes_and_unknown_target_fails() {
-        let mut rustc = Rustc::new(None);
+        let mut rustc = Rustc::new(None, &CancelToken::new());
         let host = rustc.host_triple().unwrap();
         rustc.ensure_installed(&host).unwrap();
         let err = rustc

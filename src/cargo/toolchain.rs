@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 use super::c_code::{CCrate, list};
 use super::config::{CargoConfig, linker_env_var};
 use super::zig::{Zig, ZigMissing, find_zig, which};
+use crate::util::cancel::CancelToken;
 use crate::error::{Error, Result};
 
 /// How the `--zig`/`--no-zig` flags and the `zig` setting leave the choice of zig.
@@ -115,8 +116,9 @@ pub(crate) fn plan(
     config: &CargoConfig,
     choice: ZigChoice,
     c_crates: &dyn Fn(&str) -> Option<Vec<CCrate>>,
+    cancel: &CancelToken,
 ) -> Result<Vec<(TargetFacts, Toolchain)>> {
-    let mut zig = Lazy::new(find_zig);
+    let mut zig = Lazy::new(|| find_zig(cancel));
     let mut musl_gcc = Lazy::new(|| find_musl_gcc(host));
     let mut plans = Vec::new();
     for triple in triples {

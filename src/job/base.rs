@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::assemble::compose::Base;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
@@ -79,13 +80,13 @@ impl<'l> BaseImage<'l> {
     pub fn open(
         base: &BaseRef,
         pull: &PullOptions,
-        listener: &'l dyn Listener,
+        cx: &Context<'l>,
     ) -> Result<BaseImage<'l>> {
         match base {
-            BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), listener),
+            BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), cx),
             BaseRef::Registry(reference) => {
-                let (source, top) = RegistrySource::resolve(reference, pull, listener)?;
-                let image = Self::read(reference.full(), Box::new(source), &top, listener)?;
+                let (source, top) = RegistrySource::resolve(reference, pull, cx)?;
+                let image = Self::read(reference.full(), Box::new(source), &top, cx.listener())?;
                 Ok(BaseImage {
                     image: image.held_by(reference.domain(), reference.path()),
                     local: None,
@@ -98,9 +99,9 @@ impl<'l> BaseImage<'l> {
     pub fn open_archive(
         path: &Path,
         tag: Option<&str>,
-        listener: &dyn Listener,
+        cx: &Context,
     ) -> Result<BaseImage<'l>> {
-        let layout = Layout::open(path)?.ok_or_else(|| {
+        let layout = Layout::open(path, cx.cancel())?.ok_or_else(|| {
             Error::input(
                 path,
                 "no such base image archive or OCI layout directory (--from-archive)",
@@ -112,7 +113,7 @@ impl<'l> BaseImage<'l> {
             None => path.display().to_string(),
         };
         Ok(BaseImage {
-            image: Self::read(name, Box::new(layout), &top, listener)?,
+            image: Self::read(name, Box::new(layout), &top, cx.listener())?,
             local: Some(path.to_owned()),
         })
     }

@@ -5,6 +5,7 @@
 use std::io::{self, Read, Write};
 
 use crate::error::Error;
+use crate::util::cancel::CancelToken;
 use crate::image::ImageTree;
 use crate::image::blobs::{BlobSource, read_error};
 use crate::image::reference::Reference;
@@ -35,6 +36,7 @@ pub(crate) fn write_image(
     tree: &ImageTree,
     blobs: &dyn BlobSource,
     name: Option<&Reference>,
+    cancel: &CancelToken,
 ) -> std::result::Result<(), Failure> {
     entry(out, "blobs", 0, true)?;
     entry(out, "blobs/sha256", 0, true)?;
@@ -44,7 +46,7 @@ pub(crate) fn write_image(
         let mut reader = blobs.open(descriptor).map_err(Failure::Source)?;
         let mut copied = 0u64;
         loop {
-            crate::util::cancel::check().map_err(Failure::Source)?;
+            cancel.check().map_err(Failure::Source)?;
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
