@@ -464,11 +464,12 @@ impl LayerSpec {
                 header.set_size(size);
                 write_header(tar, header, path, None, mtime)?;
                 let mut hashed = HashingWriter::new(&mut *tar);
-                let copied = copy_exact(&mut file, &mut hashed, size, cancel).map_err(|e| match e {
-                    CopyError::Read(e) => Error::io("reading", source)(e),
-                    CopyError::Write(e) => sink_error()(e),
-                    CopyError::Cancelled => Error::Interrupted,
-                })?;
+                let copied =
+                    copy_exact(&mut file, &mut hashed, size, cancel).map_err(|e| match e {
+                        CopyError::Read(e) => Error::io("reading", source)(e),
+                        CopyError::Write(e) => sink_error()(e),
+                        CopyError::Cancelled => Error::Interrupted,
+                    })?;
                 if copied != size {
                     return Err(Error::input(
                         source,
@@ -755,8 +756,13 @@ mod tests {
             for threads in [1, 2, 8] {
                 compression.threads = std::num::NonZeroUsize::new(threads);
                 layers.push(
-                    spec.write(Vec::new(), Timestamp::EPOCH, &compression, &CancelToken::new())
-                        .unwrap(),
+                    spec.write(
+                        Vec::new(),
+                        Timestamp::EPOCH,
+                        &compression,
+                        &CancelToken::new(),
+                    )
+                    .unwrap(),
                 );
             }
             assert!(layers.windows(2).all(|w| w[0] == w[1]), "{format:?}");

@@ -1287,7 +1287,7 @@ pub(crate) mod testing {
     /// The filesystem of `layers`, keeping `keep`.
     pub fn scan(layers: &[Layer], keep: &[&str]) -> crate::Result<super::RootFs> {
         let (memory, descriptors) = image(layers);
-        super::RootFs::scan(&memory, &descriptors, keep, &CancelToken::new())
+        super::RootFs::scan(&memory, &descriptors, keep, &crate::util::cancel::CancelToken::new())
     }
 }
 
@@ -1687,7 +1687,7 @@ mod tests {
         builder.append_data(&mut header, &long, &b""[..]).unwrap();
         let tar = builder.into_inner().unwrap();
         let (memory, descriptors) = image_of(vec![(Compression::None, tar)]);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("longer than 4096 bytes"), "{err}");
@@ -1708,7 +1708,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 500 lookups"), "{err}");
-        let rootfs = RootFs::scan(&memory, &descriptors, &[]).unwrap();
+        let rootfs = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new()).unwrap();
         assert_eq!(rootfs.kind(&format!("/{deep}f19")), Some(Kind::File));
     }
 
@@ -1722,7 +1722,7 @@ mod tests {
             (Compression::Zstd, compress(Compression::Zstd, &lower.tar())),
             (Compression::None, upper.tar()),
         ]);
-        let rootfs = RootFs::scan(&memory, &descriptors, &["/etc/os-release"]).unwrap();
+        let rootfs = RootFs::scan(&memory, &descriptors, &["/etc/os-release"], &CancelToken::new()).unwrap();
         assert_eq!(rootfs.file("/etc/os-release"), Some(&b"ID=test\n"[..]));
         assert!(!rootfs.exists("/bin/sh"));
     }
@@ -1736,18 +1736,18 @@ mod tests {
         *claimed.last_mut().unwrap() = 1;
         let (mut memory, mut descriptors) = image_of(vec![(Compression::None, claimed)]);
         memory.insert(descriptors[0].digest.clone(), tar);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("layer 1 of 1"), "{err}");
         descriptors[0].media_type = MediaType::DockerForeignLayer;
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a layer type that can be read"), "{err}");
         descriptors[0].media_type = MediaType::OciLayer(Compression::Gzip);
         descriptors[0].digest = Digest::of(b"nothing");
-        assert!(RootFs::scan(&memory, &descriptors, &[]).is_err());
+        assert!(RootFs::scan(&memory, &descriptors, &[], &CancelToken::new()).is_err());
     }
 
     #[test]
@@ -1768,7 +1768,7 @@ mod tests {
         assert!(!path_matches("/etc/passwd", "/etc/passwd-"));
         assert!(path_matches("/a/*b*c", "/a/xxbyyc"));
         assert!(!path_matches("/a/*b*c", "/a/xxbyy"));
-        assert!(RootFs::scan(&crate::image::blobs::Memory::new(), &[], &["etc/passwd"]).is_err());
+        assert!(RootFs::scan(&crate::image::blobs::Memory::new(), &[], &["etc/passwd"], &CancelToken::new()).is_err());
     }
 
     #[test]
@@ -1821,7 +1821,7 @@ mod tests {
         ] {
             let (memory, mut descriptors) = image_of(vec![(content, compress(content, &tar))]);
             descriptors[0].media_type = MediaType::OciLayer(labelled);
-            let err = RootFs::scan(&memory, &descriptors, &[])
+            let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1836,7 +1836,7 @@ mod tests {
         let mut damaged = compress(Compression::Gzip, &tar);
         damaged[0] ^= 0xff;
         memory.insert(descriptors[0].digest.clone(), damaged);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("is corrupt"), "{err}");

@@ -87,10 +87,11 @@ pub fn build(request: &BuildRequest, cancel: &CancelToken) -> Result<Built> {
         .stderr(Stdio::inherit());
     // In a process group of its own (see `crate::util::child`): a cancel stops cargo with every rustc and
     // build script it started, so nothing keeps the target directory locked.
-    let mut process = crate::util::child::spawn(&mut cmd, cancel).map_err(|e| match &request.zigbuild {
-        Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
-        None => Error::Invalid(format!("cannot run cargo: {e}")),
-    })?;
+    let mut process =
+        crate::util::child::spawn(&mut cmd, cancel).map_err(|e| match &request.zigbuild {
+            Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
+            None => Error::Invalid(format!("cannot run cargo: {e}")),
+        })?;
     let stdout = process
         .child()
         .stdout

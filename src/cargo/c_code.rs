@@ -263,6 +263,7 @@ mod tests {
                 feature_flags: Vec::new(),
                 packages: &[],
                 selected: None,
+                cancel: &CancelToken::new(),
             };
             let graph = resolve_graph(&request, "aarch64-unknown-linux-musl")?;
             assert!(graph.exact);

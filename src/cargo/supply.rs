@@ -11,11 +11,11 @@ use super::build::{Executable, Unit};
 use super::lockfile::lockfile_digest;
 use super::options::CargoOptions;
 use super::workspace::{Workspace, cargo_program};
+use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
 use crate::job::JobOptions;
 use crate::job::parameters::provenance_parameters;
-use crate::context::Context;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, Inventory, SbomFormats};
@@ -93,8 +93,7 @@ pub(crate) fn attach_options(
             let metadata = match build.graph {
                 Some(graph) => graph,
                 None => {
-                    resolved =
-                        super::sbom::resolve(
+                    resolved = super::sbom::resolve(
                         cargo.manifest_path.as_deref(),
                         build.triple,
                         &flags,

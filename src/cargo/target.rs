@@ -51,12 +51,7 @@ fn is_rustup_proxy(program: &Path) -> bool {
     }
 }
 
-fn rustc_output(
-    program: &Path,
-    args: &[&str],
-    what: &str,
-    cancel: &CancelToken,
-) -> Result<String> {
+fn rustc_output(program: &Path, args: &[&str], what: &str, cancel: &CancelToken) -> Result<String> {
     let output = crate::util::child::output(Command::new(program).args(args), cancel)
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
     if !output.status.success() {

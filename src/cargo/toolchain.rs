@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use super::c_code::{CCrate, list};
 use super::config::{CargoConfig, linker_env_var};
 use super::zig::{Zig, ZigMissing, find_zig, which};
-use crate::util::cancel::CancelToken;
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 
 /// How the `--zig`/`--no-zig` flags and the `zig` setting leave the choice of zig.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -21,9 +21,9 @@ use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use ::zeroimage::Context;
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::job::JobOptions;
-use ::zeroimage::Context;
 use ::zeroimage::util::cancel::CancelToken;
 
 /// Which command a binary is.

@@ -478,7 +478,12 @@ mod tests {
 
     fn decode(compression: Compression, blob: Vec<u8>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        LayerReader::new(compression, Box::new(io::Cursor::new(blob)), &CancelToken::new())?.read_to_end(&mut out)?;
+        LayerReader::new(
+            compression,
+            Box::new(io::Cursor::new(blob)),
+            &CancelToken::new(),
+        )?
+        .read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -565,11 +570,13 @@ mod tests {
         let data = b"tar bytes ".repeat(1000);
         let diff_id = Digest::of(&data);
         let blob = zstd(&data);
-        let open = || LayerReader::new(
+        let open = || {
+            LayerReader::new(
                 Compression::Zstd,
                 Box::new(io::Cursor::new(blob.clone())),
                 &CancelToken::new(),
-            );
+            )
+        };
         // Reading only a part, then finishing, still hashes the whole stream.
         let mut reader = open().unwrap().hashing_as(&diff_id);
         let mut start = [0u8; 10];

@@ -77,11 +77,7 @@ pub struct BaseImage<'l> {
 impl<'l> BaseImage<'l> {
     /// Resolves `base`: a registry image's tag is resolved to a digest and its manifests read (blobs
     /// come later, through the cache, when they are needed); an archive or layout directory is indexed.
-    pub fn open(
-        base: &BaseRef,
-        pull: &PullOptions,
-        cx: &Context<'l>,
-    ) -> Result<BaseImage<'l>> {
+    pub fn open(base: &BaseRef, pull: &PullOptions, cx: &Context<'l>) -> Result<BaseImage<'l>> {
         match base {
             BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), cx),
             BaseRef::Registry(reference) => {
@@ -96,11 +92,7 @@ impl<'l> BaseImage<'l> {
     }
 
     /// Opens an archive or layout directory base.
-    pub fn open_archive(
-        path: &Path,
-        tag: Option<&str>,
-        cx: &Context,
-    ) -> Result<BaseImage<'l>> {
+    pub fn open_archive(path: &Path, tag: Option<&str>, cx: &Context) -> Result<BaseImage<'l>> {
         let layout = Layout::open(path, cx.cancel())?.ok_or_else(|| {
             Error::input(
                 path,

@@ -22,11 +22,11 @@ use publish::{Load, Push};
 
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
+use crate::context::Context;
 use crate::error::Result;
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
-use crate::context::Context;
 use crate::sbom::SbomFormats;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};

@@ -160,7 +160,11 @@ impl ImagePlan {
     pub fn execute(&self, cx: &Context) -> Result<JobOutcome> {
         let listener = cx.listener();
         let sinks = self.sinks();
-        let staging = Staging::new(self.package.output.as_deref(), !sinks.is_empty(), cx.cancel())?;
+        let staging = Staging::new(
+            self.package.output.as_deref(),
+            !sinks.is_empty(),
+            cx.cancel(),
+        )?;
         let package_options = PackageOptions {
             output: staging.build_path(),
             ..self.package.clone()

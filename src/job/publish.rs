@@ -2,12 +2,12 @@
 //! a load into local runtimes. Each sink is a small adapter over its transport, which takes the
 //! image as a [`Stored`]; a new destination is one more implementation.
 
+use crate::context::Context;
 use crate::error::Result;
 use crate::image::Stored;
 use crate::image::reference::Reference;
 use crate::load::{self, LoadOptions, Loaded};
 use crate::registry::push::{self, PushOptions, PushOutcome};
-use crate::context::Context;
 
 /// A destination for an image.
 pub trait Publish {

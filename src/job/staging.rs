@@ -3,9 +3,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::util::cancel::{CancelToken, TempGuard};
 use crate::job::package::PackageSummary;
 use crate::layout::archive::{deliver_to_stream, is_stream};
+use crate::util::cancel::{CancelToken, TempGuard};
 use crate::util::destination::is_standard_output;
 
 /// Refuses an archive on standard output when the caller prints its own result there
@@ -34,7 +34,11 @@ pub(crate) struct Staging {
 impl Staging {
     /// Staging for `output` (`None`: no archive is kept), pushed when `pushing`, in the run `cancel`
     /// cancels (its temporary directory is removed by a forced end).
-    pub(crate) fn new(output: Option<&Path>, pushing: bool, cancel: &CancelToken) -> Result<Staging> {
+    pub(crate) fn new(
+        output: Option<&Path>,
+        pushing: bool,
+        cancel: &CancelToken,
+    ) -> Result<Staging> {
         let needed = pushing && output.is_some_and(is_stream);
         let temp = if needed {
             let dir = crate::util::outputs::temp_dir("zeroimage-")

@@ -9,10 +9,10 @@ use std::process::Command;
 
 use super::stream::write_image;
 use super::{Selection, command, socket_error};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::context::Context;
 
 const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 const INSTALL: &str = "install containerd's client `ctr` (Debian and Ubuntu: `apt-get install \

@@ -11,11 +11,11 @@ use std::time::Duration;
 
 use super::stream::{Failure, write_image};
 use super::{Selection, command, http, socket_error};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::oci::Compression;
-use crate::context::Context;
 use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 

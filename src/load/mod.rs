@@ -17,11 +17,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::image::{ImageTree, Stored};
 use crate::oci::platform::Platform;
-use crate::context::Context;
 
 /// A local container runtime to load images into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

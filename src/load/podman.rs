@@ -7,11 +7,11 @@ use std::process::Command;
 
 use super::stream::{self, write_image};
 use super::{Selection, command};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::context::Context;
 use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 

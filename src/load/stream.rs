@@ -5,13 +5,13 @@
 use std::io::{self, Read, Write};
 
 use crate::error::Error;
-use crate::util::cancel::CancelToken;
 use crate::image::ImageTree;
 use crate::image::blobs::{BlobSource, read_error};
 use crate::image::reference::Reference;
 use crate::layout::archive::layout_documents;
 use crate::oci::OCI_LAYOUT;
 use crate::oci::platform::Platform;
+use crate::util::cancel::CancelToken;
 
 const BLOCK: usize = 512;
 

@@ -20,10 +20,10 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::FlockOperation;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 use crate::report::Listener;
-use crate::context::Context;
 use crate::util::cancel::{CancelToken, TempGuard};
 
 /// Prefix of the temporary files blobs are written to.
@@ -447,13 +447,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"layer bytes");
-        assert!(cache.get(&d, &Silent).unwrap().is_none());
+        assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
         let stored = cache
-            .put(&d, &mut &b"layer bytes"[..], &no_read_error)
+            .put(&d, &mut &b"layer bytes"[..], &no_read_error, &CancelToken::new())
             .unwrap();
         assert_eq!(read_all(stored), b"layer bytes");
         assert_eq!(
-            read_all(cache.get(&d, &Silent).unwrap().unwrap()),
+            read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()),
             b"layer bytes"
         );
         let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
@@ -469,7 +469,7 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"the real bytes");
         let err = cache
-            .put(&d, &mut &b"other bytes!!!"[..], &no_read_error)
+            .put(&d, &mut &b"other bytes!!!"[..], &no_read_error, &CancelToken::new())
             .err()
             .unwrap();
         assert!(err.to_string().contains("corrupt"), "{err}");
@@ -489,10 +489,10 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"good content");
         cache
-            .put(&d, &mut &b"good content"[..], &no_read_error)
+            .put(&d, &mut &b"good content"[..], &no_read_error, &CancelToken::new())
             .unwrap();
         fs::write(cache.path_of(&d.digest), b"evil content").unwrap();
-        assert!(cache.get(&d, &Silent).unwrap().is_none());
+        assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
         assert!(!cache.path_of(&d.digest).exists());
     }
 
@@ -506,7 +506,7 @@ mod tests {
         fs::create_dir_all(cache.path_of(&d.digest).parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&outside, cache.path_of(&d.digest)).unwrap();
         assert!(
-            cache.get(&d, &Silent).unwrap().is_none(),
+            cache.get(&d, &Context::new(&Silent)).unwrap().is_none(),
             "a link is a miss"
         );
         assert!(fs::symlink_metadata(cache.path_of(&d.digest)).is_err());
@@ -546,7 +546,7 @@ mod tests {
             std::os::unix::fs::symlink(&target, &link).unwrap();
             for d in [&corrupt, &matching] {
                 let err = cache
-                    .get(d, &Silent)
+                    .get(d, &Context::new(&Silent))
                     .err()
                     .expect("a linked directory is refused");
                 assert!(
@@ -557,7 +557,7 @@ mod tests {
             }
             assert!(
                 cache
-                    .put(&corrupt, &mut &b"wanted bytes"[..], &no_read_error)
+                    .put(&corrupt, &mut &b"wanted bytes"[..], &no_read_error, &CancelToken::new())
                     .is_err()
             );
         }
@@ -628,7 +628,7 @@ mod tests {
         expected.sort();
         assert_eq!(names, expected);
         assert!(outside.exists());
-        assert_eq!(read_all(cache.get(&d, &Silent).unwrap().unwrap()), b"entry");
+        assert_eq!(read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()), b"entry");
         drop(writer);
         // Once its writer is gone, the stalled one goes too.
         BlobCache::at(dir.path()).unwrap();
@@ -675,17 +675,17 @@ mod tests {
             }
         }
         let stored = cache
-            .put(&d, &mut Probe { sha: &sha, sent: 0 }, &no_read_error)
+            .put(&d, &mut Probe { sha: &sha, sent: 0 }, &no_read_error, &CancelToken::new())
             .unwrap();
         assert_eq!(read_all(stored), b"0123456789");
     }
 
     #[test]
     fn a_private_cache_is_removed_on_drop() {
-        let cache = BlobCache::open(&CacheMode::Private).unwrap();
+        let cache = BlobCache::open(&CacheMode::Private, &CancelToken::new()).unwrap();
         let dir = cache.dir().to_owned();
         let d = descriptor(b"x");
-        cache.put(&d, &mut &b"x"[..], &no_read_error).unwrap();
+        cache.put(&d, &mut &b"x"[..], &no_read_error, &CancelToken::new()).unwrap();
         assert!(cache.path_of(&d.digest).is_file());
         drop(cache);
         assert!(!dir.exists());

@@ -9,9 +9,9 @@ use super::transport::answer;
 use super::transport::auth::Auth;
 use super::transport::http::{Failure, FailureKind, Http, Payload, Response, header, redact_url};
 use super::transport::retry::Retrying;
+use crate::context::Context;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
-use crate::context::Context;
 use crate::util::sanitize;
 
 pub use super::transport::http::{ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT};

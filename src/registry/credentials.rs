@@ -13,8 +13,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
-use crate::error::{Error, Result};
 use crate::context::{Context, Keychain};
+use crate::error::{Error, Result};
 use crate::util::cancel::CancelToken;
 use crate::util::child::Process;
 use crate::util::fsutil;
@@ -136,11 +136,7 @@ fn parse_config(bytes: &[u8], file: &Path) -> Result<Value> {
 }
 
 /// The credential for `registry` in one config file.
-pub fn lookup_in(
-    file: &Path,
-    registry: &str,
-    cx: &Context,
-) -> Result<Option<Credential>> {
+pub fn lookup_in(file: &Path, registry: &str, cx: &Context) -> Result<Option<Credential>> {
     let Some(bytes) =
         fsutil::read_regular_if_present(file, fsutil::MAX_SMALL_FILE, "a credentials file")?
     else {
@@ -232,12 +228,7 @@ pub fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Result<Optio
 
 /// Asks `docker-credential-<helper> get` for `server`'s credential. A helper that is not installed
 /// means anonymous, with a warning naming the file that configures it.
-fn helper_get(
-    helper: &str,
-    server: &str,
-    file: &Path,
-    cx: &Context,
-) -> Result<Option<Credential>> {
+fn helper_get(helper: &str, server: &str, file: &Path, cx: &Context) -> Result<Option<Credential>> {
     let program = helper_program(helper)?;
     let Some(output) = run_helper(&program, "get", server.as_bytes(), cx.cancel())? else {
         cx.listener().warning(&format!(
@@ -580,8 +571,8 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::Silent;
     use crate::context::Context;
+    use crate::report::Silent;
 
     fn write(dir: &Path, json: &str) -> PathBuf {
         let file = dir.join("config.json");
@@ -613,7 +604,9 @@ mod tests {
             Some(Credential::IdentityToken("tok".into()))
         );
         assert!(
-            lookup_in(&file, "docker.io", &Context::new(&Silent)).unwrap().is_some(),
+            lookup_in(&file, "docker.io", &Context::new(&Silent))
+                .unwrap()
+                .is_some(),
             "Docker Hub's legacy key"
         );
         assert_eq!(
@@ -636,7 +629,7 @@ mod tests {
     fn store_and_erase_keep_other_keys_and_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), r#"{"auths": {}, "psFormat": "table"}"#);
-        store(&file, "localhost:5000", "carol", "pw").unwrap();
+        store(&file, "localhost:5000", "carol", "pw", &CancelToken::new()).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("psFormat"), "{text}");
         use std::os::unix::fs::PermissionsExt;
@@ -651,8 +644,11 @@ mod tests {
                 password: "pw".into()
             })
         );
-        assert!(erase(&file, "localhost:5000").unwrap());
-        assert_eq!(lookup_in(&file, "localhost:5000", &Context::new(&Silent)).unwrap(), None);
-        assert!(!erase(&file, "localhost:5000").unwrap());
+        assert!(erase(&file, "localhost:5000", &CancelToken::new()).unwrap());
+        assert_eq!(
+            lookup_in(&file, "localhost:5000", &Context::new(&Silent)).unwrap(),
+            None
+        );
+        assert!(!erase(&file, "localhost:5000", &CancelToken::new()).unwrap());
     }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::client::{ClientOptions, Registry};
 use super::credentials::{self, Credential};
 use super::transport::http::Payload;
-use crate::error::{Error, Result};
 use crate::context::Context;
+use crate::error::{Error, Result};
 
 /// The credentials file: `explicit`, else `$REGISTRY_AUTH_FILE`, else docker's config.json.
 pub fn auth_file(explicit: Option<&Path>) -> Result<PathBuf> {

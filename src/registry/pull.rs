@@ -81,7 +81,8 @@ impl<'l> RegistrySource<'l> {
         let place = format!("{host}/{repository}");
         let in_place = |e: Error| within(&place, e);
         let credential = credentials::for_registry(&host, cx)?;
-        let registry = Registry::connect(&host, credential, &options.client, cx).map_err(in_place)?;
+        let registry =
+            Registry::connect(&host, credential, &options.client, cx).map_err(in_place)?;
         let source = RegistrySource {
             registry: Mutex::new(registry),
             host,
@@ -465,7 +466,10 @@ impl<'l> RegistrySource<'l> {
         };
         progress.rewind(0);
         let mut body = ProgressReader::new(response.into_body().into_reader(), progress);
-        match self.cache.put(descriptor, &mut body, &on_read_error, self.cx.cancel()) {
+        match self
+            .cache
+            .put(descriptor, &mut body, &on_read_error, self.cx.cancel())
+        {
             Ok(reader) => Ok(reader),
             Err(error) if retry.get() => Err(Failed::Retry(error)),
             Err(error) => Err(Failed::Final(error)),
@@ -532,9 +536,10 @@ mod tests {
             "pulling r.example/team/app: r.example/team/app-cache refused the mount"
         );
         // About our repository: left as it is.
-        let ours: Error = RegistryError::new(Kind::NotFound, "r.example", "r.example/team/app: no tag")
-            .in_repository("team/app")
-            .into();
+        let ours: Error =
+            RegistryError::new(Kind::NotFound, "r.example", "r.example/team/app: no tag")
+                .in_repository("team/app")
+                .into();
         let Error::Registry(kept) = within(place, ours) else {
             panic!("not a registry error");
         };

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
@@ -18,7 +19,6 @@ use crate::image::referrers::{Attachment, Attachments, EMPTY_JSON};
 use crate::image::{Image, ImageTree};
 use crate::oci::platform::Platform;
 use crate::oci::{Descriptor, Digest, MediaType};
-use crate::context::Context;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, DocumentKind, ImageSubject, Inventory, ProgramFile, SbomFormats};
 use crate::util::outputs::Staged;

@@ -259,12 +259,11 @@ mod tests {
 
     #[test]
     fn output_collects_both_streams_and_the_status() {
-        let output =
-            super::output(
-                Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
-                &CancelToken::new(),
-            )
-            .unwrap();
+        let output = super::output(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(output.stdout, b"out\n");
         assert_eq!(output.stderr, b"err\n");
         assert_eq!(output.status.code(), Some(3));

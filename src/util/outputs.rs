@@ -259,10 +259,13 @@ mod tests {
     fn every_file_is_put_in_place_replacing_the_old_ones() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.spdx.json"), "old").unwrap();
-        put_in_place(vec![
-            staged(dir.path(), "a.spdx.json", "new sbom"),
-            staged(dir.path(), "a.tar", "archive"),
-        ], &CancelToken::new())
+        put_in_place(
+            vec![
+                staged(dir.path(), "a.spdx.json", "new sbom"),
+                staged(dir.path(), "a.tar", "archive"),
+            ],
+            &CancelToken::new(),
+        )
         .unwrap();
         assert_eq!(listing(dir.path()), ["a.spdx.json", "a.tar"]);
         let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
@@ -277,11 +280,14 @@ mod tests {
         // The archive's place is taken by a directory that is not empty: its rename fails.
         std::fs::create_dir(dir.path().join("a.tar")).unwrap();
         std::fs::write(dir.path().join("a.tar/x"), "").unwrap();
-        let err = put_in_place(vec![
-            staged(dir.path(), "a.spdx.json", "new sbom"),
-            staged(dir.path(), "a.cdx.json", "new cdx"),
-            staged(dir.path(), "a.tar", "archive"),
-        ], &CancelToken::new())
+        let err = put_in_place(
+            vec![
+                staged(dir.path(), "a.spdx.json", "new sbom"),
+                staged(dir.path(), "a.cdx.json", "new cdx"),
+                staged(dir.path(), "a.tar", "archive"),
+            ],
+            &CancelToken::new(),
+        )
         .unwrap_err();
         assert!(err.to_string().starts_with("writing `"), "{err}");
         assert_eq!(listing(dir.path()), ["a.spdx.json", "a.tar"]);
