@@ -1105,7 +1105,7 @@ fn a_push_uses_the_keychain_its_context_is_given() {
     let outcome = job
         .run(&Context::new(&Silent).with_keychain(&keychain))
         .unwrap();
-    assert_eq!(*keychain.asked.lock().unwrap(), [host.clone()]);
+    assert_eq!(*keychain.asked.lock().unwrap(), [host]);
     assert_eq!(outcome.pushed.len(), 1);
     assert_eq!(outcome.pushed[0].digest, outcome.summary.digest.to_string());
     let puts = registry.manifest_puts();

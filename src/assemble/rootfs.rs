@@ -1287,7 +1287,12 @@ pub(crate) mod testing {
     /// The filesystem of `layers`, keeping `keep`.
     pub fn scan(layers: &[Layer], keep: &[&str]) -> crate::Result<super::RootFs> {
         let (memory, descriptors) = image(layers);
-        super::RootFs::scan(&memory, &descriptors, keep, &crate::util::cancel::CancelToken::new())
+        super::RootFs::scan(
+            &memory,
+            &descriptors,
+            keep,
+            &crate::util::cancel::CancelToken::new(),
+        )
     }
 }
 
@@ -1722,7 +1727,13 @@ mod tests {
             (Compression::Zstd, compress(Compression::Zstd, &lower.tar())),
             (Compression::None, upper.tar()),
         ]);
-        let rootfs = RootFs::scan(&memory, &descriptors, &["/etc/os-release"], &CancelToken::new()).unwrap();
+        let rootfs = RootFs::scan(
+            &memory,
+            &descriptors,
+            &["/etc/os-release"],
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(rootfs.file("/etc/os-release"), Some(&b"ID=test\n"[..]));
         assert!(!rootfs.exists("/bin/sh"));
     }
@@ -1768,7 +1779,15 @@ mod tests {
         assert!(!path_matches("/etc/passwd", "/etc/passwd-"));
         assert!(path_matches("/a/*b*c", "/a/xxbyyc"));
         assert!(!path_matches("/a/*b*c", "/a/xxbyy"));
-        assert!(RootFs::scan(&crate::image::blobs::Memory::new(), &[], &["etc/passwd"], &CancelToken::new()).is_err());
+        assert!(
+            RootFs::scan(
+                &crate::image::blobs::Memory::new(),
+                &[],
+                &["etc/passwd"],
+                &CancelToken::new()
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -453,12 +453,12 @@ mod tests {
             assert!(name.len() <= 100, "{name}");
         }
         let archive_dir = tempfile::tempdir().unwrap();
-        let archive =
-            ImageArchive::create(
-                &archive_dir.path().join("a.tar"),
-                Timestamp::EPOCH,
-                &CancelToken::new(),
-            ).unwrap();
+        let archive = ImageArchive::create(
+            &archive_dir.path().join("a.tar"),
+            Timestamp::EPOCH,
+            &CancelToken::new(),
+        )
+        .unwrap();
         let header = archive.header(&blob, 0, tar::EntryType::Regular).unwrap();
         assert_eq!(header.as_ustar().unwrap().prefix, [0u8; 155]);
     }

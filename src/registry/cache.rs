@@ -449,7 +449,12 @@ mod tests {
         let d = descriptor(b"layer bytes");
         assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
         let stored = cache
-            .put(&d, &mut &b"layer bytes"[..], &no_read_error, &CancelToken::new())
+            .put(
+                &d,
+                &mut &b"layer bytes"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(read_all(stored), b"layer bytes");
         assert_eq!(
@@ -469,7 +474,12 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"the real bytes");
         let err = cache
-            .put(&d, &mut &b"other bytes!!!"[..], &no_read_error, &CancelToken::new())
+            .put(
+                &d,
+                &mut &b"other bytes!!!"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .err()
             .unwrap();
         assert!(err.to_string().contains("corrupt"), "{err}");
@@ -489,7 +499,12 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"good content");
         cache
-            .put(&d, &mut &b"good content"[..], &no_read_error, &CancelToken::new())
+            .put(
+                &d,
+                &mut &b"good content"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         fs::write(cache.path_of(&d.digest), b"evil content").unwrap();
         assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
@@ -557,7 +572,12 @@ mod tests {
             }
             assert!(
                 cache
-                    .put(&corrupt, &mut &b"wanted bytes"[..], &no_read_error, &CancelToken::new())
+                    .put(
+                        &corrupt,
+                        &mut &b"wanted bytes"[..],
+                        &no_read_error,
+                        &CancelToken::new()
+                    )
                     .is_err()
             );
         }
@@ -628,7 +648,10 @@ mod tests {
         expected.sort();
         assert_eq!(names, expected);
         assert!(outside.exists());
-        assert_eq!(read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()), b"entry");
+        assert_eq!(
+            read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()),
+            b"entry"
+        );
         drop(writer);
         // Once its writer is gone, the stalled one goes too.
         BlobCache::at(dir.path()).unwrap();
@@ -675,7 +698,12 @@ mod tests {
             }
         }
         let stored = cache
-            .put(&d, &mut Probe { sha: &sha, sent: 0 }, &no_read_error, &CancelToken::new())
+            .put(
+                &d,
+                &mut Probe { sha: &sha, sent: 0 },
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(read_all(stored), b"0123456789");
     }
@@ -685,7 +713,9 @@ mod tests {
         let cache = BlobCache::open(&CacheMode::Private, &CancelToken::new()).unwrap();
         let dir = cache.dir().to_owned();
         let d = descriptor(b"x");
-        cache.put(&d, &mut &b"x"[..], &no_read_error, &CancelToken::new()).unwrap();
+        cache
+            .put(&d, &mut &b"x"[..], &no_read_error, &CancelToken::new())
+            .unwrap();
         assert!(cache.path_of(&d.digest).is_file());
         drop(cache);
         assert!(!dir.exists());
