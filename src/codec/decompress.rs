@@ -207,7 +207,7 @@ impl<'a> LayerReader<'a> {
     /// Decompresses on a thread of `scope` while this reader is read: reading the blob (and hashing
     /// it for its digest) and decompressing take one core, the reader's work (the tar walk, the hash
     /// of the decompressed stream) another. The thread stops at the end of the stream, at an error,
-    /// on Ctrl-C, or when this reader is dropped.
+    /// on a cancel, or when this reader is dropped.
     pub fn read_ahead<'scope>(mut self, scope: &'scope Scope<'scope, '_>) -> LayerReader<'a>
     where
         'a: 'scope,
@@ -268,7 +268,7 @@ impl<'a> LayerReader<'a> {
 
 impl Read for LayerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Every read of a large entry's data goes through here, so Ctrl-C is seen inside long skips.
+        // Every read of a large entry's data goes through here, so a cancel is seen inside long skips.
         if self.cancel.is_cancelled() {
             return Err(interrupted());
         }

@@ -40,7 +40,7 @@ pub enum Error {
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),
-    /// The run was interrupted (Ctrl-C); nothing was written.
+    /// The run was interrupted (its cancel token, Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,
 }

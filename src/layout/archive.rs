@@ -33,7 +33,7 @@ pub struct ImageArchive {
     out: BufWriter<File>,
     /// The temporary file `out` writes, removed when dropped.
     temp: TempPath,
-    /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
+    /// Removes the temporary file if the run is ended by force (and holds the run's cancel token).
     guard: crate::util::cancel::TempGuard,
     /// How a write error names the file: the destination, or the temporary archive of a stream.
     shown: (&'static str, PathBuf),
