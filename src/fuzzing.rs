@@ -99,7 +99,12 @@ pub fn layer(data: &[u8]) {
     memory.insert(digest, blob.to_vec());
     let mut keep = crate::assemble::loader::LOADER_FILES.to_vec();
     keep.extend(crate::assemble::essentials::BASE_FILES);
-    let Ok(rootfs) = crate::assemble::rootfs::RootFs::scan(&memory, &[descriptor], &keep) else {
+    let Ok(rootfs) = crate::assemble::rootfs::RootFs::scan(
+        &memory,
+        &[descriptor],
+        &keep,
+        &crate::util::cancel::CancelToken::new(),
+    ) else {
         return;
     };
     for entry in rootfs.entries().take(10_000) {
@@ -149,7 +154,11 @@ pub fn archive(data: &[u8]) {
 }
 
 fn read_archive(data: &[u8]) {
-    let Ok(source) = ArchiveSource::from_bytes(Path::new("fuzz.tar"), data) else {
+    let Ok(source) = ArchiveSource::from_bytes(
+        Path::new("fuzz.tar"),
+        data,
+        &crate::util::cancel::CancelToken::new(),
+    ) else {
         return;
     };
     let _ = source.select(Some("latest"));

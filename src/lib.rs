@@ -6,8 +6,10 @@
 //! that for one program per platform, FROM scratch or on a [`job::base`] image. [`job::Job`] is the whole
 //! `zeroimage` run (default output name, staging, push to a [`registry`]); [`cargo::CargoJob`] is the
 //! whole `cargo zeroimage` run, building the crate with cargo first. Each image gets an [`sbom`] (and,
-//! when asked, SLSA provenance), [`sbom::attach`]ed as OCI 1.1 referrers. The library prints nothing:
-//! progress goes to a [`report::Listener`].
+//! when asked, SLSA provenance), [`sbom::attach`]ed as OCI 1.1 referrers. Each run gets a [`Context`]
+//! from its caller: the library prints nothing (progress goes to its [`report::Listener`]), catches no
+//! signal (its [`CancelToken`](util::cancel::CancelToken) stops the run) and reads registry credentials
+//! through its [`Keychain`] (by default the ones docker and podman store).
 //!
 //! Packaging a static binary into an archive:
 //!
@@ -16,6 +18,7 @@
 //! use zeroimage::assemble::options::ImageOptions;
 //! use zeroimage::job::package::Input;
 //! use zeroimage::report::Silent;
+//! use zeroimage::Context;
 //!
 //! fn main() -> zeroimage::Result<()> {
 //!     let job = Job {
@@ -34,7 +37,7 @@
 //!             ..Default::default()
 //!         },
 //!     };
-//!     let outcome = job.run(&Silent)?;
+//!     let outcome = job.run(&Context::new(&Silent))?;
 //!     if let Some(path) = &outcome.summary.path {
 //!         println!("{} {}", path.display(), outcome.summary.digest);
 //!     }
@@ -45,6 +48,7 @@
 pub mod assemble;
 pub mod cargo;
 pub mod codec;
+pub mod context;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
@@ -59,6 +63,8 @@ pub mod resolve;
 pub mod sbom;
 pub(crate) mod tar;
 pub mod util;
+
+pub use context::{Context, Credential, Keychain};
 
 #[cfg(test)]
 mod layering;

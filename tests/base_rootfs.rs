@@ -17,6 +17,7 @@ use zeroimage::assemble::rootfs::{Kind, RootFs};
 use zeroimage::image::ImageTree;
 use zeroimage::layout::read::ArchiveSource;
 use zeroimage::oci::platform::Platform;
+use zeroimage::util::cancel::CancelToken;
 
 /// An OCI layout being built with umoci, one image tagged `base`.
 struct Umoci {
@@ -115,11 +116,11 @@ impl Umoci {
 
 /// Reads the one image of `archive` and scans its layers.
 fn scan(archive: &Path, keep: &[&str]) -> zeroimage::Result<RootFs> {
-    let source = ArchiveSource::open(archive)?;
+    let source = ArchiveSource::open(archive, &CancelToken::new())?;
     let top = source.select(None)?.descriptor.clone();
     let tree = ImageTree::read(&source, &top)?;
     let layers = tree.manifests[0].manifest.value().layers.clone();
-    RootFs::scan(&source, &layers, keep)
+    RootFs::scan(&source, &layers, keep, &CancelToken::new())
 }
 
 /// The host paths `ldd` lists for `program`: its interpreter and libraries as the loader found them.

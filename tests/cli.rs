@@ -754,6 +754,84 @@ fn character_device_output_is_written_through_and_stays_a_device() {
     );
 }
 
+/// Two runs of the library in one process, each with a context of its own, both writing to a FIFO:
+/// cancelling one token ends that run with `Interrupted` (its temporary archive removed) while the
+/// other, whose FIFO then gets a reader, delivers its whole archive.
+#[test]
+fn two_runs_in_one_process_are_cancelled_separately() {
+    use zeroimage::job::package::Input;
+    use zeroimage::job::{Job, JobOptions};
+    use zeroimage::report::Silent;
+    use zeroimage::util::cancel::CancelToken;
+    use zeroimage::{Context, Error};
+
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny(dir.path(), "app");
+    let job = |output: &Path| Job {
+        inputs: vec![Input {
+            path: program.clone(),
+            platform: Default::default(),
+        }],
+        options: JobOptions {
+            output: Some(output.to_owned()),
+            ..Default::default()
+        },
+    };
+    let (cancelled_fifo, delivered_fifo) =
+        (dir.path().join("cancelled"), dir.path().join("delivered"));
+    for fifo in [&cancelled_fifo, &delivered_fifo] {
+        support::run_ok(Command::new("mkfifo").arg(fifo));
+    }
+    let (cancelled, delivered) = (CancelToken::new(), CancelToken::new());
+    let (cancelled_job, delivered_job) = (job(&cancelled_fifo), job(&delivered_fifo));
+    std::thread::scope(|scope| {
+        let cancelled_run = scope
+            .spawn(|| cancelled_job.run(&Context::new(&Silent).with_cancel(cancelled.clone())));
+        let delivered_run = scope
+            .spawn(|| delivered_job.run(&Context::new(&Silent).with_cancel(delivered.clone())));
+        // Each run writes its archive to a temporary file, then waits for a reader of its FIFO: the
+        // first never gets one. Cancelled once a temporary archive shows (another test's may show
+        // first: the run is then cancelled earlier, which must end it the same way).
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while !cancelled_run.is_finished() && !temporary_archive_exists() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no run started writing"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            !cancelled_run.is_finished(),
+            "the run ended before it was cancelled"
+        );
+        cancelled.cancel();
+        let error = cancelled_run.join().unwrap().unwrap_err();
+        assert!(matches!(error, Error::Interrupted), "{error}");
+        assert!(!delivered.is_cancelled());
+        let reader = std::thread::spawn({
+            let fifo = delivered_fifo.clone();
+            move || std::fs::read(fifo).unwrap()
+        });
+        let outcome = delivered_run.join().unwrap().unwrap();
+        let bytes = reader.join().unwrap();
+        assert_eq!(bytes.len() as u64, outcome.summary.size);
+        let archive = dir.path().join("delivered.tar");
+        std::fs::write(&archive, &bytes).unwrap();
+        assert!(read_tar(&archive).contains_key("index.json"));
+    });
+}
+
+/// True when the temporary archive of a run writing to a stream (`.zeroimage.XXXXXX.partial`) is in
+/// the system's temporary directory.
+fn temporary_archive_exists() -> bool {
+    std::fs::read_dir(std::env::temp_dir()).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with(".zeroimage.") && name.ends_with(".partial")
+        })
+    })
+}
+
 #[test]
 fn fifo_output_gets_the_same_archive_as_a_file() {
     use std::os::unix::fs::FileTypeExt;

@@ -10,6 +10,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use support::tiny_elf::{self, Machine, Shape};
+use zeroimage::Context;
 use zeroimage::registry::credentials::{Credential, lookup_in};
 use zeroimage::report::Silent;
 
@@ -43,7 +44,7 @@ fn credential_helpers_are_asked_and_not_found_means_anonymous() {
     // SAFETY: this test binary runs this one test; nothing else reads the environment meanwhile.
     unsafe { std::env::set_var("PATH", path) };
     assert_eq!(
-        lookup_in(&file, "helped.example.com", &Silent).unwrap(),
+        lookup_in(&file, "helped.example.com", &Context::new(&Silent)).unwrap(),
         Some(Credential::Basic {
             username: "bob".into(),
             password: "pw".into()
@@ -51,12 +52,12 @@ fn credential_helpers_are_asked_and_not_found_means_anonymous() {
         "credHelpers entry"
     );
     assert_eq!(
-        lookup_in(&file, "token.example.com", &Silent).unwrap(),
+        lookup_in(&file, "token.example.com", &Context::new(&Silent)).unwrap(),
         Some(Credential::IdentityToken("refresh".into())),
         "credsStore, identity token"
     );
     assert_eq!(
-        lookup_in(&file, "unknown.example.com", &Silent).unwrap(),
+        lookup_in(&file, "unknown.example.com", &Context::new(&Silent)).unwrap(),
         None,
         "the store says not found"
     );

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use support::tiny_elf::{self, Machine, Segment, Shape};
 use zeroimage::fuzzing::{Entry, TARGETS};
+use zeroimage::util::cancel::CancelToken;
 
 /// Generous for a debug build on a busy machine: the fuzzers run each input in milliseconds.
 const BOUND: Duration = Duration::from_secs(20);
@@ -203,8 +204,10 @@ fn archives_read_from_memory_like_from_their_file() {
     use zeroimage::layout::read::ArchiveSource;
     for name in ["single-platform.tar", "two-platforms.tar"] {
         let path = support::root().join("fuzz/corpus/archive").join(name);
-        let from_file = ArchiveSource::open(&path).unwrap();
-        let in_memory = ArchiveSource::from_bytes(&path, std::fs::read(&path).unwrap()).unwrap();
+        let from_file = ArchiveSource::open(&path, &CancelToken::new()).unwrap();
+        let in_memory =
+            ArchiveSource::from_bytes(&path, std::fs::read(&path).unwrap(), &CancelToken::new())
+                .unwrap();
         let top = from_file.select(None).unwrap().descriptor.clone();
         assert_eq!(top, in_memory.select(None).unwrap().descriptor, "{name}");
         let a = ImageTree::read(&from_file, &top).unwrap();

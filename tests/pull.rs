@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use zeroimage::Context;
 use zeroimage::image::blobs::BlobSource;
 use zeroimage::image::reference::Reference;
 use zeroimage::image::{ImageTree, read_config};
@@ -26,6 +27,7 @@ use zeroimage::registry::client::ClientOptions;
 use zeroimage::registry::pull::{PullOptions, RegistrySource};
 use zeroimage::registry::push::{self, PushOptions};
 use zeroimage::report::{Listener, Progress};
+use zeroimage::util::cancel::CancelToken;
 
 use support::http::{Reply, Request, TestServer};
 use support::proxy::{Fault, FaultProxy};
@@ -167,7 +169,7 @@ fn read_all(source: &dyn BlobSource, descriptor: &Descriptor) -> Vec<u8> {
 
 /// The tree and top descriptor of the archive's one image.
 fn archive_tree(archive: &Path) -> (ArchiveSource, ImageTree) {
-    let source = ArchiveSource::open(archive).unwrap();
+    let source = ArchiveSource::open(archive, &CancelToken::new()).unwrap();
     let top = source.select(None).unwrap().descriptor.clone();
     let tree = ImageTree::read(&source, &top).unwrap();
     (source, tree)
@@ -181,7 +183,7 @@ fn pull_and_compare(
     archive: &Path,
     listener: &dyn Listener,
 ) -> (Descriptor, ImageTree) {
-    let (source, top) = RegistrySource::resolve(reference, options, listener)
+    let (source, top) = RegistrySource::resolve(reference, options, &Context::new(listener))
         .unwrap_or_else(|e| panic!("resolving {reference}: {e}"));
     let tree = ImageTree::read(&source, &top).unwrap();
     let (original, _) = archive_tree(archive);
@@ -452,9 +454,13 @@ fn missing_images_are_explained_with_the_registry_and_repository() {
     let dir = tempfile::tempdir().unwrap();
     let host = registry.host();
     let missing = reference(&format!("{host}/none/app:nope"));
-    let error = RegistrySource::resolve(&missing, &options(dir.path()), &Recorder::default())
-        .err()
-        .unwrap();
+    let error = RegistrySource::resolve(
+        &missing,
+        &options(dir.path()),
+        &Context::new(&Recorder::default()),
+    )
+    .err()
+    .unwrap();
     // Typed, so a caller can branch on it.
     match &error {
         zeroimage::Error::Registry(e) => {
@@ -484,7 +490,7 @@ fn bearer_token_pull_with_stored_credentials_and_advice_without_them() {
         let options = options(Path::new(&var("ZI_PULL_CACHE")));
         match std::env::var("ZI_PULL_EXPECT") {
             Ok(needle) => {
-                let err = RegistrySource::resolve(&wanted, &options, &listener)
+                let err = RegistrySource::resolve(&wanted, &options, &Context::new(&listener))
                     .err()
                     .unwrap()
                     .to_string();
@@ -741,7 +747,8 @@ fn no_cache_pulls_into_a_private_directory_removed_afterwards() {
             ..options(&shared)
         };
         let listener = Recorder::default();
-        let (source, top) = RegistrySource::resolve(&wanted, &private, &listener).unwrap();
+        let (source, top) =
+            RegistrySource::resolve(&wanted, &private, &Context::new(&listener)).unwrap();
         let tree = ImageTree::read(&source, &top).unwrap();
         for blob in tree.blobs() {
             read_all(&source, blob);
@@ -811,7 +818,7 @@ fn corrupt_blob_bytes_from_the_registry_are_refused_and_never_cached() {
     let (source, top) = RegistrySource::resolve(
         &reference(&format!("{}/fake/app:1", server.host())),
         &options(dir.path()),
-        &listener,
+        &Context::new(&listener),
     )
     .unwrap();
     let tree = ImageTree::read(&source, &top).unwrap();
@@ -899,7 +906,7 @@ fn a_blob_the_registry_lacks_is_named() {
     let (source, top) = RegistrySource::resolve(
         &reference(&format!("{}/fake/app:1", server.host())),
         &options(dir.path()),
-        &listener,
+        &Context::new(&listener),
     )
     .unwrap();
     let tree = ImageTree::read(&source, &top).unwrap();
@@ -940,7 +947,7 @@ fn a_blob_download_answered_500_then_cut_short_is_retried() {
     let (source, top) = RegistrySource::resolve(
         &reference(&format!("{}/fake/app:1", server.host())),
         &options(dir.path()),
-        &listener,
+        &Context::new(&listener),
     )
     .unwrap();
     let tree = ImageTree::read(&source, &top).unwrap();
@@ -992,8 +999,12 @@ fn manifests_the_registry_does_not_vouch_for_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let host = server.host();
     let resolve = |text: &str| {
-        RegistrySource::resolve(&reference(text), &options(dir.path()), &Recorder::default())
-            .map(|(_, top)| top)
+        RegistrySource::resolve(
+            &reference(text),
+            &options(dir.path()),
+            &Context::new(&Recorder::default()),
+        )
+        .map(|(_, top)| top)
     };
     let error = |text: &str| resolve(text).err().unwrap().to_string();
 
@@ -1037,7 +1048,7 @@ fn a_registry_that_wants_a_login_says_so() {
     let err = RegistrySource::resolve(
         &reference(&format!("{host}/locked/app:1")),
         &options(dir.path()),
-        &Recorder::default(),
+        &Context::new(&Recorder::default()),
     )
     .err()
     .unwrap()
@@ -1101,10 +1112,10 @@ fn large_transfers_report_progress_when_pushing_and_pulling() {
         ..PushOptions::default()
     };
     push::push(
-        &layout::open(&archive, None).unwrap(),
+        &layout::open(&archive, None, &CancelToken::new()).unwrap(),
         &[format!("{host}/progress/chunked:1").parse().unwrap()],
         &options_chunked,
-        &listener,
+        &Context::new(&listener),
     )
     .unwrap();
     let transfers = listener.transfers();

@@ -1032,3 +1032,92 @@ fn resolve_pins_each_reference_to_a_digest_pushed_once_and_keeps_every_other_byt
     );
     assert_eq!(stdout_of(&output), resolved);
 }
+
+/// A keychain a library user hands in: it records which registries it was asked about.
+struct FixedKeychain {
+    username: &'static str,
+    password: &'static str,
+    asked: std::sync::Mutex<Vec<String>>,
+}
+
+impl zeroimage::Keychain for FixedKeychain {
+    fn credential(
+        &self,
+        registry: &str,
+        _: &zeroimage::Context<'_>,
+    ) -> zeroimage::Result<Option<zeroimage::Credential>> {
+        self.asked.lock().unwrap().push(registry.to_owned());
+        Ok(Some(zeroimage::Credential::Basic {
+            username: self.username.to_owned(),
+            password: self.password.to_owned(),
+        }))
+    }
+}
+
+/// A push through the library takes its credentials from the keychain in its context: no config file,
+/// no credential helper, no change to PATH or HOME. Without it the same push is refused.
+#[test]
+fn a_push_uses_the_keychain_its_context_is_given() {
+    use zeroimage::error::registry::RegistryErrorKind;
+    use zeroimage::job::package::Input;
+    use zeroimage::job::{Job, JobOptions};
+    use zeroimage::registry::client::ClientOptions;
+    use zeroimage::registry::push::PushOptions;
+    use zeroimage::report::Silent;
+    use zeroimage::{Context, Error};
+
+    let Some(registry) = TestRegistry::start(Setup {
+        user: Some(("keyed", "from the keychain")),
+        tls: true,
+        token: None,
+    }) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "keychain\n"),
+    );
+    let host = registry.host();
+    let job = Job {
+        inputs: vec![Input {
+            path: program,
+            platform: Default::default(),
+        }],
+        options: JobOptions {
+            push: vec![format!("{host}/keyed/app:1").parse().unwrap()],
+            push_options: PushOptions {
+                client: ClientOptions {
+                    ca_file: Some(registry.ca_file()),
+                    ..ClientOptions::default()
+                },
+                ..PushOptions::default()
+            },
+            ..JobOptions::default()
+        },
+    };
+    let keychain = FixedKeychain {
+        username: "keyed",
+        password: "from the keychain",
+        asked: Default::default(),
+    };
+    let outcome = job
+        .run(&Context::new(&Silent).with_keychain(&keychain))
+        .unwrap();
+    assert_eq!(*keychain.asked.lock().unwrap(), [host]);
+    assert_eq!(outcome.pushed.len(), 1);
+    assert_eq!(outcome.pushed[0].digest, outcome.summary.digest.to_string());
+    let puts = registry.manifest_puts();
+    assert!(
+        puts.iter().any(|uri| uri == "/v2/keyed/app/manifests/1"),
+        "{puts:?}"
+    );
+
+    // The default keychain has nothing for this registry: the same push is refused.
+    let error = job.run(&Context::new(&Silent)).unwrap_err();
+    assert!(
+        matches!(&error, Error::Registry(e) if e.kind == RegistryErrorKind::Unauthorized),
+        "{error}"
+    );
+}

@@ -484,11 +484,18 @@ mod tests {
                 Vec::new(),
                 crate::util::timestamp::Timestamp::EPOCH,
                 &crate::codec::compress::Compression::default(),
+                &crate::util::cancel::CancelToken::new(),
             )
             .unwrap();
         let mut memory = crate::image::blobs::Memory::new();
         memory.insert(written.descriptor.digest.clone(), bytes);
-        let files = RootFs::scan(&memory, &[written.descriptor], BASE_FILES).unwrap();
+        let files = RootFs::scan(
+            &memory,
+            &[written.descriptor],
+            BASE_FILES,
+            &crate::util::cancel::CancelToken::new(),
+        )
+        .unwrap();
         let text = |path| String::from_utf8(files.file(path).unwrap().to_vec()).unwrap();
         Ok((text("/etc/passwd"), text("/etc/group"), layer.notes))
     }

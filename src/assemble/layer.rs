@@ -13,7 +13,7 @@ use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, HashingWriter};
 use crate::tar::write::{self as tar_write, Entry as TarEntry, HeaderError, Kind};
-use crate::util::cancel;
+use crate::util::cancel::CancelToken;
 use crate::util::timestamp::Timestamp;
 
 /// Files are read in pieces of this size (the compressed bytes do not depend on it).
@@ -386,12 +386,14 @@ impl LayerSpec {
         }
     }
 
-    /// Writes the layer, compressed as `compression` says, to `out` and describes it.
+    /// Writes the layer, compressed as `compression` says, to `out` and describes it; stops when
+    /// `cancel` is cancelled.
     pub fn write<W: Write>(
         &self,
         out: W,
         mtime: Timestamp,
         compression: &Compression,
+        cancel: &CancelToken,
     ) -> Result<(W, Layer)> {
         let sink_error = || Error::io("writing the layer to", SINK);
         let compressed = HashingWriter::new(out);
@@ -399,7 +401,7 @@ impl LayerSpec {
         let mut tar = HashingWriter::new(encoder);
         let mut files = BTreeMap::new();
         for (path, entry) in &self.entries {
-            if let Some(file) = self.write_entry(&mut tar, path, entry, mtime)? {
+            if let Some(file) = self.write_entry(&mut tar, path, entry, mtime, cancel)? {
                 files.insert(path.clone(), file);
             }
         }
@@ -424,6 +426,7 @@ impl LayerSpec {
         path: &str,
         entry: &Entry,
         mtime: Timestamp,
+        cancel: &CancelToken,
     ) -> Result<Option<(Digest, u64)>> {
         let sink_error = || Error::io("writing the layer to", SINK);
         let header = |kind| {
@@ -457,11 +460,12 @@ impl LayerSpec {
                 let header = header(Kind::File(size))?;
                 tar.write_all(header.as_bytes()).map_err(sink_error())?;
                 let mut hashed = HashingWriter::new(&mut *tar);
-                let copied = copy_exact(&mut file, &mut hashed, size).map_err(|e| match e {
-                    CopyError::Read(e) => Error::io("reading", source)(e),
-                    CopyError::Write(e) => sink_error()(e),
-                    CopyError::Cancelled => Error::Interrupted,
-                })?;
+                let copied =
+                    copy_exact(&mut file, &mut hashed, size, cancel).map_err(|e| match e {
+                        CopyError::Read(e) => Error::io("reading", source)(e),
+                        CopyError::Write(e) => sink_error()(e),
+                        CopyError::Cancelled => Error::Interrupted,
+                    })?;
                 if copied != size {
                     return Err(Error::input(
                         source,
@@ -545,11 +549,12 @@ fn copy_exact<R: Read, W: Write>(
     reader: &mut R,
     writer: &mut W,
     limit: u64,
+    cancel: &CancelToken,
 ) -> std::result::Result<u64, CopyError> {
     let mut buf = vec![0u8; READ_SIZE];
     let mut copied = 0u64;
     while copied < limit {
-        if cancel::is_requested() {
+        if cancel.is_cancelled() {
             return Err(CopyError::Cancelled);
         }
         let want = usize::try_from(limit - copied).map_or(READ_SIZE, |left| left.min(READ_SIZE));
@@ -621,6 +626,7 @@ mod tests {
                 Vec::new(),
                 Timestamp::from_unix(42).unwrap(),
                 &Compression::default(),
+                &CancelToken::new(),
             )
             .unwrap();
         assert_eq!(layer.descriptor.size, bytes.len() as u64);
@@ -665,8 +671,13 @@ mod tests {
             for threads in [1, 2, 8] {
                 compression.threads = std::num::NonZeroUsize::new(threads);
                 layers.push(
-                    spec.write(Vec::new(), Timestamp::EPOCH, &compression)
-                        .unwrap(),
+                    spec.write(
+                        Vec::new(),
+                        Timestamp::EPOCH,
+                        &compression,
+                        &CancelToken::new(),
+                    )
+                    .unwrap(),
                 );
             }
             assert!(layers.windows(2).all(|w| w[0] == w[1]), "{format:?}");
@@ -702,6 +713,7 @@ mod tests {
             Vec::new(),
             Timestamp::from_unix(7).unwrap(),
             &Compression::default(),
+            &CancelToken::new(),
         )
         .unwrap()
         .0

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::oci::{Descriptor, Digest};
 use crate::tar::read::{EntryHead, Stream, TarSource, Walker};
-use crate::util::cancel;
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 /// Paths one image may hold.
@@ -265,8 +265,13 @@ impl RootFs {
     /// [`MAX_SCANS`] times in all, for hard links to hard links).
     ///
     /// Each blob's first bytes must be what its media type says, and the layers may decompress to at
-    /// most [`max_expanded`] bytes together.
-    pub fn scan(source: &dyn BlobSource, layers: &[Descriptor], keep: &[&str]) -> Result<RootFs> {
+    /// most [`max_expanded`] bytes together. The scan stops when `cancel` is cancelled.
+    pub fn scan(
+        source: &dyn BlobSource,
+        layers: &[Descriptor],
+        keep: &[&str],
+        cancel: &CancelToken,
+    ) -> Result<RootFs> {
         let limits = Limits {
             expanded: max_expanded()?,
             ..LIMITS
@@ -275,6 +280,7 @@ impl RootFs {
             label: source.describe(),
             layers,
             diff_ids: None,
+            cancel,
         };
         RootFs::scan_within(&source.describe(), source, &scan, keep, limits)
     }
@@ -287,6 +293,7 @@ impl RootFs {
         layers: &[Descriptor],
         diff_ids: &[Digest],
         keep: &[&str],
+        cancel: &CancelToken,
     ) -> Result<RootFs> {
         let limits = Limits {
             expanded: max_expanded()?,
@@ -296,6 +303,7 @@ impl RootFs {
             label: format!("base {}", sanitize::outside(name, sanitize::EXCERPT)),
             layers,
             diff_ids: Some(diff_ids),
+            cancel,
         };
         RootFs::scan_within(name, source, &scan, keep, limits)
     }
@@ -674,7 +682,7 @@ impl RootFs {
         })?;
         let limit = self.limits.expanded;
         let io_error = |e: std::io::Error| {
-            if cancel::is_requested() {
+            if scan.cancel.is_cancelled() {
                 return Error::Interrupted;
             }
             if e.kind() == std::io::ErrorKind::FileTooLarge {
@@ -688,7 +696,7 @@ impl RootFs {
             bad(sanitize::outside(&e.to_string(), sanitize::EXCERPT))
         };
         let diff_id = scan.diff_ids.and_then(|ids| ids.get(index));
-        let mut reader = LayerReader::new(compression, source.open(layer)?)
+        let mut reader = LayerReader::new(compression, source.open(layer)?, scan.cancel)
             .map_err(
                 |e| match e.get_ref().and_then(|e| e.downcast_ref::<Mislabelled>()) {
                     Some(mislabelled) => bad(format!(
@@ -708,7 +716,7 @@ impl RootFs {
         {
             let mut walker = Walker::new(Stream(&mut reader));
             while let Some(head) = walker.next_entry().map_err(io_error)? {
-                cancel::check()?;
+                scan.cancel.check()?;
                 self.apply_entry(&mut walker, &head, layer_index)
                     .map_err(|what| match what {
                         Problem::Io(e) => io_error(e),
@@ -1063,6 +1071,7 @@ struct Scan<'a> {
     label: String,
     layers: &'a [Descriptor],
     diff_ids: Option<&'a [Digest]>,
+    cancel: &'a CancelToken,
 }
 
 /// Why an entry could not be applied.
@@ -1278,7 +1287,12 @@ pub(crate) mod testing {
     /// The filesystem of `layers`, keeping `keep`.
     pub fn scan(layers: &[Layer], keep: &[&str]) -> crate::Result<super::RootFs> {
         let (memory, descriptors) = image(layers);
-        super::RootFs::scan(&memory, &descriptors, keep)
+        super::RootFs::scan(
+            &memory,
+            &descriptors,
+            keep,
+            &crate::util::cancel::CancelToken::new(),
+        )
     }
 }
 
@@ -1314,6 +1328,7 @@ mod tests {
             label: "base test".to_owned(),
             layers,
             diff_ids,
+            cancel: &CancelToken::new(),
         };
         RootFs::scan_within("test", memory, &scan, keep, limits)
     }
@@ -1677,7 +1692,7 @@ mod tests {
         builder.append_data(&mut header, &long, &b""[..]).unwrap();
         let tar = builder.into_inner().unwrap();
         let (memory, descriptors) = image_of(vec![(Compression::None, tar)]);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("longer than 4096 bytes"), "{err}");
@@ -1698,7 +1713,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("more than 500 lookups"), "{err}");
-        let rootfs = RootFs::scan(&memory, &descriptors, &[]).unwrap();
+        let rootfs = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new()).unwrap();
         assert_eq!(rootfs.kind(&format!("/{deep}f19")), Some(Kind::File));
     }
 
@@ -1712,7 +1727,13 @@ mod tests {
             (Compression::Zstd, compress(Compression::Zstd, &lower.tar())),
             (Compression::None, upper.tar()),
         ]);
-        let rootfs = RootFs::scan(&memory, &descriptors, &["/etc/os-release"]).unwrap();
+        let rootfs = RootFs::scan(
+            &memory,
+            &descriptors,
+            &["/etc/os-release"],
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(rootfs.file("/etc/os-release"), Some(&b"ID=test\n"[..]));
         assert!(!rootfs.exists("/bin/sh"));
     }
@@ -1726,18 +1747,18 @@ mod tests {
         *claimed.last_mut().unwrap() = 1;
         let (mut memory, mut descriptors) = image_of(vec![(Compression::None, claimed)]);
         memory.insert(descriptors[0].digest.clone(), tar);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("layer 1 of 1"), "{err}");
         descriptors[0].media_type = MediaType::DockerForeignLayer;
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("not a layer type that can be read"), "{err}");
         descriptors[0].media_type = MediaType::OciLayer(Compression::Gzip);
         descriptors[0].digest = Digest::of(b"nothing");
-        assert!(RootFs::scan(&memory, &descriptors, &[]).is_err());
+        assert!(RootFs::scan(&memory, &descriptors, &[], &CancelToken::new()).is_err());
     }
 
     #[test]
@@ -1758,7 +1779,15 @@ mod tests {
         assert!(!path_matches("/etc/passwd", "/etc/passwd-"));
         assert!(path_matches("/a/*b*c", "/a/xxbyyc"));
         assert!(!path_matches("/a/*b*c", "/a/xxbyy"));
-        assert!(RootFs::scan(&crate::image::blobs::Memory::new(), &[], &["etc/passwd"]).is_err());
+        assert!(
+            RootFs::scan(
+                &crate::image::blobs::Memory::new(),
+                &[],
+                &["etc/passwd"],
+                &CancelToken::new()
+            )
+            .is_err()
+        );
     }
 
     #[test]
@@ -1811,7 +1840,7 @@ mod tests {
         ] {
             let (memory, mut descriptors) = image_of(vec![(content, compress(content, &tar))]);
             descriptors[0].media_type = MediaType::OciLayer(labelled);
-            let err = RootFs::scan(&memory, &descriptors, &[])
+            let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -1826,7 +1855,7 @@ mod tests {
         let mut damaged = compress(Compression::Gzip, &tar);
         damaged[0] ^= 0xff;
         memory.insert(descriptors[0].digest.clone(), damaged);
-        let err = RootFs::scan(&memory, &descriptors, &[])
+        let err = RootFs::scan(&memory, &descriptors, &[], &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(err.contains("is corrupt"), "{err}");

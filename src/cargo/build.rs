@@ -10,6 +10,7 @@ use cargo_metadata::{Message, PackageId, TargetKind};
 
 use super::workspace::cargo_program;
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 
 /// One `cargo build`.
 #[derive(Clone, Debug, Default)]
@@ -58,7 +59,8 @@ pub struct Built {
 
 /// Runs the build with cargo's diagnostics and progress going to the terminal as usual, and returns the
 /// executables and compiled crates from cargo's `compiler-artifact` messages.
-pub fn build(request: &BuildRequest) -> Result<Built> {
+/// `cancel` stops cargo with everything it started.
+pub fn build(request: &BuildRequest, cancel: &CancelToken) -> Result<Built> {
     let mut cmd = match &request.zigbuild {
         Some(zigbuild) => {
             let mut cmd = Command::new(zigbuild);
@@ -85,10 +87,11 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
         .stderr(Stdio::inherit());
     // In a process group of its own (see `crate::util::child`): a cancel stops cargo with every rustc and
     // build script it started, so nothing keeps the target directory locked.
-    let mut process = crate::util::child::spawn(&mut cmd).map_err(|e| match &request.zigbuild {
-        Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
-        None => Error::Invalid(format!("cannot run cargo: {e}")),
-    })?;
+    let mut process =
+        crate::util::child::spawn(&mut cmd, cancel).map_err(|e| match &request.zigbuild {
+            Some(path) => Error::Invalid(format!("cannot run {}: {e}", path.display())),
+            None => Error::Invalid(format!("cannot run cargo: {e}")),
+        })?;
     let stdout = process
         .child()
         .stdout
@@ -135,7 +138,7 @@ pub fn build(request: &BuildRequest) -> Result<Built> {
     let status = process
         .wait()
         .map_err(|e| Error::Invalid(format!("waiting for cargo: {e}")))?;
-    crate::util::cancel::check()?;
+    cancel.check()?;
     if !status.success() || finished_ok == Some(false) {
         let mut message = format!(
             "`cargo build --target {}` failed; see cargo's errors above",

@@ -10,6 +10,7 @@ use std::thread::JoinHandle;
 use cargo_metadata::{DependencyKind, Metadata, MetadataCommand, PackageId, TargetKind};
 
 use super::workspace::{cargo_program, run_metadata};
+use crate::util::cancel::CancelToken;
 
 /// The crates that build scripts use to compile C and C++.
 const C_BUILD_CRATES: [&str; 2] = ["cc", "cmake"];
@@ -31,6 +32,8 @@ pub(crate) struct GraphRequest<'a> {
     /// `--package` specs; none: `selected`, else the workspace's default members.
     pub packages: &'a [String],
     pub selected: Option<&'a PackageId>,
+    /// Stops `cargo metadata`.
+    pub cancel: &'a CancelToken,
 }
 
 /// The dependency graph of a build, as `cargo metadata` resolves it for one target.
@@ -49,6 +52,7 @@ pub(crate) fn resolve_graph(request: &GraphRequest, triple: &str) -> Option<Grap
         request.resolution_flags,
         &request.feature_flags,
         triple,
+        request.cancel,
     )
 }
 
@@ -57,6 +61,7 @@ fn resolve(
     resolution_flags: &[String],
     feature_flags: &[String],
     triple: &str,
+    cancel: &CancelToken,
 ) -> Option<Graph> {
     let metadata = |features: &[String]| {
         let mut cmd = MetadataCommand::new();
@@ -67,7 +72,7 @@ fn resolve(
         if let Some(path) = manifest_path {
             cmd.manifest_path(path);
         }
-        run_metadata(&cmd).ok()
+        run_metadata(&cmd, cancel).ok()
     };
     if let Some(metadata) = metadata(feature_flags) {
         return Some(Graph {
@@ -94,20 +99,28 @@ pub(crate) struct Prefetched {
 }
 
 impl Prefetched {
-    /// Starts resolving the graph of each of `triples`.
+    /// Starts resolving the graph of each of `triples`, in the run `cancel` cancels.
     pub fn start(
         triples: Vec<String>,
         manifest_path: Option<&Path>,
         resolution_flags: Vec<String>,
         feature_flags: Vec<String>,
+        cancel: &CancelToken,
     ) -> Prefetched {
         let mut running = BTreeMap::new();
         for triple in triples {
             let manifest_path = manifest_path.map(Path::to_owned);
             let (flags, features) = (resolution_flags.clone(), feature_flags.clone());
             let key = triple.clone();
+            let cancel = cancel.clone();
             let handle = std::thread::spawn(move || {
-                resolve(manifest_path.as_deref(), &flags, &features, &triple)
+                resolve(
+                    manifest_path.as_deref(),
+                    &flags,
+                    &features,
+                    &triple,
+                    &cancel,
+                )
             });
             running.insert(key, handle);
         }
@@ -250,6 +263,7 @@ mod tests {
                 feature_flags: Vec::new(),
                 packages: &[],
                 selected: None,
+                cancel: &CancelToken::new(),
             };
             let graph = resolve_graph(&request, "aarch64-unknown-linux-musl")?;
             assert!(graph.exact);

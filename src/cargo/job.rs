@@ -20,6 +20,7 @@ use super::target::{self, Target};
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, bin_of, bins, vcs_state};
 use crate::assemble::options::ImageOptions;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::job::naming::{Repository, resolve_path};
@@ -90,9 +91,11 @@ struct Prepared<'w> {
 }
 
 impl CargoJob {
-    /// Builds, packages, pushes and loads; progress goes to `listener`, cargo's own output to the
-    /// terminal.
-    pub fn run(&self, listener: &dyn Listener) -> Result<CargoOutcome> {
+    /// Builds, packages, pushes and loads in the run `cx`: progress goes to its listener (cargo's own
+    /// output to the terminal), its token stops cargo and everything else.
+    pub fn run(&self, cx: &Context) -> Result<CargoOutcome> {
+        let listener = cx.listener();
+        let cancel = cx.cancel();
         let cargo = &self.cargo;
         let options = &self.options;
         let started = "now".parse::<Timestamp>().ok();
@@ -101,13 +104,19 @@ impl CargoJob {
             cargo.manifest_path.as_deref(),
             cargo.resolution_flags(),
             cargo.feature_flags(),
+            cancel,
         );
-        let workspace = Workspace::load(cargo.manifest_path.as_deref(), &cargo.resolution_flags())?;
+        let workspace = Workspace::load(
+            cargo.manifest_path.as_deref(),
+            &cargo.resolution_flags(),
+            cancel,
+        )?;
         workspace.check_settings()?;
         // git takes a few milliseconds to tens of them in a large checkout: asked beside the builds.
         let vcs = {
             let root = workspace.root().to_owned();
-            std::thread::spawn(move || vcs_state(&root))
+            let cancel = cancel.clone();
+            std::thread::spawn(move || vcs_state(&root, &cancel))
         };
         let selected = workspace.selected_package(&cargo.packages, cargo.manifest_path.as_deref());
         let settings = workspace.settings(selected)?;
@@ -126,9 +135,10 @@ impl CargoJob {
 
         // rustc's answers about the host and installed targets are kept in the target dir: asking costs
         // tens of milliseconds a run.
-        let rustc = RefCell::new(target::Rustc::new(Some(
-            &workspace.target_dir().join("zeroimage"),
-        )));
+        let rustc = RefCell::new(target::Rustc::new(
+            Some(&workspace.target_dir().join("zeroimage")),
+            cancel,
+        ));
         let host = rustc.borrow_mut().host_triple()?;
         let cwd = std::env::current_dir().map_err(Error::io("reading", "the current directory"))?;
         // Cargo reads its configuration from the current directory, whatever --manifest-path says.
@@ -145,12 +155,13 @@ impl CargoJob {
                 feature_flags: cargo.feature_flags(),
                 packages: &cargo.packages,
                 selected: selected.map(|p| &p.id),
+                cancel,
             },
             prefetched,
             graphs: RefCell::default(),
             auditable: supply::use_auditable(
                 cargo.auditable.or(settings.auditable).unwrap_or(false),
-                listener,
+                cx,
             ),
         };
         let planned = if cargo.several() {
@@ -172,12 +183,12 @@ impl CargoJob {
                 vcs: vcs.as_ref(),
                 graphs: &graphs,
             };
-            prepared.push(self.prepare(&workspace, planned, facts, listener)?);
+            prepared.push(self.prepare(&workspace, planned, facts, cx)?);
         }
         check_distinct(&prepared)?;
         let mut images = Vec::new();
         for prepared in prepared {
-            images.push(self.make(prepared, listener)?);
+            images.push(self.make(prepared, cx)?);
         }
         Ok(CargoOutcome { images })
     }
@@ -349,7 +360,7 @@ impl CargoJob {
         workspace: &Workspace,
         planned: Planned<'w>,
         facts: BuildFacts,
-        listener: &dyn Listener,
+        cx: &Context,
     ) -> Result<Prepared<'w>> {
         let BuildFacts {
             started,
@@ -445,7 +456,7 @@ impl CargoJob {
             &tag,
             started.filter(|_| settled.created_now),
             auditable,
-            listener,
+            cx,
         )?;
         let inputs: Vec<Input> = planned
             .builds
@@ -486,7 +497,7 @@ impl CargoJob {
     }
 
     /// Packages one image, then pushes and loads it.
-    fn make(&self, prepared: Prepared, listener: &dyn Listener) -> Result<CargoImage> {
+    fn make(&self, prepared: Prepared, cx: &Context) -> Result<CargoImage> {
         let Prepared {
             planned,
             output,
@@ -495,7 +506,7 @@ impl CargoJob {
         } = prepared;
         create_output_dir(&output)?;
         Ok(CargoImage {
-            image: plan.execute(listener)?,
+            image: plan.execute(cx)?,
             bin: planned.bin,
             package: planned.package.name.to_string(),
             version: planned.package.version.to_string(),
@@ -588,7 +599,7 @@ impl Build<'_> {
     fn targets_of(&self, triples: &[String]) -> Result<Vec<Target>> {
         let targets = triples
             .iter()
-            .map(|triple| Target::new(triple))
+            .map(|triple| Target::new(triple, self.graph.cancel))
             .collect::<Result<Vec<_>>>()?;
         for target in &targets {
             self.rustc.borrow_mut().ensure_installed(target.triple())?;
@@ -599,7 +610,7 @@ impl Build<'_> {
     /// The toolchain of each target, all decided before the first build, so that a missing C
     /// toolchain is reported before a long build.
     fn toolchains(&self, targets: &[Target]) -> Result<Vec<(TargetFacts, Toolchain)>> {
-        plan_toolchains(targets, self.host, self.config, self.zig, &|triple| {
+        let c_crates = |triple: &str| {
             if let Some(known) = self.graphs.borrow().get(triple) {
                 return Some(crates_with_c(known, &self.graph));
             }
@@ -614,7 +625,15 @@ impl Build<'_> {
                     .insert(triple.to_owned(), graph.metadata);
             }
             Some(crates)
-        })
+        };
+        plan_toolchains(
+            targets,
+            self.host,
+            self.config,
+            self.zig,
+            &c_crates,
+            self.graph.cancel,
+        )
     }
 
     /// Runs `cargo build` for one target with its toolchain (`group`: exactly those packages) and
@@ -648,7 +667,7 @@ impl Build<'_> {
             "Building",
             &format!("{what} for {triple} ({})", target.platform()),
         );
-        build(&request)
+        build(&request, self.graph.cancel)
     }
 }
 

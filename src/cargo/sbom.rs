@@ -15,6 +15,7 @@ use crate::cargo::build::Unit;
 use crate::cargo::workspace::{cargo_program, run_metadata};
 use crate::error::{Error, Result};
 use crate::sbom::{Component, Ecosystem, Edge, Inventory, Origin, Scope, Source, Tool, Vcs};
+use crate::util::cancel::CancelToken;
 
 const CRATES_IO: [&str; 2] = [
     "registry+https://github.com/rust-lang/crates.io-index",
@@ -27,6 +28,7 @@ pub(crate) fn resolve(
     manifest_path: Option<&Path>,
     target: &str,
     flags: &[String],
+    cancel: &CancelToken,
 ) -> Result<Metadata> {
     let mut cmd = MetadataCommand::new();
     let mut options = vec!["--filter-platform".to_owned(), target.to_owned()];
@@ -35,7 +37,7 @@ pub(crate) fn resolve(
     if let Some(path) = manifest_path {
         cmd.manifest_path(path);
     }
-    run_metadata(&cmd).map_err(|e| {
+    run_metadata(&cmd, cancel).map_err(|e| {
         Error::Invalid(format!(
             "reading the dependency graph for {target} with `cargo metadata` failed (needed for the \
              SBOM; --sbom none skips it): {}",

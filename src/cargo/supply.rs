@@ -11,11 +11,11 @@ use super::build::{Executable, Unit};
 use super::lockfile::lockfile_digest;
 use super::options::CargoOptions;
 use super::workspace::{Workspace, cargo_program};
+use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
 use crate::job::JobOptions;
 use crate::job::parameters::provenance_parameters;
-use crate::report::Listener;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, Inventory, SbomFormats};
@@ -23,16 +23,17 @@ use crate::util::timestamp::Timestamp;
 
 /// Whether to build through `cargo auditable`: when asked and installed; asked but missing is a
 /// warning, and the build goes on without it.
-pub(crate) fn use_auditable(requested: bool, listener: &dyn Listener) -> bool {
+pub(crate) fn use_auditable(requested: bool, cx: &Context) -> bool {
     if !requested {
         return false;
     }
     let installed = crate::util::child::output(
         std::process::Command::new(cargo_program()).args(["auditable", "--version"]),
+        cx.cancel(),
     )
     .is_ok_and(|output| output.status.success());
     if !installed {
-        listener.warning(
+        cx.listener().warning(
             "--auditable: cargo-auditable is not installed (`cargo install cargo-auditable`); \
              building without embedding the dependency list",
         );
@@ -63,8 +64,9 @@ pub(crate) fn attach_options(
     tag: &Reference,
     started: Option<Timestamp>,
     auditable: bool,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<AttachOptions> {
+    let listener = cx.listener();
     let mut options = AttachOptions {
         sbom,
         provenance: None,
@@ -91,8 +93,12 @@ pub(crate) fn attach_options(
             let metadata = match build.graph {
                 Some(graph) => graph,
                 None => {
-                    resolved =
-                        super::sbom::resolve(cargo.manifest_path.as_deref(), build.triple, &flags)?;
+                    resolved = super::sbom::resolve(
+                        cargo.manifest_path.as_deref(),
+                        build.triple,
+                        &flags,
+                        cx.cancel(),
+                    )?;
                     &resolved
                 }
             };

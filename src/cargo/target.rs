@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::oci::platform::Platform;
+use crate::util::cancel::CancelToken;
 
 /// The `rustc` cargo would use: `$RUSTC`, else `rustc` from PATH, except that a rustup proxy there is
 /// skipped for the toolchain's own `rustc` beside the `$CARGO` running us, as cargo itself does: the
@@ -50,8 +51,8 @@ fn is_rustup_proxy(program: &Path) -> bool {
     }
 }
 
-fn rustc_output(program: &Path, args: &[&str], what: &str) -> Result<String> {
-    let output = crate::util::child::output(Command::new(program).args(args))
+fn rustc_output(program: &Path, args: &[&str], what: &str, cancel: &CancelToken) -> Result<String> {
+    let output = crate::util::child::output(Command::new(program).args(args), cancel)
         .map_err(|e| Error::Invalid(format!("cannot run rustc to {what}: {e}")))?;
     if !output.status.success() {
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -83,6 +84,8 @@ pub struct Rustc {
     /// rustc that is a proxy or a wrapper whose toolchain can change under the same file).
     cache: Option<(PathBuf, Remembered)>,
     changed: bool,
+    /// Stops rustc.
+    cancel: CancelToken,
 }
 
 /// The cache file in `dir` (the target directory's `zeroimage` folder).
@@ -90,11 +93,12 @@ const CACHE_FILE: &str = "rustc-info.json";
 
 impl Rustc {
     /// The rustc cargo would use; answers are cached in `cache_dir` when given and safe to cache.
-    pub fn new(cache_dir: Option<&Path>) -> Rustc {
-        Rustc::with_program(rustc_program(), cache_dir)
+    /// `cancel` stops it.
+    pub fn new(cache_dir: Option<&Path>, cancel: &CancelToken) -> Rustc {
+        Rustc::with_program(rustc_program(), cache_dir, cancel)
     }
 
-    fn with_program(program: PathBuf, cache_dir: Option<&Path>) -> Rustc {
+    fn with_program(program: PathBuf, cache_dir: Option<&Path>, cancel: &CancelToken) -> Rustc {
         let cache = cache_dir.and_then(|dir| {
             let key = Rustc::key(&program)?;
             let path = dir.join(CACHE_FILE);
@@ -110,6 +114,7 @@ impl Rustc {
             program,
             cache,
             changed: false,
+            cancel: cancel.clone(),
         }
     }
 
@@ -142,7 +147,7 @@ impl Rustc {
         {
             return Ok(text);
         }
-        let text = rustc_output(&self.program, &["-vV"], "report its version")?;
+        let text = rustc_output(&self.program, &["-vV"], "report its version", &self.cancel)?;
         if let Some((_, remembered)) = &mut self.cache {
             remembered.verbose_version = Some(text.clone());
             self.changed = true;
@@ -177,6 +182,7 @@ impl Rustc {
             &self.program,
             &["--print", "target-libdir", "--target", triple],
             &format!("find the standard library for `{triple}`"),
+            &self.cancel,
         )?;
         let libdir = PathBuf::from(libdir.trim());
         if !libdir.is_dir() {
@@ -214,8 +220,8 @@ impl Rustc {
     }
 }
 
-fn rustc_output_default(args: &[&str], what: &str) -> Result<String> {
-    rustc_output(&rustc_program(), args, what)
+fn rustc_output_default(args: &[&str], what: &str, cancel: &CancelToken) -> Result<String> {
+    rustc_output(&rustc_program(), args, what, cancel)
 }
 
 /// The musl target for the host's architecture: what a static Linux executable is built for by default.
@@ -241,10 +247,10 @@ impl Target {
     /// The target `triple` names, its platform from target-lexicon, or from `rustc --print cfg` for
     /// what target-lexicon cannot parse (custom targets, `powerpc-unknown-linux-muslspe`). Fails for
     /// a target that is not Linux or whose architecture has no OCI name.
-    pub fn new(triple: &str) -> Result<Target> {
+    pub fn new(triple: &str, cancel: &CancelToken) -> Result<Target> {
         let platform = match triple.parse::<target_lexicon::Triple>() {
             Ok(parsed) => Platform::from_parsed_triple(triple, &parsed)?,
-            Err(_) => platform_from_cfg(triple)?,
+            Err(_) => platform_from_cfg(triple, cancel)?,
         };
         Ok(Target {
             triple: triple.to_owned(),
@@ -286,10 +292,11 @@ pub(crate) fn is_musl(triple: &str) -> bool {
     triple.contains("-linux-musl")
 }
 
-fn platform_from_cfg(triple: &str) -> Result<Platform> {
+fn platform_from_cfg(triple: &str, cancel: &CancelToken) -> Result<Platform> {
     let cfg = rustc_output_default(
         &["--print", "cfg", "--target", triple],
         &format!("describe target `{triple}`"),
+        cancel,
     )?;
     let value = |key: &str| {
         cfg.lines().find_map(|l| {
@@ -364,13 +371,13 @@ mod tests {
 
     #[test]
     fn a_target_is_read_once_into_its_platform_and_kind() {
-        let arm = Target::new("armv7-unknown-linux-musleabihf").unwrap();
+        let arm = Target::new("armv7-unknown-linux-musleabihf", &CancelToken::new()).unwrap();
         assert_eq!(arm.triple(), "armv7-unknown-linux-musleabihf");
         assert_eq!(arm.to_string(), "armv7-unknown-linux-musleabihf");
         assert_eq!(arm.platform().to_string(), "linux/arm/v7");
         assert!(arm.is_musl());
         assert!(arm.crosses_from("x86_64-unknown-linux-gnu"));
-        let gnu = Target::new("x86_64-unknown-linux-gnu").unwrap();
+        let gnu = Target::new("x86_64-unknown-linux-gnu", &CancelToken::new()).unwrap();
         assert_eq!(gnu.platform().to_string(), "linux/amd64");
         assert!(!gnu.is_musl());
         assert!(!gnu.crosses_from("x86_64-unknown-linux-musl"));
@@ -379,7 +386,9 @@ mod tests {
     #[test]
     fn a_parsed_triple_that_is_not_linux_is_refused_without_asking_rustc() {
         // target-lexicon reads it: its own error, not rustc's `target_os = ...` one.
-        let err = Target::new("x86_64-apple-darwin").unwrap_err().to_string();
+        let err = Target::new("x86_64-apple-darwin", &CancelToken::new())
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             err,
             "target `x86_64-apple-darwin` is not a Linux target; container images need a Linux \
@@ -395,7 +404,7 @@ mod tests {
                 .is_err()
         );
         // rustc knows it: Linux, on an architecture with no OCI name (rustc's words, in backquotes).
-        let err = Target::new("powerpc-unknown-linux-muslspe")
+        let err = Target::new("powerpc-unknown-linux-muslspe", &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -403,7 +412,7 @@ mod tests {
             "{err}"
         );
         // An unknown name is rustc's error, naming it.
-        let err = Target::new("nonsense-target-triple")
+        let err = Target::new("nonsense-target-triple", &CancelToken::new())
             .unwrap_err()
             .to_string();
         assert!(
@@ -450,7 +459,7 @@ mod tests {
                 .count()
         };
         let run = || {
-            let mut probe = Rustc::with_program(rustc.clone(), Some(&cache));
+            let mut probe = Rustc::with_program(rustc.clone(), Some(&cache), &CancelToken::new());
             let host = probe.host_triple().unwrap();
             let installed = probe.ensure_installed("x86_64-unknown-linux-musl");
             probe.save();
@@ -474,7 +483,7 @@ mod tests {
         );
         assert_eq!(calls_made(), 5, "the library directory was probed again");
         // Without a cache directory, every call asks rustc.
-        let mut uncached = Rustc::with_program(rustc.clone(), None);
+        let mut uncached = Rustc::with_program(rustc.clone(), None, &CancelToken::new());
         uncached.host_triple().unwrap();
         uncached.save();
         uncached.host_triple().unwrap();
@@ -483,7 +492,7 @@ mod tests {
 
     #[test]
     fn installed_host_target_passes_and_unknown_target_fails() {
-        let mut rustc = Rustc::new(None);
+        let mut rustc = Rustc::new(None, &CancelToken::new());
         let host = rustc.host_triple().unwrap();
         rustc.ensure_installed(&host).unwrap();
         let err = rustc

@@ -18,6 +18,7 @@ use super::config::{CargoConfig, linker_env_var};
 use super::target::Target;
 use super::zig::{Zig, ZigMissing, find_zig, which};
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 
 /// How the `--zig`/`--no-zig` flags and the `zig` setting leave the choice of zig.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -114,8 +115,9 @@ pub(crate) fn plan(
     config: &CargoConfig,
     choice: ZigChoice,
     c_crates: &dyn Fn(&str) -> Option<Vec<CCrate>>,
+    cancel: &CancelToken,
 ) -> Result<Vec<(TargetFacts, Toolchain)>> {
-    let mut zig = Lazy::new(find_zig);
+    let mut zig = Lazy::new(|| find_zig(cancel));
     let mut musl_gcc = Lazy::new(|| find_musl_gcc(host));
     let mut plans = Vec::new();
     for target in targets {

@@ -12,6 +12,7 @@ use super::settings::Settings;
 use crate::error::{Error, Result};
 use crate::oci::ANNOTATION_CREATED;
 use crate::sbom::Vcs;
+use crate::util::cancel::CancelToken;
 use crate::util::timestamp::Timestamp;
 
 /// The `cargo` to run: the one that invoked us (`$CARGO`), else from PATH.
@@ -21,8 +22,11 @@ pub fn cargo_program() -> OsString {
 
 /// Runs `cmd` as [`MetadataCommand::exec`] does, but as a `crate::util::child` process, so a cancel stops
 /// it (`cargo metadata` may download and lock the package cache for a while).
-pub(crate) fn run_metadata(cmd: &MetadataCommand) -> cargo_metadata::Result<Metadata> {
-    let output = crate::util::child::output(&mut cmd.cargo_command())?;
+pub(crate) fn run_metadata(
+    cmd: &MetadataCommand,
+    cancel: &CancelToken,
+) -> cargo_metadata::Result<Metadata> {
+    let output = crate::util::child::output(&mut cmd.cargo_command(), cancel)?;
     if !output.status.success() {
         return Err(cargo_metadata::Error::CargoMetadata {
             stderr: String::from_utf8(output.stderr)?,
@@ -43,8 +47,13 @@ pub struct Workspace {
 
 impl Workspace {
     /// Runs `cargo metadata --no-deps` for `manifest_path` (or the current directory), passing on the
-    /// flags that change how cargo may resolve (`--locked`, `--offline`, `--config` ...).
-    pub fn load(manifest_path: Option<&Path>, extra: &[String]) -> Result<Workspace> {
+    /// flags that change how cargo may resolve (`--locked`, `--offline`, `--config` ...); `cancel`
+    /// stops it.
+    pub fn load(
+        manifest_path: Option<&Path>,
+        extra: &[String],
+        cancel: &CancelToken,
+    ) -> Result<Workspace> {
         let mut cmd = MetadataCommand::new();
         cmd.cargo_path(cargo_program())
             .no_deps()
@@ -52,7 +61,7 @@ impl Workspace {
         if let Some(path) = manifest_path {
             cmd.manifest_path(path);
         }
-        let metadata = run_metadata(&cmd).map_err(|e| {
+        let metadata = run_metadata(&cmd, cancel).map_err(|e| {
             let text = e.to_string();
             let detail = text
                 .trim()
@@ -181,10 +190,10 @@ pub fn annotations(
 }
 
 /// The commit checked out in the git repository holding `dir`, and whether there are uncommitted
-/// changes (modified, staged or untracked files); `None` outside git.
-pub(crate) fn vcs_state(dir: &Path) -> Option<Vcs> {
+/// changes (modified, staged or untracked files); `None` outside git (or when `cancel` stops git).
+pub(crate) fn vcs_state(dir: &Path, cancel: &CancelToken) -> Option<Vcs> {
     let git = |args: &[&str]| {
-        crate::util::child::output(Command::new("git").arg("-C").arg(dir).args(args))
+        crate::util::child::output(Command::new("git").arg("-C").arg(dir).args(args), cancel)
             .ok()
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 
 use cargo_metadata::semver::Version;
 
+use crate::util::cancel::CancelToken;
+
 /// How long one probe (Python locating `ziglang`, `zig version`) may take: a cold Python start on a
 /// loaded machine takes about a second; one that hangs must not hold the build.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(20);
@@ -107,16 +109,20 @@ impl ZigMissing {
     }
 }
 
-/// cargo-zigbuild and the zig it would use, from this process's environment.
-pub(crate) fn find_zig() -> Result<Zig, ZigMissing> {
-    find_zig_with(&|name| std::env::var_os(name))
+/// cargo-zigbuild and the zig it would use, from this process's environment; `cancel` stops the
+/// probes.
+pub(crate) fn find_zig(cancel: &CancelToken) -> Result<Zig, ZigMissing> {
+    find_zig_with(&|name| std::env::var_os(name), cancel)
 }
 
 /// cargo-zigbuild (on PATH, or in cargo's bin directory) and, only when it is there, the zig it finds:
 /// the `ziglang` package of `python3` (`$CARGO_ZIGBUILD_PYTHON_PATH`), else `zig` on PATH
 /// (`$CARGO_ZIGBUILD_ZIG_PATH`). Without cargo-zigbuild nothing is run: zig only counts as installed
 /// when it is on PATH. `env` reads the environment.
-fn find_zig_with(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Zig, ZigMissing> {
+fn find_zig_with(
+    env: &dyn Fn(&str) -> Option<OsString>,
+    cancel: &CancelToken,
+) -> Result<Zig, ZigMissing> {
     let path = env("PATH").unwrap_or_default();
     let cargo_zigbuild = which_in(OsStr::new("cargo-zigbuild"), &path).or_else(|| {
         let home = env("CARGO_HOME")
@@ -140,7 +146,7 @@ fn find_zig_with(env: &dyn Fn(&str) -> Option<OsString>) -> Result<Zig, ZigMissi
             zig: true,
         });
     };
-    let found = find_zig_compiler(env, &path, neutral.path());
+    let found = find_zig_compiler(env, &path, neutral.path(), cancel);
     match found {
         Some((command, zig)) => Ok(Zig {
             cargo_zigbuild,
@@ -159,19 +165,24 @@ fn find_zig_compiler(
     env: &dyn Fn(&str) -> Option<OsString>,
     path: &OsStr,
     dir: &Path,
+    cancel: &CancelToken,
 ) -> Option<(PathBuf, String)> {
     let python = env("CARGO_ZIGBUILD_PYTHON_PATH").unwrap_or_else(|| OsString::from("python3"));
     if let Some(program) = which_in(&python, path) {
         // Isolated first; then as cargo-zigbuild would run it (user site-packages, PYTHONPATH),
         // still from the empty directory, so that a `pip install --user ziglang` counts too.
         let located = [&["-I", "-c"][..], &["-c"][..]].iter().find_map(|flags| {
-            let out = probe(Command::new(&program).args(*flags).arg(LOCATE_ZIGLANG), dir)?;
+            let out = probe(
+                Command::new(&program).args(*flags).arg(LOCATE_ZIGLANG),
+                dir,
+                cancel,
+            )?;
             let line = out.split(|&b| b == b'\n').next()?;
             Some(PathBuf::from(OsString::from_vec(line.to_vec())))
         });
         if let Some(package) = located.filter(|p| p.is_absolute()) {
             let zig = package.join("zig");
-            if let Some(version) = zig_version(&zig, dir) {
+            if let Some(version) = zig_version(&zig, dir, cancel) {
                 let from = format!("{}'s ziglang package", python.to_string_lossy());
                 return Some((
                     zig.clone(),
@@ -186,16 +197,16 @@ fn find_zig_compiler(
     }
     let zig = env("CARGO_ZIGBUILD_ZIG_PATH").unwrap_or_else(|| OsString::from("zig"));
     let zig = which_in(&zig, path)?;
-    let version = zig_version(&zig, dir)?;
+    let version = zig_version(&zig, dir, cancel)?;
     Some((zig.clone(), format!("zig {version} ({})", zig.display())))
 }
 
 /// The version `zig version` prints, when `zig` is a program that prints one cargo-zigbuild accepts.
-fn zig_version(zig: &Path, dir: &Path) -> Option<String> {
+fn zig_version(zig: &Path, dir: &Path, cancel: &CancelToken) -> Option<String> {
     if !is_program(zig) {
         return None;
     }
-    let out = probe(Command::new(zig).arg("version"), dir)?;
+    let out = probe(Command::new(zig).arg("version"), dir, cancel)?;
     let text = std::str::from_utf8(&out).ok()?.trim();
     let version = Version::parse(text).ok()?;
     (version >= ZIG_MIN_VERSION).then(|| version.to_string())
@@ -203,13 +214,14 @@ fn zig_version(zig: &Path, dir: &Path) -> Option<String> {
 
 /// Runs a probe in `dir` with nothing on its input, within [`PROBE_TIMEOUT`] and
 /// [`PROBE_OUTPUT_LIMIT`]; its standard output when it succeeded. A probe that takes too long, prints
-/// too much or is interrupted is stopped (with its process group).
-fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
+/// too much or is interrupted (`cancel`) is stopped (with its process group).
+fn probe(cmd: &mut Command, dir: &Path, cancel: &CancelToken) -> Option<Vec<u8>> {
     let mut process = crate::util::child::spawn(
         cmd.current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null()),
+        cancel,
     )
     .ok()?;
     let (sender, receiver) = mpsc::channel();
@@ -223,7 +235,7 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
     let deadline = Instant::now() + PROBE_TIMEOUT;
     let output = loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || crate::util::cancel::is_requested() {
+        if left.is_zero() || cancel.is_cancelled() {
             process.stop();
             return None;
         }
@@ -240,7 +252,7 @@ fn probe(cmd: &mut Command, dir: &Path) -> Option<Vec<u8>> {
     loop {
         match process.try_wait() {
             Ok(Some(status)) => return status.success().then_some(output),
-            Ok(None) if Instant::now() < deadline && !crate::util::cancel::is_requested() => {
+            Ok(None) if Instant::now() < deadline && !cancel.is_cancelled() => {
                 std::thread::sleep(Duration::from_millis(2));
             }
             _ => {
@@ -330,7 +342,7 @@ mod tests {
             for (k, v) in extra {
                 vars.insert((*k).to_owned(), (*v).into());
             }
-            find_zig_with(&|name| vars.get(name).cloned())
+            find_zig_with(&|name| vars.get(name).cloned(), &CancelToken::new())
         }
 
         fn python_ran_in(&self) -> Vec<String> {
@@ -426,15 +438,24 @@ mod tests {
         let flood = probe(
             Command::new("sh").args(["-c", "yes zeroimage | head -c 100000"]),
             dir.path(),
+            &CancelToken::new(),
         );
         assert_eq!(flood, None);
-        let ok = probe(Command::new("sh").args(["-c", "pwd"]), dir.path()).unwrap();
+        let ok = probe(
+            Command::new("sh").args(["-c", "pwd"]),
+            dir.path(),
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(
             Path::new(String::from_utf8_lossy(&ok).trim())
                 .canonicalize()
                 .unwrap(),
             dir.path().canonicalize().unwrap()
         );
-        assert_eq!(probe(&mut Command::new("false"), dir.path()), None);
+        assert_eq!(
+            probe(&mut Command::new("false"), dir.path(), &CancelToken::new()),
+            None
+        );
     }
 }

@@ -411,7 +411,7 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         repository: args.repository.clone(),
         deploy: false,
     };
-    let outcome = job.run(shell)?;
+    let outcome = job.run(&super::context(shell))?;
     let format = args.output.report.message_format;
     for image in &outcome.images {
         // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
@@ -461,7 +461,7 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
         },
         repository: args.repository.clone(),
     };
-    let yaml = job.run(&mut std::io::stdin().lock(), shell)?;
+    let yaml = job.run(&mut std::io::stdin().lock(), &super::context(shell))?;
     let mut stdout = std::io::stdout().lock();
     stdout
         .write_all(yaml.as_bytes())

@@ -17,11 +17,14 @@ pub use load::LoadArgs;
 pub use shell::Shell;
 
 use std::process::ExitCode;
+use std::sync::LazyLock;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
+use ::zeroimage::Context;
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::job::JobOptions;
-use ::zeroimage::util::cancel;
+use ::zeroimage::util::cancel::CancelToken;
 
 /// Which command a binary is.
 #[derive(Clone, Copy, Debug)]
@@ -45,24 +48,96 @@ pub fn main(program: Program) -> ExitCode {
 /// Set once the run has reported its error, so the signal deadline does not report it again.
 static REPORTED: AtomicBool = AtomicBool::new(false);
 
-/// On SIGINT (Ctrl-C), SIGTERM or SIGHUP, stops the current run at its next chunk so temporary files
-/// are removed on the way out, and passes the signal on to child processes; a run still going after
-/// [`cancel::GRACE`] (blocked in a network wait or a helper program) is ended: child processes are
-/// killed, registered temporary files removed, and the process ends by that signal (see
-/// [`cancel::handle_signals`]).
+/// The run's cancel token: a process has one set of signals, and the command line one run.
+static CANCEL: LazyLock<CancelToken> = LazyLock::new(CancelToken::new);
+
+/// How long a cancelled run may take to end on its own before it is ended for it.
+const GRACE: Duration = Duration::from_millis(600);
+
+/// The context of this process's run: reporting to `shell`, cancelled by the signals
+/// [`install_interrupt_handler`] catches, with the default keychain.
+pub fn context(shell: &Shell) -> Context<'_> {
+    Context::new(shell).with_cancel(CANCEL.clone())
+}
+
+/// Catches SIGINT (Ctrl-C), SIGTERM (CI cancellation, `timeout`, systemd, `docker stop`) and SIGHUP (a
+/// closed terminal) for the rest of the process; all three cancel the run the same way. On the first
+/// of them the run's token is cancelled: streaming loops stop at their next chunk, so temporary files
+/// are removed on the way out, and the signal is passed on to child processes (which may sit in a
+/// process group of their own, where a terminal's Ctrl-C does not reach them). A thread blocked
+/// elsewhere (a network wait, a helper program that ignores the signal) cannot see that, so a deadline
+/// follows: a run still going after [`GRACE`] is ended: child processes are killed with everything
+/// they started, registered temporary files removed, the interruption reported, and the process ends
+/// by that signal, as cargo does (a shell reports 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). A
+/// signal that was ignored when the process started (`nohup` ignores SIGHUP, a shell script's `&`
+/// SIGINT) stays ignored, as it does for cargo.
 pub fn install_interrupt_handler() {
     // Failing to install (no thread, no pipe) only loses clean interruption.
-    let _ = cancel::handle_signals(|| {
-        if !REPORTED.swap(true, Ordering::SeqCst) {
-            Shell::plain().error(&Error::Interrupted.to_string());
+    let _ = handle_signals();
+}
+
+fn handle_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let ignored = ignored_signals();
+    let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
+        .into_iter()
+        .filter(|signal| !ignored.contains(signal))
+        .collect();
+    let mut signals = signal_hook::iterator::Signals::new(&wanted)?;
+    let token = CANCEL.clone();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            let Some(raw) = signals.forever().next() else {
+                return;
+            };
+            token.cancel_by_signal(raw);
+            std::thread::sleep(GRACE);
+            token.stop_children();
+            token.remove_temporaries();
+            if !REPORTED.swap(true, Ordering::SeqCst) {
+                Shell::plain().error(&Error::Interrupted.to_string());
+            }
+            end_by_signal(&token);
+        })?;
+    Ok(())
+}
+
+/// Ends the process by the signal that cancelled the run (its default action, so the parent sees
+/// what it would see for cargo); returns when no signal did. As process 1 (in a container), where
+/// the kernel ignores such a signal, the process exits with 128 + its number instead.
+fn end_by_signal(token: &CancelToken) {
+    if let Some(signal) = token.signal() {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        if std::process::id() != 1 {
+            let _ = signal_hook::low_level::emulate_default_handler(signal);
         }
-    });
+        std::process::exit(128 + signal);
+    }
+}
+
+/// The signals this process ignores (inherited from its parent), read from `/proc/self/status` on
+/// Linux; none elsewhere.
+fn ignored_signals() -> Vec<i32> {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return Vec::new();
+    };
+    let mask = status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
+        .unwrap_or(0);
+    (1..=64)
+        .filter(|signal| mask & (1 << (signal - 1)) != 0)
+        .collect()
 }
 
 /// Reports `error` on stderr and turns it into the process exit code, 1. A run cancelled by a signal
-/// reports the interruption (whatever error it ended with) and ends by that signal, as cargo does: a shell shows 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
+/// reports the interruption (whatever error it ended with) and ends by that signal, as cargo does: a
+/// shell shows 130 for Ctrl-C, 143 for SIGTERM, 129 for SIGHUP.
 pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
-    let interrupted = cancel::is_requested() || error.is_interrupted();
+    let interrupted = CANCEL.is_cancelled() || error.is_interrupted();
     if !REPORTED.swap(true, Ordering::SeqCst) {
         if interrupted {
             shell.error(&Error::Interrupted.to_string());
@@ -71,7 +146,7 @@ pub fn exit_with(shell: &Shell, error: &Error) -> ExitCode {
         }
     }
     if interrupted {
-        cancel::end_by_signal();
+        end_by_signal(&CANCEL);
         return ExitCode::from(130);
     }
     ExitCode::FAILURE

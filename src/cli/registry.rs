@@ -83,7 +83,8 @@ fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
 /// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format), or
 /// one JSON object with `pushed` and, when some were not, `attachments_not_pushed`.
 pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
-    let image = layout::open(&command.archive, None)?;
+    let cx = super::context(shell);
+    let image = layout::open(&command.archive, None, cx.cancel())?;
     let outcome = push(
         &image,
         &command.references,
@@ -91,7 +92,7 @@ pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
             require_attachments: command.require_attachments,
             ..command.registry.push_options()
         },
-        shell,
+        &cx,
     )?;
     match command.report.message_format {
         MessageFormat::Human => print_pushed(&outcome.pushed),
@@ -135,11 +136,15 @@ pub fn run_login(command: &LoginCommand, shell: &Shell) -> Result<()> {
         password,
         command.authfile.as_deref(),
         &command.registry_options.client_options(),
-        shell,
+        &super::context(shell),
     )
 }
 
 /// Removes stored credentials.
 pub fn run_logout(command: &LogoutCommand, shell: &Shell) -> Result<()> {
-    logout(&command.registry, command.authfile.as_deref(), shell)
+    logout(
+        &command.registry,
+        command.authfile.as_deref(),
+        &super::context(shell),
+    )
 }

@@ -163,7 +163,7 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.output,
         )?,
     };
-    let outcome = job.run(shell)?;
+    let outcome = job.run(&super::context(shell))?;
     let format = args.output.report.message_format;
     // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
     if format == MessageFormat::Human && !outcome.archive_on_stdout() {

@@ -18,6 +18,7 @@ use std::thread::Scope;
 use ruzstd::decoding::{BlockDecodingStrategy, FrameDecoder};
 
 use crate::oci::{Compression, Digest, Hasher};
+use crate::util::cancel::CancelToken;
 
 /// Largest zstd window accepted: libzstd's default limit (window log 27), above which a frame needs
 /// `--long` and a decoder told to accept it. A frame's window is what its decoder keeps in memory.
@@ -79,6 +80,7 @@ pub struct LayerReader<'a> {
     hasher: Option<Hasher>,
     expanded: u64,
     limit: u64,
+    cancel: CancelToken,
 }
 
 enum Inner<'a> {
@@ -151,10 +153,12 @@ fn interrupted() -> io::Error {
 impl<'a> LayerReader<'a> {
     /// Decompresses `blob`, compressed as `compression` says. Its first bytes are read at once: a blob
     /// that starts as another compression does fails with [`Mislabelled`], once the rest of it has
-    /// been read so that a corrupt blob fails as such (an empty blob is left to the decoder).
+    /// been read so that a corrupt blob fails as such (an empty blob is left to the decoder). Reads fail
+    /// (`Interrupted`) once `cancel` is cancelled.
     pub fn new(
         compression: Compression,
         mut blob: Box<dyn Read + Send + 'a>,
+        cancel: &CancelToken,
     ) -> io::Result<LayerReader<'a>> {
         let mut first = [0u8; 4];
         let filled = read_up_to(&mut blob, &mut first)?;
@@ -183,6 +187,7 @@ impl<'a> LayerReader<'a> {
             hasher: None,
             expanded: 0,
             limit: u64::MAX,
+            cancel: cancel.clone(),
         })
     }
 
@@ -202,7 +207,7 @@ impl<'a> LayerReader<'a> {
     /// Decompresses on a thread of `scope` while this reader is read: reading the blob (and hashing
     /// it for its digest) and decompressing take one core, the reader's work (the tar walk, the hash
     /// of the decompressed stream) another. The thread stops at the end of the stream, at an error,
-    /// on Ctrl-C, or when this reader is dropped.
+    /// on a cancel, or when this reader is dropped.
     pub fn read_ahead<'scope>(mut self, scope: &'scope Scope<'scope, '_>) -> LayerReader<'a>
     where
         'a: 'scope,
@@ -218,11 +223,12 @@ impl<'a> LayerReader<'a> {
                 at: 0,
             }),
         );
+        let cancel = self.cancel.clone();
         scope.spawn(move || {
             loop {
                 let mut chunk = spares.try_recv().unwrap_or_default();
                 chunk.resize(CHUNK, 0);
-                let filled = if crate::util::cancel::is_requested() {
+                let filled = if cancel.is_cancelled() {
                     Err(interrupted())
                 } else {
                     read_up_to_with(&mut |buf| inner.read(buf), &mut chunk)
@@ -262,8 +268,8 @@ impl<'a> LayerReader<'a> {
 
 impl Read for LayerReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        // Every read of a large entry's data goes through here, so Ctrl-C is seen inside long skips.
-        if crate::util::cancel::is_requested() {
+        // Every read of a large entry's data goes through here, so a cancel is seen inside long skips.
+        if self.cancel.is_cancelled() {
             return Err(interrupted());
         }
         let n = self.inner.read(buf)?;
@@ -472,7 +478,12 @@ mod tests {
 
     fn decode(compression: Compression, blob: Vec<u8>) -> io::Result<Vec<u8>> {
         let mut out = Vec::new();
-        LayerReader::new(compression, Box::new(io::Cursor::new(blob)))?.read_to_end(&mut out)?;
+        LayerReader::new(
+            compression,
+            Box::new(io::Cursor::new(blob)),
+            &CancelToken::new(),
+        )?
+        .read_to_end(&mut out)?;
         Ok(out)
     }
 
@@ -559,7 +570,13 @@ mod tests {
         let data = b"tar bytes ".repeat(1000);
         let diff_id = Digest::of(&data);
         let blob = zstd(&data);
-        let open = || LayerReader::new(Compression::Zstd, Box::new(io::Cursor::new(blob.clone())));
+        let open = || {
+            LayerReader::new(
+                Compression::Zstd,
+                Box::new(io::Cursor::new(blob.clone())),
+                &CancelToken::new(),
+            )
+        };
         // Reading only a part, then finishing, still hashes the whole stream.
         let mut reader = open().unwrap().hashing_as(&diff_id);
         let mut start = [0u8; 10];

@@ -43,7 +43,7 @@ pub enum Error {
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),
-    /// The run was interrupted (Ctrl-C); nothing was written.
+    /// The run was interrupted (its cancel token, Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,
     /// Another error, with what was being done when it happened.

@@ -50,6 +50,7 @@ pub struct RegistryError {
     pub kind: RegistryErrorKind,
     /// The registry host, as references name it.
     pub host: String,
+    /// The repository, when the error is about one; its message then names it (`host/repository`).
     pub repository: Option<String>,
     /// The HTTP status, when an answer caused the error.
     pub status: Option<u16>,
@@ -71,6 +72,7 @@ impl RegistryError {
         }
     }
 
+    /// The same error, about `repository` (which its message must name).
     pub fn in_repository(mut self, repository: &str) -> RegistryError {
         self.repository = Some(repository.to_owned());
         self

@@ -1,5 +1,5 @@
 //! Layers built for a push without an archive: each is written once to a private temporary directory
-//! (removed when the run ends, or by the Ctrl-C deadline) and read back from there by the push.
+//! (removed when the run ends, or by a forced end of the run) and read back from there by the push.
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read, Write};
@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::blobs::{BlobSink, BlobSource};
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
-use crate::util::cancel::TempGuard;
+use crate::util::cancel::{CancelToken, TempGuard};
 use crate::util::fsutil::{self, WatchedWriter};
 
 /// A temporary store of built layers.
@@ -20,11 +20,12 @@ pub struct Spool {
 }
 
 impl Spool {
-    /// A new, empty spool in the system's temporary directory.
-    pub fn new() -> Result<Spool> {
+    /// A new, empty spool in the system's temporary directory, a temporary of the run `cancel`
+    /// cancels.
+    pub fn new(cancel: &CancelToken) -> Result<Spool> {
         let dir = crate::util::outputs::temp_dir("zeroimage-")
             .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
-        let guard = TempGuard::new(dir.path());
+        let guard = cancel.temporary(dir.path());
         Ok(Spool {
             dir,
             _guard: guard,

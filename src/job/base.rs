@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::assemble::compose::Base;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
@@ -76,16 +77,12 @@ pub struct BaseImage<'l> {
 impl<'l> BaseImage<'l> {
     /// Resolves `base`: a registry image's tag is resolved to a digest and its manifests read (blobs
     /// come later, through the cache, when they are needed); an archive or layout directory is indexed.
-    pub fn open(
-        base: &BaseRef,
-        pull: &PullOptions,
-        listener: &'l dyn Listener,
-    ) -> Result<BaseImage<'l>> {
+    pub fn open(base: &BaseRef, pull: &PullOptions, cx: &Context<'l>) -> Result<BaseImage<'l>> {
         match base {
-            BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), listener),
+            BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), cx),
             BaseRef::Registry(reference) => {
-                let (source, top) = RegistrySource::resolve(reference, pull, listener)?;
-                let image = Self::read(reference.full(), Box::new(source), &top, listener)?;
+                let (source, top) = RegistrySource::resolve(reference, pull, cx)?;
+                let image = Self::read(reference.full(), Box::new(source), &top, cx.listener())?;
                 Ok(BaseImage {
                     image: image.held_by(reference.domain(), reference.path()),
                     local: None,
@@ -95,12 +92,8 @@ impl<'l> BaseImage<'l> {
     }
 
     /// Opens an archive or layout directory base.
-    pub fn open_archive(
-        path: &Path,
-        tag: Option<&str>,
-        listener: &dyn Listener,
-    ) -> Result<BaseImage<'l>> {
-        let layout = Layout::open(path)?.ok_or_else(|| {
+    pub fn open_archive(path: &Path, tag: Option<&str>, cx: &Context) -> Result<BaseImage<'l>> {
+        let layout = Layout::open(path, cx.cancel())?.ok_or_else(|| {
             Error::input(
                 path,
                 "no such base image archive or OCI layout directory (--from-archive)",
@@ -112,7 +105,7 @@ impl<'l> BaseImage<'l> {
             None => path.display().to_string(),
         };
         Ok(BaseImage {
-            image: Self::read(name, Box::new(layout), &top, listener)?,
+            image: Self::read(name, Box::new(layout), &top, cx.listener())?,
             local: Some(path.to_owned()),
         })
     }

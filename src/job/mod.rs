@@ -23,11 +23,11 @@ use publish::{Load, Push};
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
 use crate::codec::compress::Choice;
+use crate::context::Context;
 use crate::error::Result;
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
-use crate::report::Listener;
 use crate::sbom::SbomFormats;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
@@ -112,10 +112,11 @@ impl JobOutcome {
 }
 
 impl Job {
-    /// Packages the inputs, writes the archive, pushes and loads the image; progress goes to
-    /// `listener`.
-    pub fn run(&self, listener: &dyn Listener) -> Result<JobOutcome> {
-        self.plan()?.execute(listener)
+    /// Packages the inputs, writes the archive, pushes and loads the image, in the run `cx`: progress
+    /// goes to its listener, its token cancels the run, and registries get the credentials of its
+    /// keychain.
+    pub fn run(&self, cx: &Context) -> Result<JobOutcome> {
+        self.plan()?.execute(cx)
     }
 
     /// Decides everything about the image before anything is written.

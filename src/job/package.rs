@@ -15,6 +15,7 @@ use crate::assemble::loader::{LOADER_FILES, check_dynamic};
 use crate::assemble::options::ImageOptions;
 use crate::assemble::rootfs::RootFs;
 use crate::codec::compress::Compression;
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::{BlobSink, BlobSource, Composite, Memory};
 use crate::image::reference::Reference;
@@ -31,6 +32,7 @@ use crate::registry::push::NotAttached;
 use crate::report::Listener;
 use crate::sbom::attach::{self, AttachOptions, AttachmentSummary, Program};
 use crate::sbom::{DocumentKind, ProgramFile};
+use crate::util::cancel::CancelToken;
 use crate::util::destination::Destination;
 use crate::util::outputs::Inputs;
 use crate::util::timestamp::Timestamp;
@@ -218,7 +220,8 @@ pub struct Packaged<'a> {
 impl Packaged<'_> {
     /// The image built, for a sink: read back from the archive written, else from the spool, the
     /// base's blobs and the configs; with the documents attached to it.
-    pub fn stored(&self) -> Result<Stored<'_>> {
+    /// `cancel` stops the indexing of the archive.
+    pub fn stored(&self, cancel: &CancelToken) -> Result<Stored<'_>> {
         let mut blobs = Composite::new();
         match &self.spool {
             Some(spool) => {
@@ -238,7 +241,7 @@ impl Packaged<'_> {
                     .archive
                     .as_deref()
                     .ok_or_else(|| Error::Invalid("nothing was built to read back".to_owned()))?;
-                let archive = ArchiveSource::open(path)?;
+                let archive = ArchiveSource::open(path, cancel)?;
                 let digests: Vec<Digest> = self
                     .tree
                     .blobs()
@@ -290,8 +293,9 @@ pub fn package<'a>(
     inputs: &[Input],
     options: &PackageOptions,
     base: Option<&'a BaseImage<'a>>,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<Packaged<'a>> {
+    let listener = cx.listener();
     let entrypoint = entrypoint_path(inputs, &options.config)?;
     let name = entrypoint
         .rsplit('/')
@@ -326,6 +330,7 @@ pub fn package<'a>(
                     &platform_base.layers,
                     &platform_base.config.rootfs.diff_ids,
                     &keep,
+                    cx.cancel(),
                 )?)
             }
             _ => None,
@@ -385,9 +390,9 @@ pub fn package<'a>(
                 let documents = attach::planned(&options.attach, &platforms);
                 check_outputs(path, &target, &inputs, &documents)?;
             }
-            Output::Archive(ImageArchive::create(path, options.created)?)
+            Output::Archive(ImageArchive::create(path, options.created, cx.cancel())?)
         }
-        None => Output::Spool(Spool::new()?),
+        None => Output::Spool(Spool::new(cx.cancel())?),
     };
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
     listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
@@ -400,10 +405,10 @@ pub fn package<'a>(
         let mut layers: Vec<(Layer, String)> = Vec::new();
         if let Some(essentials) = essentials {
             // The same essentials for every platform make the same layer, stored once.
-            let layer = write_layer(output.sink(), &essentials.spec, options, listener)?;
+            let layer = write_layer(output.sink(), &essentials.spec, options, cx)?;
             layers.push((layer, essentials.created_by.clone()));
         }
-        let layer = write_layer(output.sink(), layer_spec, options, listener)?;
+        let layer = write_layer(output.sink(), layer_spec, options, cx)?;
         let mut spec = match &c.base {
             Some(base) => ImageSpec::on_base(
                 c.platform.clone(),
@@ -455,7 +460,7 @@ pub fn package<'a>(
             let finished = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
             // The documents beside the archive and the archive itself appear together, or none.
             let (beside, summaries) = if to_file {
-                attach::stage_beside(&finished.summary().path, &attachments, listener)?
+                attach::stage_beside(&finished.summary().path, &attachments, cx)?
             } else {
                 (Vec::new(), attach::summarize(&attachments))
             };
@@ -674,17 +679,19 @@ fn write_layer(
     sink: &mut dyn BlobSink,
     spec: &LayerSpec,
     options: &PackageOptions,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<Layer> {
     let mut written = None;
     sink.put_streamed(&mut |out| {
-        let layer = spec.write(out, options.created, &options.compression)?.1;
+        let layer = spec
+            .write(out, options.created, &options.compression, cx.cancel())?
+            .1;
         let digest = layer.descriptor.digest.clone();
         written = Some(layer);
         Ok(digest)
     })?;
     let layer = written.ok_or_else(|| Error::Invalid("no layer was written".to_owned()))?;
-    listener.detail(&format!(
+    cx.listener().detail(&format!(
         "layer {} ({} bytes), diff_id {}",
         layer.descriptor.digest, layer.descriptor.size, layer.diff_id
     ));

@@ -14,6 +14,7 @@ use super::{JobOptions, JobOutcome};
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
 use crate::codec::compress::Compression;
+use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
 use crate::load::{LoadOptions, Runtime};
@@ -155,10 +156,15 @@ impl ImagePlan {
     }
 
     /// Packages the image, delivers its archive (through a staging file when it goes to a stream and
-    /// is read back), reports it, and hands it to every sink.
-    pub fn execute(&self, listener: &dyn Listener) -> Result<JobOutcome> {
+    /// is read back), reports it, and hands it to every sink; in the run `cx`.
+    pub fn execute(&self, cx: &Context) -> Result<JobOutcome> {
+        let listener = cx.listener();
         let sinks = self.sinks();
-        let staging = Staging::new(self.package.output.as_deref(), !sinks.is_empty())?;
+        let staging = Staging::new(
+            self.package.output.as_deref(),
+            !sinks.is_empty(),
+            cx.cancel(),
+        )?;
         let package_options = PackageOptions {
             output: staging.build_path(),
             ..self.package.clone()
@@ -166,16 +172,16 @@ impl ImagePlan {
         let base = self
             .base
             .as_ref()
-            .map(|base| BaseImage::open(base, &self.pull, listener))
+            .map(|base| BaseImage::open(base, &self.pull, cx))
             .transpose()?;
-        let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
-        staging.deliver(&mut packaged.summary)?;
+        let mut packaged = package(&self.inputs, &package_options, base.as_ref(), cx)?;
+        staging.deliver(&mut packaged.summary, cx.cancel())?;
         report_written(&packaged.summary, listener);
         let mut published = Vec::new();
         if !sinks.is_empty() {
-            let image = packaged.stored()?;
+            let image = packaged.stored(cx.cancel())?;
             for sink in sinks {
-                published.push(sink.publish(&image, packaged.tag(), listener)?);
+                published.push(sink.publish(&image, packaged.tag(), cx)?);
             }
         }
         let mut outcome = JobOutcome {

@@ -2,22 +2,17 @@
 //! a load into local runtimes. Each sink is a small adapter over its transport, which takes the
 //! image as a [`Stored`]; a new destination is one more implementation.
 
+use crate::context::Context;
 use crate::error::Result;
 use crate::image::Stored;
 use crate::image::reference::Reference;
 use crate::load::{self, LoadOptions, Loaded};
 use crate::registry::push::{self, PushOptions, PushOutcome};
-use crate::report::Listener;
 
 /// A destination for an image.
 pub trait Publish {
-    /// Delivers `image`, which is called `name`; says what became of it.
-    fn publish(
-        &self,
-        image: &Stored,
-        name: &Reference,
-        listener: &dyn Listener,
-    ) -> Result<Published>;
+    /// Delivers `image`, which is called `name`, in the run `cx`; says what became of it.
+    fn publish(&self, image: &Stored, name: &Reference, cx: &Context) -> Result<Published>;
 }
 
 /// What a sink did.
@@ -39,8 +34,8 @@ pub struct Push {
 }
 
 impl Publish for Push {
-    fn publish(&self, image: &Stored, _: &Reference, listener: &dyn Listener) -> Result<Published> {
-        push::push(image, &self.references, &self.options, listener).map(Published::Pushed)
+    fn publish(&self, image: &Stored, _: &Reference, cx: &Context) -> Result<Published> {
+        push::push(image, &self.references, &self.options, cx).map(Published::Pushed)
     }
 }
 
@@ -52,12 +47,7 @@ pub struct Load {
 }
 
 impl Publish for Load {
-    fn publish(
-        &self,
-        image: &Stored,
-        name: &Reference,
-        listener: &dyn Listener,
-    ) -> Result<Published> {
-        load::load(image, name, &self.options, listener).map(Published::Loaded)
+    fn publish(&self, image: &Stored, name: &Reference, cx: &Context) -> Result<Published> {
+        load::load(image, name, &self.options, cx).map(Published::Loaded)
     }
 }

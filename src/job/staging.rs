@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::job::package::PackageSummary;
 use crate::layout::archive::{deliver_to_stream, is_stream};
+use crate::util::cancel::{CancelToken, TempGuard};
 use crate::util::destination::is_standard_output;
 
 /// Refuses an archive on standard output when the caller prints its own result there
@@ -26,18 +27,23 @@ pub(crate) fn ensure_stdout_free(output: Option<&Path>, stdout_reserved: bool) -
 /// built in a temporary directory, copied to the stream, and pushed from there. (Without any output,
 /// nothing is staged: the layers are spooled.)
 pub(crate) struct Staging {
-    temp: Option<(tempfile::TempDir, crate::util::cancel::TempGuard)>,
+    temp: Option<(tempfile::TempDir, TempGuard)>,
     output: Option<PathBuf>,
 }
 
 impl Staging {
-    /// Staging for `output` (`None`: no archive is kept), pushed when `pushing`.
-    pub(crate) fn new(output: Option<&Path>, pushing: bool) -> Result<Staging> {
+    /// Staging for `output` (`None`: no archive is kept), pushed when `pushing`, in the run `cancel`
+    /// cancels (its temporary directory is removed by a forced end).
+    pub(crate) fn new(
+        output: Option<&Path>,
+        pushing: bool,
+        cancel: &CancelToken,
+    ) -> Result<Staging> {
         let needed = pushing && output.is_some_and(is_stream);
         let temp = if needed {
             let dir = crate::util::outputs::temp_dir("zeroimage-")
                 .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
-            let guard = crate::util::cancel::TempGuard::new(dir.path());
+            let guard = cancel.temporary(dir.path());
             Some((dir, guard))
         } else {
             None
@@ -57,9 +63,9 @@ impl Staging {
     }
 
     /// Copies a staged archive to its stream and makes `summary.path` the output as given.
-    pub(crate) fn deliver(&self, summary: &mut PackageSummary) -> Result<()> {
+    pub(crate) fn deliver(&self, summary: &mut PackageSummary, cancel: &CancelToken) -> Result<()> {
         if let (Some(_), Some(output), Some(staged)) = (&self.temp, &self.output, &summary.path) {
-            if !deliver_to_stream(staged, output)? {
+            if !deliver_to_stream(staged, output, cancel)? {
                 return Err(Error::input(
                     output,
                     "changed while the archive was built; run again",

@@ -14,6 +14,7 @@ use crate::image::blobs::{BlobSink, BlobSource};
 use crate::image::reference::Reference;
 use crate::oci::Digest;
 use crate::tar::write::{self as tar_write, BLOCK};
+use crate::util::cancel::CancelToken;
 use crate::util::destination::{Destination, parent_dir};
 use crate::util::fsutil::WatchedWriter;
 use crate::util::outputs::{Staged, put_in_place};
@@ -30,7 +31,7 @@ pub struct ImageArchive {
     layout: LayoutWriter<BufWriter<File>>,
     /// The temporary file `layout` writes, removed when dropped.
     temp: TempPath,
-    /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
+    /// Removes the temporary file if the run is ended by force (and holds the run's cancel token).
     guard: crate::util::cancel::TempGuard,
     /// How a write error names the file: the destination, or the temporary archive of a stream.
     shown: (&'static str, PathBuf),
@@ -61,7 +62,8 @@ pub struct ArchiveSummary {
 impl ImageArchive {
     /// Starts an archive that will end up at `dest` (see [`Destination::resolve`]: links are followed,
     /// devices, FIFOs and `-` are written through, other special files refused). Entries get `mtime`.
-    pub fn create(dest: &Path, mtime: Timestamp) -> Result<ImageArchive> {
+    /// Copies stop when `cancel` is cancelled, and a forced end of its run removes the temporary file.
+    pub fn create(dest: &Path, mtime: Timestamp, cancel: &CancelToken) -> Result<ImageArchive> {
         let destination = Destination::resolve(dest)?;
         let (file, temp) = match &destination {
             Destination::File(path) => temp_beside(path)?,
@@ -82,10 +84,10 @@ impl ImageArchive {
             Destination::Stream(_) => ("writing the temporary archive", temp.to_path_buf()),
         };
         let shown_error = Error::io(shown.0, shown.1.clone());
-        let layout = LayoutWriter::new(BufWriter::with_capacity(256 * 1024, file), mtime)
+        let layout = LayoutWriter::new(BufWriter::with_capacity(256 * 1024, file), mtime, cancel)
             .map_err(|e| failed(e, shown_error))?;
         Ok(ImageArchive {
-            guard: crate::util::cancel::TempGuard::new(&temp),
+            guard: cancel.temporary(&temp),
             layout,
             temp,
             shown,
@@ -219,18 +221,19 @@ impl FinishedArchive {
     /// has nothing beside it).
     pub(crate) fn put_in_place(self, beside: Vec<Staged>) -> Result<ArchiveSummary> {
         let summary = self.summary();
+        let cancel = self._guard.cancel().clone();
         match self.destination {
             Destination::File(path) => {
                 let mut staged = beside;
-                staged.push(Staged::new(self.temp, path));
-                put_in_place(staged)?;
+                staged.push(Staged::new(self.temp, path, &cancel));
+                put_in_place(staged, &cancel)?;
             }
             Destination::Stream(stream) => {
-                crate::util::cancel::check()?;
+                cancel.check()?;
                 let mut file = self.file;
                 file.seek(SeekFrom::Start(0))
                     .map_err(Error::io("reading", self.temp.to_path_buf()))?;
-                stream.copy_from(&mut file)?;
+                stream.copy_from(&mut file, &cancel)?;
             }
         }
         Ok(summary)
@@ -274,13 +277,13 @@ fn temp_file_in(name: &std::ffi::OsStr, dir: &Path) -> std::io::Result<(File, Te
 }
 
 /// Copies a finished archive at `archive` to `output` when `output` is a stream (`-`, a device, a
-/// FIFO); returns false, doing nothing, when it is not.
-pub fn deliver_to_stream(archive: &Path, output: &Path) -> Result<bool> {
+/// FIFO); returns false, doing nothing, when it is not. `cancel` ends a wait for a FIFO's reader.
+pub fn deliver_to_stream(archive: &Path, output: &Path, cancel: &CancelToken) -> Result<bool> {
     let Destination::Stream(stream) = Destination::resolve(output)? else {
         return Ok(false);
     };
     let mut file = std::fs::File::open(archive).map_err(Error::io("reading", archive))?;
-    stream.copy_from(&mut file)?;
+    stream.copy_from(&mut file, cancel)?;
     Ok(true)
 }
 

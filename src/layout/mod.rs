@@ -14,6 +14,7 @@ use crate::image::Stored;
 use crate::image::blobs::BlobSource;
 use crate::image::referrers::Attachments;
 use crate::oci::{Descriptor, Index};
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 use dir::LayoutSource;
 use read::{ArchiveSource, ArchivedImage};
@@ -29,8 +30,9 @@ pub enum Layout {
 
 impl Layout {
     /// Opens `path`: a directory is an OCI layout, a file an archive. A missing path is `Ok(None)`,
-    /// so that each caller names what it expected there.
-    pub fn open(path: &Path) -> Result<Option<Layout>> {
+    /// so that each caller names what it expected there. Indexing an archive stops when `cancel` is
+    /// cancelled.
+    pub fn open(path: &Path, cancel: &CancelToken) -> Result<Option<Layout>> {
         let meta = match std::fs::metadata(path) {
             Ok(meta) => meta,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -39,7 +41,7 @@ impl Layout {
         Ok(Some(if meta.is_dir() {
             Layout::Dir(LayoutSource::open(path)?)
         } else {
-            Layout::Archive(Box::new(ArchiveSource::open(path)?))
+            Layout::Archive(Box::new(ArchiveSource::open(path, cancel)?))
         }))
     }
 
@@ -77,9 +79,9 @@ impl BlobSource for Layout {
 }
 
 /// The image in the archive or layout directory at `path` (the one it holds, or the one named
-/// `tag`), with the documents attached to it there.
-pub fn open(path: &Path, tag: Option<&str>) -> Result<Stored<'static>> {
-    let layout = Layout::open(path)?
+/// `tag`), with the documents attached to it there; `cancel` stops the indexing of an archive.
+pub fn open(path: &Path, tag: Option<&str>, cancel: &CancelToken) -> Result<Stored<'static>> {
+    let layout = Layout::open(path, cancel)?
         .ok_or_else(|| Error::input(path, "no such image archive or OCI layout directory"))?;
     let top = layout.select(tag)?.descriptor.clone();
     if !(top.media_type.is_index() || top.media_type.is_manifest()) {

@@ -17,6 +17,7 @@ use crate::oci::{
     DockerManifestEntry, Document, Extra, ImageConfig, Index, Manifest, MediaType, VerifyingReader,
 };
 use crate::tar::read::{TarSource, Walker};
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 /// Largest `index.json` or `manifest.json` we read.
@@ -74,24 +75,29 @@ pub struct ArchiveSource {
 }
 
 impl ArchiveSource {
-    /// Indexes the archive at `path`, which must be a regular file.
-    pub fn open(path: &Path) -> Result<ArchiveSource> {
+    /// Indexes the archive at `path`, which must be a regular file; stops when `cancel` is cancelled.
+    pub fn open(path: &Path, cancel: &CancelToken) -> Result<ArchiveSource> {
         let file = crate::util::fsutil::open_regular(path, "an image archive")?;
-        let entries = index_entries(path, file)?;
-        Self::from_entries(path, Backing::File, entries)
+        let entries = index_entries(path, file, cancel)?;
+        Self::from_entries(path, Backing::File, entries, cancel)
     }
 
     /// An archive held in memory, named `name` in messages.
-    pub fn from_bytes(name: &Path, bytes: impl Into<Arc<[u8]>>) -> Result<ArchiveSource> {
+    pub fn from_bytes(
+        name: &Path,
+        bytes: impl Into<Arc<[u8]>>,
+        cancel: &CancelToken,
+    ) -> Result<ArchiveSource> {
         let bytes = bytes.into();
-        let entries = index_entries(name, io::Cursor::new(bytes.clone()))?;
-        Self::from_entries(name, Backing::Memory(bytes), entries)
+        let entries = index_entries(name, io::Cursor::new(bytes.clone()), cancel)?;
+        Self::from_entries(name, Backing::Memory(bytes), entries, cancel)
     }
 
     fn from_entries(
         path: &Path,
         backing: Backing,
         entries: BTreeMap<String, (u64, u64)>,
+        cancel: &CancelToken,
     ) -> Result<ArchiveSource> {
         let mut source = ArchiveSource {
             path: path.to_owned(),
@@ -113,7 +119,7 @@ impl ArchiveSource {
             source.read_oci_index(&entries)?;
             source.read_referrers(&entries)?;
         } else if entries.contains_key("manifest.json") {
-            source.read_docker_manifest(&entries)?;
+            source.read_docker_manifest(&entries, cancel)?;
         } else {
             return Err(Error::input(
                 path,
@@ -215,7 +221,11 @@ impl ArchiveSource {
 
     /// Turns each entry of Docker's `manifest.json` into an OCI manifest over the same config and layer
     /// bytes: layer digests are computed by reading the layers once.
-    fn read_docker_manifest(&mut self, entries: &BTreeMap<String, (u64, u64)>) -> Result<()> {
+    fn read_docker_manifest(
+        &mut self,
+        entries: &BTreeMap<String, (u64, u64)>,
+        cancel: &CancelToken,
+    ) -> Result<()> {
         let bytes = self.read_range(entries["manifest.json"], MAX_TOP_DOCUMENT, "manifest.json")?;
         let listed: Vec<DockerManifestEntry> = serde_json::from_slice(&bytes).map_err(|e| {
             self.bad(format!(
@@ -246,7 +256,7 @@ impl ArchiveSource {
         };
         let mut images = Vec::new();
         for entry in &listed {
-            crate::util::cancel::check()?;
+            cancel.check()?;
             let config_range = locate(&entry.config)?;
             let config_bytes = self.read_range(
                 config_range,
@@ -265,7 +275,7 @@ impl ArchiveSource {
             let mut layers = Vec::new();
             for layer in &entry.layers {
                 let range = locate(layer)?;
-                let (digest, compression) = self.hash_range(range)?;
+                let (digest, compression) = self.hash_range(range, cancel)?;
                 self.blobs.insert(digest.clone(), range);
                 layers.push(Descriptor::new(
                     MediaType::OciLayer(compression),
@@ -303,14 +313,18 @@ impl ArchiveSource {
     }
 
     /// The sha256 of an entry's bytes, and its compression (from its first bytes).
-    fn hash_range(&self, (offset, size): (u64, u64)) -> Result<(Digest, Compression)> {
+    fn hash_range(
+        &self,
+        (offset, size): (u64, u64),
+        cancel: &CancelToken,
+    ) -> Result<(Digest, Compression)> {
         let mut reader = self.range_reader(offset, size)?;
         let mut hasher = sha2::Sha256::default();
         let mut buf = vec![0u8; 256 << 10];
         let mut first = Vec::new();
         let mut total = 0u64;
         loop {
-            crate::util::cancel::check()?;
+            cancel.check()?;
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -451,7 +465,11 @@ fn name_matches(name: &str, wanted: &str) -> bool {
 }
 
 /// Every regular entry of the archive, by name (a leading `./` removed), with where its data is.
-fn index_entries(path: &Path, file: impl TarSource) -> Result<BTreeMap<String, (u64, u64)>> {
+fn index_entries(
+    path: &Path,
+    file: impl TarSource,
+    cancel: &CancelToken,
+) -> Result<BTreeMap<String, (u64, u64)>> {
     let bad = |e: io::Error| {
         Error::input(
             path,
@@ -465,7 +483,7 @@ fn index_entries(path: &Path, file: impl TarSource) -> Result<BTreeMap<String, (
     let mut entries = BTreeMap::new();
     let mut name_bytes = 0usize;
     while let Some(entry) = walker.next_entry().map_err(bad)? {
-        crate::util::cancel::check()?;
+        cancel.check()?;
         if !entry.kind.is_file() {
             continue;
         }

@@ -18,6 +18,7 @@ use crate::oci::{
     DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
 };
 use crate::tar::write::{self as tar_write, Entry, Header};
+use crate::util::cancel::CancelToken;
 use crate::util::timestamp::Timestamp;
 
 /// Blobs are copied in pieces of this size.
@@ -56,16 +57,23 @@ pub(crate) struct LayoutWriter<W> {
     blobs: BTreeSet<Digest>,
     /// `referrers.json`, when documents are attached.
     referrers: Option<Vec<u8>>,
+    /// Stops a blob copy at its next chunk.
+    cancel: CancelToken,
 }
 
 impl<W: Write> LayoutWriter<W> {
     /// Starts the layout in `out`: its `blobs` and `blobs/sha256` directories. Entries get `mtime`.
-    pub fn new(out: W, mtime: Timestamp) -> std::result::Result<LayoutWriter<W>, Failure> {
+    pub fn new(
+        out: W,
+        mtime: Timestamp,
+        cancel: &CancelToken,
+    ) -> std::result::Result<LayoutWriter<W>, Failure> {
         let mut layout = LayoutWriter {
             out,
             mtime: mtime.unix_seconds(),
             blobs: BTreeSet::new(),
             referrers: None,
+            cancel: cancel.clone(),
         };
         for dir in ["blobs", "blobs/sha256"] {
             let header = header(&Entry::dir(dir, layout.mtime))?;
@@ -115,7 +123,7 @@ impl<W: Write> LayoutWriter<W> {
         let mut buf = vec![0u8; COPY_SIZE];
         let mut copied = 0u64;
         loop {
-            crate::util::cancel::check().map_err(Failure::Source)?;
+            self.cancel.check().map_err(Failure::Source)?;
             let n = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -271,7 +279,7 @@ mod tests {
         ] {
             assert!(name.len() <= 100, "{name}");
         }
-        let layout = LayoutWriter::new(Vec::new(), Timestamp::EPOCH).unwrap();
+        let layout = LayoutWriter::new(Vec::new(), Timestamp::EPOCH, &CancelToken::new()).unwrap();
         let header = layout.blob_header(&Digest::of(b""), 0).unwrap();
         assert_eq!(header.as_bytes().len(), tar_write::BLOCK);
         let header = ::tar::Header::from_byte_slice(header.as_bytes());

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::stream::Failure;
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 use crate::util::child::Process;
 use crate::util::sanitize;
 
@@ -67,10 +68,11 @@ pub(crate) fn installed(program: &str, install: &str) -> Result<()> {
     }
 }
 
-/// Spawns `cmd`; `program` names it in the error when it is not installed (with `install`, the fix).
-fn spawn(cmd: &mut Command, program: &str, install: &str) -> Result<Process> {
+/// Spawns `cmd` in the run `cancel` cancels; `program` names it in the error when it is not installed
+/// (with `install`, the fix).
+fn spawn(cmd: &mut Command, program: &str, install: &str, cancel: &CancelToken) -> Result<Process> {
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    crate::util::child::spawn(cmd).map_err(|e| match e.kind() {
+    crate::util::child::spawn(cmd, cancel).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => Error::Invalid(format!(
             "{program} is not installed (not found on PATH); {install}"
         )),
@@ -98,15 +100,15 @@ fn collect(stream: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String>
     receiver
 }
 
-/// Waits for the child, stopping it with everything it started on Ctrl-C.
-fn wait(process: &mut Process, program: &str) -> Result<bool> {
+/// Waits for the child, stopping it with everything it started when `cancel` is cancelled.
+fn wait(process: &mut Process, program: &str, cancel: &CancelToken) -> Result<bool> {
     loop {
         match process.try_wait() {
             Ok(Some(status)) => return Ok(status.success()),
             Ok(None) => {}
             Err(e) => return Err(Error::Invalid(format!("waiting for {program}: {e}"))),
         }
-        if crate::util::cancel::is_requested() {
+        if cancel.is_cancelled() {
             process.stop();
             return Err(Error::Interrupted);
         }
@@ -114,13 +116,18 @@ fn wait(process: &mut Process, program: &str) -> Result<bool> {
     }
 }
 
-/// Runs `cmd` to the end, nothing on its standard input.
-pub(crate) fn run(cmd: &mut Command, program: &str, install: &str) -> Result<Finished> {
+/// Runs `cmd` to the end, nothing on its standard input; `cancel` stops it.
+pub(crate) fn run(
+    cmd: &mut Command,
+    program: &str,
+    install: &str,
+    cancel: &CancelToken,
+) -> Result<Finished> {
     cmd.stdin(Stdio::null());
-    let mut process = spawn(cmd, program, install)?;
+    let mut process = spawn(cmd, program, install, cancel)?;
     let stdout = collect(process.child().stdout.take());
     let stderr = collect(process.child().stderr.take());
-    let success = wait(&mut process, program)?;
+    let success = wait(&mut process, program, cancel)?;
     Ok(Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),
@@ -129,15 +136,17 @@ pub(crate) fn run(cmd: &mut Command, program: &str, install: &str) -> Result<Fin
 }
 
 /// Runs `cmd` with `feed` writing its standard input. When the program stops reading early, its
-/// own message (on stderr) is what the caller reports; a blob that cannot be read stops the program.
+/// own message (on stderr) is what the caller reports; a blob that cannot be read stops the program,
+/// and so does `cancel`.
 pub(crate) fn run_fed(
     cmd: &mut Command,
     program: &str,
     install: &str,
+    cancel: &CancelToken,
     feed: impl FnOnce(&mut dyn Write) -> std::result::Result<(), Failure>,
 ) -> Result<Finished> {
     cmd.stdin(Stdio::piped());
-    let mut process = spawn(cmd, program, install)?;
+    let mut process = spawn(cmd, program, install, cancel)?;
     let stdout = collect(process.child().stdout.take());
     let stderr = collect(process.child().stderr.take());
     let fed = match process.child().stdin.take() {
@@ -154,7 +163,7 @@ pub(crate) fn run_fed(
         process.stop();
         return Err(error);
     }
-    let success = wait(&mut process, program)?;
+    let success = wait(&mut process, program, cancel)?;
     let finished = Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),

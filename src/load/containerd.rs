@@ -9,10 +9,10 @@ use std::process::Command;
 
 use super::stream::write_image;
 use super::{Selection, command, socket_error};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::report::Listener;
 
 const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
 const INSTALL: &str = "install containerd's client `ctr` (Debian and Ubuntu: `apt-get install \
@@ -68,8 +68,9 @@ pub(super) fn load(
     blobs: &dyn BlobSource,
     name: &Reference,
     namespace_option: Option<&str>,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<(String, String)> {
+    let listener = cx.listener();
     preflight()?;
     let (socket, _) = address();
     let namespace = namespace(namespace_option);
@@ -88,8 +89,8 @@ pub(super) fn load(
         cmd.args(["--platform", &platform.to_string()]);
     }
     cmd.arg("-");
-    let finished = command::run_fed(&mut cmd, "ctr", INSTALL, |w| {
-        write_image(w, &selection.tree, blobs, Some(name))
+    let finished = command::run_fed(&mut cmd, "ctr", INSTALL, cx.cancel(), |w| {
+        write_image(w, &selection.tree, blobs, Some(name), cx.cancel())
     })?;
     let full = name.full();
     if !finished.success {

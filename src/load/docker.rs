@@ -11,11 +11,12 @@ use std::time::Duration;
 
 use super::stream::{Failure, write_image};
 use super::{Selection, command, http, socket_error};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::oci::Compression;
-use crate::report::Listener;
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -105,16 +106,17 @@ pub(super) fn load(
     selection: &Selection,
     blobs: &dyn BlobSource,
     name: &Reference,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<(String, String)> {
+    let listener = cx.listener();
     match endpoint() {
         Endpoint::Socket { path, origin } => {
             listener.detail(&format!("docker's Engine API at {}", path.display()));
-            load_with_api(&path, origin, selection, blobs, name)
+            load_with_api(&path, origin, selection, blobs, name, cx.cancel())
         }
         Endpoint::Cli(why) => {
             listener.detail(&format!("{why}: loading with `docker load`"));
-            load_with_cli(selection, blobs, name)
+            load_with_cli(selection, blobs, name, cx.cancel())
         }
     }
 }
@@ -206,6 +208,7 @@ fn load_with_api(
     selection: &Selection,
     blobs: &dyn BlobSource,
     name: &Reference,
+    cancel: &CancelToken,
 ) -> Result<(String, String)> {
     let (status, version) = get(path, origin, "/version")?;
     if status != 200 {
@@ -231,7 +234,7 @@ fn load_with_api(
     .map_err(Failure::Write)
     .and_then(|()| {
         let mut body = http::ChunkedWriter::new(writer);
-        write_image(&mut body, &selection.tree, blobs, Some(name))?;
+        write_image(&mut body, &selection.tree, blobs, Some(name), cancel)?;
         body.finish().map(drop).map_err(Failure::Write)
     });
     if let Err(Failure::Source(error)) = sent {
@@ -311,10 +314,15 @@ fn load_with_cli(
     selection: &Selection,
     blobs: &dyn BlobSource,
     name: &Reference,
+    cancel: &CancelToken,
 ) -> Result<(String, String)> {
-    let finished = command::run_fed(Command::new("docker").arg("load"), "docker", INSTALL, |w| {
-        write_image(w, &selection.tree, blobs, Some(name))
-    })?;
+    let finished = command::run_fed(
+        Command::new("docker").arg("load"),
+        "docker",
+        INSTALL,
+        cancel,
+        |w| write_image(w, &selection.tree, blobs, Some(name), cancel),
+    )?;
     if !finished.success {
         return Err(Error::Invalid(format!(
             "`docker load` of {} failed: {}",
@@ -327,6 +335,7 @@ fn load_with_cli(
         Command::new("docker").args(["image", "inspect", "--format", "{{.Id}}", &shown]),
         "docker",
         INSTALL,
+        cancel,
     )?;
     if !inspect.success {
         return Err(Error::Invalid(format!(

@@ -17,11 +17,11 @@ use std::str::FromStr;
 
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::image::{ImageTree, Stored};
 use crate::oci::platform::Platform;
-use crate::report::Listener;
 
 /// A local container runtime to load images into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -198,8 +198,9 @@ pub fn load(
     image: &Stored,
     name: &Reference,
     options: &LoadOptions,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<Vec<Loaded>> {
+    let listener = cx.listener();
     let (tree, blobs) = (&image.tree, image.blobs.as_ref());
     let mut loaded = Vec::new();
     for &runtime in &options.runtimes {
@@ -213,14 +214,14 @@ pub fn load(
             ),
         );
         let (shown, id) = match runtime {
-            Runtime::Docker => docker::load(&selection, blobs, name, listener)?,
-            Runtime::Podman => podman::load(&selection, blobs, name, listener)?,
+            Runtime::Docker => docker::load(&selection, blobs, name, cx)?,
+            Runtime::Podman => podman::load(&selection, blobs, name, cx)?,
             Runtime::Containerd => containerd::load(
                 &selection,
                 blobs,
                 name,
                 options.containerd_namespace.as_deref(),
-                listener,
+                cx,
             )?,
         };
         listener.status("Loaded", &format!("{shown} into {runtime} (image {id})"));

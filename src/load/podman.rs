@@ -7,11 +7,12 @@ use std::process::Command;
 
 use super::stream::{self, write_image};
 use super::{Selection, command};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::ImageTree;
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::report::Listener;
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 const INSTALL: &str = "install podman (Debian and Ubuntu: `apt-get install podman`)";
@@ -20,8 +21,8 @@ pub(super) fn preflight() -> Result<()> {
     command::installed("podman", INSTALL)
 }
 
-fn podman(args: &[&str], what: &str) -> Result<String> {
-    let finished = command::run(Command::new("podman").args(args), "podman", INSTALL)?;
+fn podman(args: &[&str], what: &str, cancel: &CancelToken) -> Result<String> {
+    let finished = command::run(Command::new("podman").args(args), "podman", INSTALL, cancel)?;
     if !finished.success {
         return Err(Error::Invalid(format!(
             "`podman {what}` failed: {}",
@@ -32,10 +33,19 @@ fn podman(args: &[&str], what: &str) -> Result<String> {
 }
 
 /// Loads `tree` (one platform) and returns what podman calls it: the name, or `sha256:ID` unnamed.
-fn load_one(tree: &ImageTree, blobs: &dyn BlobSource, name: Option<&Reference>) -> Result<String> {
-    let finished = command::run_fed(Command::new("podman").arg("load"), "podman", INSTALL, |w| {
-        write_image(w, tree, blobs, name)
-    })?;
+fn load_one(
+    tree: &ImageTree,
+    blobs: &dyn BlobSource,
+    name: Option<&Reference>,
+    cancel: &CancelToken,
+) -> Result<String> {
+    let finished = command::run_fed(
+        Command::new("podman").arg("load"),
+        "podman",
+        INSTALL,
+        cancel,
+        |w| write_image(w, tree, blobs, name, cancel),
+    )?;
     if !finished.success {
         return Err(Error::Invalid(format!(
             "`podman load` failed: {}",
@@ -59,10 +69,11 @@ fn load_one(tree: &ImageTree, blobs: &dyn BlobSource, name: Option<&Reference>) 
     })
 }
 
-fn image_id(reference: &str) -> Result<String> {
+fn image_id(reference: &str, cancel: &CancelToken) -> Result<String> {
     let id = podman(
         &["image", "inspect", "--format", "{{.Id}}", reference],
         "image inspect",
+        cancel,
     )?;
     Ok(sanitize::outside(id.trim(), 200))
 }
@@ -72,23 +83,24 @@ pub(super) fn load(
     selection: &Selection,
     blobs: &dyn BlobSource,
     name: &Reference,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<(String, String)> {
+    let cancel = cx.cancel();
     if !selection.all {
-        let loaded = load_one(&selection.tree, blobs, Some(name))?;
-        let id = image_id(&loaded)?;
+        let loaded = load_one(&selection.tree, blobs, Some(name), cancel)?;
+        let id = image_id(&loaded, cancel)?;
         return Ok((loaded, id));
     }
     // Every platform's image, unnamed, then a manifest list under the name pointing at them.
     let mut ids = Vec::new();
     for index in 0..selection.tree.manifests.len() {
         let one = stream::single(&selection.tree, index);
-        let loaded = load_one(&one, blobs, None)?;
-        listener.detail(&format!(
+        let loaded = load_one(&one, blobs, None, cancel)?;
+        cx.listener().detail(&format!(
             "podman loaded the {} image as {loaded}",
             stream::describe_platforms(&one)
         ));
-        ids.push(image_id(&loaded)?);
+        ids.push(image_id(&loaded, cancel)?);
     }
     let full = name.full();
     // The name moves to the new list; an image it named before stays, unnamed (as a load does).
@@ -96,8 +108,9 @@ pub(super) fn load(
         Command::new("podman").args(["untag", &full]),
         "podman",
         INSTALL,
+        cancel,
     );
-    let list = podman(&["manifest", "create", &full], "manifest create")?;
+    let list = podman(&["manifest", "create", &full], "manifest create", cancel)?;
     for id in &ids {
         podman(
             &[
@@ -107,6 +120,7 @@ pub(super) fn load(
                 &format!("containers-storage:{id}"),
             ],
             "manifest add",
+            cancel,
         )?;
     }
     Ok((full, sanitize::outside(list.trim(), 200)))

@@ -9,6 +9,7 @@ use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::layout::write::{LayoutWriter, Naming};
 use crate::oci::platform::Platform;
+use crate::util::cancel::CancelToken;
 use crate::util::timestamp::Timestamp;
 
 pub(crate) use crate::layout::write::Failure;
@@ -23,13 +24,14 @@ pub(crate) fn write_image(
     tree: &ImageTree,
     blobs: &dyn BlobSource,
     name: Option<&Reference>,
+    cancel: &CancelToken,
 ) -> std::result::Result<(), Failure> {
     let naming = Naming {
         name,
         docker_image: 0,
         reader_knows_zstd: true,
     };
-    LayoutWriter::new(out, Timestamp::EPOCH)?.finish(tree, blobs, naming)?;
+    LayoutWriter::new(out, Timestamp::EPOCH, cancel)?.finish(tree, blobs, naming)?;
     Ok(())
 }
 

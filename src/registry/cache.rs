@@ -20,10 +20,11 @@ use std::time::{Duration, SystemTime};
 
 use rustix::fs::FlockOperation;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, VerifyingReader};
 use crate::report::Listener;
-use crate::util::cancel::TempGuard;
+use crate::util::cancel::{CancelToken, TempGuard};
 
 /// Prefix of the temporary files blobs are written to.
 const PARTIAL_PREFIX: &str = ".partial.";
@@ -74,14 +75,15 @@ fn dir_from(
 #[derive(Debug)]
 pub struct BlobCache {
     dir: PathBuf,
-    /// The private directory of [`CacheMode::Private`], removed on drop (its guard first, so the Ctrl-C
-    /// deadline removes it even while a download blocks).
+    /// The private directory of [`CacheMode::Private`], removed on drop (its guard first, so a forced
+    /// end of the run that opened it removes it even while a download blocks).
     _private: Option<(TempGuard, tempfile::TempDir)>,
 }
 
 impl BlobCache {
-    /// Opens (creating it if needed) the cache `mode` names.
-    pub fn open(mode: &CacheMode) -> Result<BlobCache> {
+    /// Opens (creating it if needed) the cache `mode` names; a private one is a temporary directory of
+    /// the run `cancel` cancels.
+    pub fn open(mode: &CacheMode, cancel: &CancelToken) -> Result<BlobCache> {
         match mode {
             CacheMode::User => {
                 let dir = default_dir().ok_or_else(|| {
@@ -97,7 +99,7 @@ impl BlobCache {
             CacheMode::Private => {
                 let temp = crate::util::outputs::temp_dir("zeroimage-cache-")
                     .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
-                let guard = TempGuard::new(temp.path());
+                let guard = cancel.temporary(temp.path());
                 let mut cache = BlobCache::at(temp.path())?;
                 cache._private = Some((guard, temp));
                 Ok(cache)
@@ -197,12 +199,13 @@ impl BlobCache {
 
     /// The cached blob `descriptor` names, checked against its digest before it is handed out (and
     /// again as it is read). A corrupt or unusable entry is removed, with a warning, and counts as a
-    /// miss: `None`.
+    /// miss: `None`. Warnings go to the listener of `cx`, and its cancel token interrupts the check.
     pub fn get(
         &self,
         descriptor: &Descriptor,
-        listener: &dyn Listener,
+        cx: &Context,
     ) -> Result<Option<Box<dyn Read + Send>>> {
+        let listener = cx.listener();
         // Only inside our own directories: never through a link to a file named like the digest
         // elsewhere (it would be read, or removed as corrupt).
         if self
@@ -219,7 +222,7 @@ impl BlobCache {
         let mut buf = vec![0u8; 256 << 10];
         let mut len = 0u64;
         loop {
-            crate::util::cancel::check()?;
+            cx.cancel().check()?;
             let n = match file.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -321,17 +324,19 @@ impl BlobCache {
     /// then returns a reader over the stored copy. The bytes go to a temporary file beside the entry,
     /// renamed into place only when their digest matched: a failed or corrupt transfer leaves nothing.
     /// A read error of `content` is reported by `on_read_error` (the caller knows what the stream is).
+    /// `cancel` interrupts the transfer, and a forced end of its run removes the temporary file.
     pub fn put(
         &self,
         descriptor: &Descriptor,
         content: &mut dyn Read,
         on_read_error: &dyn Fn(io::Error) -> Error,
+        cancel: &CancelToken,
     ) -> Result<Box<dyn Read + Send>> {
         let dir = self.algorithm_dir(&descriptor.digest)?;
         let (mut file, temp) =
             crate::util::outputs::temp_file(&dir, std::ffi::OsStr::new("partial"), "", 0o644)
                 .map_err(Error::io("creating a temporary file in", &dir))?;
-        let _guard = TempGuard::new(&temp);
+        let _guard = cancel.temporary(&temp);
         // Held until the file is closed: it tells another run's pruning that the writer is alive. A
         // file system without locks only means the file is never pruned.
         let _ = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
@@ -339,7 +344,7 @@ impl BlobCache {
             VerifyingReader::new(content, descriptor.digest.clone(), descriptor.size);
         let mut buf = vec![0u8; 256 << 10];
         loop {
-            crate::util::cancel::check()?;
+            cancel.check()?;
             let n = match verified.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => n,
@@ -442,13 +447,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"layer bytes");
-        assert!(cache.get(&d, &Silent).unwrap().is_none());
+        assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
         let stored = cache
-            .put(&d, &mut &b"layer bytes"[..], &no_read_error)
+            .put(
+                &d,
+                &mut &b"layer bytes"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(read_all(stored), b"layer bytes");
         assert_eq!(
-            read_all(cache.get(&d, &Silent).unwrap().unwrap()),
+            read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()),
             b"layer bytes"
         );
         let names: Vec<_> = fs::read_dir(dir.path().join("blobs/sha256"))
@@ -464,7 +474,12 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"the real bytes");
         let err = cache
-            .put(&d, &mut &b"other bytes!!!"[..], &no_read_error)
+            .put(
+                &d,
+                &mut &b"other bytes!!!"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .err()
             .unwrap();
         assert!(err.to_string().contains("corrupt"), "{err}");
@@ -484,10 +499,15 @@ mod tests {
         let cache = BlobCache::at(dir.path()).unwrap();
         let d = descriptor(b"good content");
         cache
-            .put(&d, &mut &b"good content"[..], &no_read_error)
+            .put(
+                &d,
+                &mut &b"good content"[..],
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         fs::write(cache.path_of(&d.digest), b"evil content").unwrap();
-        assert!(cache.get(&d, &Silent).unwrap().is_none());
+        assert!(cache.get(&d, &Context::new(&Silent)).unwrap().is_none());
         assert!(!cache.path_of(&d.digest).exists());
     }
 
@@ -501,7 +521,7 @@ mod tests {
         fs::create_dir_all(cache.path_of(&d.digest).parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&outside, cache.path_of(&d.digest)).unwrap();
         assert!(
-            cache.get(&d, &Silent).unwrap().is_none(),
+            cache.get(&d, &Context::new(&Silent)).unwrap().is_none(),
             "a link is a miss"
         );
         assert!(fs::symlink_metadata(cache.path_of(&d.digest)).is_err());
@@ -541,7 +561,7 @@ mod tests {
             std::os::unix::fs::symlink(&target, &link).unwrap();
             for d in [&corrupt, &matching] {
                 let err = cache
-                    .get(d, &Silent)
+                    .get(d, &Context::new(&Silent))
                     .err()
                     .expect("a linked directory is refused");
                 assert!(
@@ -552,7 +572,12 @@ mod tests {
             }
             assert!(
                 cache
-                    .put(&corrupt, &mut &b"wanted bytes"[..], &no_read_error)
+                    .put(
+                        &corrupt,
+                        &mut &b"wanted bytes"[..],
+                        &no_read_error,
+                        &CancelToken::new()
+                    )
                     .is_err()
             );
         }
@@ -623,7 +648,10 @@ mod tests {
         expected.sort();
         assert_eq!(names, expected);
         assert!(outside.exists());
-        assert_eq!(read_all(cache.get(&d, &Silent).unwrap().unwrap()), b"entry");
+        assert_eq!(
+            read_all(cache.get(&d, &Context::new(&Silent)).unwrap().unwrap()),
+            b"entry"
+        );
         drop(writer);
         // Once its writer is gone, the stalled one goes too.
         BlobCache::at(dir.path()).unwrap();
@@ -670,17 +698,24 @@ mod tests {
             }
         }
         let stored = cache
-            .put(&d, &mut Probe { sha: &sha, sent: 0 }, &no_read_error)
+            .put(
+                &d,
+                &mut Probe { sha: &sha, sent: 0 },
+                &no_read_error,
+                &CancelToken::new(),
+            )
             .unwrap();
         assert_eq!(read_all(stored), b"0123456789");
     }
 
     #[test]
     fn a_private_cache_is_removed_on_drop() {
-        let cache = BlobCache::open(&CacheMode::Private).unwrap();
+        let cache = BlobCache::open(&CacheMode::Private, &CancelToken::new()).unwrap();
         let dir = cache.dir().to_owned();
         let d = descriptor(b"x");
-        cache.put(&d, &mut &b"x"[..], &no_read_error).unwrap();
+        cache
+            .put(&d, &mut &b"x"[..], &no_read_error, &CancelToken::new())
+            .unwrap();
         assert!(cache.path_of(&d.digest).is_file());
         drop(cache);
         assert!(!dir.exists());

@@ -9,9 +9,9 @@ use super::transport::answer;
 use super::transport::auth::Auth;
 use super::transport::http::{Failure, FailureKind, Http, Payload, Response, header, redact_url};
 use super::transport::retry::Retrying;
+use crate::context::Context;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
-use crate::report::Listener;
 use crate::util::sanitize;
 
 pub use super::transport::http::{ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_STALL_TIMEOUT};
@@ -35,15 +35,15 @@ impl<'l> Registry<'l> {
         host: &str,
         credential: Option<Credential>,
         options: &ClientOptions,
-        listener: &'l dyn Listener,
+        cx: &Context<'l>,
     ) -> Result<Registry<'l>> {
-        let http = Http::new(host, options)?;
+        let http = Http::new(host, options, cx.cancel().clone())?;
         let api = super::api_host(host);
         let may_use_http =
             super::is_loopback(host) || options.insecure_registries.iter().any(|h| h == host);
         let base = format!("https://{api}");
         let mut registry = Registry {
-            transport: Retrying::new(http, options.retries, listener),
+            transport: Retrying::new(http, options.retries, cx.clone()),
             host: host.to_owned(),
             auth: Auth::new(
                 Origin::of(&base)?,
@@ -65,7 +65,7 @@ impl<'l> Registry<'l> {
         registry.auth.set_origin(Origin::of(&registry.base)?);
         match registry.ping(true) {
             Ok(()) => {
-                listener.detail(&format!(
+                cx.listener().detail(&format!(
                     "{host}: HTTPS failed ({https_error}); using plain HTTP"
                 ));
                 Ok(registry)
@@ -111,6 +111,11 @@ impl<'l> Registry<'l> {
                 .into(),
             )),
         }
+    }
+
+    /// The context of the run this client works for.
+    pub fn cx(&self) -> &Context<'l> {
+        self.transport.cx()
     }
 
     /// The URL of a path under the API root (`/v2/...`).

@@ -1,6 +1,7 @@
 //! Registry credentials where docker, podman and skopeo keep them: `config.json` (`auths`,
 //! `credHelpers`, `credsStore`, identity tokens), `$DOCKER_CONFIG`, `$REGISTRY_AUTH_FILE` and the
-//! containers `auth.json`; and `login`/`logout`, which write docker's format.
+//! containers `auth.json`; and `login`/`logout`, which write docker's format. [`DockerConfig`] is the
+//! [`Keychain`] a [`Context`] uses unless it is given another.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::{Map, Value};
 
+use crate::context::{Context, Keychain};
 use crate::error::{Error, Result};
-use crate::report::Listener;
+use crate::util::cancel::CancelToken;
 use crate::util::child::Process;
 use crate::util::fsutil;
 use crate::util::sanitize;
@@ -36,34 +38,25 @@ const HELPER_STDERR_LIMIT: u64 = 64 << 10;
 /// Docker Hub's key in config.json, as `docker login` writes it.
 const DOCKER_HUB_KEY: &str = "https://index.docker.io/v1/";
 
-/// A credential for one registry. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Credential {
-    Basic {
-        username: String,
-        password: String,
-    },
-    /// An OAuth2 refresh token (docker's `identitytoken`), exchanged for bearer tokens.
-    IdentityToken(String),
-}
+pub use crate::context::Credential;
 
-impl std::fmt::Debug for Credential {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Credential::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
-            Credential::IdentityToken(_) => f.write_str("IdentityToken(<redacted>)"),
-        }
+/// The credentials docker, podman and skopeo use: the first of the [`search_path`] files that has one
+/// for the registry, read from the file or asked of the credential helper it configures. The keychain
+/// a [`Context`] uses unless given another.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DockerConfig;
+
+impl Keychain for DockerConfig {
+    fn credential(&self, registry: &str, cx: &Context<'_>) -> Result<Option<Credential>> {
+        lookup(registry, cx)
     }
 }
 
-impl Credential {
-    /// Who this is, for messages: the user name, or "an identity token".
-    pub fn who(&self) -> String {
-        match self {
-            Credential::Basic { username, .. } => format!("user `{username}`"),
-            Credential::IdentityToken(_) => "an identity token".to_owned(),
-        }
-    }
+/// The credential for `registry` from the keychain of `cx` ([`DockerConfig`] unless it has another).
+pub(crate) fn for_registry(registry: &str, cx: &Context) -> Result<Option<Credential>> {
+    cx.keychain()
+        .unwrap_or(&DockerConfig)
+        .credential(registry, cx)
 }
 
 /// The key docker uses for a registry in config.json.
@@ -111,10 +104,10 @@ pub fn search_path() -> Vec<PathBuf> {
 
 /// The credential for `registry` (a host, `docker.io` for Docker Hub) from the first file that has
 /// one; `None` means anonymous. A configured credential helper that is not installed is reported to
-/// `listener` and skipped.
-pub fn lookup(registry: &str, listener: &dyn Listener) -> Result<Option<Credential>> {
+/// the listener of `cx` and skipped.
+pub fn lookup(registry: &str, cx: &Context) -> Result<Option<Credential>> {
     for file in search_path() {
-        if let Some(credential) = lookup_in(&file, registry, listener)? {
+        if let Some(credential) = lookup_in(&file, registry, cx)? {
             return Ok(Some(credential));
         }
     }
@@ -143,11 +136,7 @@ fn parse_config(bytes: &[u8], file: &Path) -> Result<Value> {
 }
 
 /// The credential for `registry` in one config file.
-pub fn lookup_in(
-    file: &Path,
-    registry: &str,
-    listener: &dyn Listener,
-) -> Result<Option<Credential>> {
+pub fn lookup_in(file: &Path, registry: &str, cx: &Context) -> Result<Option<Credential>> {
     let Some(bytes) =
         fsutil::read_regular_if_present(file, fsutil::MAX_SMALL_FILE, "a credentials file")?
     else {
@@ -156,7 +145,7 @@ pub fn lookup_in(
     match find_in_config(&bytes, registry, file)? {
         None => Ok(None),
         Some(Found::Credential(credential)) => Ok(Some(credential)),
-        Some(Found::Helper(helper)) => helper_get(&helper, &config_key(registry), file, listener),
+        Some(Found::Helper(helper)) => helper_get(&helper, &config_key(registry), file, cx),
     }
 }
 
@@ -239,15 +228,10 @@ pub fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Result<Optio
 
 /// Asks `docker-credential-<helper> get` for `server`'s credential. A helper that is not installed
 /// means anonymous, with a warning naming the file that configures it.
-fn helper_get(
-    helper: &str,
-    server: &str,
-    file: &Path,
-    listener: &dyn Listener,
-) -> Result<Option<Credential>> {
+fn helper_get(helper: &str, server: &str, file: &Path, cx: &Context) -> Result<Option<Credential>> {
     let program = helper_program(helper)?;
-    let Some(output) = run_helper(&program, "get", server.as_bytes())? else {
-        listener.warning(&format!(
+    let Some(output) = run_helper(&program, "get", server.as_bytes(), cx.cancel())? else {
+        cx.listener().warning(&format!(
             "{} names the credential helper {program}, which is not installed; continuing without \
              credentials for {server}",
             file.display()
@@ -331,14 +315,20 @@ impl HelperOutput {
 }
 
 /// Runs a credential helper with `input` on stdin, within [`HELPER_TIMEOUT`] and the output limits.
-/// `None` when the helper is not installed.
-fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOutput>> {
+/// `None` when the helper is not installed. `cancel` stops it.
+fn run_helper(
+    program: &str,
+    verb: &str,
+    input: &[u8],
+    cancel: &CancelToken,
+) -> Result<Option<HelperOutput>> {
     let mut process = match crate::util::child::spawn(
         Command::new(program)
             .arg(verb)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),
+        cancel,
     ) {
         Ok(process) => process,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -349,7 +339,7 @@ fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOu
             )));
         }
     };
-    let result = collect_helper(&mut process, program, input);
+    let result = collect_helper(&mut process, program, input, cancel);
     if result.is_err() {
         // Stopped with everything it started, so nothing of it can hold the run or the terminal.
         process.stop();
@@ -357,7 +347,12 @@ fn run_helper(program: &str, verb: &str, input: &[u8]) -> Result<Option<HelperOu
     result.map(Some)
 }
 
-fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<HelperOutput> {
+fn collect_helper(
+    process: &mut Process,
+    program: &str,
+    input: &[u8],
+    cancel: &CancelToken,
+) -> Result<HelperOutput> {
     let child = process.child();
     let failed = |what: &str| Error::Invalid(format!("credential helper {program} {what}"));
     let timeout = helper_timeout();
@@ -401,7 +396,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
     for _ in 0..2 {
         // In short steps, so a cancel is seen even when the helper ignores the signal.
         let (is_stdout, bytes) = loop {
-            crate::util::cancel::check()?;
+            cancel.check()?;
             let left = deadline.saturating_duration_since(Instant::now());
             match receiver.recv_timeout(left.min(Duration::from_millis(50))) {
                 Ok(received) => break received,
@@ -432,7 +427,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
             }
             stderr = bytes;
         }
-        crate::util::cancel::check()?;
+        cancel.check()?;
     }
     let status = loop {
         if let Some(status) = process
@@ -447,7 +442,7 @@ fn collect_helper(process: &mut Process, program: &str, input: &[u8]) -> Result<
                 timeout.as_secs()
             )));
         }
-        crate::util::cancel::check()?;
+        cancel.check()?;
         std::thread::sleep(Duration::from_millis(10));
     };
     Ok(HelperOutput {
@@ -468,8 +463,15 @@ fn configured_helper(config: &Value, key: &str) -> Option<String> {
 }
 
 /// Stores `username`/`password` for `registry` as `docker login` does: in the configured credential
-/// helper when there is one, else base64 in `auths` of `file`. Other keys of the file are kept.
-pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Result<()> {
+/// helper when there is one (stopped when `cancel` is cancelled), else base64 in `auths` of `file`.
+/// Other keys of the file are kept.
+pub fn store(
+    file: &Path,
+    registry: &str,
+    username: &str,
+    password: &str,
+    cancel: &CancelToken,
+) -> Result<()> {
     let mut config = read_config(file)?.unwrap_or_else(|| Value::Object(Map::new()));
     let key = config_key(registry);
     let helper = configured_helper(&config, &key);
@@ -477,7 +479,7 @@ pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Res
         let program = helper_program(&helper)?;
         let payload =
             serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
-        let output = run_helper(&program, "store", payload.to_string().as_bytes())?
+        let output = run_helper(&program, "store", payload.to_string().as_bytes(), cancel)?
             .ok_or_else(|| {
                 Error::input(
                     file,
@@ -508,7 +510,8 @@ pub fn store(file: &Path, registry: &str, username: &str, password: &str) -> Res
 }
 
 /// Removes the stored login for `registry` (from the helper or `auths`); false when there was none.
-pub fn erase(file: &Path, registry: &str) -> Result<bool> {
+/// `cancel` stops the helper.
+pub fn erase(file: &Path, registry: &str, cancel: &CancelToken) -> Result<bool> {
     let Some(mut config) = read_config(file)? else {
         return Ok(false);
     };
@@ -517,7 +520,7 @@ pub fn erase(file: &Path, registry: &str) -> Result<bool> {
     let mut removed = false;
     if let Some(helper) = helper {
         let program = helper_program(&helper)?;
-        if let Some(output) = run_helper(&program, "erase", key.as_bytes())? {
+        if let Some(output) = run_helper(&program, "erase", key.as_bytes(), cancel)? {
             removed = output.success;
         }
     }
@@ -568,6 +571,7 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::context::Context;
     use crate::report::Silent;
 
     fn write(dir: &Path, json: &str) -> PathBuf {
@@ -589,22 +593,24 @@ mod tests {
             ),
         );
         assert_eq!(
-            lookup_in(&file, "registry.example.com", &Silent).unwrap(),
+            lookup_in(&file, "registry.example.com", &Context::new(&Silent)).unwrap(),
             Some(Credential::Basic {
                 username: "alice".into(),
                 password: "s3cret:with:colons".into()
             })
         );
         assert_eq!(
-            lookup_in(&file, "ghcr.io", &Silent).unwrap(),
+            lookup_in(&file, "ghcr.io", &Context::new(&Silent)).unwrap(),
             Some(Credential::IdentityToken("tok".into()))
         );
         assert!(
-            lookup_in(&file, "docker.io", &Silent).unwrap().is_some(),
+            lookup_in(&file, "docker.io", &Context::new(&Silent))
+                .unwrap()
+                .is_some(),
             "Docker Hub's legacy key"
         );
         assert_eq!(
-            lookup_in(&file, "other.example.com", &Silent).unwrap(),
+            lookup_in(&file, "other.example.com", &Context::new(&Silent)).unwrap(),
             None
         );
     }
@@ -623,7 +629,7 @@ mod tests {
     fn store_and_erase_keep_other_keys_and_mode_0600() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), r#"{"auths": {}, "psFormat": "table"}"#);
-        store(&file, "localhost:5000", "carol", "pw").unwrap();
+        store(&file, "localhost:5000", "carol", "pw", &CancelToken::new()).unwrap();
         let text = std::fs::read_to_string(&file).unwrap();
         assert!(text.contains("psFormat"), "{text}");
         use std::os::unix::fs::PermissionsExt;
@@ -632,14 +638,17 @@ mod tests {
             0o600
         );
         assert_eq!(
-            lookup_in(&file, "localhost:5000", &Silent).unwrap(),
+            lookup_in(&file, "localhost:5000", &Context::new(&Silent)).unwrap(),
             Some(Credential::Basic {
                 username: "carol".into(),
                 password: "pw".into()
             })
         );
-        assert!(erase(&file, "localhost:5000").unwrap());
-        assert_eq!(lookup_in(&file, "localhost:5000", &Silent).unwrap(), None);
-        assert!(!erase(&file, "localhost:5000").unwrap());
+        assert!(erase(&file, "localhost:5000", &CancelToken::new()).unwrap());
+        assert_eq!(
+            lookup_in(&file, "localhost:5000", &Context::new(&Silent)).unwrap(),
+            None
+        );
+        assert!(!erase(&file, "localhost:5000", &CancelToken::new()).unwrap());
     }
 }

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use super::client::{ClientOptions, Registry};
 use super::credentials::{self, Credential};
 use super::transport::http::Payload;
+use crate::context::Context;
 use crate::error::{Error, Result};
-use crate::report::Listener;
 
 /// The credentials file: `explicit`, else `$REGISTRY_AUTH_FILE`, else docker's config.json.
 pub fn auth_file(explicit: Option<&Path>) -> Result<PathBuf> {
@@ -30,14 +30,14 @@ pub fn login(
     password: &str,
     authfile: Option<&Path>,
     options: &ClientOptions,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<()> {
     let host = normalize_registry(registry);
     let credential = Credential::Basic {
         username: username.to_owned(),
         password: password.to_owned(),
     };
-    let mut client = Registry::connect(&host, Some(credential), options, listener)?;
+    let mut client = Registry::connect(&host, Some(credential), options, cx)?;
     let url = client.url("/v2/");
     let response = client.send("GET", &url, "", &[], &Payload::Empty)?;
     match response.status().as_u16() {
@@ -46,8 +46,8 @@ pub fn login(
         _ => return Err(client.unexpected("logging in to", "", response)),
     }
     let file = auth_file(authfile)?;
-    credentials::store(&file, &host, username, password)?;
-    listener.status(
+    credentials::store(&file, &host, username, password, cx.cancel())?;
+    cx.listener().status(
         "Logged in",
         &format!("to {host} as {username} ({})", file.display()),
     );
@@ -55,10 +55,11 @@ pub fn login(
 }
 
 /// Removes the credentials stored in the [`auth_file`] for `registry`; only warns when there were none.
-pub fn logout(registry: &str, authfile: Option<&Path>, listener: &dyn Listener) -> Result<()> {
+pub fn logout(registry: &str, authfile: Option<&Path>, cx: &Context) -> Result<()> {
+    let listener = cx.listener();
     let host = normalize_registry(registry);
     let file = auth_file(authfile)?;
-    if credentials::erase(&file, &host)? {
+    if credentials::erase(&file, &host, cx.cancel())? {
         listener.status("Logged out", &format!("of {host} ({})", file.display()));
     } else {
         listener.warning(&format!("not logged in to {host} ({})", file.display()));

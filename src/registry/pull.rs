@@ -12,6 +12,7 @@ use super::client::{ClientOptions, Registry};
 use super::credentials;
 use super::transport::answer::{answered_elsewhere, describe_body};
 use super::transport::http::{self, Payload, Response};
+use crate::context::Context;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
@@ -19,7 +20,7 @@ use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::oci::{Descriptor, Digest, MediaType, VerifyingReader};
 use crate::registry::cache::{BlobCache, CacheMode};
-use crate::report::{Listener, Progress, ProgressReader, blob_progress};
+use crate::report::{Progress, ProgressReader, blob_progress};
 use crate::util::sanitize;
 
 /// What we accept for a manifest: OCI and Docker v2 schema 2 manifests and indexes, never schema 1.
@@ -45,7 +46,7 @@ pub struct RegistrySource<'l> {
     /// Manifests and indexes read so far, by digest.
     documents: Mutex<BTreeMap<Digest, Arc<[u8]>>>,
     retries: u32,
-    listener: &'l dyn Listener,
+    cx: Context<'l>,
 }
 
 /// Why a download attempt failed: worth another try (the connection broke or stalled) or not.
@@ -61,10 +62,10 @@ impl<'l> RegistrySource<'l> {
     pub fn resolve(
         reference: &Reference,
         options: &PullOptions,
-        listener: &'l dyn Listener,
+        cx: &Context<'l>,
     ) -> Result<(RegistrySource<'l>, Descriptor)> {
-        let cache = Arc::new(BlobCache::open(&options.cache)?);
-        RegistrySource::resolve_with_cache(reference, options, cache, listener)
+        let cache = Arc::new(BlobCache::open(&options.cache, cx.cancel())?);
+        RegistrySource::resolve_with_cache(reference, options, cache, cx)
     }
 
     /// [`RegistrySource::resolve`] with a cache already open (several sources may share one;
@@ -73,15 +74,15 @@ impl<'l> RegistrySource<'l> {
         reference: &Reference,
         options: &PullOptions,
         cache: Arc<BlobCache>,
-        listener: &'l dyn Listener,
+        cx: &Context<'l>,
     ) -> Result<(RegistrySource<'l>, Descriptor)> {
         let host = reference.domain().to_owned();
         let repository = reference.path().to_owned();
         let place = format!("{host}/{repository}");
         let in_place = |e: Error| within(&place, e);
-        let credential = credentials::lookup(&host, listener)?;
+        let credential = credentials::for_registry(&host, cx)?;
         let registry =
-            Registry::connect(&host, credential, &options.client, listener).map_err(in_place)?;
+            Registry::connect(&host, credential, &options.client, cx).map_err(in_place)?;
         let source = RegistrySource {
             registry: Mutex::new(registry),
             host,
@@ -89,12 +90,12 @@ impl<'l> RegistrySource<'l> {
             cache,
             documents: Mutex::new(BTreeMap::new()),
             retries: options.client.retries,
-            listener,
+            cx: cx.clone(),
         };
         let wanted = reference.manifest_reference();
         let (bytes, media_type, digest) = source.fetch_manifest(&wanted, reference.digest())?;
         let descriptor = Descriptor::new(media_type, digest.clone(), bytes.len() as u64);
-        listener.detail(&format!(
+        cx.listener().detail(&format!(
             "{place}: {} is {} {digest}",
             sanitize::outside(&wanted, 200),
             descriptor.media_type
@@ -368,8 +369,8 @@ impl<'l> RegistrySource<'l> {
 
     /// A blob: from the cache, else downloaded into it (retried when the transfer breaks).
     fn open_blob(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
-        if let Some(reader) = self.cache.get(descriptor, self.listener)? {
-            self.listener.detail(&format!(
+        if let Some(reader) = self.cache.get(descriptor, &self.cx)? {
+            self.cx.listener().detail(&format!(
                 "{} from the cache ({} bytes)",
                 descriptor.digest.short(),
                 descriptor.size
@@ -377,18 +378,18 @@ impl<'l> RegistrySource<'l> {
             return Ok(reader);
         }
         let progress = blob_progress(
-            self.listener,
+            self.cx.listener(),
             "Downloading",
             &descriptor.digest,
             descriptor.size,
         );
         let mut attempt = 0;
         loop {
-            crate::util::cancel::check()?;
+            self.cx.cancel().check()?;
             match self.download(descriptor, &*progress) {
                 Ok(reader) => {
                     progress.finish();
-                    self.listener.detail(&format!(
+                    self.cx.listener().detail(&format!(
                         "{} downloaded ({} bytes)",
                         descriptor.digest.short(),
                         descriptor.size
@@ -398,7 +399,7 @@ impl<'l> RegistrySource<'l> {
                 Err(Failed::Retry(error)) if attempt < self.retries => {
                     attempt += 1;
                     let wait = Duration::from_millis(250 * (1 << attempt.min(6)));
-                    self.listener.status(
+                    self.cx.listener().status(
                         "Retrying",
                         &format!(
                             "{error}; waiting {:.1} s (attempt {attempt} of {})",
@@ -406,7 +407,7 @@ impl<'l> RegistrySource<'l> {
                             self.retries
                         ),
                     );
-                    crate::util::cancel::sleep(wait)?;
+                    self.cx.cancel().sleep(wait)?;
                 }
                 Err(Failed::Retry(error) | Failed::Final(error)) => return Err(error),
             }
@@ -442,7 +443,7 @@ impl<'l> RegistrySource<'l> {
         }
         let retry = std::cell::Cell::new(false);
         let on_read_error = |e: io::Error| {
-            if crate::util::cancel::is_requested() {
+            if self.cx.cancel().is_cancelled() {
                 return Error::Interrupted;
             }
             use io::ErrorKind::*;
@@ -465,7 +466,10 @@ impl<'l> RegistrySource<'l> {
         };
         progress.rewind(0);
         let mut body = ProgressReader::new(response.into_body().into_reader(), progress);
-        match self.cache.put(descriptor, &mut body, &on_read_error) {
+        match self
+            .cache
+            .put(descriptor, &mut body, &on_read_error, self.cx.cancel())
+        {
             Ok(reader) => Ok(reader),
             Err(error) if retry.get() => Err(Failed::Retry(error)),
             Err(error) => Err(Failed::Final(error)),
@@ -492,17 +496,53 @@ impl BlobSource for RegistrySource<'_> {
     }
 }
 
-/// Names the registry and repository in a registry error that does not already.
+/// Names the registry and repository (`place`, `host/repository`) in a registry error that does not
+/// already: one whose [`RegistryError::repository`] is unset (an error for a repository names it in
+/// its message).
 fn within(place: &str, error: Error) -> Error {
     match error {
-        Error::Registry(e) if !e.message().contains(place) => {
+        Error::Registry(e) if e.repository.is_none() => {
             let repository = place.split_once('/').map_or("", |(_, r)| r);
             let mut e = e.context(&format!("pulling {place}"));
-            if e.repository.is_none() && !repository.is_empty() {
+            if !repository.is_empty() {
                 e = e.in_repository(repository);
             }
             Error::Registry(Box::new(e))
         }
         other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_is_placed_by_its_repository_not_by_its_text() {
+        let place = "r.example/team/app";
+        // About another repository whose name starts like ours: it does not name ours.
+        let elsewhere: Error = RegistryError::new(
+            Kind::Denied,
+            "r.example",
+            "r.example/team/app-cache refused the mount",
+        )
+        .into();
+        let Error::Registry(placed) = within(place, elsewhere) else {
+            panic!("not a registry error");
+        };
+        assert_eq!(placed.repository.as_deref(), Some("team/app"));
+        assert_eq!(
+            placed.to_string(),
+            "pulling r.example/team/app: r.example/team/app-cache refused the mount"
+        );
+        // About our repository: left as it is.
+        let ours: Error =
+            RegistryError::new(Kind::NotFound, "r.example", "r.example/team/app: no tag")
+                .in_repository("team/app")
+                .into();
+        let Error::Registry(kept) = within(place, ours) else {
+            panic!("not a registry error");
+        };
+        assert_eq!(kept.to_string(), "r.example/team/app: no tag");
     }
 }

@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use super::client::{ClientOptions, Registry};
 use super::credentials;
 use super::upload::{self, PushStats, Target, UploadLimits, push_blob, put_manifest};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::Stored;
 use crate::image::reference::Reference;
@@ -103,8 +104,9 @@ pub fn push(
     image: &Stored,
     references: &[Reference],
     options: &PushOptions,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<PushOutcome> {
+    let listener = cx.listener();
     let tree = &image.tree;
     let blobs = image.blobs.as_ref();
     let attached = &image.referrers;
@@ -121,8 +123,8 @@ pub fn push(
     let mut sessions = Vec::new();
     let mut not_attached_all = Vec::new();
     for host in hosts {
-        let credential = credentials::lookup(host, listener)?;
-        let mut registry = Registry::connect(host, credential, &options.client, listener)?;
+        let credential = credentials::for_registry(host, cx)?;
+        let mut registry = Registry::connect(host, credential, &options.client, cx)?;
         let mut stats = PushStats::default();
         let mut done_repositories: Vec<String> = Vec::new();
         let here: Vec<&Reference> = references.iter().filter(|r| r.domain() == host).collect();

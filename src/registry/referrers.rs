@@ -281,7 +281,7 @@ fn fallback_tag(
                 listener.detail(&format!(
                     "{place} changed while we merged; reading it again"
                 ));
-                crate::util::cancel::sleep(jitter(SETTLE_MIN / 10))?;
+                registry.cx().cancel().sleep(jitter(SETTLE_MIN / 10))?;
                 continue;
             }
             _ => {
@@ -298,7 +298,7 @@ fn fallback_tag(
         settle = (started.elapsed() * SETTLE_FACTOR)
             .clamp(SETTLE_MIN, SETTLE_MAX)
             .max(settle);
-        crate::util::cancel::sleep(settle + jitter(settle / 2))?;
+        registry.cx().cancel().sleep(settle + jitter(settle / 2))?;
     }
 }
 

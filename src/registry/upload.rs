@@ -155,7 +155,7 @@ fn upload_chunked(
     let mut chunk = Vec::new();
     let progress = blob_progress(listener, "Uploading", &blob.digest, blob.size);
     while sent < blob.size {
-        crate::util::cancel::check()?;
+        registry.cx().cancel().check()?;
         let want = chunk_size.min(blob.size - sent);
         chunk.clear();
         // The verifying reader fails the read of the last byte when the blob is corrupt: the final

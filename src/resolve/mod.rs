@@ -10,6 +10,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use crate::cargo::{CargoJob, CargoOptions};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
 use crate::job::naming::Repository;
@@ -153,8 +154,10 @@ fn read_inputs(
 
 impl ResolveJob {
     /// Reads the YAML (`stdin` for [`Input::Stdin`]), builds and pushes every binary it names, and
-    /// returns the YAML with the references replaced. Inputs are joined with `---` lines.
-    pub fn run(&self, stdin: &mut dyn Read, listener: &dyn Listener) -> Result<String> {
+    /// returns the YAML with the references replaced, in the run `cx`. Inputs are joined with `---`
+    /// lines.
+    pub fn run(&self, stdin: &mut dyn Read, cx: &Context) -> Result<String> {
+        let listener = cx.listener();
         let documents = read_inputs(&self.inputs, stdin, listener)?;
         let mut found = Vec::new();
         for (index, document) in documents.iter().enumerate() {
@@ -172,6 +175,7 @@ impl ResolveJob {
             let workspace = crate::cargo::workspace::Workspace::load(
                 self.cargo.manifest_path.as_deref(),
                 &self.cargo.resolution_flags(),
+                cx.cancel(),
             )?;
             let members = workspace.metadata.workspace_packages();
             let repository = match &self.repository {
@@ -235,7 +239,7 @@ impl ResolveJob {
                 repository,
                 deploy: true,
             };
-            let outcome = job.run(listener)?;
+            let outcome = job.run(cx)?;
             for image in outcome.images {
                 let pushed = image.image.pushed.last().ok_or_else(|| {
                     Error::Invalid(format!("`{}` was built but not pushed", image.bin))

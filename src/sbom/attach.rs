@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
@@ -18,7 +19,6 @@ use crate::image::referrers::{Attachment, Attachments, EMPTY_JSON};
 use crate::image::{Image, ImageTree};
 use crate::oci::platform::Platform;
 use crate::oci::{Descriptor, Digest, MediaType};
-use crate::report::Listener;
 use crate::sbom::provenance::{self, ProvenanceInputs};
 use crate::sbom::{self, DocumentKind, ImageSubject, Inventory, ProgramFile, SbomFormats};
 use crate::util::outputs::Staged;
@@ -281,8 +281,9 @@ pub(crate) fn target_beside(path: &Path) -> Result<PathBuf> {
 pub(crate) fn stage_beside(
     archive: &Path,
     attachments: &Attachments,
-    listener: &dyn Listener,
+    cx: &Context,
 ) -> Result<(Vec<Staged>, Vec<AttachmentSummary>)> {
+    let listener = cx.listener();
     let mut summaries = summarize(attachments);
     let mut staged = Vec::new();
     for (item, summary) in attachments.items.iter().zip(&mut summaries) {
@@ -296,7 +297,7 @@ pub(crate) fn stage_beside(
         let mut document = attachments.memory.open(&item.document)?;
         std::io::copy(&mut document, &mut file).map_err(Error::io("writing", &path))?;
         listener.detail(&format!("{}: {}", item.kind.suffix(), path.display()));
-        staged.push(Staged::new(temp, target));
+        staged.push(Staged::new(temp, target, cx.cancel()));
         summary.path = Some(path);
     }
     Ok((staged, summaries))

@@ -1,188 +1,190 @@
-//! Cooperative cancellation with a deadline, and the signals that start it.
+//! Cooperative cancellation: a [`CancelToken`] per run, passed in with the
+//! [`Context`](crate::Context), so two runs in one process cancel separately.
 //!
-//! SIGINT (Ctrl-C), SIGTERM (CI cancellation, `timeout`, systemd, `docker stop`) and SIGHUP (a closed
-//! terminal) all cancel a run the same way; [`handle_signals`] is the one place they are caught. On the
-//! first of them the cancel flag is set: streaming loops see it at their next chunk and return
+//! Cancelling a token sets its flag: streaming loops see it at their next chunk and return
 //! [`Error::Interrupted`](crate::Error::Interrupted), so temporary files are removed by their normal
-//! drop path. The signal is passed on to every child process the library started (they register
-//! here when they start), which may sit in a process group of its own where a terminal's Ctrl-C does not
-//! reach it. A thread blocked elsewhere (a network read, a helper program that ignores the signal)
-//! cannot see the flag, so a deadline follows: when the run has not ended [`GRACE`] after the signal,
-//! every registered child is killed with everything it started, the temporary files the library
-//! registered are removed, and the process ends by the same signal, as cargo does (a shell reports
-//! 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP).
+//! drop path. The token also knows what the run holds that a blocked thread could leave behind: the
+//! child processes it started (they register with it when they start), which a cancel passes its signal on to
+//! (they may sit in a process group of their own, where a terminal's Ctrl-C does not reach them), and
+//! the temporary files and directories it registered. A thread blocked elsewhere (a network read, a
+//! helper program that ignores the signal) cannot see the flag: whoever cancelled may then end the
+//! rest with [`CancelToken::stop_children`] and [`CancelToken::remove_temporaries`]. Signals are the
+//! command line's business: it catches SIGINT, SIGTERM and SIGHUP, cancels its token with
+//! [`CancelToken::cancel_by_signal`], and after a grace period does exactly that before it ends the
+//! process by the signal. The library catches no signal.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal};
-
-static CANCELLED: AtomicBool = AtomicBool::new(false);
-/// The signal that cancelled the run; 0 for none (or a [`request`] from an embedding program).
-static SIGNAL: AtomicI32 = AtomicI32::new(0);
-static NEXT_GUARD: AtomicU64 = AtomicU64::new(0);
-static TEMPORARIES: Mutex<BTreeMap<u64, PathBuf>> = Mutex::new(BTreeMap::new());
-static CHILDREN: Mutex<BTreeMap<u64, ChildTarget>> = Mutex::new(BTreeMap::new());
-
-/// How long a cancelled run may take to end on its own before it is ended for it.
-pub const GRACE: Duration = Duration::from_millis(600);
 
 /// How long a killed child process (and everything it started) may take to be gone before we stop
 /// waiting: SIGKILL cannot be caught, so only a process stuck in the kernel (a dead NFS server) takes
 /// longer.
 pub(crate) const STOP_WAIT: Duration = Duration::from_secs(5);
 
-/// Asks every running operation to stop at its next chunk, and every child process to end (SIGTERM).
-pub fn request() {
-    request_by(Signal::TERM);
+/// Asks one run to stop. Cheap to clone: clones share the same state, so a clone kept by another
+/// thread (a signal handler, a UI's cancel button, a timeout) cancels the run it was handed to and
+/// no other. A token is never reset; use a new one for the next run.
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken {
+    inner: Arc<Inner>,
 }
 
-/// Cancels the run because of `signal`, which is passed on to every child process.
-fn request_by(signal: Signal) {
-    CANCELLED.store(true, Ordering::SeqCst);
-    signal_children(signal);
+#[derive(Debug, Default)]
+struct Inner {
+    cancelled: AtomicBool,
+    /// The signal that cancelled the run; 0 for none (or a plain [`CancelToken::cancel`]).
+    signal: AtomicI32,
+    next_guard: AtomicU64,
+    temporaries: Mutex<BTreeMap<u64, PathBuf>>,
+    children: Mutex<BTreeMap<u64, ChildTarget>>,
 }
 
-/// True once [`request`] has been called, or a signal received.
-pub fn is_requested() -> bool {
-    CANCELLED.load(Ordering::SeqCst)
-}
-
-/// The signal that cancelled the run, if one did.
-pub fn signal() -> Option<i32> {
-    match SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        signal => Some(signal),
+impl CancelToken {
+    /// A token not cancelled yet.
+    pub fn new() -> CancelToken {
+        CancelToken::default()
     }
-}
 
-/// Fails with `Interrupted` when cancellation was requested.
-pub fn check() -> crate::Result<()> {
-    if is_requested() {
-        Err(crate::Error::Interrupted)
-    } else {
-        Ok(())
+    /// Asks the run to stop at its next chunk, and every child process it started to end (SIGTERM).
+    pub fn cancel(&self) {
+        self.cancel_with(Signal::TERM);
     }
-}
 
-/// Sleeps for `duration`, waking early (with `Interrupted`) when cancellation is requested.
-pub(crate) fn sleep(duration: Duration) -> crate::Result<()> {
-    let step = Duration::from_millis(50);
-    let mut left = duration;
-    while !left.is_zero() {
-        check()?;
-        let nap = left.min(step);
-        std::thread::sleep(nap);
-        left -= nap;
+    /// Cancels the run because this process received `signal` (a raw number, such as `SIGINT`), which
+    /// is passed on to every child process the run started and remembered ([`CancelToken::signal`]).
+    pub fn cancel_by_signal(&self, signal: i32) {
+        self.inner.signal.store(signal, Ordering::SeqCst);
+        self.cancel_with(Signal::from_named_raw(signal).unwrap_or(Signal::TERM));
     }
-    check()
-}
 
-/// Catches SIGINT, SIGTERM and SIGHUP for the rest of the process, as the module describes; a signal
-/// that was ignored when the process started (`nohup` ignores SIGHUP, a shell script's `&` SIGINT)
-/// stays ignored, as it does for cargo. `on_forced_end` runs when the deadline ends the run, just
-/// before the process ends (to report the interruption).
-pub fn handle_signals(on_forced_end: impl FnOnce() + Send + 'static) -> std::io::Result<()> {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let ignored = ignored_signals();
-    let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP]
-        .into_iter()
-        .filter(|signal| !ignored.contains(signal))
-        .collect();
-    let mut signals = signal_hook::iterator::Signals::new(&wanted)?;
-    std::thread::Builder::new()
-        .name("signals".to_owned())
-        .spawn(move || {
-            let Some(raw) = signals.forever().next() else {
-                return;
-            };
-            SIGNAL.store(raw, Ordering::SeqCst);
-            request_by(Signal::from_named_raw(raw).unwrap_or(Signal::TERM));
-            std::thread::sleep(GRACE);
-            stop_children();
-            remove_temporaries();
-            on_forced_end();
-            end_by_signal();
-        })?;
-    Ok(())
-}
+    fn cancel_with(&self, signal: Signal) {
+        self.inner.cancelled.store(true, Ordering::SeqCst);
+        self.signal_children(signal);
+    }
 
-/// Ends the process by the signal that cancelled the run (its default action, so the parent sees
-/// what it would see for cargo); returns when no signal did. As process 1 (in a container), where
-/// the kernel ignores such a signal, the process exits with 128 + its number instead.
-pub fn end_by_signal() {
-    if let Some(signal) = signal() {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-        if std::process::id() != 1 {
-            let _ = signal_hook::low_level::emulate_default_handler(signal);
+    /// True once the token was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        self.inner.cancelled.load(Ordering::SeqCst)
+    }
+
+    /// The signal that cancelled the run, if one did ([`CancelToken::cancel_by_signal`]).
+    pub fn signal(&self) -> Option<i32> {
+        match self.inner.signal.load(Ordering::SeqCst) {
+            0 => None,
+            signal => Some(signal),
         }
-        std::process::exit(128 + signal);
+    }
+
+    /// Fails with `Interrupted` once the token was cancelled.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.is_cancelled() {
+            Err(crate::Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Sleeps for `duration`, waking early (with `Interrupted`) when the token is cancelled.
+    pub(crate) fn sleep(&self, duration: Duration) -> crate::Result<()> {
+        let step = Duration::from_millis(50);
+        let mut left = duration;
+        while !left.is_zero() {
+            self.check()?;
+            let nap = left.min(step);
+            std::thread::sleep(nap);
+            left -= nap;
+        }
+        self.check()
+    }
+
+    /// Registers `path`, a temporary file or directory of the run, for
+    /// [`CancelToken::remove_temporaries`] until the guard is dropped.
+    pub(crate) fn temporary(&self, path: &Path) -> TempGuard {
+        let id = self.inner.next_guard.fetch_add(1, Ordering::SeqCst);
+        lock(&self.inner.temporaries).insert(id, path.to_owned());
+        TempGuard {
+            token: self.clone(),
+            id,
+        }
+    }
+
+    /// Removes every temporary file or directory the run registered and still holds; for whoever
+    /// cancelled the run and gave it up (a forced end), as the owning threads may be blocked.
+    pub fn remove_temporaries(&self) {
+        let paths: Vec<PathBuf> = lock(&self.inner.temporaries).values().cloned().collect();
+        for path in paths {
+            if path.is_dir() {
+                let _ = std::fs::remove_dir_all(&path);
+            } else {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+    }
+
+    /// Registers a running child process of the run until the guard is dropped.
+    pub(crate) fn child(&self, target: ChildTarget) -> ChildGuard {
+        let id = self.inner.next_guard.fetch_add(1, Ordering::SeqCst);
+        lock(&self.inner.children).insert(id, target);
+        ChildGuard {
+            token: self.clone(),
+            id,
+        }
+    }
+
+    /// Sends `signal` to every registered child (under the lock, so none is reaped meanwhile).
+    fn signal_children(&self, signal: Signal) {
+        let children = lock(&self.inner.children);
+        for target in children.values() {
+            target.signal(signal);
+        }
+    }
+
+    /// Kills every child process the run started and still holds, with everything each started, and
+    /// waits (at most a few seconds) for them to be gone; for a forced end, as
+    /// [`CancelToken::remove_temporaries`].
+    pub fn stop_children(&self) {
+        let targets: Vec<ChildTarget> = {
+            let children = lock(&self.inner.children);
+            for target in children.values() {
+                target.signal(Signal::KILL);
+            }
+            children.values().copied().collect()
+        };
+        let deadline = Instant::now() + STOP_WAIT;
+        for target in targets {
+            target.wait_gone(deadline);
+        }
     }
 }
 
-/// The signals this process ignores (inherited from its parent), read from `/proc/self/status` on
-/// Linux; none elsewhere.
-fn ignored_signals() -> Vec<i32> {
-    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
-        return Vec::new();
-    };
-    let mask = status
-        .lines()
-        .find_map(|line| line.strip_prefix("SigIgn:"))
-        .and_then(|hex| u64::from_str_radix(hex.trim(), 16).ok())
-        .unwrap_or(0);
-    (1..=64)
-        .filter(|signal| mask & (1 << (signal - 1)) != 0)
-        .collect()
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// A temporary file or directory that must not outlive an interrupted run. Registering it lets the
-/// Ctrl-C deadline remove it even when the thread that owns it is blocked; dropping the guard
-/// unregisters it (the owner then cleans up or keeps the file as usual).
+/// A temporary file or directory that must not outlive an interrupted run. Registering it with the
+/// run's token lets a forced end remove it even when the thread that owns it is blocked; dropping the
+/// guard unregisters it (the owner then cleans up or keeps the file as usual).
 #[derive(Debug)]
 pub(crate) struct TempGuard {
+    token: CancelToken,
     id: u64,
 }
 
 impl TempGuard {
-    /// Registers `path` for removal if the process is ended by the Ctrl-C deadline.
-    pub fn new(path: &Path) -> TempGuard {
-        let id = NEXT_GUARD.fetch_add(1, Ordering::SeqCst);
-        TEMPORARIES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, path.to_owned());
-        TempGuard { id }
+    /// The token of the run the temporary belongs to.
+    pub fn cancel(&self) -> &CancelToken {
+        &self.token
     }
 }
 
 impl Drop for TempGuard {
     fn drop(&mut self) {
-        TEMPORARIES
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
-    }
-}
-
-/// Removes every registered temporary file or directory; used just before the process is ended.
-pub fn remove_temporaries() {
-    let paths: Vec<PathBuf> = TEMPORARIES
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .values()
-        .cloned()
-        .collect();
-    for path in paths {
-        if path.is_dir() {
-            let _ = std::fs::remove_dir_all(&path);
-        } else {
-            let _ = std::fs::remove_file(&path);
-        }
+        lock(&self.token.inner.temporaries).remove(&self.id);
     }
 }
 
@@ -261,54 +263,58 @@ fn proc_alive(target: ChildTarget) -> Option<bool> {
 }
 
 /// A registered child process: a cancel passes its signal on to it, and the deadline kills it with
+/// A registered child process: a cancel passes its signal on to it, and a forced end kills it with
 /// its group. The owner unregisters it (drops the guard) after the child has exited but before it is
 /// reaped, so its process id (and group id) cannot have been reused by an unrelated process while it
 /// is registered.
 #[derive(Debug)]
 pub(crate) struct ChildGuard {
+    token: CancelToken,
     id: u64,
-}
-
-impl ChildGuard {
-    pub fn new(target: ChildTarget) -> ChildGuard {
-        let id = NEXT_GUARD.fetch_add(1, Ordering::SeqCst);
-        CHILDREN
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id, target);
-        ChildGuard { id }
-    }
 }
 
 impl Drop for ChildGuard {
     fn drop(&mut self) {
-        CHILDREN
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.id);
+        lock(&self.token.inner.children).remove(&self.id);
     }
 }
 
-/// Sends `signal` to every registered child (under the lock, so none is reaped meanwhile).
-fn signal_children(signal: Signal) {
-    let children = CHILDREN.lock().unwrap_or_else(PoisonError::into_inner);
-    for target in children.values() {
-        target.signal(signal);
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// Kills every registered child with everything it started, and waits (at most [`STOP_WAIT`]) for
-/// them to be gone; used just before the process is ended.
-pub(crate) fn stop_children() {
-    let targets: Vec<ChildTarget> = {
-        let children = CHILDREN.lock().unwrap_or_else(PoisonError::into_inner);
-        for target in children.values() {
-            target.signal(Signal::KILL);
+    #[test]
+    fn tokens_cancel_separately_and_clones_share_one() {
+        let first = CancelToken::new();
+        let second = CancelToken::new();
+        let clone = first.clone();
+        clone.cancel();
+        assert!(first.is_cancelled());
+        assert!(matches!(first.check(), Err(crate::Error::Interrupted)));
+        assert!(!second.is_cancelled());
+        assert!(second.check().is_ok());
+        assert_eq!(first.signal(), None);
+        second.cancel_by_signal(2);
+        assert_eq!(second.signal(), Some(2));
+    }
+
+    #[test]
+    fn a_forced_end_removes_only_its_own_runs_temporaries() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours");
+        let theirs = dir.path().join("theirs");
+        let kept = dir.path().join("kept");
+        for path in [&ours, &theirs, &kept] {
+            std::fs::write(path, b"x").unwrap();
         }
-        children.values().copied().collect()
-    };
-    let deadline = Instant::now() + STOP_WAIT;
-    for target in targets {
-        target.wait_gone(deadline);
+        let token = CancelToken::new();
+        let other = CancelToken::new();
+        let _ours = token.temporary(&ours);
+        let _theirs = other.temporary(&theirs);
+        drop(token.temporary(&kept));
+        token.remove_temporaries();
+        assert!(!ours.exists());
+        assert!(theirs.exists(), "another run's temporary was removed");
+        assert!(kept.exists(), "an unregistered file was removed");
     }
 }

@@ -1,5 +1,5 @@
 //! Child processes the library starts (cargo, rustc, git, credential helpers, runtime clients): each in
-//! a process group of its own and registered with [`crate::util::cancel`], so a cancel reaches it even when
+//! a process group of its own and registered with the run's [`CancelToken`], so a cancel reaches it even when
 //! the signal was sent to us alone (`kill`, `timeout`, CI, systemd), and stopping it stops everything
 //! it started (a build script, a helper's own children) instead of leaving them orphaned, holding a
 //! build directory's lock. A child is stopped (SIGKILL to its group) and waited for when its owner
@@ -19,25 +19,26 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
-use crate::util::cancel::{self, ChildGuard, ChildTarget};
+use crate::util::cancel::{self, CancelToken, ChildGuard, ChildTarget};
 
 /// A started child process (see the module documentation); stopped when dropped before it ended.
 #[derive(Debug)]
 pub(crate) struct Process {
     child: Child,
     target: ChildTarget,
+    cancel: CancelToken,
     guard: Option<ChildGuard>,
     status: Option<ExitStatus>,
 }
 
-/// Starts `cmd` as a [`Process`]. When the run is already cancelled the child is stopped at once and
-/// the error is `Interrupted`.
-pub(crate) fn spawn(cmd: &mut Command) -> io::Result<Process> {
-    spawn_in(cmd, !terminal_foreground())
+/// Starts `cmd` as a [`Process`] of the run `cancel` cancels. When the run is already cancelled the
+/// child is stopped at once and the error is `Interrupted`.
+pub(crate) fn spawn(cmd: &mut Command, cancel: &CancelToken) -> io::Result<Process> {
+    spawn_in(cmd, !terminal_foreground(), cancel)
 }
 
 /// Starts `cmd` in a process group of its own when `group`, else in ours.
-fn spawn_in(cmd: &mut Command, group: bool) -> io::Result<Process> {
+fn spawn_in(cmd: &mut Command, group: bool, cancel: &CancelToken) -> io::Result<Process> {
     if group {
         cmd.process_group(0);
     }
@@ -49,11 +50,12 @@ fn spawn_in(cmd: &mut Command, group: bool) -> io::Result<Process> {
     let mut process = Process {
         child,
         target,
-        guard: Some(ChildGuard::new(target)),
+        cancel: cancel.clone(),
+        guard: Some(cancel.child(target)),
         status: None,
     };
     // A cancel between the spawn and the registration did not reach the child.
-    if cancel::is_requested() {
+    if cancel.is_cancelled() {
         process.stop();
         return Err(interrupted());
     }
@@ -62,11 +64,11 @@ fn spawn_in(cmd: &mut Command, group: bool) -> io::Result<Process> {
 
 /// Runs `cmd` to the end as [`Command::output`] does (nothing on its standard input, both outputs
 /// collected), as a [`Process`]; `Interrupted` when the run was cancelled meanwhile.
-pub(crate) fn output(cmd: &mut Command) -> io::Result<Output> {
+pub(crate) fn output(cmd: &mut Command, cancel: &CancelToken) -> io::Result<Output> {
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    let mut process = spawn(cmd)?;
+    let mut process = spawn(cmd, cancel)?;
     let stderr = process.child.stderr.take().map(|mut stream| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
@@ -82,7 +84,7 @@ pub(crate) fn output(cmd: &mut Command) -> io::Result<Output> {
         .and_then(|thread| thread.join().ok())
         .unwrap_or_default();
     let status = process.wait()?;
-    if cancel::is_requested() {
+    if cancel.is_cancelled() {
         return Err(interrupted());
     }
     Ok(Output {
@@ -133,7 +135,7 @@ impl Process {
     /// The child has exited and is not yet reaped (its process id still ours): after a cancel, what is
     /// left of its group is killed and waited for; then it is unregistered and reaped.
     fn finish(&mut self) -> io::Result<ExitStatus> {
-        let cancelled = cancel::is_requested() && self.target.group;
+        let cancelled = self.cancel.is_cancelled() && self.target.group;
         if cancelled {
             self.target.signal(Signal::KILL);
             self.wait_group_before_reaping(Instant::now() + cancel::STOP_WAIT);
@@ -231,7 +233,7 @@ mod tests {
             .arg(r#"sleep 300 & echo $! > "$0"; wait"#)
             .arg(&pidfile);
         // In a group of its own, as when we are not a terminal's foreground job (the test may be).
-        let mut process = spawn_in(&mut cmd, true).unwrap();
+        let mut process = spawn_in(&mut cmd, true, &CancelToken::new()).unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         let grandchild = loop {
             if let Some(pid) = std::fs::read_to_string(&pidfile)
@@ -257,9 +259,11 @@ mod tests {
 
     #[test]
     fn output_collects_both_streams_and_the_status() {
-        let output =
-            super::output(Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]))
-                .unwrap();
+        let output = super::output(
+            Command::new("sh").args(["-c", "echo out; echo err >&2; exit 3"]),
+            &CancelToken::new(),
+        )
+        .unwrap();
         assert_eq!(output.stdout, b"out\n");
         assert_eq!(output.stderr, b"err\n");
         assert_eq!(output.status.code(), Some(3));

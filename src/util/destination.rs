@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 
 /// The resolved output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -183,8 +184,9 @@ impl Stream {
         }
     }
 
-    /// Copies the finished archive `source` (read from its current position) into the stream.
-    pub fn copy_from(&self, source: &mut File) -> Result<()> {
+    /// Copies the finished archive `source` (read from its current position) into the stream; waiting
+    /// for a FIFO's reader ends when `cancel` is cancelled.
+    pub fn copy_from(&self, source: &mut File, cancel: &CancelToken) -> Result<()> {
         let failed = |e: io::Error| Error::Io {
             step: "writing the archive to",
             path: PathBuf::from(self.describe()),
@@ -197,7 +199,7 @@ impl Stream {
                 out.flush().map_err(failed)
             }
             Stream::Device(path) => {
-                let mut out = open_device(path)?;
+                let mut out = open_device(path, cancel)?;
                 io::copy(source, &mut out).map_err(failed)?;
                 out.flush().map_err(failed)
             }
@@ -206,8 +208,8 @@ impl Stream {
 }
 
 /// Opens a character device or FIFO for writing. A FIFO without a reader is waited for (as a shell
-/// redirection would), but in a way that Ctrl-C still stops.
-fn open_device(path: &Path) -> Result<File> {
+/// redirection would), but in a way that a cancel still stops.
+fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
     let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
     let open = |flags: i32| {
         OpenOptions::new()
@@ -220,7 +222,7 @@ fn open_device(path: &Path) -> Result<File> {
     let mut probe = None;
     if fifo {
         loop {
-            crate::util::cancel::check()?;
+            cancel.check()?;
             match open(libc::O_NONBLOCK) {
                 // A reader is there: the blocking open below returns at once.
                 Ok(file) => {

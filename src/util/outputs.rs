@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use tempfile::TempPath;
 
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 use crate::util::destination::parent_dir;
 
 /// A file the run reads, as messages name it.
@@ -102,15 +103,16 @@ pub(crate) struct Staged {
     temp: TempPath,
     /// The file it replaces or creates, links already followed.
     target: PathBuf,
-    /// Removes the temporary file if the process is ended by the Ctrl-C deadline.
+    /// Removes the temporary file if the run is ended by force.
     _guard: crate::util::cancel::TempGuard,
 }
 
 impl Staged {
-    /// The complete file at `temp`, to be renamed over `target` (links already followed).
-    pub fn new(temp: TempPath, target: PathBuf) -> Staged {
+    /// The complete file at `temp`, to be renamed over `target` (links already followed); a temporary
+    /// of the run `cancel` cancels.
+    pub fn new(temp: TempPath, target: PathBuf, cancel: &CancelToken) -> Staged {
         Staged {
-            _guard: crate::util::cancel::TempGuard::new(&temp),
+            _guard: cancel.temporary(&temp),
             temp,
             target,
         }
@@ -174,8 +176,8 @@ fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
 /// are in place, or (when a rename fails) those already made are undone, every temporary file is removed
 /// and the error says which file could not be written. Every file replaced but the last is kept until
 /// the end: when the last rename fails, nothing of it was replaced.
-pub(crate) fn put_in_place(staged: Vec<Staged>) -> Result<()> {
-    crate::util::cancel::check()?;
+pub(crate) fn put_in_place(staged: Vec<Staged>, cancel: &CancelToken) -> Result<()> {
+    cancel.check()?;
     let last = staged.len().saturating_sub(1);
     let mut backups = Vec::with_capacity(staged.len());
     for (index, file) in staged.iter().enumerate() {
@@ -241,7 +243,7 @@ mod tests {
     fn staged(dir: &Path, name: &str, content: &str) -> Staged {
         let (mut file, temp) = temp_file(dir, name.as_ref(), ".partial", 0o644).unwrap();
         file.write_all(content.as_bytes()).unwrap();
-        Staged::new(temp, dir.join(name))
+        Staged::new(temp, dir.join(name), &CancelToken::new())
     }
 
     fn listing(dir: &Path) -> Vec<String> {
@@ -257,10 +259,13 @@ mod tests {
     fn every_file_is_put_in_place_replacing_the_old_ones() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("a.spdx.json"), "old").unwrap();
-        put_in_place(vec![
-            staged(dir.path(), "a.spdx.json", "new sbom"),
-            staged(dir.path(), "a.tar", "archive"),
-        ])
+        put_in_place(
+            vec![
+                staged(dir.path(), "a.spdx.json", "new sbom"),
+                staged(dir.path(), "a.tar", "archive"),
+            ],
+            &CancelToken::new(),
+        )
         .unwrap();
         assert_eq!(listing(dir.path()), ["a.spdx.json", "a.tar"]);
         let read = |name| std::fs::read_to_string(dir.path().join(name)).unwrap();
@@ -275,11 +280,14 @@ mod tests {
         // The archive's place is taken by a directory that is not empty: its rename fails.
         std::fs::create_dir(dir.path().join("a.tar")).unwrap();
         std::fs::write(dir.path().join("a.tar/x"), "").unwrap();
-        let err = put_in_place(vec![
-            staged(dir.path(), "a.spdx.json", "new sbom"),
-            staged(dir.path(), "a.cdx.json", "new cdx"),
-            staged(dir.path(), "a.tar", "archive"),
-        ])
+        let err = put_in_place(
+            vec![
+                staged(dir.path(), "a.spdx.json", "new sbom"),
+                staged(dir.path(), "a.cdx.json", "new cdx"),
+                staged(dir.path(), "a.tar", "archive"),
+            ],
+            &CancelToken::new(),
+        )
         .unwrap_err();
         assert!(err.to_string().starts_with("writing `"), "{err}");
         assert_eq!(listing(dir.path()), ["a.spdx.json", "a.tar"]);

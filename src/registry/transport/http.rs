@@ -14,6 +14,7 @@ use ureq::{Agent, SendBody};
 
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 /// An answer, its body not read yet.
@@ -106,15 +107,18 @@ impl Failure {
 pub(crate) struct Http {
     agent: Agent,
     host: String,
+    /// The run's token: a request failing after a cancel failed because of it.
+    cancel: CancelToken,
 }
 
 impl Http {
     /// An agent for `host` (as references name it) with the certificates and time limits of
     /// `options`; redirects are left to the caller, which decides where credentials may go.
-    pub fn new(host: &str, options: &ClientOptions) -> Result<Http> {
+    pub fn new(host: &str, options: &ClientOptions, cancel: CancelToken) -> Result<Http> {
         Ok(Http {
             agent: agent(options)?,
             host: host.to_owned(),
+            cancel,
         })
     }
 
@@ -177,7 +181,7 @@ impl Http {
     /// What a ureq failure of `method url` means: an interrupt, a corrupt body of ours, or a network
     /// or protocol failure of a kind.
     fn failure(&self, method: &str, url: &str, e: &ureq::Error) -> Failure {
-        if crate::util::cancel::is_requested() {
+        if self.cancel.is_cancelled() {
             return Failure::permanent(Error::Interrupted);
         }
         // A body reader's own error (a corrupt blob) is ours, not the network's.

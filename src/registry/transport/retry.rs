@@ -1,12 +1,12 @@
 //! Sending a request again when that may help: a refused or reset connection, a 5xx or a 429 answer
 //! (waiting with exponential backoff, or as long as `Retry-After` asks, within a cap), a stalled
 //! transfer once, and a host that does not accept connections never. Each wait is announced on a
-//! status line and ends early on Ctrl-C.
+//! status line and ends early when the run is cancelled.
 
 use std::time::Duration;
 
 use super::http::{Failure, FailureKind, Http, Payload, Response, header, redact_url};
-use crate::report::Listener;
+use crate::context::Context;
 use crate::util::sanitize;
 
 /// Longest wait a `Retry-After` header may impose.
@@ -16,17 +16,19 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(60);
 pub(crate) struct Retrying<'l> {
     http: Http,
     retries: u32,
-    listener: &'l dyn Listener,
+    cx: Context<'l>,
 }
 
 impl<'l> Retrying<'l> {
-    /// Sends over `http`, with `retries` extra attempts, announcing waits to `listener`.
-    pub fn new(http: Http, retries: u32, listener: &'l dyn Listener) -> Retrying<'l> {
-        Retrying {
-            http,
-            retries,
-            listener,
-        }
+    /// Sends over `http`, with `retries` extra attempts, announcing waits to the listener of `cx` and
+    /// ending them early when its run is cancelled.
+    pub fn new(http: Http, retries: u32, cx: Context<'l>) -> Retrying<'l> {
+        Retrying { http, retries, cx }
+    }
+
+    /// The run's context.
+    pub fn cx(&self) -> &Context<'l> {
+        &self.cx
     }
 
     /// The layer below: one request, and the errors that name the registry.
@@ -52,7 +54,7 @@ impl<'l> Retrying<'l> {
         let mut attempt = 0;
         let mut stalls = 0;
         loop {
-            crate::util::cancel::check().map_err(Failure::permanent)?;
+            self.cx.cancel().check().map_err(Failure::permanent)?;
             let outcome = self
                 .http
                 .send_once(method, url, authorization, headers, payload);
@@ -82,7 +84,7 @@ impl<'l> Retrying<'l> {
                     r.status().as_u16()
                 ),
             };
-            self.listener.status(
+            self.cx.listener().status(
                 "Retrying",
                 &format!(
                     "{why}; waiting {:.1} s (attempt {attempt} of {})",
@@ -90,7 +92,7 @@ impl<'l> Retrying<'l> {
                     self.retries
                 ),
             );
-            crate::util::cancel::sleep(wait).map_err(Failure::permanent)?;
+            self.cx.cancel().sleep(wait).map_err(Failure::permanent)?;
         }
     }
 }
