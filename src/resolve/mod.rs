@@ -159,131 +159,189 @@ impl ResolveJob {
     pub fn run(&self, stdin: &mut dyn Read, cx: &Context) -> Result<String> {
         let listener = cx.listener();
         let documents = read_inputs(&self.inputs, stdin, listener)?;
-        let mut found = Vec::new();
-        for (index, document) in documents.iter().enumerate() {
-            let references = yaml::scan(&document.text).map_err(|e| {
-                Error::Invalid(format!("{}:{}: {}", document.name, e.line, e.message))
-            })?;
-            found.extend(references.into_iter().map(|r| (index, r)));
-        }
-
-        let mut pinned: BTreeMap<(String, String), String> = BTreeMap::new();
-        let mut wanted: Vec<(String, String)> = Vec::new();
-        // The (package, bin) each reference resolves to, in the order found.
-        let mut keys: Vec<(String, String)> = Vec::new();
-        if !found.is_empty() {
-            let workspace = crate::cargo::workspace::Workspace::load(
-                self.cargo.manifest_path.as_deref(),
-                &self.cargo.resolution_flags(),
-                cx.cancel(),
-            )?;
-            let members = workspace.metadata.workspace_packages();
-            let repository = match &self.repository {
-                Some(repository) => Some(repository.clone()),
-                None => env_repository()?,
-            };
-            for (index, reference) in &found {
-                let at = |message: String| {
-                    Error::Invalid(format!(
-                        "{}:{}: {message}",
-                        documents[*index].name, reference.line
-                    ))
-                };
-                let package = members
-                    .iter()
-                    .find(|p| p.name.as_str() == reference.package)
-                    .ok_or_else(|| {
-                        let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
-                        at(format!(
-                            "{SCHEME}{}: no package `{}` in the workspace at {} (its members: {})",
-                            reference.package,
-                            reference.package,
-                            workspace.root().display(),
-                            names.join(", ")
-                        ))
-                    })?;
-                let bin = crate::cargo::workspace::bin_of(package, reference.bin.as_deref())
-                    .map_err(|e| at(format!("{SCHEME}{}: {e}", reference.package)))?;
-                if repository.is_none()
-                    && workspace.settings(Some(package))?.repository()?.is_none()
-                {
-                    return Err(at(format!(
-                        "no repository to push `{bin}` to: give --repository REGISTRY/PATH, set \
-                         ZEROIMAGE_REPOSITORY, or set `repository` in [workspace.metadata.zeroimage]"
-                    )));
-                }
-                let key = (package.name.to_string(), bin);
-                if !wanted.contains(&key) {
-                    wanted.push(key.clone());
-                }
-                keys.push(key);
-            }
-            let job = CargoJob {
-                cargo: CargoOptions {
-                    only: wanted.clone(),
-                    packages: Vec::new(),
-                    workspace: false,
-                    exclude: Vec::new(),
-                    bins: Vec::new(),
-                    all_bins: false,
-                    ..self.cargo.clone()
-                },
-                options: JobOptions {
-                    push: Vec::new(),
-                    tag: None,
-                    output: None,
-                    stdout_reserved: true,
-                    load: Default::default(),
-                    ..self.options.clone()
-                },
+        let found = find_references(&documents)?;
+        let (keys, pinned) = if found.is_empty() {
+            (Vec::new(), BTreeMap::new())
+        } else {
+            let Selection {
+                keys,
+                wanted,
                 repository,
-                deploy: true,
-            };
-            let outcome = job.run(cx)?;
-            for image in outcome.images {
-                let pushed = image.image.pushed.last().ok_or_else(|| {
-                    Error::Invalid(format!("`{}` was built but not pushed", image.bin))
-                })?;
-                let name = pushed
-                    .reference
-                    .parse::<crate::image::reference::Reference>()
-                    .map(|r| r.name())
-                    .unwrap_or_else(|_| pushed.reference.clone());
-                let resolved = format!("{name}@{}", image.image.summary.digest);
-                listener.status(
-                    "Resolved",
-                    &format!("{SCHEME}{}/{} to {resolved}", image.package, image.bin),
-                );
-                pinned.insert((image.package, image.bin), resolved);
-            }
-        }
-
-        let mut out = String::new();
-        for (index, document) in documents.iter().enumerate() {
-            let replacements: Vec<_> = found
-                .iter()
-                .zip(&keys)
-                .filter(|((i, _), _)| *i == index)
-                .map(|((_, reference), key)| {
-                    let text = pinned.get(key).cloned().ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "{}:{}: `{SCHEME}{}/{}` was not built",
-                            document.name, reference.line, key.0, key.1
-                        ))
-                    })?;
-                    Ok((reference.range.clone(), text))
-                })
-                .collect::<Result<_>>()?;
-            if index > 0 {
-                if !out.ends_with('\n') {
-                    out.push('\n');
-                }
-                out.push_str("---\n");
-            }
-            out.push_str(&yaml::replace(&document.text, &replacements));
-        }
-        Ok(out)
+            } = self.select(&documents, &found, cx)?;
+            (keys, self.build_and_push(wanted, repository, cx)?)
+        };
+        rewrite(&documents, &found, &keys, &pinned)
     }
+
+    /// The binary each reference names, checked against the workspace before anything is built: the
+    /// package must be a member, the binary one of its targets, and a repository known for it.
+    fn select(
+        &self,
+        documents: &[Document],
+        found: &[(usize, yaml::Found)],
+        cx: &Context,
+    ) -> Result<Selection> {
+        let mut wanted: Vec<Bin> = Vec::new();
+        let mut keys: Vec<Bin> = Vec::new();
+        let workspace = crate::cargo::workspace::Workspace::load(
+            self.cargo.manifest_path.as_deref(),
+            &self.cargo.resolution_flags(),
+            cx.cancel(),
+        )?;
+        let members = workspace.metadata.workspace_packages();
+        let repository = match &self.repository {
+            Some(repository) => Some(repository.clone()),
+            None => env_repository()?,
+        };
+        for (index, reference) in found {
+            let at = |message: String| {
+                Error::Invalid(format!(
+                    "{}:{}: {message}",
+                    documents[*index].name, reference.line
+                ))
+            };
+            let package = members
+                .iter()
+                .find(|p| p.name.as_str() == reference.package)
+                .ok_or_else(|| {
+                    let names: Vec<&str> = members.iter().map(|p| p.name.as_str()).collect();
+                    at(format!(
+                        "{SCHEME}{}: no package `{}` in the workspace at {} (its members: {})",
+                        reference.package,
+                        reference.package,
+                        workspace.root().display(),
+                        names.join(", ")
+                    ))
+                })?;
+            let bin = crate::cargo::workspace::bin_of(package, reference.bin.as_deref())
+                .map_err(|e| at(format!("{SCHEME}{}: {e}", reference.package)))?;
+            if repository.is_none() && workspace.settings(Some(package))?.repository()?.is_none() {
+                return Err(at(format!(
+                    "no repository to push `{bin}` to: give --repository REGISTRY/PATH, set \
+                     ZEROIMAGE_REPOSITORY, or set `repository` in [workspace.metadata.zeroimage]"
+                )));
+            }
+            let key = (package.name.to_string(), bin);
+            if !wanted.contains(&key) {
+                wanted.push(key.clone());
+            }
+            keys.push(key);
+        }
+        Ok(Selection {
+            keys,
+            wanted,
+            repository,
+        })
+    }
+
+    /// Builds and pushes the binaries `wanted` in one cargo job (to `repository`, else each package's
+    /// own) and returns the image each one was pushed as, pinned by digest.
+    fn build_and_push(
+        &self,
+        wanted: Vec<Bin>,
+        repository: Option<Repository>,
+        cx: &Context,
+    ) -> Result<BTreeMap<Bin, String>> {
+        let job = CargoJob {
+            cargo: CargoOptions {
+                only: wanted,
+                packages: Vec::new(),
+                workspace: false,
+                exclude: Vec::new(),
+                bins: Vec::new(),
+                all_bins: false,
+                ..self.cargo.clone()
+            },
+            options: JobOptions {
+                push: Vec::new(),
+                tag: None,
+                output: None,
+                stdout_reserved: true,
+                load: Default::default(),
+                ..self.options.clone()
+            },
+            repository,
+            deploy: true,
+        };
+        let outcome = job.run(cx)?;
+        let mut pinned = BTreeMap::new();
+        for image in outcome.images {
+            let pushed = image.image.pushed.last().ok_or_else(|| {
+                Error::Invalid(format!("`{}` was built but not pushed", image.bin))
+            })?;
+            let name = pushed
+                .reference
+                .parse::<crate::image::reference::Reference>()
+                .map(|r| r.name())
+                .unwrap_or_else(|_| pushed.reference.clone());
+            let resolved = format!("{name}@{}", image.image.summary.digest);
+            cx.listener().status(
+                "Resolved",
+                &format!("{SCHEME}{}/{} to {resolved}", image.package, image.bin),
+            );
+            pinned.insert((image.package, image.bin), resolved);
+        }
+        Ok(pinned)
+    }
+}
+
+/// A binary the YAML names: its package and its name.
+type Bin = (String, String);
+
+/// What the references name, as [`ResolveJob::select`] checked it.
+struct Selection {
+    /// The binary each reference resolves to, in the order found.
+    keys: Vec<Bin>,
+    /// The distinct binaries, to build once each.
+    wanted: Vec<Bin>,
+    /// The repository given for every image, if any.
+    repository: Option<Repository>,
+}
+
+/// The references in `documents`, each with the index of its document, in the order found.
+fn find_references(documents: &[Document]) -> Result<Vec<(usize, yaml::Found)>> {
+    let mut found = Vec::new();
+    for (index, document) in documents.iter().enumerate() {
+        let references = yaml::scan(&document.text)
+            .map_err(|e| Error::Invalid(format!("{}:{}: {}", document.name, e.line, e.message)))?;
+        found.extend(references.into_iter().map(|r| (index, r)));
+    }
+    Ok(found)
+}
+
+/// The documents with each reference (`found`, resolved to `keys`) replaced by its `pinned` image,
+/// joined with `---` lines; the rest of the text is kept byte for byte.
+fn rewrite(
+    documents: &[Document],
+    found: &[(usize, yaml::Found)],
+    keys: &[Bin],
+    pinned: &BTreeMap<Bin, String>,
+) -> Result<String> {
+    let mut out = String::new();
+    for (index, document) in documents.iter().enumerate() {
+        let replacements: Vec<_> = found
+            .iter()
+            .zip(keys)
+            .filter(|((i, _), _)| *i == index)
+            .map(|((_, reference), key)| {
+                let text = pinned.get(key).cloned().ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "{}:{}: `{SCHEME}{}/{}` was not built",
+                        document.name, reference.line, key.0, key.1
+                    ))
+                })?;
+                Ok((reference.range.clone(), text))
+            })
+            .collect::<Result<_>>()?;
+        if index > 0 {
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            out.push_str("---\n");
+        }
+        out.push_str(&yaml::replace(&document.text, &replacements));
+    }
+    Ok(out)
 }
 
 /// `$ZEROIMAGE_REPOSITORY`, validated.

@@ -44,6 +44,40 @@ struct Dependency<'a> {
 
 pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     let refs = component_refs(inventory);
+    let components = std::iter::once(program_component(subject, inventory)).chain(
+        inventory
+            .components
+            .iter()
+            .enumerate()
+            .map(|(i, component)| component_json(component, &refs[i], inventory.root == Some(i))),
+    );
+    let bom = Bom {
+        schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
+        bom_format: "CycloneDX",
+        components: Streamed::new(components),
+        dependencies: dependencies(inventory, &refs),
+        formulation: formulation(inventory),
+        metadata: json!({
+            "timestamp": subject.created.to_string(),
+            "tools": {"components": [{
+                "type": "application",
+                "name": TOOL_NAME,
+                "version": TOOL_VERSION,
+            }]},
+            "component": image_component(subject),
+        }),
+        serial_number: format!(
+            "urn:uuid:{}",
+            uuid_from(&[&subject.manifest_digest.to_string(), "cyclonedx"])
+        ),
+        spec_version: "1.6",
+        version: 1,
+    };
+    super::to_bytes(&bom)
+}
+
+/// The BOM's subject: the image, a container whose ancestor (its pedigree) is the base image.
+fn image_component(subject: &ImageSubject) -> Value {
     let mut image = json!({
         "type": "container",
         "bom-ref": "image",
@@ -65,8 +99,12 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             "hashes": hashes_of_digest(digest),
         }]});
     }
+    image
+}
 
-    let program = json!({
+/// The program file, the first component: what the image depends on.
+fn program_component(subject: &ImageSubject, inventory: &Inventory) -> Value {
+    json!({
         "type": "file",
         "bom-ref": "program",
         "name": subject.program.path,
@@ -75,15 +113,12 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             {"name": "zeroimage:size", "value": subject.program.size.to_string()},
             {"name": "zeroimage:contents-from", "value": inventory.source.describe()},
         ],
-    });
-    let components = std::iter::once(program).chain(
-        inventory
-            .components
-            .iter()
-            .enumerate()
-            .map(|(i, component)| component_json(component, &refs[i], inventory.root == Some(i))),
-    );
+    })
+}
 
+/// The dependency graph: the image on the program, the program on its root package (or, without
+/// one, on every runtime component), and each component on the ones it uses (`refs` name them).
+fn dependencies<'a>(inventory: &Inventory, refs: &'a [String]) -> Vec<Dependency<'a>> {
     let mut dependencies = vec![Dependency {
         reference: "image",
         depends_on: vec!["program"],
@@ -93,7 +128,7 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
         None => inventory
             .components
             .iter()
-            .zip(&refs)
+            .zip(refs)
             .filter(|(c, _)| c.scope == Scope::Runtime)
             .map(|(_, r)| r.as_str())
             .collect(),
@@ -121,8 +156,12 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             depends_on: on.into_iter().map(|to| refs[to].as_str()).collect(),
         });
     }
+    dependencies
+}
 
-    let formulation = (!inventory.tools.is_empty()).then(|| {
+/// The tools that built the program (the compiler ...), under `formulation`; `None` when unknown.
+fn formulation(inventory: &Inventory) -> Option<Value> {
+    (!inventory.tools.is_empty()).then(|| {
         let tools: Vec<Value> = inventory
             .tools
             .iter()
@@ -145,30 +184,7 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             })
             .collect();
         json!([{"bom-ref": "formulation", "components": tools}])
-    });
-    let bom = Bom {
-        schema: "http://cyclonedx.org/schema/bom-1.6.schema.json",
-        bom_format: "CycloneDX",
-        components: Streamed::new(components),
-        dependencies,
-        formulation,
-        metadata: json!({
-            "timestamp": subject.created.to_string(),
-            "tools": {"components": [{
-                "type": "application",
-                "name": TOOL_NAME,
-                "version": TOOL_VERSION,
-            }]},
-            "component": image,
-        }),
-        serial_number: format!(
-            "urn:uuid:{}",
-            uuid_from(&[&subject.manifest_digest.to_string(), "cyclonedx"])
-        ),
-        spec_version: "1.6",
-        version: 1,
-    };
-    super::to_bytes(&bom)
+    })
 }
 
 fn component_json(component: &Component, bom_ref: &str, is_root: bool) -> Value {

@@ -211,22 +211,9 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
                 inventory.components.push(dep);
             }
             ["=>", p, rest @ ..] => {
-                let Some(last) = inventory.components.last_mut() else {
-                    continue;
-                };
-                let version = rest.first().copied().unwrap_or_default();
-                last.replaced_by = Some(if version.is_empty() {
-                    clean(p)
-                } else {
-                    format!("{} {}", clean(p), clean(version))
-                });
-                if version.is_empty() {
-                    last.origin = Origin::Local;
-                } else {
-                    last.name = clean(p);
-                    last.version = clean(version);
+                if let Some(last) = inventory.components.last_mut() {
+                    replace(last, p, rest);
                 }
-                last.go_sum = rest.get(1).filter(|s| !s.is_empty()).map(|s| clean(s));
             }
             ["build", setting] => {
                 if let Some((key, value)) = setting.split_once('=') {
@@ -241,6 +228,38 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
             _ => {}
         }
     }
+    complete(&mut inventory, path, settings);
+    inventory.normalize();
+    Ok(inventory)
+}
+
+/// Applies a `=>` line to the module above it: replaced by the local directory `path`, or by the
+/// module `path` at the version `rest` starts with (and its go.sum hash after).
+fn replace(module: &mut Component, path: &str, rest: &[&str]) {
+    let clean = |s: &str| crate::util::sanitize::outside(s, 300);
+    let version = rest.first().copied().unwrap_or_default();
+    module.replaced_by = Some(if version.is_empty() {
+        clean(path)
+    } else {
+        format!("{} {}", clean(path), clean(version))
+    });
+    if version.is_empty() {
+        module.origin = Origin::Local;
+    } else {
+        module.name = clean(path);
+        module.version = clean(version);
+    }
+    module.go_sum = rest.get(1).filter(|s| !s.is_empty()).map(|s| clean(s));
+}
+
+/// What the lines say only together: the root package (from the `path` line alone outside module
+/// mode), its commit and its edges to every other module, and the build `settings` as the Go tool's
+/// details.
+fn complete(
+    inventory: &mut Inventory,
+    path: Option<String>,
+    settings: std::collections::BTreeMap<String, String>,
+) {
     if inventory.root.is_none() {
         // Built outside module mode (GOPATH, as distributions often do): only the package path.
         if let Some(path) = path {
@@ -273,8 +292,6 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
             .filter(|(k, _)| !k.starts_with("vcs."))
             .collect();
     }
-    inventory.normalize();
-    Ok(inventory)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{
-    Component, ImageSubject, Inventory, License, Scope, Streamed, TOOL_NAME, TOOL_VERSION,
+    Component, ImageSubject, Inventory, License, Scope, Streamed, TOOL_NAME, TOOL_VERSION, Tool,
     split_author, unique_ids, uri, uuid_from,
 };
 use crate::oci::{Algorithm, Digest};
@@ -63,17 +63,68 @@ fn relationship<'a>(element: &'a str, kind: &'static str, related: &'a str) -> R
 }
 
 pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
-    let image_name = subject.name.name();
     let ids = component_ids(inventory);
     let licenses: Vec<Option<License>> = inventory
         .components
         .iter()
         .map(Component::declared_license)
         .collect();
+    let tool_ids: Vec<String> = inventory
+        .tools
+        .iter()
+        .enumerate()
+        .map(|(i, tool)| format!("SPDXRef-Tool-{}-{i}", sanitize(&tool.name)))
+        .collect();
+    let tools = inventory
+        .tools
+        .iter()
+        .zip(&tool_ids)
+        .map(|(tool, id)| tool_package(tool, id));
+    let packages = std::iter::once(image_package(subject))
+        .chain(base_package(subject))
+        .chain(std::iter::once(program_package(subject, inventory)))
+        .chain(
+            inventory
+                .components
+                .iter()
+                .enumerate()
+                .map(|(i, component)| {
+                    package(
+                        component,
+                        &ids[i],
+                        licenses[i].as_ref(),
+                        inventory.root == Some(i),
+                    )
+                }),
+        )
+        .chain(tools);
+    let uuid = uuid_from(&[&subject.manifest_digest.to_string(), "spdx"]);
+    let document = Document {
+        spdx_id: "SPDXRef-DOCUMENT",
+        creation_info: json!({
+            "created": subject.created.to_string(),
+            "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
+        }),
+        data_license: "CC0-1.0",
+        document_describes: ["SPDXRef-Image"],
+        document_namespace: format!(
+            "https://spdx.org/spdxdocs/{TOOL_NAME}/{}-{uuid}",
+            sanitize(subject.name.path())
+        ),
+        extracted_licenses: extracted_licenses(&licenses),
+        name: format!("{} ({})", subject.name.familiar(), subject.platform),
+        packages: Streamed::new(packages),
+        relationships: relationships(subject, inventory, &ids, &tool_ids),
+        spdx_version: "SPDX-2.3",
+    };
+    super::to_bytes(&document)
+}
 
+/// The package the document describes: the image, checksummed by its manifest digest.
+fn image_package(subject: &ImageSubject) -> Value {
     let mut image = json!({
         "SPDXID": "SPDXRef-Image",
-        "name": image_name,
+        "name": subject.name.name(),
         "versionInfo": subject.name.tag(),
         "downloadLocation": NOASSERTION,
         "filesAnalyzed": false,
@@ -92,7 +143,12 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
     if let Some(object) = image.as_object_mut() {
         object.retain(|_, v| !v.is_null());
     }
-    let base = subject.base.map(|(name, digest)| {
+    image
+}
+
+/// The base image, when there is one: only named and checksummed, its own SBOM says what it holds.
+fn base_package(subject: &ImageSubject) -> Option<Value> {
+    subject.base.map(|(name, digest)| {
         json!({
             "SPDXID": "SPDXRef-BaseImage",
             "name": crate::util::sanitize::outside(name, 300),
@@ -102,8 +158,12 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             "checksums": checksums_of_digest(digest),
             "comment": format!("The base image, {digest}; its own SBOM describes its contents."),
         })
-    });
-    let program = json!({
+    })
+}
+
+/// The program file the image contains.
+fn program_package(subject: &ImageSubject, inventory: &Inventory) -> Value {
+    json!({
         "SPDXID": "SPDXRef-Program",
         "name": subject.program.path,
         "packageFileName": subject.program.path,
@@ -116,51 +176,40 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             subject.program.size,
             inventory.source.describe()
         ),
-    });
-    let tool_ids: Vec<String> = inventory
-        .tools
-        .iter()
-        .enumerate()
-        .map(|(i, tool)| format!("SPDXRef-Tool-{}-{i}", sanitize(&tool.name)))
-        .collect();
-    let tools = inventory.tools.iter().zip(&tool_ids).map(|(tool, id)| {
-        let details: Vec<String> = tool
-            .details
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect();
-        let mut package = json!({
-            "SPDXID": id,
-            "name": tool.name,
-            "versionInfo": tool.version,
-            "downloadLocation": NOASSERTION,
-            "filesAnalyzed": false,
-            "primaryPackagePurpose": "APPLICATION",
-        });
-        if !details.is_empty() {
-            package["comment"] = Value::String(details.join("; "));
-        }
-        package
-    });
-    let packages = std::iter::once(image)
-        .chain(base)
-        .chain(std::iter::once(program))
-        .chain(
-            inventory
-                .components
-                .iter()
-                .enumerate()
-                .map(|(i, component)| {
-                    package(
-                        component,
-                        &ids[i],
-                        licenses[i].as_ref(),
-                        inventory.root == Some(i),
-                    )
-                }),
-        )
-        .chain(tools);
+    })
+}
 
+/// A tool that built the program (the compiler ...), as the package `id`.
+fn tool_package(tool: &Tool, id: &str) -> Value {
+    let details: Vec<String> = tool
+        .details
+        .iter()
+        .map(|(k, v)| format!("{k}: {v}"))
+        .collect();
+    let mut package = json!({
+        "SPDXID": id,
+        "name": tool.name,
+        "versionInfo": tool.version,
+        "downloadLocation": NOASSERTION,
+        "filesAnalyzed": false,
+        "primaryPackagePurpose": "APPLICATION",
+    });
+    if !details.is_empty() {
+        package["comment"] = Value::String(details.join("; "));
+    }
+    package
+}
+
+/// The relationships, in the order the module doc gives them: the document describes the image,
+/// which descends from its base and contains the program; the program is generated from its root
+/// package and statically links the runtime components (named by `ids`); the components depend on
+/// each other; the tools (`tool_ids`) build the program.
+fn relationships<'a>(
+    subject: &ImageSubject,
+    inventory: &Inventory,
+    ids: &'a [String],
+    tool_ids: &'a [String],
+) -> Vec<Relationship<'a>> {
     let mut relationships = vec![relationship(
         "SPDXRef-DOCUMENT",
         "DESCRIBES",
@@ -191,30 +240,10 @@ pub(super) fn write(subject: &ImageSubject, inventory: &Inventory) -> Vec<u8> {
             relationship(from, "DEPENDS_ON", to)
         });
     }
-    for id in &tool_ids {
+    for id in tool_ids {
         relationships.push(relationship(id, "BUILD_TOOL_OF", "SPDXRef-Program"));
     }
-
-    let uuid = uuid_from(&[&subject.manifest_digest.to_string(), "spdx"]);
-    let document = Document {
-        spdx_id: "SPDXRef-DOCUMENT",
-        creation_info: json!({
-            "created": subject.created.to_string(),
-            "creators": [format!("Tool: {TOOL_NAME}-{TOOL_VERSION}")],
-        }),
-        data_license: "CC0-1.0",
-        document_describes: ["SPDXRef-Image"],
-        document_namespace: format!(
-            "https://spdx.org/spdxdocs/{TOOL_NAME}/{}-{uuid}",
-            sanitize(subject.name.path())
-        ),
-        extracted_licenses: extracted_licenses(&licenses),
-        name: format!("{} ({})", subject.name.familiar(), subject.platform),
-        packages: Streamed::new(packages),
-        relationships,
-        spdx_version: "SPDX-2.3",
-    };
-    super::to_bytes(&document)
+    relationships
 }
 
 /// The `hasExtractedLicensingInfos` entries the declared licenses need: each `LicenseRef-` an
