@@ -16,6 +16,7 @@ pub mod registry;
 pub mod sbom_tools;
 pub mod tiny_elf;
 pub mod token_server;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -174,6 +175,30 @@ pub fn probe_report(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// This test binary again, to run only the test `name` of the module `module` (its `module_path!()`)
+/// in a child process: a test that needs the process environment changed (PATH, HOME) gives it to
+/// the child instead, so that the tests running beside it in this process are not affected.
+pub fn this_test_in_child(module: &str, name: &str) -> Command {
+    // Test names leave out the crate: `pull::name` in the crate `registry`.
+    let full = match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    };
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+    cmd.args([&full, "--exact", "--nocapture", "--test-threads=1"]);
+    cmd
+}
+
+/// Asserts that a run of [`this_test_in_child`] ran its one test and that it passed.
+pub fn assert_child_passed(output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The `zeroimage` binary under test, as a [`Zeroimage`] run that claims the archive it writes.
 pub fn zeroimage() -> Zeroimage {
     Zeroimage::new(Tool::Zeroimage, None)
@@ -287,16 +312,49 @@ impl Zeroimage {
         self
     }
 
+    /// Runs to the end; after a success, every archive the run wrote passes [`validate::archive`].
     pub fn output(&mut self) -> std::io::Result<Output> {
         self.claim();
-        let _turn = self.shared_build_turn();
-        self.cmd.output()
+        let output = {
+            let _turn = self.shared_build_turn();
+            self.cmd.output()?
+        };
+        if output.status.success() {
+            self.validate_written(&output.stderr);
+        }
+        Ok(output)
     }
 
+    /// Like [`output`](Self::output), with the run's output streams inherited (so only the archive
+    /// named by the arguments is validated).
     pub fn status(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.claim();
-        let _turn = self.shared_build_turn();
-        self.cmd.status()
+        let status = {
+            let _turn = self.shared_build_turn();
+            self.cmd.status()?
+        };
+        if status.success() {
+            self.validate_written(&[]);
+        }
+        Ok(status)
+    }
+
+    /// Validates what a successful run wrote: the archive its arguments name (`-o`, else the
+    /// default), and each archive a `Written PATH (...)` status line names (the only way to know
+    /// where `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one
+    /// archive per binary). Standard output, devices, FIFOs and links into /proc or /dev are skipped.
+    fn validate_written(&self, stderr: &[u8]) {
+        let cwd = self.cwd();
+        let mut paths = std::collections::BTreeSet::new();
+        paths.extend(self.archive_path());
+        paths.extend(written_archives(stderr).into_iter().map(|p| cwd.join(p)));
+        for path in paths {
+            let is_file =
+                !through_proc_or_dev(&path) && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+            if is_file {
+                validate::archive(&path);
+            }
+        }
     }
 
     /// Starts the run without waiting for it, so a `cargo zeroimage` build in the shared fixture
@@ -458,6 +516,18 @@ impl Zeroimage {
             });
         (!special).then_some(path)
     }
+}
+
+/// The paths of the `Written PATH (TAG, DIGEST, SIZE)` status lines of a run's stderr, as printed
+/// (relative to the run's working directory, or absolute); never `standard output`.
+pub fn written_archives(stderr: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("Written "))
+        .filter_map(|rest| rest.rsplit_once(" (").map(|(path, _)| path))
+        .filter(|path| *path != "standard output")
+        .map(PathBuf::from)
+        .collect()
 }
 
 /// True when `path`, or a symbolic link on the way to its target, names something under /proc or /dev.

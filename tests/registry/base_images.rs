@@ -2,12 +2,11 @@
 //! bases, what is inherited, and the result run by the real consumers. The bases are made in the test
 //! with umoci and skopeo from this machine's files (see tests/support/bases.rs).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::bases;
 use support::{X86_64_MUSL, probe_report, run_ok, zeroimage};
 

@@ -2,11 +2,10 @@
 //! podman with its own storage) and run there; multi-platform images give the runtime the machine's
 //! platform; a runtime that cannot be reached is a one-line error naming its socket and the fix.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support;
 use support::containerd::Containerd;
 use support::docker::{Dockerd, Podman};
 use support::{AARCH64_MUSL, X86_64_MUSL, run_ok, stdout_of, zeroimage};

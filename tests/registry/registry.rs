@@ -2,11 +2,10 @@
 //! with a CA made in the test, skipped and mounted blobs, retries behind a fault-injecting proxy, and a
 //! registry that goes away mid-upload.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::support;
 use support::proxy::{Fault, FaultProxy};
 use support::registry::{Setup, TestRegistry};
 use support::tiny_elf::{self, Machine, Shape};

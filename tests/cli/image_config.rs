@@ -1,13 +1,12 @@
 //! Image configuration options and the scratch essentials, read back by skopeo and seen by the program
 //! running in runc.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::{X86_64_MUSL, probe_report, run_ok, stdout_of, zeroimage};
 
 fn probe() -> Option<PathBuf> {

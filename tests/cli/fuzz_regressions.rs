@@ -2,12 +2,11 @@
 //! `fuzz/regressions/<target>/`, through the same entry points as the fuzz targets: none may panic,
 //! and each must finish within a time bound. The fuzzers themselves run with `scripts/fuzz`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Segment, Shape};
 use zeroimage::fuzzing::{Entry, TARGETS};
 

@@ -8,14 +8,13 @@
 //! signal reaches it alone; each test waits until the run has reached the state it needs (a partial
 //! file, a request at the registry, a build script running) before signalling, with bounded waits.
 
-mod support;
-
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support;
 use rustix::process::{Pid, Signal};
 use support::http::{Reply, Request, TestServer};
 use support::tiny_elf::{self, Machine, Shape};

@@ -2,13 +2,12 @@
 //! stay with their origin, TLS must not be left, corrupt blobs must not be committed, silence and Ctrl-C
 //! must end a push promptly, hostile text must not reach the terminal raw, and memory stays bounded.
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::fake_registry::{self, Behaviour};
 use support::http::{Reply, TestServer};
 use support::tiny_elf::{self, Machine, Shape};

@@ -4,12 +4,11 @@
 //! `referrers.json`, files beside it, the loopback registry's fallback tag, a registry with the
 //! referrers API); and that every consumer of the archive behaves as before.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use serde_json::Value;
 use support::registry::{Setup, TestRegistry};
 use support::sbom_tools::{validate_cyclonedx, validate_provenance, validate_spdx};

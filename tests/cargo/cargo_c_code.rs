@@ -6,13 +6,12 @@
 //! architectures with no C compiler at all; what --zig, --no-zig, the `zig` setting and a configured C
 //! compiler change; a hostile `ziglang` module in the working or crate directory never runs.
 
-mod support;
-
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use support::{AARCH64_MUSL, X86_64_MUSL, cargo_zeroimage, root, run_ok, stdout_of};
 
 const LINKER_VARS: [&str; 2] = [

@@ -1,11 +1,10 @@
 //! `cargo zeroimage` end to end: real cargo builds of the fixtures, the binary selection rules, the
 //! settings in Cargo.toml, and the images run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use support::{X86_64_MUSL, Zeroimage, cargo_zeroimage, root, run_ok, stdout_of};
 
 fn fixture_manifest(name: &str) -> PathBuf {

@@ -1,11 +1,10 @@
 //! The `zeroimage` command line: success paths, output, and every kind of bad input.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Shape};
 use support::{dir_listing, read_tar, zeroimage};
 

@@ -6,8 +6,6 @@
 //! Tests that need their own environment (credentials, the cache directory) run their pulling half in a
 //! child process: this test binary again, filtered to the one test, with `ZI_PULL_CHILD` set.
 
-mod support;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
 use zeroimage::image::blobs::BlobSource;
 use zeroimage::image::reference::Reference;
 use zeroimage::image::{ImageTree, read_config};
@@ -29,9 +28,9 @@ use zeroimage::report::{Listener, Progress};
 use support::http::{Reply, Request, TestServer};
 use support::proxy::{Fault, FaultProxy};
 use support::registry::{Setup, TestRegistry};
-use support::run_ok;
 use support::tiny_elf::{self, Machine};
 use support::token_server::TokenServer;
+use support::{assert_child_passed, run_ok};
 
 const CHILD: &str = "ZI_PULL_CHILD";
 
@@ -205,9 +204,8 @@ fn reference(text: &str) -> Reference {
 /// Runs `test` (this binary's test of that name) again in a child process with `env` and
 /// `ZI_PULL_CHILD` set, and a clean credential environment unless `env` says otherwise.
 fn run_child(test: &str, home: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
+    let mut cmd = support::this_test_in_child(module_path!(), test);
+    cmd.env(CHILD, "1")
         .env("HOME", home)
         .env("DOCKER_CONFIG", home)
         .env("XDG_RUNTIME_DIR", home.join("runtime"))
@@ -218,15 +216,6 @@ fn run_child(test: &str, home: &Path, env: &[(&str, &str)]) -> Output {
         cmd.env(key, value);
     }
     cmd.output().unwrap()
-}
-
-fn assert_child_passed(output: &Output) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child failed:\n{stdout}\n{}",
-        stderr(output)
-    );
 }
 
 fn in_child() -> bool {
