@@ -229,7 +229,7 @@ pub fn reference(data: &[u8]) {
 /// `WWW-Authenticate` header parsing.
 pub fn challenge(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
-    let (kind, params) = crate::registry::client::parse_challenge(&text);
+    let (kind, params) = crate::registry::transport::auth::parse_challenge(&text);
     let _ = kind.to_ascii_lowercase();
     let _ = (params.get("realm"), params.get("service"));
 }

@@ -110,6 +110,20 @@ pub(crate) struct EssentialsLayer {
 }
 
 impl Essentials {
+    /// These essentials (the flags') over `fallback` (a Cargo.toml's): a choice made here wins, the
+    /// switches add up, and the includes of both are kept, `fallback`'s first.
+    pub fn over(self, fallback: Essentials) -> Essentials {
+        let mut include = fallback.include;
+        include.extend(self.include);
+        Essentials {
+            ca_certs: self.ca_certs.or(fallback.ca_certs),
+            nonroot: self.nonroot || fallback.nonroot,
+            tmp: self.tmp || fallback.tmp,
+            tzdata: self.tzdata.or(fallback.tzdata),
+            include,
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         *self == Essentials::default()
     }
@@ -367,6 +381,34 @@ fn find_host(candidates: &[&str]) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn flags_turn_essentials_on_and_includes_add_up() {
+        let include = |s: &str| Include {
+            source: PathBuf::from(s),
+            dest: format!("/{s}"),
+        };
+        let file = Essentials {
+            ca_certs: Some(Some(PathBuf::from("file.pem"))),
+            nonroot: true,
+            tmp: false,
+            tzdata: Some(None),
+            include: vec![include("a")],
+        };
+        let cli = Essentials {
+            ca_certs: Some(Some(PathBuf::from("cli.pem"))),
+            nonroot: false,
+            tmp: true,
+            tzdata: None,
+            include: vec![include("b")],
+        };
+        let merged = cli.over(file);
+        assert_eq!(merged.ca_certs, Some(Some(PathBuf::from("cli.pem"))));
+        assert!(merged.nonroot && merged.tmp);
+        assert_eq!(merged.tzdata, Some(None));
+        assert_eq!(merged.include, [include("a"), include("b")]);
+    }
+
     use crate::assemble::rootfs::testing::{Layer, scan};
 
     #[test]

@@ -13,23 +13,21 @@ use super::c_code::{GraphRequest, Prefetched, crates_with_c, resolve_graph};
 use super::config::CargoConfig;
 use super::options::CargoOptions;
 use super::plan;
-use super::select::{choose, default_tag, describe_selection, merge_essentials, targets};
+use super::select::{choose, default_tag, describe_selection, targets};
 use super::settings::Settings;
 use super::supply::{self, TargetBuild};
 use super::target;
 use super::toolchain::{TargetFacts, Toolchain, ZigChoice, plan as plan_toolchains};
 use super::workspace::{Workspace, annotations, bin_of, bins, vcs_state};
 use crate::assemble::options::ImageOptions;
-use crate::codec::compress::Compression;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
-use crate::job::base::BaseRef;
 use crate::job::naming::{Repository, resolve_path};
-use crate::job::package::{Input, PackageOptions, default_output, package as package_images};
-use crate::job::{JobOptions, JobOutcome, Staging, ensure_stdout_free, open_base, report_written};
-use crate::load::LoadOptions;
+use crate::job::package::{Input, PackageOptions, default_output};
+use crate::job::plan::{Fallbacks, ImagePlan};
+use crate::job::publish::{Load, Push};
+use crate::job::{JobOptions, JobOutcome, ensure_stdout_free};
 use crate::oci::platform::{Platform, PlatformOverride};
-use crate::registry::push::PushOptions;
 use crate::report::Listener;
 use crate::sbom::Vcs;
 use crate::util::destination::{is_dash, parent_dir};
@@ -86,13 +84,9 @@ struct Planned<'w> {
 struct Prepared<'w> {
     planned: Planned<'w>,
     tag: Reference,
+    /// The archive (always written).
     output: PathBuf,
-    push_to: Vec<Reference>,
-    /// A document that cannot be attached fails the push (flag, else setting).
-    require_attachments: bool,
-    load: LoadOptions,
-    package_options: PackageOptions,
-    base: Option<BaseRef>,
+    plan: ImagePlan,
 }
 
 impl CargoJob {
@@ -365,60 +359,65 @@ impl CargoJob {
         let settings = workspace.settings(Some(package))?;
         let bin = planned.bin.as_str();
         let version = package.version.to_string();
-        let created = match options.created {
-            Some(created) => created,
-            None => Timestamp::resolve(settings.created.as_deref())?,
-        };
-        let tag = match (&options.tag, settings.tag_pattern()?) {
-            (Some(tag), _) => tag.resolve(bin)?,
-            (None, Some(tag)) => tag.resolve(bin)?,
-            (None, None) => default_tag(bin, &version)?,
-        };
-        let executable = &planned.builds[0].2;
-        let output = match (&options.output, &settings.output) {
-            (Some(output), _) | (None, Some(output)) => resolve_path(output, bin),
-            (None, None) if planned.builds.len() == 1 => default_output(&executable.path),
-            (None, None) => multi_platform_output(&self.cargo, workspace, executable)?,
-        };
-        ensure_stdout_free(Some(&output), options.stdout_reserved)?;
         let repository = match &self.repository {
             Some(repository) => Some(repository.clone()),
             None if self.deploy => settings.repository()?,
             None => None,
         };
-        let patterns = if options.push.is_empty() && repository.is_none() && !self.deploy {
-            settings.push_patterns()?
-        } else {
-            options.push.clone()
+        let fallbacks = Fallbacks {
+            output: settings.output.clone(),
+            tag: settings.tag_pattern()?,
+            created: settings
+                .created
+                .as_deref()
+                .map(str::parse::<Timestamp>)
+                .transpose()?,
+            created_now: settings.created.as_deref() == Some("now"),
+            allow_dynamic: settings.allow_dynamic.unwrap_or(false),
+            config: settings.image_options()?,
+            essentials: settings.essentials()?,
+            base: settings.base_ref()?,
+            // A deploy run, or one pushing to a repository, pushes where it is told only.
+            push: if repository.is_none() && !self.deploy {
+                settings.push_patterns()?
+            } else {
+                Vec::new()
+            },
+            load: if self.deploy {
+                Vec::new()
+            } else {
+                settings.load_runtimes()?
+            },
+            sbom: settings.sbom_formats()?,
+            provenance: settings.provenance,
+            require_attachments: settings.require_attachments,
+            compression: settings.compression()?,
         };
-        let mut push_to = patterns
-            .iter()
-            .map(|p| p.resolve(bin))
-            .collect::<Result<Vec<_>>>()?;
+        let settled = options.settle(fallbacks, bin)?;
+        let tag = match settled.tag {
+            Some(tag) => tag,
+            None => default_tag(bin, &version)?,
+        };
+        let executable = &planned.builds[0].2;
+        let output = match &settled.output {
+            Some(output) => resolve_path(output, bin),
+            None if planned.builds.len() == 1 => default_output(&executable.path),
+            None => multi_platform_output(&self.cargo, workspace, executable)?,
+        };
+        ensure_stdout_free(Some(&output), options.stdout_reserved)?;
+        let mut push_to = settled.push;
         if let Some(repository) = &repository {
             push_to.push(repository.for_image(bin, &version)?);
         }
-        let load = if options.load.is_empty() && !self.deploy {
-            LoadOptions {
-                runtimes: settings.load_runtimes()?,
-                ..options.load.clone()
-            }
-        } else {
-            options.load.clone()
-        };
         // A label naming a commit is only true of a clean checkout.
         let revision = vcs.filter(|v| !v.dirty).map(|v| v.commit.as_str());
-        let from_package = annotations(package, bin, revision, created);
+        let from_package = annotations(package, bin, revision, settled.created);
         let config = ImageOptions {
             labels: from_package.clone(),
             annotations: from_package,
             ..ImageOptions::default()
         }
-        .overlay(settings.image_options()?)
-        .overlay(options.config.clone());
-        let essentials = merge_essentials(settings.essentials()?, options.essentials.clone());
-        let created_now = options.created_now
-            || (options.created.is_none() && settings.created.as_deref() == Some("now"));
+        .overlay(settled.config);
         let target_builds: Vec<TargetBuild> = planned
             .builds
             .iter()
@@ -434,66 +433,16 @@ impl CargoJob {
             &self.cargo,
             &self.options,
             workspace,
-            match options.sbom {
-                Some(formats) => formats,
-                None => settings.sbom_formats()?.unwrap_or_default(),
-            },
-            options.provenance.or(settings.provenance).unwrap_or(false),
+            settled.sbom,
+            settled.provenance,
             &target_builds,
             rustc_version,
             vcs,
             &tag,
-            started.filter(|_| created_now),
+            started.filter(|_| settled.created_now),
             auditable,
             listener,
         )?;
-        let package_options = PackageOptions {
-            output: None,
-            tag: Some(tag.clone()),
-            created,
-            allow_dynamic: options.allow_dynamic || settings.allow_dynamic.unwrap_or(false),
-            config,
-            essentials,
-            compression: Compression::chosen(
-                options.compression.as_deref(),
-                options.compression_level,
-                settings.compression()?,
-            )?,
-            attach,
-        };
-        let base = match &options.base {
-            Some(base) => Some(base.clone()),
-            None => settings.base_ref()?,
-        };
-        let require_attachments = options
-            .require_attachments
-            .or(settings.require_attachments)
-            .unwrap_or(options.push_options.require_attachments);
-        Ok(Prepared {
-            planned,
-            tag,
-            output,
-            push_to,
-            require_attachments,
-            load,
-            package_options,
-            base,
-        })
-    }
-
-    /// Packages one image, then pushes and loads it.
-    fn make(&self, prepared: Prepared, listener: &dyn Listener) -> Result<CargoImage> {
-        let options = &self.options;
-        let Prepared {
-            planned,
-            output,
-            push_to,
-            require_attachments,
-            load,
-            mut package_options,
-            base,
-            ..
-        } = prepared;
         let inputs: Vec<Input> = planned
             .builds
             .iter()
@@ -502,29 +451,47 @@ impl CargoJob {
                 platform: PlatformOverride::from_platform(platform),
             })
             .collect();
-        create_output_dir(&output)?;
-        let staging = Staging::new(Some(&output), !push_to.is_empty() || !load.is_empty())?;
-        package_options.output = Some(staging.build_path().unwrap_or_else(|| output.clone()));
-        let base = open_base(base.as_ref(), &options.pull_options, listener)?;
-        let mut packaged = package_images(&inputs, &package_options, base.as_ref(), listener)?;
-        staging.deliver(&mut packaged.summary)?;
-        report_written(&packaged.summary, listener);
-        let pushed = if push_to.is_empty() {
-            Vec::new()
-        } else {
-            let push_options = PushOptions {
-                require_attachments,
-                ..options.push_options.clone()
-            };
-            packaged.push(&push_to, &push_options, listener)?
-        };
-        let loaded = packaged.load(&load, listener)?;
-        Ok(CargoImage {
-            image: JobOutcome {
-                summary: packaged.summary,
-                pushed,
-                loaded,
+        let plan = ImagePlan {
+            inputs,
+            package: PackageOptions {
+                output: Some(output.clone()),
+                tag: Some(tag.clone()),
+                created: settled.created,
+                allow_dynamic: settled.allow_dynamic,
+                config,
+                essentials: settled.essentials,
+                compression: settled.compression,
+                attach,
             },
+            base: settled.base,
+            pull: options.pull_options.clone(),
+            push: Push {
+                references: push_to,
+                options: settled.push_options,
+            },
+            load: Load {
+                options: settled.load,
+            },
+        };
+        Ok(Prepared {
+            planned,
+            tag,
+            output,
+            plan,
+        })
+    }
+
+    /// Packages one image, then pushes and loads it.
+    fn make(&self, prepared: Prepared, listener: &dyn Listener) -> Result<CargoImage> {
+        let Prepared {
+            planned,
+            output,
+            plan,
+            ..
+        } = prepared;
+        create_output_dir(&output)?;
+        Ok(CargoImage {
+            image: plan.execute(listener)?,
             bin: planned.bin,
             package: planned.package.name.to_string(),
             version: planned.package.version.to_string(),
@@ -552,7 +519,13 @@ fn check_distinct(prepared: &[Prepared]) -> Result<()> {
                     a.tag.familiar()
                 )));
             }
-            if let Some(same) = a.push_to.iter().find(|r| b.push_to.contains(r)) {
+            if let Some(same) = a
+                .plan
+                .push
+                .references
+                .iter()
+                .find(|r| b.plan.push.references.contains(r))
+            {
                 return Err(Error::Invalid(format!(
                     "{which} would both be pushed to {}; put {{bin}} in the reference (e.g. \
                      registry.example.com/team/{{bin}}:1.0), or use --repository REGISTRY/PATH",

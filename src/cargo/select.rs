@@ -7,7 +7,6 @@ use super::build::Executable;
 use super::settings::Settings;
 use super::target;
 use super::workspace::Workspace;
-use crate::assemble::essentials::Essentials;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 
@@ -46,20 +45,6 @@ pub(crate) fn targets(
         }
     }
     Ok((targets, origin))
-}
-
-/// Cargo.toml essentials with the caller's on top: a flag turns a piece on, a path replaces the
-/// file's, includes add up.
-pub(crate) fn merge_essentials(file: Essentials, cli: Essentials) -> Essentials {
-    let mut include = file.include;
-    include.extend(cli.include);
-    Essentials {
-        ca_certs: cli.ca_certs.or(file.ca_certs),
-        nonroot: cli.nonroot || file.nonroot,
-        tmp: cli.tmp || file.tmp,
-        tzdata: cli.tzdata.or(file.tzdata),
-        include,
-    }
 }
 
 /// What the `Building` line names: the bin, else the selected package, else the workspace.
@@ -132,10 +117,8 @@ pub(crate) fn default_tag(bin: &str, version: &str) -> Result<Reference> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
 
     use super::*;
-    use crate::assemble::essentials::Include;
 
     fn with_targets(target: Option<&str>, targets: Option<&[&str]>) -> Settings {
         Settings {
@@ -174,33 +157,6 @@ mod tests {
         assert!(origin.contains("default"), "{origin}");
         let twice = targets(&["t".into(), "t".into()], &both, None, host).unwrap_err();
         assert_eq!(twice.to_string(), "target `t` is given twice (in --target)");
-    }
-
-    #[test]
-    fn flags_turn_essentials_on_and_includes_add_up() {
-        let include = |s: &str| Include {
-            source: PathBuf::from(s),
-            dest: format!("/{s}"),
-        };
-        let file = Essentials {
-            ca_certs: Some(Some(PathBuf::from("file.pem"))),
-            nonroot: true,
-            tmp: false,
-            tzdata: Some(None),
-            include: vec![include("a")],
-        };
-        let cli = Essentials {
-            ca_certs: Some(Some(PathBuf::from("cli.pem"))),
-            nonroot: false,
-            tmp: true,
-            tzdata: None,
-            include: vec![include("b")],
-        };
-        let merged = merge_essentials(file, cli);
-        assert_eq!(merged.ca_certs, Some(Some(PathBuf::from("cli.pem"))));
-        assert!(merged.nonroot && merged.tmp);
-        assert_eq!(merged.tzdata, Some(None));
-        assert_eq!(merged.include, [include("a"), include("b")]);
     }
 
     #[test]

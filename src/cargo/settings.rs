@@ -83,6 +83,44 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Every key `[package.metadata.zeroimage]` and `[workspace.metadata.zeroimage]` accept, in the
+    /// order of the fields above: the one list the `cargo zeroimage --help` text and the settings table
+    /// of the manual are made from and checked against (a unit test checks it against serde's own list).
+    pub const KEYS: &[&str] = &[
+        "tag",
+        "target",
+        "targets",
+        "output",
+        "created",
+        "allow-dynamic",
+        "from",
+        "from-archive",
+        "env",
+        "labels",
+        "annotations",
+        "user",
+        "workdir",
+        "expose",
+        "stop-signal",
+        "args",
+        "entrypoint-path",
+        "ca-certs",
+        "nonroot",
+        "tmp",
+        "tzdata",
+        "include",
+        "push",
+        "zig",
+        "load",
+        "repository",
+        "sbom",
+        "provenance",
+        "require-attachments",
+        "auditable",
+        "compression",
+        "compression-level",
+    ];
+
     /// Reads the `zeroimage` table of a `metadata` value from `manifest` (named in errors).
     /// `section` is `package` or `workspace`, for the message.
     pub fn from_metadata(
@@ -508,6 +546,32 @@ mod tests {
             err.contains("/ws/Cargo.toml") && err.contains("lz4"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn keys_are_exactly_the_keys_serde_accepts() {
+        // serde names every field it knows in its "expected one of `a`, `b`" message, in field order.
+        let error = Settings::from_metadata(
+            &json!({"zeroimage": {"no-such-setting": true}}),
+            Path::new("Cargo.toml"),
+            "package",
+        )
+        .unwrap_err()
+        .to_string();
+        let known: Vec<&str> = error
+            .split("expected one of")
+            .nth(1)
+            .unwrap_or_default()
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .collect();
+        assert_eq!(known, Settings::KEYS, "{error}");
+        for key in Settings::KEYS {
+            let table = json!({"zeroimage": {*key: null}});
+            Settings::from_metadata(&table, Path::new("Cargo.toml"), "package")
+                .unwrap_or_else(|e| panic!("`{key}` is refused: {e}"));
+        }
     }
 
     #[test]

@@ -8,8 +8,9 @@ use clap::Args;
 use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::image::reference::Reference;
+use ::zeroimage::layout;
 use ::zeroimage::registry::login::{login, logout};
-use ::zeroimage::registry::push::{NotAttached, PushOptions, Pushed, push_archive};
+use ::zeroimage::registry::push::{NotAttached, PushOptions, Pushed, push};
 
 /// Push an image archive built earlier; every blob's digest is checked as it is read.
 #[derive(Args, Debug)]
@@ -82,8 +83,9 @@ fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
 /// Pushes `archive` to `references`; prints `REF@DIGEST` per reference on stdout (human format), or
 /// one JSON object with `pushed` and, when some were not, `attachments_not_pushed`.
 pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
-    let outcome = push_archive(
-        &command.archive,
+    let image = layout::open(&command.archive, None)?;
+    let outcome = push(
+        &image,
         &command.references,
         &PushOptions {
             require_attachments: command.require_attachments,

@@ -107,8 +107,23 @@ impl BlobSource for Memory {
 /// Several sources, each blob read from the one that has it.
 #[derive(Default)]
 pub struct Composite<'a> {
-    sources: Vec<&'a dyn BlobSource>,
+    sources: Vec<Part<'a>>,
     routes: BTreeMap<Digest, usize>,
+}
+
+/// One source of a [`Composite`]: borrowed, or owned by it.
+enum Part<'a> {
+    Borrowed(&'a dyn BlobSource),
+    Owned(Box<dyn BlobSource + 'a>),
+}
+
+impl Part<'_> {
+    fn source(&self) -> &dyn BlobSource {
+        match self {
+            Part::Borrowed(source) => *source,
+            Part::Owned(source) => source.as_ref(),
+        }
+    }
 }
 
 impl<'a> Composite<'a> {
@@ -118,8 +133,21 @@ impl<'a> Composite<'a> {
 
     /// Adds `source` for the blobs in `digests` (later additions win for a digest both have).
     pub fn add(&mut self, source: &'a dyn BlobSource, digests: impl IntoIterator<Item = Digest>) {
+        self.add_part(Part::Borrowed(source), digests);
+    }
+
+    /// [`add`](Composite::add), the composite keeping `source`.
+    pub fn add_owned(
+        &mut self,
+        source: Box<dyn BlobSource + 'a>,
+        digests: impl IntoIterator<Item = Digest>,
+    ) {
+        self.add_part(Part::Owned(source), digests);
+    }
+
+    fn add_part(&mut self, part: Part<'a>, digests: impl IntoIterator<Item = Digest>) {
         let index = self.sources.len();
-        self.sources.push(source);
+        self.sources.push(part);
         for digest in digests {
             self.routes.insert(digest, index);
         }
@@ -132,11 +160,11 @@ impl BlobSource for Composite<'_> {
             .routes
             .get(&descriptor.digest)
             .ok_or_else(|| Error::Invalid(format!("no source holds blob {}", descriptor.digest)))?;
-        self.sources[*index].open(descriptor)
+        self.sources[*index].source().open(descriptor)
     }
 
     fn describe(&self) -> String {
-        let names: Vec<String> = self.sources.iter().map(|s| s.describe()).collect();
+        let names: Vec<String> = self.sources.iter().map(|s| s.source().describe()).collect();
         names.join(" + ")
     }
 }

@@ -6,6 +6,9 @@ pub mod blobs;
 pub mod reference;
 pub mod referrers;
 pub(crate) mod spool;
+mod stored;
+
+pub use stored::Stored;
 
 use std::collections::BTreeSet;
 

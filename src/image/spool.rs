@@ -32,6 +32,11 @@ impl Spool {
             next: 0,
         })
     }
+
+    /// The blobs stored so far.
+    pub fn digests(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.blobs.keys().cloned()
+    }
 }
 
 impl BlobSink for Spool {

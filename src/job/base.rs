@@ -8,9 +8,8 @@ use crate::assemble::compose::Base;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
-use crate::image::{ImageTree, ManifestNode, read_config};
-use crate::layout::dir::LayoutSource;
-use crate::layout::read::ArchiveSource;
+use crate::image::{ManifestNode, Stored, read_config};
+use crate::layout::Layout;
 use crate::oci::platform::Platform;
 use crate::oci::{Descriptor, Digest, MediaType};
 use crate::registry::pull::{PullOptions, RegistrySource};
@@ -63,17 +62,13 @@ impl BaseRef {
     }
 }
 
-/// A base image, resolved: its source of blobs and the tree of manifests its reference names.
+/// A base image, resolved: the image its reference names (a tag is resolved once; the digest is used
+/// from then on), and where it came from.
 pub struct BaseImage<'l> {
-    /// The name the user gave, as recorded in `org.opencontainers.image.base.name`.
-    pub name: String,
-    /// The digest of what the name resolved to (a manifest, or an index for a multi-platform base).
-    pub digest: Digest,
-    pub tree: ImageTree,
-    source: Box<dyn BlobSource + 'l>,
-    /// `(registry host, repository)` when the base comes from a registry: a push to the same registry
-    /// mounts its blobs instead of uploading them.
-    pub repository: Option<(String, String)>,
+    /// The image, named as the user gave it (as recorded in `org.opencontainers.image.base.name`);
+    /// from a registry, its blobs are known to be in its repository (a push to the same registry
+    /// mounts them instead of uploading them).
+    pub image: Stored<'l>,
     /// The archive file or layout directory, when the base comes from one.
     local: Option<PathBuf>,
 }
@@ -90,14 +85,11 @@ impl<'l> BaseImage<'l> {
             BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), listener),
             BaseRef::Registry(reference) => {
                 let (source, top) = RegistrySource::resolve(reference, pull, listener)?;
-                let repository = Some((reference.domain().to_owned(), reference.path().to_owned()));
-                Self::from_source(
-                    reference.full(),
-                    Box::new(source),
-                    top,
-                    repository,
-                    listener,
-                )
+                let image = Self::read(reference.full(), Box::new(source), &top, listener)?;
+                Ok(BaseImage {
+                    image: image.held_by(reference.domain(), reference.path()),
+                    local: None,
+                })
             }
         }
     }
@@ -108,38 +100,29 @@ impl<'l> BaseImage<'l> {
         tag: Option<&str>,
         listener: &dyn Listener,
     ) -> Result<BaseImage<'l>> {
-        let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => Error::input(
+        let layout = Layout::open(path)?.ok_or_else(|| {
+            Error::input(
                 path,
                 "no such base image archive or OCI layout directory (--from-archive)",
-            ),
-            _ => Error::io("reading", path)(e),
+            )
         })?;
-        let (source, top): (Box<dyn BlobSource + 'l>, Descriptor) = if meta.is_dir() {
-            let layout = LayoutSource::open(path)?;
-            let top = layout.select(tag)?.descriptor.clone();
-            (Box::new(layout), top)
-        } else {
-            let archive = ArchiveSource::open(path)?;
-            let top = archive.select(tag)?.descriptor.clone();
-            (Box::new(archive), top)
-        };
+        let top = layout.select(tag)?.descriptor.clone();
         let name = match tag {
             Some(tag) => format!("{}:{tag}", path.display()),
             None => path.display().to_string(),
         };
-        let mut base = Self::from_source(name, source, top, None, listener)?;
-        base.local = Some(path.to_owned());
-        Ok(base)
+        Ok(BaseImage {
+            image: Self::read(name, Box::new(layout), &top, listener)?,
+            local: Some(path.to_owned()),
+        })
     }
 
-    fn from_source(
+    fn read(
         name: String,
         source: Box<dyn BlobSource + 'l>,
-        top: Descriptor,
-        repository: Option<(String, String)>,
+        top: &Descriptor,
         listener: &dyn Listener,
-    ) -> Result<BaseImage<'l>> {
+    ) -> Result<Stored<'l>> {
         if !(top.media_type.is_index() || top.media_type.is_manifest()) {
             return Err(Error::Invalid(format!(
                 "base {}: {} is a `{}`, not an image or an image index",
@@ -148,21 +131,27 @@ impl<'l> BaseImage<'l> {
                 sanitize::outside(top.media_type.as_str(), 100)
             )));
         }
-        let tree = ImageTree::read(source.as_ref(), &top)?;
-        listener.status("Resolved", &format!("base {name} ({})", top.digest));
-        Ok(BaseImage {
-            name,
-            digest: top.digest.clone(),
-            tree,
-            source,
-            repository,
-            local: None,
-        })
+        let image = Stored::read(name, source, top)?;
+        listener.status(
+            "Resolved",
+            &format!("base {} ({})", image.name, image.digest()),
+        );
+        Ok(image)
+    }
+
+    /// The name the user gave.
+    pub fn name(&self) -> &str {
+        &self.image.name
+    }
+
+    /// The digest of what the name resolved to (a manifest, or an index for a multi-platform base).
+    pub fn digest(&self) -> &Digest {
+        self.image.digest()
     }
 
     /// Where the base's blobs are read from.
     pub fn source(&self) -> &dyn BlobSource {
-        self.source.as_ref()
+        self.image.blobs.as_ref()
     }
 
     /// The base for `platform`: the manifest an index offers for exactly that platform (arm variants
@@ -184,7 +173,7 @@ impl<'l> BaseImage<'l> {
             return Err(Error::Invalid(format!(
                 "base {} is {} (its config says so), but the image being built is {platform}; \
                  choose a base for {platform}",
-                sanitize::outside(&self.name, sanitize::EXCERPT),
+                sanitize::outside(&self.image.name, sanitize::EXCERPT),
                 describe(&offered)
             )));
         }
@@ -201,7 +190,7 @@ impl<'l> BaseImage<'l> {
                 };
                 Error::Invalid(format!(
                     "base {}: layer {} is `{}`, {why}",
-                    sanitize::outside(&self.name, sanitize::EXCERPT),
+                    sanitize::outside(&self.image.name, sanitize::EXCERPT),
                     layer.digest,
                     sanitize::outside(layer.media_type.as_str(), 100)
                 ))
@@ -213,24 +202,24 @@ impl<'l> BaseImage<'l> {
         if value.rootfs.diff_ids.len() != layers.len() {
             return Err(Error::Invalid(format!(
                 "base {}: its config lists {} layer diff ids for {} layers; the image is damaged",
-                sanitize::outside(&self.name, sanitize::EXCERPT),
+                sanitize::outside(&self.image.name, sanitize::EXCERPT),
                 value.rootfs.diff_ids.len(),
                 layers.len()
             )));
         }
         Ok(Base {
-            name: self.name.clone(),
-            digest: self.digest.clone(),
+            name: self.image.name.clone(),
+            digest: self.image.digest().clone(),
             config: value,
             layers,
         })
     }
 
     fn node_for(&self, platform: &Platform) -> Result<&ManifestNode> {
-        if self.tree.index.is_none() {
-            return Ok(&self.tree.manifests[0]);
+        if self.image.tree.index.is_none() {
+            return Ok(&self.image.tree.manifests[0]);
         }
-        let found = self.tree.manifests.iter().find(|node| {
+        let found = self.image.tree.manifests.iter().find(|node| {
             node.descriptor
                 .platform
                 .as_ref()
@@ -238,6 +227,7 @@ impl<'l> BaseImage<'l> {
         });
         found.ok_or_else(|| {
             let offered: Vec<String> = self
+                .image
                 .tree
                 .manifests
                 .iter()
@@ -247,7 +237,7 @@ impl<'l> BaseImage<'l> {
                 .collect();
             Error::Invalid(format!(
                 "base {} has no image for {platform}; it offers {}",
-                sanitize::outside(&self.name, sanitize::EXCERPT),
+                sanitize::outside(&self.image.name, sanitize::EXCERPT),
                 if offered.is_empty() {
                     "no platform at all".to_owned()
                 } else {
@@ -271,21 +261,17 @@ impl<'l> BaseImage<'l> {
             (path.join("index.json"), LAYOUT),
             (path.join("oci-layout"), LAYOUT),
         ];
-        let documents = std::iter::once(&self.tree.top.digest)
-            .chain(self.tree.manifests.iter().map(|n| &n.descriptor.digest));
-        for digest in documents.cloned().chain(self.blob_digests()) {
+        let documents = std::iter::once(&self.image.tree.top.digest).chain(
+            self.image
+                .tree
+                .manifests
+                .iter()
+                .map(|n| &n.descriptor.digest),
+        );
+        for digest in documents.cloned().chain(self.image.blob_digests()) {
             files.push((path.join(digest.blob_path()), LAYOUT));
         }
         files
-    }
-
-    /// The digests of every blob of the base (for push mount hints).
-    pub fn blob_digests(&self) -> Vec<Digest> {
-        self.tree
-            .blobs()
-            .into_iter()
-            .map(|d| d.digest.clone())
-            .collect()
     }
 }
 

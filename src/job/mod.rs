@@ -6,30 +6,31 @@ pub mod base;
 pub mod naming;
 pub mod package;
 pub(crate) mod parameters;
+pub mod plan;
+pub mod publish;
 mod staging;
 
 use std::path::PathBuf;
 
-pub(crate) use staging::{Staging, ensure_stdout_free};
+pub(crate) use staging::ensure_stdout_free;
+
+use base::BaseRef;
+use naming::NamePattern;
+use package::{Input, PackageOptions, PackageSummary, default_output, entrypoint_path};
+use plan::{Fallbacks, ImagePlan};
+use publish::{Load, Push};
 
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
-use crate::codec::compress::Compression;
 use crate::error::Result;
-use crate::image::reference::Reference;
-use crate::job::base::{BaseImage, BaseRef};
-use crate::job::naming::NamePattern;
-use crate::job::package::{
-    Input, PackageOptions, PackageSummary, default_output, entrypoint_path, package,
-};
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
-use crate::report::{Listener, human_size};
+use crate::report::Listener;
 use crate::sbom::SbomFormats;
 use crate::sbom::attach::AttachOptions;
 use crate::sbom::provenance::{self, ProvenanceInputs};
-use crate::util::destination::{is_dash, is_standard_output};
+use crate::util::destination::is_standard_output;
 use crate::util::timestamp::Timestamp;
 
 /// What the caller decides about the image and where it goes; the same for both jobs. Every field is
@@ -110,121 +111,66 @@ impl JobOutcome {
 }
 
 impl Job {
-    /// Packages the inputs and pushes the image; progress goes to `listener`.
+    /// Packages the inputs, writes the archive, pushes and loads the image; progress goes to
+    /// `listener`.
     pub fn run(&self, listener: &dyn Listener) -> Result<JobOutcome> {
+        self.plan()?.execute(listener)
+    }
+
+    /// Decides everything about the image before anything is written.
+    pub fn plan(&self) -> Result<ImagePlan> {
         let options = &self.options;
-        let requested = options.output.as_deref();
-        ensure_stdout_free(requested, options.stdout_reserved)?;
+        ensure_stdout_free(options.output.as_deref(), options.stdout_reserved)?;
         crate::load::preflight(&options.load.runtimes)?;
-        // Pushing or loading without an output writes no archive: the layers are spooled and read
-        // back from there. A stream output (`-`, a device) is staged in a temporary archive.
-        let pushing = !options.push.is_empty();
-        let reading_back = pushing || !options.load.is_empty();
-        let staging = Staging::new(requested, reading_back)?;
         let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
         let program = entrypoint.rsplit('/').next().unwrap_or("image").to_owned();
-        let output = match (staging.build_path(), self.inputs.as_slice()) {
+        let settled = options.settle(Fallbacks::default(), &program)?;
+        // Pushing or loading without an output writes no archive: the layers are spooled and read
+        // back from there.
+        let reading_back = !settled.push.is_empty() || !settled.load.is_empty();
+        let output = match (settled.output, self.inputs.as_slice()) {
             (Some(path), _) => Some(path),
             (None, _) if reading_back => None,
             (None, [single]) => Some(default_output(&single.path)),
             // Several programs in several directories: name the archive after the program, here.
             (None, _) => Some(PathBuf::from(format!("{program}.tar"))),
         };
-        let push_to = options
-            .push
-            .iter()
-            .map(|p| p.resolve(&program))
-            .collect::<Result<Vec<Reference>>>()?;
-        let tag = options
-            .tag
-            .as_ref()
-            .map(|t| t.resolve(&program))
-            .transpose()?;
-        let package_options = PackageOptions {
-            output,
-            tag: tag.clone(),
-            created: match options.created {
-                Some(created) => created,
-                None => Timestamp::from_env()?,
+        let provenance = settled.provenance.then(|| ProvenanceInputs {
+            build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
+            external_parameters: parameters::provenance_parameters(
+                options,
+                &options.config,
+                &options.essentials,
+                settled.tag.as_ref(),
+            ),
+            resolved_dependencies: Vec::new(),
+            started: settled.created_now.then(|| "now".parse().ok()).flatten(),
+        });
+        Ok(ImagePlan {
+            inputs: self.inputs.clone(),
+            package: PackageOptions {
+                output,
+                tag: settled.tag,
+                created: settled.created,
+                allow_dynamic: settled.allow_dynamic,
+                config: settled.config,
+                essentials: settled.essentials,
+                compression: settled.compression,
+                attach: AttachOptions {
+                    sbom: settled.sbom,
+                    provenance,
+                    inventories: Vec::new(),
+                },
             },
-            allow_dynamic: options.allow_dynamic,
-            config: options.config.clone(),
-            essentials: options.essentials.clone(),
-            compression: Compression::chosen(
-                options.compression.as_deref(),
-                options.compression_level,
-                None,
-            )?,
-            attach: AttachOptions {
-                sbom: options.sbom.unwrap_or_default(),
-                provenance: options
-                    .provenance
-                    .unwrap_or(false)
-                    .then(|| ProvenanceInputs {
-                        build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
-                        external_parameters: parameters::provenance_parameters(
-                            options,
-                            &options.config,
-                            &options.essentials,
-                            tag.as_ref(),
-                        ),
-                        resolved_dependencies: Vec::new(),
-                        started: options.created_now.then(|| "now".parse().ok()).flatten(),
-                    }),
-                inventories: Vec::new(),
+            base: settled.base,
+            pull: options.pull_options.clone(),
+            push: Push {
+                references: settled.push,
+                options: settled.push_options,
             },
-        };
-        let base = open_base(options.base.as_ref(), &options.pull_options, listener)?;
-        let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
-        staging.deliver(&mut packaged.summary)?;
-        let pushed = if pushing {
-            let push_options = PushOptions {
-                require_attachments: options
-                    .require_attachments
-                    .unwrap_or(options.push_options.require_attachments),
-                ..options.push_options.clone()
-            };
-            packaged.push(&push_to, &push_options, listener)?
-        } else {
-            Vec::new()
-        };
-        report_written(&packaged.summary, listener);
-        let loaded = packaged.load(&options.load, listener)?;
-        Ok(JobOutcome {
-            summary: packaged.summary,
-            pushed,
-            loaded,
+            load: Load {
+                options: settled.load,
+            },
         })
     }
-}
-
-/// Opens the base image, when there is one.
-pub(crate) fn open_base<'l>(
-    base: Option<&BaseRef>,
-    pull: &PullOptions,
-    listener: &'l dyn Listener,
-) -> Result<Option<BaseImage<'l>>> {
-    base.map(|base| BaseImage::open(base, pull, listener))
-        .transpose()
-}
-
-/// The `Written` status line, when an archive was written.
-pub(crate) fn report_written(summary: &PackageSummary, listener: &dyn Listener) {
-    if summary.path.as_os_str().is_empty() {
-        return;
-    }
-    let written = if is_dash(&summary.path) {
-        "standard output".to_owned()
-    } else {
-        summary.path.display().to_string()
-    };
-    listener.status(
-        "Written",
-        &format!(
-            "{written} ({}, {}, {})",
-            summary.tag,
-            summary.digest,
-            human_size(summary.size)
-        ),
-    );
 }

@@ -20,14 +20,14 @@ use crate::image::blobs::{BlobSink, BlobSource, Composite, Memory};
 use crate::image::reference::Reference;
 use crate::image::referrers::Attachments;
 use crate::image::spool::Spool;
-use crate::image::{Image, ImageTree};
+use crate::image::{Image, ImageTree, Stored};
 use crate::job::base::BaseImage;
 use crate::layout::archive::ImageArchive;
 use crate::layout::read::ArchiveSource;
-use crate::load::{LoadOptions, Loaded};
+use crate::load::Loaded;
 use crate::oci::platform::{Platform, PlatformOverride};
 use crate::oci::{Digest, MediaType};
-use crate::registry::push::{NotAttached, PushOptions, Pushed, push_with};
+use crate::registry::push::NotAttached;
 use crate::report::Listener;
 use crate::sbom::attach::{self, AttachOptions, AttachmentSummary, Program};
 use crate::sbom::{DocumentKind, ProgramFile};
@@ -204,79 +204,55 @@ pub struct Packaged<'a> {
 }
 
 impl Packaged<'_> {
-    /// Pushes what was built to every reference, reading blobs back from the archive written, or from
-    /// the spool when there is none.
-    pub fn push(
-        &mut self,
-        references: &[Reference],
-        options: &PushOptions,
-        listener: &dyn Listener,
-    ) -> Result<Vec<Pushed>> {
-        let mut options = options.clone();
-        if let Some((base, (host, repository))) = self
-            .base
-            .and_then(|b| b.repository.as_ref().map(|r| (b, r)))
-        {
-            for digest in base.blob_digests() {
-                options
-                    .mount_from
-                    .insert(digest, (host.clone(), repository.clone()));
-            }
-        }
-        let attached = Some((
-            &self.attachments,
-            &self.attachments.memory as &dyn BlobSource,
-        ));
-        let outcome = self.with_blobs(|blobs| {
-            push_with(&self.tree, blobs, attached, references, &options, listener)
-        })?;
-        self.summary
-            .pushed
-            .extend(outcome.pushed.iter().map(ToString::to_string));
-        self.summary
-            .attachments_not_pushed
-            .extend(outcome.not_attached);
-        Ok(outcome.pushed)
-    }
-
-    /// Loads what was built into the local runtimes `options` names, tagged with the image's name.
-    pub fn load(&mut self, options: &LoadOptions, listener: &dyn Listener) -> Result<Vec<Loaded>> {
-        if options.is_empty() {
-            return Ok(Vec::new());
-        }
-        let loaded = self.with_blobs(|blobs| {
-            crate::load::load(&self.tree, blobs, &self.tag, options, listener)
-        })?;
-        self.summary.loaded.extend(loaded.iter().cloned());
-        Ok(loaded)
-    }
-
-    /// Runs `f` with a source of every blob of the image: the archive written, else the spool (with
-    /// the base's blobs and the configs).
-    fn with_blobs<T>(&self, f: impl FnOnce(&dyn BlobSource) -> Result<T>) -> Result<T> {
+    /// The image built, for a sink: read back from the archive written, else from the spool, the
+    /// base's blobs and the configs; with the documents attached to it.
+    pub fn stored(&self) -> Result<Stored<'_>> {
+        let mut blobs = Composite::new();
         match &self.spool {
             Some(spool) => {
-                let mut blobs = Composite::new();
+                blobs.add(spool, spool.digests());
                 if let Some(base) = self.base {
-                    blobs.add(base.source(), base.blob_digests());
+                    blobs.add(base.source(), base.image.blob_digests());
                 }
-                blobs.add(spool, self.tree.blobs().iter().map(|d| d.digest.clone()));
                 let configs = self
                     .tree
                     .manifests
                     .iter()
                     .map(|n| n.manifest.value().config.digest.clone());
                 blobs.add(&self.memory, configs);
-                f(&blobs)
             }
             None => {
                 let path = self
                     .archive
                     .as_deref()
                     .ok_or_else(|| Error::Invalid("nothing was built to read back".to_owned()))?;
-                f(&ArchiveSource::open(path)?)
+                let archive = ArchiveSource::open(path)?;
+                let digests: Vec<Digest> = self
+                    .tree
+                    .blobs()
+                    .into_iter()
+                    .map(|d| d.digest.clone())
+                    .collect();
+                blobs.add_owned(Box::new(archive), digests);
             }
         }
+        let documents = self.attachments.blobs().into_iter().map(|d| d.digest);
+        blobs.add(&self.attachments.memory, documents);
+        Ok(Stored {
+            name: self.tag.full(),
+            tree: self.tree.clone(),
+            blobs: Box::new(blobs),
+            referrers: self.attachments.items.clone(),
+            mount_from: self
+                .base
+                .map(|b| b.image.mount_from.clone())
+                .unwrap_or_default(),
+        })
+    }
+
+    /// The image's name.
+    pub fn tag(&self) -> &Reference {
+        &self.tag
     }
 }
 
@@ -330,10 +306,10 @@ pub fn package<'a>(
                 let keep: Vec<&str> = BASE_FILES.iter().chain(LOADER_FILES).copied().collect();
                 listener.detail(&format!(
                     "reading the filesystem of {} for {platform}",
-                    image.name
+                    image.name()
                 ));
                 Some(RootFs::scan_base(
-                    &image.name,
+                    image.name(),
                     image.source(),
                     &platform_base.layers,
                     &platform_base.config.rootfs.diff_ids,
@@ -461,7 +437,7 @@ pub fn package<'a>(
             let to_file = archive.target().is_some();
             let mut blobs = Composite::new();
             if let Some(base) = base {
-                blobs.add(base.source(), base.blob_digests());
+                blobs.add(base.source(), base.image.blob_digests());
             }
             blobs.add(&memory, images.iter().map(|i| i.config.digest().clone()));
             let finished = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
@@ -500,8 +476,8 @@ pub fn package<'a>(
         size,
         tag: tag.familiar(),
         base: base.map(|b| BaseSummary {
-            name: b.name.clone(),
-            digest: b.digest.clone(),
+            name: b.name().to_owned(),
+            digest: b.digest().clone(),
         }),
         pushed: Vec::new(),
         loaded: Vec::new(),
@@ -670,8 +646,8 @@ fn attachments_of(
             provenance
                 .resolved_dependencies
                 .push(crate::sbom::provenance::image_resource(
-                    &base.name,
-                    &base.digest,
+                    base.name(),
+                    base.digest(),
                 ));
         }
     }
@@ -680,7 +656,7 @@ fn attachments_of(
         images,
         programs: &programs,
         tag,
-        base: base.map(|b| (b.name.as_str(), &b.digest)),
+        base: base.map(|b| (b.name(), b.digest())),
         created: options.created,
         name,
     };

@@ -4,3 +4,99 @@
 pub(crate) mod archive;
 pub mod dir;
 pub mod read;
+
+use std::io::Read;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::image::Stored;
+use crate::image::blobs::BlobSource;
+use crate::image::referrers::Attachments;
+use crate::oci::{Descriptor, Index};
+use crate::util::sanitize;
+use dir::LayoutSource;
+use read::{ArchiveSource, ArchivedImage};
+
+/// An image archive or an OCI layout directory, opened.
+#[derive(Debug)]
+pub enum Layout {
+    /// An OCI layout or Docker archive in a tar file.
+    Archive(Box<ArchiveSource>),
+    /// An OCI layout directory.
+    Dir(LayoutSource),
+}
+
+impl Layout {
+    /// Opens `path`: a directory is an OCI layout, a file an archive. A missing path is `Ok(None)`,
+    /// so that each caller names what it expected there.
+    pub fn open(path: &Path) -> Result<Option<Layout>> {
+        let meta = match std::fs::metadata(path) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::io("reading", path)(e)),
+        };
+        Ok(Some(if meta.is_dir() {
+            Layout::Dir(LayoutSource::open(path)?)
+        } else {
+            Layout::Archive(Box::new(ArchiveSource::open(path)?))
+        }))
+    }
+
+    /// The one image it holds, or the one named `tag`.
+    pub fn select(&self, tag: Option<&str>) -> Result<&ArchivedImage> {
+        match self {
+            Layout::Archive(archive) => archive.select(tag),
+            Layout::Dir(dir) => dir.select(tag),
+        }
+    }
+
+    /// The attached documents it lists (`referrers.json`; a layout directory lists none).
+    pub fn referrers(&self) -> Option<&Index> {
+        match self {
+            Layout::Archive(archive) => archive.referrers(),
+            Layout::Dir(_) => None,
+        }
+    }
+}
+
+impl BlobSource for Layout {
+    fn open(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
+        match self {
+            Layout::Archive(archive) => archive.open(descriptor),
+            Layout::Dir(dir) => dir.open(descriptor),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Layout::Archive(archive) => archive.describe(),
+            Layout::Dir(dir) => dir.describe(),
+        }
+    }
+}
+
+/// The image in the archive or layout directory at `path` (the one it holds, or the one named
+/// `tag`), with the documents attached to it there.
+pub fn open(path: &Path, tag: Option<&str>) -> Result<Stored<'static>> {
+    let layout = Layout::open(path)?
+        .ok_or_else(|| Error::input(path, "no such image archive or OCI layout directory"))?;
+    let top = layout.select(tag)?.descriptor.clone();
+    if !(top.media_type.is_index() || top.media_type.is_manifest()) {
+        return Err(Error::input(
+            path,
+            format!(
+                "{} is a `{}`, not an image or an image index",
+                top.digest,
+                sanitize::outside(top.media_type.as_str(), 100)
+            ),
+        ));
+    }
+    let listed = layout.referrers().cloned();
+    let name = match tag {
+        Some(tag) => format!("{}:{tag}", path.display()),
+        None => path.display().to_string(),
+    };
+    let mut image = Stored::read(name, Box::new(layout), &top)?;
+    image.referrers = Attachments::read(image.blobs.as_ref(), listed.as_ref(), &image.tree)?.items;
+    Ok(image)
+}

@@ -18,9 +18,8 @@ use std::str::FromStr;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::image::ImageTree;
-use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
+use crate::image::{ImageTree, Stored};
 use crate::oci::platform::Platform;
 use crate::report::Listener;
 
@@ -194,15 +193,14 @@ fn select(
     }
 }
 
-/// Loads the image `tree` names, its blobs read from `blobs`, into every runtime of `options`, named
-/// `name`.
+/// Loads `image` into every runtime of `options`, named `name`.
 pub fn load(
-    tree: &ImageTree,
-    blobs: &dyn BlobSource,
+    image: &Stored,
     name: &Reference,
     options: &LoadOptions,
     listener: &dyn Listener,
 ) -> Result<Vec<Loaded>> {
+    let (tree, blobs) = (&image.tree, image.blobs.as_ref());
     let mut loaded = Vec::new();
     for &runtime in &options.runtimes {
         let selection = select(tree, name, &options.platform, runtime)?;

@@ -3,8 +3,9 @@
 
 use std::path::{Path, PathBuf};
 
-use super::client::{ClientOptions, Payload, Registry};
+use super::client::{ClientOptions, Registry};
 use super::credentials::{self, Credential};
+use super::transport::http::Payload;
 use crate::error::{Error, Result};
 use crate::report::Listener;
 

@@ -10,6 +10,7 @@ pub mod origin;
 pub mod pull;
 pub mod push;
 pub mod referrers;
+pub(crate) mod transport;
 mod upload;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.

@@ -8,11 +8,10 @@ use std::io::{self, Read};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use ureq::Body;
-use ureq::http::Response;
-
-use super::client::{self, ClientOptions, Payload, Registry};
+use super::client::{ClientOptions, Registry};
 use super::credentials;
+use super::transport::answer::{answered_elsewhere, describe_body};
+use super::transport::http::{self, Payload, Response};
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
@@ -144,12 +143,7 @@ impl<'l> RegistrySource<'l> {
     }
 
     /// `GET /v2/<repository>/<what>/<reference>`, with the registry's lock held only for the request.
-    fn get(
-        &self,
-        what: &str,
-        reference: &str,
-        headers: &[(&str, String)],
-    ) -> Result<Response<Body>> {
+    fn get(&self, what: &str, reference: &str, headers: &[(&str, String)]) -> Result<Response> {
         let mut registry = self.registry();
         let url = registry.url(&format!("/v2/{}/{what}/{reference}", self.repository));
         registry
@@ -158,26 +152,26 @@ impl<'l> RegistrySource<'l> {
     }
 
     /// The error for an answer other than 200 to a GET of `thing`.
-    fn refused(&self, thing: &str, response: Response<Body>) -> Error {
+    fn refused(&self, thing: &str, response: Response) -> Error {
         let status = response.status().as_u16();
         let registry = self.registry();
         match status {
             401 => within(&self.place(), registry.refused(&response)),
-            403 if client::answered_elsewhere(&response) => {
+            403 if answered_elsewhere(&response) => {
                 within(&self.place(), registry.refused(&response))
             }
             403 => {
-                let (body, _) = client::read_limited(response, 64 << 10);
+                let (body, _) = http::read_limited(response, 64 << 10);
                 self.fail(
                     Kind::Denied,
                     format!(
                         "access denied (403); the account may not pull from this repository: {}",
-                        client::describe_body(&body)
+                        describe_body(&body)
                     ),
                 )
             }
             404 => {
-                let (body, _) = client::read_limited(response, 64 << 10);
+                let (body, _) = http::read_limited(response, 64 << 10);
                 // A manifest is what the user named; a blob is what the registry's manifest named.
                 let advice = if thing.starts_with("manifest") {
                     "check the name and tag"
@@ -188,7 +182,7 @@ impl<'l> RegistrySource<'l> {
                     Kind::NotFound,
                     format!(
                         "{thing} not found (404); {advice}: {}",
-                        client::describe_body(&body)
+                        describe_body(&body)
                     ),
                 )
             }
@@ -208,10 +202,10 @@ impl<'l> RegistrySource<'l> {
         if response.status().as_u16() != 200 {
             return Err(self.refused(&format!("manifest {shown}"), response));
         }
-        let content_type = client::header(&response, "content-type");
-        let claimed = client::header(&response, "docker-content-digest");
+        let content_type = http::header(&response, "content-type");
+        let claimed = http::header(&response, "docker-content-digest");
         let declared_len =
-            client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+            http::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
         let too_large = || {
             self.fail(
                 Kind::Protocol,
@@ -436,7 +430,7 @@ impl<'l> RegistrySource<'l> {
             ));
         }
         let length =
-            client::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
+            http::header(&response, "content-length").and_then(|l| l.trim().parse::<u64>().ok());
         if let Some(length) = length.filter(|l| *l != descriptor.size) {
             return Err(Failed::Final(self.fail(
                 Kind::Protocol,

@@ -10,17 +10,14 @@
 //! tag has moved then.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use super::client::{ClientOptions, Registry};
 use super::credentials;
 use super::upload::{self, PushStats, Target, UploadLimits, push_blob, put_manifest};
 use crate::error::{Error, Result};
-use crate::image::ImageTree;
-use crate::image::blobs::BlobSource;
+use crate::image::Stored;
 use crate::image::reference::Reference;
-use crate::image::referrers::{Attachment, Attachments};
-use crate::layout::read::ArchiveSource;
+use crate::image::referrers::Attachment;
 use crate::oci::Digest;
 use crate::report::Listener;
 
@@ -97,52 +94,22 @@ pub struct PushOutcome {
     pub not_attached: Vec<NotAttached>,
 }
 
-/// Pushes the image in the archive at `archive`, with the documents attached to it there, to every
-/// reference; returns `REF@DIGEST` for each, and the documents that were not attached.
-pub fn push_archive(
-    archive: &Path,
-    references: &[Reference],
-    options: &PushOptions,
-    listener: &dyn Listener,
-) -> Result<PushOutcome> {
-    let source = ArchiveSource::open(archive)?;
-    let top = source.select(None)?.descriptor.clone();
-    let tree = ImageTree::read(&source, &top)?;
-    let attachments = Attachments::read(&source, source.referrers(), &tree)?;
-    push_with(
-        &tree,
-        &source,
-        Some((&attachments, &source)),
-        references,
-        options,
-        listener,
-    )
-}
-
-/// Pushes `tree`, reading its blobs from `blobs`, to every reference; returns `REF@DIGEST` for each.
+/// Pushes `image` to every reference; returns `REF@DIGEST` for each. The documents attached to it
+/// are pushed after its manifests and listed as its referrers before any tag is set. One that fails
+/// is a warning (and in [`PushOutcome::not_attached`]), or with
+/// [`PushOptions::require_attachments`], the error, no tag set. Blobs the image knows to be in another
+/// repository of the same registry are mounted from there.
 pub fn push(
-    tree: &ImageTree,
-    blobs: &dyn BlobSource,
-    references: &[Reference],
-    options: &PushOptions,
-    listener: &dyn Listener,
-) -> Result<Vec<Pushed>> {
-    push_with(tree, blobs, None, references, options, listener).map(|outcome| outcome.pushed)
-}
-
-/// [`push`], with documents attached to the image (their blobs read from the second source): they
-/// are pushed after the image's manifests and listed as its referrers before any tag is set. One
-/// that fails is a warning (and in [`PushOutcome::not_attached`]), or with
-/// [`PushOptions::require_attachments`], the error, no tag set.
-pub fn push_with(
-    tree: &ImageTree,
-    blobs: &dyn BlobSource,
-    attached: Option<(&Attachments, &dyn BlobSource)>,
+    image: &Stored,
     references: &[Reference],
     options: &PushOptions,
     listener: &dyn Listener,
 ) -> Result<PushOutcome> {
-    let attached = attached.filter(|(a, _)| !a.is_empty());
+    let tree = &image.tree;
+    let blobs = image.blobs.as_ref();
+    let attached = &image.referrers;
+    let mut mount_from = image.mount_from.clone();
+    mount_from.extend(options.mount_from.clone());
     let all_blobs = tree.blobs();
     // Group by registry, keeping the order given.
     let mut hosts: Vec<&str> = Vec::new();
@@ -169,8 +136,7 @@ pub fn push_with(
                 &format!("{host}/{repository} ({} blobs)", all_blobs.len()),
             );
             for blob in &all_blobs {
-                let known = options
-                    .mount_from
+                let known = mount_from
                     .get(&blob.digest)
                     .filter(|(h, r)| h == host && r != repository)
                     .map(|(_, r)| r.as_str());
@@ -207,23 +173,23 @@ pub fn push_with(
                     index.bytes(),
                 )?;
             }
-            if let Some((attachments, source)) = attached {
+            if !attached.is_empty() {
                 let target = Target {
                     repository,
-                    blobs: source,
+                    blobs,
                     limits: options.limits(),
                 };
                 let outcome = super::referrers::push(
                     &mut registry,
                     &target,
-                    attachments,
+                    attached,
                     done_repositories.first().map(String::as_str),
                     &mut stats,
                     listener,
                 )?;
                 let place = format!("{host}/{repository}");
                 report_attached(&place, &outcome, listener);
-                let failed = not_attached(&place, attachments, outcome.failed, options, listener)?;
+                let failed = not_attached(&place, attached, outcome.failed, options, listener)?;
                 not_attached_all.extend(failed);
             }
             done_repositories.push(repository.to_owned());
@@ -290,7 +256,7 @@ fn report_attached(place: &str, outcome: &super::referrers::Outcome, listener: &
 /// with `require_attachments`, the first group's error (the tags are not set yet).
 fn not_attached(
     place: &str,
-    attachments: &Attachments,
+    attachments: &[Attachment],
     failed: Vec<(Vec<usize>, Error)>,
     options: &PushOptions,
     listener: &dyn Listener,
@@ -298,7 +264,7 @@ fn not_attached(
     let names = |indexes: &[usize]| -> String {
         let labels: Vec<String> = indexes
             .iter()
-            .filter_map(|&i| attachments.items.get(i))
+            .filter_map(|&i| attachments.get(i))
             .map(Attachment::label)
             .collect();
         labels.join(" and ")
@@ -330,7 +296,7 @@ fn not_attached(
              (--require-attachments makes this an error)",
             names(&indexes)
         ));
-        for item in indexes.iter().filter_map(|&i| attachments.items.get(i)) {
+        for item in indexes.iter().filter_map(|&i| attachments.get(i)) {
             list.push(NotAttached {
                 kind: item.kind,
                 platform: item.platform.as_ref().map(ToString::to_string),

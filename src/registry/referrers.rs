@@ -22,12 +22,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use super::client::{self, Payload, Registry};
+use super::client::Registry;
+use super::transport::http::{self, Payload};
 use super::upload::{PushStats, Target, push_blob, push_scope};
 use crate::error::registry::RegistryErrorKind as Kind;
 use crate::error::{Error, Result};
 use crate::image::MAX_DOCUMENT;
-use crate::image::referrers::{Attachment, Attachments};
+use crate::image::referrers::Attachment;
 use crate::oci::{Descriptor, Digest, Document, Index, MediaType};
 use crate::report::Listener;
 use crate::util::sanitize;
@@ -66,7 +67,7 @@ pub(super) struct Outcome {
     pub listings: Vec<(Digest, Listing)>,
     /// How many documents are attached and listed.
     pub attached: usize,
-    /// Documents that are not (their indexes in `attachments.items`), each group with the error that
+    /// Documents that are not (their indexes in the attachments), each group with the error that
     /// stopped it: one document whose blob or manifest was refused, or every document of a subject
     /// whose listing failed.
     pub failed: Vec<(Vec<usize>, Error)>,
@@ -80,7 +81,7 @@ pub(super) struct Outcome {
 pub(super) fn push(
     registry: &mut Registry,
     target: &Target,
-    attachments: &Attachments,
+    attachments: &[Attachment],
     mount_from: Option<&str>,
     stats: &mut PushStats,
     listener: &dyn Listener,
@@ -97,7 +98,7 @@ pub(super) fn push(
     };
     let mut blobs_done: BTreeSet<Digest> = BTreeSet::new();
     let mut by_subject: BTreeMap<&Digest, (bool, Vec<usize>)> = BTreeMap::new();
-    'items: for (i, item) in attachments.items.iter().enumerate() {
+    'items: for (i, item) in attachments.iter().enumerate() {
         for blob in [&item.manifest.value().config, &item.document] {
             if blobs_done.contains(&blob.digest) {
                 continue;
@@ -126,7 +127,7 @@ pub(super) fn push(
         entry.1.push(i);
     }
     for (subject, (answered, indexes)) in by_subject {
-        let items: Vec<&Attachment> = indexes.iter().map(|&i| &attachments.items[i]).collect();
+        let items: Vec<&Attachment> = indexes.iter().map(|&i| &attachments[i]).collect();
         let listing = match list(registry, repository, subject, answered, &items, listener) {
             Ok(listing) => listing,
             Err(error) => {
@@ -182,7 +183,7 @@ fn put_artifact(registry: &mut Registry, repository: &str, item: &Attachment) ->
     if response.status().as_u16() != 201 {
         return Err(registry.unexpected("pushing an attached document to", repository, response));
     }
-    Ok(client::header(&response, "oci-subject").is_some())
+    Ok(http::header(&response, "oci-subject").is_some())
 }
 
 /// True when `GET /v2/<repository>/referrers/<subject>` answers: the registry has the referrers API.
@@ -197,9 +198,9 @@ fn has_referrers_api(registry: &mut Registry, repository: &str, subject: &Digest
         &Payload::Empty,
     )?;
     let status = response.status().as_u16();
-    let content_type = client::header(&response, "content-type").unwrap_or_default();
+    let content_type = http::header(&response, "content-type").unwrap_or_default();
     // Drain what little there is, so the connection can be reused.
-    let _ = client::read_limited(response, 64 << 10);
+    let _ = http::read_limited(response, 64 << 10);
     Ok(status == 200 && content_type.starts_with(MediaType::OciIndex.as_str()))
 }
 
@@ -329,12 +330,12 @@ fn read_fallback_index(
         200 => {}
         _ => return Err(registry.unexpected("reading the referrers tag of", repository, response)),
     }
-    let etag = client::header(&response, "etag").filter(|e| {
+    let etag = http::header(&response, "etag").filter(|e| {
         !e.is_empty() && e.len() <= MAX_ETAG && e.bytes().all(|b| b.is_ascii_graphic() || b == b' ')
     });
-    let content_type = client::header(&response, "content-type")
+    let content_type = http::header(&response, "content-type")
         .map(|c| MediaType::parse(c.split(';').next().unwrap_or_default().trim()));
-    let (bytes, more) = client::read_limited(response, MAX_DOCUMENT);
+    let (bytes, more) = http::read_limited(response, MAX_DOCUMENT);
     if more {
         return Err(registry.error(
             Kind::Protocol,
@@ -389,8 +390,8 @@ fn read_fallback_index(
 }
 
 /// Reads what little body an answer has, so the connection can be reused.
-fn drain(response: ureq::http::Response<ureq::Body>) {
-    let _ = client::read_limited(response, 64 << 10);
+fn drain(response: http::Response) {
+    let _ = http::read_limited(response, 64 << 10);
 }
 
 /// A random duration up to `most`, so that pushes that met once do not keep meeting.

@@ -4,7 +4,8 @@
 
 use std::io::Read;
 
-use super::client::{self, Payload, Registry, encode};
+use super::client::Registry;
+use super::transport::http::{Payload, Response, encode, header};
 use crate::error::registry::RegistryErrorKind;
 use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
@@ -230,8 +231,8 @@ pub(super) fn put_manifest(
 
 /// The upload URL a registry answered with, resolved against the registry (it may be elsewhere: blob
 /// storage; credentials then stay behind).
-fn location_of(registry: &Registry, response: ureq::http::Response<ureq::Body>) -> Result<String> {
-    let location = client::header(&response, "location").ok_or_else(|| {
+fn location_of(registry: &Registry, response: Response) -> Result<String> {
+    let location = header(&response, "location").ok_or_else(|| {
         registry.error(
             RegistryErrorKind::Protocol,
             format!(

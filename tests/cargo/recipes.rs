@@ -1,6 +1,6 @@
-//! The README's recipes as written: its cargo-make tasks run by real cargo-make, and its GitHub Actions
-//! steps that need no GitHub, on a copy of fixtures/hello while CARGO_TARGET_DIR points elsewhere (so no
-//! `target/` exists beside the crate, as in a CI that sets it).
+//! The manual's CI recipes as written (`docs/src/guide/ci.md`): its cargo-make tasks run by real
+//! cargo-make, and its GitHub Actions steps that need no GitHub, on a copy of fixtures/hello while
+//! CARGO_TARGET_DIR points elsewhere (so no `target/` exists beside the crate, as in a CI that sets it).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -10,16 +10,19 @@ use crate::support;
 use support::registry::{Setup, TestRegistry};
 use support::{root, run_ok};
 
-/// The code block between `<!-- recipe: NAME -->` and `<!-- /recipe -->` in README.md.
-fn readme_recipe(name: &str) -> String {
-    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+/// The manual's page that holds the recipes.
+const RECIPES_PAGE: &str = "docs/src/guide/ci.md";
+
+/// The code block between `<!-- recipe: NAME -->` and `<!-- /recipe -->` in [`RECIPES_PAGE`].
+fn documented_recipe(name: &str) -> String {
+    let page = std::fs::read_to_string(root().join(RECIPES_PAGE)).unwrap();
     let start = format!("<!-- recipe: {name} -->");
-    let (_, rest) = readme
+    let (_, rest) = page
         .split_once(&start)
-        .unwrap_or_else(|| panic!("README.md has no `{start}`"));
+        .unwrap_or_else(|| panic!("{RECIPES_PAGE} has no `{start}`"));
     let (section, _) = rest
         .split_once("<!-- /recipe -->")
-        .unwrap_or_else(|| panic!("`{start}` is not closed in README.md"));
+        .unwrap_or_else(|| panic!("`{start}` is not closed in {RECIPES_PAGE}"));
     let (_, fenced) = section.split_once("```").expect("a code block");
     let (_, code) = fenced
         .split_once('\n')
@@ -41,7 +44,7 @@ fn path_with_binaries() -> OsString {
         .unwrap()
 }
 
-/// The command a README recipe runs in `crate_dir`: the binaries under test on PATH, cargo's output
+/// The command a documented recipe runs in `crate_dir`: the binaries under test on PATH, cargo's output
 /// in `target_dir`, no network for cargo (so cargo-make's `install_crate` could not fetch anything:
 /// its check must pass on the binaries), and no credentials of this machine.
 fn in_project(program: &str, crate_dir: &Path, target_dir: &Path) -> Command {
@@ -63,7 +66,7 @@ fn manifest_digest(archive: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn cargo_make_tasks_from_the_readme_build_and_push() {
+fn cargo_make_tasks_from_the_manual_build_and_push() {
     if support::peer("cargo-make").is_none() {
         return;
     }
@@ -77,7 +80,7 @@ fn cargo_make_tasks_from_the_readme_build_and_push() {
     let (crate_dir, target_dir) = project(dir.path());
     std::fs::write(
         crate_dir.join("Makefile.toml"),
-        readme_recipe("Makefile.toml"),
+        documented_recipe("Makefile.toml"),
     )
     .unwrap();
     let archive = crate_dir.join("target/image.tar");
@@ -118,7 +121,7 @@ fn cargo_make_tasks_from_the_readme_build_and_push() {
 fn github_actions_steps_that_need_no_github_run_as_written() {
     let dir = tempfile::tempdir().unwrap();
     let (crate_dir, target_dir) = project(dir.path());
-    let workflow = readme_recipe("github-actions");
+    let workflow = documented_recipe("github-actions");
     // Installing the tool and anything with a `${{ ... }}` expression need GitHub; the rest runs here.
     let steps: Vec<&str> = workflow
         .lines()

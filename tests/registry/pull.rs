@@ -17,12 +17,13 @@ use crate::support;
 use zeroimage::image::blobs::BlobSource;
 use zeroimage::image::reference::Reference;
 use zeroimage::image::{ImageTree, read_config};
+use zeroimage::layout;
 use zeroimage::layout::read::ArchiveSource;
 use zeroimage::oci::{Descriptor, Digest, MediaType};
 use zeroimage::registry::cache::CacheMode;
 use zeroimage::registry::client::ClientOptions;
 use zeroimage::registry::pull::{PullOptions, RegistrySource};
-use zeroimage::registry::push::{PushOptions, push_archive};
+use zeroimage::registry::push::{self, PushOptions};
 use zeroimage::report::{Listener, Progress};
 
 use support::http::{Reply, Request, TestServer};
@@ -1088,8 +1089,8 @@ fn large_transfers_report_progress_when_pushing_and_pulling() {
         chunk_size: 2 << 20,
         ..PushOptions::default()
     };
-    push_archive(
-        &archive,
+    push::push(
+        &layout::open(&archive, None).unwrap(),
         &[format!("{host}/progress/chunked:1").parse().unwrap()],
         &options_chunked,
         &listener,

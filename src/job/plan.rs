@@ -1,0 +1,225 @@
+//! One plan for both jobs. Every option of an image is settled once (a flag, else what the crate's
+//! Cargo.toml says, else the default) into typed values; then one execution packages the image,
+//! delivers the archive and hands the image to its sinks. `zeroimage` has nothing under its flags;
+//! `cargo zeroimage` passes each package's settings as [`Fallbacks`].
+
+use std::path::PathBuf;
+
+use super::base::{BaseImage, BaseRef};
+use super::naming::NamePattern;
+use super::package::{Input, PackageOptions, PackageSummary, package};
+use super::publish::{Load, Publish, Published, Push};
+use super::staging::Staging;
+use super::{JobOptions, JobOutcome};
+use crate::assemble::essentials::Essentials;
+use crate::assemble::options::ImageOptions;
+use crate::codec::compress::Compression;
+use crate::error::Result;
+use crate::image::reference::Reference;
+use crate::load::{LoadOptions, Runtime};
+use crate::registry::pull::PullOptions;
+use crate::registry::push::PushOptions;
+use crate::report::{Listener, human_size};
+use crate::sbom::SbomFormats;
+use crate::util::destination::is_dash;
+use crate::util::timestamp::Timestamp;
+
+/// What a configuration under the flags says (a crate's `[package.metadata.zeroimage]` over its
+/// workspace's), already parsed: what each option falls back to when its flag is not given.
+#[derive(Clone, Debug, Default)]
+pub struct Fallbacks {
+    pub output: Option<PathBuf>,
+    pub tag: Option<NamePattern>,
+    pub created: Option<Timestamp>,
+    /// The creation time given is the wall clock (`created = "now"`).
+    pub created_now: bool,
+    pub allow_dynamic: bool,
+    /// Laid under the flags' configuration.
+    pub config: ImageOptions,
+    /// Merged under the flags' essentials.
+    pub essentials: Essentials,
+    pub base: Option<BaseRef>,
+    /// Used when no reference is pushed to by flag.
+    pub push: Vec<NamePattern>,
+    /// Used when no runtime is loaded into by flag.
+    pub load: Vec<Runtime>,
+    pub sbom: Option<SbomFormats>,
+    pub provenance: Option<bool>,
+    pub require_attachments: Option<bool>,
+    pub compression: Option<Compression>,
+}
+
+/// The options of one image, settled: every value a flag gave, else its fallback, else the default.
+/// The output and the name keep `None` when neither gave one: each job has its own default for them.
+#[derive(Clone, Debug)]
+pub struct Settled {
+    pub output: Option<PathBuf>,
+    pub tag: Option<Reference>,
+    pub created: Timestamp,
+    /// The creation time is the wall clock, so the provenance may record when the build ran.
+    pub created_now: bool,
+    pub allow_dynamic: bool,
+    pub config: ImageOptions,
+    pub essentials: Essentials,
+    pub base: Option<BaseRef>,
+    /// The references pushed to, `{bin}` resolved.
+    pub push: Vec<Reference>,
+    pub push_options: PushOptions,
+    pub load: LoadOptions,
+    pub sbom: SbomFormats,
+    pub provenance: bool,
+    pub compression: Compression,
+}
+
+impl JobOptions {
+    /// These options over `fallbacks`, for the image of the program or binary `bin` (what `{bin}`
+    /// stands for in names).
+    pub fn settle(&self, fallbacks: Fallbacks, bin: &str) -> Result<Settled> {
+        let tag = self.tag.as_ref().or(fallbacks.tag.as_ref());
+        let push = if self.push.is_empty() {
+            &fallbacks.push
+        } else {
+            &self.push
+        };
+        let load = if self.load.is_empty() {
+            LoadOptions {
+                runtimes: fallbacks.load,
+                ..self.load.clone()
+            }
+        } else {
+            self.load.clone()
+        };
+        Ok(Settled {
+            output: self.output.clone().or(fallbacks.output),
+            tag: tag.map(|t| t.resolve(bin)).transpose()?,
+            created: match self.created.or(fallbacks.created) {
+                Some(created) => created,
+                None => Timestamp::from_env()?,
+            },
+            created_now: self.created_now || (self.created.is_none() && fallbacks.created_now),
+            allow_dynamic: self.allow_dynamic || fallbacks.allow_dynamic,
+            config: fallbacks.config.overlay(self.config.clone()),
+            essentials: self.essentials.clone().over(fallbacks.essentials),
+            base: self.base.clone().or(fallbacks.base),
+            push: push
+                .iter()
+                .map(|p| p.resolve(bin))
+                .collect::<Result<Vec<_>>>()?,
+            push_options: PushOptions {
+                require_attachments: self
+                    .require_attachments
+                    .or(fallbacks.require_attachments)
+                    .unwrap_or(self.push_options.require_attachments),
+                ..self.push_options.clone()
+            },
+            load,
+            sbom: self.sbom.or(fallbacks.sbom).unwrap_or_default(),
+            provenance: self.provenance.or(fallbacks.provenance).unwrap_or(false),
+            compression: Compression::chosen(
+                self.compression.as_deref(),
+                self.compression_level,
+                fallbacks.compression,
+            )?,
+        })
+    }
+}
+
+/// Everything decided about one image before anything is written.
+#[derive(Debug)]
+pub struct ImagePlan {
+    /// The programs, one per platform.
+    pub inputs: Vec<Input>,
+    /// How to package; `output: None` writes no archive (the layers are spooled for the sinks).
+    pub package: PackageOptions,
+    /// Build on this image instead of FROM scratch.
+    pub base: Option<BaseRef>,
+    /// How a registry base is pulled.
+    pub pull: PullOptions,
+    /// Where the image is pushed once built.
+    pub push: Push,
+    /// The runtimes it is loaded into once built.
+    pub load: Load,
+}
+
+impl ImagePlan {
+    /// The sinks the image goes to after its archive, in order: pushes, then loads.
+    fn sinks(&self) -> Vec<&dyn Publish> {
+        let mut sinks: Vec<&dyn Publish> = Vec::new();
+        if !self.push.references.is_empty() {
+            sinks.push(&self.push);
+        }
+        if !self.load.options.is_empty() {
+            sinks.push(&self.load);
+        }
+        sinks
+    }
+
+    /// Packages the image, delivers its archive (through a staging file when it goes to a stream and
+    /// is read back), reports it, and hands it to every sink.
+    pub fn execute(&self, listener: &dyn Listener) -> Result<JobOutcome> {
+        let sinks = self.sinks();
+        let staging = Staging::new(self.package.output.as_deref(), !sinks.is_empty())?;
+        let package_options = PackageOptions {
+            output: staging.build_path(),
+            ..self.package.clone()
+        };
+        let base = self
+            .base
+            .as_ref()
+            .map(|base| BaseImage::open(base, &self.pull, listener))
+            .transpose()?;
+        let mut packaged = package(&self.inputs, &package_options, base.as_ref(), listener)?;
+        staging.deliver(&mut packaged.summary)?;
+        report_written(&packaged.summary, listener);
+        let mut published = Vec::new();
+        if !sinks.is_empty() {
+            let image = packaged.stored()?;
+            for sink in sinks {
+                published.push(sink.publish(&image, packaged.tag(), listener)?);
+            }
+        }
+        let mut outcome = JobOutcome {
+            summary: packaged.summary,
+            pushed: Vec::new(),
+            loaded: Vec::new(),
+        };
+        for result in published {
+            match result {
+                Published::Pushed(pushed) => {
+                    let summary = &mut outcome.summary;
+                    summary
+                        .pushed
+                        .extend(pushed.pushed.iter().map(ToString::to_string));
+                    summary.attachments_not_pushed.extend(pushed.not_attached);
+                    outcome.pushed.extend(pushed.pushed);
+                }
+                Published::Loaded(loaded) => {
+                    outcome.summary.loaded.extend(loaded.iter().cloned());
+                    outcome.loaded.extend(loaded);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+/// The `Written` status line, when an archive was written.
+fn report_written(summary: &PackageSummary, listener: &dyn Listener) {
+    if summary.path.as_os_str().is_empty() {
+        return;
+    }
+    let written = if is_dash(&summary.path) {
+        "standard output".to_owned()
+    } else {
+        summary.path.display().to_string()
+    };
+    listener.status(
+        "Written",
+        &format!(
+            "{written} ({}, {}, {})",
+            summary.tag,
+            summary.digest,
+            human_size(summary.size)
+        ),
+    );
+}
