@@ -1,7 +1,8 @@
 //! The conformance check the harness runs on every archive the tests write (`support::validate`)
 //! must catch what it is there for: each test takes a sound archive written by `zeroimage`, damages
 //! one thing (re-linking every document above it, so that only that one thing is wrong), and expects
-//! the check to name it. A check that passed everything would pass here never.
+//! the check to name it. A check that passed everything would pass here never. The last tests check
+//! that the harness does run it on what a run writes.
 
 use std::io::Read;
 use std::path::Path;
@@ -174,6 +175,9 @@ fn a_sound_archive_passes_and_every_part_of_it_is_checked() {
             layers: 1,
             referrers: 1,
             docker_entries: 1,
+            filesystems: 1,
+            hard_links: 0,
+            symlinks: 0,
         }
     );
     // What a multi-platform archive adds: the index, two images, their platforms.
@@ -391,4 +395,216 @@ fn the_harness_finds_the_archives_a_run_says_it_wrote() {
     let out = run_ok(zeroimage().arg(&program).arg("-o").arg("-"));
     assert!(support::written_archives(&out.stderr).is_empty());
     validate::archive_bytes(&out.stdout);
+}
+
+/// One entry of a crafted layer.
+enum Crafted<'a> {
+    Dir(&'a str),
+    File(&'a str),
+    Symlink(&'a str, &'a str),
+    HardLink(&'a str, &'a str),
+    /// A file whose name is written into the header as is (`tar` refuses `..` through its API).
+    RawName(&'a [u8]),
+}
+
+/// A gzip-compressed layer holding `crafted`, and its diff id.
+fn crafted_layer(crafted: &[Crafted]) -> (Vec<u8>, String) {
+    let mut builder = tar::Builder::new(Vec::new());
+    for entry in crafted {
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o755);
+        header.set_size(0);
+        match entry {
+            Crafted::Dir(path) => {
+                header.set_entry_type(tar::EntryType::Directory);
+                builder.append_data(&mut header, path, &[][..]).unwrap();
+            }
+            Crafted::File(path) => {
+                let content = b"content\n";
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_size(content.len() as u64);
+                builder.append_data(&mut header, path, &content[..]).unwrap();
+            }
+            Crafted::Symlink(path, target) => {
+                header.set_entry_type(tar::EntryType::Symlink);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+            Crafted::HardLink(path, target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                builder.append_link(&mut header, path, target).unwrap();
+            }
+            Crafted::RawName(name) => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.as_old_mut().name[..name.len()].copy_from_slice(name);
+                header.set_cksum();
+                builder.append(&header, &[][..]).unwrap();
+            }
+        }
+    }
+    let tar = builder.into_inner().unwrap();
+    let diff_id = sha256(&tar);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &tar).unwrap();
+    (gz.finish().unwrap(), diff_id)
+}
+
+/// The sound archive with a second layer holding `crafted` on top of its own (config, manifest and
+/// everything above re-linked): only the layer's contents can be wrong.
+fn with_layer(dir: &Path, crafted: &[Crafted]) -> Entries {
+    let mut entries = sound_archive(dir);
+    let (layer, diff_id) = crafted_layer(crafted);
+    let layer_digest = sha256(&layer);
+    let size = layer.len() as u64;
+    entries.push((path_of(&layer_digest), layer));
+    let (digest, mut manifest) = image_manifest(&entries);
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let mut config = json_of(&entries, &path_of(&config_digest));
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(diff_id.into());
+    let new_config = serde_json::to_vec(&config).unwrap();
+    manifest["config"]["digest"] = sha256(&new_config).into();
+    manifest["config"]["size"] = new_config.len().into();
+    manifest["layers"].as_array_mut().unwrap().push(serde_json::json!({
+        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+        "digest": layer_digest,
+        "size": size,
+    }));
+    let position = entries
+        .iter()
+        .position(|(n, _)| *n == path_of(&config_digest))
+        .unwrap();
+    entries[position] = (path_of(&sha256(&new_config)), new_config);
+    // manifest.json lists the layers too.
+    let mut list = json_of(&entries, "manifest.json");
+    list[0]["Config"] = path_of(&sha256(&serde_json::to_vec(&config).unwrap())).into();
+    list[0]["Layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(path_of(&layer_digest).into());
+    let position = entries
+        .iter()
+        .position(|(n, _)| n == "manifest.json")
+        .unwrap();
+    entries[position].1 = serde_json::to_vec(&list).unwrap();
+    replace_blob(&mut entries, &digest, serde_json::to_vec(&manifest).unwrap());
+    entries
+}
+
+#[test]
+fn links_whiteouts_and_dangling_symbolic_links_of_a_sound_layer_pass() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = with_layer(
+        dir.path(),
+        &[
+            Crafted::Dir("srv/"),
+            Crafted::File("srv/data"),
+            Crafted::HardLink("srv/again", "srv/data"),
+            // Through a link that leads to a directory: placed in it.
+            Crafted::Dir("usr/lib/"),
+            Crafted::Symlink("lib", "usr/lib"),
+            Crafted::File("lib/libz.so"),
+            Crafted::HardLink("srv/libz", "/usr/lib/libz.so"),
+            // A link may dangle; only placing something through it is wrong.
+            Crafted::Symlink("srv/outside", "../../elsewhere"),
+            Crafted::File("srv/.wh.nothing-below"),
+            // Parents a base layer leaves out are created.
+            Crafted::File("opt/deep/file"),
+        ],
+    );
+    let checked = validate::check_bytes(&tar_of(&entries)).unwrap_or_else(|p| panic!("{p:#?}"));
+    assert_eq!(
+        (checked.filesystems, checked.hard_links, checked.symlinks),
+        (1, 2, 2),
+        "{checked:?}"
+    );
+}
+
+#[test]
+fn a_hard_link_to_a_file_no_entry_put_there_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = with_layer(
+        dir.path(),
+        &[Crafted::Dir("srv/"), Crafted::HardLink("srv/again", "srv/data")],
+    );
+    assert_caught(
+        &entries,
+        &[
+            "layers[1]",
+            "`srv/again` is a hard link to `srv/data`, which no entry before it put there",
+        ],
+    );
+    // Nor one to a directory, nor one that comes before its target.
+    let entries = with_layer(
+        dir.path(),
+        &[
+            Crafted::HardLink("first", "srv/data"),
+            Crafted::Dir("srv/"),
+            Crafted::File("srv/data"),
+            Crafted::HardLink("dir-link", "srv"),
+        ],
+    );
+    assert_caught(&entries, &["`first` is a hard link to `srv/data`"]);
+    assert_caught(&entries, &["`dir-link` is a hard link to `srv`, a directory"]);
+}
+
+#[test]
+fn entries_placed_through_a_dangling_link_below_a_file_or_above_the_root_are_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let entries = with_layer(
+        dir.path(),
+        &[
+            Crafted::Symlink("lib", "usr/lib"),
+            Crafted::File("lib/libz.so"),
+            Crafted::File("etc"),
+            Crafted::File("etc/passwd"),
+            Crafted::Symlink("a", "b"),
+            Crafted::Symlink("b", "a"),
+            Crafted::File("a/x"),
+            Crafted::RawName(b"../escaped"),
+        ],
+    );
+    assert_caught(
+        &entries,
+        &[
+            "`lib/libz.so` is placed through a symbolic link that leads nowhere",
+            "`/usr` is missing",
+        ],
+    );
+    assert_caught(&entries, &["`etc/passwd` is placed below `/etc`, which is not a directory"]);
+    assert_caught(&entries, &["`a/x` is reached through more than 40 symbolic links"]);
+    assert_caught(&entries, &["`../escaped` climbs above the image root"]);
+}
+
+#[test]
+fn every_archive_a_successful_run_writes_is_checked_by_the_harness() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "counted\n"),
+    );
+    // Tests run in parallel in this process: the count only grows, by at least this test's runs.
+    let before = validate::archives_checked();
+    support::package(&program, &dir.path().join("app.tar"), &[]);
+    let after_file = validate::archives_checked();
+    assert!(after_file > before, "the archive of -o FILE was not checked");
+    run_ok(zeroimage().arg(&program).args(["-o", "-"]));
+    assert!(
+        validate::archives_checked() > after_file,
+        "the archive written to standard output was not checked"
+    );
+    // A damaged archive at the path a successful run names fails the run's test: the check reads
+    // the file the run wrote, not something of its own.
+    let damaged = dir.path().join("damaged.tar");
+    support::package(&program, &damaged, &[]);
+    let mut entries = entries_of(&damaged);
+    let (_, manifest) = image_manifest(&entries);
+    let layer = path_of(manifest["layers"][0]["digest"].as_str().unwrap());
+    let position = entries.iter().position(|(n, _)| *n == layer).unwrap();
+    entries[position].1.push(0);
+    std::fs::write(&damaged, tar_of(&entries)).unwrap();
+    let panicked = std::panic::catch_unwind(|| validate::archive(&damaged));
+    assert!(panicked.is_err(), "a layer one byte longer passed");
 }

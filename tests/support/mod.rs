@@ -312,7 +312,8 @@ impl Zeroimage {
         self
     }
 
-    /// Runs to the end; after a success, every archive the run wrote passes [`validate::archive`].
+    /// Runs to the end; after a success, every archive the run wrote passes [`validate::archive`]
+    /// (with `-o -`, the archive it wrote to standard output).
     pub fn output(&mut self) -> std::io::Result<Output> {
         self.claim();
         let output = {
@@ -320,7 +321,7 @@ impl Zeroimage {
             self.cmd.output()?
         };
         if output.status.success() {
-            self.validate_written(&output.stderr);
+            self.validate_written(&output.stdout, &output.stderr);
         }
         Ok(output)
     }
@@ -334,26 +335,43 @@ impl Zeroimage {
             self.cmd.status()?
         };
         if status.success() {
-            self.validate_written(&[]);
+            self.validate_written(&[], &[]);
         }
         Ok(status)
     }
 
     /// Validates what a successful run wrote: the archive its arguments name (`-o`, else the
-    /// default), and each archive a `Written PATH (...)` status line names (the only way to know
-    /// where `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one
-    /// archive per binary). Standard output, devices, FIFOs and links into /proc or /dev are skipped.
-    fn validate_written(&self, stderr: &[u8]) {
+    /// default), each archive a `Written PATH (...)` status line names (the only way to know where
+    /// `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one archive per
+    /// binary), and with `-o -` the archive on standard output when it was captured. Devices, FIFOs
+    /// and links into /proc or /dev are skipped. A run that wrote no archive (a push, `--load`,
+    /// `--help`, a subcommand) is only logged (see [`validate::log`]).
+    fn validate_written(&self, stdout: &[u8], stderr: &[u8]) {
         let cwd = self.cwd();
         let mut paths = std::collections::BTreeSet::new();
         paths.extend(self.archive_path());
         paths.extend(written_archives(stderr).into_iter().map(|p| cwd.join(p)));
+        let mut checked = 0;
         for path in paths {
             let is_file =
                 !through_proc_or_dev(&path) && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
             if is_file {
                 validate::archive(&path);
+                checked += 1;
             }
+        }
+        let streamed = self.destination().is_some_and(|d| d.as_os_str() == "-");
+        if streamed && !stdout.is_empty() {
+            validate::archive_bytes(stdout);
+            checked += 1;
+        }
+        if checked == 0 {
+            let args: Vec<String> = self
+                .own_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            validate::log(&format!("no archive checked\t{}", args.join(" ")));
         }
     }
 
@@ -431,11 +449,28 @@ impl Zeroimage {
     /// default. For `cargo zeroimage` the default lies somewhere in the target dir, which is then
     /// claimed whole. `None` when nothing is written (usage errors, `--help`, subcommands, `-o -`).
     fn archive_path(&self) -> Option<PathBuf> {
+        let path = self.destination()?;
+        if path.as_os_str() == "-" {
+            return None;
+        }
+        let path = self.cwd().join(path);
+        // Devices and FIFOs are not files two tests could clobber; nor is a link into /proc or /dev
+        // (`/proc/self/fd/1` is the child's own stdout, whatever this process's stdout is).
+        let special = through_proc_or_dev(&path)
+            || std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device() || m.file_type().is_fifo()
+            });
+        (!special).then_some(path)
+    }
+
+    /// Where this run writes, as its arguments say (`-` for standard output; relative to its working
+    /// directory), or the target dir its default lies in; `None` when nothing is written.
+    fn destination(&self) -> Option<PathBuf> {
         use clap::Parser;
         use cli::cargo_zeroimage::CargoCli;
         use cli::zeroimage::ZeroimageArgs;
         let args = self.own_args();
-        let cwd = self.cwd();
         let path = match self.tool {
             Tool::Zeroimage => {
                 let parsed =
@@ -503,18 +538,7 @@ impl Zeroimage {
                 }
             }
         };
-        if path.as_os_str() == "-" {
-            return None;
-        }
-        let path = cwd.join(path);
-        // Devices and FIFOs are not files two tests could clobber; nor is a link into /proc or /dev
-        // (`/proc/self/fd/1` is the child's own stdout, whatever this process's stdout is).
-        let special = through_proc_or_dev(&path)
-            || std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_char_device() || m.file_type().is_fifo()
-            });
-        (!special).then_some(path)
+        Some(path)
     }
 }
 

@@ -3,16 +3,25 @@
 //! every blob matches its name and every descriptor naming it (digest and size), whose manifests'
 //! configs and layers are all there, whose layers are tars hashing to the config's `rootfs.diff_ids`
 //! once decompressed, whose indexes' platforms are their images' own, whose `manifest.json` names
-//! an image of the layout, and whose attached documents are about an image in it. It is written
-//! from the specifications, apart from the library, so that a bug there cannot hide here.
+//! an image of the layout, and whose attached documents are about an image in it. Each image's
+//! layers are then applied in order, as a runtime unpacks them (see [`Rootfs`]): every hard link must
+//! name a file an earlier entry or a lower layer put there, no path may climb above the root or go
+//! through a file, and no entry may be placed through a link that leads nowhere or loops (docker and
+//! podman unpack in a chroot, where such a link fails). Symbolic links themselves may dangle, as in
+//! any image (`--include` keeps a link pointing outside its tree as written). It is written from the
+//! specifications, apart from the library (tar, flate2, zstd, sha2 and serde_json only), so that a
+//! bug there cannot hide here.
 //!
 //! [`archive`] panics with every problem found, one per line; [`check_archive`] returns them, for the
-//! validator's own tests.
+//! validator's own tests. [`archives_checked`] counts the archives that passed, so that a test can
+//! tell the harness did check what a run wrote; with `ZI_VALIDATE_LOG=FILE` set, each check (and each
+//! successful run that wrote no archive file) is also appended to FILE, one line each.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
-use std::io::Read;
+use std::io::{Read, Write as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 use sha2::Digest as _;
@@ -21,6 +30,38 @@ use sha2::Digest as _;
 const MAX_DOCUMENT: u64 = 4 << 20;
 /// Problems reported at most: past that, the archive is broken enough.
 const MAX_PROBLEMS: usize = 50;
+/// Paths one image's filesystem may hold here: test images hold a few thousand; a larger one is
+/// reported rather than checked slowly.
+const MAX_ROOTFS_PATHS: usize = 1_000_000;
+/// Symbolic links followed in one lookup: Linux's limit.
+const MAX_LINK_HOPS: usize = 40;
+/// The environment variable naming a file each check is appended to, for counting what the tests
+/// checked.
+pub const LOG_VAR: &str = "ZI_VALIDATE_LOG";
+
+/// Archives that passed [`archive`] or [`archive_bytes`] in this process.
+static CHECKED: AtomicUsize = AtomicUsize::new(0);
+
+/// How many archives passed the check in this test process so far.
+pub fn archives_checked() -> usize {
+    CHECKED.load(Ordering::SeqCst)
+}
+
+/// Appends `line` to the file [`LOG_VAR`] names, when it is set, prefixed with the running test.
+pub fn log(line: &str) {
+    let Some(file) = std::env::var_os(LOG_VAR) else {
+        return;
+    };
+    let test = std::thread::current().name().unwrap_or("?").to_owned();
+    let written = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&file)
+        .and_then(|mut f| f.write_all(format!("{test}\t{line}\n").as_bytes()));
+    if let Err(e) = written {
+        panic!("{LOG_VAR}={}: {e}", Path::new(&file).display());
+    }
+}
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -42,29 +83,50 @@ pub struct Checked {
     pub referrers: usize,
     /// Entries of `manifest.json`.
     pub docker_entries: usize,
+    /// Images whose layers were applied in order, links and all.
+    pub filesystems: usize,
+    /// Hard links found naming a file of their image.
+    pub hard_links: usize,
+    /// Symbolic links in the layers.
+    pub symlinks: usize,
+}
+
+impl Checked {
+    fn done(self, what: &str) -> Checked {
+        CHECKED.fetch_add(1, Ordering::SeqCst);
+        log(&format!(
+            "{what}\t{} images, {} layers, {} blobs, {} referrers, {} hard links, {} symlinks",
+            self.images, self.layers, self.blobs, self.referrers, self.hard_links, self.symlinks
+        ));
+        self
+    }
 }
 
 /// Checks the archive at `path`, failing the test with every problem found.
 pub fn archive(path: &Path) -> Checked {
-    check_archive(path).unwrap_or_else(|problems| {
-        panic!(
-            "{} is not a sound image archive:\n  {}",
-            path.display(),
-            problems.join("\n  ")
-        )
-    })
+    check_archive(path)
+        .unwrap_or_else(|problems| {
+            panic!(
+                "{} is not a sound image archive:\n  {}",
+                path.display(),
+                problems.join("\n  ")
+            )
+        })
+        .done(&path.display().to_string())
 }
 
 /// Checks an archive held in memory (e.g. written to standard output), failing the test with every
 /// problem found.
 pub fn archive_bytes(bytes: &[u8]) -> Checked {
-    check_bytes(bytes).unwrap_or_else(|problems| {
-        panic!(
-            "the archive ({} bytes) is not a sound image archive:\n  {}",
-            bytes.len(),
-            problems.join("\n  ")
-        )
-    })
+    check_bytes(bytes)
+        .unwrap_or_else(|problems| {
+            panic!(
+                "the archive ({} bytes) is not a sound image archive:\n  {}",
+                bytes.len(),
+                problems.join("\n  ")
+            )
+        })
+        .done("standard output")
 }
 
 /// Checks the archive at `path`: what was checked, or every problem found.
@@ -143,6 +205,8 @@ struct Validator<'a> {
     /// Every manifest or index reached from index.json: digest -> (media type, size).
     reachable: BTreeMap<String, (String, u64)>,
     layers: Vec<PendingLayer>,
+    /// The entries of each layer blob read (blob path), for [`Validator::check_filesystems`].
+    layer_entries: BTreeMap<String, Vec<LayerEntry>>,
 }
 
 impl<'a> Validator<'a> {
@@ -157,6 +221,7 @@ impl<'a> Validator<'a> {
             images: BTreeMap::new(),
             reachable: BTreeMap::new(),
             layers: Vec::new(),
+            layer_entries: BTreeMap::new(),
         }
     }
 
@@ -178,6 +243,7 @@ impl<'a> Validator<'a> {
         self.check_referrers();
         self.check_unreferenced();
         self.check_layers();
+        self.check_filesystems();
         if self.problems.is_empty() {
             Ok(self.checked)
         } else {
@@ -709,7 +775,7 @@ impl<'a> Validator<'a> {
             };
             let results: Vec<_> = layers
                 .iter()
-                .map(|layer| diff_id(&bytes[..], layer.compression))
+                .map(|layer| read_layer(&bytes[..], layer.compression))
                 .collect();
             for (layer, result) in layers.iter().zip(results) {
                 self.compare_diff_id(layer, result);
@@ -736,7 +802,7 @@ impl<'a> Validator<'a> {
                 }
                 match layers.as_slice() {
                     [layer] => {
-                        let result = diff_id(entry, layer.compression);
+                        let result = read_layer(entry, layer.compression);
                         self.compare_diff_id(layer, result);
                     }
                     _ => {
@@ -745,7 +811,7 @@ impl<'a> Validator<'a> {
                         let mut entry = entry;
                         entry.read_to_end(&mut bytes)?;
                         for layer in layers {
-                            let result = diff_id(&bytes[..], layer.compression);
+                            let result = read_layer(&bytes[..], layer.compression);
                             self.compare_diff_id(layer, result);
                         }
                     }
@@ -758,18 +824,57 @@ impl<'a> Validator<'a> {
         }
     }
 
-    fn compare_diff_id(&mut self, layer: &PendingLayer, result: Result<String, String>) {
+    fn compare_diff_id(&mut self, layer: &PendingLayer, result: Result<LayerRead, String>) {
         self.checked.layers += 1;
         match result {
-            Ok(actual) if actual == layer.diff_id => {}
-            Ok(actual) => self.problem(format!(
-                "{}: {} decompressed ({:?}) hashes to {actual}, the config's diff_id is {}",
-                layer.place, layer.blob, layer.compression, layer.diff_id
-            )),
+            Ok(read) => {
+                if read.diff_id != layer.diff_id {
+                    self.problem(format!(
+                        "{}: {} decompressed ({:?}) hashes to {}, the config's diff_id is {}",
+                        layer.place, layer.blob, layer.compression, read.diff_id, layer.diff_id
+                    ));
+                }
+                self.layer_entries.insert(layer.blob.clone(), read.entries);
+            }
             Err(e) => self.problem(format!(
                 "{}: {} as {:?}: {e}",
                 layer.place, layer.blob, layer.compression
             )),
+        }
+    }
+
+    /// Third pass: each image's layers applied in order, as a runtime unpacks them.
+    fn check_filesystems(&mut self) {
+        let images: Vec<(String, Vec<String>)> = self
+            .images
+            .iter()
+            .map(|(digest, (_, layers))| (digest.clone(), layers.clone()))
+            .collect();
+        for (digest, layers) in images {
+            let mut rootfs = Rootfs::default();
+            let mut problems = Vec::new();
+            let mut complete = true;
+            for (i, layer) in layers.iter().enumerate() {
+                // A layer that could not be read is reported already.
+                let Some(entries) = blob_path(layer).and_then(|p| self.layer_entries.get(&p)) else {
+                    complete = false;
+                    break;
+                };
+                let place = format!("image {digest} layers[{i}]");
+                for entry in entries {
+                    if let Err(why) = rootfs.apply(entry, i) {
+                        problems.push(format!("{place}: `{}` {why}", entry.path));
+                    }
+                }
+            }
+            if complete {
+                self.checked.filesystems += 1;
+                self.checked.hard_links += rootfs.hard_links;
+                self.checked.symlinks += rootfs.symlinks;
+            }
+            for p in problems {
+                self.problem(p);
+            }
         }
     }
 }
@@ -788,10 +893,36 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
-/// The diff id of a layer blob: its tar hashed whole. The tar is walked, so it must be one with every
-/// entry complete; a tar that ends right after its last entry (no padding, no end-of-archive blocks,
-/// as umoci 0.4's `insert` writes them and consumers accept) is let through.
-fn diff_id(blob: impl Read, compression: Compression) -> Result<String, String> {
+/// One entry of a layer's tar, as unpacking it needs it.
+#[derive(Clone, Debug)]
+struct LayerEntry {
+    path: String,
+    kind: EntryKind,
+    /// The target of a symbolic or hard link.
+    link: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+    HardLink,
+    /// Devices, FIFOs and the like: not directories, nothing to follow.
+    Other,
+}
+
+/// What reading a layer blob found: its diff id and its entries.
+struct LayerRead {
+    diff_id: String,
+    entries: Vec<LayerEntry>,
+}
+
+/// A layer blob read: its tar hashed whole (the diff id) and its entries listed. The tar is walked,
+/// so it must be one with every entry complete; a tar that ends right after its last entry (no
+/// padding, no end-of-archive blocks, as umoci 0.4's `insert` writes them and consumers accept) is
+/// let through.
+fn read_layer(blob: impl Read, compression: Compression) -> Result<LayerRead, String> {
     let decoded: Box<dyn Read + '_> = match compression {
         Compression::None => Box::new(blob),
         Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(blob)),
@@ -804,10 +935,11 @@ fn diff_id(blob: impl Read, compression: Compression) -> Result<String, String> 
         hasher: sha2::Sha256::new(),
     };
     let mut header_error = None;
+    let mut entries = Vec::new();
     {
         let mut tar = tar::Archive::new(&mut hashing);
-        let entries = tar.entries().map_err(|e| format!("not a tar: {e}"))?;
-        for entry in entries {
+        let walk = tar.entries().map_err(|e| format!("not a tar: {e}"))?;
+        for entry in walk {
             let mut entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
@@ -815,13 +947,26 @@ fn diff_id(blob: impl Read, compression: Compression) -> Result<String, String> 
                     break;
                 }
             };
-            let name = entry.path().map(|p| p.display().to_string());
-            std::io::copy(&mut entry, &mut std::io::sink()).map_err(|e| {
-                format!(
-                    "the tar entry {} is cut short: {e}",
-                    name.unwrap_or_default()
-                )
-            })?;
+            let path = entry
+                .path()
+                .map_err(|e| format!("an entry without a readable path: {e}"))?
+                .to_string_lossy()
+                .into_owned();
+            let link = entry
+                .link_name()
+                .map_err(|e| format!("the tar entry {path} has no readable link target: {e}"))?
+                .map(|l| l.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let kind = match entry.header().entry_type() {
+                tar::EntryType::Directory => EntryKind::Dir,
+                tar::EntryType::Regular | tar::EntryType::Continuous => EntryKind::File,
+                tar::EntryType::Symlink => EntryKind::Symlink,
+                tar::EntryType::Link => EntryKind::HardLink,
+                _ => EntryKind::Other,
+            };
+            std::io::copy(&mut entry, &mut std::io::sink())
+                .map_err(|e| format!("the tar entry {path} is cut short: {e}"))?;
+            entries.push(LayerEntry { path, kind, link });
         }
     }
     // What follows the end-of-archive blocks belongs to the diff id too.
@@ -834,7 +979,313 @@ fn diff_id(blob: impl Read, compression: Compression) -> Result<String, String> 
             return Err(format!("not a tar: {e}"));
         }
     }
-    Ok(format!("sha256:{}", hex(&hashing.hasher.finalize())))
+    Ok(LayerRead {
+        diff_id: format!("sha256:{}", hex(&hashing.hasher.finalize())),
+        entries,
+    })
+}
+
+/// An image's filesystem while its layers are applied, by the rules of the OCI image spec's
+/// changesets as containerd and umoci apply them: a path is relative to the root (a leading `/` or
+/// `./` dropped, `..` applied lexically and never above the root); its parent directories are reached
+/// through the links already there (absolute targets from the root, relative ones from the link's
+/// directory, `..` stopping at the root), and created when missing; a later entry replaces an earlier
+/// one, a directory over a directory only updates it; `.wh.NAME` removes NAME (and what is below it)
+/// from the lower layers, `.wh..wh..opq` what the lower layers had below its directory, and other
+/// `.wh..wh.` names are ignored.
+#[derive(Default)]
+struct Rootfs {
+    /// Every path but the root, by its real path (no link on the way): its kind, link target and the
+    /// layer that last wrote it.
+    paths: BTreeMap<String, Node>,
+    hard_links: usize,
+    symlinks: usize,
+}
+
+#[derive(Clone, Debug)]
+struct Node {
+    kind: EntryKind,
+    link: String,
+    layer: usize,
+}
+
+/// Where a walk through the filesystem ended.
+enum Walked {
+    /// The real path reached.
+    Found(String),
+    /// The real path of the last directory reached, the components below it that are missing, and
+    /// whether they come from a link's target (a link that leads nowhere).
+    Missing {
+        at: String,
+        missing: Vec<String>,
+        dangling: bool,
+    },
+}
+
+impl Rootfs {
+    fn apply(&mut self, entry: &LayerEntry, layer: usize) -> Result<(), String> {
+        let components = lexical(&entry.path).ok_or("climbs above the image root")?;
+        let Some((name, parent)) = components.split_last() else {
+            // The root itself.
+            return Ok(());
+        };
+        if let Some(hidden) = name.strip_prefix(".wh.") {
+            let dir = match self.walk(parent, true)? {
+                Walked::Found(dir) => dir,
+                Walked::Missing { .. } => return Ok(()),
+            };
+            if hidden == ".wh..opq" {
+                self.remove_lower(&dir, false, layer);
+            } else if !hidden.starts_with(".wh.") && !matches!(hidden, "" | "." | "..") {
+                self.remove_lower(&join(&dir, hidden), true, layer);
+            }
+            return Ok(());
+        }
+        let dir = self.parent_for_write(parent, layer)?;
+        let path = join(&dir, name);
+        let mut node = Node {
+            kind: entry.kind,
+            link: entry.link.clone(),
+            layer,
+        };
+        match entry.kind {
+            EntryKind::HardLink => {
+                let target = lexical(&entry.link).ok_or_else(|| {
+                    format!("is a hard link to `{}`, above the image root", entry.link)
+                })?;
+                let linked = match self.walk(&target, false)? {
+                    Walked::Found(real) => real,
+                    Walked::Missing { .. } => {
+                        return Err(format!(
+                            "is a hard link to `{}`, which no entry before it put there",
+                            entry.link
+                        ));
+                    }
+                };
+                let kind = self.paths.get(&linked).map_or(EntryKind::Dir, |n| n.kind);
+                if kind == EntryKind::Dir {
+                    return Err(format!(
+                        "is a hard link to `{}`, a directory",
+                        entry.link
+                    ));
+                }
+                self.hard_links += 1;
+                node.kind = kind;
+                node.link = self.paths[&linked].link.clone();
+            }
+            EntryKind::Symlink => {
+                if entry.link.is_empty() {
+                    return Err("is a symbolic link to nothing (an empty target)".to_owned());
+                }
+                self.symlinks += 1;
+            }
+            _ => {}
+        }
+        match self.paths.get_mut(&path) {
+            Some(old) if old.kind == EntryKind::Dir && node.kind == EntryKind::Dir => {
+                old.layer = layer;
+            }
+            Some(_) => {
+                self.remove_below(&path);
+                self.paths.insert(path, node);
+            }
+            None => self.insert(path, node)?,
+        }
+        Ok(())
+    }
+
+    fn insert(&mut self, path: String, node: Node) -> Result<(), String> {
+        if self.paths.len() >= MAX_ROOTFS_PATHS {
+            return Err(format!(
+                "is past {MAX_ROOTFS_PATHS} paths, more than the conformance check follows"
+            ));
+        }
+        self.paths.insert(path, node);
+        Ok(())
+    }
+
+    /// The real path of the directory `parent` (components from the root), creating the missing
+    /// directories as unpacking does.
+    fn parent_for_write(&mut self, parent: &[String], layer: usize) -> Result<String, String> {
+        match self.walk(parent, true)? {
+            Walked::Found(dir) => match self.paths.get(&dir) {
+                None => Ok(dir),
+                Some(node) if node.kind == EntryKind::Dir => Ok(dir),
+                Some(_) => Err(format!("is placed below `/{dir}`, which is not a directory")),
+            },
+            Walked::Missing {
+                at,
+                missing,
+                dangling,
+            } => {
+                if dangling {
+                    return Err(format!(
+                        "is placed through a symbolic link that leads nowhere (`/{}` is missing)",
+                        join(&at, &missing[0])
+                    ));
+                }
+                let mut dir = at;
+                for name in missing {
+                    dir = join(&dir, &name);
+                    let node = Node {
+                        kind: EntryKind::Dir,
+                        link: String::new(),
+                        layer,
+                    };
+                    self.insert(dir.clone(), node)?;
+                }
+                Ok(dir)
+            }
+        }
+    }
+
+    /// Walks `components` from the root, following the links on the way (and the last one when
+    /// `follow_last`).
+    fn walk(&self, components: &[String], follow_last: bool) -> Result<Walked, String> {
+        // Each pending component, and whether it comes from a link's target.
+        let mut pending: VecDeque<(String, bool)> =
+            components.iter().map(|c| (c.clone(), false)).collect();
+        let mut at = String::new();
+        let mut hops = 0;
+        while let Some((name, from_link)) = pending.pop_front() {
+            match name.as_str() {
+                "" | "." => continue,
+                ".." => {
+                    at = at.rsplit_once('/').map_or("", |(up, _)| up).to_owned();
+                    continue;
+                }
+                _ => {}
+            }
+            let next = join(&at, &name);
+            let Some(node) = self.paths.get(&next) else {
+                let mut missing = vec![name];
+                let mut dangling = from_link;
+                for (rest, from_link) in pending {
+                    dangling |= from_link;
+                    missing.push(rest);
+                }
+                // `..` after a missing directory: nothing to create; the path is missing as written.
+                missing.retain(|c| !matches!(c.as_str(), "" | "."));
+                if missing.iter().any(|c| c == "..") {
+                    return Err(format!(
+                        "goes up (`..`) from `/{next}`, which does not exist"
+                    ));
+                }
+                return Ok(Walked::Missing {
+                    at,
+                    missing,
+                    dangling,
+                });
+            };
+            match node.kind {
+                EntryKind::Dir => at = next,
+                EntryKind::Symlink if follow_last || !pending.is_empty() => {
+                    hops += 1;
+                    if hops > MAX_LINK_HOPS {
+                        return Err(format!(
+                            "is reached through more than {MAX_LINK_HOPS} symbolic links (a loop)"
+                        ));
+                    }
+                    if node.link.starts_with('/') {
+                        at = String::new();
+                    }
+                    for part in node.link.split('/').rev() {
+                        pending.push_front((part.to_owned(), true));
+                    }
+                }
+                _ if pending.is_empty() => return Ok(Walked::Found(next)),
+                _ => return Err(format!("is placed below `/{next}`, which is not a directory")),
+            }
+            if pending.is_empty() {
+                return Ok(Walked::Found(at));
+            }
+        }
+        Ok(Walked::Found(at))
+    }
+
+    /// Removes what lower layers put at `path` (when `include_self`) and below it, keeping what
+    /// `layer` wrote and the directories leading to it.
+    fn remove_lower(&mut self, path: &str, include_self: bool, layer: usize) {
+        let subtree: Vec<String> = if path.is_empty() {
+            self.paths.keys().cloned().collect()
+        } else {
+            let mut subtree = self.below(path);
+            if self.paths.contains_key(path) {
+                subtree.push(path.to_owned());
+            }
+            subtree
+        };
+        let kept: BTreeSet<String> = subtree
+            .iter()
+            .filter(|p| self.paths[*p].layer == layer)
+            .flat_map(|p| ancestors(p))
+            .collect();
+        for p in subtree {
+            if !include_self && p == path {
+                continue;
+            }
+            if kept.contains(&p) {
+                if let Some(node) = self.paths.get_mut(&p) {
+                    node.layer = layer;
+                }
+            } else {
+                self.paths.remove(&p);
+            }
+        }
+    }
+
+    /// Every path below `path` (not the root).
+    fn below(&self, path: &str) -> Vec<String> {
+        let below = format!("{path}/");
+        self.paths
+            .range(below.clone()..)
+            .take_while(|(p, _)| p.starts_with(&below))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
+    /// Removes everything below `path` (what an entry replacing a directory removes).
+    fn remove_below(&mut self, path: &str) {
+        for p in self.below(path) {
+            self.paths.remove(&p);
+        }
+    }
+}
+
+/// The components of an entry path or hard link target taken from the root: a leading `/` or `./`
+/// dropped, `.` skipped, `..` applied; `None` when it climbs above the root.
+fn lexical(path: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                out.pop()?;
+            }
+            _ => out.push(part.to_owned()),
+        }
+    }
+    Some(out)
+}
+
+/// `dir/name`, where `dir` is empty for the root.
+fn join(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{dir}/{name}")
+    }
+}
+
+/// `path` and each directory above it, the root left out.
+fn ancestors(path: &str) -> Vec<String> {
+    let mut out = vec![path.to_owned()];
+    let mut rest = path;
+    while let Some((up, _)) = rest.rsplit_once('/') {
+        out.push(up.to_owned());
+        rest = up;
+    }
+    out
 }
 
 /// `blobs/<alg>/<hex>` for `<alg>:<hex>`, for sha256 and sha512 digests of the right form.
