@@ -25,12 +25,8 @@ use zeroimage::oci::Digest;
 
 /// zeroimage with its own empty docker config, in a process group of its own, stderr captured.
 fn zi(config_dir: &Path) -> support::Zeroimage {
-    let mut cmd = support::zeroimage();
-    cmd.env("DOCKER_CONFIG", config_dir)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
-        .env("HOME", config_dir)
-        .own_process_group()
+    let mut cmd = support::isolated_zeroimage(config_dir);
+    cmd.own_process_group()
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd

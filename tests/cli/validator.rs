@@ -423,7 +423,9 @@ fn crafted_layer(crafted: &[Crafted]) -> (Vec<u8>, String) {
                 let content = b"content\n";
                 header.set_entry_type(tar::EntryType::Regular);
                 header.set_size(content.len() as u64);
-                builder.append_data(&mut header, path, &content[..]).unwrap();
+                builder
+                    .append_data(&mut header, path, &content[..])
+                    .unwrap();
             }
             Crafted::Symlink(path, target) => {
                 header.set_entry_type(tar::EntryType::Symlink);
@@ -466,11 +468,14 @@ fn with_layer(dir: &Path, crafted: &[Crafted]) -> Entries {
     let new_config = serde_json::to_vec(&config).unwrap();
     manifest["config"]["digest"] = sha256(&new_config).into();
     manifest["config"]["size"] = new_config.len().into();
-    manifest["layers"].as_array_mut().unwrap().push(serde_json::json!({
-        "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-        "digest": layer_digest,
-        "size": size,
-    }));
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": layer_digest,
+            "size": size,
+        }));
     let position = entries
         .iter()
         .position(|(n, _)| *n == path_of(&config_digest))
@@ -488,7 +493,11 @@ fn with_layer(dir: &Path, crafted: &[Crafted]) -> Entries {
         .position(|(n, _)| n == "manifest.json")
         .unwrap();
     entries[position].1 = serde_json::to_vec(&list).unwrap();
-    replace_blob(&mut entries, &digest, serde_json::to_vec(&manifest).unwrap());
+    replace_blob(
+        &mut entries,
+        &digest,
+        serde_json::to_vec(&manifest).unwrap(),
+    );
     entries
 }
 
@@ -526,7 +535,10 @@ fn a_hard_link_to_a_file_no_entry_put_there_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let entries = with_layer(
         dir.path(),
-        &[Crafted::Dir("srv/"), Crafted::HardLink("srv/again", "srv/data")],
+        &[
+            Crafted::Dir("srv/"),
+            Crafted::HardLink("srv/again", "srv/data"),
+        ],
     );
     assert_caught(
         &entries,
@@ -546,7 +558,10 @@ fn a_hard_link_to_a_file_no_entry_put_there_is_caught() {
         ],
     );
     assert_caught(&entries, &["`first` is a hard link to `srv/data`"]);
-    assert_caught(&entries, &["`dir-link` is a hard link to `srv`, a directory"]);
+    assert_caught(
+        &entries,
+        &["`dir-link` is a hard link to `srv`, a directory"],
+    );
 }
 
 #[test]
@@ -572,8 +587,14 @@ fn entries_placed_through_a_dangling_link_below_a_file_or_above_the_root_are_cau
             "`/usr` is missing",
         ],
     );
-    assert_caught(&entries, &["`etc/passwd` is placed below `/etc`, which is not a directory"]);
-    assert_caught(&entries, &["`a/x` is reached through more than 40 symbolic links"]);
+    assert_caught(
+        &entries,
+        &["`etc/passwd` is placed below `/etc`, which is not a directory"],
+    );
+    assert_caught(
+        &entries,
+        &["`a/x` is reached through more than 40 symbolic links"],
+    );
     assert_caught(&entries, &["`../escaped` climbs above the image root"]);
 }
 
@@ -589,7 +610,10 @@ fn every_archive_a_successful_run_writes_is_checked_by_the_harness() {
     let before = validate::archives_checked();
     support::package(&program, &dir.path().join("app.tar"), &[]);
     let after_file = validate::archives_checked();
-    assert!(after_file > before, "the archive of -o FILE was not checked");
+    assert!(
+        after_file > before,
+        "the archive of -o FILE was not checked"
+    );
     run_ok(zeroimage().arg(&program).args(["-o", "-"]));
     assert!(
         validate::archives_checked() > after_file,

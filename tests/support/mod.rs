@@ -144,7 +144,7 @@ pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
         target,
         "--manifest-path",
     ])
-    .arg(root().join("fixtures").join(name).join("Cargo.toml"))
+    .arg(fixture_manifest(name))
     .arg("--target-dir")
     .arg(fixture_binary_dir());
     if target.contains("-linux-musl") && target != X86_64_MUSL {
@@ -202,6 +202,29 @@ pub fn assert_child_passed(output: &Output) {
 /// The `zeroimage` binary under test, as a [`Zeroimage`] run that claims the archive it writes.
 pub fn zeroimage() -> Zeroimage {
     Zeroimage::new(Tool::Zeroimage, None)
+}
+
+/// `zeroimage` with a docker config directory of the test's own (`DOCKER_CONFIG`, `HOME` and
+/// `XDG_RUNTIME_DIR` there, no `REGISTRY_AUTH_FILE`): none of the machine's credentials are read, and
+/// what `login` stores stays in the test's directory.
+pub fn isolated_zeroimage(config_dir: &Path) -> Zeroimage {
+    let mut run = zeroimage();
+    run.env("DOCKER_CONFIG", config_dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
+        .env("HOME", config_dir);
+    run
+}
+
+/// `fixtures/NAME/Cargo.toml`.
+pub fn fixture_manifest(name: &str) -> PathBuf {
+    root().join("fixtures").join(name).join("Cargo.toml")
+}
+
+/// The `fixtures/probe` program (it prints its uid, gid, cwd, argv, environment and a file as
+/// `key=value` lines), built for x86-64 musl; `None` (with a skip message) without that target.
+pub fn probe_fixture() -> Option<PathBuf> {
+    fixture_binary("probe", X86_64_MUSL)
 }
 
 /// `zeroimage` started through another program, e.g. `sh -c 'umask 077 && exec "$0" "$@"'` or
@@ -678,6 +701,16 @@ pub fn run_ok(cmd: &mut impl Run) -> Output {
 
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run's standard output as JSON (`--message-format json`), failing the test with the text when it
+/// is not.
+pub fn stdout_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
 }
 
 /// Packages `input` into `output` with extra arguments, asserting success.

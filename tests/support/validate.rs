@@ -856,7 +856,8 @@ impl<'a> Validator<'a> {
             let mut complete = true;
             for (i, layer) in layers.iter().enumerate() {
                 // A layer that could not be read is reported already.
-                let Some(entries) = blob_path(layer).and_then(|p| self.layer_entries.get(&p)) else {
+                let Some(entries) = blob_path(layer).and_then(|p| self.layer_entries.get(&p))
+                else {
                     complete = false;
                     break;
                 };
@@ -1064,10 +1065,7 @@ impl Rootfs {
                 };
                 let kind = self.paths.get(&linked).map_or(EntryKind::Dir, |n| n.kind);
                 if kind == EntryKind::Dir {
-                    return Err(format!(
-                        "is a hard link to `{}`, a directory",
-                        entry.link
-                    ));
+                    return Err(format!("is a hard link to `{}`, a directory", entry.link));
                 }
                 self.hard_links += 1;
                 node.kind = kind;
@@ -1111,7 +1109,9 @@ impl Rootfs {
             Walked::Found(dir) => match self.paths.get(&dir) {
                 None => Ok(dir),
                 Some(node) if node.kind == EntryKind::Dir => Ok(dir),
-                Some(_) => Err(format!("is placed below `/{dir}`, which is not a directory")),
+                Some(_) => Err(format!(
+                    "is placed below `/{dir}`, which is not a directory"
+                )),
             },
             Walked::Missing {
                 at,
@@ -1194,7 +1194,11 @@ impl Rootfs {
                     }
                 }
                 _ if pending.is_empty() => return Ok(Walked::Found(next)),
-                _ => return Err(format!("is placed below `/{next}`, which is not a directory")),
+                _ => {
+                    return Err(format!(
+                        "is placed below `/{next}`, which is not a directory"
+                    ));
+                }
             }
             if pending.is_empty() {
                 return Ok(Walked::Found(at));
