@@ -395,6 +395,22 @@ fn the_harness_finds_the_archives_a_run_says_it_wrote() {
     let out = run_ok(zeroimage().arg(&program).arg("-o").arg("-"));
     assert!(support::written_archives(&out.stderr).is_empty());
     validate::archive_bytes(&out.stdout);
+    // With `--message-format json -q`, no status line: the summary's `path` says it.
+    let json = run_ok(
+        zeroimage()
+            .arg(&program)
+            .args(["--message-format", "json", "-q", "-o", "quiet.tar"])
+            .current_dir(dir.path()),
+    );
+    assert_eq!(
+        support::json_archives(&json.stdout)
+            .into_iter()
+            .map(|path| dir.path().join(path))
+            .collect::<Vec<_>>(),
+        [dir.path().join("quiet.tar")],
+        "{}",
+        support::stdout_of(&json)
+    );
 }
 
 /// One entry of a crafted layer.

@@ -366,7 +366,8 @@ impl Zeroimage {
     /// Validates what a successful run wrote: the archive its arguments name (`-o`, else the
     /// default), each archive a `Written PATH (...)` status line names (the only way to know where
     /// `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one archive per
-    /// binary), and with `-o -` the archive on standard output when it was captured. Devices, FIFOs
+    /// binary), each `path` of a `--message-format json` summary (the same, with `-q`), and with
+    /// `-o -` the archive on standard output when it was captured. Devices, FIFOs
     /// and links into /proc or /dev are skipped. A run that wrote no archive (a push, `--load`,
     /// `--help`, a subcommand) is only logged (see [`validate::log`]).
     fn validate_written(&self, stdout: &[u8], stderr: &[u8]) {
@@ -374,6 +375,7 @@ impl Zeroimage {
         let mut paths = std::collections::BTreeSet::new();
         paths.extend(self.archive_path());
         paths.extend(written_archives(stderr).into_iter().map(|p| cwd.join(p)));
+        paths.extend(json_archives(stdout).into_iter().map(|p| cwd.join(p)));
         let mut checked = 0;
         for path in paths {
             let is_file =
@@ -574,6 +576,17 @@ pub fn written_archives(stderr: &[u8]) -> Vec<PathBuf> {
         .filter_map(|rest| rest.rsplit_once(" (").map(|(path, _)| path))
         .filter(|path| *path != "standard output")
         .map(PathBuf::from)
+        .collect()
+}
+
+/// The `path` of each `--message-format json` summary line of a run's stdout (one object per image;
+/// empty when only pushing or loading).
+pub fn json_archives(stdout: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|summary| summary["path"].as_str().map(PathBuf::from))
+        .filter(|path| !path.as_os_str().is_empty())
         .collect()
 }
 
