@@ -648,3 +648,44 @@ fn every_archive_a_successful_run_writes_is_checked_by_the_harness() {
     let panicked = std::panic::catch_unwind(|| validate::archive(&damaged));
     assert!(panicked.is_err(), "a layer one byte longer passed");
 }
+
+#[test]
+fn the_harness_finds_the_archives_cargo_zeroimage_writes_in_its_target_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path();
+    let write = |path: &str| {
+        let path = target.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, b"").unwrap();
+    };
+    write("old/release/stale.tar");
+    let old = std::fs::File::options()
+        .write(true)
+        .open(target.join("old/release/stale.tar"))
+        .unwrap();
+    old.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+    let started = std::time::SystemTime::now();
+    for path in [
+        "x86_64-unknown-linux-musl/release/app.tar",
+        "zeroimage/release/multi.tar",
+        "debug/plain.tar",
+        "release/deps/not-an-image.tar",
+        "release/build/x-1/out/not-either.tar",
+        "x86_64-unknown-linux-musl/release/app.tar.partial",
+    ] {
+        write(path);
+    }
+    let mut found: Vec<_> = support::archives_in_target_dir(target, started)
+        .into_iter()
+        .map(|p| p.strip_prefix(target).unwrap().display().to_string())
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "debug/plain.tar",
+            "x86_64-unknown-linux-musl/release/app.tar",
+            "zeroimage/release/multi.tar"
+        ]
+    );
+}

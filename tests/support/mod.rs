@@ -339,12 +339,13 @@ impl Zeroimage {
     /// (with `-o -`, the archive it wrote to standard output).
     pub fn output(&mut self) -> std::io::Result<Output> {
         self.claim();
+        let started = std::time::SystemTime::now();
         let output = {
             let _turn = self.shared_build_turn();
             self.cmd.output()?
         };
         if output.status.success() {
-            self.validate_written(&output.stdout, &output.stderr);
+            self.validate_written(started, &output.stdout, &output.stderr);
         }
         Ok(output)
     }
@@ -353,12 +354,13 @@ impl Zeroimage {
     /// named by the arguments is validated).
     pub fn status(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.claim();
+        let started = std::time::SystemTime::now();
         let status = {
             let _turn = self.shared_build_turn();
             self.cmd.status()?
         };
         if status.success() {
-            self.validate_written(&[], &[]);
+            self.validate_written(started, &[], &[]);
         }
         Ok(status)
     }
@@ -367,13 +369,21 @@ impl Zeroimage {
     /// default), each archive a `Written PATH (...)` status line names (the only way to know where
     /// `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one archive per
     /// binary), each `path` of a `--message-format json` summary (the same, with `-q`), and with
-    /// `-o -` the archive on standard output when it was captured. Devices, FIFOs
+    /// `-o -` the archive on standard output when it was captured. When what the run writes is a
+    /// target dir of the test's own (`cargo zeroimage` without `-o`, `resolve`), each `.tar` written
+    /// there since `started` where cargo zeroimage puts its archives is checked too. Devices, FIFOs
     /// and links into /proc or /dev are skipped. A run that wrote no archive (a push, `--load`,
-    /// `--help`, a subcommand) is only logged (see [`validate::log`]).
-    fn validate_written(&self, stdout: &[u8], stderr: &[u8]) {
+    /// `--help`) is only logged (see [`validate::log`]).
+    fn validate_written(&self, started: std::time::SystemTime, stdout: &[u8], stderr: &[u8]) {
         let cwd = self.cwd();
         let mut paths = std::collections::BTreeSet::new();
-        paths.extend(self.archive_path());
+        if let Some(path) = self.archive_path() {
+            if path.is_dir() {
+                paths.extend(archives_in_target_dir(&path, started));
+            } else {
+                paths.insert(path);
+            }
+        }
         paths.extend(written_archives(stderr).into_iter().map(|p| cwd.join(p)));
         paths.extend(json_archives(stdout).into_iter().map(|p| cwd.join(p)));
         let mut checked = 0;
@@ -577,6 +587,44 @@ pub fn written_archives(stderr: &[u8]) -> Vec<PathBuf> {
         .filter(|path| *path != "standard output")
         .map(PathBuf::from)
         .collect()
+}
+
+/// Levels below a target dir where `cargo zeroimage` writes its archives: `<triple>/<profile>/`,
+/// `zeroimage/<profile>/` (several targets) or `<profile>/`.
+const TARGET_DIR_ARCHIVE_DEPTH: usize = 3;
+
+/// The `.tar` files in a target dir where `cargo zeroimage` writes archives (cargo's own directories
+/// left out), modified since `since` (less two seconds: the kernel stamps files with a clock that
+/// lags the system time by up to a tick).
+pub fn archives_in_target_dir(dir: &Path, since: std::time::SystemTime) -> Vec<PathBuf> {
+    const CARGO_DIRS: [&str; 5] = ["build", "deps", "examples", "incremental", ".fingerprint"];
+    let since = since - std::time::Duration::from_secs(2);
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_owned(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let name = entry.file_name();
+            if meta.is_dir() {
+                let cargo_own = CARGO_DIRS.iter().any(|d| name == OsStr::new(d));
+                if depth < TARGET_DIR_ARCHIVE_DEPTH && !cargo_own {
+                    pending.push((path, depth + 1));
+                }
+            } else if meta.is_file()
+                && path.extension() == Some(OsStr::new("tar"))
+                && meta.modified().is_ok_and(|m| m >= since)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
 }
 
 /// The `path` of each `--message-format json` summary line of a run's stdout (one object per image;
