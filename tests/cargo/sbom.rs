@@ -502,7 +502,7 @@ fn the_archive_keeps_one_image_and_lists_its_attachments_apart() {
     if let Some(tool) = support::peer("oci-image-tool") {
         let layout = dir.path().join("layout");
         support::extract(&archive, &layout);
-        // As in tests/peers.rs: `--type image` on the extracted layout validates all of it.
+        // As in tests/runtime/peers.rs: `--type image` on the extracted layout validates all of it.
         let output = run_ok(
             Command::new(tool)
                 .args(["validate", "--type", "image", "--ref", "name=latest"])

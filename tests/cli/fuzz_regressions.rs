@@ -87,7 +87,7 @@ fn every_target_has_a_fuzz_target_file() {
 }
 
 /// Writes the binary seeds (ELF files built byte by byte, archives made by `zeroimage`) into
-/// `fuzz/corpus/`: `cargo test --test fuzz_regressions -- --ignored write_binary_seeds`.
+/// `fuzz/corpus/`: `cargo test --test cli -- --ignored fuzz_regressions::write_binary_seeds`.
 #[test]
 #[ignore = "regenerates committed seed files"]
 fn write_binary_seeds() {
