@@ -635,8 +635,8 @@ fn every_archive_a_successful_run_writes_is_checked_by_the_harness() {
         validate::archives_checked() > after_file,
         "the archive written to standard output was not checked"
     );
-    // A damaged archive at the path a successful run names fails the run's test: the check reads
-    // the file the run wrote, not something of its own.
+    // What the harness calls fails on that file once damaged (a layer one byte longer than its
+    // descriptor says): the check reads the file the run wrote, not something of its own.
     let damaged = dir.path().join("damaged.tar");
     support::package(&program, &damaged, &[]);
     let mut entries = entries_of(&damaged);
