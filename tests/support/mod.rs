@@ -16,6 +16,7 @@ pub mod registry;
 pub mod sbom_tools;
 pub mod tiny_elf;
 pub mod token_server;
+pub mod validate;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
@@ -143,7 +144,7 @@ pub fn fixture_binary(name: &str, target: &str) -> Option<PathBuf> {
         target,
         "--manifest-path",
     ])
-    .arg(root().join("fixtures").join(name).join("Cargo.toml"))
+    .arg(fixture_manifest(name))
     .arg("--target-dir")
     .arg(fixture_binary_dir());
     if target.contains("-linux-musl") && target != X86_64_MUSL {
@@ -174,9 +175,56 @@ pub fn probe_report(stdout: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// This test binary again, to run only the test `name` of the module `module` (its `module_path!()`)
+/// in a child process: a test that needs the process environment changed (PATH, HOME) gives it to
+/// the child instead, so that the tests running beside it in this process are not affected.
+pub fn this_test_in_child(module: &str, name: &str) -> Command {
+    // Test names leave out the crate: `pull::name` in the crate `registry`.
+    let full = match module.split_once("::") {
+        Some((_, path)) => format!("{path}::{name}"),
+        None => name.to_owned(),
+    };
+    let mut cmd = Command::new(std::env::current_exe().expect("the test binary's path"));
+    cmd.args([&full, "--exact", "--nocapture", "--test-threads=1"]);
+    cmd
+}
+
+/// Asserts that a run of [`this_test_in_child`] ran its one test and that it passed.
+pub fn assert_child_passed(output: &Output) {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "child failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The `zeroimage` binary under test, as a [`Zeroimage`] run that claims the archive it writes.
 pub fn zeroimage() -> Zeroimage {
     Zeroimage::new(Tool::Zeroimage, None)
+}
+
+/// `zeroimage` with a docker config directory of the test's own (`DOCKER_CONFIG`, `HOME` and
+/// `XDG_RUNTIME_DIR` there, no `REGISTRY_AUTH_FILE`): none of the machine's credentials are read, and
+/// what `login` stores stays in the test's directory.
+pub fn isolated_zeroimage(config_dir: &Path) -> Zeroimage {
+    let mut run = zeroimage();
+    run.env("DOCKER_CONFIG", config_dir)
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
+        .env("HOME", config_dir);
+    run
+}
+
+/// `fixtures/NAME/Cargo.toml`.
+pub fn fixture_manifest(name: &str) -> PathBuf {
+    root().join("fixtures").join(name).join("Cargo.toml")
+}
+
+/// The `fixtures/probe` program (it prints its uid, gid, cwd, argv, environment and a file as
+/// `key=value` lines), built for x86-64 musl; `None` (with a skip message) without that target.
+pub fn probe_fixture() -> Option<PathBuf> {
+    fixture_binary("probe", X86_64_MUSL)
 }
 
 /// `zeroimage` started through another program, e.g. `sh -c 'umask 077 && exec "$0" "$@"'` or
@@ -287,16 +335,79 @@ impl Zeroimage {
         self
     }
 
+    /// Runs to the end; after a success, every archive the run wrote passes [`validate::archive`]
+    /// (with `-o -`, the archive it wrote to standard output).
     pub fn output(&mut self) -> std::io::Result<Output> {
         self.claim();
-        let _turn = self.shared_build_turn();
-        self.cmd.output()
+        let started = std::time::SystemTime::now();
+        let output = {
+            let _turn = self.shared_build_turn();
+            self.cmd.output()?
+        };
+        if output.status.success() {
+            self.validate_written(started, &output.stdout, &output.stderr);
+        }
+        Ok(output)
     }
 
+    /// Like [`output`](Self::output), with the run's output streams inherited (so only the archive
+    /// named by the arguments is validated).
     pub fn status(&mut self) -> std::io::Result<std::process::ExitStatus> {
         self.claim();
-        let _turn = self.shared_build_turn();
-        self.cmd.status()
+        let started = std::time::SystemTime::now();
+        let status = {
+            let _turn = self.shared_build_turn();
+            self.cmd.status()?
+        };
+        if status.success() {
+            self.validate_written(started, &[], &[]);
+        }
+        Ok(status)
+    }
+
+    /// Validates what a successful run wrote: the archive its arguments name (`-o`, else the
+    /// default), each archive a `Written PATH (...)` status line names (the only way to know where
+    /// `cargo zeroimage` wrote without `-o`: its target dir, `output` in Cargo.toml, one archive per
+    /// binary), each `path` of a `--message-format json` summary (the same, with `-q`), and with
+    /// `-o -` the archive on standard output when it was captured. When what the run writes is a
+    /// target dir of the test's own (`cargo zeroimage` without `-o`, `resolve`), each `.tar` written
+    /// there since `started` where cargo zeroimage puts its archives is checked too. Devices, FIFOs
+    /// and links into /proc or /dev are skipped. A run that wrote no archive (a push, `--load`,
+    /// `--help`) is only logged (see [`validate::log`]).
+    fn validate_written(&self, started: std::time::SystemTime, stdout: &[u8], stderr: &[u8]) {
+        let cwd = self.cwd();
+        let mut paths = std::collections::BTreeSet::new();
+        if let Some(path) = self.archive_path() {
+            if path.is_dir() {
+                paths.extend(archives_in_target_dir(&path, started));
+            } else {
+                paths.insert(path);
+            }
+        }
+        paths.extend(written_archives(stderr).into_iter().map(|p| cwd.join(p)));
+        paths.extend(json_archives(stdout).into_iter().map(|p| cwd.join(p)));
+        let mut checked = 0;
+        for path in paths {
+            let is_file =
+                !through_proc_or_dev(&path) && std::fs::metadata(&path).is_ok_and(|m| m.is_file());
+            if is_file {
+                validate::archive(&path);
+                checked += 1;
+            }
+        }
+        let streamed = self.destination().is_some_and(|d| d.as_os_str() == "-");
+        if streamed && !stdout.is_empty() {
+            validate::archive_bytes(stdout);
+            checked += 1;
+        }
+        if checked == 0 {
+            let args: Vec<String> = self
+                .own_args()
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            validate::log(&format!("no archive checked\t{}", args.join(" ")));
+        }
     }
 
     /// Starts the run without waiting for it, so a `cargo zeroimage` build in the shared fixture
@@ -373,11 +484,28 @@ impl Zeroimage {
     /// default. For `cargo zeroimage` the default lies somewhere in the target dir, which is then
     /// claimed whole. `None` when nothing is written (usage errors, `--help`, subcommands, `-o -`).
     fn archive_path(&self) -> Option<PathBuf> {
+        let path = self.destination()?;
+        if path.as_os_str() == "-" {
+            return None;
+        }
+        let path = self.cwd().join(path);
+        // Devices and FIFOs are not files two tests could clobber; nor is a link into /proc or /dev
+        // (`/proc/self/fd/1` is the child's own stdout, whatever this process's stdout is).
+        let special = through_proc_or_dev(&path)
+            || std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device() || m.file_type().is_fifo()
+            });
+        (!special).then_some(path)
+    }
+
+    /// Where this run writes, as its arguments say (`-` for standard output; relative to its working
+    /// directory), or the target dir its default lies in; `None` when nothing is written.
+    fn destination(&self) -> Option<PathBuf> {
         use clap::Parser;
         use cli::cargo_zeroimage::CargoCli;
         use cli::zeroimage::ZeroimageArgs;
         let args = self.own_args();
-        let cwd = self.cwd();
         let path = match self.tool {
             Tool::Zeroimage => {
                 let parsed =
@@ -445,19 +573,69 @@ impl Zeroimage {
                 }
             }
         };
-        if path.as_os_str() == "-" {
-            return None;
-        }
-        let path = cwd.join(path);
-        // Devices and FIFOs are not files two tests could clobber; nor is a link into /proc or /dev
-        // (`/proc/self/fd/1` is the child's own stdout, whatever this process's stdout is).
-        let special = through_proc_or_dev(&path)
-            || std::fs::metadata(&path).is_ok_and(|m| {
-                use std::os::unix::fs::FileTypeExt;
-                m.file_type().is_char_device() || m.file_type().is_fifo()
-            });
-        (!special).then_some(path)
+        Some(path)
     }
+}
+
+/// The paths of the `Written PATH (TAG, DIGEST, SIZE)` status lines of a run's stderr, as printed
+/// (relative to the run's working directory, or absolute); never `standard output`.
+pub fn written_archives(stderr: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .filter_map(|line| line.trim_start().strip_prefix("Written "))
+        .filter_map(|rest| rest.rsplit_once(" (").map(|(path, _)| path))
+        .filter(|path| *path != "standard output")
+        .map(PathBuf::from)
+        .collect()
+}
+
+/// Levels below a target dir where `cargo zeroimage` writes its archives: `<triple>/<profile>/`,
+/// `zeroimage/<profile>/` (several targets) or `<profile>/`.
+const TARGET_DIR_ARCHIVE_DEPTH: usize = 3;
+
+/// The `.tar` files in a target dir where `cargo zeroimage` writes archives (cargo's own directories
+/// left out), modified since `since` (less two seconds: the kernel stamps files with a clock that
+/// lags the system time by up to a tick).
+pub fn archives_in_target_dir(dir: &Path, since: std::time::SystemTime) -> Vec<PathBuf> {
+    const CARGO_DIRS: [&str; 5] = ["build", "deps", "examples", "incremental", ".fingerprint"];
+    let since = since - std::time::Duration::from_secs(2);
+    let mut found = Vec::new();
+    let mut pending = vec![(dir.to_owned(), 0)];
+    while let Some((dir, depth)) = pending.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else {
+                continue;
+            };
+            let name = entry.file_name();
+            if meta.is_dir() {
+                let cargo_own = CARGO_DIRS.iter().any(|d| name == OsStr::new(d));
+                if depth < TARGET_DIR_ARCHIVE_DEPTH && !cargo_own {
+                    pending.push((path, depth + 1));
+                }
+            } else if meta.is_file()
+                && path.extension() == Some(OsStr::new("tar"))
+                && meta.modified().is_ok_and(|m| m >= since)
+            {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// The `path` of each `--message-format json` summary line of a run's stdout (one object per image;
+/// empty when only pushing or loading).
+pub fn json_archives(stdout: &[u8]) -> Vec<PathBuf> {
+    String::from_utf8_lossy(stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter_map(|summary| summary["path"].as_str().map(PathBuf::from))
+        .filter(|path| !path.as_os_str().is_empty())
+        .collect()
 }
 
 /// True when `path`, or a symbolic link on the way to its target, names something under /proc or /dev.
@@ -584,6 +762,16 @@ pub fn run_ok(cmd: &mut impl Run) -> Output {
 
 pub fn stdout_of(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr_of(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A run's standard output as JSON (`--message-format json`), failing the test with the text when it
+/// is not.
+pub fn stdout_json(output: &Output) -> serde_json::Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
 }
 
 /// Packages `input` into `output` with extra arguments, asserting success.

@@ -4,17 +4,19 @@
 //! `referrers.json`, files beside it, the loopback registry's fallback tag, a registry with the
 //! referrers API); and that every consumer of the archive behaves as before.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use serde_json::Value;
 use support::registry::{Setup, TestRegistry};
 use support::sbom_tools::{validate_cyclonedx, validate_provenance, validate_spdx};
 use support::tiny_elf::{self, Machine, Shape};
-use support::{X86_64_MUSL, cargo_zeroimage, read_tar, root, run_ok, stdout_of, zeroimage};
+use support::{
+    X86_64_MUSL, cargo_zeroimage, read_tar, root, run_ok, stderr_of, stdout_json, stdout_of,
+    zeroimage,
+};
 use zeroimage::sbom::Component;
 
 const CRATES_IO: &str = "registry+https://github.com/rust-lang/crates.io-index";
@@ -24,26 +26,18 @@ fn json(path: &Path) -> Value {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-fn summary(output: &Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// `cargo zeroimage` on `fixtures/NAME`, its archive at `dir/NAME.tar`, with `extra` arguments.
 fn cargo_fixture(name: &str, dir: &Path, extra: &[&str]) -> Value {
     let output = run_ok(
         cargo_zeroimage()
             .arg("--manifest-path")
-            .arg(root().join("fixtures").join(name).join("Cargo.toml"))
+            .arg(support::fixture_manifest(name))
             .arg("-o")
             .arg(dir.join(format!("{name}.tar")))
             .args(["--message-format", "json", "-q"])
             .args(extra),
     );
-    summary(&output)
+    stdout_json(&output)
 }
 
 /// Checksums by (name, version) from a Cargo.lock.
@@ -322,12 +316,12 @@ fn documents_are_reproducible_and_provenance_validates() {
                 .args(["-t", "registry.example.com/team/app:1.0", "-v"]),
         );
         assert!(
-            stderr(&output).contains("SBOM of")
-                && stderr(&output).contains("the program file alone"),
+            stderr_of(&output).contains("SBOM of")
+                && stderr_of(&output).contains("the program file alone"),
             "-v says where the contents came from: {}",
-            stderr(&output)
+            stderr_of(&output)
         );
-        runs.push((out_dir, summary(&output)));
+        runs.push((out_dir, stdout_json(&output)));
     }
     for name in [
         "app.tar",
@@ -427,7 +421,7 @@ fn the_archive_keeps_one_image_and_lists_its_attachments_apart() {
         &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
     );
     let archive = dir.path().join("app.tar");
-    let out = summary(&run_ok(
+    let out = stdout_json(&run_ok(
         zeroimage().arg(&program).arg("-o").arg(&archive).args([
             "--sbom",
             "both",
@@ -508,7 +502,7 @@ fn the_archive_keeps_one_image_and_lists_its_attachments_apart() {
     if let Some(tool) = support::peer("oci-image-tool") {
         let layout = dir.path().join("layout");
         support::extract(&archive, &layout);
-        // As in tests/peers.rs: `--type image` on the extracted layout validates all of it.
+        // As in tests/runtime/peers.rs: `--type image` on the extracted layout validates all of it.
         let output = run_ok(
             Command::new(tool)
                 .args(["validate", "--type", "image", "--ref", "name=latest"])
@@ -526,7 +520,7 @@ fn multi_platform_images_get_one_sbom_per_platform_and_provenance_about_the_inde
     let dir = tempfile::tempdir().unwrap();
     let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
     let archive = dir.path().join("app.tar");
-    let out = summary(&run_ok(
+    let out = stdout_json(&run_ok(
         zeroimage()
             .arg("--platform-binary")
             .arg(format!("linux/amd64={}", amd.display()))
@@ -601,7 +595,7 @@ fn registry_blob(host: &str, repository: &str, digest: &str) -> Vec<u8> {
 fn push_program(dir: &Path, program: &Path, reference: &str, extra: &[&str]) -> Value {
     let config = dir.join("docker-config");
     std::fs::create_dir_all(&config).unwrap();
-    summary(&run_ok(
+    stdout_json(&run_ok(
         zeroimage()
             .arg(program)
             .env("DOCKER_CONFIG", &config)
@@ -711,7 +705,11 @@ fn push_lists_documents_under_the_fallback_tag_without_duplicates() {
             .env("HOME", &config)
             .env_remove("REGISTRY_AUTH_FILE"),
     );
-    assert!(stderr(&pushed).contains("Attached"), "{}", stderr(&pushed));
+    assert!(
+        stderr_of(&pushed).contains("Attached"),
+        "{}",
+        stderr_of(&pushed)
+    );
     let mirrored = skopeo_raw(
         &skopeo,
         &format!("{host}/mirror/app:{}", digest.replace(':', "-")),
@@ -938,9 +936,9 @@ fn an_archive_whose_attachments_are_about_another_image_is_refused_by_push() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("not this archive's image"),
+        stderr_of(&output).contains("not this archive's image"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -955,7 +953,7 @@ fn cargo_toml_settings_choose_the_documents_and_flags_win() {
     std::fs::write(&manifest, &text).unwrap();
     let target_dir = dir.path().join("target");
     let run = |out: &Path, extra: &[&str]| {
-        summary(&run_ok(
+        stdout_json(&run_ok(
             cargo_zeroimage()
                 .arg("--manifest-path")
                 .arg(&manifest)
@@ -1002,7 +1000,7 @@ fn cargo_toml_settings_choose_the_documents_and_flags_win() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(err.contains("Cargo.toml") && err.contains("sbom"), "{err}");
     assert!(!err.contains("Compiling"), "{err}");
 }
@@ -1038,7 +1036,7 @@ fn damaged_embedded_lists_give_a_warning_and_an_sbom_of_the_program_alone() {
                 .arg(&program),
         );
         let output = run_ok(zeroimage().arg(&program).arg("-v"));
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert!(
             err.contains("warning:") && err.contains(&format!("its {what} could not be read")),
             "{err}"
@@ -1094,12 +1092,8 @@ fn spawn_push(
     reference: &str,
     extra: &[&str],
 ) -> std::process::Child {
-    zeroimage()
+    support::isolated_zeroimage(config)
         .arg(program)
-        .env("DOCKER_CONFIG", config)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("HOME", config)
-        .env("XDG_RUNTIME_DIR", config.join("runtime"))
         .args(["--push", reference, "--message-format", "json"])
         .args(extra)
         .stdout(std::process::Stdio::piped())
@@ -1153,9 +1147,13 @@ fn concurrent_pushes_of_one_image_with_different_documents_keep_every_referrer()
         let mut ours = Vec::new();
         for child in children {
             let output = child.wait_with_output().unwrap();
-            assert!(output.status.success(), "{}", stderr(&output));
-            assert!(!stderr(&output).contains("warning"), "{}", stderr(&output));
-            let out = summary(&output);
+            assert!(output.status.success(), "{}", stderr_of(&output));
+            assert!(
+                !stderr_of(&output).contains("warning"),
+                "{}",
+                stderr_of(&output)
+            );
+            let out = stdout_json(&output);
             digests.push(out["digest"].as_str().unwrap().to_owned());
             let attached = out["attachments"].as_array().unwrap();
             assert_eq!(attached.len(), 1, "{out}");
@@ -1195,7 +1193,7 @@ fn a_foreign_image_under_the_fallback_tag_is_left_alone_and_the_image_is_still_t
             &tiny_elf::build(Machine::X86_64, Shape::Static, message),
         );
         let archive = dir.path().join(format!("{name}.tar"));
-        let out = summary(&run_ok(
+        let out = stdout_json(&run_ok(
             zeroimage()
                 .arg(&program)
                 .arg("-o")
@@ -1227,7 +1225,7 @@ fn a_foreign_image_under_the_fallback_tag_is_left_alone_and_the_image_is_still_t
         &format!("{host}/team/app:1.0"),
         &["--require-attachments"],
     );
-    let err = stderr(&required);
+    let err = stderr_of(&required);
     assert_eq!(required.status.code(), Some(1), "{err}");
     assert!(
         err.contains("not an OCI image index of referrers") && err.contains("no tag was set"),
@@ -1241,7 +1239,7 @@ fn a_foreign_image_under_the_fallback_tag_is_left_alone_and_the_image_is_still_t
     assert!(!missing.status.success(), "the tag was not set");
 
     let pushed = push(&mine, &format!("{host}/team/app:1.0"), &[]);
-    let err = stderr(&pushed);
+    let err = stderr_of(&pushed);
     assert!(pushed.status.success(), "{err}");
     assert!(
         err.lines().any(|l| l.starts_with("warning:")
@@ -1670,7 +1668,7 @@ fn embedded_lists_of_100k_modules_are_written_within_256_mib() {
         let Some(output) = zeroimage_within_256_mib(&program) else {
             return;
         };
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert!(
             output.status.success(),
             "{name}: {:?}: {err}",
@@ -1732,7 +1730,7 @@ fn hostile_embedded_lists_are_refused_within_bounded_memory_and_time() {
         let Some(output) = zeroimage_within_256_mib(&program) else {
             return;
         };
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert!(
             output.status.success(),
             "{name}: {:?}: {err}",
@@ -1772,7 +1770,7 @@ fn a_license_that_is_no_spdx_expression_is_kept_as_text_with_a_warning_and_urls_
             .arg(dir.path().join("hello.tar"))
             .args(["--sbom", "both"]),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
     assert_eq!(
         warnings,

@@ -2,12 +2,11 @@
 //! `fuzz/regressions/<target>/`, through the same entry points as the fuzz targets: none may panic,
 //! and each must finish within a time bound. The fuzzers themselves run with `scripts/fuzz`.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Segment, Shape};
 use zeroimage::fuzzing::{Entry, TARGETS};
 use zeroimage::util::cancel::CancelToken;
@@ -89,7 +88,7 @@ fn every_target_has_a_fuzz_target_file() {
 }
 
 /// Writes the binary seeds (ELF files built byte by byte, archives made by `zeroimage`) into
-/// `fuzz/corpus/`: `cargo test --test fuzz_regressions -- --ignored write_binary_seeds`.
+/// `fuzz/corpus/`: `cargo test --test cli -- --ignored fuzz_regressions::write_binary_seeds`.
 #[test]
 #[ignore = "regenerates committed seed files"]
 fn write_binary_seeds() {

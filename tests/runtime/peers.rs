@@ -2,11 +2,10 @@
 //! containerd and qemu. Each test skips visibly when its tool is missing, and fails instead under
 //! ZEROIMAGE_REQUIRE_PEERS=1 (scripts/test, CI).
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::containerd::Containerd;
 use support::docker::{Dockerd, Podman};
 use support::{blob_name, json_entry, read_tar, run_ok, stdout_of};

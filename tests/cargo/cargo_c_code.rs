@@ -6,14 +6,13 @@
 //! architectures with no C compiler at all; what --zig, --no-zig, the `zig` setting and a configured C
 //! compiler change; a hostile `ziglang` module in the working or crate directory never runs.
 
-mod support;
-
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use support::{AARCH64_MUSL, X86_64_MUSL, cargo_zeroimage, root, run_ok, stdout_of};
+use crate::support;
+use support::{AARCH64_MUSL, X86_64_MUSL, cargo_zeroimage, run_ok, stderr_of, stdout_of};
 
 const LINKER_VARS: [&str; 2] = [
     "CARGO_TARGET_X86_64_UNKNOWN_LINUX_MUSL_LINKER",
@@ -26,16 +25,12 @@ const CC_VARS: [&str; 4] = [
     "CC",
 ];
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// `cargo zeroimage --manifest-path fixtures/NAME/Cargo.toml --locked`, with no C compiler or linker
 /// from the test's environment.
 fn for_fixture(name: &str) -> support::Zeroimage {
     let mut cmd = cargo_zeroimage();
     cmd.arg("--manifest-path")
-        .arg(root().join("fixtures").join(name).join("Cargo.toml"))
+        .arg(support::fixture_manifest(name))
         .arg("--locked");
     for var in LINKER_VARS.iter().chain(&CC_VARS) {
         cmd.env_remove(var);
@@ -134,7 +129,7 @@ fn build_both(fixture: &str, dir: &Path) -> (PathBuf, String) {
         summary["targets"],
         serde_json::json!([X86_64_MUSL, AARCH64_MUSL])
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     let zig = |triple: &str| {
         err.lines().any(|l| {
             l.contains(&format!("{triple}: C compiled and linked with zig "))
@@ -233,7 +228,7 @@ fn without_zig_only_the_cross_target_is_refused_before_building_naming_the_crate
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     // The native target would be left to cargo (with one line saying so); the cross one has no C
     // compiler at all, and every toolchain is chosen before the first build.
     let error = err.lines().last().unwrap_or_default();
@@ -290,7 +285,7 @@ fn without_zig_a_native_crate_that_cargo_builds_is_built_and_its_image_runs() {
     let dir = tempfile::tempdir().unwrap();
     let archive = dir.path().join("with-blake3.tar");
     let output = native_without_zig("with-blake3", &archive);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(output.status.success(), "{err}");
     let said: Vec<&str> = err
         .lines()
@@ -330,7 +325,7 @@ fn without_zig_a_native_c_build_that_fails_names_its_build_script_and_zig() {
     let dir = tempfile::tempdir().unwrap();
     let output = native_without_zig("with-c", &dir.path().join("with-c.tar"));
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("failed to run custom build command for `with-c"),
         "cargo ran the build: {err}"
@@ -387,7 +382,7 @@ fn without_zig_a_cross_gcc_on_path_compiles_the_c_code_and_rust_lld_links() {
             .args(["--target", AARCH64_MUSL, "-v", "-o"])
             .arg(&archive),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(&format!(
             "aarch64-unknown-linux-musl: C compiled with aarch64-linux-musl-gcc ({}), linking with \
@@ -472,7 +467,7 @@ fn a_ziglang_module_in_the_working_or_crate_directory_never_runs_with_cargo_zigb
         .arg(&archive)
         .output()
         .unwrap();
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         !marker.exists(),
         "hostile code ran in {}",
@@ -520,7 +515,7 @@ fn a_ziglang_module_in_the_working_or_crate_directory_never_runs_without_cargo_z
     );
     // No cargo-zigbuild, so no zig: the cross target is refused before building.
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("install zig and cargo-zigbuild"),
         "nothing taken for zig: {err}"
@@ -539,7 +534,7 @@ fn no_zig_builds_as_cargo_would_and_a_failed_c_build_says_what_is_missing() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("no linker configured for aarch64-unknown-linux-musl: linking with rust-lld"),
         "--no-zig keeps rust-lld: {err}"
@@ -569,7 +564,7 @@ fn a_configured_c_compiler_wins_over_zig_and_is_named_when_it_fails() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(
             "aarch64-unknown-linux-musl: C compiler `/nonexistent/aarch64-cc` from \
@@ -612,7 +607,7 @@ fn the_zig_setting_builds_pure_rust_with_zig_and_no_zig_wins_over_it() {
                 .arg(&archive)
                 .args(extra),
         );
-        (archive, stderr(&output))
+        (archive, stderr_of(&output))
     };
     let (archive, err) = run(&[], "zig.tar");
     assert!(
@@ -678,7 +673,7 @@ fn a_zig_on_path_works_as_well_as_the_python_package() {
             .args(["--target", AARCH64_MUSL, "-v", "-o"])
             .arg(&archive),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(&format!("({})", bin.join("zig").display()))
             && err.contains("C compiled and linked with zig "),

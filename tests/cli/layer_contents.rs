@@ -2,13 +2,12 @@
 //! before anything is written, legal overlaps merge, and paths and link targets longer than ustar holds
 //! survive umoci and GNU tar.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Shape};
 use support::{run_ok, zeroimage};
 

@@ -2,18 +2,13 @@
 //! bases, what is inherited, and the result run by the real consumers. The bases are made in the test
 //! with umoci and skopeo from this machine's files (see tests/support/bases.rs).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::bases;
-use support::{X86_64_MUSL, probe_report, run_ok, zeroimage};
-
-fn probe() -> Option<PathBuf> {
-    support::fixture_binary("probe", X86_64_MUSL)
-}
+use support::{probe_report, run_ok, zeroimage};
 
 /// A busybox base as an oci-archive `dir/base.tar` (image `latest`), or `None` when tools are missing.
 fn busybox_archive(dir: &Path) -> Option<(PathBuf, PathBuf, PathBuf)> {
@@ -38,7 +33,7 @@ fn build_on(
     name: &str,
     extra: &[&str],
 ) -> Option<(PathBuf, serde_json::Value)> {
-    let probe = probe()?;
+    let probe = support::probe_fixture()?;
     let archive = dir.join(name);
     let output = run_ok(
         zeroimage()
@@ -394,7 +389,9 @@ fn an_archive_with_several_images_needs_a_tag_and_a_corrupt_base_is_refused() {
     };
     let layout = bases::multi_platform_layout(&umoci, dir.path());
     // An OCI layout holding three images (amd64, arm64 and the index over both).
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let output = zeroimage()
         .arg(&probe)
         .arg("--from-archive")
@@ -477,7 +474,9 @@ fn podman_and_docker_load_and_run_an_image_built_on_a_base() {
     let Some((base, _, _)) = busybox_archive(dir.path()) else {
         return;
     };
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let archive = dir.path().join("loadable.tar");
     run_ok(
         zeroimage()
@@ -534,12 +533,8 @@ fn podman_and_docker_load_and_run_an_image_built_on_a_base() {
 
 /// zeroimage with a docker config and a blob cache of the test's own.
 fn zi(home: &Path, cache: &Path) -> support::Zeroimage {
-    let mut cmd = zeroimage();
-    cmd.env("DOCKER_CONFIG", home)
-        .env("HOME", home)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", home.join("runtime"))
-        .env("ZEROIMAGE_CACHE_DIR", cache);
+    let mut cmd = support::isolated_zeroimage(home);
+    cmd.env("ZEROIMAGE_CACHE_DIR", cache);
     cmd
 }
 
@@ -562,7 +557,9 @@ fn registry_bases_by_tag_and_by_digest_are_pulled_once_and_mounted_when_pushed()
     let Some(registry) = TestRegistry::start(Setup::default()) else {
         return;
     };
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let host = registry.host();
     let layout = bases::busybox_layout(&umoci, dir.path(), None);
     let oci = format!("{host}/base/busybox:oci");
@@ -707,7 +704,9 @@ fn a_registry_base_behind_bearer_tokens_is_pulled_with_the_stored_login() {
     }) else {
         return;
     };
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let host = registry.host();
     let layout = bases::busybox_layout(&umoci, dir.path(), None);
     let base = format!("{host}/private/busybox:1");
@@ -898,7 +897,9 @@ fn cargo_toml_from_archive_foreign_layers_and_the_ca_certs_note() {
     index["manifests"][0]["digest"] = digest.clone().into();
     index["manifests"][0]["size"] = bytes.len().into();
     std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let output = zeroimage()
         .arg(&probe)
         .arg("--from-archive")
@@ -919,7 +920,9 @@ fn ca_certs_over_a_base_bundle_replace_it_and_say_so() {
     let Some((umoci, skopeo)) = bases::tools() else {
         return;
     };
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let theirs = dir.path().join("theirs.pem");
     let ours = dir.path().join("ours.pem");
     let (cert_a, _) = support::self_signed_certificate(dir.path(), "a", "base CA");

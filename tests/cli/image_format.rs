@@ -1,12 +1,11 @@
 //! What we write, pinned: JSON snapshots, a golden digest for a fixed input, and reproducibility across
 //! umask, TZ, input metadata, working directory and day.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Shape};
 use support::{blob_name, json_entry, read_tar};
 

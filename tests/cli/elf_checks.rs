@@ -1,10 +1,9 @@
 //! The ELF checks against precise hand-built shapes and real binaries.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Segment, Shape};
 use zeroimage::assemble::elf::{Linkage, inspect, inspect_bytes};
 
@@ -201,8 +200,23 @@ fn sparse_claiming(dir: &Path, name: &str, claim: Segment) -> PathBuf {
     path
 }
 
+/// Set in the child process [`huge_declared_segments_are_refused_without_reading_them`] runs itself
+/// in: the peak resident memory it checks is the whole process's, so no other test may run beside it.
+const ALONE: &str = "ZI_ELF_CHECKS_ALONE";
+
 #[test]
 fn huge_declared_segments_are_refused_without_reading_them() {
+    if std::env::var_os(ALONE).is_none() {
+        let output = support::this_test_in_child(
+            module_path!(),
+            "huge_declared_segments_are_refused_without_reading_them",
+        )
+        .env(ALONE, "1")
+        .output()
+        .unwrap();
+        support::assert_child_passed(&output);
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.tar");
     let cases = [

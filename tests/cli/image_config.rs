@@ -1,22 +1,17 @@
 //! Image configuration options and the scratch essentials, read back by skopeo and seen by the program
 //! running in runc.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::{X86_64_MUSL, probe_report, run_ok, stdout_of, zeroimage};
-
-fn probe() -> Option<PathBuf> {
-    support::fixture_binary("probe", X86_64_MUSL)
-}
+use crate::support;
+use support::{probe_report, run_ok, stdout_of, zeroimage};
 
 /// Packages the probe with `extra` options as `probe:test` and runs it in runc.
 fn run_probe(dir: &Path, extra: &[&str]) -> Option<(PathBuf, BTreeMap<String, String>)> {
-    let probe = probe()?;
+    let probe = support::probe_fixture()?;
     let archive = dir.join("probe.tar");
     run_ok(
         zeroimage()
@@ -258,7 +253,7 @@ fn ca_certs_from_a_file_from_the_host_and_absent() {
     }
 
     let output = zeroimage()
-        .arg(probe().unwrap())
+        .arg(support::probe_fixture().unwrap())
         .arg("--ca-certs=/nonexistent/ca.pem")
         .arg("-o")
         .arg(dir.path().join("x.tar"))
@@ -336,7 +331,9 @@ fn include_copies_trees_with_normalized_metadata_and_keeps_links_inside() {
 
     let include_dir = format!("{}:/srv/static", src.display());
     let include_file = single.display().to_string();
-    let Some(probe) = probe() else { return };
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
     let archive = dir.path().join("probe.tar");
     run_ok(zeroimage().arg(&probe).arg("-o").arg(&archive).args([
         "-t",

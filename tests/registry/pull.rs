@@ -6,8 +6,6 @@
 //! Tests that need their own environment (credentials, the cache directory) run their pulling half in a
 //! child process: this test binary again, filtered to the one test, with `ZI_PULL_CHILD` set.
 
-mod support;
-
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -15,6 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support;
 use zeroimage::Context;
 use zeroimage::image::blobs::BlobSource;
 use zeroimage::image::reference::Reference;
@@ -32,9 +31,9 @@ use zeroimage::util::cancel::CancelToken;
 use support::http::{Reply, Request, TestServer};
 use support::proxy::{Fault, FaultProxy};
 use support::registry::{Setup, TestRegistry};
-use support::run_ok;
 use support::tiny_elf::{self, Machine};
 use support::token_server::TokenServer;
+use support::{assert_child_passed, isolated_zeroimage, run_ok, stderr_of};
 
 const CHILD: &str = "ZI_PULL_CHILD";
 
@@ -116,20 +115,6 @@ impl Progress for Recording {
     }
 }
 
-/// zeroimage with its own empty docker config, so the machine's logins never leak in.
-fn zi(config_dir: &Path) -> support::Zeroimage {
-    let mut cmd = support::zeroimage();
-    cmd.env("DOCKER_CONFIG", config_dir)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
-        .env("HOME", config_dir);
-    cmd
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// Pull options with a cache in `cache` and quick retries.
 fn options(cache: &Path) -> PullOptions {
     PullOptions {
@@ -149,12 +134,24 @@ fn build_archive(dir: &Path, name: &str, noise: usize) -> PathBuf {
         &tiny_elf::with_noise(Machine::X86_64, &format!("{name}\n"), noise),
     );
     let archive = dir.join(format!("{name}.tar"));
-    run_ok(zi(dir).arg(&program).arg("-o").arg(&archive).arg("-q"));
+    run_ok(
+        isolated_zeroimage(dir)
+            .arg(&program)
+            .arg("-o")
+            .arg(&archive)
+            .arg("-q"),
+    );
     archive
 }
 
 fn push(dir: &Path, archive: &Path, reference: &str) {
-    run_ok(zi(dir).arg("push").arg(archive).arg(reference).arg("-q"));
+    run_ok(
+        isolated_zeroimage(dir)
+            .arg("push")
+            .arg(archive)
+            .arg(reference)
+            .arg("-q"),
+    );
 }
 
 fn read_all(source: &dyn BlobSource, descriptor: &Descriptor) -> Vec<u8> {
@@ -208,9 +205,8 @@ fn reference(text: &str) -> Reference {
 /// Runs `test` (this binary's test of that name) again in a child process with `env` and
 /// `ZI_PULL_CHILD` set, and a clean credential environment unless `env` says otherwise.
 fn run_child(test: &str, home: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"])
-        .env(CHILD, "1")
+    let mut cmd = support::this_test_in_child(module_path!(), test);
+    cmd.env(CHILD, "1")
         .env("HOME", home)
         .env("DOCKER_CONFIG", home)
         .env("XDG_RUNTIME_DIR", home.join("runtime"))
@@ -221,15 +217,6 @@ fn run_child(test: &str, home: &Path, env: &[(&str, &str)]) -> Output {
         cmd.env(key, value);
     }
     cmd.output().unwrap()
-}
-
-fn assert_child_passed(output: &Output) {
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.contains("1 passed"),
-        "child failed:\n{stdout}\n{}",
-        stderr(output)
-    );
 }
 
 fn in_child() -> bool {
@@ -385,7 +372,7 @@ fn pulls_oci_docker_and_multi_platform_images_by_tag_and_by_digest() {
     let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
     let multi = dir.path().join("multi.tar");
     run_ok(
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .args(["-q", "--platform-binary"])
             .arg(format!("linux/amd64={}", amd.display()))
             .arg("--platform-binary")
@@ -864,14 +851,14 @@ fn a_cache_whose_blob_directory_links_elsewhere_is_refused_and_nothing_there_is_
         &tiny_elf::build(Machine::X86_64, tiny_elf::Shape::Static, "hi\n"),
     );
     let out = dir.path().join("app.tar");
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg(&program)
         .args(["--from", &format!("{}/fake/app:1", server.host()), "-o"])
         .arg(&out)
         .env("ZEROIMAGE_CACHE_DIR", &cache)
         .output()
         .unwrap();
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert!(
         err.contains(&cache.join("blobs/sha256").display().to_string())
@@ -1076,12 +1063,12 @@ fn large_transfers_report_progress_when_pushing_and_pulling() {
 
     // Without a terminal, `zeroimage push` prints a status line per quarter of a large upload.
     let output = run_ok(
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(format!("{host}/progress/whole:1")),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     let lines: Vec<&str> = err
         .lines()
         .filter(|l| l.trim_start().starts_with("Uploading sha256:"))
@@ -1092,16 +1079,16 @@ fn large_transfers_report_progress_when_pushing_and_pulling() {
         "{err}"
     );
     let output = run_ok(
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(format!("{host}/progress/quiet:1"))
             .arg("-q"),
     );
     assert!(
-        !stderr(&output).contains("Uploading"),
+        !stderr_of(&output).contains("Uploading"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 
     // A chunked upload reports its progress too.

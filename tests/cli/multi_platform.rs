@@ -1,11 +1,10 @@
 //! Multi-platform archives: one image index over one image per platform, with shared layers stored
 //! once, read by skopeo (--all), podman, docker, runc and qemu.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::docker::{Dockerd, Podman};
 use support::tiny_elf;
 use support::{AARCH64_MUSL, X86_64_MUSL, blob_name, json_entry, read_tar, run_ok, stdout_of};

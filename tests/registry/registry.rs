@@ -2,30 +2,15 @@
 //! with a CA made in the test, skipped and mounted blobs, retries behind a fault-injecting proxy, and a
 //! registry that goes away mid-upload.
 
-mod support;
-
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+use crate::support;
 use support::proxy::{Fault, FaultProxy};
 use support::registry::{Setup, TestRegistry};
 use support::tiny_elf::{self, Machine, Shape};
 use support::token_server::TokenServer;
-use support::{X86_64_MUSL, run_ok, stdout_of, zeroimage};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// zeroimage with its own empty docker config, so the machine's logins never leak in.
-fn zi(config_dir: &Path) -> support::Zeroimage {
-    let mut cmd = zeroimage();
-    cmd.env("DOCKER_CONFIG", config_dir)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
-        .env("HOME", config_dir);
-    cmd
-}
+use support::{X86_64_MUSL, isolated_zeroimage, run_ok, stderr_of, stdout_of};
 
 fn skopeo_inspect(skopeo: &Path, image: &str, extra: &[&str]) -> serde_json::Value {
     let output = run_ok(
@@ -52,7 +37,7 @@ fn anonymous_push_of_two_tags_then_pull_and_run() {
     let host = registry.host();
     let first = format!("{host}/team/hello:1.0");
     let second = format!("{host}/mirror/hello:latest");
-    let output = run_ok(zi(dir.path()).arg(&hello).args([
+    let output = run_ok(isolated_zeroimage(dir.path()).arg(&hello).args([
         "--push",
         &first,
         "--push",
@@ -74,9 +59,9 @@ fn anonymous_push_of_two_tags_then_pull_and_run() {
             .all(|n| !n.ends_with(".tar"))
     );
     assert!(
-        stderr(&output).contains("mounted from team/hello"),
+        stderr_of(&output).contains("mounted from team/hello"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert_eq!(
         registry.uploaded_blobs().len(),
@@ -128,7 +113,7 @@ fn second_push_uploads_nothing_and_a_new_version_only_what_changed() {
         );
         let out = dir.path().join("server.tar");
         let output = run_ok(
-            zi(dir.path())
+            isolated_zeroimage(dir.path())
                 .arg(&program)
                 .arg("-o")
                 .arg(&out)
@@ -186,7 +171,7 @@ fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_i
     let (amd, arm) = tiny_elf::two_platform_programs(dir.path());
     let archive = dir.path().join("multi.tar");
     let built = run_ok(
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .args([
                 "--platform-binary",
                 &format!("linux/amd64={}", amd.display()),
@@ -204,7 +189,12 @@ fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_i
         .unwrap()
         .to_owned();
     let reference = format!("{}/multi/app:1", registry.host());
-    let output = run_ok(zi(dir.path()).arg("push").arg(&archive).arg(&reference));
+    let output = run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(&reference),
+    );
     assert_eq!(stdout_of(&output).trim(), format!("{reference}@{digest}"));
     let raw = run_ok(Command::new(&skopeo).args([
         "inspect",
@@ -243,14 +233,18 @@ fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_i
     bytes[at] ^= 0xff;
     std::fs::write(&corrupt, bytes).unwrap();
     let bad_ref = format!("{}/multi/corrupt:1", registry.host());
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&corrupt)
         .arg(&bad_ref)
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(stderr(&output).contains("corrupt"), "{}", stderr(&output));
+    assert!(
+        stderr_of(&output).contains("corrupt"),
+        "{}",
+        stderr_of(&output)
+    );
     let inspect = Command::new(&skopeo)
         .args([
             "inspect",
@@ -296,23 +290,23 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     let ca_arg = ca.display().to_string();
 
     // Not logged in: the registry's 401 becomes advice.
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg(&program)
         .args(["--push", &reference, "--ca-file", &ca_arg])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!(
+        stderr_of(&output).contains(&format!(
             "{host} requires authentication; log in with `zeroimage login {host}`"
         )),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 
     // A wrong password is refused at login, and never printed.
     let login = |password: &str| {
-        let mut child = zi(dir.path())
+        let mut child = isolated_zeroimage(dir.path())
             .args([
                 "login",
                 &host,
@@ -339,7 +333,7 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     };
     let output = login("wrong pass");
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("rejected the credentials of user `ci` (401 unauthorized)"),
         "{err}"
@@ -354,7 +348,7 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     );
 
     let output = login("correct horse");
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     let config = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
     assert!(
         config.contains(&host) && config.contains("\"auth\""),
@@ -366,18 +360,18 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     );
 
     // Without the CA the TLS check fails clearly; with it, the push works.
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg(&program)
         .args(["--push", &reference])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).to_lowercase().contains("certificate"),
+        stderr_of(&output).to_lowercase().contains("certificate"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
-    let output = run_ok(zi(dir.path()).arg(&program).args([
+    let output = run_ok(isolated_zeroimage(dir.path()).arg(&program).args([
         "--push",
         &reference,
         "--ca-file",
@@ -387,7 +381,7 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
         "json",
     ]));
     assert!(
-        !stderr(&output).contains("correct horse"),
+        !stderr_of(&output).contains("correct horse"),
         "verbose output shows no secret"
     );
     let digest = serde_json::from_slice::<serde_json::Value>(&output.stdout).unwrap()["digest"]
@@ -398,11 +392,11 @@ fn basic_auth_over_tls_with_login_logout_and_clear_failures() {
     assert_eq!(inspected["Digest"], digest.as_str());
 
     // logout removes the entry; pushing then needs a login again.
-    let output = run_ok(zi(dir.path()).args(["logout", &host]));
+    let output = run_ok(isolated_zeroimage(dir.path()).args(["logout", &host]));
     assert!(
-        stderr(&output).contains("Logged out"),
+        stderr_of(&output).contains("Logged out"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert!(
         !std::fs::read_to_string(dir.path().join("config.json"))
@@ -425,16 +419,20 @@ fn retries_survive_a_500_and_a_dropped_connection() {
     for fault in [Fault::Error500Once, Fault::DropOnce] {
         let proxy = FaultProxy::start(registry.port, fault);
         let reference = format!("{}/retry/app:1", proxy.host());
-        let output = run_ok(zi(dir.path()).arg(&program).args(["--push", &reference]));
+        let output = run_ok(
+            isolated_zeroimage(dir.path())
+                .arg(&program)
+                .args(["--push", &reference]),
+        );
         assert_eq!(
             proxy.injected.load(std::sync::atomic::Ordering::SeqCst),
             1,
             "{fault:?} was injected"
         );
         assert!(
-            stderr(&output).contains("    Retrying ") && stderr(&output).contains("waiting"),
+            stderr_of(&output).contains("    Retrying ") && stderr_of(&output).contains("waiting"),
             "{fault:?}: a status line says a retry waits, without -v: {}",
-            stderr(&output)
+            stderr_of(&output)
         );
         assert!(stdout_of(&output).starts_with(&format!("{reference}@sha256:")));
     }
@@ -455,13 +453,13 @@ fn registry_gone_mid_upload_fails_cleanly_without_a_tag() {
     drop(big);
     let proxy = FaultProxy::start(registry.port, Fault::GoneAfter(4 << 20));
     let reference = format!("{}/gone/big:1", proxy.host());
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg(&program)
         .args(["--push", &reference, "--retries", "2"])
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
-    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
     assert_eq!(
         err.lines().filter(|l| l.starts_with("error:")).count(),
         1,
@@ -518,16 +516,16 @@ fn bearer_token_flow_with_a_password_and_with_an_identity_token() {
     // Anonymous: the token service refuses, and the error says to log in.
     let home = dir.path().join("anon");
     std::fs::create_dir(&home).unwrap();
-    let output = zi(&home)
+    let output = isolated_zeroimage(&home)
         .arg(&program)
         .args(["--push", &format!("{host}/tok/app:1")])
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains(&format!("{host} requires authentication")),
+        stderr_of(&output).contains(&format!("{host} requires authentication")),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 
     // User and password from docker's config.json: Basic to the token service, Bearer to the registry.
@@ -540,7 +538,11 @@ fn bearer_token_flow_with_a_password_and_with_an_identity_token() {
     )
     .unwrap();
     let reference = format!("{host}/tok/app:1");
-    let output = run_ok(zi(&home).arg(&program).args(["--push", &reference]));
+    let output = run_ok(
+        isolated_zeroimage(&home)
+            .arg(&program)
+            .args(["--push", &reference]),
+    );
     let digest = stdout_of(&output)
         .trim()
         .rsplit('@')
@@ -558,7 +560,11 @@ fn bearer_token_flow_with_a_password_and_with_an_identity_token() {
     )
     .unwrap();
     let second = format!("{host}/tok/app:2");
-    run_ok(zi(&home).arg(&program).args(["--push", &second]));
+    run_ok(
+        isolated_zeroimage(&home)
+            .arg(&program)
+            .args(["--push", &second]),
+    );
 
     for image in [&reference, &second] {
         let raw = Command::new(&skopeo)
@@ -659,7 +665,7 @@ fn large_layers_go_up_in_chunks() {
     let program = tiny_elf::write(dir.path(), "large", &big);
     drop(big);
     let reference = format!("{}/big/large:1", registry.host());
-    let output = run_ok(zi(dir.path()).arg(&program).args([
+    let output = run_ok(isolated_zeroimage(dir.path()).arg(&program).args([
         "--push",
         &reference,
         "--message-format",
@@ -708,7 +714,7 @@ fn archive_on_stdout_is_pushed_and_only_the_archive_reaches_stdout() {
 
     let reference = format!("{}/stream/app:1", registry.host());
     let output = run_ok(
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .current_dir(dir.path())
             .arg(&program)
             .args(["-o", "-", "--push", &reference]),
@@ -717,7 +723,7 @@ fn archive_on_stdout_is_pushed_and_only_the_archive_reaches_stdout() {
         output.stdout == expected,
         "stdout holds more than the archive"
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(&format!("Pushed {reference}@sha256:")),
         "{err}"
@@ -756,9 +762,9 @@ fn archive_on_stdout_is_pushed_and_only_the_archive_reaches_stdout() {
         "stdout holds more than the archive"
     );
     assert!(
-        stderr(&output).contains(&format!("Pushed {reference}@sha256:")),
+        stderr_of(&output).contains(&format!("Pushed {reference}@sha256:")),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert_eq!(
         skopeo_inspect(&skopeo, &reference, &[])["Digest"],
@@ -870,7 +876,7 @@ fn workspace_images_are_each_pushed_to_the_repository_or_a_bin_pattern() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("error: images `api` and `worker` would both be pushed to")
             && err.contains("put {bin} in the reference"),
@@ -945,7 +951,7 @@ fn resolve_pins_each_reference_to_a_digest_pushed_once_and_keeps_every_other_byt
     let output =
         run_ok(resolve(file.to_str().unwrap()).args(["--repository", &format!("{host}/resolve")]));
     let resolved = stdout_of(&output);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
 
     // Only the references changed, each into REPOSITORY/BIN@DIGEST, quotes and all else kept.
     let before: Vec<&str> = DEPLOYMENT.split_inclusive('\n').collect();

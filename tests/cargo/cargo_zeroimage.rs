@@ -1,30 +1,20 @@
 //! `cargo zeroimage` end to end: real cargo builds of the fixtures, the binary selection rules, the
 //! settings in Cargo.toml, and the images run.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use support::{X86_64_MUSL, Zeroimage, cargo_zeroimage, root, run_ok, stdout_of};
-
-fn fixture_manifest(name: &str) -> PathBuf {
-    root().join("fixtures").join(name).join("Cargo.toml")
-}
+use crate::support;
+use support::{
+    X86_64_MUSL, Zeroimage, cargo_zeroimage, fixture_manifest, run_ok, stderr_of, stdout_json,
+    stdout_of,
+};
 
 /// `cargo zeroimage --manifest-path fixtures/NAME/Cargo.toml`.
 fn for_fixture(name: &str) -> Zeroimage {
     let mut cmd = cargo_zeroimage();
     cmd.arg("--manifest-path").arg(fixture_manifest(name));
     cmd
-}
-
-fn json_summary(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// Runs the program at `name` inside the image's root filesystem on this machine (x86-64 images).
@@ -56,7 +46,7 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
             .arg("--target-dir")
             .arg(dir.path()),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     let archive = expected_archive(dir.path(), X86_64_MUSL, "release", "hello");
     assert_eq!(
         summary["path"],
@@ -69,7 +59,7 @@ fn single_binary_crate_is_built_packaged_and_runs_in_runc() {
     assert_eq!(summary["version"], "0.1.0");
     assert_eq!(summary["platform"], "linux/amd64");
     assert_eq!(summary["target"], X86_64_MUSL);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("    Building package `hello` for x86_64-unknown-linux-musl"),
         "{err}"
@@ -98,7 +88,7 @@ fn default_target_is_the_hosts_musl_target() {
             .arg("--target-dir")
             .arg(dir.path()),
     );
-    assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
+    assert!(output.stderr.is_empty(), "quiet: {}", stderr_of(&output));
     let archive = expected_archive(
         dir.path(),
         &format!("{}-unknown-linux-musl", std::env::consts::ARCH),
@@ -134,11 +124,11 @@ fn aarch64_target_cross_links_with_rust_lld_and_runs_under_qemu() {
             ]),
     );
     assert!(
-        stderr(&output).contains("linking with rust-lld"),
+        stderr_of(&output).contains("linking with rust-lld"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["platform"], "linux/arm64");
     let archive = PathBuf::from(summary["path"].as_str().unwrap());
     assert_eq!(
@@ -166,7 +156,7 @@ fn default_run_picks_the_binary_and_metadata_becomes_annotations_and_labels() {
             .args(["-p", "server", "--message-format", "json", "-o"])
             .arg(dir.path().join("api.tar")),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["bin"], "api", "default-run");
     assert_eq!(summary["tag"], "api:1.4.0");
     let archive = PathBuf::from(summary["path"].as_str().unwrap());
@@ -225,7 +215,7 @@ fn bin_selects_another_binary() {
             ])
             .arg(dir.path().join("worker.tar")),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["bin"], "worker");
     assert_eq!(
         run_packaged(Path::new(summary["path"].as_str().unwrap()), "worker", &[]),
@@ -288,10 +278,7 @@ fn profile_and_target_dir_decide_where_the_archive_goes() {
         .join(support::X86_64_MUSL)
         .join("container")
         .join("api.tar");
-    assert_eq!(
-        json_summary(&output)["path"],
-        expected.display().to_string()
-    );
+    assert_eq!(stdout_json(&output)["path"], expected.display().to_string());
     assert!(expected.is_file());
 
     let env_dir = dir.path().join("env target");
@@ -306,10 +293,7 @@ fn profile_and_target_dir_decide_where_the_archive_goes() {
         .join(support::X86_64_MUSL)
         .join("release")
         .join("api.tar");
-    assert_eq!(
-        json_summary(&output)["path"],
-        expected.display().to_string()
-    );
+    assert_eq!(stdout_json(&output)["path"], expected.display().to_string());
 }
 
 #[test]
@@ -321,7 +305,7 @@ fn several_binaries_without_a_choice_are_listed() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     let last = err.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("error: several binaries were built"),
@@ -347,7 +331,7 @@ fn package_settings_set_the_tag_and_flags_win() {
             .args(["-p", "tools", "--message-format", "json", "-o"])
             .arg(dir.path().join("cli.tar")),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(
         summary["tag"], "example.com/tools/cli:stable",
         "[package.metadata.zeroimage] tag"
@@ -378,7 +362,7 @@ fn package_settings_set_the_tag_and_flags_win() {
             ])
             .arg(dir.path().join("mine.tar")),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["tag"], "mine:2");
     let config = support::image_config(Path::new(summary["path"].as_str().unwrap()));
     assert_eq!(
@@ -405,7 +389,7 @@ fn refused_tools_setting(replacement: &str) -> (tempfile::TempDir, PathBuf, Stri
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    (dir, manifest, stderr(&output))
+    (dir, manifest, stderr_of(&output))
 }
 
 #[test]
@@ -459,7 +443,7 @@ fn works_from_a_subdirectory_and_with_spaces_in_paths() {
             .args(["--message-format", "json", "--target-dir"])
             .arg(&target_dir),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(
         summary["bin"], "api",
         "the package of the current directory, its default-run"
@@ -479,15 +463,15 @@ fn works_from_a_subdirectory_and_with_spaces_in_paths() {
             .arg(&target_dir),
     );
     assert!(out.join("cli image.tar").is_file());
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(
         summary["tag"], "example.com/tools/cli:stable",
         "settings of the --manifest-path package"
     );
     assert!(
-        stderr(&output).contains("Building package `tools`"),
+        stderr_of(&output).contains("Building package `tools`"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -524,7 +508,7 @@ fn revision_is_recorded_only_for_a_clean_git_checkout() {
                 .args(["--message-format", "json", "-o"])
                 .arg(dir.path().join("hello.tar")),
         );
-        let summary = json_summary(&output);
+        let summary = stdout_json(&output);
         support::image_manifest(Path::new(summary["path"].as_str().unwrap()))
     };
     let manifest = package();
@@ -548,7 +532,7 @@ fn compile_error_shows_cargos_message_and_writes_nothing() {
     let out = dir.path().join("broken.tar");
     let output = for_fixture("broken").arg("-o").arg(&out).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("error[E0308]: mismatched types"),
         "cargo's own diagnostic: {err}"
@@ -582,7 +566,7 @@ fn missing_target_names_the_rustup_command() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(&format!("run `rustup target add {triple}`")),
         "{err}"
@@ -605,9 +589,9 @@ fn non_linux_target_is_refused() {
             .unwrap();
         assert_eq!(output.status.code(), Some(1), "{triple}");
         assert!(
-            stderr(&output).contains("is not a Linux target"),
+            stderr_of(&output).contains("is not a Linux target"),
             "{triple}: {}",
-            stderr(&output)
+            stderr_of(&output)
         );
     }
 }
@@ -622,7 +606,7 @@ fn gnu_target_builds_but_the_dynamic_binary_is_refused_with_the_fix() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     let last = err.lines().last().unwrap_or_default();
     assert!(last.contains("is dynamically linked"), "{err}");
     assert!(
@@ -686,7 +670,7 @@ fn configuration_and_essentials_come_from_cargo_toml_and_flags_win() {
             ])
             .arg(dir.path().join("hello.tar")),
     );
-    let archive = PathBuf::from(json_summary(&output)["path"].as_str().unwrap());
+    let archive = PathBuf::from(stdout_json(&output)["path"].as_str().unwrap());
     let config = support::image_config(&archive);
     let c = &config["config"];
     let env: Vec<&str> = c["Env"]
@@ -755,7 +739,7 @@ fn json_with_the_archive_on_stdout_is_refused_before_building() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(
         err.starts_with("error: -o - writes the archive to standard output")
@@ -830,17 +814,17 @@ fn build_target_in_a_cargo_config_file_decides_the_target() {
             .args(["--message-format", "json", "-v", "-o"])
             .arg(dir.path().join("hello.tar")),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["platform"], "linux/arm64");
     assert_eq!(summary["target"], support::AARCH64_MUSL);
     let config = krate.join(".cargo/config.toml");
     assert!(
-        stderr(&output).contains(&format!(
+        stderr_of(&output).contains(&format!(
             "target aarch64-unknown-linux-musl from build.target in {}",
             config.display()
         )),
         "-v says where the target came from: {}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert_eq!(
         archive_platforms(&dir.path().join("hello.tar")),
@@ -861,11 +845,11 @@ fn cargo_build_target_in_the_environment_decides_the_target() {
             .args(["--message-format", "json", "-v", "-o"])
             .arg(dir.path().join("hello.tar")),
     );
-    assert_eq!(json_summary(&output)["platform"], "linux/arm64");
+    assert_eq!(stdout_json(&output)["platform"], "linux/arm64");
     assert!(
-        stderr(&output).contains("target aarch64-unknown-linux-musl from CARGO_BUILD_TARGET"),
+        stderr_of(&output).contains("target aarch64-unknown-linux-musl from CARGO_BUILD_TARGET"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -886,7 +870,7 @@ fn a_list_of_two_targets_in_cargo_config_makes_one_multi_platform_image() {
             .args(["--message-format", "json", "-q", "-o"])
             .arg(&archive),
     );
-    let summary = json_summary(&output);
+    let summary = stdout_json(&output);
     assert_eq!(
         summary["targets"],
         serde_json::json!([X86_64_MUSL, support::AARCH64_MUSL])
@@ -949,11 +933,11 @@ fn target_flag_wins_over_cargo_config_and_config_arguments_over_the_environment(
             ])
             .arg(dir.path().join("flag.tar")),
     );
-    assert_eq!(json_summary(&output)["platform"], "linux/amd64");
+    assert_eq!(stdout_json(&output)["platform"], "linux/amd64");
     assert!(
-        stderr(&output).contains("target x86_64-unknown-linux-musl from --target"),
+        stderr_of(&output).contains("target x86_64-unknown-linux-musl from --target"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     // cargo's --config wins over the environment, which wins over files.
     let output = run_ok(
@@ -964,11 +948,11 @@ fn target_flag_wins_over_cargo_config_and_config_arguments_over_the_environment(
             .args(["--message-format", "json", "-v", "-o"])
             .arg(dir.path().join("config.tar")),
     );
-    assert_eq!(json_summary(&output)["platform"], "linux/amd64");
+    assert_eq!(stdout_json(&output)["platform"], "linux/amd64");
     assert!(
-        stderr(&output).contains("from `--config build.target="),
+        stderr_of(&output).contains("from `--config build.target="),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -986,7 +970,7 @@ fn a_linker_in_cargo_config_wins_and_is_named() {
             .args(["--target", support::AARCH64_MUSL, "--zig", "-v", "-o"])
             .arg(dir.path().join("hello.tar")),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(&format!(
             "aarch64-unknown-linux-musl: linker `rust-lld` from target.aarch64-unknown-linux-musl.linker in {}",
@@ -1005,7 +989,7 @@ fn workspace_makes_one_image_per_binary_from_one_cargo_build() {
             .args(["--workspace", "--message-format", "json", "-o"])
             .arg(dir.path().join("{bin}.tar")),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert_eq!(
         err.matches("    Building ").count(),
         1,
@@ -1095,7 +1079,7 @@ fn bins_and_several_packages_select_images_and_shared_names_are_refused() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("would both be written to") && err.contains("put {bin} in -o"),
         "{err}"
@@ -1108,9 +1092,9 @@ fn bins_and_several_packages_select_images_and_shared_names_are_refused() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output).contains("would both be named one:1"),
+        stderr_of(&output).contains("would both be named one:1"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -1138,7 +1122,7 @@ fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
     };
     let output = resolve(&file, &["--repository", "127.0.0.1:9/never"]);
     assert_eq!(output.status.code(), Some(1));
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.starts_with(&format!(
             "error: {}:4: zeroimage://nope: no package `nope` in the workspace",
@@ -1153,7 +1137,7 @@ fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
 
     std::fs::write(&file, "image: zeroimage://server/nope\n").unwrap();
     let output = resolve(&file, &["--repository", "127.0.0.1:9/never"]);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(
             ":1: zeroimage://server: package `server` has no binary `nope` (it has `api`, `worker`)"
@@ -1163,7 +1147,7 @@ fn resolve_names_the_file_and_line_of_an_unknown_package_before_building() {
 
     std::fs::write(&file, "image: zeroimage://tools\n").unwrap();
     let output = resolve(&file, &[]);
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains(":1: no repository to push `cli` to: give --repository REGISTRY/PATH"),
         "{err}"
@@ -1203,7 +1187,7 @@ fn resolve_refuses_a_reference_split_over_lines_or_alone_in_a_block_scalar_with_
         ),
     ] {
         let output = resolve(text);
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert_eq!(output.status.code(), Some(1), "{err}");
         assert!(
             err.starts_with(&format!("error: {}:{line}: {needle}", file.display())),
@@ -1245,7 +1229,7 @@ fn resolve_skips_a_fifo_found_in_a_directory_with_a_warning_instead_of_hanging()
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = child.wait_with_output().unwrap();
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(output.status.success(), "{err}");
     assert!(
         err.contains(&format!(

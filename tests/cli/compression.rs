@@ -3,11 +3,10 @@
 //! sync flushes) read by every consumer, zstd archives loaded and run by podman and by skopeo + umoci +
 //! runc, and refused by `docker load`, which cannot read zstd.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::docker::{Dockerd, Podman};
 use support::{blob_name, json_entry, read_tar, run_ok, stdout_of};
 

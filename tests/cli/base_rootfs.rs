@@ -3,14 +3,13 @@
 //! loader and libraries there (checked by running it with runc), and `--nonroot` on a base with its
 //! own accounts.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use zeroimage::assemble::elf::{self, Linkage};
 use zeroimage::assemble::loader::{LOADER_FILES, check_dynamic};
 use zeroimage::assemble::rootfs::{Kind, RootFs};

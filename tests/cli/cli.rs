@@ -1,13 +1,12 @@
 //! The `zeroimage` command line: success paths, output, and every kind of bad input.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Shape};
-use support::{dir_listing, read_tar, zeroimage};
+use support::{dir_listing, read_tar, stderr_of, zeroimage};
 
 fn tiny(dir: &Path, name: &str) -> PathBuf {
     tiny_elf::write(
@@ -17,13 +16,9 @@ fn tiny(dir: &Path, name: &str) -> PathBuf {
     )
 }
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
 /// Asserts a clean failure: exit 1, one `error:` line mentioning `needles`, nothing on stdout.
 fn assert_refused(output: &Output, needles: &[&str]) {
-    let err = stderr(output);
+    let err = stderr_of(output);
     assert_eq!(output.status.code(), Some(1), "stderr: {err}");
     let lines: Vec<&str> = err.lines().collect();
     assert_eq!(lines.len(), 1, "expected a one-line error, got:\n{err}");
@@ -39,8 +34,8 @@ fn default_output_is_program_tar_beside_it_with_status_lines() {
     let dir = tempfile::tempdir().unwrap();
     let program = tiny(dir.path(), "app");
     let output = zeroimage().arg(&program).output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let err = stderr(&output);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
     assert!(err.contains("   Packaging app (linux/amd64)"), "{err}");
     assert!(err.contains("     Written "), "{err}");
     assert!(err.contains("app:latest, sha256:"), "{err}");
@@ -74,7 +69,7 @@ fn json_message_format_describes_the_image_on_stdout() {
             ])
             .arg(&out),
     );
-    assert!(output.stderr.is_empty(), "quiet: {}", stderr(&output));
+    assert!(output.stderr.is_empty(), "quiet: {}", stderr_of(&output));
     let stdout = support::stdout_of(&output);
     assert_eq!(stdout.lines().count(), 1);
     let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -127,9 +122,9 @@ fn usage_errors_exit_2() {
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("invalid image name"),
+        stderr_of(&output).contains("invalid image name"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
 }
 
@@ -144,9 +139,9 @@ fn compression_flags_are_checked_as_parsed_and_a_level_given_twice_must_agree() 
         .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(
-        stderr(&output).contains("compression `lz4` is not gzip[:LEVEL] or zstd[:LEVEL]"),
+        stderr_of(&output).contains("compression `lz4` is not gzip[:LEVEL] or zstd[:LEVEL]"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     let output = zeroimage()
         .arg(&program)
@@ -246,11 +241,11 @@ fn dynamic_executable_is_refused_with_the_fix_and_allowed_on_request() {
         .arg("--allow-dynamic")
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     assert!(
-        stderr(&output).contains("warning: /bin/ls is dynamically linked"),
+        stderr_of(&output).contains("warning: /bin/ls is dynamically linked"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert!(out.is_file());
 }
@@ -449,7 +444,7 @@ fn no_output_replaces_an_input_by_any_path_and_nothing_is_written() {
         &dir.path().join("app.tar"),
         &["--sbom", "none", "--provenance"],
     );
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     assert!(dir.path().join("app.provenance.json").is_file());
 
     // An OCI layout directory as the base: its files are inputs too.
@@ -529,7 +524,7 @@ fn a_full_disk_is_one_line_naming_the_archive_once_and_the_old_archive_stays() {
     .arg(&out)
     .output()
     .unwrap();
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     assert_eq!(
         err.trim_end(),
@@ -675,12 +670,12 @@ fn ctrl_c_removes_the_partial_file_and_keeps_the_old_archive() {
         std::os::unix::process::ExitStatusExt::signal(&output.status),
         Some(libc::SIGINT),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert!(
-        stderr(&output).contains("interrupted"),
+        stderr_of(&output).contains("interrupted"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"previous archive");
     assert_eq!(dir_listing(dir.path()), ["big", "big.tar"]);
@@ -738,8 +733,12 @@ fn character_device_output_is_written_through_and_stays_a_device() {
             .arg(output)
             .output()
             .unwrap();
-        assert!(run.status.success(), "{}", stderr(&run));
-        assert!(stderr(&run).contains("     Written "), "{}", stderr(&run));
+        assert!(run.status.success(), "{}", stderr_of(&run));
+        assert!(
+            stderr_of(&run).contains("     Written "),
+            "{}",
+            stderr_of(&run)
+        );
         assert!(
             file_kind(&node).is_char_device(),
             "{} was replaced",
@@ -857,7 +856,7 @@ fn fifo_output_gets_the_same_archive_as_a_file() {
         reader.kill().unwrap();
     }
     let received = reader.wait_with_output().unwrap().stdout;
-    assert!(run.status.success(), "{}", stderr(&run));
+    assert!(run.status.success(), "{}", stderr_of(&run));
     assert!(still_fifo, "the FIFO was replaced by a regular file");
     assert!(received == expected, "the FIFO carried another archive");
     let entries = tar::Archive::new(&received[..])
@@ -881,9 +880,9 @@ fn dash_writes_the_archive_to_stdout_byte_for_byte() {
     );
     assert!(run.stdout == expected, "stdout is not the archive");
     assert!(
-        stderr(&run).contains("     Written standard output (app:latest"),
+        stderr_of(&run).contains("     Written standard output (app:latest"),
         "{}",
-        stderr(&run)
+        stderr_of(&run)
     );
     // Only what the reference run wrote: nothing goes beside a stream.
     assert_eq!(

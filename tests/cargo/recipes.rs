@@ -2,12 +2,11 @@
 //! cargo-make, and its GitHub Actions steps that need no GitHub, on a copy of fixtures/hello while
 //! CARGO_TARGET_DIR points elsewhere (so no `target/` exists beside the crate, as in a CI that sets it).
 
-mod support;
-
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support;
 use support::registry::{Setup, TestRegistry};
 use support::{root, run_ok};
 

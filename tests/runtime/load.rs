@@ -2,28 +2,19 @@
 //! podman with its own storage) and run there; multi-platform images give the runtime the machine's
 //! platform; a runtime that cannot be reached is a one-line error naming its socket and the fix.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
+use crate::support;
 use support::containerd::Containerd;
 use support::docker::{Dockerd, Podman};
-use support::{AARCH64_MUSL, X86_64_MUSL, run_ok, stdout_of, zeroimage};
+use support::{AARCH64_MUSL, X86_64_MUSL, run_ok, stderr_of, stdout_json, stdout_of, zeroimage};
 
 const GREETING_LINE: &str = "hello from the zeroimage fixture";
 
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout_of(output)))
-}
-
 /// The run failed with exit 1 and exactly one `error:` line holding every piece of `expected`.
 fn assert_one_line_error(output: &Output, expected: &[&str]) {
-    let err = stderr(output);
+    let err = stderr_of(output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{err}");
@@ -93,7 +84,7 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
             .env("DOCKER_HOST", dockerd.host())
             .current_dir(&work),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("     Loading zi-load/hello:1 into docker (linux/amd64)"),
         "{err}"
@@ -124,7 +115,7 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
             .arg(&archive)
             .env("DOCKER_HOST", dockerd.host()),
     );
-    let summary = json(&output);
+    let summary = stdout_json(&output);
     assert_eq!(summary["platform"], "linux/arm64,linux/amd64");
     let loaded = &summary["loaded"][0];
     assert_eq!(loaded["runtime"], "docker");
@@ -152,9 +143,9 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
             .env("DOCKER_HOST", dockerd.host()),
     );
     assert!(
-        stderr(&output).contains("Loaded zi-load/from-toml:1 into docker"),
+        stderr_of(&output).contains("Loaded zi-load/from-toml:1 into docker"),
         "{}",
-        stderr(&output)
+        stderr_of(&output)
     );
     assert!(docker_run("zi-load/from-toml:1").starts_with(GREETING_LINE));
 
@@ -183,7 +174,7 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
         .env("PATH", path)
         .current_dir(dir.path()),
     );
-    let err = stderr(&output);
+    let err = stderr_of(&output);
     assert!(
         err.contains("docker context `zi-context`: loading with `docker load`"),
         "{err}"
@@ -214,11 +205,15 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
             .unwrap();
         if platform == "all" {
             // A single-platform image is all there is: it loads.
-            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(output.status.success(), "{}", stderr_of(&output));
         } else {
             assert_one_line_error(&output, &[expected, "--load-platform"]);
         }
-        assert!(kept.is_file(), "the archive is kept: {}", stderr(&output));
+        assert!(
+            kept.is_file(),
+            "the archive is kept: {}",
+            stderr_of(&output)
+        );
     }
     let Some((arm, x86)) = probe_binaries() else {
         return;
@@ -287,7 +282,7 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
                 &["cannot load zstd-compressed layers", "Docker 23 and later"],
             );
         } else {
-            assert!(output.status.success(), "{}", stderr(&output));
+            assert!(output.status.success(), "{}", stderr_of(&output));
         }
     }
 }
@@ -334,7 +329,7 @@ fn a_socket_path_that_is_no_socket_is_said_to_be_what_it_is() {
                 path.display()
             )],
         );
-        assert!(!stderr(&output).contains("nothing listens"));
+        assert!(!stderr_of(&output).contains("nothing listens"));
     }
     let output = attempt(
         "containerd",
@@ -472,7 +467,7 @@ fn containerd_imports_the_machines_platform_or_all_unpacked_and_runnable() {
     };
     let dir = tempfile::tempdir().unwrap();
     let load = |tag: &str, extra: &[&str]| {
-        json(&run_ok(
+        stdout_json(&run_ok(
             arm_first(&arm, &x86, tag)
                 .args(["--load", "containerd", "--message-format", "json"])
                 .args(extra)
@@ -562,7 +557,7 @@ fn podman_loads_the_machines_platform_or_all_as_a_manifest_list() {
         for (key, value) in podman.envs() {
             cmd.env(key, value);
         }
-        json(&run_ok(&mut cmd))
+        stdout_json(&run_ok(&mut cmd))
     };
     let run = |image: &str| {
         let output = run_ok(podman.run().arg(image));

@@ -8,14 +8,13 @@
 //! signal reaches it alone; each test waits until the run has reached the state it needs (a partial
 //! file, a request at the registry, a build script running) before signalling, with bounded waits.
 
-mod support;
-
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support;
 use rustix::process::{Pid, Signal};
 use support::http::{Reply, Request, TestServer};
 use support::tiny_elf::{self, Machine, Shape};
@@ -26,12 +25,8 @@ use zeroimage::oci::Digest;
 
 /// zeroimage with its own empty docker config, in a process group of its own, stderr captured.
 fn zi(config_dir: &Path) -> support::Zeroimage {
-    let mut cmd = support::zeroimage();
-    cmd.env("DOCKER_CONFIG", config_dir)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
-        .env("HOME", config_dir)
-        .own_process_group()
+    let mut cmd = support::isolated_zeroimage(config_dir);
+    cmd.own_process_group()
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     cmd

@@ -2,31 +2,16 @@
 //! stay with their origin, TLS must not be left, corrupt blobs must not be committed, silence and Ctrl-C
 //! must end a push promptly, hostile text must not reach the terminal raw, and memory stays bounded.
 
-mod support;
-
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::fake_registry::{self, Behaviour};
 use support::http::{Reply, TestServer};
 use support::tiny_elf::{self, Machine, Shape};
-use support::{stdout_of, zeroimage};
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// zeroimage with a docker config of the test's own (and nothing of the machine's).
-fn zi(config_dir: &Path) -> support::Zeroimage {
-    let mut cmd = zeroimage();
-    cmd.env("DOCKER_CONFIG", config_dir)
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env("XDG_RUNTIME_DIR", config_dir.join("runtime"))
-        .env("HOME", config_dir);
-    cmd
-}
+use support::{isolated_zeroimage, stderr_of, stdout_of};
 
 /// Stores `user:password` for `host` in the test's docker config.
 fn log_in(config_dir: &Path, host: &str, user: &str, password: &str) {
@@ -53,7 +38,7 @@ fn archive(dir: &Path, message: &str) -> PathBuf {
 
 /// A refused run: exit 1 and one `error:` line, with no raw control character anywhere on stderr.
 fn assert_clean_failure(output: &Output) -> String {
-    let err = stderr(output);
+    let err = stderr_of(output);
     assert_eq!(output.status.code(), Some(1), "{err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("error:")).collect();
     assert_eq!(errors.len(), 1, "{err}");
@@ -75,13 +60,13 @@ fn credentials_do_not_follow_an_upload_location_to_another_origin() {
     let dir = tempfile::tempdir().unwrap();
     log_in(dir.path(), &registry.host(), "alice", "s3cret");
     let archive = archive(dir.path(), "hi\n");
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", registry.host()))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     let received = storage.requests();
     assert!(!received.is_empty(), "the uploads went to the Location");
     for request in &received {
@@ -116,7 +101,7 @@ fn storage_refusing_a_redirected_upload_is_not_blamed_on_the_credentials() {
     let dir = tempfile::tempdir().unwrap();
     log_in(dir.path(), &registry.host(), "alice", "s3cret");
     let archive = archive(dir.path(), "hi\n");
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", registry.host()))
@@ -200,7 +185,7 @@ fn an_https_registry_cannot_send_the_upload_to_plain_http() {
     );
     log_in(dir.path(), &registry.host(), "alice", "s3cret");
     let archive = archive(dir.path(), "hi\n");
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", registry.host()))
@@ -234,7 +219,7 @@ fn a_plain_http_token_realm_is_refused_for_an_https_registry_unless_allowed() {
     log_in(dir.path(), &registry.host(), "alice", "s3cret");
     let archive = archive(dir.path(), "hi\n");
     let push = |extra: &[&str]| {
-        zi(dir.path())
+        isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(format!("{}/team/app:1", registry.host()))
@@ -255,7 +240,7 @@ fn a_plain_http_token_realm_is_refused_for_an_https_registry_unless_allowed() {
     );
 
     let output = push(&["--insecure-registry", &tokens.host()]);
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     let asked = tokens.requests();
     assert!(
         asked[0]
@@ -293,7 +278,7 @@ fn a_corrupt_small_blob_is_never_committed_even_by_a_registry_that_does_not_veri
         .to_owned();
     let bad = dir.path().join("corrupt.tar");
     corrupt_blob(&good, &config, &bad);
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&bad)
         .arg(format!("{}/team/app:1", registry.host()))
@@ -323,7 +308,7 @@ fn a_silent_registry_fails_within_the_timeout_without_retrying_on_both_schemes()
     let dir = tempfile::tempdir().unwrap();
     let archive = archive(dir.path(), "hi\n");
     let started = Instant::now();
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", silent.host()))
@@ -345,7 +330,7 @@ fn plain_http_that_stalls_after_https_failed_is_what_the_error_says() {
     });
     let dir = tempfile::tempdir().unwrap();
     let archive = archive(dir.path(), "hi\n");
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", slow.host()))
@@ -378,7 +363,7 @@ fn ctrl_c_ends_a_push_to_a_silent_registry_at_once_and_leaves_no_temporary_file(
         "app",
         &tiny_elf::build(Machine::X86_64, Shape::Static, "hi\n"),
     );
-    let mut child = zi(dir.path())
+    let mut child = isolated_zeroimage(dir.path())
         .arg(&program)
         .arg("--push")
         .arg(format!("{}/team/app:1", silent.host()))
@@ -438,7 +423,7 @@ fn hostile_error_text_is_escaped_and_cut_short() {
     let dir = tempfile::tempdir().unwrap();
     let archive = archive(dir.path(), "hi\n");
     for (server, shown) in [(&escapes, "\\u{1b}]0;owned"), (&flood, "DENIED")] {
-        let output = zi(dir.path())
+        let output = isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(format!("{}/team/app:1", server.host()))
@@ -459,7 +444,7 @@ fn hostile_error_text_is_escaped_and_cut_short() {
         noise.push((x & 0xff) as u8);
     }
     std::fs::write(&random, noise).unwrap();
-    let output = zi(dir.path())
+    let output = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&random)
         .arg(format!("{}/team/app:1", escapes.host()))
@@ -562,7 +547,7 @@ fn pushing_a_fifo_is_refused_at_once() {
             .success()
     );
     let started = Instant::now();
-    let mut child = zi(dir.path())
+    let mut child = isolated_zeroimage(dir.path())
         .arg("push")
         .arg(&fifo)
         .arg("127.0.0.1:9/team/app:1")
@@ -599,7 +584,7 @@ fn login_writes_through_a_symlinked_config_and_a_missing_creds_store_means_anony
     std::fs::write(dotfiles.join("docker.json"), r#"{"psFormat": "table"}"#).unwrap();
     std::os::unix::fs::symlink(dotfiles.join("docker.json"), dir.path().join("config.json"))
         .unwrap();
-    let mut login = zi(dir.path())
+    let mut login = isolated_zeroimage(dir.path())
         .args(["login", &registry.host(), "-u", "carol", "--password-stdin"])
         .stdin(Stdio::piped())
         .stderr(Stdio::piped())
@@ -607,7 +592,7 @@ fn login_writes_through_a_symlinked_config_and_a_missing_creds_store_means_anony
         .unwrap();
     login.stdin.take().unwrap().write_all(b"pw\n").unwrap();
     let output = login.wait_with_output().unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(output.status.success(), "{}", stderr_of(&output));
     let link = std::fs::symlink_metadata(dir.path().join("config.json")).unwrap();
     assert!(
         link.file_type().is_symlink(),
@@ -627,14 +612,14 @@ fn login_writes_through_a_symlinked_config_and_a_missing_creds_store_means_anony
     )
     .unwrap();
     let archive = archive(dir.path(), "hi\n");
-    let output = zi(other.path())
+    let output = isolated_zeroimage(other.path())
         .arg("push")
         .arg(&archive)
         .arg(format!("{}/team/app:1", anonymous.host()))
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let err = stderr(&output);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let err = stderr_of(&output);
     assert!(
         err.contains("warning:") && err.contains("docker-credential-zeroimage-test-missing-helper"),
         "{err}"
@@ -650,11 +635,13 @@ fn attached_archive(dir: &Path) -> (PathBuf, PathBuf, String, Vec<String>) {
         &tiny_elf::build(Machine::X86_64, Shape::Static, "attached\n"),
     );
     let archive = dir.join("attached.tar");
-    let output = support::run_ok(zi(dir).arg(&program).arg("-o").arg(&archive).args([
-        "--provenance",
-        "--message-format",
-        "json",
-    ]));
+    let output = support::run_ok(
+        isolated_zeroimage(dir)
+            .arg(&program)
+            .arg("-o")
+            .arg(&archive)
+            .args(["--provenance", "--message-format", "json"]),
+    );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let manifests = summary["attachments"]
         .as_array()
@@ -694,7 +681,7 @@ fn a_registry_refusing_artifact_manifests_still_gets_the_image_and_its_tag() {
     for push_subcommand in [false, true] {
         let registry = refusing();
         let reference = format!("{}/team/app:1.0", registry.host());
-        let mut command = zi(dir.path());
+        let mut command = isolated_zeroimage(dir.path());
         if push_subcommand {
             command.arg("push").arg(&archive).arg(&reference);
         } else {
@@ -703,7 +690,7 @@ fn a_registry_refusing_artifact_manifests_still_gets_the_image_and_its_tag() {
                 .args(["--provenance", "--push", &reference]);
         }
         let output = command.args(["--message-format", "json"]).output().unwrap();
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert_eq!(output.status.code(), Some(0), "{err}");
         assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
         let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("warning:")).collect();
@@ -757,7 +744,7 @@ fn require_attachments_fails_the_push_before_the_tag_and_names_the_document() {
             ..Behaviour::default()
         }));
         let reference = format!("{}/team/app:1.0", registry.host());
-        let mut command = zi(dir.path());
+        let mut command = isolated_zeroimage(dir.path());
         if push_subcommand {
             command.arg("push").arg(&archive).arg(&reference);
         } else {
@@ -824,8 +811,8 @@ fn cargo_toml_can_require_attachments() {
     );
     assert!(!manifest_puts(&registry).contains(&"required".to_owned()));
     let output = run("require-attachments = false", "optional");
-    assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stderr(&output).contains("MANIFEST_INVALID"));
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(stderr_of(&output).contains("MANIFEST_INVALID"));
     assert!(manifest_puts(&registry).contains(&"optional".to_owned()));
 }
 
@@ -845,14 +832,14 @@ fn fallback_tag_writes_raced_by_another_push_end_with_every_referrer_listed() {
         let (handler, state) =
             fake_registry::fallback_race_handler(honours_if_match, other('a'), other('b'));
         let registry = TestServer::start(handler);
-        let output = zi(dir.path())
+        let output = isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(format!("{}/team/app:1.0", registry.host()))
             .arg("-v")
             .output()
             .unwrap();
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert!(output.status.success(), "{err}");
         let state = state.lock().unwrap();
         let (tag, index) = state
@@ -908,13 +895,13 @@ fn garbage_under_the_fallback_tag_is_a_warning_and_the_image_keeps_its_tag() {
         }));
         let reference = format!("{}/team/app:1.0", registry.host());
         let fallback = digest.replace(':', "-");
-        let output = zi(dir.path())
+        let output = isolated_zeroimage(dir.path())
             .arg("push")
             .arg(&archive)
             .arg(&reference)
             .output()
             .unwrap();
-        let err = stderr(&output);
+        let err = stderr_of(&output);
         assert!(output.status.success(), "{err}");
         assert!(!err.chars().any(|c| c.is_control() && c != '\n'), "{err:?}");
         let warning = err

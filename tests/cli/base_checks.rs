@@ -3,13 +3,12 @@
 //! cannot go through, and decompression bombs are refused with one line naming the base and the
 //! problem, and nothing written; sound ones give an image `umoci unpack` accepts.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::crafted::{self, GZIP, Layer, PLAIN, Tar, ZSTD};
 use support::tiny_elf::{self, Machine, Shape};
 use support::zeroimage;

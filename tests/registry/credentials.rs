@@ -1,21 +1,47 @@
-//! Credential helpers are programs on PATH. The first test changes this process's PATH and is the only
-//! one here that calls the library directly; the others run the `zeroimage` binary with a PATH of their
-//! own, so nothing races.
-
-mod support;
+//! Credential helpers are programs on PATH. The first test calls the library directly, in a child
+//! process (this test binary again) given a PATH of its own; the others run the `zeroimage` binary with
+//! a PATH of their own: this process's environment never changes, so nothing races.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use crate::support;
 use support::tiny_elf::{self, Machine, Shape};
 use zeroimage::Context;
 use zeroimage::registry::credentials::{Credential, lookup_in};
 use zeroimage::report::Silent;
 
+/// Set in the child process [`credential_helpers_are_asked_and_not_found_means_anonymous`] runs
+/// itself in: the config file the library reads.
+const CHILD_CONFIG: &str = "ZI_CREDENTIALS_CHILD_CONFIG";
+
 #[test]
 fn credential_helpers_are_asked_and_not_found_means_anonymous() {
+    if let Some(file) = std::env::var_os(CHILD_CONFIG) {
+        // In the child, whose PATH finds the helper.
+        let file = PathBuf::from(file);
+        assert_eq!(
+            lookup_in(&file, "helped.example.com", &Context::new(&Silent)).unwrap(),
+            Some(Credential::Basic {
+                username: "bob".into(),
+                password: "pw".into()
+            }),
+            "credHelpers entry"
+        );
+        assert_eq!(
+            lookup_in(&file, "token.example.com", &Context::new(&Silent)).unwrap(),
+            Some(Credential::IdentityToken("refresh".into())),
+            "credsStore, identity token"
+        );
+        assert_eq!(
+            lookup_in(&file, "unknown.example.com", &Context::new(&Silent)).unwrap(),
+            None,
+            "the store says not found"
+        );
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
@@ -41,26 +67,15 @@ fn credential_helpers_are_asked_and_not_found_means_anonymous() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    // SAFETY: this test binary runs this one test; nothing else reads the environment meanwhile.
-    unsafe { std::env::set_var("PATH", path) };
-    assert_eq!(
-        lookup_in(&file, "helped.example.com", &Context::new(&Silent)).unwrap(),
-        Some(Credential::Basic {
-            username: "bob".into(),
-            password: "pw".into()
-        }),
-        "credHelpers entry"
-    );
-    assert_eq!(
-        lookup_in(&file, "token.example.com", &Context::new(&Silent)).unwrap(),
-        Some(Credential::IdentityToken("refresh".into())),
-        "credsStore, identity token"
-    );
-    assert_eq!(
-        lookup_in(&file, "unknown.example.com", &Context::new(&Silent)).unwrap(),
-        None,
-        "the store says not found"
-    );
+    let output = support::this_test_in_child(
+        module_path!(),
+        "credential_helpers_are_asked_and_not_found_means_anonymous",
+    )
+    .env("PATH", path)
+    .env(CHILD_CONFIG, &file)
+    .output()
+    .unwrap();
+    support::assert_child_passed(&output);
 }
 
 /// A directory holding `docker-credential-zitest` with the given shell script body, and a docker config

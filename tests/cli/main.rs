@@ -1,0 +1,20 @@
+//! The `zeroimage` command line and what it writes: bad input, ELF checks, the image format,
+//! configuration and layers, compression, multi-platform archives, base images read from disk,
+//! signals and the fuzz regressions. One test binary, so that the support code is compiled and
+//! linked once for all of them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod base_checks;
+mod base_rootfs;
+mod cli;
+mod compression;
+mod elf_checks;
+mod fuzz_regressions;
+mod image_config;
+mod image_format;
+mod layer_contents;
+mod multi_platform;
+mod signals;
+mod validator;

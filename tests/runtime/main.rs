@@ -1,0 +1,9 @@
+//! Images handed to real runtimes and peers: `--load` into docker, containerd and podman, and
+//! skopeo, umoci + runc, oci-image-tool, podman, docker, containerd and qemu running what we wrote.
+//! One test binary, so that the support code is compiled and linked once for all of them.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod load;
+mod peers;
