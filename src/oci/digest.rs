@@ -113,11 +113,11 @@ impl fmt::Display for Digest {
 }
 
 impl FromStr for Digest {
-    type Err = crate::Error;
+    type Err = crate::error::Error;
 
-    fn from_str(s: &str) -> crate::Result<Digest> {
+    fn from_str(s: &str) -> crate::error::Result<Digest> {
         Digest::parse(s).ok_or_else(|| {
-            crate::Error::Invalid(format!(
+            crate::error::Error::Invalid(format!(
                 "`{}` is not a digest (sha256:<64 hex> or sha512:<128 hex>)",
                 crate::util::sanitize::outside(s, 140)
             ))

@@ -1,8 +1,8 @@
-//! Cooperative cancellation: a [`CancelToken`] per run, passed in with the
-//! [`Context`](crate::Context), so two runs in one process cancel separately.
+//! Cooperative cancellation: a [`CancelToken`] per run, passed in with the run's context, so two
+//! runs in one process cancel separately.
 //!
 //! Cancelling a token sets its flag: streaming loops see it at their next chunk and return
-//! [`Error::Interrupted`](crate::Error::Interrupted), so temporary files are removed by their normal
+//! [`Error::Interrupted`](crate::error::Error::Interrupted), so temporary files are removed by their normal
 //! drop path. The token also knows what the run holds that a blocked thread could leave behind: the
 //! child processes it started (they register with it when they start), which a cancel passes its signal on to
 //! (they may sit in a process group of their own, where a terminal's Ctrl-C does not reach them), and
@@ -81,16 +81,16 @@ impl CancelToken {
     }
 
     /// Fails with `Interrupted` once the token was cancelled.
-    pub fn check(&self) -> crate::Result<()> {
+    pub fn check(&self) -> crate::error::Result<()> {
         if self.is_cancelled() {
-            Err(crate::Error::Interrupted)
+            Err(crate::error::Error::Interrupted)
         } else {
             Ok(())
         }
     }
 
     /// Sleeps for `duration`, waking early (with `Interrupted`) when the token is cancelled.
-    pub(crate) fn sleep(&self, duration: Duration) -> crate::Result<()> {
+    pub(crate) fn sleep(&self, duration: Duration) -> crate::error::Result<()> {
         let step = Duration::from_millis(50);
         let mut left = duration;
         while !left.is_zero() {
@@ -290,7 +290,10 @@ mod tests {
         let clone = first.clone();
         clone.cancel();
         assert!(first.is_cancelled());
-        assert!(matches!(first.check(), Err(crate::Error::Interrupted)));
+        assert!(matches!(
+            first.check(),
+            Err(crate::error::Error::Interrupted)
+        ));
         assert!(!second.is_cancelled());
         assert!(second.check().is_ok());
         assert_eq!(first.signal(), None);

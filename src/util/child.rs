@@ -204,7 +204,7 @@ impl Drop for Process {
 }
 
 fn interrupted() -> io::Error {
-    io::Error::new(io::ErrorKind::Interrupted, crate::Error::Interrupted)
+    io::Error::new(io::ErrorKind::Interrupted, crate::error::Error::Interrupted)
 }
 
 /// True when this process is in the foreground process group of its controlling terminal.
