@@ -5,6 +5,9 @@
 //! of the book is in its table of contents, and every relative link and anchor between the markdown
 //! files resolves (external links are not checked: the tests need no network).
 
+// Tests are scenarios written as scripts; the pedantic lints are for the library and the commands.
+#![allow(clippy::pedantic)]
+
 /// The commands' argument definitions, included as the binaries include them (the module refers to the
 /// library as `::zeroimage`, which is this test's dependency as much as the binaries').
 #[path = "../src/cli/mod.rs"]

@@ -55,21 +55,18 @@ impl Include {
                 "--include `{input}` has no source path"
             )));
         }
-        let dest = match dest {
-            Some(dest) => {
-                crate::assemble::options::parse_absolute_path("--include destination", dest)?
-            }
-            None => {
-                let name = Path::new(source)
-                    .file_name()
-                    .and_then(|n| n.to_str())
-                    .ok_or_else(|| {
-                        Error::Invalid(format!(
-                            "--include `{input}`: cannot tell the name to use in the image; write SRC:/DEST"
-                        ))
-                    })?;
-                format!("/{name}")
-            }
+        let dest = if let Some(dest) = dest {
+            crate::assemble::options::parse_absolute_path("--include destination", dest)?
+        } else {
+            let name = Path::new(source)
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "--include `{input}`: cannot tell the name to use in the image; write SRC:/DEST"
+                    ))
+                })?;
+            format!("/{name}")
         };
         Ok(Include {
             source: PathBuf::from(source),

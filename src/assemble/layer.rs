@@ -137,7 +137,7 @@ impl LayerSpec {
                 .map_err(Error::io("listing", source))?
                 .collect::<io::Result<Vec<_>>>()
                 .map_err(Error::io("listing", source))?;
-            children.sort_by_key(|c| c.file_name());
+            children.sort_by_key(std::fs::DirEntry::file_name);
             for child in children {
                 let name = child.file_name();
                 let name = name

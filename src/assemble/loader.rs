@@ -209,32 +209,29 @@ fn search_dirs(
         .and_then(|path| path.rsplit('/').next())
         .and_then(|name| name.strip_prefix("ld-musl-"))
         .map(|rest| rest.split('.').next().unwrap_or(rest));
-    match musl_arch {
-        Some(arch) => {
-            dirs.extend(env);
-            dirs.extend(elf_path.iter().flat_map(|dir| tokens.expand(dir)));
-            match rootfs.file(&format!("/etc/ld-musl-{arch}.path")) {
-                Some(content) => dirs.extend(
-                    String::from_utf8_lossy(content)
-                        .split(['\n', ':'])
-                        .map(str::trim)
-                        .filter(|dir| !dir.is_empty())
-                        .map(str::to_owned),
-                ),
-                None => dirs.extend(["/lib", "/usr/local/lib", "/usr/lib"].map(str::to_owned)),
-            };
+    if let Some(arch) = musl_arch {
+        dirs.extend(env);
+        dirs.extend(elf_path.iter().flat_map(|dir| tokens.expand(dir)));
+        match rootfs.file(&format!("/etc/ld-musl-{arch}.path")) {
+            Some(content) => dirs.extend(
+                String::from_utf8_lossy(content)
+                    .split(['\n', ':'])
+                    .map(str::trim)
+                    .filter(|dir| !dir.is_empty())
+                    .map(str::to_owned),
+            ),
+            None => dirs.extend(["/lib", "/usr/local/lib", "/usr/lib"].map(str::to_owned)),
+        };
+    } else {
+        if runpath.is_empty() {
+            dirs.extend(rpath.iter().flat_map(|dir| tokens.expand(dir)));
         }
-        None => {
-            if runpath.is_empty() {
-                dirs.extend(rpath.iter().flat_map(|dir| tokens.expand(dir)));
-            }
-            dirs.extend(env);
-            dirs.extend(runpath.iter().flat_map(|dir| tokens.expand(dir)));
-            let mut conf = LdSoConf::new(rootfs);
-            conf.read("/etc/ld.so.conf", 0, &mut dirs);
-            dirs.cut |= conf.stopped;
-            dirs.extend(glibc_defaults(platform));
-        }
+        dirs.extend(env);
+        dirs.extend(runpath.iter().flat_map(|dir| tokens.expand(dir)));
+        let mut conf = LdSoConf::new(rootfs);
+        conf.read("/etc/ld.so.conf", 0, &mut dirs);
+        dirs.cut |= conf.stopped;
+        dirs.extend(glibc_defaults(platform));
     }
     dirs
 }

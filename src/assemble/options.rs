@@ -47,7 +47,7 @@ impl ImageOptions {
             spec.stop_signal = Some(signal.clone());
         }
         if !self.args.is_empty() {
-            spec.cmd = self.args.clone();
+            spec.cmd.clone_from(&self.args);
         }
     }
 

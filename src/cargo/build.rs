@@ -61,21 +61,18 @@ pub struct Built {
 /// executables and compiled crates from cargo's `compiler-artifact` messages.
 /// `cancel` stops cargo with everything it started.
 pub fn build(request: &BuildRequest, cancel: &CancelToken) -> Result<Built> {
-    let mut cmd = match &request.zigbuild {
-        Some(zigbuild) => {
-            let mut cmd = Command::new(zigbuild);
-            // The same cargo as ours, e.g. under `cargo +nightly zeroimage`.
-            cmd.arg("zigbuild").env("CARGO", cargo_program());
-            cmd
+    let mut cmd = if let Some(zigbuild) = &request.zigbuild {
+        let mut cmd = Command::new(zigbuild);
+        // The same cargo as ours, e.g. under `cargo +nightly zeroimage`.
+        cmd.arg("zigbuild").env("CARGO", cargo_program());
+        cmd
+    } else {
+        let mut cmd = Command::new(cargo_program());
+        if request.auditable {
+            cmd.arg("auditable");
         }
-        None => {
-            let mut cmd = Command::new(cargo_program());
-            if request.auditable {
-                cmd.arg("auditable");
-            }
-            cmd.arg("build");
-            cmd
-        }
+        cmd.arg("build");
+        cmd
     };
     cmd.arg("--message-format=json-render-diagnostics")
         .arg("--target")

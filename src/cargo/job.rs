@@ -355,6 +355,7 @@ impl CargoJob {
     }
 
     /// Settles the image's name, archive, pushes and loads from the flags and its package's settings.
+    #[allow(clippy::too_many_lines)] // one decision per setting, in order; splitting it is planned
     fn prepare<'w>(
         &self,
         workspace: &Workspace,

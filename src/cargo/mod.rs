@@ -19,3 +19,4 @@ mod zig;
 
 pub use job::{CargoImage, CargoJob, CargoOutcome};
 pub use options::CargoOptions;
+pub use target::Target;

@@ -132,32 +132,29 @@ impl CargoOptions {
             }
             return args;
         }
-        match group {
-            Some(group) => {
-                for package in group {
-                    args.extend(["--package".to_owned(), package.name.to_string()]);
-                }
-                let theirs: Vec<&str> = group
-                    .iter()
-                    .flat_map(|p| super::workspace::bins(p))
-                    .collect();
-                for bin in self.bins.iter().filter(|b| theirs.contains(&b.as_str())) {
-                    args.extend(["--bin".to_owned(), bin.clone()]);
-                }
+        if let Some(group) = group {
+            for package in group {
+                args.extend(["--package".to_owned(), package.name.to_string()]);
             }
-            None => {
-                if self.workspace {
-                    args.push("--workspace".to_owned());
-                }
-                for spec in &self.exclude {
-                    args.extend(["--exclude".to_owned(), spec.clone()]);
-                }
-                for spec in &self.packages {
-                    args.extend(["--package".to_owned(), spec.clone()]);
-                }
-                for bin in &self.bins {
-                    args.extend(["--bin".to_owned(), bin.clone()]);
-                }
+            let theirs: Vec<&str> = group
+                .iter()
+                .flat_map(|p| super::workspace::bins(p))
+                .collect();
+            for bin in self.bins.iter().filter(|b| theirs.contains(&b.as_str())) {
+                args.extend(["--bin".to_owned(), bin.clone()]);
+            }
+        } else {
+            if self.workspace {
+                args.push("--workspace".to_owned());
+            }
+            for spec in &self.exclude {
+                args.extend(["--exclude".to_owned(), spec.clone()]);
+            }
+            for spec in &self.packages {
+                args.extend(["--package".to_owned(), spec.clone()]);
+            }
+            for bin in &self.bins {
+                args.extend(["--bin".to_owned(), bin.clone()]);
             }
         }
         if self.all_bins {

@@ -130,11 +130,16 @@ pub(crate) fn inventory(
             Some(unit) => unit.features.clone(),
             None => nodes
                 .get(id)
-                .map(|n| n.features.iter().map(|f| f.to_string()).collect())
+                .map(|n| {
+                    n.features
+                        .iter()
+                        .map(std::string::ToString::to_string)
+                        .collect()
+                })
                 .unwrap_or_default(),
         };
         if is_root {
-            component.vcs = vcs.clone();
+            component.vcs.clone_from(&vcs);
         }
         index.insert(id, components.len());
         components.push(component);
@@ -189,11 +194,11 @@ fn component_of(package: &Package, checksums: &Checksums) -> Component {
     component.sha256 = source
         .and_then(|s| checksums.get(&name, &version, s))
         .map(str::to_owned);
-    component.license = package.license.clone();
-    component.authors = package.authors.clone();
-    component.description = package.description.clone();
-    component.homepage = package.homepage.clone();
-    component.repository = package.repository.clone();
+    component.license.clone_from(&package.license);
+    component.authors.clone_from(&package.authors);
+    component.description.clone_from(&package.description);
+    component.homepage.clone_from(&package.homepage);
+    component.repository.clone_from(&package.repository);
     component
 }
 

@@ -87,8 +87,7 @@ pub(crate) fn choose<'a>(
                 .map(|e| {
                     let package = workspace
                         .package(&e.package_id)
-                        .map(|p| p.name.as_str())
-                        .unwrap_or("?");
+                        .map_or("?", |p| p.name.as_str());
                     format!("`{}` (package {package})", e.name)
                 })
                 .collect();
@@ -123,7 +122,7 @@ mod tests {
     fn with_targets(target: Option<&str>, targets: Option<&[&str]>) -> Settings {
         Settings {
             target: target.map(str::to_owned),
-            targets: targets.map(|t| t.iter().map(|s| s.to_string()).collect()),
+            targets: targets.map(|t| t.iter().map(std::string::ToString::to_string).collect()),
             ..Settings::default()
         }
     }

@@ -90,17 +90,16 @@ pub(crate) fn attach_options(
                 build.triple
             ));
             let resolved;
-            let metadata = match build.graph {
-                Some(graph) => graph,
-                None => {
-                    resolved = super::sbom::resolve(
-                        cargo.manifest_path.as_deref(),
-                        build.triple,
-                        &flags,
-                        cx.cancel(),
-                    )?;
-                    &resolved
-                }
+            let metadata = if let Some(graph) = build.graph {
+                graph
+            } else {
+                resolved = super::sbom::resolve(
+                    cargo.manifest_path.as_deref(),
+                    build.triple,
+                    &flags,
+                    cx.cancel(),
+                )?;
+                &resolved
             };
             let inventory: Inventory = super::sbom::inventory(
                 metadata,

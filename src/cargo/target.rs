@@ -166,7 +166,10 @@ impl Rustc {
 
     /// Fails with the `rustup target add` command when the target's standard library is missing.
     pub fn ensure_installed(&mut self, triple: &str) -> Result<()> {
-        if triple.ends_with(".json") {
+        if Path::new(triple)
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
             // A custom target spec brings its own standard library (build-std); nothing to check.
             return Ok(());
         }

@@ -98,14 +98,13 @@ impl Workspace {
             [] => {}
             _ => return None,
         }
-        let manifest = match manifest_path {
-            Some(path) => path.to_owned(),
-            None => {
-                let cwd = std::env::current_dir().ok()?;
-                cwd.ancestors()
-                    .map(|d| d.join("Cargo.toml"))
-                    .find(|p| p.is_file())?
-            }
+        let manifest = if let Some(path) = manifest_path {
+            path.to_owned()
+        } else {
+            let cwd = std::env::current_dir().ok()?;
+            cwd.ancestors()
+                .map(|d| d.join("Cargo.toml"))
+                .find(|p| p.is_file())?
         };
         let manifest = manifest.canonicalize().ok()?;
         self.metadata.packages.iter().find(|p| {

@@ -81,7 +81,7 @@ pub(crate) struct ZigMissing {
 
 impl ZigMissing {
     /// The install commands for what is missing.
-    pub fn install(&self) -> &'static str {
+    pub fn install(self) -> &'static str {
         match (self.cargo_zigbuild, self.zig) {
             (false, true) => {
                 "install zig (`pip install ziglang`, or zig on PATH; cargo-zigbuild is installed)"
@@ -100,7 +100,7 @@ impl ZigMissing {
 
 impl ZigMissing {
     /// The shortest command installing what is missing.
-    pub fn pip(&self) -> &'static str {
+    pub fn pip(self) -> &'static str {
         match (self.cargo_zigbuild, self.zig) {
             (false, true) => "pip install ziglang",
             (true, false) => "pip install cargo-zigbuild",

@@ -256,6 +256,7 @@ fn compression(s: &str) -> std::result::Result<Choice, String> {
 }
 
 /// `--ca-certs` or `--tzdata` alone (an empty value) means the host's copy; with a value, the user's.
+#[allow(clippy::unnecessary_wraps)] // the signature clap's value_parser takes
 fn source(s: &str) -> std::result::Result<Source, String> {
     Ok(match s {
         "" => Source::Host,

@@ -84,7 +84,7 @@ pub enum CargoCli {
 ///
 /// Runs `cargo build --release --target <musl triple>`, finds the executable in cargo's own build
 /// messages, checks it, and writes an OCI image archive that skopeo, podman, containerd and
-/// `docker load` accept: FROM scratch, the binary at /BIN, ENTRYPOINT ["/BIN"].
+/// `docker load` accept: FROM scratch, the binary at /BIN, `ENTRYPOINT ["/BIN"]`.
 #[derive(Args, Debug)]
 #[command(version, after_help = examples(), max_term_width = 100,
           args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -419,7 +419,11 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
             print_pushed(&image.image.pushed);
         }
         if format == MessageFormat::Json {
-            let targets: Vec<&str> = image.targets.iter().map(|t| t.triple()).collect();
+            let targets: Vec<&str> = image
+                .targets
+                .iter()
+                .map(::zeroimage::cargo::Target::triple)
+                .collect();
             let line = CargoSummary {
                 image: &image.image.summary,
                 bin: &image.bin,

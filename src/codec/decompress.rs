@@ -91,7 +91,7 @@ enum Inner<'a> {
     Ahead(Ahead),
 }
 
-impl<'a> Inner<'a> {
+impl Inner<'_> {
     /// The decoder's decompressed stream.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {

@@ -139,7 +139,7 @@ impl Attachment {
     pub fn descriptor(&self) -> Descriptor {
         let manifest = self.manifest.value();
         let mut descriptor = self.manifest.descriptor(MediaType::OciManifest);
-        descriptor.artifact_type = manifest.artifact_type.clone();
+        descriptor.artifact_type.clone_from(&manifest.artifact_type);
         descriptor.annotations = manifest.annotations.clone();
         descriptor
     }

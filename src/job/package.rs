@@ -121,6 +121,7 @@ pub struct PackageSummary {
 }
 
 /// The archive's path, or `""` for none: what the JSON summary has always said.
+#[allow(clippy::ref_option)] // serde's `serialize_with` hands the field by reference
 fn path_or_empty<S: serde::Serializer>(
     path: &Option<PathBuf>,
     serializer: S,
@@ -223,33 +224,30 @@ impl Packaged<'_> {
     /// `cancel` stops the indexing of the archive.
     pub fn stored(&self, cancel: &CancelToken) -> Result<Stored<'_>> {
         let mut blobs = Composite::new();
-        match &self.spool {
-            Some(spool) => {
-                blobs.add(spool, spool.digests());
-                if let Some(base) = self.base {
-                    blobs.add(base.source(), base.image.blob_digests());
-                }
-                let configs = self
-                    .tree
-                    .manifests
-                    .iter()
-                    .map(|n| n.manifest.value().config.digest.clone());
-                blobs.add(&self.memory, configs);
+        if let Some(spool) = &self.spool {
+            blobs.add(spool, spool.digests());
+            if let Some(base) = self.base {
+                blobs.add(base.source(), base.image.blob_digests());
             }
-            None => {
-                let path = self
-                    .archive
-                    .as_deref()
-                    .ok_or_else(|| Error::Invalid("nothing was built to read back".to_owned()))?;
-                let archive = ArchiveSource::open(path, cancel)?;
-                let digests: Vec<Digest> = self
-                    .tree
-                    .blobs()
-                    .into_iter()
-                    .map(|d| d.digest.clone())
-                    .collect();
-                blobs.add_owned(Box::new(archive), digests);
-            }
+            let configs = self
+                .tree
+                .manifests
+                .iter()
+                .map(|n| n.manifest.value().config.digest.clone());
+            blobs.add(&self.memory, configs);
+        } else {
+            let path = self
+                .archive
+                .as_deref()
+                .ok_or_else(|| Error::Invalid("nothing was built to read back".to_owned()))?;
+            let archive = ArchiveSource::open(path, cancel)?;
+            let digests: Vec<Digest> = self
+                .tree
+                .blobs()
+                .into_iter()
+                .map(|d| d.digest.clone())
+                .collect();
+            blobs.add_owned(Box::new(archive), digests);
         }
         let documents = self.attachments.blobs().into_iter().map(|d| d.digest);
         blobs.add(&self.attachments.memory, documents);
@@ -289,6 +287,7 @@ impl Output {
 /// Checks every input and builds one image, or with several inputs an image index with one image per
 /// platform, FROM scratch or on `base`: into the archive `options.output` names, or (without one) into
 /// a spool for a push.
+#[allow(clippy::too_many_lines)] // one pass over the inputs; splitting it is planned
 pub fn package<'a>(
     inputs: &[Input],
     options: &PackageOptions,

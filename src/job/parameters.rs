@@ -31,7 +31,10 @@ pub(crate) fn provenance_parameters(
             map.insert(key.to_owned(), value);
         }
     };
-    put("tag", json!(tag.map(|t| t.full())));
+    put(
+        "tag",
+        json!(tag.map(super::super::image::reference::Reference::full)),
+    );
     put(
         "base",
         match &options.base {

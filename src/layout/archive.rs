@@ -45,7 +45,8 @@ pub struct ImageArchive {
 pub struct FinishedArchive {
     file: File,
     temp: TempPath,
-    _guard: crate::util::cancel::TempGuard,
+    /// Removes the temporary file on a forced end of the run.
+    guard: crate::util::cancel::TempGuard,
     dest: PathBuf,
     destination: Destination,
     size: u64,
@@ -191,7 +192,7 @@ impl ImageArchive {
         Ok(FinishedArchive {
             file,
             temp: self.temp,
-            _guard: self.guard,
+            guard: self.guard,
             dest: self.dest,
             destination: self.destination,
             size,
@@ -221,7 +222,7 @@ impl FinishedArchive {
     /// has nothing beside it).
     pub(crate) fn put_in_place(self, beside: Vec<Staged>) -> Result<ArchiveSummary> {
         let summary = self.summary();
-        let cancel = self._guard.cancel().clone();
+        let cancel = self.guard.cancel().clone();
         match self.destination {
             Destination::File(path) => {
                 let mut staged = beside;

@@ -255,7 +255,7 @@ fn layout_documents(
         config: docker.config.digest.blob_path(),
         repo_tags: name.map(Reference::familiar).into_iter().collect(),
         layers: docker.layers.iter().map(|l| l.digest.blob_path()).collect(),
-        extra: Default::default(),
+        extra: std::collections::BTreeMap::default(),
     }];
     Ok((
         to_json_bytes(&index),

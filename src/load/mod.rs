@@ -305,8 +305,8 @@ mod tests {
                     config: config.descriptor(MediaType::OciConfig),
                     layers: Vec::new(),
                     subject: None,
-                    annotations: Default::default(),
-                    extra: Default::default(),
+                    annotations: std::collections::BTreeMap::default(),
+                    extra: std::collections::BTreeMap::default(),
                 });
                 Image {
                     platform,

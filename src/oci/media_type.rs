@@ -34,7 +34,7 @@ pub enum MediaType {
 
 impl MediaType {
     pub fn parse(text: &str) -> MediaType {
-        use Compression::*;
+        use Compression::{Gzip, None, Zstd};
         match text {
             "application/vnd.oci.image.index.v1+json" => MediaType::OciIndex,
             "application/vnd.oci.image.manifest.v1+json" => MediaType::OciManifest,
@@ -70,7 +70,7 @@ impl MediaType {
     }
 
     pub fn as_str(&self) -> &str {
-        use Compression::*;
+        use Compression::{Gzip, None, Zstd};
         match self {
             MediaType::OciIndex => "application/vnd.oci.image.index.v1+json",
             MediaType::OciManifest => "application/vnd.oci.image.manifest.v1+json",

@@ -77,7 +77,7 @@ pub struct BlobCache {
     dir: PathBuf,
     /// The private directory of [`CacheMode::Private`], removed on drop (its guard first, so a forced
     /// end of the run that opened it removes it even while a download blocks).
-    _private: Option<(TempGuard, tempfile::TempDir)>,
+    private: Option<(TempGuard, tempfile::TempDir)>,
 }
 
 impl BlobCache {
@@ -101,7 +101,7 @@ impl BlobCache {
                     .map_err(Error::io("creating a directory in", std::env::temp_dir()))?;
                 let guard = cancel.temporary(temp.path());
                 let mut cache = BlobCache::at(temp.path())?;
-                cache._private = Some((guard, temp));
+                cache.private = Some((guard, temp));
                 Ok(cache)
             }
         }
@@ -113,7 +113,7 @@ impl BlobCache {
         fs::create_dir_all(dir).map_err(Error::io("creating the cache directory", dir))?;
         let cache = BlobCache {
             dir: dir.to_owned(),
-            _private: None,
+            private: None,
         };
         cache.prune_partials();
         Ok(cache)

@@ -339,15 +339,14 @@ impl<'l> RegistrySource<'l> {
     /// A manifest or index by digest: from memory, else from the registry.
     fn open_document(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send + '_>> {
         let known = self.documents().get(&descriptor.digest).cloned();
-        let bytes = match known {
-            Some(bytes) => bytes,
-            None => {
-                let (bytes, _, digest) =
-                    self.fetch_manifest(&descriptor.digest.to_string(), Some(&descriptor.digest))?;
-                let bytes: Arc<[u8]> = bytes.into();
-                self.documents().insert(digest, bytes.clone());
-                bytes
-            }
+        let bytes = if let Some(bytes) = known {
+            bytes
+        } else {
+            let (bytes, _, digest) =
+                self.fetch_manifest(&descriptor.digest.to_string(), Some(&descriptor.digest))?;
+            let bytes: Arc<[u8]> = bytes.into();
+            self.documents().insert(digest, bytes.clone());
+            bytes
         };
         if bytes.len() as u64 != descriptor.size {
             return Err(self.fail(
@@ -446,7 +445,7 @@ impl<'l> RegistrySource<'l> {
             if self.cx.cancel().is_cancelled() {
                 return Error::Interrupted;
             }
-            use io::ErrorKind::*;
+            use io::ErrorKind::InvalidData;
             let corrupt = e.kind() == InvalidData;
             retry.set(!corrupt);
             let message = sanitize::outside(&e.to_string(), sanitize::EXCERPT);

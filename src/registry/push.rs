@@ -100,6 +100,7 @@ pub struct PushOutcome {
 /// is a warning (and in [`PushOutcome::not_attached`]), or with
 /// [`PushOptions::require_attachments`], the error, no tag set. Blobs the image knows to be in another
 /// repository of the same registry are mounted from there.
+#[allow(clippy::too_many_lines)] // the push in its order (blobs, manifests, tags, documents)
 pub fn push(
     image: &Stored,
     references: &[Reference],

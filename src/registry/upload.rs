@@ -65,33 +65,30 @@ pub(super) fn push_blob(
         404 => {}
         _ => return Err(registry.unexpected("checking a blob in", repository, response)),
     }
-    let (location, scope) = match mount_from {
-        Some(from) => {
-            let scope = format!("{scope} repository:{from}:pull");
-            let url = registry.url(&format!(
-                "/v2/{repository}/blobs/uploads/?mount={}&from={}",
-                encode(&blob.digest.to_string()),
-                encode(from)
-            ));
-            let response = registry.send("POST", &url, &scope, &[], &Payload::Empty)?;
-            match response.status().as_u16() {
-                201 => {
-                    listener.detail(&format!("{} mounted from {from}", blob.digest.short()));
-                    stats.mounted += 1;
-                    return Ok(());
-                }
-                202 => (location_of(registry, response)?, scope),
-                _ => return Err(registry.unexpected("mounting a blob into", repository, response)),
+    let (location, scope) = if let Some(from) = mount_from {
+        let scope = format!("{scope} repository:{from}:pull");
+        let url = registry.url(&format!(
+            "/v2/{repository}/blobs/uploads/?mount={}&from={}",
+            encode(&blob.digest.to_string()),
+            encode(from)
+        ));
+        let response = registry.send("POST", &url, &scope, &[], &Payload::Empty)?;
+        match response.status().as_u16() {
+            201 => {
+                listener.detail(&format!("{} mounted from {from}", blob.digest.short()));
+                stats.mounted += 1;
+                return Ok(());
             }
+            202 => (location_of(registry, response)?, scope),
+            _ => return Err(registry.unexpected("mounting a blob into", repository, response)),
         }
-        None => {
-            let url = registry.url(&format!("/v2/{repository}/blobs/uploads/"));
-            let response = registry.send("POST", &url, &scope, &[], &Payload::Empty)?;
-            if response.status().as_u16() != 202 {
-                return Err(registry.unexpected("starting an upload to", repository, response));
-            }
-            (location_of(registry, response)?, scope)
+    } else {
+        let url = registry.url(&format!("/v2/{repository}/blobs/uploads/"));
+        let response = registry.send("POST", &url, &scope, &[], &Payload::Empty)?;
+        if response.status().as_u16() != 202 {
+            return Err(registry.unexpected("starting an upload to", repository, response));
         }
+        (location_of(registry, response)?, scope)
     };
     if blob.size <= target.limits.monolithic_limit {
         upload_whole(registry, target, blob, &location, &scope, listener)?;

@@ -257,7 +257,7 @@ impl ResolveJob {
                 tag: None,
                 output: None,
                 stdout_reserved: true,
-                load: Default::default(),
+                load: crate::load::LoadOptions::default(),
                 ..self.options.clone()
             },
             repository,
@@ -272,8 +272,7 @@ impl ResolveJob {
             let name = pushed
                 .reference
                 .parse::<crate::image::reference::Reference>()
-                .map(|r| r.name())
-                .unwrap_or_else(|_| pushed.reference.clone());
+                .map_or_else(|_| pushed.reference.clone(), |r| r.name());
             let resolved = format!("{name}@{}", image.image.summary.digest);
             cx.listener().status(
                 "Resolved",

@@ -71,7 +71,7 @@ fn comment_start(line: &str) -> usize {
                         b' ' | b'\t' | b':' | b'-' | b'[' | b'{' | b','
                     )) =>
             {
-                quote = Some(b)
+                quote = Some(b);
             }
             None => {}
         }

@@ -247,8 +247,7 @@ pub(crate) fn planned(
 fn stem_of(archive: &Path) -> String {
     let name = archive
         .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "image".to_owned());
+        .map_or_else(|| "image".to_owned(), |n| n.to_string_lossy().into_owned());
     match name.strip_suffix(".tar") {
         Some(stem) if !stem.is_empty() => stem.to_owned(),
         _ => name,

@@ -177,7 +177,7 @@ fn parse(version: &str, modinfo: &str) -> Result<Inventory, String> {
         inventory.tools.push(Tool {
             name: "go".to_owned(),
             version: clean(go),
-            details: Default::default(),
+            details: std::collections::BTreeMap::default(),
         });
     }
     let mut path = None;

@@ -170,7 +170,7 @@ impl<R: TarSource> Walker<R> {
                         .unwrap_or_else(|| header.path_bytes().into_owned());
                     let mut link = long_link
                         .take()
-                        .or_else(|| header.link_name_bytes().map(|l| l.into_owned()));
+                        .or_else(|| header.link_name_bytes().map(std::borrow::Cow::into_owned));
                     let mut size = size;
                     let mut uid = header.uid().unwrap_or(0);
                     let mut gid = header.gid().unwrap_or(0);

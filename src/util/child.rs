@@ -111,7 +111,7 @@ impl Process {
                 WaitIdOptions::EXITED | WaitIdOptions::NOWAIT,
             ) {
                 Ok(_) => return self.finish(),
-                Err(rustix::io::Errno::INTR) => continue,
+                Err(rustix::io::Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
         }

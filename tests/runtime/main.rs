@@ -2,6 +2,9 @@
 //! skopeo, umoci + runc, oci-image-tool, podman, docker, containerd and qemu running what we wrote.
 //! One test binary, so that the support code is compiled and linked once for all of them.
 
+// Tests are scenarios written as scripts; the pedantic lints are for the library and the commands.
+#![allow(clippy::pedantic)]
+
 #[path = "../support/mod.rs"]
 mod support;
 

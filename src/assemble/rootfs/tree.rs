@@ -138,17 +138,14 @@ impl RootFs {
             meta,
             children: BTreeMap::new(),
         };
-        let id = match self.free.pop() {
-            Some(id) => {
-                *self.node_mut(id) = node;
-                id
-            }
-            None => {
-                let id = Id::try_from(self.nodes.len())
-                    .map_err(|_| "the image holds too many paths".to_owned())?;
-                self.nodes.push(node);
-                id
-            }
+        let id = if let Some(id) = self.free.pop() {
+            *self.node_mut(id) = node;
+            id
+        } else {
+            let id = Id::try_from(self.nodes.len())
+                .map_err(|_| "the image holds too many paths".to_owned())?;
+            self.nodes.push(node);
+            id
         };
         self.node_mut(dir).children.insert(name.into(), id);
         self.live += 1;

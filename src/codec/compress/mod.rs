@@ -331,7 +331,7 @@ mod tests {
         let mut i = 0u64;
         while data.len() < len {
             data.extend_from_slice(
-                format!("line {} of {} ", i, i.wrapping_mul(2654435761) % 977).as_bytes(),
+                format!("line {} of {} ", i, i.wrapping_mul(2_654_435_761) % 977).as_bytes(),
             );
             i += 1;
         }

@@ -260,7 +260,10 @@ fn agent(options: &ClientOptions) -> Result<Agent> {
 
 /// How a ureq failure is classified for retries.
 fn failure_kind(error: &ureq::Error) -> FailureKind {
-    use std::io::ErrorKind::*;
+    use std::io::ErrorKind::{
+        BrokenPipe, ConnectionAborted, ConnectionRefused, ConnectionReset, Interrupted, TimedOut,
+        UnexpectedEof, WouldBlock,
+    };
     use ureq::Timeout;
     match error {
         ureq::Error::Timeout(Timeout::Connect | Timeout::Resolve) => FailureKind::Unreachable,
@@ -321,7 +324,7 @@ pub(crate) fn encode(value: &str) -> String {
     for byte in value.bytes() {
         match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(byte as char)
+                out.push(byte as char);
             }
             _ => out.push_str(&format!("%{byte:02X}")),
         }
