@@ -69,38 +69,7 @@ pub(crate) fn inventory(
             .is_some_and(|p| p.targets.iter().any(|t| t.is_kind(TargetKind::ProcMacro)))
     };
 
-    // Walk the graph from the root: what is reached through normal edges (and not through a procedural
-    // macro) is linked; what is reached through build edges runs at build time.
-    let mut reached: BTreeMap<&PackageId, bool> = BTreeMap::new();
-    let mut edges: BTreeSet<(&PackageId, &PackageId, bool)> = BTreeSet::new();
-    let mut queue = VecDeque::from([(root, true)]);
-    while let Some((id, runtime)) = queue.pop_front() {
-        match reached.get(id) {
-            Some(&seen) if seen || !runtime => continue,
-            _ => {}
-        }
-        reached.insert(id, runtime);
-        let Some(node) = nodes.get(id) else { continue };
-        for dep in &node.deps {
-            let normal = dep
-                .dep_kinds
-                .iter()
-                .any(|k| k.kind == DependencyKind::Normal);
-            let build = dep
-                .dep_kinds
-                .iter()
-                .any(|k| k.kind == DependencyKind::Build);
-            let macro_crate = is_proc_macro(&dep.pkg);
-            if normal {
-                queue.push_back((&dep.pkg, runtime && !macro_crate));
-                edges.insert((id, &dep.pkg, macro_crate));
-            }
-            if build {
-                queue.push_back((&dep.pkg, false));
-                edges.insert((id, &dep.pkg, true));
-            }
-        }
-    }
+    let (reached, edges) = walk(root, &nodes, &is_proc_macro);
 
     // What the build compiled: for the target, and at all.
     let mut for_target: BTreeMap<&PackageId, &Unit> = BTreeMap::new();
@@ -164,6 +133,51 @@ pub(crate) fn inventory(
     };
     inventory.normalize();
     Ok(inventory)
+}
+
+/// Each package reached from `root` (true when it is linked: reached through normal edges and not
+/// through a procedural macro; false when it only runs at build time), and every edge walked (from,
+/// to, build-time).
+#[allow(clippy::type_complexity)]
+fn walk<'m>(
+    root: &'m PackageId,
+    nodes: &BTreeMap<&'m PackageId, &'m cargo_metadata::Node>,
+    is_proc_macro: &dyn Fn(&PackageId) -> bool,
+) -> (
+    BTreeMap<&'m PackageId, bool>,
+    BTreeSet<(&'m PackageId, &'m PackageId, bool)>,
+) {
+    let mut reached: BTreeMap<&PackageId, bool> = BTreeMap::new();
+    let mut edges: BTreeSet<(&PackageId, &PackageId, bool)> = BTreeSet::new();
+    let mut queue = VecDeque::from([(root, true)]);
+    while let Some((id, runtime)) = queue.pop_front() {
+        match reached.get(id) {
+            Some(&seen) if seen || !runtime => continue,
+            _ => {}
+        }
+        reached.insert(id, runtime);
+        let Some(node) = nodes.get(id) else { continue };
+        for dep in &node.deps {
+            let normal = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == DependencyKind::Normal);
+            let build = dep
+                .dep_kinds
+                .iter()
+                .any(|k| k.kind == DependencyKind::Build);
+            let macro_crate = is_proc_macro(&dep.pkg);
+            if normal {
+                queue.push_back((&dep.pkg, runtime && !macro_crate));
+                edges.insert((id, &dep.pkg, macro_crate));
+            }
+            if build {
+                queue.push_back((&dep.pkg, false));
+                edges.insert((id, &dep.pkg, true));
+            }
+        }
+    }
+    (reached, edges)
 }
 
 fn component_of(package: &Package, checksums: &Checksums) -> Component {

@@ -287,7 +287,6 @@ impl Output {
 /// Checks every input and builds one image, or with several inputs an image index with one image per
 /// platform, FROM scratch or on `base`: into the archive `options.output` names, or (without one) into
 /// a spool for a push.
-#[allow(clippy::too_many_lines)] // one pass over the inputs; splitting it is planned
 pub fn package<'a>(
     inputs: &[Input],
     options: &PackageOptions,
@@ -301,135 +300,25 @@ pub fn package<'a>(
         .next()
         .unwrap_or(&entrypoint)
         .to_owned();
-    let mut checked = Vec::new();
-    for input in inputs {
-        let (platform, linkage) = check_input(input)?;
-        if let Some(other) = checked.iter().find(|c: &&Checked| c.platform == platform) {
-            return Err(Error::Invalid(format!(
-                "{} and {} are both {platform}; an image index holds one image per platform",
-                other.input.path.display(),
-                input.path.display()
-            )));
-        }
-        let platform_base = base.map(|b| b.for_platform(&platform)).transpose()?;
-        // Every layer of the base is read, whatever the options: its blobs and diff ids are checked
-        // (a damaged base makes an image no runtime unpacks), and its files matter to a dynamic
-        // program, to the essentials (its accounts, its CA bundle) and to the directories our
-        // layers pass through.
-        let rootfs = match (base, &platform_base) {
-            (Some(image), Some(platform_base)) => {
-                let keep: Vec<&str> = BASE_FILES.iter().chain(LOADER_FILES).copied().collect();
-                listener.detail(&format!(
-                    "reading the filesystem of {} for {platform}",
-                    image.name()
-                ));
-                Some(RootFs::scan_base(
-                    image.name(),
-                    image.source(),
-                    &platform_base.layers,
-                    &platform_base.config.rootfs.diff_ids,
-                    &keep,
-                    cx.cancel(),
-                )?)
-            }
-            _ => None,
-        };
-        let library_path = library_path(&options.config, platform_base.as_ref());
-        check_linkage(
-            &input.path,
-            &linkage,
-            &entrypoint,
-            rootfs.as_ref(),
-            library_path.as_deref(),
-            &platform,
-            options.allow_dynamic,
-            listener,
-        )?;
-        listener.detail(&format!("{}: {linkage:?}", input.path.display()));
-        checked.push(Checked {
-            input,
-            platform,
-            base: platform_base,
-            rootfs,
-        });
-    }
+    let run = Run {
+        options,
+        base,
+        entrypoint: &entrypoint,
+        name: &name,
+        cx,
+    };
+    let checked = run.check(inputs)?;
     let tag = match &options.tag {
         Some(tag) => tag.clone(),
         None => default_tag(&name)?,
     };
-    // Built before the archive is created, so that a program path clashing with the essentials
-    // leaves nothing behind. On a base, each platform's essentials see that platform's files.
-    let mut essentials_layers = Vec::new();
-    let mut program_specs = Vec::new();
-    for c in &checked {
-        let mut essentials = options.essentials.layer_on(c.rootfs.as_ref())?;
-        let mut spec = LayerSpec::new("the program");
-        spec.add_file(&entrypoint, &c.input.path, MODE_EXECUTABLE)?;
-        if let Some(essentials) = &mut essentials {
-            spec.stack_on(&essentials.spec)?;
-            for note in &essentials.notes {
-                listener.detail(note);
-            }
-        }
-        if let Some(rootfs) = &c.rootfs {
-            if let Some(essentials) = &mut essentials {
-                essentials.spec.over_base(rootfs)?;
-            }
-            spec.over_base(rootfs)?;
-        }
-        essentials_layers.push(essentials);
-        program_specs.push(spec);
-    }
-
-    let mut output = match &options.output {
-        Some(path) => {
-            if let Destination::File(target) = Destination::resolve(path)? {
-                let platforms: Vec<Platform> = checked.iter().map(|c| c.platform.clone()).collect();
-                let inputs = inputs_of(&checked, &program_specs, &essentials_layers, base);
-                let documents = attach::planned(&options.attach, &platforms);
-                check_outputs(path, &target, &inputs, &documents)?;
-            }
-            Output::Archive(ImageArchive::create(path, options.created, cx.cancel())?)
-        }
-        None => Output::Spool(Spool::new(cx.cancel())?),
-    };
+    let (essentials_layers, program_specs) = run.layer_specs(&checked)?;
+    let mut output = run.open_output(&checked, &program_specs, &essentials_layers)?;
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
     listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
     listener.detail(&format!("image {}, entrypoint {entrypoint}", tag.full()));
-
-    let mut images: Vec<Image> = Vec::new();
-    let mut program_layers = Vec::new();
-    for ((c, layer_spec), essentials) in checked.iter().zip(&program_specs).zip(&essentials_layers)
-    {
-        let mut layers: Vec<(Layer, String)> = Vec::new();
-        if let Some(essentials) = essentials {
-            // The same essentials for every platform make the same layer, stored once.
-            let layer = write_layer(output.sink(), &essentials.spec, options, cx)?;
-            layers.push((layer, essentials.created_by.clone()));
-        }
-        let layer = write_layer(output.sink(), layer_spec, options, cx)?;
-        let mut spec = match &c.base {
-            Some(base) => ImageSpec::on_base(
-                c.platform.clone(),
-                &entrypoint,
-                options.created,
-                base.clone(),
-            ),
-            None => ImageSpec::new(c.platform.clone(), &entrypoint, options.created),
-        };
-        if let Some(essentials) = essentials {
-            for (key, value) in &essentials.env {
-                crate::assemble::options::set_env(&mut spec.env, key, value);
-            }
-            if essentials.user.is_some() {
-                spec.user.clone_from(&essentials.user);
-            }
-        }
-        options.config.apply_to(&mut spec);
-        layers.push((layer.clone(), format!("COPY {name} {entrypoint}")));
-        images.push(spec.assemble(&layers));
-        program_layers.push(layer);
-    }
+    let (images, program_layers) =
+        run.write_images(&checked, &program_specs, &essentials_layers, &mut output)?;
     let tree = ImageTree::of_images(&images)?;
     let attachments = attachments_of(
         &checked,
@@ -447,27 +336,8 @@ pub fn package<'a>(
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
     }
-    let (path, size, spool, attachment_summaries) = match output {
-        Output::Archive(mut archive) => {
-            archive.attach(&attachments)?;
-            let to_file = archive.target().is_some();
-            let mut blobs = Composite::new();
-            if let Some(base) = base {
-                blobs.add(base.source(), base.image.blob_digests());
-            }
-            blobs.add(&memory, images.iter().map(|i| i.config.digest().clone()));
-            let finished = archive.finish(&tree, &blobs as &dyn BlobSource, &tag, 0)?;
-            // The documents beside the archive and the archive itself appear together, or none.
-            let (beside, summaries) = if to_file {
-                attach::stage_beside(&finished.summary().path, &attachments, cx)?
-            } else {
-                (Vec::new(), attach::summarize(&attachments))
-            };
-            let written = finished.put_in_place(beside)?;
-            (Some(written.path), written.size, None, summaries)
-        }
-        Output::Spool(spool) => (None, 0, Some(spool), attach::summarize(&attachments)),
-    };
+    let (path, size, spool, attachment_summaries) =
+        run.deliver(output, &tree, &images, &memory, &tag, &attachments)?;
     let single = images.len() == 1;
     let summary = PackageSummary {
         path,
@@ -507,6 +377,216 @@ pub fn package<'a>(
         attachments,
     })
 }
+
+/// What every step of one [`package`] call shares.
+struct Run<'r, 'a> {
+    options: &'r PackageOptions,
+    base: Option<&'a BaseImage<'a>>,
+    entrypoint: &'r str,
+    name: &'r str,
+    cx: &'r Context<'r>,
+}
+
+impl Run<'_, '_> {
+    /// Checks each input (its ELF, its platform, its linkage against the base's files), one per
+    /// platform, and reads its platform's base.
+    fn check<'i>(&self, inputs: &'i [Input]) -> Result<Vec<Checked<'i>>> {
+        let (options, base, entrypoint, cx) = (self.options, self.base, self.entrypoint, self.cx);
+        let listener = cx.listener();
+        let mut checked = Vec::new();
+        for input in inputs {
+            let (platform, linkage) = check_input(input)?;
+            if let Some(other) = checked.iter().find(|c: &&Checked| c.platform == platform) {
+                return Err(Error::Invalid(format!(
+                    "{} and {} are both {platform}; an image index holds one image per platform",
+                    other.input.path.display(),
+                    input.path.display()
+                )));
+            }
+            let platform_base = base.map(|b| b.for_platform(&platform)).transpose()?;
+            // Every layer of the base is read, whatever the options: its blobs and diff ids are checked
+            // (a damaged base makes an image no runtime unpacks), and its files matter to a dynamic
+            // program, to the essentials (its accounts, its CA bundle) and to the directories our
+            // layers pass through.
+            let rootfs = match (base, &platform_base) {
+                (Some(image), Some(platform_base)) => {
+                    let keep: Vec<&str> = BASE_FILES.iter().chain(LOADER_FILES).copied().collect();
+                    listener.detail(&format!(
+                        "reading the filesystem of {} for {platform}",
+                        image.name()
+                    ));
+                    Some(RootFs::scan_base(
+                        image.name(),
+                        image.source(),
+                        &platform_base.layers,
+                        &platform_base.config.rootfs.diff_ids,
+                        &keep,
+                        cx.cancel(),
+                    )?)
+                }
+                _ => None,
+            };
+            let library_path = library_path(&options.config, platform_base.as_ref());
+            check_linkage(
+                &input.path,
+                &linkage,
+                entrypoint,
+                rootfs.as_ref(),
+                library_path.as_deref(),
+                &platform,
+                options.allow_dynamic,
+                listener,
+            )?;
+            listener.detail(&format!("{}: {linkage:?}", input.path.display()));
+            checked.push(Checked {
+                input,
+                platform,
+                base: platform_base,
+                rootfs,
+            });
+        }
+        Ok(checked)
+    }
+
+    /// The essentials layer and the program layer of each platform, built before the archive is
+    /// created, so that a program path clashing with the essentials leaves nothing behind. On a base,
+    /// each platform's essentials see that platform's files.
+    fn layer_specs(
+        &self,
+        checked: &[Checked],
+    ) -> Result<(Vec<Option<EssentialsLayer>>, Vec<LayerSpec>)> {
+        let (options, entrypoint, listener) = (self.options, self.entrypoint, self.cx.listener());
+        let mut essentials_layers = Vec::new();
+        let mut program_specs = Vec::new();
+        for c in checked {
+            let mut essentials = options.essentials.layer_on(c.rootfs.as_ref())?;
+            let mut spec = LayerSpec::new("the program");
+            spec.add_file(entrypoint, &c.input.path, MODE_EXECUTABLE)?;
+            if let Some(essentials) = &mut essentials {
+                spec.stack_on(&essentials.spec)?;
+                for note in &essentials.notes {
+                    listener.detail(note);
+                }
+            }
+            if let Some(rootfs) = &c.rootfs {
+                if let Some(essentials) = &mut essentials {
+                    essentials.spec.over_base(rootfs)?;
+                }
+                spec.over_base(rootfs)?;
+            }
+            essentials_layers.push(essentials);
+            program_specs.push(spec);
+        }
+        Ok((essentials_layers, program_specs))
+    }
+
+    /// The archive `options.output` names (checked first not to be one of the inputs), else a spool.
+    fn open_output(
+        &self,
+        checked: &[Checked],
+        program_specs: &[LayerSpec],
+        essentials_layers: &[Option<EssentialsLayer>],
+    ) -> Result<Output> {
+        let (options, base, cx) = (self.options, self.base, self.cx);
+        Ok(match &options.output {
+            Some(path) => {
+                if let Destination::File(target) = Destination::resolve(path)? {
+                    let platforms: Vec<Platform> =
+                        checked.iter().map(|c| c.platform.clone()).collect();
+                    let inputs = inputs_of(checked, program_specs, essentials_layers, base);
+                    let documents = attach::planned(&options.attach, &platforms);
+                    check_outputs(path, &target, &inputs, &documents)?;
+                }
+                Output::Archive(ImageArchive::create(path, options.created, cx.cancel())?)
+            }
+            None => Output::Spool(Spool::new(cx.cancel())?),
+        })
+    }
+
+    /// Writes each platform's layers into `output` and describes its image.
+    fn write_images(
+        &self,
+        checked: &[Checked],
+        program_specs: &[LayerSpec],
+        essentials_layers: &[Option<EssentialsLayer>],
+        output: &mut Output,
+    ) -> Result<(Vec<Image>, Vec<Layer>)> {
+        let (options, entrypoint, name, cx) = (self.options, self.entrypoint, self.name, self.cx);
+        let mut images: Vec<Image> = Vec::new();
+        let mut program_layers = Vec::new();
+        for ((c, layer_spec), essentials) in
+            checked.iter().zip(program_specs).zip(essentials_layers)
+        {
+            let mut layers: Vec<(Layer, String)> = Vec::new();
+            if let Some(essentials) = essentials {
+                // The same essentials for every platform make the same layer, stored once.
+                let layer = write_layer(output.sink(), &essentials.spec, options, cx)?;
+                layers.push((layer, essentials.created_by.clone()));
+            }
+            let layer = write_layer(output.sink(), layer_spec, options, cx)?;
+            let mut spec = match &c.base {
+                Some(base) => ImageSpec::on_base(
+                    c.platform.clone(),
+                    entrypoint,
+                    options.created,
+                    base.clone(),
+                ),
+                None => ImageSpec::new(c.platform.clone(), entrypoint, options.created),
+            };
+            if let Some(essentials) = essentials {
+                for (key, value) in &essentials.env {
+                    crate::assemble::options::set_env(&mut spec.env, key, value);
+                }
+                if essentials.user.is_some() {
+                    spec.user.clone_from(&essentials.user);
+                }
+            }
+            options.config.apply_to(&mut spec);
+            layers.push((layer.clone(), format!("COPY {name} {entrypoint}")));
+            images.push(spec.assemble(&layers));
+            program_layers.push(layer);
+        }
+        Ok((images, program_layers))
+    }
+
+    /// Finishes the archive (with the documents beside it, all or none) or hands over the spool:
+    /// the archive's path and size, the spool, and what became of each document.
+    fn deliver(
+        &self,
+        output: Output,
+        tree: &ImageTree,
+        images: &[Image],
+        memory: &Memory,
+        tag: &Reference,
+        attachments: &Attachments,
+    ) -> Result<Delivered> {
+        let (base, cx) = (self.base, self.cx);
+        Ok(match output {
+            Output::Archive(mut archive) => {
+                archive.attach(attachments)?;
+                let to_file = archive.target().is_some();
+                let mut blobs = Composite::new();
+                if let Some(base) = base {
+                    blobs.add(base.source(), base.image.blob_digests());
+                }
+                blobs.add(memory, images.iter().map(|i| i.config.digest().clone()));
+                let finished = archive.finish(tree, &blobs as &dyn BlobSource, tag, 0)?;
+                // The documents beside the archive and the archive itself appear together, or none.
+                let (beside, summaries) = if to_file {
+                    attach::stage_beside(&finished.summary().path, attachments, cx)?
+                } else {
+                    (Vec::new(), attach::summarize(attachments))
+                };
+                let written = finished.put_in_place(beside)?;
+                (Some(written.path), written.size, None, summaries)
+            }
+            Output::Spool(spool) => (None, 0, Some(spool), attach::summarize(attachments)),
+        })
+    }
+}
+
+/// The archive's path and size (none and 0 for a spool), the spool, and each document's summary.
+type Delivered = (Option<PathBuf>, u64, Option<Spool>, Vec<AttachmentSummary>);
 
 /// Every file the layers and the base are read from, as messages name them.
 fn inputs_of(
