@@ -354,33 +354,10 @@ impl CargoJob {
         Ok(planned)
     }
 
-    /// Settles the image's name, archive, pushes and loads from the flags and its package's settings.
-    #[allow(clippy::too_many_lines)] // one decision per setting, in order; splitting it is planned
-    fn prepare<'w>(
-        &self,
-        workspace: &Workspace,
-        planned: Planned<'w>,
-        facts: BuildFacts,
-        cx: &Context,
-    ) -> Result<Prepared<'w>> {
-        let BuildFacts {
-            started,
-            auditable,
-            rustc_version,
-            vcs,
-            graphs,
-        } = facts;
-        let options = &self.options;
-        let package = planned.package;
-        let settings = workspace.settings(Some(package))?;
-        let bin = planned.bin.as_str();
-        let version = package.version.to_string();
-        let repository = match &self.repository {
-            Some(repository) => Some(repository.clone()),
-            None if self.deploy => settings.repository()?,
-            None => None,
-        };
-        let fallbacks = Fallbacks {
+    /// What the package's settings say, under the flags: a deploy run, or one pushing to a
+    /// repository, pushes where it is told only, and a deploy run loads nothing.
+    fn fallbacks(&self, settings: &Settings, repository: Option<&Repository>) -> Result<Fallbacks> {
+        Ok(Fallbacks {
             output: settings.output.clone(),
             tag: settings.tag_pattern()?,
             created: settings
@@ -408,7 +385,35 @@ impl CargoJob {
             provenance: settings.provenance,
             require_attachments: settings.require_attachments,
             compression: settings.compression()?,
+        })
+    }
+
+    /// Settles the image's name, archive, pushes and loads from the flags and its package's settings.
+    fn prepare<'w>(
+        &self,
+        workspace: &Workspace,
+        planned: Planned<'w>,
+        facts: BuildFacts,
+        cx: &Context,
+    ) -> Result<Prepared<'w>> {
+        let BuildFacts {
+            started,
+            auditable,
+            rustc_version,
+            vcs,
+            graphs,
+        } = facts;
+        let options = &self.options;
+        let package = planned.package;
+        let settings = workspace.settings(Some(package))?;
+        let bin = planned.bin.as_str();
+        let version = package.version.to_string();
+        let repository = match &self.repository {
+            Some(repository) => Some(repository.clone()),
+            None if self.deploy => settings.repository()?,
+            None => None,
         };
+        let fallbacks = self.fallbacks(&settings, repository.as_ref())?;
         let settled = options.settle(fallbacks, bin)?;
         let tag = match settled.tag {
             Some(tag) => tag,
@@ -459,16 +464,8 @@ impl CargoJob {
             auditable,
             cx,
         )?;
-        let inputs: Vec<Input> = planned
-            .builds
-            .iter()
-            .map(|(target, e)| Input {
-                path: e.path.clone(),
-                platform: PlatformOverride::from_platform(target.platform()),
-            })
-            .collect();
         let plan = ImagePlan {
-            inputs,
+            inputs: inputs_of(&planned),
             package: PackageOptions {
                 output: Some(output.clone()),
                 tag: Some(tag.clone()),
@@ -670,6 +667,18 @@ impl Build<'_> {
         );
         build(&request, self.graph.cancel)
     }
+}
+
+/// The programs an image is made of: one executable per target, labelled with its platform.
+fn inputs_of(planned: &Planned) -> Vec<Input> {
+    planned
+        .builds
+        .iter()
+        .map(|(target, e)| Input {
+            path: e.path.clone(),
+            platform: PlatformOverride::from_platform(target.platform()),
+        })
+        .collect()
 }
 
 /// `<target-dir>/zeroimage/<profile>/<bin>.tar` for an image of several targets; the profile directory is

@@ -100,7 +100,6 @@ pub struct PushOutcome {
 /// is a warning (and in [`PushOutcome::not_attached`]), or with
 /// [`PushOptions::require_attachments`], the error, no tag set. Blobs the image knows to be in another
 /// repository of the same registry are mounted from there.
-#[allow(clippy::too_many_lines)] // the push in its order (blobs, manifests, tags, documents)
 pub fn push(
     image: &Stored,
     references: &[Reference],
@@ -109,11 +108,8 @@ pub fn push(
 ) -> Result<PushOutcome> {
     let listener = cx.listener();
     let tree = &image.tree;
-    let blobs = image.blobs.as_ref();
-    let attached = &image.referrers;
     let mut mount_from = image.mount_from.clone();
     mount_from.extend(options.mount_from.clone());
-    let all_blobs = tree.blobs();
     // Group by registry, keeping the order given.
     let mut hosts: Vec<&str> = Vec::new();
     for reference in references {
@@ -125,83 +121,28 @@ pub fn push(
     let mut not_attached_all = Vec::new();
     for host in hosts {
         let credential = credentials::for_registry(host, cx)?;
-        let mut registry = Registry::connect(host, credential, &options.client, cx)?;
-        let mut stats = PushStats::default();
-        let mut done_repositories: Vec<String> = Vec::new();
+        let mut session = Session {
+            registry: Registry::connect(host, credential, &options.client, cx)?,
+            host,
+            stats: PushStats::default(),
+            done: Vec::new(),
+        };
         let here: Vec<&Reference> = references.iter().filter(|r| r.domain() == host).collect();
         for reference in &here {
             let repository = reference.path();
-            if done_repositories.iter().any(|r| r == repository) {
+            if session.done.iter().any(|r| r == repository) {
                 continue;
             }
-            listener.status(
-                "Pushing",
-                &format!("{host}/{repository} ({} blobs)", all_blobs.len()),
-            );
-            for blob in &all_blobs {
-                let known = mount_from
-                    .get(&blob.digest)
-                    .filter(|(h, r)| h == host && r != repository)
-                    .map(|(_, r)| r.as_str());
-                let mount_from = known.or(done_repositories.first().map(String::as_str));
-                let target = Target {
-                    repository,
-                    blobs,
-                    limits: options.limits(),
-                };
-                push_blob(
-                    &mut registry,
-                    &target,
-                    blob,
-                    mount_from,
-                    &mut stats,
-                    listener,
-                )?;
-            }
-            for node in &tree.manifests {
-                put_manifest(
-                    &mut registry,
-                    repository,
-                    &node.manifest.digest().to_string(),
-                    &node.descriptor,
-                    node.manifest.bytes(),
-                )?;
-            }
-            if let Some(index) = &tree.index {
-                put_manifest(
-                    &mut registry,
-                    repository,
-                    &index.digest().to_string(),
-                    &tree.top,
-                    index.bytes(),
-                )?;
-            }
-            if !attached.is_empty() {
-                let target = Target {
-                    repository,
-                    blobs,
-                    limits: options.limits(),
-                };
-                let outcome = super::referrers::push(
-                    &mut registry,
-                    &target,
-                    attached,
-                    done_repositories.first().map(String::as_str),
-                    &mut stats,
-                    listener,
-                )?;
-                let place = format!("{host}/{repository}");
-                report_attached(&place, &outcome, listener);
-                let failed = not_attached(&place, attached, outcome.failed, options, listener)?;
-                not_attached_all.extend(failed);
-            }
-            done_repositories.push(repository.to_owned());
+            let failed = session.push_content(repository, image, &mount_from, options, cx)?;
+            not_attached_all.extend(failed);
+            session.done.push(repository.to_owned());
         }
+        let stats = &session.stats;
         listener.detail(&format!(
             "{host}: {} blobs uploaded, {} mounted, {} already there",
             stats.uploaded, stats.mounted, stats.skipped
         ));
-        sessions.push((registry, here));
+        sessions.push((session.registry, here));
     }
     // Everything is in place: now the tags, so none points at a half-pushed image.
     let mut pushed = Vec::new();
@@ -226,6 +167,88 @@ pub fn push(
         pushed,
         not_attached: not_attached_all,
     })
+}
+
+/// One registry's part of a push: its connection, what was uploaded, and the repositories done,
+/// whose blobs later repositories mount.
+struct Session<'r> {
+    registry: Registry<'r>,
+    host: &'r str,
+    stats: PushStats,
+    done: Vec<String>,
+}
+
+impl Session<'_> {
+    /// Puts everything of `image` but its tags into `repository`: blobs (mounted where known), then
+    /// manifests, then its attached documents. Returns the documents the registry refused.
+    fn push_content(
+        &mut self,
+        repository: &str,
+        image: &Stored,
+        mount_from: &BTreeMap<Digest, (String, String)>,
+        options: &PushOptions,
+        cx: &Context,
+    ) -> Result<Vec<NotAttached>> {
+        let (listener, host, tree) = (cx.listener(), self.host, &image.tree);
+        let all_blobs = tree.blobs();
+        let target = Target {
+            repository,
+            blobs: image.blobs.as_ref(),
+            limits: options.limits(),
+        };
+        listener.status(
+            "Pushing",
+            &format!("{host}/{repository} ({} blobs)", all_blobs.len()),
+        );
+        let first_done = self.done.first().map(String::as_str);
+        for blob in &all_blobs {
+            let known = mount_from
+                .get(&blob.digest)
+                .filter(|(h, r)| h == host && r != repository)
+                .map(|(_, r)| r.as_str());
+            let from = known.or(first_done);
+            push_blob(
+                &mut self.registry,
+                &target,
+                blob,
+                from,
+                &mut self.stats,
+                listener,
+            )?;
+        }
+        for node in &tree.manifests {
+            put_manifest(
+                &mut self.registry,
+                repository,
+                &node.manifest.digest().to_string(),
+                &node.descriptor,
+                node.manifest.bytes(),
+            )?;
+        }
+        if let Some(index) = &tree.index {
+            put_manifest(
+                &mut self.registry,
+                repository,
+                &index.digest().to_string(),
+                &tree.top,
+                index.bytes(),
+            )?;
+        }
+        if image.referrers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcome = super::referrers::push(
+            &mut self.registry,
+            &target,
+            &image.referrers,
+            first_done,
+            &mut self.stats,
+            listener,
+        )?;
+        let place = format!("{host}/{repository}");
+        report_attached(&place, &outcome, listener);
+        not_attached(&place, &image.referrers, outcome.failed, options, listener)
+    }
 }
 
 /// The `Attached` status line for one repository, when something was attached.
