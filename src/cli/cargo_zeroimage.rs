@@ -84,7 +84,8 @@ pub enum CargoCli {
 ///
 /// Runs `cargo build --release --target <musl triple>`, finds the executable in cargo's own build
 /// messages, checks it, and writes an OCI image archive that skopeo, podman, containerd and
-/// `docker load` accept: FROM scratch, the binary at /BIN, `ENTRYPOINT ["/BIN"]`.
+/// `docker load` accept: FROM scratch, the binary at /BIN, ENTRYPOINT ["/BIN"].
+#[allow(clippy::doc_link_with_quotes)] // this text is the --help text, not rustdoc
 #[derive(Args, Debug)]
 #[command(version, after_help = examples(), max_term_width = 100,
           args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
