@@ -51,6 +51,7 @@ pub struct ProgressReader<'p, R> {
 }
 
 impl<'p, R: Read> ProgressReader<'p, R> {
+    /// Wraps `inner`, reporting each read's byte count to `progress`.
     pub fn new(inner: R, progress: &'p dyn Progress) -> ProgressReader<'p, R> {
         ProgressReader { inner, progress }
     }

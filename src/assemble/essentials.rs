@@ -38,6 +38,7 @@ const HOST_ZONEINFO: &[&str] = &[
 /// A file or directory to copy into the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Include {
+    /// The file or directory on the building machine.
     pub source: PathBuf,
     /// Absolute path in the image.
     pub dest: String,
@@ -98,10 +99,15 @@ pub enum Source {
 /// the fallback).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Essentials {
+    /// Where the CA certificate bundle comes from (host copy or a file); `None`: none added.
     pub ca_certs: Option<Source>,
+    /// Add a `nonroot` user (65532) and run as it.
     pub nonroot: bool,
+    /// Add a world-writable, sticky `/tmp`.
     pub tmp: bool,
+    /// Where the time zone database comes from; `None`: none added.
     pub tzdata: Option<Source>,
+    /// Further files and directories to copy in, in order.
     pub include: Vec<Include>,
 }
 
@@ -134,6 +140,7 @@ impl Essentials {
         }
     }
 
+    /// True when nothing is to be added, so no essentials layer is written.
     pub fn is_empty(&self) -> bool {
         *self == Essentials::default()
     }

@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 pub struct ImageOptions {
     /// `KEY=VALUE` environment entries, in order; a later entry for the same key wins.
     pub env: Vec<(String, String)>,
+    /// Config labels (`LABEL`), shown by `docker inspect`.
     pub labels: BTreeMap<String, String>,
+    /// Manifest annotations, e.g. `org.opencontainers.image.source`.
     pub annotations: BTreeMap<String, String>,
     /// `UID[:GID]` or `NAME[:GROUP]`.
     pub user: Option<String>,

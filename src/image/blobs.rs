@@ -70,6 +70,7 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// An empty store.
     pub fn new() -> Memory {
         Memory::default()
     }
@@ -79,6 +80,7 @@ impl Memory {
         self.blobs.insert(digest, bytes);
     }
 
+    /// Whether the blob with `digest` is held.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blobs.contains_key(digest)
     }
@@ -127,6 +129,7 @@ impl Part<'_> {
 }
 
 impl<'a> Composite<'a> {
+    /// A composite of no stores yet.
     pub fn new() -> Composite<'a> {
         Composite::default()
     }
