@@ -69,9 +69,9 @@ pub struct Settings {
     pub nonroot: Option<bool>,
     /// Add a writable `/tmp`.
     pub tmp: Option<bool>,
-    /// Time zone database to add: the host's, or a directory.
+    /// Time zone database to add: the host's, or a zoneinfo directory.
     pub tzdata: Option<HostOrPath>,
-    /// Files to copy in, `SOURCE:DEST`.
+    /// Files and directories to copy in, `SRC[:DEST]`.
     pub include: Option<Vec<String>>,
     /// References to push the image to (`{bin}` is the binary's name).
     pub push: Option<Vec<String>>,

@@ -81,7 +81,7 @@ pub struct Settled {
     pub base: Option<BaseRef>,
     /// The references pushed to, `{bin}` resolved.
     pub push: Vec<Reference>,
-    /// Registry options for the push and the base image pull.
+    /// How to reach the registries pushed to.
     pub push_options: PushOptions,
     /// Runtimes to load the image into.
     pub load: LoadOptions,

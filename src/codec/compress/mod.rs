@@ -39,7 +39,7 @@ pub enum Format {
     /// gzip: what every runtime reads.
     #[default]
     Gzip,
-    /// zstd: smaller and faster, needs a recent runtime.
+    /// zstd: smaller and faster; Docker before 23.0 cannot read it.
     Zstd,
 }
 
