@@ -96,7 +96,7 @@ pub struct Settled {
 impl JobOptions {
     /// These options over `fallbacks`, for the image of the program or binary `bin` (what `{bin}`
     /// stands for in names).
-    pub fn settle(&self, fallbacks: Fallbacks, bin: &str) -> Result<Settled> {
+    pub(crate) fn settle(&self, fallbacks: Fallbacks, bin: &str) -> Result<Settled> {
         let tag = self.tag.as_ref().or(fallbacks.tag.as_ref());
         let push = if self.push.is_empty() {
             &fallbacks.push

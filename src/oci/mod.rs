@@ -16,9 +16,11 @@ pub mod platform;
 
 pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
 pub use descriptor::Descriptor;
-pub use digest::{Algorithm, Digest, Hasher, HashingWriter, VerifyingReader};
-pub use docker::DockerManifestEntry;
-pub use document::{Document, to_json_bytes};
+pub use digest::{Algorithm, Digest, Hasher, HashingWriter};
+pub(crate) use digest::VerifyingReader;
+pub(crate) use docker::DockerManifestEntry;
+pub use document::Document;
+pub(crate) use document::to_json_bytes;
 pub use manifest::{Index, Manifest};
 pub use media_type::{Compression, MediaType};
 

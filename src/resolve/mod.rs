@@ -16,7 +16,7 @@ use crate::job::JobOptions;
 use crate::job::naming::Repository;
 use crate::report::Listener;
 
-pub use yaml::SCHEME;
+pub(crate) use yaml::SCHEME;
 
 /// Largest YAML input read (each file, and standard input).
 const MAX_INPUT: u64 = 64 << 20;

@@ -38,7 +38,7 @@ pub(crate) mod testing;
 mod tree;
 mod whiteout;
 
-pub use kept::path_matches;
+pub(crate) use kept::path_matches;
 pub use limits::{
     MAX_ENTRIES, MAX_EXPANDED, MAX_EXPANDED_VAR, MAX_KEPT_FILE, MAX_KEPT_TOTAL, MAX_LINK_HOPS,
     MAX_NAME_BYTES, MAX_PATH, MAX_SCANS, max_expanded,
