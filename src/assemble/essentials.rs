@@ -9,16 +9,16 @@ use crate::error::{Error, Result};
 use crate::util::sanitize;
 
 /// Where the CA bundle goes in the image (Debian's path, which Go, OpenSSL and rustls-native-certs read).
-pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub(crate) const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Where the zoneinfo database goes.
-pub const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
+pub(crate) const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
 /// The non-root user distroless images use.
-pub const NONROOT_ID: u64 = 65532;
+pub(crate) const NONROOT_ID: u64 = 65532;
 /// Its name, as user and as group.
-pub const NONROOT_NAME: &str = "nonroot";
+pub(crate) const NONROOT_NAME: &str = "nonroot";
 /// The files of a base image that the essentials layer reads (users and groups): [`RootFs::scan`]
 /// must keep them.
-pub const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
+pub(crate) const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
 
 /// Host CA bundles, in the order distributions put them: Debian/Ubuntu, Fedora/RHEL, Alpine and macOS,
 /// openSUSE, and RHEL's extracted bundle.

@@ -118,7 +118,7 @@ pub fn env_pair(key: &str, value: &str) -> Result<(String, String)> {
 }
 
 /// Checks a label or annotation key as [`parse_key_value`] does for the flags.
-pub fn key_value_pair(what: &str, key: &str, value: &str) -> Result<(String, String)> {
+pub(crate) fn key_value_pair(what: &str, key: &str, value: &str) -> Result<(String, String)> {
     if key.is_empty() || key.contains('=') || key.chars().any(char::is_whitespace) {
         return Err(Error::Invalid(format!(
             "{what} key `{key}` must be non-empty, without `=` or spaces"

@@ -150,7 +150,7 @@ pub fn default_output(input: &Path) -> PathBuf {
 }
 
 /// The image name used when none is given: the program's name, made a valid repository name.
-pub fn default_tag(program_name: &str) -> Result<Reference> {
+pub(crate) fn default_tag(program_name: &str) -> Result<Reference> {
     let mut repo: String = program_name
         .chars()
         .map(|c| match c {

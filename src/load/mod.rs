@@ -130,7 +130,7 @@ pub struct Loaded {
 
 /// Checks that each runtime can be reached (its socket or its client program), so that a build is not
 /// wasted on an image that cannot be loaded.
-pub fn preflight(runtimes: &[Runtime]) -> Result<()> {
+pub(crate) fn preflight(runtimes: &[Runtime]) -> Result<()> {
     for runtime in runtimes {
         match runtime {
             Runtime::Docker => docker::preflight()?,
@@ -149,7 +149,7 @@ struct Selection {
 }
 
 /// The machine's platform, as an image would be labelled for it.
-pub fn host_platform() -> Result<Platform> {
+pub(crate) fn host_platform() -> Result<Platform> {
     Platform::linux(std::env::consts::ARCH, None)
 }
 

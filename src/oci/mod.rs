@@ -16,8 +16,8 @@ pub mod platform;
 
 pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
 pub use descriptor::Descriptor;
-pub use digest::{Algorithm, Digest, Hasher, HashingWriter};
 pub(crate) use digest::VerifyingReader;
+pub use digest::{Algorithm, Digest, Hasher, HashingWriter};
 pub(crate) use docker::DockerManifestEntry;
 pub use document::Document;
 pub(crate) use document::to_json_bytes;

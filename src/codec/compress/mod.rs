@@ -23,9 +23,9 @@ pub use gzip::{GZIP_BLOCK, GzipWriter};
 
 /// Gzip level when none is given: level 6 cannot beat `umoci` by far enough on two cores, level 3
 /// does, within 1% of its size (see the README's performance section).
-pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 3;
 /// Zstd level when none is given: zstd's own default.
-pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
+pub(crate) const DEFAULT_ZSTD_LEVEL: u32 = 3;
 /// Highest zstd level offered: the "ultra" levels above need windows of up to 128 MiB.
 const MAX_ZSTD_LEVEL: u32 = 19;
 /// Input per zstd job (zstd's default is 4 windows): small jobs bound the memory of each worker.
