@@ -45,7 +45,7 @@ impl Progress for NoProgress {
 }
 
 /// A reader that reports the bytes passing through it to a [`Progress`].
-pub struct ProgressReader<'p, R> {
+pub(crate) struct ProgressReader<'p, R> {
     inner: R,
     progress: &'p dyn Progress,
 }
