@@ -21,7 +21,7 @@ pub trait BlobSource: Sync {
 
 /// Where blobs go as they are made, when their digest is known only at their end (a layer): the
 /// archive being written (in one pass), or a spool of blobs for a push without an archive.
-pub trait BlobSink {
+pub(crate) trait BlobSink {
     /// Stores the blob `write` streams into the writer it is given; `write` returns the blob's digest.
     fn put_streamed(
         &mut self,
@@ -30,7 +30,7 @@ pub trait BlobSink {
 }
 
 /// Reads a small blob (a manifest, index or config) whole: at most `limit` bytes, digest checked.
-pub fn read_document(
+pub(crate) fn read_document(
     source: &dyn BlobSource,
     descriptor: &Descriptor,
     limit: u64,
@@ -54,7 +54,11 @@ pub fn read_document(
 }
 
 /// An I/O error while reading a blob, naming the source and the blob.
-pub fn read_error(source: &dyn BlobSource, descriptor: &Descriptor, e: std::io::Error) -> Error {
+pub(crate) fn read_error(
+    source: &dyn BlobSource,
+    descriptor: &Descriptor,
+    e: std::io::Error,
+) -> Error {
     Error::Invalid(format!(
         "{}: reading {}: {}",
         source.describe(),
@@ -108,7 +112,7 @@ impl BlobSource for Memory {
 
 /// Several sources, each blob read from the one that has it.
 #[derive(Default)]
-pub struct Composite<'a> {
+pub(crate) struct Composite<'a> {
     sources: Vec<Part<'a>>,
     routes: BTreeMap<Digest, usize>,
 }
