@@ -25,18 +25,18 @@ pub use manifest::{Index, Manifest};
 pub use media_type::{Compression, MediaType};
 
 /// The only layout version containerd accepts.
-pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// Annotation naming the image's tag in an OCI index (`skopeo`, `umoci`).
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+pub(crate) const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 /// Annotation naming the image's full reference, as containerd reads it.
-pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+pub(crate) const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// Annotation recording when the image was created (RFC 3339).
-pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+pub(crate) const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// Annotation naming the base image the image was built on.
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+pub(crate) const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
 /// Annotation recording the base image's manifest digest.
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+pub(crate) const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// `null` in a document we read means "absent": Docker writes `"Cmd": null`, `"Labels": null`.
 pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

@@ -13,7 +13,7 @@ use target_lexicon::{
 use crate::error::{Error, Result};
 
 /// OCI / Go architecture names we can label an image with.
-pub const ARCHITECTURES: &[&str] = &[
+pub(crate) const ARCHITECTURES: &[&str] = &[
     "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
     "ppc64le", "riscv64", "s390x",
 ];
