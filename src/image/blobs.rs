@@ -54,11 +54,7 @@ pub(crate) fn read_document(
 }
 
 /// An I/O error while reading a blob, naming the source and the blob.
-pub(crate) fn read_error(
-    source: &dyn BlobSource,
-    descriptor: &Descriptor,
-    e: std::io::Error,
-) -> Error {
+pub fn read_error(source: &dyn BlobSource, descriptor: &Descriptor, e: std::io::Error) -> Error {
     Error::Invalid(format!(
         "{}: reading {}: {}",
         source.describe(),
