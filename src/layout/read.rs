@@ -130,7 +130,7 @@ impl ArchiveSource {
         Ok(source)
     }
 
-    /// The archive or layout directory read.
+    /// The archive file read.
     pub fn path(&self) -> &Path {
         &self.path
     }
