@@ -95,8 +95,11 @@ pub trait Keychain: Sync {
 /// A credential for one registry. `Debug` never shows the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
+    /// A user name and password (or token) sent as basic auth or exchanged for a bearer token.
     Basic {
+        /// The account name.
         username: String,
+        /// The password or access token.
         password: String,
     },
     /// An OAuth2 refresh token (docker's `identitytoken`), exchanged for bearer tokens.

@@ -3,7 +3,7 @@
 use std::io::{self, Read};
 
 /// Transfers at least this large report their progress (pull and push alike).
-pub const PROGRESS_THRESHOLD: u64 = 4 << 20;
+pub(crate) const PROGRESS_THRESHOLD: u64 = 4 << 20;
 
 /// Receives progress and warnings. The command-line front ends print them cargo-style; library users
 /// can collect or ignore them. `Sync`, because a blob source that reports may be read from any thread.
@@ -45,12 +45,13 @@ impl Progress for NoProgress {
 }
 
 /// A reader that reports the bytes passing through it to a [`Progress`].
-pub struct ProgressReader<'p, R> {
+pub(crate) struct ProgressReader<'p, R> {
     inner: R,
     progress: &'p dyn Progress,
 }
 
 impl<'p, R: Read> ProgressReader<'p, R> {
+    /// Wraps `inner`, reporting each read's byte count to `progress`.
     pub fn new(inner: R, progress: &'p dyn Progress) -> ProgressReader<'p, R> {
         ProgressReader { inner, progress }
     }
@@ -65,7 +66,7 @@ impl<R: Read> Read for ProgressReader<'_, R> {
 }
 
 /// The progress of a blob transfer: shown for blobs of at least [`PROGRESS_THRESHOLD`] bytes only.
-pub fn blob_progress<'l>(
+pub(crate) fn blob_progress<'l>(
     listener: &'l dyn Listener,
     verb: &str,
     digest: &crate::oci::Digest,

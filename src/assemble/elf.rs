@@ -41,6 +41,7 @@ pub enum Linkage {
     StaticPie,
     /// Needs a dynamic loader and/or shared libraries that an empty image does not have.
     Dynamic {
+        /// The `PT_INTERP` loader path, when the program names one.
         interpreter: Option<String>,
         /// DT_NEEDED: file names (or paths, when they hold a `/`) of the libraries to load.
         needed: Vec<String>,
@@ -84,6 +85,7 @@ impl Linkage {
 pub struct ElfInfo {
     /// The platform the machine code is for (architecture, arm variant when recorded).
     pub platform: Platform,
+    /// Whether it runs in an empty image or needs a loader and libraries.
     pub linkage: Linkage,
 }
 

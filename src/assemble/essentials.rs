@@ -9,16 +9,16 @@ use crate::error::{Error, Result};
 use crate::util::sanitize;
 
 /// Where the CA bundle goes in the image (Debian's path, which Go, OpenSSL and rustls-native-certs read).
-pub const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
+pub(crate) const CA_BUNDLE_PATH: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Where the zoneinfo database goes.
-pub const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
+pub(crate) const ZONEINFO_PATH: &str = "/usr/share/zoneinfo";
 /// The non-root user distroless images use.
-pub const NONROOT_ID: u64 = 65532;
+pub(crate) const NONROOT_ID: u64 = 65532;
 /// Its name, as user and as group.
-pub const NONROOT_NAME: &str = "nonroot";
+pub(crate) const NONROOT_NAME: &str = "nonroot";
 /// The files of a base image that the essentials layer reads (users and groups): [`RootFs::scan`]
 /// must keep them.
-pub const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
+pub(crate) const BASE_FILES: &[&str] = &["/etc/passwd", "/etc/group"];
 
 /// Host CA bundles, in the order distributions put them: Debian/Ubuntu, Fedora/RHEL, Alpine and macOS,
 /// openSUSE, and RHEL's extracted bundle.
@@ -38,6 +38,7 @@ const HOST_ZONEINFO: &[&str] = &[
 /// A file or directory to copy into the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Include {
+    /// The file or directory on the building machine.
     pub source: PathBuf,
     /// Absolute path in the image.
     pub dest: String,
@@ -95,10 +96,15 @@ pub enum Source {
 /// the fallback).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Essentials {
+    /// Where the CA certificate bundle comes from (host copy or a file); `None`: none added.
     pub ca_certs: Option<Source>,
+    /// Add a `nonroot` user (65532) and run as it.
     pub nonroot: bool,
+    /// Add a world-writable, sticky `/tmp`.
     pub tmp: bool,
+    /// Where the time zone database comes from; `None`: none added.
     pub tzdata: Option<Source>,
+    /// Further files and directories to copy in, in order.
     pub include: Vec<Include>,
 }
 
@@ -131,6 +137,7 @@ impl Essentials {
         }
     }
 
+    /// True when nothing is to be added, so no essentials layer is written.
     pub fn is_empty(&self) -> bool {
         *self == Essentials::default()
     }

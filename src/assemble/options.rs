@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 pub struct ImageOptions {
     /// `KEY=VALUE` environment entries, in order; a later entry for the same key wins.
     pub env: Vec<(String, String)>,
+    /// Config labels (`LABEL`), shown by `docker inspect`.
     pub labels: BTreeMap<String, String>,
+    /// Manifest annotations, e.g. `org.opencontainers.image.source`.
     pub annotations: BTreeMap<String, String>,
     /// `UID[:GID]` or `NAME[:GROUP]`.
     pub user: Option<String>,
@@ -116,7 +118,7 @@ pub fn env_pair(key: &str, value: &str) -> Result<(String, String)> {
 }
 
 /// Checks a label or annotation key as [`parse_key_value`] does for the flags.
-pub fn key_value_pair(what: &str, key: &str, value: &str) -> Result<(String, String)> {
+pub(crate) fn key_value_pair(what: &str, key: &str, value: &str) -> Result<(String, String)> {
     if key.is_empty() || key.contains('=') || key.chars().any(char::is_whitespace) {
         return Err(Error::Invalid(format!(
             "{what} key `{key}` must be non-empty, without `=` or spaces"

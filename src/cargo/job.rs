@@ -69,6 +69,7 @@ pub struct CargoImage {
 /// What the cargo job made: one image, or one per binary.
 #[derive(Clone, Debug)]
 pub struct CargoOutcome {
+    /// One entry per image written, in build order.
     pub images: Vec<CargoImage>,
 }
 

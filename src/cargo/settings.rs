@@ -17,7 +17,9 @@ use crate::load::Runtime;
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(untagged)]
 pub enum HostOrPath {
+    /// `true`: the host's copy; `false`: none.
     Host(bool),
+    /// A file on the building machine.
     Path(PathBuf),
 }
 
@@ -43,19 +45,33 @@ pub struct Settings {
     pub from: Option<String>,
     /// Base image archive or OCI layout directory, `PATH[:TAG]`.
     pub from_archive: Option<String>,
+    /// Environment variables for the program, `KEY = "VALUE"`.
     pub env: Option<BTreeMap<String, String>>,
+    /// Image config labels.
     pub labels: Option<BTreeMap<String, String>>,
+    /// Manifest annotations.
     pub annotations: Option<BTreeMap<String, String>>,
+    /// User to run as, `UID[:GID]` or `NAME[:GROUP]`.
     pub user: Option<String>,
+    /// Absolute working directory.
     pub workdir: Option<String>,
+    /// Ports to declare, `PORT[/PROTOCOL]`.
     pub expose: Option<Vec<String>>,
+    /// Signal that stops the container, e.g. `SIGTERM`.
     pub stop_signal: Option<String>,
+    /// Default arguments after the program (the config's `Cmd`).
     pub args: Option<Vec<String>>,
+    /// Path of the program in the image.
     pub entrypoint_path: Option<String>,
+    /// CA certificates to add: the host's, or a bundle file.
     pub ca_certs: Option<HostOrPath>,
+    /// Add a `nonroot` user and run as it.
     pub nonroot: Option<bool>,
+    /// Add a writable `/tmp`.
     pub tmp: Option<bool>,
+    /// Time zone database to add: the host's, or a zoneinfo directory.
     pub tzdata: Option<HostOrPath>,
+    /// Files and directories to copy in, `SRC[:DEST]`.
     pub include: Option<Vec<String>>,
     /// References to push the image to (`{bin}` is the binary's name).
     pub push: Option<Vec<String>>,

@@ -17,20 +17,33 @@ pub enum Error {
     /// An I/O failure, with the file and the step it happened in.
     #[error("{step} `{}`: {}", path.display(), io_reason(source))]
     Io {
+        /// What was being done, e.g. `reading`.
         step: &'static str,
+        /// The file or directory concerned.
         path: PathBuf,
+        /// The underlying system error.
         #[source]
         source: io::Error,
     },
     /// The input is not something we can package; the message names the file and the fix.
     #[error("{}: {message}", path.display())]
-    Input { path: PathBuf, message: String },
+    Input {
+        /// The file (or directory) that cannot be packaged.
+        path: PathBuf,
+        /// What is wrong with it and how to fix it.
+        message: String,
+    },
     /// A platform string, architecture or OS that we cannot label an image with.
     #[error("{0}")]
     Platform(String),
     /// An image name that is not a valid reference.
     #[error("invalid image name `{name}`: {reason}")]
-    Reference { name: String, reason: String },
+    Reference {
+        /// The name as given.
+        name: String,
+        /// Why it is not valid.
+        reason: String,
+    },
     /// A timestamp that could not be parsed or formatted.
     #[error("{0}")]
     Time(String),
@@ -49,7 +62,9 @@ pub enum Error {
     /// Another error, with what was being done when it happened.
     #[error("{context}: {source}")]
     Context {
+        /// What was being done.
         context: String,
+        /// The error that happened while doing it.
         #[source]
         source: Box<Error>,
     },

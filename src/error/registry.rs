@@ -47,6 +47,7 @@ impl RegistryErrorKind {
 /// A failure talking to a registry.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RegistryError {
+    /// What went wrong, for callers to branch on.
     pub kind: RegistryErrorKind,
     /// The registry host, as references name it.
     pub host: String,
@@ -78,11 +79,13 @@ impl RegistryError {
         self
     }
 
+    /// Records the HTTP status the registry answered with.
     pub fn with_status(mut self, status: u16) -> RegistryError {
         self.status = Some(status);
         self
     }
 
+    /// Records the error codes of the registry's answer (e.g. `MANIFEST_UNKNOWN`).
     pub fn with_codes(mut self, codes: Vec<String>) -> RegistryError {
         self.codes = codes;
         self

@@ -21,7 +21,7 @@ pub trait BlobSource: Sync {
 
 /// Where blobs go as they are made, when their digest is known only at their end (a layer): the
 /// archive being written (in one pass), or a spool of blobs for a push without an archive.
-pub trait BlobSink {
+pub(crate) trait BlobSink {
     /// Stores the blob `write` streams into the writer it is given; `write` returns the blob's digest.
     fn put_streamed(
         &mut self,
@@ -30,7 +30,7 @@ pub trait BlobSink {
 }
 
 /// Reads a small blob (a manifest, index or config) whole: at most `limit` bytes, digest checked.
-pub fn read_document(
+pub(crate) fn read_document(
     source: &dyn BlobSource,
     descriptor: &Descriptor,
     limit: u64,
@@ -70,6 +70,7 @@ pub struct Memory {
 }
 
 impl Memory {
+    /// An empty store.
     pub fn new() -> Memory {
         Memory::default()
     }
@@ -79,6 +80,7 @@ impl Memory {
         self.blobs.insert(digest, bytes);
     }
 
+    /// Whether the blob with `digest` is held.
     pub fn contains(&self, digest: &Digest) -> bool {
         self.blobs.contains_key(digest)
     }
@@ -106,7 +108,7 @@ impl BlobSource for Memory {
 
 /// Several sources, each blob read from the one that has it.
 #[derive(Default)]
-pub struct Composite<'a> {
+pub(crate) struct Composite<'a> {
     sources: Vec<Part<'a>>,
     routes: BTreeMap<Digest, usize>,
 }
@@ -127,6 +129,7 @@ impl Part<'_> {
 }
 
 impl<'a> Composite<'a> {
+    /// A composite of no stores yet.
     pub fn new() -> Composite<'a> {
         Composite::default()
     }

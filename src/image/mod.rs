@@ -31,8 +31,11 @@ const MAX_LAYERS: usize = 1000;
 /// One platform's image as we build it: its config and the manifest pointing at it.
 #[derive(Clone, Debug)]
 pub struct Image {
+    /// The platform the image runs on.
     pub platform: Platform,
+    /// The image config, as serialized.
     pub config: Document<ImageConfig>,
+    /// The manifest pointing at the config and layers, as serialized.
     pub manifest: Document<Manifest>,
 }
 
@@ -53,7 +56,9 @@ impl Image {
 /// One manifest of a tree, as its index lists it (with the platform) or as the top of the tree.
 #[derive(Clone, Debug)]
 pub struct ManifestNode {
+    /// The descriptor pointing at the manifest, with its platform when in an index.
     pub descriptor: Descriptor,
+    /// The manifest, as serialized.
     pub manifest: Document<Manifest>,
 }
 
@@ -72,6 +77,7 @@ pub struct ImageTree {
     pub top: Descriptor,
     /// The index, when `top` is one.
     pub index: Option<Document<Index>>,
+    /// Every manifest, `top` itself when it is one.
     pub manifests: Vec<ManifestNode>,
 }
 

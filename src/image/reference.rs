@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::oci::Digest;
 
 /// Docker Hub's canonical domain.
-pub const DOCKER_HUB: &str = "docker.io";
+pub(crate) const DOCKER_HUB: &str = "docker.io";
 const DEFAULT_TAG: &str = "latest";
 const MAX_NAME_LEN: usize = 255;
 const MAX_TAG_LEN: usize = 128;

@@ -35,8 +35,11 @@ const MAX_ATTACHMENTS: usize = 1000;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DocumentKind {
+    /// An SPDX 2.3 JSON SBOM.
     Spdx,
+    /// A CycloneDX JSON SBOM.
     CycloneDx,
+    /// An in-toto statement with SLSA provenance.
     Provenance,
 }
 

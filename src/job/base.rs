@@ -24,7 +24,12 @@ pub enum BaseRef {
     Registry(Reference),
     /// `--from-archive PATH[:TAG]`: an oci-archive, a docker-archive or an OCI layout directory, and the
     /// name of one image in it when it holds several.
-    Archive { path: PathBuf, tag: Option<String> },
+    Archive {
+        /// The archive file or layout directory.
+        path: PathBuf,
+        /// The image's name in it, when it holds several.
+        tag: Option<String>,
+    },
 }
 
 impl BaseRef {

@@ -6,8 +6,8 @@ pub mod base;
 pub mod naming;
 pub mod package;
 pub(crate) mod parameters;
-pub mod plan;
-pub mod publish;
+pub(crate) mod plan;
+pub(crate) mod publish;
 mod staging;
 
 use std::path::PathBuf;
@@ -120,7 +120,7 @@ impl Job {
     }
 
     /// Decides everything about the image before anything is written.
-    pub fn plan(&self) -> Result<ImagePlan> {
+    pub(crate) fn plan(&self) -> Result<ImagePlan> {
         let options = &self.options;
         ensure_stdout_free(options.output.as_deref(), options.stdout_reserved)?;
         crate::load::preflight(&options.load.runtimes)?;

@@ -95,7 +95,7 @@ impl fmt::Display for Repository {
 }
 
 /// `path` with `{bin}` replaced by `bin`.
-pub fn resolve_path(path: &Path, bin: &str) -> PathBuf {
+pub(crate) fn resolve_path(path: &Path, bin: &str) -> PathBuf {
     match path.to_str() {
         Some(text) if text.contains(BIN) => PathBuf::from(text.replace(BIN, bin)),
         _ => path.to_owned(),
@@ -108,7 +108,7 @@ pub fn path_has_bin(path: &Path) -> bool {
 }
 
 /// A binary's name as a repository name component: lowercase, other characters made `-`.
-pub fn repository_name(bin: &str) -> String {
+pub(crate) fn repository_name(bin: &str) -> String {
     let name: String = bin
         .chars()
         .map(|c| match c {

@@ -40,7 +40,9 @@ use crate::util::timestamp::Timestamp;
 /// One executable and the platform overrides for its image.
 #[derive(Clone, Debug)]
 pub struct Input {
+    /// The executable to package.
     pub path: PathBuf,
+    /// OS, architecture and variant that override what the ELF header says.
     pub platform: PlatformOverride,
 }
 
@@ -51,6 +53,7 @@ pub struct PackageOptions {
     pub output: Option<PathBuf>,
     /// Image name; `<program name>:latest` when `None`.
     pub tag: Option<Reference>,
+    /// Creation time written into configs and layer entries.
     pub created: Timestamp,
     /// Package a dynamically linked executable anyway (with a warning).
     pub allow_dynamic: bool,
@@ -67,15 +70,20 @@ pub struct PackageOptions {
 /// One platform's image in the archive.
 #[derive(Clone, Debug, Serialize)]
 pub struct PlatformSummary {
+    /// The platform, e.g. `linux/arm64/v8`.
     pub platform: String,
+    /// Digest of the platform's manifest.
     pub manifest_digest: Digest,
+    /// Digest of the platform's config.
     pub config_digest: Digest,
 }
 
 /// The base image an image was built on.
 #[derive(Clone, Debug, Serialize)]
 pub struct BaseSummary {
+    /// The name given for it, as typed.
     pub name: String,
+    /// The manifest or index digest it resolved to.
     pub digest: Digest,
 }
 
@@ -91,12 +99,15 @@ pub struct PackageSummary {
     /// Single-platform images only: the manifest digest (= `digest`), config and program layer digests.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub manifest_digest: Option<Digest>,
+    /// The config digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config_digest: Option<Digest>,
+    /// The program layer digest.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub layer_digest: Option<Digest>,
     /// `linux/amd64`, or the platforms joined by `,`.
     pub platform: String,
+    /// Each platform's image, in index order.
     pub platforms: Vec<PlatformSummary>,
     /// Archive size in bytes.
     pub size: u64,
@@ -140,7 +151,7 @@ pub fn default_output(input: &Path) -> PathBuf {
 }
 
 /// The image name used when none is given: the program's name, made a valid repository name.
-pub fn default_tag(program_name: &str) -> Result<Reference> {
+pub(crate) fn default_tag(program_name: &str) -> Result<Reference> {
     let mut repo: String = program_name
         .chars()
         .map(|c| match c {
@@ -202,9 +213,11 @@ struct Checked<'a> {
 
 /// What [`package`] built: the summary, the image tree, and where its blobs can be read back for a push.
 pub struct Packaged<'a> {
+    /// What was written, for the status line and JSON output.
     pub summary: PackageSummary,
     /// The base the images were built on.
     base: Option<&'a BaseImage<'a>>,
+    /// The manifests (and index) built, for pushing.
     pub tree: ImageTree,
     /// The archive file written (`summary.path` may name the stream it was then copied to).
     archive: Option<PathBuf>,

@@ -29,24 +29,33 @@ use crate::util::timestamp::Timestamp;
 /// workspace's), already parsed: what each option falls back to when its flag is not given.
 #[derive(Clone, Debug, Default)]
 pub struct Fallbacks {
+    /// Archive path.
     pub output: Option<PathBuf>,
+    /// Image name, `{bin}` not yet resolved.
     pub tag: Option<NamePattern>,
+    /// Creation time.
     pub created: Option<Timestamp>,
     /// The creation time given is the wall clock (`created = "now"`).
     pub created_now: bool,
+    /// Package a dynamically linked executable anyway.
     pub allow_dynamic: bool,
     /// Laid under the flags' configuration.
     pub config: ImageOptions,
     /// Merged under the flags' essentials.
     pub essentials: Essentials,
+    /// Base image.
     pub base: Option<BaseRef>,
     /// Used when no reference is pushed to by flag.
     pub push: Vec<NamePattern>,
     /// Used when no runtime is loaded into by flag.
     pub load: Vec<Runtime>,
+    /// Which SBOM documents to attach.
     pub sbom: Option<SbomFormats>,
+    /// Whether to attach SLSA provenance.
     pub provenance: Option<bool>,
+    /// Whether a document that cannot be attached fails the push.
     pub require_attachments: Option<bool>,
+    /// Layer compression.
     pub compression: Option<Compression>,
 }
 
@@ -54,28 +63,40 @@ pub struct Fallbacks {
 /// The output and the name keep `None` when neither gave one: each job has its own default for them.
 #[derive(Clone, Debug)]
 pub struct Settled {
+    /// Archive path; `None`: the job's default.
     pub output: Option<PathBuf>,
+    /// Image name; `None`: the job's default.
     pub tag: Option<Reference>,
+    /// Creation time written into configs and layer entries.
     pub created: Timestamp,
     /// The creation time is the wall clock, so the provenance may record when the build ran.
     pub created_now: bool,
+    /// Package a dynamically linked executable anyway.
     pub allow_dynamic: bool,
+    /// Environment, labels, user, ports ... for every config.
     pub config: ImageOptions,
+    /// Extra files in a layer under the program's.
     pub essentials: Essentials,
+    /// Base image; `None`: FROM scratch.
     pub base: Option<BaseRef>,
     /// The references pushed to, `{bin}` resolved.
     pub push: Vec<Reference>,
+    /// How to reach the registries pushed to.
     pub push_options: PushOptions,
+    /// Runtimes to load the image into.
     pub load: LoadOptions,
+    /// Which SBOM documents to attach.
     pub sbom: SbomFormats,
+    /// Whether to attach SLSA provenance.
     pub provenance: bool,
+    /// Layer compression.
     pub compression: Compression,
 }
 
 impl JobOptions {
     /// These options over `fallbacks`, for the image of the program or binary `bin` (what `{bin}`
     /// stands for in names).
-    pub fn settle(&self, fallbacks: Fallbacks, bin: &str) -> Result<Settled> {
+    pub(crate) fn settle(&self, fallbacks: Fallbacks, bin: &str) -> Result<Settled> {
         let tag = self.tag.as_ref().or(fallbacks.tag.as_ref());
         let push = if self.push.is_empty() {
             &fallbacks.push

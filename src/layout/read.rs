@@ -32,6 +32,7 @@ const MAX_DOCKER_IMAGES: usize = 1000;
 /// One image an archive lists: its top descriptor (a manifest or an index) and the names it carries.
 #[derive(Clone, Debug)]
 pub struct ArchivedImage {
+    /// The manifest or index the image's name points at.
     pub descriptor: Descriptor,
     /// Tags and names recorded for it (`ref.name` annotations, Docker's `RepoTags`).
     pub names: Vec<String>,
@@ -129,6 +130,7 @@ impl ArchiveSource {
         Ok(source)
     }
 
+    /// The archive file read.
     pub fn path(&self) -> &Path {
         &self.path
     }

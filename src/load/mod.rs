@@ -27,8 +27,11 @@ use crate::oci::platform::Platform;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Runtime {
+    /// Docker, through `docker load`.
     Docker,
+    /// Podman, through `podman load`.
     Podman,
+    /// containerd, through `ctr images import`.
     Containerd,
 }
 
@@ -36,6 +39,7 @@ impl Runtime {
     /// Every runtime, for messages.
     pub const ALL: [Runtime; 3] = [Runtime::Docker, Runtime::Podman, Runtime::Containerd];
 
+    /// The runtime's name as flags and messages spell it.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Docker => "docker",
@@ -97,6 +101,7 @@ impl FromStr for LoadPlatform {
 pub struct LoadOptions {
     /// The runtimes, each loaded in turn; none: nothing is loaded.
     pub runtimes: Vec<Runtime>,
+    /// Which platform's image to load from a multi-platform archive.
     pub platform: LoadPlatform,
     /// containerd's namespace; `None`: `$CONTAINERD_NAMESPACE`, else `default` (k3s and kind use
     /// `k8s.io`).
@@ -104,6 +109,7 @@ pub struct LoadOptions {
 }
 
 impl LoadOptions {
+    /// True when no runtime is to be loaded into.
     pub fn is_empty(&self) -> bool {
         self.runtimes.is_empty()
     }
@@ -112,6 +118,7 @@ impl LoadOptions {
 /// An image loaded into a runtime.
 #[derive(Clone, Debug, Serialize)]
 pub struct Loaded {
+    /// The runtime loaded into.
     pub runtime: Runtime,
     /// The name the runtime lists it under.
     pub name: String,
@@ -123,7 +130,7 @@ pub struct Loaded {
 
 /// Checks that each runtime can be reached (its socket or its client program), so that a build is not
 /// wasted on an image that cannot be loaded.
-pub fn preflight(runtimes: &[Runtime]) -> Result<()> {
+pub(crate) fn preflight(runtimes: &[Runtime]) -> Result<()> {
     for runtime in runtimes {
         match runtime {
             Runtime::Docker => docker::preflight()?,
@@ -142,7 +149,7 @@ struct Selection {
 }
 
 /// The machine's platform, as an image would be labelled for it.
-pub fn host_platform() -> Result<Platform> {
+pub(crate) fn host_platform() -> Result<Platform> {
     Platform::linux(std::env::consts::ARCH, None)
 }
 

@@ -10,11 +10,14 @@ use sha2::{Digest as _, Sha256, Sha512};
 /// The digest algorithms of the OCI image spec.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Algorithm {
+    /// SHA-256, what every image uses.
     Sha256,
+    /// SHA-512, allowed by the OCI spec.
     Sha512,
 }
 
 impl Algorithm {
+    /// The algorithm's name in a digest string, e.g. `sha256`.
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::Sha256 => "sha256",
@@ -68,6 +71,7 @@ impl Digest {
         })
     }
 
+    /// The algorithm of this digest.
     pub fn algorithm(&self) -> Algorithm {
         self.algorithm
     }
@@ -146,11 +150,14 @@ impl<'de> serde::Deserialize<'de> for Digest {
 /// A running hash of either algorithm.
 #[derive(Clone)]
 pub enum Hasher {
+    /// Hashing with SHA-256.
     Sha256(Sha256),
+    /// Hashing with SHA-512.
     Sha512(Sha512),
 }
 
 impl Hasher {
+    /// Feeds `bytes` into the hash.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(bytes),
@@ -158,6 +165,7 @@ impl Hasher {
         }
     }
 
+    /// The digest of everything fed.
     pub fn finish(self) -> Digest {
         match self {
             Hasher::Sha256(h) => Digest::of_hasher(h),
@@ -179,6 +187,7 @@ pub struct HashingWriter<W> {
 }
 
 impl<W: Write> HashingWriter<W> {
+    /// Wraps `inner`, hashing with SHA-256.
     pub fn new(inner: W) -> Self {
         HashingWriter {
             inner,
@@ -228,6 +237,7 @@ pub struct VerifyingReader<R> {
 }
 
 impl<R: Read> VerifyingReader<R> {
+    /// Wraps `inner`, which must yield exactly `size` bytes with digest `expected`.
     pub fn new(inner: R, expected: Digest, size: u64) -> VerifyingReader<R> {
         VerifyingReader {
             inner,

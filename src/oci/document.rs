@@ -44,18 +44,22 @@ impl<T: DeserializeOwned> Document<T> {
 }
 
 impl<T> Document<T> {
+    /// The parsed value.
     pub fn value(&self) -> &T {
         &self.value
     }
 
+    /// The exact bytes the digest is of.
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The digest of the bytes.
     pub fn digest(&self) -> &Digest {
         &self.digest
     }
 
+    /// The size of the bytes.
     pub fn size(&self) -> u64 {
         self.bytes.len() as u64
     }

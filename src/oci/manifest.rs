@@ -11,22 +11,30 @@ use super::{Descriptor, Extra, MediaType, null_as_default};
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Manifest {
+    /// Always 2.
     pub schema_version: u32,
+    /// The manifest's media type (OCI or Docker).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<MediaType>,
+    /// What the artifact is, for a manifest that is not an image (an SBOM).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The config blob.
     pub config: Descriptor,
+    /// The layers, bottom first.
     #[serde(default, deserialize_with = "null_as_default")]
     pub layers: Vec<Descriptor>,
+    /// The manifest this one refers to, for a referrer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Annotations, e.g. the creation time.
     #[serde(
         default,
         deserialize_with = "null_as_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
+    /// Fields we do not model, kept as they are.
     #[serde(flatten)]
     pub extra: Extra,
 }
@@ -35,21 +43,28 @@ pub struct Manifest {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct Index {
+    /// Always 2.
     pub schema_version: u32,
+    /// The index's media type (OCI index or Docker manifest list).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_type: Option<MediaType>,
+    /// What the artifact is, for an index that is not an image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact_type: Option<String>,
+    /// The manifests (or indexes) listed, with their platforms.
     #[serde(default, deserialize_with = "null_as_default")]
     pub manifests: Vec<Descriptor>,
+    /// The manifest this one refers to, for a referrer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<Descriptor>,
+    /// Annotations, e.g. the creation time.
     #[serde(
         default,
         deserialize_with = "null_as_default",
         skip_serializing_if = "BTreeMap::is_empty"
     )]
     pub annotations: BTreeMap<String, String>,
+    /// Fields we do not model, kept as they are.
     #[serde(flatten)]
     pub extra: Extra,
 }

@@ -5,34 +5,47 @@ use std::fmt;
 /// How a layer's tar is compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Compression {
+    /// Uncompressed tar.
     None,
+    /// gzip-compressed tar.
     Gzip,
+    /// zstd-compressed tar.
     Zstd,
 }
 
 /// A media type, known or not.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum MediaType {
+    /// `application/vnd.oci.image.index.v1+json`.
     OciIndex,
+    /// `application/vnd.oci.image.manifest.v1+json`.
     OciManifest,
+    /// `application/vnd.oci.image.config.v1+json`.
     OciConfig,
     /// The empty JSON blob `{}` of OCI 1.1 artifacts.
     OciEmpty,
+    /// An OCI image layer, `application/vnd.oci.image.layer.v1.tar[+gzip|+zstd]`.
     OciLayer(Compression),
     /// OCI's (deprecated) non-distributable layers.
     OciNondistributableLayer(Compression),
+    /// A Docker manifest list (schema 2).
     DockerManifestList,
+    /// A Docker image manifest (schema 2).
     DockerManifest,
+    /// A Docker image config.
     DockerConfig,
+    /// A Docker gzip-compressed layer.
     DockerLayer,
     /// Docker's foreign layers (Windows base layers, fetched from elsewhere).
     DockerForeignLayer,
     /// Docker's obsolete schema 1 manifests.
     DockerSchema1,
+    /// Any other media type, as written.
     Other(String),
 }
 
 impl MediaType {
+    /// The media type a string names; unknown ones become [`MediaType::Other`].
     pub fn parse(text: &str) -> MediaType {
         use Compression::{Gzip, None, Zstd};
         match text {
@@ -69,6 +82,7 @@ impl MediaType {
         }
     }
 
+    /// The media type string.
     pub fn as_str(&self) -> &str {
         use Compression::{Gzip, None, Zstd};
         match self {

@@ -16,20 +16,27 @@ pub mod platform;
 
 pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
 pub use descriptor::Descriptor;
-pub use digest::{Algorithm, Digest, Hasher, HashingWriter, VerifyingReader};
-pub use docker::DockerManifestEntry;
-pub use document::{Document, to_json_bytes};
+pub(crate) use digest::VerifyingReader;
+pub use digest::{Algorithm, Digest, Hasher, HashingWriter};
+pub(crate) use docker::DockerManifestEntry;
+pub use document::Document;
+pub(crate) use document::to_json_bytes;
 pub use manifest::{Index, Manifest};
 pub use media_type::{Compression, MediaType};
 
 /// The only layout version containerd accepts.
-pub const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
+pub(crate) const OCI_LAYOUT: &str = r#"{"imageLayoutVersion":"1.0.0"}"#;
 
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-pub const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
-pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
-pub const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
-pub const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
+/// Annotation naming the image's tag in an OCI index (`skopeo`, `umoci`).
+pub(crate) const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// Annotation naming the image's full reference, as containerd reads it.
+pub(crate) const ANNOTATION_CONTAINERD_NAME: &str = "io.containerd.image.name";
+/// Annotation recording when the image was created (RFC 3339).
+pub(crate) const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Annotation naming the base image the image was built on.
+pub(crate) const ANNOTATION_BASE_NAME: &str = "org.opencontainers.image.base.name";
+/// Annotation recording the base image's manifest digest.
+pub(crate) const ANNOTATION_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
 /// `null` in a document we read means "absent": Docker writes `"Cmd": null`, `"Labels": null`.
 pub(crate) fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>

@@ -13,7 +13,7 @@ use target_lexicon::{
 use crate::error::{Error, Result};
 
 /// OCI / Go architecture names we can label an image with.
-pub const ARCHITECTURES: &[&str] = &[
+pub(crate) const ARCHITECTURES: &[&str] = &[
     "386", "amd64", "arm", "arm64", "loong64", "mips", "mips64", "mips64le", "mipsle", "ppc64",
     "ppc64le", "riscv64", "s390x",
 ];
@@ -22,16 +22,21 @@ pub const ARCHITECTURES: &[&str] = &[
 /// as written (an index may list `unknown/unknown` attestations); made by us it is validated.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Platform {
+    /// CPU architecture, Go's name (`amd64`, `arm64`).
     pub architecture: String,
+    /// Operating system, e.g. `linux`.
     pub os: String,
+    /// CPU variant, e.g. `v7` for arm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
+    /// OS version, e.g. for Windows images.
     #[serde(
         rename = "os.version",
         default,
         skip_serializing_if = "Option::is_none"
     )]
     pub os_version: Option<String>,
+    /// Required OS features.
     #[serde(rename = "os.features", default, skip_serializing_if = "Vec::is_empty")]
     pub os_features: Vec<String>,
 }
@@ -153,8 +158,11 @@ impl FromStr for Platform {
 /// top of what the executable's ELF header says.
 #[derive(Clone, Debug, Default)]
 pub struct PlatformOverride {
+    /// Operating system to record instead of the ELF header's.
     pub os: Option<String>,
+    /// Architecture to record instead of the ELF header's.
     pub architecture: Option<String>,
+    /// CPU variant to record, e.g. `v7`.
     pub variant: Option<String>,
 }
 

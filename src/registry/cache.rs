@@ -47,7 +47,7 @@ pub enum CacheMode {
 }
 
 /// The user's cache directory, from the environment; `None` when there is no home directory.
-pub fn default_dir() -> Option<PathBuf> {
+pub(crate) fn default_dir() -> Option<PathBuf> {
     dir_from(
         std::env::var_os("ZEROIMAGE_CACHE_DIR"),
         std::env::var_os("XDG_CACHE_HOME"),

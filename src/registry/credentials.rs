@@ -22,7 +22,7 @@ use crate::util::sanitize;
 
 /// How long a credential helper may take before it is stopped, unless
 /// `ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT` (seconds) says otherwise.
-pub const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const HELPER_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn helper_timeout() -> Duration {
     std::env::var("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT")
@@ -60,7 +60,7 @@ pub(crate) fn for_registry(registry: &str, cx: &Context) -> Result<Option<Creden
 }
 
 /// The key docker uses for a registry in config.json.
-pub fn config_key(registry: &str) -> String {
+pub(crate) fn config_key(registry: &str) -> String {
     if registry == crate::image::reference::DOCKER_HUB
         || registry == "registry-1.docker.io"
         || registry == "index.docker.io"
@@ -78,7 +78,7 @@ fn key_host(key: &str) -> &str {
 }
 
 /// Docker's config.json: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-pub fn docker_config_path() -> Option<PathBuf> {
+pub(crate) fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
     }
@@ -160,7 +160,7 @@ pub enum Found {
 
 /// What the config file content `bytes` says about `registry`'s credential, without running any
 /// helper; `file` names it in errors.
-pub fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Result<Option<Found>> {
+pub(crate) fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Result<Option<Found>> {
     let config = parse_config(bytes, file)?;
     let key = config_key(registry);
     if let Some(helper) = config
@@ -511,7 +511,7 @@ pub fn store(
 
 /// Removes the stored login for `registry` (from the helper or `auths`); false when there was none.
 /// `cancel` stops the helper.
-pub fn erase(file: &Path, registry: &str, cancel: &CancelToken) -> Result<bool> {
+pub(crate) fn erase(file: &Path, registry: &str, cancel: &CancelToken) -> Result<bool> {
     let Some(mut config) = read_config(file)? else {
         return Ok(false);
     };

@@ -14,7 +14,7 @@ pub(crate) mod transport;
 mod upload;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
-pub fn api_host(domain: &str) -> &str {
+pub(crate) fn api_host(domain: &str) -> &str {
     if domain == crate::image::reference::DOCKER_HUB {
         "registry-1.docker.io"
     } else {
@@ -24,7 +24,7 @@ pub fn api_host(domain: &str) -> &str {
 
 /// True for `localhost`, `127.0.0.0/8` and `[::1]` (with or without a port): registries that may be
 /// spoken to over plain HTTP without asking.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(rest),
         None => host.rsplit_once(':').map_or(host, |(h, _)| h),

@@ -32,6 +32,7 @@ pub(super) const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
 /// How to pull.
 #[derive(Clone, Debug, Default)]
 pub struct PullOptions {
+    /// Connection, TLS and authentication options.
     pub client: ClientOptions,
     /// Where pulled blobs are kept.
     pub cache: CacheMode,

@@ -25,6 +25,7 @@ use crate::report::Listener;
 /// How to push.
 #[derive(Clone, Debug)]
 pub struct PushOptions {
+    /// Connection, TLS and authentication options.
     pub client: ClientOptions,
     /// Largest blob sent in a single request.
     pub monolithic_limit: u64,
@@ -63,7 +64,9 @@ impl Default for PushOptions {
 /// One reference pushed, and the digest it now points at.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct Pushed {
+    /// The reference pushed to, as given.
     pub reference: String,
+    /// The digest the reference now points at.
     pub digest: String,
 }
 
@@ -76,6 +79,7 @@ impl std::fmt::Display for Pushed {
 /// An attached document that did not reach one repository, for `--message-format json`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct NotAttached {
+    /// Which document: SPDX, CycloneDX or provenance.
     pub kind: crate::sbom::DocumentKind,
     /// The platform of the image an SBOM describes (several platforms only).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,7 +95,9 @@ pub struct NotAttached {
 /// What a push did: each reference pushed, and the attached documents that were not.
 #[derive(Clone, Debug, Default)]
 pub struct PushOutcome {
+    /// Each reference pushed.
     pub pushed: Vec<Pushed>,
+    /// The attached documents that failed to push.
     pub not_attached: Vec<NotAttached>,
 }
 

@@ -16,7 +16,7 @@ use crate::job::JobOptions;
 use crate::job::naming::Repository;
 use crate::report::Listener;
 
-pub use yaml::SCHEME;
+pub(crate) use yaml::SCHEME;
 
 /// Largest YAML input read (each file, and standard input).
 const MAX_INPUT: u64 = 64 << 20;
@@ -33,6 +33,7 @@ pub enum Input {
 /// A resolve run: the YAML, how to build (the binaries are the ones the YAML names), and where to push.
 #[derive(Clone, Debug, Default)]
 pub struct ResolveJob {
+    /// The YAML files to read (or stdin).
     pub inputs: Vec<Input>,
     /// Build options; the package and binary selection is replaced by what the YAML names.
     pub cargo: CargoOptions,

@@ -36,7 +36,9 @@ pub use provenance::ProvenanceInputs;
 /// `--sbom`: which SBOM documents each image gets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SbomFormats {
+    /// Attach an SPDX 2.3 document.
     pub spdx: bool,
+    /// Attach a CycloneDX document.
     pub cyclonedx: bool,
 }
 
@@ -46,11 +48,13 @@ impl SbomFormats {
         spdx: true,
         cyclonedx: false,
     };
+    /// No SBOM (`--sbom none`).
     pub const NONE: SbomFormats = SbomFormats {
         spdx: false,
         cyclonedx: false,
     };
 
+    /// True when no SBOM is asked for.
     pub fn is_none(&self) -> bool {
         !self.spdx && !self.cyclonedx
     }
@@ -96,19 +100,24 @@ impl fmt::Display for SbomFormats {
 /// Which ecosystem a component comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Ecosystem {
+    /// A Rust crate.
     Cargo,
+    /// A Go module.
     Go,
 }
 
 /// Where a component's source came from.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Origin {
+    /// crates.io.
     CratesIo,
     /// Another cargo registry: its index URL.
     Registry(String),
     /// A git repository and the commit used.
     Git {
+        /// The repository URL.
         url: String,
+        /// The commit used, when known.
         commit: Option<String>,
     },
     /// A path on the building machine (a workspace member, a path dependency): never named, since
@@ -132,6 +141,7 @@ pub enum Scope {
 /// The state of a source checkout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Vcs {
+    /// The commit checked out, hex.
     pub commit: String,
     /// Uncommitted changes were present: the commit alone does not reproduce the source.
     pub dirty: bool,
@@ -140,10 +150,15 @@ pub struct Vcs {
 /// One package the program is made of (or was built with).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Component {
+    /// Cargo crate or Go module.
     pub ecosystem: Ecosystem,
+    /// The package name.
     pub name: String,
+    /// The package version.
     pub version: String,
+    /// Where its source came from.
     pub origin: Origin,
+    /// In the program, or build-time only.
     pub scope: Scope,
     /// The license as the package declares it: an SPDX expression, a legacy form (`MIT/Apache-2.0`)
     /// or any text. The documents record text that is no SPDX expression as text.
@@ -152,9 +167,13 @@ pub struct Component {
     pub sha256: Option<String>,
     /// Go's `h1:` hash of the module, from its build information.
     pub go_sum: Option<String>,
+    /// Authors as the package declares them.
     pub authors: Vec<String>,
+    /// The package's description.
     pub description: Option<String>,
+    /// The package's homepage URL.
     pub homepage: Option<String>,
+    /// The package's source repository URL.
     pub repository: Option<String>,
     /// Features enabled in this build.
     pub features: Vec<String>,
@@ -238,7 +257,9 @@ impl Component {
 /// A tool that took part in the build (the compiler).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Tool {
+    /// The tool's name, e.g. `rustc`.
     pub name: String,
+    /// The tool's version.
     pub version: String,
     /// Further facts (`commit-hash`, `host`, `LLVM version` ...), sorted.
     pub details: BTreeMap<String, String>,
@@ -258,6 +279,7 @@ pub enum Source {
 }
 
 impl Source {
+    /// How the contents were learned, in words for messages.
     pub fn describe(&self) -> String {
         match self {
             Source::Cargo => "cargo's resolved dependency graph".to_owned(),
@@ -271,7 +293,9 @@ impl Source {
 /// An edge of the dependency graph: `from` depends on `to` (indices into the inventory's components).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Edge {
+    /// Index of the dependent component.
     pub from: usize,
+    /// Index of the dependency.
     pub to: usize,
     /// Build-time only: a build dependency or a procedural macro.
     pub build: bool,
@@ -280,12 +304,15 @@ pub struct Edge {
 /// What one program is made of.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Inventory {
+    /// How the contents were learned.
     pub source: Source,
     /// The package the program was built from (index into `components`).
     pub root: Option<usize>,
     /// Every component, sorted; the root among them.
     pub components: Vec<Component>,
+    /// Dependency edges between components.
     pub edges: Vec<Edge>,
+    /// Tools used in the build (the compiler).
     pub tools: Vec<Tool>,
 }
 
@@ -375,6 +402,7 @@ pub struct ProgramFile {
     pub path: String,
     /// sha256 of its bytes, hex.
     pub sha256: String,
+    /// Its size in bytes.
     pub size: u64,
 }
 
@@ -392,12 +420,17 @@ impl ProgramFile {
 /// The image a document describes: one platform's manifest.
 #[derive(Clone, Debug)]
 pub struct ImageSubject<'a> {
+    /// The image's name.
     pub name: &'a Reference,
+    /// Digest of the platform's manifest.
     pub manifest_digest: &'a Digest,
+    /// The platform.
     pub platform: &'a Platform,
     /// The base image, when there is one: its name and digest.
     pub base: Option<(&'a str, &'a Digest)>,
+    /// The program file in the image.
     pub program: &'a ProgramFile,
+    /// The image's creation time.
     pub created: Timestamp,
 }
 

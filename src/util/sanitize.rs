@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 /// The longest excerpt of outside text we quote in a message.
-pub const EXCERPT: usize = 300;
+pub(crate) const EXCERPT: usize = 300;
 
 /// Escapes what a terminal would act on and cuts the text at `max` characters, saying how much was left
 /// out.
@@ -23,7 +23,7 @@ pub fn outside(text: &str, max: usize) -> String {
 
 /// Replaces runs of 24 or more token-like characters (letters, digits, `+/=_-.`) with `<redacted>`:
 /// what a credential helper says about a failure must not carry a secret into our messages.
-pub fn redact_tokens(text: &str) -> String {
+pub(crate) fn redact_tokens(text: &str) -> String {
     const MIN_RUN: usize = 24;
     let tokenish =
         |c: char| c.is_ascii_alphanumeric() || matches!(c, '+' | '/' | '=' | '_' | '-' | '.');

@@ -38,7 +38,7 @@ pub(crate) mod testing;
 mod tree;
 mod whiteout;
 
-pub use kept::path_matches;
+pub(crate) use kept::path_matches;
 pub use limits::{
     MAX_ENTRIES, MAX_EXPANDED, MAX_EXPANDED_VAR, MAX_KEPT_FILE, MAX_KEPT_TOTAL, MAX_LINK_HOPS,
     MAX_NAME_BYTES, MAX_PATH, MAX_SCANS, max_expanded,
@@ -52,11 +52,17 @@ use tree::{Id, Node};
 /// What a path is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// A regular file (or a hard link to one).
     File,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
+    /// A character device node.
     CharDevice,
+    /// A block device node.
     BlockDevice,
+    /// A named pipe.
     Fifo,
     /// An entry type no runtime creates a file for (GNU volume labels and the like).
     Other,
@@ -67,10 +73,13 @@ pub enum Kind {
 pub struct Resolved {
     /// The real path: absolute, through no symbolic link (`/` for the root).
     pub path: String,
+    /// File, directory, link or other entry type.
     pub kind: Kind,
     /// Permission bits as the layer stored them (setuid, setgid and sticky included).
     pub mode: u32,
+    /// Owner user ID.
     pub uid: u32,
+    /// Owner group ID.
     pub gid: u32,
     /// The target as stored, for a symbolic link ([`RootFs::lookup`] only: `resolve` follows it).
     pub link: Option<String>,

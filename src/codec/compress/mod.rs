@@ -23,9 +23,9 @@ pub use gzip::{GZIP_BLOCK, GzipWriter};
 
 /// Gzip level when none is given: level 6 cannot beat `umoci` by far enough on two cores, level 3
 /// does, within 1% of its size (see the README's performance section).
-pub const DEFAULT_GZIP_LEVEL: u32 = 3;
+pub(crate) const DEFAULT_GZIP_LEVEL: u32 = 3;
 /// Zstd level when none is given: zstd's own default.
-pub const DEFAULT_ZSTD_LEVEL: u32 = 3;
+pub(crate) const DEFAULT_ZSTD_LEVEL: u32 = 3;
 /// Highest zstd level offered: the "ultra" levels above need windows of up to 128 MiB.
 const MAX_ZSTD_LEVEL: u32 = 19;
 /// Input per zstd job (zstd's default is 4 windows): small jobs bound the memory of each worker.
@@ -36,8 +36,10 @@ pub const THREADS_ENV: &str = "ZEROIMAGE_THREADS";
 /// The layer formats we write.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Format {
+    /// gzip: what every runtime reads.
     #[default]
     Gzip,
+    /// zstd: smaller and faster; Docker before 23.0 cannot read it.
     Zstd,
 }
 
@@ -136,10 +138,12 @@ impl Compression {
         }
     }
 
+    /// The format written.
     pub fn format(&self) -> Format {
         self.format
     }
 
+    /// The compression level used.
     pub fn level(&self) -> u32 {
         self.level
     }
@@ -183,6 +187,7 @@ pub struct Choice {
 }
 
 impl Choice {
+    /// The format named.
     pub fn format(&self) -> Format {
         self.format
     }
@@ -254,11 +259,14 @@ impl fmt::Display for Compression {
 
 /// A compressed stream being written; [`finish`](Encoder::finish) completes it and returns the writer.
 pub enum Encoder<W: Write> {
+    /// Writing gzip.
     Gzip(Box<GzipWriter<W>>),
+    /// Writing zstd.
     Zstd(Box<zstd::stream::write::Encoder<'static, W>>),
 }
 
 impl<W: Write> Encoder<W> {
+    /// Completes the stream (trailer and all) and returns the writer.
     pub fn finish(self) -> io::Result<W> {
         match self {
             Encoder::Gzip(gzip) => gzip.finish(),
