@@ -1,15 +1,18 @@
 //! Build OCI container images from static Linux executables, without Docker.
 //!
-//! Each executable is checked ([`assemble::elf`], [`oci::platform`]), written into a compressed layer streamed
-//! straight into the output archive, described by an [`image`] config and manifest ([`oci`]), and
-//! indexed so that skopeo, podman, containerd and `docker load` accept it. [`job::package::package`] does
-//! that for one program per platform, FROM scratch or on a [`job::base`] image. [`job::Job`] is the whole
-//! `zeroimage` run (default output name, staging, push to a [`registry`]); [`cargo::CargoJob`] is the
-//! whole `cargo zeroimage` run, building the crate with cargo first. Each image gets an [`sbom`] (and,
-//! when asked, SLSA provenance), [`sbom::attach`]ed as OCI 1.1 referrers. Each run gets a [`Context`]
-//! from its caller: the library prints nothing (progress goes to its [`report::Listener`]), catches no
-//! signal (its [`CancelToken`](util::cancel::CancelToken) stops the run) and reads registry credentials
-//! through its [`Keychain`] (by default the ones docker and podman store).
+//! Each executable is checked ([`assemble::elf`], [`oci::platform`]), written into a compressed
+//! layer streamed straight into the output archive, described by an [`image`] config and manifest
+//! ([`oci`]), and indexed so that skopeo, podman, containerd and `docker load` accept it. [`Job`] is
+//! the whole `zeroimage` run (default output name, staging, push to a [`registry`]); [`CargoJob`] is
+//! the whole `cargo zeroimage` run, building the crate with cargo first; [`ResolveJob`] rewrites
+//! Kubernetes YAML. Each image gets an [`sbom`] (and, when asked, SLSA provenance) attached as OCI 1.1
+//! referrers, and goes to its sinks ([`Publish`]: a registry push, a load into runtimes) as a
+//! [`Stored`] image. Each run gets a [`Context`] from its caller: the library prints nothing
+//! (progress goes to its [`Listener`]), catches no signal (its [`CancelToken`] stops the run) and reads
+//! registry credentials through its [`Keychain`] (by default the ones docker and podman store).
+//!
+//! The types re-exported here are the interface to start from; the modules hold the rest. The
+//! interface is experimental: it follows the needs of the two commands and may change in any release.
 //!
 //! Packaging a static binary into an archive:
 //!
@@ -64,7 +67,15 @@ pub mod sbom;
 pub(crate) mod tar;
 pub mod util;
 
+pub use cargo::{CargoImage, CargoJob, CargoOptions, CargoOutcome};
 pub use context::{Context, Credential, Keychain};
+pub use image::reference::Reference;
+pub use image::{ImageTree, Stored};
+pub use job::publish::{Publish, Published};
+pub use job::{Job, JobOptions, JobOutcome};
+pub use report::{Listener, Silent};
+pub use resolve::ResolveJob;
+pub use util::cancel::CancelToken;
 
 #[cfg(test)]
 mod layering;

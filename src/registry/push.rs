@@ -1,8 +1,8 @@
 //! Pushing an image: every blob once per repository (skipped when present, mounted when another
 //! repository of the registry has it, uploaded in one piece or in chunks otherwise), then the manifests
 //! by digest, then the attached documents (which need their subject pushed by digest, not tagged), and
-//! only when all of that worked, the tags. Blobs come from any [`BlobSource`] and are verified as they
-//! are read.
+//! only when all of that worked, the tags. Blobs come from any
+//! [`BlobSource`](crate::image::blobs::BlobSource) and are verified as they are read.
 //!
 //! An attached document the registry refuses (some refuse artifact manifests: a `subject`, an
 //! `artifactType`, the 2-byte empty config) is a warning and the image is tagged all the same; with

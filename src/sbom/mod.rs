@@ -3,7 +3,7 @@
 //! An [`Inventory`] says what one program is made of: for `cargo zeroimage`, the crates cargo
 //! compiled into it (`cargo`); for any other program, what it carries itself (a `cargo auditable`
 //! dependency list, `auditable`, or Go's build information, `gobuild`). The writers turn it into
-//! an SPDX 2.3 (`spdx`) or CycloneDX 1.6 (`cyclonedx`) document about the image, and [`provenance`]
+//! an SPDX 2.3 (`spdx`) or CycloneDX 1.6 (`cyclonedx`) document about the image, and `provenance`
 //! writes a SLSA v1 provenance statement. Every document is a pure function of its inputs: identifiers
 //! come from the image digest, lists are sorted, and the only time is the image's `created`.
 

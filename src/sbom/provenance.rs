@@ -25,7 +25,7 @@ pub const BUILDER_ID: &str = "https://crates.io/crates/cargo-zeroimage";
 /// What the job knows about the build, for the provenance statement.
 #[derive(Clone, Debug, Default)]
 pub struct ProvenanceInputs {
-    /// One of [`BUILD_TYPE_CARGO`] or [`BUILD_TYPE_PROGRAM`].
+    /// The SLSA build type: a cargo build, or a program packaged as it is.
     pub build_type: String,
     /// The options that shaped the image (target, features, profile, tag ...).
     pub external_parameters: BTreeMap<String, Value>,
