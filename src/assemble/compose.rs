@@ -7,8 +7,8 @@ use crate::assemble::layer::Layer;
 use crate::image::Image;
 use crate::oci::platform::Platform;
 use crate::oci::{
-    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ContainerConfig, Descriptor, Digest, Document,
-    EmptyObject, Extra, History, ImageConfig, Manifest, MediaType, RootFs,
+    ANNOTATION_BASE_DIGEST, ANNOTATION_BASE_NAME, ContainerConfig, Descriptor, DiffIds, Digest,
+    Document, EmptyObject, Extra, History, ImageConfig, Manifest, MediaType,
 };
 use crate::util::timestamp::Timestamp;
 
@@ -156,7 +156,7 @@ impl ImageSpec {
             created: Some(created),
             history,
             os: self.platform.os.clone(),
-            rootfs: RootFs {
+            rootfs: DiffIds {
                 kind: "layers".to_owned(),
                 diff_ids,
             },

@@ -487,7 +487,7 @@ mod tests {
             .write(
                 Vec::new(),
                 crate::util::timestamp::Timestamp::EPOCH,
-                &crate::codec::compress::Compression::default(),
+                &crate::codec::compress::CompressOptions::default(),
                 &crate::util::cancel::CancelToken::new(),
             )
             .unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::assemble::rootfs::{Kind as RootKind, RootFs};
-use crate::codec::compress::Compression;
+use crate::codec::compress::CompressOptions;
 use crate::error::{Error, Result};
 use crate::oci::{Descriptor, Digest, HashingWriter};
 use crate::tar::write::{self as tar_write, Entry as TarEntry, HeaderError, Kind};
@@ -392,7 +392,7 @@ impl LayerSpec {
         &self,
         out: W,
         mtime: Timestamp,
-        compression: &Compression,
+        compression: &CompressOptions,
         cancel: &CancelToken,
     ) -> Result<(W, Layer)> {
         let sink_error = || Error::io("writing the layer to", SINK);
@@ -625,7 +625,7 @@ mod tests {
             .write(
                 Vec::new(),
                 Timestamp::from_unix(42).unwrap(),
-                &Compression::default(),
+                &CompressOptions::default(),
                 &CancelToken::new(),
             )
             .unwrap();
@@ -666,7 +666,7 @@ mod tests {
         let mut spec = LayerSpec::new("test");
         spec.add_file("/a", &a, 0o755).unwrap();
         for format in [Format::Gzip, Format::Zstd] {
-            let mut compression = Compression::new(format);
+            let mut compression = CompressOptions::new(format);
             let mut layers = Vec::new();
             for threads in [1, 2, 8] {
                 compression.threads = std::num::NonZeroUsize::new(threads);
@@ -712,7 +712,7 @@ mod tests {
         spec.write(
             Vec::new(),
             Timestamp::from_unix(7).unwrap(),
-            &Compression::default(),
+            &CompressOptions::default(),
             &CancelToken::new(),
         )
         .unwrap()

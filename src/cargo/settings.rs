@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use crate::assemble::essentials::{Essentials, Include, Source};
 use crate::assemble::options::{self, ImageOptions};
-use crate::codec::compress::{Choice, Compression};
+use crate::codec::compress::{Choice, CompressOptions};
 use crate::error::{Error, Result};
 use crate::job::base::BaseRef;
 use crate::job::naming::{NamePattern, Repository};
@@ -363,14 +363,14 @@ impl Settings {
     }
 
     /// The layer compression these settings ask for, when they ask.
-    pub fn compression(&self) -> Result<Option<Compression>> {
+    pub fn compression(&self) -> Result<Option<CompressOptions>> {
         if self.compression.is_none() && self.compression_level.is_none() {
             return Ok(None);
         }
         let choice = self.compression.as_deref().map(str::parse::<Choice>);
         choice
             .transpose()
-            .and_then(|choice| Compression::resolve(choice, self.compression_level))
+            .and_then(|choice| CompressOptions::resolve(choice, self.compression_level))
             .map(Some)
             .map_err(|e| self.invalid(e))
     }

@@ -20,7 +20,7 @@ use ::zeroimage::error::{Error, Result};
 use ::zeroimage::job::JobOptions;
 use ::zeroimage::job::naming::Repository;
 use ::zeroimage::job::package::PackageSummary;
-use ::zeroimage::resolve::{Input as ResolveInput, ResolveJob};
+use ::zeroimage::resolve::{ResolveJob, YamlSource};
 
 /// The `--help` text after the options, up to the list of Cargo.toml settings.
 const EXAMPLES_BEFORE_SETTINGS: &str = "\
@@ -449,9 +449,9 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
         .iter()
         .map(|f| {
             if f.as_os_str() == "-" {
-                ResolveInput::Stdin
+                YamlSource::Stdin
             } else {
-                ResolveInput::Path(f.clone())
+                YamlSource::Path(f.clone())
             }
         })
         .collect();

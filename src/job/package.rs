@@ -14,7 +14,7 @@ use crate::assemble::layer::{Layer, LayerSpec, MODE_EXECUTABLE};
 use crate::assemble::loader::{LOADER_FILES, check_dynamic};
 use crate::assemble::options::ImageOptions;
 use crate::assemble::rootfs::RootFs;
-use crate::codec::compress::Compression;
+use crate::codec::compress::CompressOptions;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::blobs::{BlobSink, BlobSource, Composite, Memory};
@@ -64,7 +64,7 @@ pub struct PackageOptions {
     /// SBOMs and provenance attached to the image.
     pub attach: AttachOptions,
     /// How the layers are compressed.
-    pub compression: Compression,
+    pub compression: CompressOptions,
 }
 
 /// One platform's image in the archive.

@@ -13,7 +13,7 @@ use super::staging::Staging;
 use super::{JobOptions, JobOutcome};
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
-use crate::codec::compress::Compression;
+use crate::codec::compress::CompressOptions;
 use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
@@ -56,7 +56,7 @@ pub struct Fallbacks {
     /// Whether a document that cannot be attached fails the push.
     pub require_attachments: Option<bool>,
     /// Layer compression.
-    pub compression: Option<Compression>,
+    pub compression: Option<CompressOptions>,
 }
 
 /// The options of one image, settled: every value a flag gave, else its fallback, else the default.
@@ -90,7 +90,7 @@ pub struct Settled {
     /// Whether to attach SLSA provenance.
     pub provenance: bool,
     /// Layer compression.
-    pub compression: Compression,
+    pub compression: CompressOptions,
 }
 
 impl JobOptions {
@@ -137,7 +137,7 @@ impl JobOptions {
             load,
             sbom: self.sbom.or(fallbacks.sbom).unwrap_or_default(),
             provenance: self.provenance.or(fallbacks.provenance).unwrap_or(false),
-            compression: Compression::chosen(
+            compression: CompressOptions::chosen(
                 self.compression,
                 self.compression_level,
                 fallbacks.compression,

@@ -23,7 +23,7 @@ pub struct ImageConfig {
     /// Operating system, e.g. `linux`.
     pub os: String,
     /// The uncompressed layer digests.
-    pub rootfs: RootFs,
+    pub rootfs: DiffIds,
     /// CPU variant, e.g. `v7` for arm.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variant: Option<String>,
@@ -122,7 +122,7 @@ pub struct History {
 
 /// The uncompressed layer digests, bottom layer first.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct RootFs {
+pub struct DiffIds {
     /// Always `layers`.
     #[serde(rename = "type")]
     pub kind: String,
@@ -131,9 +131,9 @@ pub struct RootFs {
     pub diff_ids: Vec<Digest>,
 }
 
-impl Default for RootFs {
+impl Default for DiffIds {
     fn default() -> Self {
-        RootFs {
+        DiffIds {
             kind: "layers".to_owned(),
             diff_ids: Vec::new(),
         }

@@ -14,7 +14,7 @@ mod manifest;
 mod media_type;
 pub mod platform;
 
-pub use config::{ContainerConfig, EmptyObject, History, ImageConfig, RootFs};
+pub use config::{ContainerConfig, DiffIds, EmptyObject, History, ImageConfig};
 pub use descriptor::Descriptor;
 pub(crate) use digest::VerifyingReader;
 pub use digest::{Algorithm, Digest, Hasher, HashingWriter};

@@ -23,7 +23,7 @@ const MAX_INPUT: u64 = 64 << 20;
 
 /// Where YAML comes from.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Input {
+pub enum YamlSource {
     /// A file, or a directory read recursively (its `.yaml` and `.yml` files, in path order).
     Path(PathBuf),
     /// Standard input.
@@ -34,7 +34,7 @@ pub enum Input {
 #[derive(Clone, Debug, Default)]
 pub struct ResolveJob {
     /// The YAML files to read (or stdin).
-    pub inputs: Vec<Input>,
+    pub inputs: Vec<YamlSource>,
     /// Build options; the package and binary selection is replaced by what the YAML names.
     pub cargo: CargoOptions,
     /// Push options, registry and base options; every image goes to the repository.
@@ -115,18 +115,18 @@ fn special_kind(meta: &std::fs::Metadata) -> &'static str {
 }
 
 fn read_inputs(
-    inputs: &[Input],
+    inputs: &[YamlSource],
     stdin: &mut dyn Read,
     listener: &dyn Listener,
 ) -> Result<Vec<Document>> {
     let mut documents = Vec::new();
     for input in inputs {
         match input {
-            Input::Stdin => documents.push(Document {
+            YamlSource::Stdin => documents.push(Document {
                 name: "<stdin>".to_owned(),
                 text: read_bounded(&mut *stdin, "standard input")?,
             }),
-            Input::Path(path) => {
+            YamlSource::Path(path) => {
                 let meta = std::fs::metadata(path).map_err(Error::io("reading", path))?;
                 let mut files = Vec::new();
                 if meta.is_dir() {
@@ -154,7 +154,7 @@ fn read_inputs(
 }
 
 impl ResolveJob {
-    /// Reads the YAML (`stdin` for [`Input::Stdin`]), builds and pushes every binary it names, and
+    /// Reads the YAML (`stdin` for [`YamlSource::Stdin`]), builds and pushes every binary it names, and
     /// returns the YAML with the references replaced, in the run `cx`. Inputs are joined with `---`
     /// lines.
     pub fn run(&self, stdin: &mut dyn Read, cx: &Context) -> Result<String> {

@@ -295,12 +295,12 @@ impl<W: Write> Write for GzipWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::codec::compress::Compression;
+    use crate::codec::compress::CompressOptions;
     use crate::codec::compress::tests::{binary_sample, compress, gunzip, sample, with_threads};
 
     #[test]
     fn gzip_bytes_do_not_depend_on_threads_or_write_sizes() {
-        let gzip = Compression::default();
+        let gzip = CompressOptions::default();
         for len in [
             0,
             1,
@@ -330,11 +330,11 @@ mod tests {
         // second block can refer to the first.
         let block = sample(GZIP_BLOCK);
         let copy = &block[GZIP_BLOCK - DICTIONARY / 2..];
-        let alone = compress(&Compression::default(), copy, 4096).len();
+        let alone = compress(&CompressOptions::default(), copy, 4096).len();
         let mut data = block.clone();
         data.extend_from_slice(copy);
-        let whole = compress(&Compression::default(), &block, 4096).len();
-        let both = compress(&Compression::default(), &data, 4096);
+        let whole = compress(&CompressOptions::default(), &block, 4096).len();
+        let both = compress(&CompressOptions::default(), &data, 4096);
         assert!(
             both.len() < whole + alone / 10,
             "{} bytes, against {whole} + {alone}",

@@ -69,23 +69,23 @@ impl Format {
 /// How layers are compressed: format, level, and how many threads share the work (which never
 /// changes the bytes).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Compression {
+pub struct CompressOptions {
     format: Format,
     level: u32,
     /// `None`: [`THREADS_ENV`] if set, else every core.
     pub threads: Option<NonZeroUsize>,
 }
 
-impl Default for Compression {
+impl Default for CompressOptions {
     fn default() -> Self {
-        Compression::new(Format::Gzip)
+        CompressOptions::new(Format::Gzip)
     }
 }
 
-impl Compression {
+impl CompressOptions {
     /// `format` at its default level.
-    pub fn new(format: Format) -> Compression {
-        Compression {
+    pub fn new(format: Format) -> CompressOptions {
+        CompressOptions {
             format,
             level: format.default_level(),
             threads: None,
@@ -93,7 +93,7 @@ impl Compression {
     }
 
     /// `format` at `level`, which must be one the format has (gzip 1-9, zstd 1-19).
-    pub fn with_level(format: Format, level: u32) -> Result<Compression> {
+    pub fn with_level(format: Format, level: u32) -> Result<CompressOptions> {
         if !format.levels().contains(&level) {
             let levels = format.levels();
             return Err(Error::Invalid(format!(
@@ -103,9 +103,9 @@ impl Compression {
                 levels.end()
             )));
         }
-        Ok(Compression {
+        Ok(CompressOptions {
             level,
-            ..Compression::new(format)
+            ..CompressOptions::new(format)
         })
     }
 
@@ -115,26 +115,28 @@ impl Compression {
     pub fn chosen(
         choice: Option<Choice>,
         level: Option<u32>,
-        fallback: Option<Compression>,
-    ) -> Result<Compression> {
+        fallback: Option<CompressOptions>,
+    ) -> Result<CompressOptions> {
         match (choice, level, fallback) {
             (None, None, fallback) => Ok(fallback.unwrap_or_default()),
             (None, Some(level), Some(fallback)) => {
-                Compression::with_level(fallback.format(), level)
+                CompressOptions::with_level(fallback.format(), level)
             }
-            (choice, level, _) => Compression::resolve(choice, level),
+            (choice, level, _) => CompressOptions::resolve(choice, level),
         }
     }
 
     /// `choice` (`None`: gzip) with an optional separate level.
-    pub fn resolve(choice: Option<Choice>, level: Option<u32>) -> Result<Compression> {
+    pub fn resolve(choice: Option<Choice>, level: Option<u32>) -> Result<CompressOptions> {
         let choice = choice.unwrap_or_default();
         match (choice.level, level) {
             (Some(named), Some(level)) if level != named => Err(Error::Invalid(format!(
                 "compression `{choice}` and compression level {level} disagree; give the level once"
             ))),
-            (_, Some(level)) | (Some(level), None) => Compression::with_level(choice.format, level),
-            (None, None) => Ok(Compression::new(choice.format)),
+            (_, Some(level)) | (Some(level), None) => {
+                CompressOptions::with_level(choice.format, level)
+            }
+            (None, None) => Ok(CompressOptions::new(choice.format)),
         }
     }
 
@@ -224,7 +226,7 @@ impl FromStr for Choice {
                         format.default_level()
                     ))
                 })?;
-                Some(Compression::with_level(format, level)?.level)
+                Some(CompressOptions::with_level(format, level)?.level)
             }
         };
         Ok(Choice { format, level })
@@ -243,15 +245,15 @@ impl fmt::Display for Choice {
 }
 
 /// `gzip`, `gzip:LEVEL`, `zstd` or `zstd:LEVEL`.
-impl FromStr for Compression {
+impl FromStr for CompressOptions {
     type Err = Error;
 
-    fn from_str(text: &str) -> Result<Compression> {
-        Compression::resolve(Some(text.parse()?), None)
+    fn from_str(text: &str) -> Result<CompressOptions> {
+        CompressOptions::resolve(Some(text.parse()?), None)
     }
 }
 
-impl fmt::Display for Compression {
+impl fmt::Display for CompressOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.format.name(), self.level)
     }
@@ -310,7 +312,7 @@ mod tests {
     use super::*;
     use std::io::Read;
 
-    pub(super) fn compress(compression: &Compression, data: &[u8], piece: usize) -> Vec<u8> {
+    pub(super) fn compress(compression: &CompressOptions, data: &[u8], piece: usize) -> Vec<u8> {
         let mut encoder = compression.encoder(Vec::new()).unwrap();
         for part in data.chunks(piece.max(1)) {
             encoder.write_all(part).unwrap();
@@ -375,14 +377,17 @@ mod tests {
         data
     }
 
-    pub(super) fn with_threads(mut compression: Compression, threads: usize) -> Compression {
+    pub(super) fn with_threads(
+        mut compression: CompressOptions,
+        threads: usize,
+    ) -> CompressOptions {
         compression.threads = NonZeroUsize::new(threads);
         compression
     }
 
     #[test]
     fn zstd_bytes_do_not_depend_on_threads_or_write_sizes() {
-        let zstd = Compression::new(Format::Zstd);
+        let zstd = CompressOptions::new(Format::Zstd);
         for len in [0, 1, 3 << 20] {
             let data = sample(len);
             let one = compress(&with_threads(zstd, 1), &data, 64 * 1024);
@@ -400,10 +405,10 @@ mod tests {
     #[test]
     fn compression_parses_format_and_level() {
         assert_eq!(
-            "gzip".parse::<Compression>().unwrap(),
-            Compression::default()
+            "gzip".parse::<CompressOptions>().unwrap(),
+            CompressOptions::default()
         );
-        let zstd: Compression = "zstd:7".parse().unwrap();
+        let zstd: CompressOptions = "zstd:7".parse().unwrap();
         assert_eq!((zstd.format(), zstd.level()), (Format::Zstd, 7));
         assert_eq!(zstd.to_string(), "zstd:7");
         assert_eq!(
@@ -411,25 +416,25 @@ mod tests {
             "application/vnd.oci.image.layer.v1.tar+zstd"
         );
         let choice = |text: &str| Some(text.parse::<Choice>().unwrap());
-        let resolved = Compression::resolve(choice("zstd"), Some(9)).unwrap();
+        let resolved = CompressOptions::resolve(choice("zstd"), Some(9)).unwrap();
         assert_eq!((resolved.format(), resolved.level()), (Format::Zstd, 9));
         assert_eq!(
-            Compression::resolve(None, Some(9)).unwrap().to_string(),
+            CompressOptions::resolve(None, Some(9)).unwrap().to_string(),
             "gzip:9"
         );
-        assert!(Compression::resolve(choice("zstd:5"), Some(5)).is_ok());
-        let err = Compression::resolve(choice("zstd:5"), Some(7))
+        assert!(CompressOptions::resolve(choice("zstd:5"), Some(5)).is_ok());
+        let err = CompressOptions::resolve(choice("zstd:5"), Some(7))
             .unwrap_err()
             .to_string();
         assert!(err.contains("give the level once"), "{err}");
-        assert!(Compression::resolve(None, Some(12)).is_err());
+        assert!(CompressOptions::resolve(None, Some(12)).is_err());
         // A choice keeps the level unset when none was named, and reads as it was named.
         let named = "zstd".parse::<Choice>().unwrap();
         assert_eq!((named.format(), named.level()), (Format::Zstd, None));
         assert_eq!(named.to_string(), "zstd");
         assert_eq!("gzip:9".parse::<Choice>().unwrap().to_string(), "gzip:9");
         for bad in ["gzip:0", "gzip:10", "zstd:20", "zstd:x", "brotli", "gzip:"] {
-            let err = bad.parse::<Compression>().unwrap_err().to_string();
+            let err = bad.parse::<CompressOptions>().unwrap_err().to_string();
             assert!(err.contains(bad.split(':').next().unwrap()), "{bad}: {err}");
         }
     }
