@@ -277,7 +277,8 @@ impl Target {
         self.musl
     }
 
-    /// True when building it on `host` (a triple) crosses architectures.
+    /// True when building it on `host` (a triple) is a cross build: another architecture, or a host
+    /// that is not Linux.
     pub fn crosses_from(&self, host: &str) -> bool {
         is_cross(host, &self.triple)
     }
@@ -343,9 +344,12 @@ fn platform_from_cfg(triple: &str, cancel: &CancelToken) -> Result<Platform> {
     Platform::linux(oci_arch, variant)
 }
 
-/// True when building `target` on `host` crosses architectures (their first parts differ).
+/// True when building `target` on `host` is a cross build: their architectures (first parts) differ,
+/// or the host is not Linux. A Mac's or a Windows machine's own linker and C compiler cannot link a
+/// Linux program (Apple's ld64 refuses `--as-needed`), even for the same architecture.
 fn is_cross(host: &str, target: &str) -> bool {
-    host.split('-').next() != target.split('-').next()
+    let linux_host = host.split('-').any(|part| part == "linux");
+    !linux_host || host.split('-').next() != target.split('-').next()
 }
 
 #[cfg(test)]
@@ -422,6 +426,29 @@ mod tests {
             err.contains("rustc could not describe target `nonsense-target-triple`"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_host_that_is_not_linux_crosses_to_every_linux_target() {
+        for host in [
+            "aarch64-apple-darwin",
+            "x86_64-apple-darwin",
+            "x86_64-pc-windows-msvc",
+            "x86_64-pc-windows-gnu",
+        ] {
+            let arch = host.split('-').next().unwrap();
+            let target =
+                Target::new(&format!("{arch}-unknown-linux-musl"), &CancelToken::new()).unwrap();
+            assert!(target.crosses_from(host), "{host}");
+        }
+        assert!(!is_cross(
+            "aarch64-linux-android",
+            "aarch64-unknown-linux-musl"
+        ));
+        assert!(!is_cross(
+            "x86_64-unknown-linux-musl",
+            "x86_64-unknown-linux-musl"
+        ));
     }
 
     #[test]

@@ -494,6 +494,33 @@ mod tests {
     }
 
     #[test]
+    fn on_a_mac_or_windows_host_pure_rust_links_with_rust_lld_whatever_the_architecture() {
+        let dir = tempfile::tempdir().unwrap();
+        let cancel = CancelToken::new();
+        for (host, expected) in [
+            ("aarch64-apple-darwin", Toolchain::RustLld),
+            ("x86_64-apple-darwin", Toolchain::RustLld),
+            ("x86_64-pc-windows-msvc", Toolchain::RustLld),
+            ("aarch64-unknown-linux-gnu", Toolchain::Default),
+        ] {
+            let config = crate::cargo::config::CargoConfig::load(dir.path(), &[], host).unwrap();
+            let target = Target::new(ARM, &cancel).unwrap();
+            let plans = plan(
+                &[target],
+                host,
+                &config,
+                ZigChoice::Auto,
+                &|_| Some(Vec::new()),
+                &cancel,
+            )
+            .unwrap();
+            let (facts, toolchain) = &plans[0];
+            assert_eq!(facts.cross, expected == Toolchain::RustLld, "{host}");
+            assert_eq!(*toolchain, expected, "{host}");
+        }
+    }
+
+    #[test]
     fn c_code_uses_musl_gcc_natively_and_zig_across_architectures() {
         let native = facts(X86, false, &["ring"]);
         let cross = facts(ARM, true, &["ring"]);
