@@ -152,15 +152,7 @@ pub fn default_output(input: &Path) -> PathBuf {
 
 /// The image name used when none is given: the program's name, made a valid repository name.
 pub(crate) fn default_tag(program_name: &str) -> Result<Reference> {
-    let mut repo: String = program_name
-        .chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '.' | '-' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            _ => '-',
-        })
-        .collect();
-    repo = repo.trim_matches(['.', '-']).to_owned();
+    let repo = super::naming::repository_name(program_name);
     Reference::with_tag(&repo, "latest").map_err(|_| {
         Error::Invalid(format!(
             "cannot make an image name from `{program_name}`; pass one with --tag NAME[:TAG]"
