@@ -120,6 +120,11 @@ pub struct OutputArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
+    /// After a successful run, write each image made, pinned by digest (REPOSITORY@sha256:...), then
+    /// each document attached to it, one per line, to FILE
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
+
     #[command(flatten)]
     pub report: ReportArgs,
 }

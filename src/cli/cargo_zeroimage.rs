@@ -20,6 +20,7 @@ use ::zeroimage::error::{Error, Result};
 use ::zeroimage::job::JobOptions;
 use ::zeroimage::job::naming::Repository;
 use ::zeroimage::job::package::PackageSummary;
+use ::zeroimage::job::refs::ImageRefs;
 use ::zeroimage::resolve::{ResolveJob, YamlSource};
 
 /// The `--help` text after the options, up to the list of Cargo.toml settings.
@@ -154,6 +155,15 @@ pub struct ResolveArgs {
     /// [workspace.metadata.zeroimage]]
     #[arg(long, value_name = "REGISTRY/PATH", value_parser = parse_repository)]
     pub repository: Option<Repository>,
+
+    /// Write the resolved YAML to FILE, only once every image is pushed [default: standard output]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// After a successful run, write each image pushed, pinned by digest, then each document attached
+    /// to it, one per line, to FILE
+    #[arg(long, value_name = "FILE")]
+    pub image_refs: Option<PathBuf>,
 
     #[command(flatten)]
     pub cargo: CargoBuildArgs,
@@ -412,7 +422,21 @@ fn run(args: &CargoZeroimageArgs, shell: &Shell) -> Result<()> {
         repository: args.repository.clone(),
         deploy: false,
     };
-    let outcome = job.run(&super::context(shell))?;
+    let cx = super::context(shell);
+    let refs_file = super::text_output(
+        args.output.image_refs.as_deref(),
+        "--image-refs",
+        args.output.output.as_deref(),
+        &cx,
+    )?;
+    let outcome = job.run(&cx)?;
+    if let Some(file) = refs_file {
+        let mut refs = ImageRefs::new();
+        for image in &outcome.images {
+            refs.add(&image.image);
+        }
+        file.write(&refs.text(), cx.cancel())?;
+    }
     let format = args.output.report.message_format;
     for image in &outcome.images {
         // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
@@ -466,12 +490,80 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
         },
         repository: args.repository.clone(),
     };
-    let yaml = job.run(&mut std::io::stdin().lock(), &super::context(shell))?;
-    let mut stdout = std::io::stdout().lock();
-    stdout
-        .write_all(yaml.as_bytes())
-        .and_then(|()| stdout.flush())
-        .map_err(|e| Error::Invalid(format!("writing the YAML to standard output: {e}")))
+    let cx = super::context(shell);
+    let json = args.report.message_format == MessageFormat::Json;
+    if json && args.output.is_none() {
+        return Err(Error::Invalid(
+            "resolve --message-format json prints its summary on standard output, where the YAML \
+             goes too; write the YAML to a file with -o FILE"
+                .to_owned(),
+        ));
+    }
+    let yaml_file = super::text_output(args.output.as_deref(), "-o/--output", None, &cx)?;
+    let refs_file = super::text_output(args.image_refs.as_deref(), "--image-refs", None, &cx)?;
+    if let (Some(refs), Some(output)) = (&refs_file, &args.output) {
+        refs.ensure_not(output, "the YAML output (-o)")?;
+    }
+    if let Some(yaml) = &yaml_file {
+        // Replacing a YAML file read would lose the references it held.
+        for input in args.filenames.iter().filter(|f| f.is_file()) {
+            yaml.ensure_not(input, "a YAML input (-f)")?;
+        }
+    }
+    let resolved = job.run(&mut std::io::stdin().lock(), &cx)?;
+    if let Some(file) = refs_file {
+        let mut refs = ImageRefs::new();
+        for image in &resolved.images {
+            refs.add(&image.image);
+        }
+        file.write(&refs.text(), cx.cancel())?;
+    }
+    let Some(file) = yaml_file else {
+        let mut stdout = std::io::stdout().lock();
+        return stdout
+            .write_all(resolved.yaml.as_bytes())
+            .and_then(|()| stdout.flush())
+            .map_err(|e| Error::Invalid(format!("writing the YAML to standard output: {e}")));
+    };
+    file.write(&resolved.yaml, cx.cancel())?;
+    if json {
+        let summary = ResolveSummary {
+            output: args.output.as_deref(),
+            replaced: &resolved.replaced,
+            images: resolved
+                .images
+                .iter()
+                .map(|image| ResolvedImage {
+                    package: &image.package,
+                    bin: &image.bin,
+                    version: &image.version,
+                    digest: image.image.summary.digest.to_string(),
+                    pushed: &image.image.summary.pushed,
+                })
+                .collect(),
+        };
+        println!("{}", serde_json::to_string(&summary).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// `resolve --message-format json`: where the YAML went, each reference replaced, each image pushed.
+#[derive(Serialize)]
+struct ResolveSummary<'a> {
+    output: Option<&'a std::path::Path>,
+    replaced: &'a [::zeroimage::resolve::Replaced],
+    images: Vec<ResolvedImage<'a>>,
+}
+
+/// One image `resolve` built and pushed.
+#[derive(Serialize)]
+struct ResolvedImage<'a> {
+    package: &'a str,
+    bin: &'a str,
+    version: &'a str,
+    digest: String,
+    /// `REF@DIGEST` for each reference pushed.
+    pushed: &'a [String],
 }
 
 #[cfg(test)]

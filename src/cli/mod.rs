@@ -25,6 +25,7 @@ use ::zeroimage::Context;
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::job::JobOptions;
 use ::zeroimage::util::cancel::CancelToken;
+use ::zeroimage::util::text_output::TextOutput;
 
 /// Which command a binary is.
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +54,24 @@ static CANCEL: LazyLock<CancelToken> = LazyLock::new(CancelToken::new);
 
 /// How long a cancelled run may take to end on its own before it is ended for it.
 const GRACE: Duration = Duration::from_millis(600);
+
+/// A file written when the run succeeds (given to `flag`), checked (and its temporary file made)
+/// before the run starts; it must not be the archive `output`.
+pub fn text_output(
+    path: Option<&std::path::Path>,
+    flag: &'static str,
+    output: Option<&std::path::Path>,
+    cx: &Context,
+) -> Result<Option<TextOutput>> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let file = TextOutput::create(path, flag, cx.cancel())?;
+    if let Some(output) = output {
+        file.ensure_not(output, "the archive (-o)")?;
+    }
+    Ok(Some(file))
+}
 
 /// The context of this process's run: reporting to `shell`, cancelled by the signals
 /// [`install_interrupt_handler`] catches, with the default keychain.

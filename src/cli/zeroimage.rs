@@ -15,6 +15,7 @@ use super::{
 use ::zeroimage::error::Result;
 use ::zeroimage::job::Job;
 use ::zeroimage::job::package::Input;
+use ::zeroimage::job::refs::ImageRefs;
 use ::zeroimage::oci::platform::{Platform, PlatformOverride};
 
 const EXAMPLES: &str = "\
@@ -163,7 +164,19 @@ fn run(args: &ZeroimageArgs, shell: &Shell) -> Result<()> {
             &args.output,
         )?,
     };
-    let outcome = job.run(&super::context(shell))?;
+    let cx = super::context(shell);
+    let refs_file = super::text_output(
+        args.output.image_refs.as_deref(),
+        "--image-refs",
+        args.output.output.as_deref(),
+        &cx,
+    )?;
+    let outcome = job.run(&cx)?;
+    if let Some(file) = refs_file {
+        let mut refs = ImageRefs::new();
+        refs.add(&outcome);
+        file.write(&refs.text(), cx.cancel())?;
+    }
     let format = args.output.report.message_format;
     // With the archive on stdout, the `Pushed` status lines on stderr are all there is.
     if format == MessageFormat::Human && !outcome.archive_on_stdout() {

@@ -8,6 +8,7 @@ pub mod package;
 pub(crate) mod parameters;
 pub(crate) mod plan;
 pub(crate) mod publish;
+pub mod refs;
 mod staging;
 
 use std::path::PathBuf;

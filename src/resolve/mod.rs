@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::cargo::{CargoJob, CargoOptions};
+use crate::cargo::{CargoImage, CargoJob, CargoOptions};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::job::JobOptions;
@@ -41,6 +41,34 @@ pub struct ResolveJob {
     pub options: JobOptions,
     /// `REGISTRY/PATH`; `None`: `$ZEROIMAGE_REPOSITORY`, else each package's `repository` setting.
     pub repository: Option<Repository>,
+}
+
+/// What a resolve run made.
+#[derive(Clone, Debug)]
+pub struct Resolved {
+    /// The YAML with every reference replaced.
+    pub yaml: String,
+    /// Each reference replaced, in the order found.
+    pub replaced: Vec<Replaced>,
+    /// Each image built and pushed, once however often it is named.
+    pub images: Vec<CargoImage>,
+}
+
+/// One reference replaced, for `--message-format json`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Replaced {
+    /// The YAML file (`<stdin>` for standard input).
+    pub file: String,
+    /// Its line, from 1.
+    pub line: usize,
+    /// The reference as written, `zeroimage://PACKAGE[/BIN]`.
+    pub reference: String,
+    /// The package built.
+    pub package: String,
+    /// The binary packaged.
+    pub bin: String,
+    /// What replaced it: `REPOSITORY/BIN@sha256:...`.
+    pub image: String,
 }
 
 /// One YAML source read whole.
@@ -157,21 +185,44 @@ impl ResolveJob {
     /// Reads the YAML (`stdin` for [`YamlSource::Stdin`]), builds and pushes every binary it names, and
     /// returns the YAML with the references replaced, in the run `cx`. Inputs are joined with `---`
     /// lines.
-    pub fn run(&self, stdin: &mut dyn Read, cx: &Context) -> Result<String> {
+    pub fn run(&self, stdin: &mut dyn Read, cx: &Context) -> Result<Resolved> {
         let listener = cx.listener();
         let documents = read_inputs(&self.inputs, stdin, listener)?;
         let found = find_references(&documents)?;
-        let (keys, pinned) = if found.is_empty() {
-            (Vec::new(), BTreeMap::new())
+        let (keys, pinned, images) = if found.is_empty() {
+            (Vec::new(), BTreeMap::new(), Vec::new())
         } else {
             let Selection {
                 keys,
                 wanted,
                 repository,
             } = self.select(&documents, &found, cx)?;
-            (keys, self.build_and_push(wanted, repository, cx)?)
+            let (pinned, images) = self.build_and_push(wanted, repository, cx)?;
+            (keys, pinned, images)
         };
-        rewrite(&documents, &found, &keys, &pinned)
+        let yaml = rewrite(&documents, &found, &keys, &pinned)?;
+        let replaced = found
+            .iter()
+            .zip(&keys)
+            .filter_map(|((index, reference), key)| {
+                Some(Replaced {
+                    file: documents[*index].name.clone(),
+                    line: reference.line,
+                    reference: match &reference.bin {
+                        Some(bin) => format!("{SCHEME}{}/{bin}", reference.package),
+                        None => format!("{SCHEME}{}", reference.package),
+                    },
+                    package: key.0.clone(),
+                    bin: key.1.clone(),
+                    image: pinned.get(key)?.clone(),
+                })
+            })
+            .collect();
+        Ok(Resolved {
+            yaml,
+            replaced,
+            images,
+        })
     }
 
     /// The binary each reference names, checked against the workspace before anything is built: the
@@ -242,7 +293,7 @@ impl ResolveJob {
         wanted: Vec<Bin>,
         repository: Option<Repository>,
         cx: &Context,
-    ) -> Result<BTreeMap<Bin, String>> {
+    ) -> Result<(BTreeMap<Bin, String>, Vec<CargoImage>)> {
         let job = CargoJob {
             cargo: CargoOptions {
                 only: wanted,
@@ -266,7 +317,7 @@ impl ResolveJob {
         };
         let outcome = job.run(cx)?;
         let mut pinned = BTreeMap::new();
-        for image in outcome.images {
+        for image in &outcome.images {
             let pushed = image.image.pushed.last().ok_or_else(|| {
                 Error::Invalid(format!("`{}` was built but not pushed", image.bin))
             })?;
@@ -279,9 +330,9 @@ impl ResolveJob {
                 "Resolved",
                 &format!("{SCHEME}{}/{} to {resolved}", image.package, image.bin),
             );
-            pinned.insert((image.package, image.bin), resolved);
+            pinned.insert((image.package.clone(), image.bin.clone()), resolved);
         }
-        Ok(pinned)
+        Ok((pinned, outcome.images))
     }
 }
 

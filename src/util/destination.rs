@@ -209,7 +209,7 @@ impl Stream {
 
 /// Opens a character device or FIFO for writing. A FIFO without a reader is waited for (as a shell
 /// redirection would), but in a way that a cancel still stops.
-fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
+pub(crate) fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
     let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
     let open = |flags: i32| {
         OpenOptions::new()

@@ -7,4 +7,5 @@ pub(crate) mod destination;
 pub(crate) mod fsutil;
 pub(crate) mod outputs;
 pub mod sanitize;
+pub mod text_output;
 pub mod timestamp;

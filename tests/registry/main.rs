@@ -11,5 +11,6 @@ mod support;
 mod base_images;
 mod credentials;
 mod hostile_registry;
+mod image_refs;
 mod pull;
 mod registry;
