@@ -222,6 +222,9 @@ impl Essentials {
                     )
                 })?,
             };
+            // The database itself, not a link to it: macOS's /usr/share/zoneinfo is a link to
+            // /var/db/timezone/zoneinfo, which would arrive in the image as a dangling link.
+            let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
             if !dir.join("UTC").exists() && !dir.join("Etc/UTC").exists() {
                 return Err(Error::input(
                     &dir,

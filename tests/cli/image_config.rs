@@ -308,6 +308,38 @@ fn tzdata_from_the_host_keeps_its_links() {
 }
 
 #[test]
+fn tzdata_through_a_link_to_the_database_as_on_macos_is_the_database_itself() {
+    let host = Path::new("/usr/share/zoneinfo");
+    if !host.join("UTC").exists() {
+        assert!(
+            !support::peers_required(),
+            "tzdata is installed by scripts/test"
+        );
+        eprintln!("SKIPPED: no zoneinfo on this machine");
+        return;
+    }
+    let Some(probe) = support::probe_fixture() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    // macOS: /usr/share/zoneinfo -> /private/var/db/timezone/zoneinfo.
+    let link = dir.path().join("zoneinfo");
+    std::os::unix::fs::symlink(host, &link).unwrap();
+    let digest = |tzdata: &Path, name: &str| {
+        let archive = dir.path().join(name);
+        run_ok(
+            zeroimage()
+                .arg(&probe)
+                .arg("-o")
+                .arg(&archive)
+                .arg(format!("--tzdata={}", tzdata.display())),
+        );
+        support::image_manifest(&archive)["layers"][0]["digest"].clone()
+    };
+    assert_eq!(digest(&link, "link.tar"), digest(host, "dir.tar"));
+}
+
+#[test]
 fn include_copies_trees_with_normalized_metadata_and_keeps_links_inside() {
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("static");
