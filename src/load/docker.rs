@@ -1,7 +1,8 @@
 //! Docker: the Engine API's `POST /images/load` on docker's unix socket (`$DOCKER_HOST` when it is a
-//! `unix://` address, else `/var/run/docker.sock`), the tar streamed in chunks. A daemon reached any
-//! other way (`tcp://` with or without TLS, `ssh://`, a docker context) is left to the docker CLI,
-//! which knows how to reach it: `docker load` reading the same stream.
+//! `unix://` address, else the current docker context's when that is a unix socket, else
+//! `/var/run/docker.sock` or, without it, Docker Desktop's or rootless Docker's), the tar streamed in
+//! chunks. A daemon reached any other way (`tcp://` with or without TLS, `ssh://`) is left to the
+//! docker CLI, which knows how to reach it: `docker load` reading the same stream.
 
 use std::io::{BufRead, BufReader, Read};
 use std::os::unix::net::UnixStream;
@@ -39,7 +40,7 @@ const INSTALL: &str = "install the docker CLI, or set DOCKER_HOST=unix:///PATH t
 /// How docker is reached.
 enum Endpoint {
     /// Its API on a unix socket; `origin` says where the path came from.
-    Socket { path: PathBuf, origin: &'static str },
+    Socket { path: PathBuf, origin: String },
     /// The docker CLI, for the reason given.
     Cli(String),
 }
@@ -49,21 +50,84 @@ fn endpoint() -> Endpoint {
         Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
             Some(path) => Endpoint::Socket {
                 path: PathBuf::from(path),
-                origin: "DOCKER_HOST",
+                origin: "DOCKER_HOST".to_owned(),
             },
             None => Endpoint::Cli(format!("DOCKER_HOST={}", sanitize::outside(&host, 200))),
         },
         _ => match current_context() {
-            Some(context) => Endpoint::Cli(format!(
-                "docker context `{}`",
-                sanitize::outside(&context, 100)
-            )),
-            None => Endpoint::Socket {
-                path: PathBuf::from(DEFAULT_SOCKET),
-                origin: "docker's default; DOCKER_HOST names another",
-            },
+            Some(context) => context_endpoint(&context),
+            None => default_socket(),
         },
     }
+}
+
+/// `/var/run/docker.sock`, else the socket Docker Desktop (`~/.docker/run/docker.sock`, where
+/// macOS's Docker Desktop puts it when /var/run has no link to it) or rootless Docker
+/// (`$XDG_RUNTIME_DIR/docker.sock`) listens on, whichever exists first.
+fn default_socket() -> Endpoint {
+    let mut candidates = vec![PathBuf::from(DEFAULT_SOCKET)];
+    if let Some(home) = std::env::var_os("HOME") {
+        candidates.push(PathBuf::from(home).join(".docker/run/docker.sock"));
+    }
+    if let Some(runtime) = std::env::var_os("XDG_RUNTIME_DIR") {
+        candidates.push(PathBuf::from(runtime).join("docker.sock"));
+    }
+    let found = candidates.iter().position(|path| {
+        use std::os::unix::fs::FileTypeExt;
+        std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
+    });
+    match found {
+        None | Some(0) => Endpoint::Socket {
+            path: PathBuf::from(DEFAULT_SOCKET),
+            origin: "docker's default; DOCKER_HOST names another".to_owned(),
+        },
+        Some(index) => Endpoint::Socket {
+            path: candidates.swap_remove(index),
+            origin: "found for want of /var/run/docker.sock; DOCKER_HOST names another".to_owned(),
+        },
+    }
+}
+
+/// A named context's endpoint, from its metadata (`contexts/meta/<sha256 of the name>/meta.json`
+/// beside docker's config.json, as the docker CLI stores it): its unix socket directly (Docker
+/// Desktop's `desktop-linux` context, rootless docker's), anything else through the docker CLI.
+fn context_endpoint(context: &str) -> Endpoint {
+    let shown = sanitize::outside(context, 100);
+    let socket = context_host(context).and_then(|host| {
+        host.strip_prefix("unix://")
+            .filter(|path| !path.is_empty())
+            .map(PathBuf::from)
+    });
+    match socket {
+        Some(path) => Endpoint::Socket {
+            path,
+            origin: format!("docker context `{shown}`"),
+        },
+        None => Endpoint::Cli(format!("docker context `{shown}`")),
+    }
+}
+
+/// The `Host` of the docker endpoint of `context`'s metadata, when it can be read.
+fn context_host(context: &str) -> Option<String> {
+    use sha2::Digest;
+    let config = crate::registry::credentials::docker_config_path()?;
+    let hash = sha2::Sha256::digest(context.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    let path = config
+        .parent()?
+        .join("contexts/meta")
+        .join(hex)
+        .join("meta.json");
+    let file = std::fs::File::open(path).ok()?;
+    let mut bytes = Vec::new();
+    file.take(MAX_JSON).read_to_end(&mut bytes).ok()?;
+    let meta: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let host = meta
+        .get("Endpoints")?
+        .get("docker")?
+        .get("Host")?
+        .as_str()?;
+    Some(host.to_owned())
 }
 
 /// The docker context in use when it is not `default`: `$DOCKER_CONTEXT`, else `currentContext` of
@@ -96,7 +160,7 @@ fn connect(path: &Path, origin: &str, timeout: Duration) -> Result<UnixStream> {
 /// The socket can be connected to, or the CLI is installed.
 pub(super) fn preflight() -> Result<()> {
     match endpoint() {
-        Endpoint::Socket { path, origin } => connect(&path, origin, SHORT_TIMEOUT).map(drop),
+        Endpoint::Socket { path, origin } => connect(&path, &origin, SHORT_TIMEOUT).map(drop),
         Endpoint::Cli(_) => command::installed("docker", INSTALL),
     }
 }
@@ -111,8 +175,11 @@ pub(super) fn load(
     let listener = cx.listener();
     match endpoint() {
         Endpoint::Socket { path, origin } => {
-            listener.detail(&format!("docker's Engine API at {}", path.display()));
-            load_with_api(&path, origin, selection, blobs, name, cx.cancel())
+            listener.detail(&format!(
+                "docker's Engine API at {} ({origin})",
+                path.display()
+            ));
+            load_with_api(&path, &origin, selection, blobs, name, cx.cancel())
         }
         Endpoint::Cli(why) => {
             listener.detail(&format!("{why}: loading with `docker load`"));

@@ -149,7 +149,8 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
     );
     assert!(docker_run("zi-load/from-toml:1").starts_with(GREETING_LINE));
 
-    // A docker context (or a tcp:// or ssh:// DOCKER_HOST) goes through the docker CLI on PATH.
+    // A docker context whose endpoint is a unix socket (Docker Desktop's `desktop-linux`, read
+    // from the context's metadata) is reached through its API directly.
     run_ok(dockerd.client().args([
         "context",
         "create",
@@ -157,6 +158,62 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
         "--docker",
         &format!("host={}", dockerd.host()),
     ]));
+    let socket = dockerd.host().trim_start_matches("unix://").to_owned();
+    let output = run_ok(
+        zeroimage()
+            .arg(&hello)
+            .args(["-t", "zi-load/context:1", "--load", "docker", "-v"])
+            .env_remove("DOCKER_HOST")
+            .env("DOCKER_CONTEXT", "zi-context")
+            .env("DOCKER_CONFIG", dockerd.config_dir())
+            .env("PATH", "/nonexistent")
+            .current_dir(dir.path()),
+    );
+    let err = stderr_of(&output);
+    assert!(
+        err.contains(&format!(
+            "docker's Engine API at {socket} (docker context `zi-context`)"
+        )),
+        "{err}"
+    );
+    assert!(docker_run("zi-load/context:1").starts_with(GREETING_LINE));
+
+    // With no /var/run/docker.sock, Docker Desktop's ~/.docker/run/docker.sock is used.
+    if Path::new("/var/run/docker.sock").exists() {
+        assert!(
+            !support::peers_required(),
+            "/var/run/docker.sock exists, so the fallback cannot be tested"
+        );
+        eprintln!("SKIPPED: /var/run/docker.sock exists");
+    } else {
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(home.join(".docker/run")).unwrap();
+        std::os::unix::fs::symlink(&socket, home.join(".docker/run/docker.sock")).unwrap();
+        let output = run_ok(
+            zeroimage()
+                .arg(&hello)
+                .args(["-t", "zi-load/desktop:1", "--load", "docker", "-v"])
+                .env_remove("DOCKER_HOST")
+                .env_remove("DOCKER_CONTEXT")
+                .env_remove("DOCKER_CONFIG")
+                .env_remove("XDG_RUNTIME_DIR")
+                .env("HOME", &home)
+                .current_dir(dir.path()),
+        );
+        let err = stderr_of(&output);
+        assert!(
+            err.contains(&format!(
+                "docker's Engine API at {} (found for want of /var/run/docker.sock",
+                home.join(".docker/run/docker.sock").display()
+            )),
+            "{err}"
+        );
+        assert!(docker_run("zi-load/desktop:1").starts_with(GREETING_LINE));
+    }
+
+    // A tcp:// (or ssh://) daemon goes through the docker CLI on PATH: here a TCP port the test
+    // forwards to the daemon's socket.
+    let forward = forward_tcp_to_unix(PathBuf::from(&socket));
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
     std::os::unix::fs::symlink("/usr/bin/docker", bin.join("docker")).unwrap();
@@ -165,25 +222,26 @@ fn docker_gets_the_machines_platform_through_its_api_and_its_cli() {
         arm_first(
             &support::fixture_binary("probe", AARCH64_MUSL).unwrap(),
             &support::fixture_binary("probe", X86_64_MUSL).unwrap(),
-            "zi-load/context:1",
+            "zi-load/cli:1",
         )
         .args(["--load", "docker", "-v"])
-        .env_remove("DOCKER_HOST")
-        .env("DOCKER_CONTEXT", "zi-context")
+        .env("DOCKER_HOST", format!("tcp://{forward}"))
         .env("DOCKER_CONFIG", dockerd.config_dir())
         .env("PATH", path)
         .current_dir(dir.path()),
     );
     let err = stderr_of(&output);
     assert!(
-        err.contains("docker context `zi-context`: loading with `docker load`"),
+        err.contains(&format!(
+            "DOCKER_HOST=tcp://{forward}: loading with `docker load`"
+        )),
         "{err}"
     );
     assert!(
-        err.contains("Loaded zi-load/context:1 into docker (image sha256:"),
+        err.contains("Loaded zi-load/cli:1 into docker (image sha256:"),
         "{err}"
     );
-    let report = support::probe_report(&docker_run("zi-load/context:1"));
+    let report = support::probe_report(&docker_run("zi-load/cli:1"));
     assert_eq!(report["arch"], machine(), "{report:?}");
 
     // A platform the image lacks, and `all` (docker keeps one per name): one line, the archive kept.
@@ -602,4 +660,31 @@ fn podman_loads_the_machines_platform_or_all_as_a_manifest_list() {
     ours.sort();
     assert_eq!(digests, ours, "the list holds both platforms' manifests");
     assert_eq!(run("docker.io/zi-load/probe:all")["arch"], machine());
+}
+
+/// A TCP port on 127.0.0.1 whose connections are passed on to the unix socket `to`, for as long as
+/// the test runs; its `HOST:PORT`.
+fn forward_tcp_to_unix(to: PathBuf) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(daemon) = std::os::unix::net::UnixStream::connect(&to) else {
+                continue;
+            };
+            let (mut client_in, mut daemon_out) =
+                (client.try_clone().unwrap(), daemon.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut client_in, &mut daemon_out);
+                let _ = daemon_out.shutdown(std::net::Shutdown::Write);
+            });
+            let (mut daemon_in, mut client_out) = (daemon, client);
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut daemon_in, &mut client_out);
+                let _ = client_out.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    address
 }
