@@ -178,6 +178,38 @@ impl LayerSpec {
             })
     }
 
+    /// What the layer puts at `image_path` (absolute): its kind and permission bits.
+    pub fn kind_and_mode(&self, image_path: &str) -> Option<(RootKind, u32)> {
+        let entry = self.entries.get(image_path.trim_start_matches('/'))?;
+        let kind = match entry.source {
+            Source::Directory => RootKind::Dir,
+            Source::Symlink(_) => RootKind::Symlink,
+            Source::File(_) | Source::Bytes(_) => RootKind::File,
+        };
+        Some((kind, entry.mode))
+    }
+
+    /// Every regular file of the layer: its absolute path in the image and its permission bits.
+    pub fn file_modes(&self) -> impl Iterator<Item = (String, u32)> + '_ {
+        self.entries
+            .iter()
+            .filter(|(_, entry)| matches!(entry.source, Source::File(_) | Source::Bytes(_)))
+            .map(|(path, entry)| (format!("/{path}"), entry.mode))
+    }
+
+    /// The bytes of content the layer holds (files on disk as they are now, generated files), for
+    /// size limits checked before the layer is written.
+    pub fn content_len(&self) -> u64 {
+        self.entries
+            .values()
+            .map(|entry| match &entry.source {
+                Source::File(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+                Source::Bytes(bytes) => bytes.len() as u64,
+                Source::Directory | Source::Symlink(_) => 0,
+            })
+            .sum()
+    }
+
     /// Adds every entry of `other`. Directories both have merge; any other overlap is refused.
     pub fn merge(&mut self, other: LayerSpec) -> Result<()> {
         for (path, entry) in other.entries {

@@ -23,6 +23,7 @@ use crate::assemble::options::ImageOptions;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
+use crate::job::lambda::LambdaCheck;
 use crate::job::naming::{Repository, resolve_path};
 use crate::job::package::{Input, PackageOptions, default_output};
 use crate::job::plan::{Fallbacks, ImagePlan};
@@ -386,6 +387,7 @@ impl CargoJob {
             provenance: settings.provenance,
             require_attachments: settings.require_attachments,
             compression: settings.compression()?,
+            lambda: settings.lambda.unwrap_or(false),
         })
     }
 
@@ -475,6 +477,7 @@ impl CargoJob {
                 config,
                 essentials: settled.essentials,
                 compression: settled.compression,
+                lambda: LambdaCheck::choose(settled.lambda, push_to.iter().map(Reference::domain)),
                 attach,
             },
             base: settled.base,

@@ -93,6 +93,8 @@ pub struct Settings {
     pub compression: Option<String>,
     /// Compression level, for whichever format.
     pub compression_level: Option<u32>,
+    /// Check AWS Lambda's rules for images, refusing an image Lambda cannot run.
+    pub lambda: Option<bool>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -135,6 +137,7 @@ impl Settings {
         "auditable",
         "compression",
         "compression-level",
+        "lambda",
     ];
 
     /// Reads the `zeroimage` table of a `metadata` value from `manifest` (named in errors).
@@ -225,6 +228,7 @@ impl Settings {
             auditable: self.auditable.or(fallback.auditable),
             compression: self.compression.or(fallback.compression),
             compression_level: self.compression_level.or(fallback.compression_level),
+            lambda: self.lambda.or(fallback.lambda),
             manifest: self.manifest.or(fallback.manifest),
         }
     }

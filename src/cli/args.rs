@@ -43,6 +43,12 @@ pub struct ImageArgs {
     #[arg(long, value_name = "N")]
     pub compression_level: Option<u32>,
 
+    /// Refuse an image AWS Lambda cannot run (an index, layers not gzip, a platform other than amd64 or
+    /// arm64, an unusable entrypoint, files others cannot read, over 10 GiB), before anything is written;
+    /// without it, a push to ECR warns
+    #[arg(long)]
+    pub lambda: bool,
+
     #[command(flatten)]
     pub supply_chain: SupplyChainArgs,
 }

@@ -202,5 +202,6 @@ pub fn job_options(
         created_now: image.created.as_deref() == Some("now"),
         compression: image.compression,
         compression_level: image.compression_level,
+        lambda: image.lambda,
     })
 }

@@ -3,6 +3,7 @@
 //! (`CargoJob`) builds its programs first, then ends the same way.
 
 pub mod base;
+pub mod lambda;
 pub mod naming;
 pub mod package;
 pub(crate) mod parameters;
@@ -16,6 +17,7 @@ use std::path::PathBuf;
 pub(crate) use staging::ensure_stdout_free;
 
 use base::BaseRef;
+use lambda::LambdaCheck;
 use naming::NamePattern;
 use package::{Input, PackageOptions, PackageSummary, default_output, entrypoint_path};
 use plan::{Fallbacks, ImagePlan};
@@ -26,6 +28,7 @@ use crate::assemble::options::ImageOptions;
 use crate::codec::compress::Choice;
 use crate::context::Context;
 use crate::error::Result;
+use crate::image::reference::Reference;
 use crate::load::{LoadOptions, Loaded};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::{PushOptions, Pushed};
@@ -82,6 +85,9 @@ pub struct JobOptions {
     pub compression: Option<Choice>,
     /// Compression level; alone, it applies to the format otherwise chosen.
     pub compression_level: Option<u32>,
+    /// Check AWS Lambda's rules and refuse an image Lambda cannot run, before anything is written;
+    /// without it (and without the cargo job's `lambda` setting), a push to ECR warns instead.
+    pub lambda: bool,
 }
 
 /// `zeroimage`'s job: the programs to package (one per platform) and the options.
@@ -159,6 +165,10 @@ impl Job {
                 config: settled.config,
                 essentials: settled.essentials,
                 compression: settled.compression,
+                lambda: LambdaCheck::choose(
+                    settled.lambda,
+                    settled.push.iter().map(Reference::domain),
+                ),
                 attach: AttachOptions {
                     sbom: settled.sbom,
                     provenance,

@@ -23,6 +23,7 @@ use crate::image::referrers::Attachments;
 use crate::image::spool::Spool;
 use crate::image::{Image, ImageTree, Stored};
 use crate::job::base::BaseImage;
+use crate::job::lambda::{self, LambdaCheck};
 use crate::layout::archive::ImageArchive;
 use crate::layout::read::ArchiveSource;
 use crate::load::Loaded;
@@ -65,6 +66,8 @@ pub struct PackageOptions {
     pub attach: AttachOptions,
     /// How the layers are compressed.
     pub compression: CompressOptions,
+    /// What is done about AWS Lambda's rules.
+    pub lambda: LambdaCheck,
 }
 
 /// One platform's image in the archive.
@@ -318,6 +321,7 @@ pub fn package<'a>(
         None => default_tag(&name)?,
     };
     let (essentials_layers, program_specs) = run.layer_specs(&checked)?;
+    run.check_lambda(&checked, &program_specs, &essentials_layers)?;
     let mut output = run.open_output(&checked, &program_specs, &essentials_layers)?;
     let platforms: Vec<String> = checked.iter().map(|c| c.platform.to_string()).collect();
     listener.status("Packaging", &format!("{name} ({})", platforms.join(", ")));
@@ -451,6 +455,35 @@ impl Run<'_, '_> {
             });
         }
         Ok(checked)
+    }
+
+    /// AWS Lambda's rules, checked on what is about to be built (before the archive is created).
+    fn check_lambda(
+        &self,
+        checked: &[Checked],
+        program_specs: &[LayerSpec],
+        essentials_layers: &[Option<EssentialsLayer>],
+    ) -> Result<()> {
+        let options = self.options;
+        if options.lambda == LambdaCheck::Off {
+            return Ok(());
+        }
+        let planned: Vec<lambda::Planned> = checked
+            .iter()
+            .zip(program_specs)
+            .zip(essentials_layers)
+            .map(|((c, program), essentials)| lambda::Planned {
+                platform: &c.platform,
+                entrypoint: self.entrypoint,
+                base_layers: c.base.as_ref().map_or(&[], |b| b.layers.as_slice()),
+                base: c.rootfs.as_ref(),
+                own: std::iter::once(program)
+                    .chain(essentials.as_ref().map(|e| &e.spec))
+                    .collect(),
+                own_media_type: options.compression.media_type(),
+            })
+            .collect();
+        lambda::enforce(options.lambda, &planned, self.cx.listener())
     }
 
     /// The essentials layer and the program layer of each platform, built before the archive is

@@ -57,6 +57,8 @@ pub struct Fallbacks {
     pub require_attachments: Option<bool>,
     /// Layer compression.
     pub compression: Option<CompressOptions>,
+    /// Refuse an image AWS Lambda cannot run.
+    pub lambda: bool,
 }
 
 /// The options of one image, settled: every value a flag gave, else its fallback, else the default.
@@ -91,6 +93,8 @@ pub struct Settled {
     pub provenance: bool,
     /// Layer compression.
     pub compression: CompressOptions,
+    /// Refuse an image AWS Lambda cannot run (else a push to ECR warns).
+    pub lambda: bool,
 }
 
 impl JobOptions {
@@ -111,6 +115,10 @@ impl JobOptions {
         } else {
             self.load.clone()
         };
+        let push = push
+            .iter()
+            .map(|p| p.resolve(bin))
+            .collect::<Result<Vec<_>>>()?;
         Ok(Settled {
             output: self.output.clone().or(fallbacks.output),
             tag: tag.map(|t| t.resolve(bin)).transpose()?,
@@ -123,10 +131,8 @@ impl JobOptions {
             config: fallbacks.config.overlay(self.config.clone()),
             essentials: self.essentials.clone().over(fallbacks.essentials),
             base: self.base.clone().or(fallbacks.base),
-            push: push
-                .iter()
-                .map(|p| p.resolve(bin))
-                .collect::<Result<Vec<_>>>()?,
+            lambda: self.lambda || fallbacks.lambda,
+            push,
             push_options: PushOptions {
                 require_attachments: self
                     .require_attachments

@@ -1304,3 +1304,38 @@ fn compression_comes_from_cargo_toml_and_flags_win() {
         "the flag wins"
     );
 }
+
+#[test]
+fn lambda_in_cargo_toml_refuses_what_lambda_cannot_run_and_the_flags_can_fix_it() {
+    let dir = tempfile::tempdir().unwrap();
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.zeroimage]\nlambda = true\ncompression = \"zstd\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let archive = dir.path().join("fn.tar");
+    let output = cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .arg("-o")
+        .arg(&archive)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "error: AWS Lambda cannot run this image (--lambda): layer 1 of 1 is zstd-compressed"
+        ),
+        "{stderr}"
+    );
+    assert!(!archive.exists(), "nothing is written");
+    run_ok(
+        cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-q", "--compression", "gzip", "-o"])
+            .arg(&archive),
+    );
+    assert!(archive.is_file());
+}

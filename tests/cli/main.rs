@@ -17,6 +17,7 @@ mod elf_checks;
 mod fuzz_regressions;
 mod image_config;
 mod image_format;
+mod lambda;
 mod layer_contents;
 mod multi_platform;
 mod signals;

@@ -61,6 +61,15 @@ fn new_image(umoci: &Path, layout: &Path, image: &str) {
     );
 }
 
+/// A base of one layer, the files staged under `stage`, in the OCI layout `dir/NAME-layout`, tag
+/// `latest` (umoci keeps their modes and links).
+pub fn layout_of(umoci: &Path, dir: &Path, name: &str, stage: &Path) -> PathBuf {
+    let layout = dir.join(format!("{name}-layout"));
+    new_image(umoci, &layout, "latest");
+    insert(umoci, &layout, "latest", stage);
+    layout
+}
+
 /// A busybox base in the OCI layout `dir/layout`, tag `latest`: two layers (busybox; then /etc files:
 /// passwd and group with user `app` (1000), a marker file, a CA bundle with `ca` copied in), Env
 /// `GREETING=from the base` and PATH, User `app`, WorkingDir /srv, a label, a volume, port 80.

@@ -128,6 +128,11 @@ impl RootFs {
         self.live
     }
 
+    /// Bytes the layers decompressed to: the image's unpacked size.
+    pub fn expanded(&self) -> u64 {
+        self.expanded
+    }
+
     /// True for an image with no path but its root.
     pub fn is_empty(&self) -> bool {
         self.live == 0

@@ -68,6 +68,17 @@ impl Layer {
         self.owned(path, tar::EntryType::Directory, "", b"", (mode, uid))
     }
 
+    /// A file with another mode.
+    pub fn file_mode(self, path: &str, data: &str, mode: u32) -> Layer {
+        self.owned(
+            path,
+            tar::EntryType::Regular,
+            "",
+            data.as_bytes(),
+            (mode, 0),
+        )
+    }
+
     pub fn symlink(self, path: &str, target: &str) -> Layer {
         self.entry(path, tar::EntryType::Symlink, target, b"")
     }
