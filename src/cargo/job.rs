@@ -13,7 +13,7 @@ use super::c_code::{GraphRequest, Prefetched, crates_with_c, resolve_graph};
 use super::config::CargoConfig;
 use super::options::CargoOptions;
 use super::plan;
-use super::select::{choose, default_tag, describe_selection, targets};
+use super::select::{choose, default_tag, describe_selection, every_platform, targets, wants_all};
 use super::settings::Settings;
 use super::supply::{self, TargetBuild};
 use super::target::{self, Target};
@@ -23,6 +23,7 @@ use crate::assemble::options::ImageOptions;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
+use crate::job::base::BaseImage;
 use crate::job::lambda::LambdaCheck;
 use crate::job::naming::{Repository, resolve_path};
 use crate::job::package::{Input, PackageOptions, default_output};
@@ -33,6 +34,7 @@ use crate::oci::platform::PlatformOverride;
 use crate::report::Listener;
 use crate::sbom::Vcs;
 use crate::util::destination::{is_dash, parent_dir};
+use crate::util::sanitize;
 use crate::util::timestamp::Timestamp;
 
 /// Everything `cargo zeroimage` decides: how to build, and the image options, which win over the
@@ -96,7 +98,6 @@ impl CargoJob {
     /// Builds, packages, pushes and loads in the run `cx`: progress goes to its listener (cargo's own
     /// output to the terminal), its token stops cargo and everything else.
     pub fn run(&self, cx: &Context) -> Result<CargoOutcome> {
-        let listener = cx.listener();
         let cancel = cx.cancel();
         let cargo = &self.cargo;
         let options = &self.options;
@@ -167,9 +168,9 @@ impl CargoJob {
             ),
         };
         let planned = if cargo.several() {
-            self.plan_several(&workspace, selected, &build, listener)?
+            self.plan_several(&workspace, selected, &build, cx)?
         } else {
-            vec![self.plan_one(&workspace, selected, &settings, &build, listener)?]
+            vec![self.plan_one(&workspace, selected, &settings, &build, cx)?]
         };
         // For the SBOM's toolchain; an SBOM without it is still worth writing.
         let rustc_version = rustc.borrow_mut().verbose_version().ok();
@@ -195,6 +196,51 @@ impl CargoJob {
         Ok(CargoOutcome { images })
     }
 
+    /// `triples` as chosen, or, for `all`, the musl target of every Linux platform the image's base
+    /// offers whose standard library is installed, each platform left out said with why. `all`
+    /// without a base, or with no platform left, is refused before anything is built.
+    fn expand_all(
+        &self,
+        triples: Vec<String>,
+        origin: &str,
+        settings: &Settings,
+        build: &Build,
+        cx: &Context,
+    ) -> Result<Vec<String>> {
+        if !wants_all(&triples, origin)? {
+            return Ok(triples);
+        }
+        let base = match &self.options.base {
+            Some(base) => base.clone(),
+            None => settings.base_ref()?.ok_or_else(|| {
+                Error::Invalid(format!(
+                    "target `all` (in {origin}) builds every platform of the base image, and there \
+                     is no base; give one with --from or --from-archive (or `from` in Cargo.toml), \
+                     or name the targets"
+                ))
+            })?,
+        };
+        let image = BaseImage::open(&base, &self.options.pull_options, cx)?;
+        let platforms = image.platforms()?;
+        let (chosen, skipped) = every_platform(&platforms, |triple| {
+            build.rustc.borrow_mut().ensure_installed(triple).is_ok()
+        });
+        let name = sanitize::outside(image.name(), sanitize::EXCERPT);
+        for (platform, why) in &skipped {
+            cx.listener()
+                .status("Skipping", &format!("{platform} of base {name}: {why}"));
+        }
+        if chosen.is_empty() {
+            let offered: Vec<String> = platforms.iter().map(ToString::to_string).collect();
+            return Err(Error::Invalid(format!(
+                "target `all` (in {origin}): base {name} offers no platform there is an installed \
+                 musl target for (it offers {})",
+                offered.join(", ")
+            )));
+        }
+        Ok(chosen)
+    }
+
     /// One image: the binary the selection and the package's `default-run` choose, for each target.
     fn plan_one<'w>(
         &self,
@@ -202,15 +248,16 @@ impl CargoJob {
         selected: Option<&'w Package>,
         settings: &Settings,
         build: &Build,
-        listener: &dyn Listener,
+        cx: &Context,
     ) -> Result<Planned<'w>> {
-        let cargo = &self.cargo;
+        let (cargo, listener) = (&self.cargo, cx.listener());
         let (triples, origin) = targets(
             &cargo.targets,
             settings,
             build.config.build_targets()?,
             build.host,
         )?;
+        let triples = self.expand_all(triples, &origin, settings, build, cx)?;
         listener.detail(&format!("target {} from {origin}", triples.join(", ")));
         let targets = build.targets_of(&triples)?;
         let toolchains = build.toolchains(&targets)?;
@@ -253,19 +300,20 @@ impl CargoJob {
         workspace: &'w Workspace,
         selected: Option<&'w Package>,
         build: &Build,
-        listener: &dyn Listener,
+        cx: &Context,
     ) -> Result<Vec<Planned<'w>>> {
-        let cargo = &self.cargo;
+        let (cargo, listener) = (&self.cargo, cx.listener());
         let packages = plan::packages(workspace, cargo, selected)?;
-        for (package, bin) in &cargo.only {
-            let found = packages.iter().find(|p| p.name.as_str() == package);
-            if let Some(found) = found {
-                bin_of(found, Some(bin))?;
-            }
-        }
+        check_only(cargo, &packages)?;
         let configured = build.config.build_targets()?;
-        let (groups, wanted, uniform) =
-            plan::groups(workspace, cargo, &packages, configured, build.host)?;
+        let (groups, wanted, uniform) = plan::groups(
+            workspace,
+            cargo,
+            &packages,
+            configured,
+            build.host,
+            &|triples, origin, settings| self.expand_all(triples, origin, settings, build, cx),
+        )?;
         let triples: Vec<String> = groups.iter().map(|g| g.triple.clone()).collect();
         let targets = build.targets_of(&triples)?;
         let toolchains = build.toolchains(&targets)?;
@@ -557,6 +605,16 @@ fn check_distinct(prepared: &[Prepared]) -> Result<()> {
 /// The musl targets a run will most likely build, before the workspace and cargo's configuration are
 /// read: those on the command line (which win), else the default for this program's architecture.
 /// A wrong guess costs one `cargo metadata` on an idle core.
+/// Each binary `resolve` names (`cargo.only`) exists in its package, when that package is selected.
+fn check_only(cargo: &CargoOptions, packages: &[&Package]) -> Result<()> {
+    for (package, bin) in &cargo.only {
+        if let Some(found) = packages.iter().find(|p| p.name.as_str() == package) {
+            bin_of(found, Some(bin))?;
+        }
+    }
+    Ok(())
+}
+
 fn likely_targets(cargo: &CargoOptions) -> Vec<String> {
     let targets = if cargo.targets.is_empty() {
         vec![target::default_target(std::env::consts::ARCH)]

@@ -6,8 +6,14 @@ use cargo_metadata::Package;
 
 use super::options::CargoOptions;
 use super::select::targets;
+use super::settings::Settings;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
+
+/// Makes `all` (in the targets chosen from the origin given, for a package of these settings) into
+/// the targets it stands for.
+pub(crate) type ExpandTargets<'a> =
+    dyn Fn(Vec<String>, &str, &Settings) -> Result<Vec<String>> + 'a;
 
 /// One `cargo build`: a target and the packages built for it.
 pub(crate) struct Group<'w> {
@@ -94,7 +100,7 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 /// Each package's targets (`--target`, else its settings, else cargo's `build.target`, else the host's
-/// musl target), grouped by
+/// musl target; `all` made into its base's platforms by `expand`), grouped by
 /// triple in order of first appearance. `uniform` is true when every package wants the same ones, so
 /// one build per target can keep the user's own selection flags.
 pub(crate) fn groups<'w>(
@@ -103,18 +109,13 @@ pub(crate) fn groups<'w>(
     packages: &[&'w Package],
     configured: Option<(Vec<String>, String)>,
     host: &str,
+    expand: &ExpandTargets,
 ) -> Result<(Vec<Group<'w>>, Vec<Vec<String>>, bool)> {
     let mut wanted = Vec::new();
     for package in packages {
-        wanted.push(
-            targets(
-                &cargo.targets,
-                &workspace.settings(Some(package))?,
-                configured.clone(),
-                host,
-            )?
-            .0,
-        );
+        let settings = workspace.settings(Some(package))?;
+        let (triples, origin) = targets(&cargo.targets, &settings, configured.clone(), host)?;
+        wanted.push(expand(triples, &origin, &settings)?);
     }
     let uniform = wanted.windows(2).all(|pair| pair[0] == pair[1]);
     let mut groups: Vec<Group<'w>> = Vec::new();

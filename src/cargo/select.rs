@@ -4,11 +4,12 @@
 use cargo_metadata::Package;
 
 use super::build::Executable;
-use super::settings::Settings;
+use super::settings::{ALL_TARGETS, Settings};
 use super::target;
 use super::workspace::Workspace;
 use crate::error::{Error, Result};
 use crate::image::reference::Reference;
+use crate::oci::platform::Platform;
 
 /// The targets to build and where they came from (for `-v`): `given` (the `--target` flags), else
 /// `targets` or `target` from Cargo.toml, else cargo's `build.target` (`configured`, as cargo itself
@@ -45,6 +46,83 @@ pub(crate) fn targets(
         }
     }
     Ok((targets, origin))
+}
+
+/// True when `triples` asks for every platform of the base; `all` beside other targets is refused.
+pub(crate) fn wants_all(triples: &[String], origin: &str) -> Result<bool> {
+    match triples {
+        [one] if one == ALL_TARGETS => Ok(true),
+        several if several.iter().any(|t| t == ALL_TARGETS) => Err(Error::Invalid(format!(
+            "target `all` (in {origin}) stands for every platform of the base image, so it is given \
+             alone"
+        ))),
+        _ => Ok(false),
+    }
+}
+
+/// The musl target Rust builds static programs for `platform` with, when there is one.
+pub(crate) fn musl_triple(platform: &Platform) -> Option<&'static str> {
+    if platform.os != "linux" {
+        return None;
+    }
+    Some(
+        match (
+            platform.architecture.as_str(),
+            platform.variant.as_deref().unwrap_or(""),
+        ) {
+            ("amd64", _) => "x86_64-unknown-linux-musl",
+            ("arm64", "" | "v8") => "aarch64-unknown-linux-musl",
+            ("arm", "v7" | "") => "armv7-unknown-linux-musleabihf",
+            ("arm", "v6") => "arm-unknown-linux-musleabihf",
+            ("arm", "v5") => "armv5te-unknown-linux-musleabi",
+            ("386", _) => "i686-unknown-linux-musl",
+            ("ppc64le", _) => "powerpc64le-unknown-linux-musl",
+            ("s390x", _) => "s390x-unknown-linux-musl",
+            ("riscv64", _) => "riscv64gc-unknown-linux-musl",
+            ("loong64", _) => "loongarch64-unknown-linux-musl",
+            ("mips64le", _) => "mips64el-unknown-linux-muslabi64",
+            _ => return None,
+        },
+    )
+}
+
+/// What `all` becomes for a base offering `platforms`: the musl target of each Linux platform whose
+/// standard library `installed` finds, in the base's order; and each platform left out, with why.
+/// Entries that are not platforms (attestation manifests, `unknown/unknown`) are passed over.
+pub(crate) fn every_platform(
+    platforms: &[Platform],
+    mut installed: impl FnMut(&str) -> bool,
+) -> (Vec<String>, Vec<(Platform, String)>) {
+    let mut chosen: Vec<String> = Vec::new();
+    let mut skipped = Vec::new();
+    for platform in platforms {
+        if platform.os == "unknown" {
+            continue;
+        }
+        if platform.os != "linux" {
+            skipped.push((platform.clone(), "not a Linux platform".to_owned()));
+            continue;
+        }
+        let Some(triple) = musl_triple(platform) else {
+            skipped.push((
+                platform.clone(),
+                "Rust has no musl target for it".to_owned(),
+            ));
+            continue;
+        };
+        if chosen.iter().any(|t| t == triple) {
+            continue;
+        }
+        if installed(triple) {
+            chosen.push(triple.to_owned());
+        } else {
+            skipped.push((
+                platform.clone(),
+                format!("{triple} is not installed (rustup target add {triple})"),
+            ));
+        }
+    }
+    (chosen, skipped)
 }
 
 /// What the `Building` line names: the bin, else the selected package, else the workspace.
@@ -125,6 +203,84 @@ mod tests {
             targets: targets.map(|t| t.iter().map(std::string::ToString::to_string).collect()),
             ..Settings::default()
         }
+    }
+
+    #[test]
+    fn every_platform_of_a_base_maps_to_its_musl_target_and_the_rest_are_said() {
+        let platforms: Vec<Platform> = [
+            "linux/amd64",
+            "linux/arm64/v8",
+            "linux/arm/v7",
+            "linux/arm/v6",
+            "linux/s390x",
+            "linux/mips",
+        ]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .chain(
+            [("windows", "amd64"), ("unknown", "unknown")].map(|(os, arch)| Platform {
+                os: os.to_owned(),
+                architecture: arch.to_owned(),
+                variant: None,
+                os_version: None,
+                os_features: Vec::new(),
+            }),
+        )
+        .collect();
+        let installed = [
+            "x86_64-unknown-linux-musl",
+            "aarch64-unknown-linux-musl",
+            "armv7-unknown-linux-musleabihf",
+        ];
+        let (chosen, skipped) = every_platform(&platforms, |t| installed.contains(&t));
+        assert_eq!(chosen, installed);
+        let skipped: Vec<String> = skipped
+            .iter()
+            .map(|(p, why)| format!("{p}: {why}"))
+            .collect();
+        assert_eq!(
+            skipped,
+            [
+                "linux/arm/v6: arm-unknown-linux-musleabihf is not installed (rustup target add arm-unknown-linux-musleabihf)",
+                "linux/s390x: s390x-unknown-linux-musl is not installed (rustup target add s390x-unknown-linux-musl)",
+                "linux/mips: Rust has no musl target for it",
+                "windows/amd64: not a Linux platform",
+            ]
+        );
+    }
+
+    #[test]
+    fn each_musl_target_labels_images_with_the_platform_it_was_chosen_for() {
+        for platform in [
+            "linux/amd64",
+            "linux/arm64",
+            "linux/arm/v7",
+            "linux/arm/v6",
+            "linux/386",
+            "linux/ppc64le",
+            "linux/s390x",
+            "linux/riscv64",
+        ] {
+            let platform: Platform = platform.parse().unwrap();
+            let triple = musl_triple(&platform).unwrap();
+            let target =
+                crate::cargo::target::Target::new(triple, &crate::util::cancel::CancelToken::new())
+                    .unwrap();
+            assert!(
+                platform.matches(target.platform()) && target.platform().matches(&platform),
+                "{platform} -> {triple} -> {}",
+                target.platform()
+            );
+        }
+    }
+
+    #[test]
+    fn all_stands_alone() {
+        let all = vec!["all".to_owned()];
+        assert!(wants_all(&all, "--target").unwrap());
+        assert!(!wants_all(&["x86_64-unknown-linux-musl".to_owned()], "--target").unwrap());
+        let mixed = vec!["all".to_owned(), "x86_64-unknown-linux-musl".to_owned()];
+        assert!(wants_all(&mixed, "--target").is_err());
     }
 
     #[test]

@@ -33,7 +33,8 @@ pub struct Settings {
     pub tag: Option<String>,
     /// Rust target triple to build for.
     pub target: Option<String>,
-    /// Several targets: one multi-platform image.
+    /// Several targets: one multi-platform image; `"all"`: every platform of the base.
+    #[serde(default, deserialize_with = "targets_or_all")]
     pub targets: Option<Vec<String>>,
     /// Archive path.
     pub output: Option<PathBuf>,
@@ -98,6 +99,31 @@ pub struct Settings {
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
+}
+
+/// The target that stands for every Linux platform of the base image (`--target all`,
+/// `targets = "all"`), as ko's `--platform=all`.
+pub(crate) const ALL_TARGETS: &str = "all";
+
+/// `targets` is a list of triples, or `"all"` (every platform of the base), kept as `["all"]`.
+fn targets_or_all<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Vec<String>>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Targets {
+        One(String),
+        List(Vec<String>),
+    }
+    match Option::<Targets>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Targets::List(list)) => Ok(Some(list)),
+        Some(Targets::One(all)) if all == ALL_TARGETS => Ok(Some(vec![all])),
+        Some(Targets::One(other)) => Err(serde::de::Error::custom(format!(
+            "`targets` is a list of target triples or \"all\", not \"{}\" (use `target` for one)",
+            crate::util::sanitize::outside(&other, 100)
+        ))),
+    }
 }
 
 impl Settings {
@@ -460,6 +486,32 @@ mod tests {
         assert!(err.contains("/ws/Cargo.toml"), "{err}");
         assert!(err.contains("[workspace.metadata.zeroimage]"), "{err}");
         assert!(err.contains("unknown field `tagg`"), "{err}");
+    }
+
+    #[test]
+    fn targets_is_a_list_or_all() {
+        let read = |value: serde_json::Value| {
+            Settings::from_metadata(
+                &json!({"zeroimage": {"targets": value}}),
+                Path::new("/ws/Cargo.toml"),
+                "package",
+            )
+        };
+        assert_eq!(
+            read(json!("all")).unwrap().targets,
+            Some(vec!["all".to_owned()])
+        );
+        assert_eq!(
+            read(json!(["a", "b"])).unwrap().targets,
+            Some(vec!["a".to_owned(), "b".to_owned()])
+        );
+        let err = read(json!("x86_64-unknown-linux-musl"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("/ws/Cargo.toml") && err.contains("use `target` for one"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -246,7 +246,8 @@ pub struct CargoBuildArgs {
     #[arg(long, help_heading = "Feature Selection")]
     pub no_default_features: bool,
 
-    /// Build for the target triple; repeat for a multi-platform image [default: the musl target for this host's architecture]
+    /// Build for the target triple; repeat for a multi-platform image; `all`: every platform of the base
+    /// image with an installed musl target [default: the musl target for this host's architecture]
     #[arg(long, value_name = "TRIPLE", help_heading = "Compilation Options")]
     pub target: Vec<String>,
 

@@ -213,6 +213,29 @@ impl<'l> BaseImage<'l> {
         })
     }
 
+    /// The platforms the base offers, in its order: its index's entries (attestation entries, which
+    /// say `unknown/unknown`, included), or the one its config says.
+    pub fn platforms(&self) -> Result<Vec<Platform>> {
+        if self.image.tree.index.is_some() {
+            return Ok(self
+                .image
+                .tree
+                .manifests
+                .iter()
+                .filter_map(|node| node.descriptor.platform.clone())
+                .collect());
+        }
+        let config = read_config(self.source(), &self.image.tree.manifests[0])?;
+        let value = config.value();
+        Ok(vec![Platform {
+            architecture: value.architecture.clone(),
+            os: value.os.clone(),
+            variant: value.variant.clone(),
+            os_version: None,
+            os_features: Vec::new(),
+        }])
+    }
+
     fn node_for(&self, platform: &Platform) -> Result<&ManifestNode> {
         if self.image.tree.index.is_none() {
             return Ok(&self.image.tree.manifests[0]);

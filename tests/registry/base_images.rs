@@ -1040,3 +1040,163 @@ fn nonroot_reads_the_accounts_of_a_base_whose_etc_is_a_link_and_names_a_file_too
     );
     assert!(!dir.path().join("never.tar").exists());
 }
+
+#[test]
+fn target_all_builds_every_platform_of_the_base_that_has_an_installed_musl_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some((umoci, skopeo)) = bases::tools() else {
+        return;
+    };
+    for target in [support::X86_64_MUSL, support::AARCH64_MUSL] {
+        if !support::target_installed(target) {
+            return;
+        }
+    }
+    // The two-platform base, and an index over it that also lists linux/s390x (no rustup musl
+    // target exists for it).
+    let layout = bases::multi_platform_layout(&umoci, dir.path());
+    bases::arch_image(&umoci, &layout, dir.path(), "s390x");
+    let top: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let multi = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "multi")
+        .unwrap()
+        .clone();
+    let blob = |digest: &serde_json::Value| {
+        layout.join(format!(
+            "blobs/sha256/{}",
+            digest.as_str().unwrap().trim_start_matches("sha256:")
+        ))
+    };
+    let mut index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&multi["digest"])).unwrap()).unwrap();
+    let mut s390x = top["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["annotations"]["org.opencontainers.image.ref.name"] == "s390x")
+        .unwrap()
+        .clone();
+    s390x.as_object_mut().unwrap().remove("annotations");
+    s390x["platform"] = serde_json::json!({"architecture": "s390x", "os": "linux"});
+    index["manifests"].as_array_mut().unwrap().push(s390x);
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let digest = zeroimage::oci::Digest::of(&bytes);
+    std::fs::write(layout.join(digest.blob_path()), &bytes).unwrap();
+    let mut top = top.clone();
+    top["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "wide"},
+        }));
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    let wide = dir.path().join("wide.tar");
+    bases::copy(
+        &skopeo,
+        &layout,
+        "wide",
+        &format!("oci-archive:{}:wide", wide.display()),
+        &["--all"],
+    );
+
+    support::copy_fixture("hello", dir.path());
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let archive = dir.path().join("all.tar");
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--target", "all", "--from-archive"])
+            .arg(&wide)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "Skipping linux/s390x of base {}: s390x-unknown-linux-musl is not installed \
+             (rustup target add s390x-unknown-linux-musl)",
+            wide.display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("unknown/unknown"), "{stderr}");
+    let entries = support::read_tar(&archive);
+    let top = support::json_entry(&entries, "index.json");
+    let built = support::json_entry(
+        &entries,
+        &support::blob_name(&top["manifests"][0]["digest"]),
+    );
+    let platforms: Vec<String> = built["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let p = &m["platform"];
+            format!(
+                "{}/{}",
+                p["os"].as_str().unwrap(),
+                p["architecture"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(platforms, ["linux/amd64", "linux/arm64"], "{built}");
+    for entry in built["manifests"].as_array().unwrap() {
+        let arch = entry["platform"]["architecture"].as_str().unwrap();
+        let manifest = support::json_entry(&entries, &support::blob_name(&entry["digest"]));
+        let config =
+            support::json_entry(&entries, &support::blob_name(&manifest["config"]["digest"]));
+        assert!(
+            config["config"]["Env"]
+                .as_array()
+                .unwrap()
+                .contains(&format!("BASE_ARCH={arch}").into()),
+            "{arch} built on the {arch} base: {config}"
+        );
+    }
+
+    // Without a base, `all` has nothing to stand for: refused before cargo runs.
+    let output = support::cargo_zeroimage()
+        .arg("--manifest-path")
+        .arg(&manifest)
+        .args(["--target", "all", "-o"])
+        .arg(dir.path().join("never.tar"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("error: target `all` (in --target) builds every platform of the base image, and there is no base"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Compiling"), "{stderr}");
+    assert!(!dir.path().join("never.tar").exists());
+
+    // `targets = "all"` in Cargo.toml, with the base there too.
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str(&format!(
+        "\n[package.metadata.zeroimage]\ntargets = \"all\"\nfrom-archive = \"{}\"\n",
+        wide.display()
+    ));
+    std::fs::write(&manifest, text).unwrap();
+    let from_settings = dir.path().join("settings.tar");
+    run_ok(
+        support::cargo_zeroimage()
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["-q", "-o"])
+            .arg(&from_settings),
+    );
+    assert_eq!(
+        std::fs::read(&from_settings).unwrap(),
+        std::fs::read(&archive).unwrap(),
+        "the setting builds what the flags built"
+    );
+}

@@ -180,6 +180,29 @@ pub fn ldd_files(program: &Path) -> Vec<String> {
         .collect()
 }
 
+/// An image tagged `arch` in `layout`, labelled linux/`arch`, holding `/etc/base-marker` saying its
+/// architecture, with `BASE_ARCH=arch` in its environment (staged under `dir`).
+pub fn arch_image(umoci: &Path, layout: &Path, dir: &Path, arch: &str) {
+    new_image(umoci, layout, arch);
+    let root = dir.join(format!("root-{arch}"));
+    std::fs::create_dir_all(root.join("etc")).unwrap();
+    std::fs::write(root.join("etc/base-marker"), format!("{arch} base")).unwrap();
+    insert(umoci, layout, arch, &root);
+    config(
+        umoci,
+        layout,
+        arch,
+        &[
+            "--architecture",
+            arch,
+            "--os",
+            "linux",
+            "--config.env",
+            &format!("BASE_ARCH={arch}"),
+        ],
+    );
+}
+
 /// A multi-platform base in `dir/multi-layout`, image `multi`: an OCI image index over an amd64 and an
 /// arm64 image, each holding `/etc/base-marker` saying its architecture. umoci makes the two images;
 /// the index blob is written here, as `docker buildx` would.
@@ -187,24 +210,7 @@ pub fn multi_platform_layout(umoci: &Path, dir: &Path) -> PathBuf {
     use zeroimage::oci::Digest;
     let layout = dir.join("multi-layout");
     for arch in ["amd64", "arm64"] {
-        new_image(umoci, &layout, arch);
-        let root = dir.join(format!("root-{arch}"));
-        std::fs::create_dir_all(root.join("etc")).unwrap();
-        std::fs::write(root.join("etc/base-marker"), format!("{arch} base")).unwrap();
-        insert(umoci, &layout, arch, &root);
-        config(
-            umoci,
-            &layout,
-            arch,
-            &[
-                "--architecture",
-                arch,
-                "--os",
-                "linux",
-                "--config.env",
-                &format!("BASE_ARCH={arch}"),
-            ],
-        );
+        arch_image(umoci, &layout, dir, arch);
     }
     let index_path = layout.join("index.json");
     let mut top: serde_json::Value =
