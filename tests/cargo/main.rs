@@ -11,4 +11,5 @@ mod support;
 mod cargo_c_code;
 mod cargo_zeroimage;
 mod recipes;
+mod release;
 mod sbom;
