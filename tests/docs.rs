@@ -370,16 +370,16 @@ fn link_targets(markdown: &str) -> Vec<String> {
     }
     for line in text.lines() {
         let line = line.trim_start();
-        if let Some(rest) = line.strip_prefix('[') {
-            if let Some((_, target)) = rest.split_once("]: ") {
-                targets.push(
-                    target
-                        .split_whitespace()
-                        .next()
-                        .unwrap_or_default()
-                        .to_owned(),
-                );
-            }
+        if let Some(rest) = line.strip_prefix('[')
+            && let Some((_, target)) = rest.split_once("]: ")
+        {
+            targets.push(
+                target
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned(),
+            );
         }
     }
     targets

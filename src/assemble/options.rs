@@ -152,10 +152,10 @@ const SIGNALS: &[&str] = &[
 /// Parses a stop signal: `SIGTERM`, `TERM`, `term` or a number from 1 to 64; names are normalized to
 /// `SIGNAME`.
 pub fn parse_signal(input: &str) -> Result<String> {
-    if let Ok(n) = input.parse::<u8>() {
-        if (1..=64).contains(&n) {
-            return Ok(n.to_string());
-        }
+    if let Ok(n) = input.parse::<u8>()
+        && (1..=64).contains(&n)
+    {
+        return Ok(n.to_string());
     }
     let upper = input.to_ascii_uppercase();
     let name = upper.strip_prefix("SIG").unwrap_or(&upper);

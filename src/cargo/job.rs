@@ -269,13 +269,13 @@ impl CargoJob {
             let built = build.run(toolchain, &target, None, &what, listener)?;
             let executable = choose(&built.executables, workspace, bin)?.clone();
             units.push(built.units);
-            if let Some((_, first)) = builds.first() {
-                if first.name != executable.name || first.package_id != executable.package_id {
-                    return Err(Error::Invalid(format!(
-                        "the targets chose different binaries (`{}` and `{}`); pick one with --bin",
-                        first.name, executable.name
-                    )));
-                }
+            if let Some((_, first)) = builds.first()
+                && (first.name != executable.name || first.package_id != executable.package_id)
+            {
+                return Err(Error::Invalid(format!(
+                    "the targets chose different binaries (`{}` and `{}`); pick one with --bin",
+                    first.name, executable.name
+                )));
             }
             builds.push((target, executable));
         }

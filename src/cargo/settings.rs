@@ -186,10 +186,10 @@ impl Settings {
         if let Some(output) = &settings.output {
             settings.output = Some(base.join(output));
         }
-        if let Some(archive) = &settings.from_archive {
-            if !archive.starts_with('/') {
-                settings.from_archive = Some(base.join(archive).display().to_string());
-            }
+        if let Some(archive) = &settings.from_archive
+            && !archive.starts_with('/')
+        {
+            settings.from_archive = Some(base.join(archive).display().to_string());
         }
         for source in [&mut settings.ca_certs, &mut settings.tzdata]
             .into_iter()

@@ -192,10 +192,10 @@ pub(crate) fn decide(
                 path,
                 rust_lld: facts.cross,
             };
-            if !facts.cross {
-                if let Some(path) = gcc() {
-                    return Ok(with_gcc(path));
-                }
+            if !facts.cross
+                && let Some(path) = gcc()
+            {
+                return Ok(with_gcc(path));
             }
             let missing = match zig() {
                 Ok(zig) => return Ok(Toolchain::Zig(zig)),

@@ -401,10 +401,9 @@ impl<R: Read> Read for Zstd<R> {
                     if let (Some(expected), Some(actual)) = (
                         decoder.get_checksum_from_data(),
                         decoder.get_calculated_checksum(),
-                    ) {
-                        if expected != actual {
-                            return Err(bad("a frame whose checksum does not match its content"));
-                        }
+                    ) && expected != actual
+                    {
+                        return Err(bad("a frame whose checksum does not match its content"));
                     }
                     self.frame = None;
                 }

@@ -245,10 +245,10 @@ fn validate_domain(domain: &str) -> std::result::Result<(), String> {
         Some((host, port)) if !host.ends_with(']') || domain.starts_with('[') => (host, Some(port)),
         _ => (domain, None),
     };
-    if let Some(port) = port {
-        if port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(format!("registry port `{port}` is not a number"));
-        }
+    if let Some(port) = port
+        && (port.is_empty() || !port.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!("registry port `{port}` is not a number"));
     }
     if let Some(ipv6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         return if !ipv6.is_empty() && ipv6.bytes().all(|b| b.is_ascii_hexdigit() || b == b':') {

@@ -166,10 +166,9 @@ pub(crate) fn find_in_config(bytes: &[u8], registry: &str, file: &Path) -> Resul
     if let Some(helper) = config
         .get("credHelpers")
         .and_then(|h| h.get(&key).or_else(|| h.get(registry)))
+        && let Some(helper) = helper.as_str()
     {
-        if let Some(helper) = helper.as_str() {
-            return Ok(Some(Found::Helper(helper.to_owned())));
-        }
+        return Ok(Some(Found::Helper(helper.to_owned())));
     }
     let wanted = key_host(&key);
     if let Some(auths) = config.get("auths").and_then(Value::as_object) {

@@ -316,10 +316,10 @@ impl<'l> RegistrySource<'l> {
         let Some(probe) = probe else {
             return Err(self.fail(Kind::Protocol, format!("manifest {shown} is not JSON")));
         };
-        if let Some(own) = probe.media_type.as_deref().map(MediaType::parse) {
-            if usable(&own) {
-                return Ok(own);
-            }
+        if let Some(own) = probe.media_type.as_deref().map(MediaType::parse)
+            && usable(&own)
+        {
+            return Ok(own);
         }
         match (probe.manifests.is_some(), probe.config.is_some()) {
             (true, false) => Ok(MediaType::OciIndex),

@@ -118,13 +118,14 @@ impl<'a> WatchedWriter<'a> {
     }
 
     fn keep<T>(&mut self, result: io::Result<T>) -> io::Result<T> {
-        if let Err(e) = &result {
-            if self.failed.is_none() && e.kind() != io::ErrorKind::Interrupted {
-                self.failed = Some(match e.raw_os_error() {
-                    Some(code) => io::Error::from_raw_os_error(code),
-                    None => io::Error::new(e.kind(), e.to_string()),
-                });
-            }
+        if let Err(e) = &result
+            && self.failed.is_none()
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            self.failed = Some(match e.raw_os_error() {
+                Some(code) => io::Error::from_raw_os_error(code),
+                None => io::Error::new(e.kind(), e.to_string()),
+            });
         }
         result
     }

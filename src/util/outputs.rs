@@ -39,15 +39,15 @@ impl Inputs {
     /// Adds the file at `path` (links followed), named `what` in messages. One that cannot be checked
     /// (missing, unreadable) is left out: reading it fails later, with its own message.
     pub fn add(&mut self, path: &Path, what: &str) {
-        if let Ok(meta) = std::fs::metadata(path) {
-            if !meta.is_dir() {
-                self.files
-                    .entry((meta.dev(), meta.ino()))
-                    .or_insert_with(|| Input {
-                        path: path.to_owned(),
-                        what: what.to_owned(),
-                    });
-            }
+        if let Ok(meta) = std::fs::metadata(path)
+            && !meta.is_dir()
+        {
+            self.files
+                .entry((meta.dev(), meta.ino()))
+                .or_insert_with(|| Input {
+                    path: path.to_owned(),
+                    what: what.to_owned(),
+                });
         }
     }
 
@@ -206,10 +206,10 @@ fn undo(placed: Vec<(PathBuf, Option<Backup>)>, error: Error) -> Error {
     for (target, backup) in placed.into_iter().rev() {
         match backup {
             Some(backup) => {
-                if let Err(e) = backup.kept.persist(&backup.target) {
-                    if let Ok(kept) = e.path.keep() {
-                        stranded.push((target, kept));
-                    }
+                if let Err(e) = backup.kept.persist(&backup.target)
+                    && let Ok(kept) = e.path.keep()
+                {
+                    stranded.push((target, kept));
                 }
             }
             None => {

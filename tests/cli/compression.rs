@@ -18,7 +18,7 @@ fn data_file(dir: &Path, len: usize) -> PathBuf {
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        if state % 3 == 0 && data.len() > 64 {
+        if state.is_multiple_of(3) && data.len() > 64 {
             let back = 1 + (state >> 8) as usize % data.len().min(30_000);
             let start = data.len() - back;
             for i in 0..(4 + (state >> 40) as usize % 16) {

@@ -89,10 +89,10 @@ fn missing_auth(behaviour: &Behaviour, request: &Request) -> Option<String> {
             return Some(r#"Basic realm="fake""#.to_owned());
         }
     }
-    if let Some(realm) = &behaviour.bearer_realm {
-        if given != "Bearer fake-token" {
-            return Some(format!(r#"Bearer realm="{realm}",service="fake""#));
-        }
+    if let Some(realm) = &behaviour.bearer_realm
+        && given != "Bearer fake-token"
+    {
+        return Some(format!(r#"Bearer realm="{realm}",service="fake""#));
     }
     None
 }

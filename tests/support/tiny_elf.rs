@@ -98,7 +98,7 @@ pub fn build(machine: Machine, shape: Shape, message: &str) -> Vec<u8> {
     if shape == Shape::Dynamic {
         tail.extend_from_slice(strtab);
     }
-    while (code_off + tail.len()) % 8 != 0 {
+    while !(code_off + tail.len()).is_multiple_of(8) {
         tail.push(0);
     }
     let dyn_off = code_off + tail.len();
@@ -299,7 +299,7 @@ pub fn arm_with_cpu_arch(cpu_arch: u8) -> Vec<u8> {
     out.extend(names);
     let attributes_off = out.len() as u32;
     out.extend(attributes);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     let shoff = out.len() as u32;

@@ -378,12 +378,12 @@ impl<'a> Validator<'a> {
                 index["schemaVersion"]
             ));
         }
-        if let (Some(declared), Some(expected)) = (index["mediaType"].as_str(), media_type) {
-            if declared != expected {
-                self.problem(format!(
-                    "{place} says its mediaType is {declared}, its descriptor says {expected}"
-                ));
-            }
+        if let (Some(declared), Some(expected)) = (index["mediaType"].as_str(), media_type)
+            && declared != expected
+        {
+            self.problem(format!(
+                "{place} says its mediaType is {declared}, its descriptor says {expected}"
+            ));
         }
         let Some(manifests) = index["manifests"].as_array() else {
             return self.problem(format!("{place} has no manifests array"));

@@ -92,7 +92,7 @@ fn parse_size(text: &str) -> Option<u64> {
 
 /// A byte count in GiB, MiB, or KiB below one MiB (rounded down).
 pub(super) fn amount(bytes: u64) -> String {
-    if bytes >= 1 << 30 && bytes % (1 << 30) == 0 {
+    if bytes >= 1 << 30 && bytes.is_multiple_of(1 << 30) {
         format!("{} GiB", bytes >> 30)
     } else if bytes >= 1 << 20 {
         format!("{} MiB", bytes >> 20)

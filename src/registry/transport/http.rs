@@ -185,17 +185,17 @@ impl Http {
             return Failure::permanent(Error::Interrupted);
         }
         // A body reader's own error (a corrupt blob) is ours, not the network's.
-        if let ureq::Error::Io(io) = e {
-            if io.kind() == std::io::ErrorKind::InvalidData {
-                return Failure::permanent(self.error(
-                    Kind::Corrupt,
-                    format!(
-                        "{method} {}: {}",
-                        sanitize::outside(redact_url(url), sanitize::EXCERPT),
-                        sanitize::outside(&io.to_string(), sanitize::EXCERPT)
-                    ),
-                ));
-            }
+        if let ureq::Error::Io(io) = e
+            && io.kind() == std::io::ErrorKind::InvalidData
+        {
+            return Failure::permanent(self.error(
+                Kind::Corrupt,
+                format!(
+                    "{method} {}: {}",
+                    sanitize::outside(redact_url(url), sanitize::EXCERPT),
+                    sanitize::outside(&io.to_string(), sanitize::EXCERPT)
+                ),
+            ));
         }
         let kind = failure_kind(e);
         Failure {
