@@ -129,12 +129,12 @@ impl CargoJob {
                 options.stdout_reserved,
             )?;
         }
-        let runtimes = if options.load.is_empty() && !self.deploy {
-            settings.load_runtimes()?
+        let load_targets = if options.load.is_empty() && !self.deploy {
+            settings.load_targets()?
         } else {
-            options.load.runtimes.clone()
+            options.load.targets.clone()
         };
-        crate::load::preflight(&runtimes)?;
+        crate::load::preflight(&load_targets)?;
 
         // rustc's answers about the host and installed targets are kept in the target dir: asking costs
         // tens of milliseconds a run.
@@ -429,7 +429,7 @@ impl CargoJob {
             load: if self.deploy {
                 Vec::new()
             } else {
-                settings.load_runtimes()?
+                settings.load_targets()?
             },
             sbom: settings.sbom_formats()?,
             provenance: settings.provenance,

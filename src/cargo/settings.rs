@@ -11,7 +11,7 @@ use crate::codec::compress::{Choice, CompressOptions};
 use crate::error::{Error, Result};
 use crate::job::base::BaseRef;
 use crate::job::naming::{NamePattern, Repository};
-use crate::load::Runtime;
+use crate::load::LoadTarget;
 
 /// `true` for the host's copy, or a path.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
@@ -78,7 +78,7 @@ pub struct Settings {
     pub push: Option<Vec<String>>,
     /// Build musl targets with zig (`true`), never (`false`); unset: when C code needs it.
     pub zig: Option<bool>,
-    /// Local runtimes to load the image into: `docker`, `podman`, `containerd`.
+    /// Where to load the image: `docker`, `podman`, `containerd`, `kind[:CLUSTER]`, `k3d[:CLUSTER]`.
     pub load: Option<Vec<String>>,
     /// Where `cargo zeroimage resolve` pushes: `REGISTRY/PATH`, each image as `REGISTRY/PATH/<bin>`.
     pub repository: Option<String>,
@@ -358,13 +358,13 @@ impl Settings {
             .collect()
     }
 
-    /// The runtimes of `load`, validated.
-    pub fn load_runtimes(&self) -> Result<Vec<Runtime>> {
+    /// The runtimes and clusters of `load`, validated.
+    pub fn load_targets(&self) -> Result<Vec<LoadTarget>> {
         self.load
             .iter()
             .flatten()
             .map(|r| {
-                r.parse::<Runtime>()
+                r.parse::<LoadTarget>()
                     .map_err(|e| self.invalid(Error::Invalid(format!("load: {e}"))))
             })
             .collect()
@@ -543,13 +543,16 @@ mod tests {
 
     #[test]
     fn load_and_repository_are_checked() {
-        let metadata = json!({"zeroimage": {"load": ["docker", "podman"], "repository": "registry.example.com/team", "tag": "r/{bin}:1"}});
+        let metadata = json!({"zeroimage": {"load": ["docker", "podman", "kind:dev"], "repository": "registry.example.com/team", "tag": "r/{bin}:1"}});
         let s =
             Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "workspace").unwrap();
-        assert_eq!(
-            s.load_runtimes().unwrap(),
-            [Runtime::Docker, Runtime::Podman]
-        );
+        let targets: Vec<String> = s
+            .load_targets()
+            .unwrap()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(targets, ["docker", "podman", "kind:dev"]);
         assert_eq!(
             s.repository()
                 .unwrap()
@@ -563,7 +566,7 @@ mod tests {
         let metadata = json!({"zeroimage": {"load": ["kubernetes"], "repository": "Bad Repo"}});
         let s =
             Settings::from_metadata(&metadata, Path::new("/ws/Cargo.toml"), "workspace").unwrap();
-        let err = s.load_runtimes().unwrap_err().to_string();
+        let err = s.load_targets().unwrap_err().to_string();
         assert!(
             err.contains("/ws/Cargo.toml") && err.contains("kubernetes"),
             "{err}"

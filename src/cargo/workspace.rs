@@ -124,7 +124,7 @@ impl Workspace {
                 settings.essentials()?;
                 settings.tag_pattern()?;
                 settings.push_patterns()?;
-                settings.load_runtimes()?;
+                settings.load_targets()?;
                 settings.repository()?;
                 settings.base_ref()?;
                 settings.sbom_formats()?;

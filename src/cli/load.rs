@@ -2,15 +2,16 @@
 
 use clap::Args;
 
-use ::zeroimage::load::{LoadOptions, LoadPlatform, Runtime};
+use ::zeroimage::load::{LoadOptions, LoadPlatform, LoadTarget};
 
 /// Where the image is loaded once built.
 #[derive(Args, Clone, Debug, Default)]
 #[command(next_help_heading = "Loading into local runtimes")]
 pub struct LoadArgs {
-    /// Load the image into docker, podman or containerd once built (repeatable)
-    #[arg(long = "load", value_name = "RUNTIME", value_parser = parse_runtime)]
-    pub load: Vec<Runtime>,
+    /// Load the image into docker, podman or containerd, or every node of a kind or k3d cluster, once
+    /// built (repeatable)
+    #[arg(long = "load", value_name = "RUNTIME|kind[:CLUSTER]|k3d[:CLUSTER]", value_parser = parse_target)]
+    pub load: Vec<LoadTarget>,
 
     /// Platform of a multi-platform image to load, or `all` (podman, containerd) [default: this machine's]
     #[arg(long, value_name = "OS/ARCH[/VARIANT]|all", value_parser = parse_platform)]
@@ -25,14 +26,14 @@ impl LoadArgs {
     /// The load options as the library takes them.
     pub fn options(&self) -> LoadOptions {
         LoadOptions {
-            runtimes: self.load.clone(),
+            targets: self.load.clone(),
             platform: self.load_platform.clone().unwrap_or_default(),
             containerd_namespace: self.containerd_namespace.clone(),
         }
     }
 }
 
-fn parse_runtime(s: &str) -> Result<Runtime, String> {
+fn parse_target(s: &str) -> Result<LoadTarget, String> {
     s.parse().map_err(|e: ::zeroimage::Error| e.to_string())
 }
 

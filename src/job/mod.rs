@@ -130,7 +130,7 @@ impl Job {
     pub(crate) fn plan(&self) -> Result<ImagePlan> {
         let options = &self.options;
         ensure_stdout_free(options.output.as_deref(), options.stdout_reserved)?;
-        crate::load::preflight(&options.load.runtimes)?;
+        crate::load::preflight(&options.load.targets)?;
         let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
         let program = entrypoint.rsplit('/').next().unwrap_or("image").to_owned();
         let settled = options.settle(Fallbacks::default(), &program)?;

@@ -17,7 +17,7 @@ use crate::codec::compress::CompressOptions;
 use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
-use crate::load::{LoadOptions, Runtime};
+use crate::load::{LoadOptions, LoadTarget};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
 use crate::report::{Listener, human_size};
@@ -48,7 +48,7 @@ pub struct Fallbacks {
     /// Used when no reference is pushed to by flag.
     pub push: Vec<NamePattern>,
     /// Used when no runtime is loaded into by flag.
-    pub load: Vec<Runtime>,
+    pub load: Vec<LoadTarget>,
     /// Which SBOM documents to attach.
     pub sbom: Option<SbomFormats>,
     /// Whether to attach SLSA provenance.
@@ -109,7 +109,7 @@ impl JobOptions {
         };
         let load = if self.load.is_empty() {
             LoadOptions {
-                runtimes: fallbacks.load,
+                targets: fallbacks.load,
                 ..self.load.clone()
             }
         } else {

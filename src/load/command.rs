@@ -100,8 +100,15 @@ fn collect(stream: Option<impl Read + Send + 'static>) -> mpsc::Receiver<String>
     receiver
 }
 
-/// Waits for the child, stopping it with everything it started when `cancel` is cancelled.
-fn wait(process: &mut Process, program: &str, cancel: &CancelToken) -> Result<bool> {
+/// Waits for the child, stopping it with everything it started when `cancel` is cancelled or, with a
+/// `limit`, when it has not ended within it.
+fn wait(
+    process: &mut Process,
+    program: &str,
+    cancel: &CancelToken,
+    limit: Option<Duration>,
+) -> Result<bool> {
+    let started = std::time::Instant::now();
     loop {
         match process.try_wait() {
             Ok(Some(status)) => return Ok(status.success()),
@@ -111,6 +118,15 @@ fn wait(process: &mut Process, program: &str, cancel: &CancelToken) -> Result<bo
         if cancel.is_cancelled() {
             process.stop();
             return Err(Error::Interrupted);
+        }
+        if let Some(limit) = limit
+            && started.elapsed() > limit
+        {
+            process.stop();
+            return Err(Error::Invalid(format!(
+                "{program} did not answer within {} s; is its daemon running?",
+                limit.as_secs()
+            )));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -123,11 +139,32 @@ pub(crate) fn run(
     install: &str,
     cancel: &CancelToken,
 ) -> Result<Finished> {
+    run_limited(cmd, program, install, cancel, None)
+}
+
+/// [`run`], stopped with an error when it takes longer than `limit`.
+pub(crate) fn run_within(
+    cmd: &mut Command,
+    program: &str,
+    install: &str,
+    cancel: &CancelToken,
+    limit: Duration,
+) -> Result<Finished> {
+    run_limited(cmd, program, install, cancel, Some(limit))
+}
+
+fn run_limited(
+    cmd: &mut Command,
+    program: &str,
+    install: &str,
+    cancel: &CancelToken,
+    limit: Option<Duration>,
+) -> Result<Finished> {
     cmd.stdin(Stdio::null());
     let mut process = spawn(cmd, program, install, cancel)?;
     let stdout = collect(process.child().stdout.take());
     let stderr = collect(process.child().stderr.take());
-    let success = wait(&mut process, program, cancel)?;
+    let success = wait(&mut process, program, cancel, limit)?;
     Ok(Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),
@@ -163,7 +200,7 @@ pub(crate) fn run_fed(
         process.stop();
         return Err(error);
     }
-    let success = wait(&mut process, program, cancel)?;
+    let success = wait(&mut process, program, cancel, None)?;
     let finished = Finished {
         success,
         stdout: stdout.recv().unwrap_or_default(),

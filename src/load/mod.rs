@@ -2,8 +2,10 @@
 //! Engine API on a unix socket, or the docker CLI for remote daemons and contexts), podman (`podman
 //! load`) and containerd (`ctr images import`). The image goes to the runtime as a tar stream made from
 //! the archive or the spool as it is sent, never held in memory. A multi-platform image gives the
-//! runtime the machine's platform unless [`LoadPlatform`] says otherwise.
+//! runtime the machine's platform unless [`LoadPlatform`] says otherwise. kind and k3d clusters get it
+//! in every node, through `docker exec` ([`Cluster`]).
 
+mod cluster;
 mod command;
 mod containerd;
 mod docker;
@@ -22,6 +24,8 @@ use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::image::{ImageTree, Stored};
 use crate::oci::platform::Platform;
+
+pub use cluster::{Cluster, ClusterKind};
 
 /// A local container runtime to load images into.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -71,6 +75,46 @@ impl FromStr for Runtime {
     }
 }
 
+/// Where `--load` puts an image: a runtime of this machine, or every node of a local cluster.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LoadTarget {
+    /// docker, podman or containerd.
+    Runtime(Runtime),
+    /// A kind or k3d cluster.
+    Cluster(Cluster),
+}
+
+impl fmt::Display for LoadTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LoadTarget::Runtime(runtime) => runtime.fmt(f),
+            LoadTarget::Cluster(cluster) => cluster.fmt(f),
+        }
+    }
+}
+
+impl FromStr for LoadTarget {
+    type Err = Error;
+
+    /// `docker`, `podman`, `containerd`, `kind[:CLUSTER]` or `k3d[:CLUSTER]`.
+    fn from_str(s: &str) -> Result<LoadTarget> {
+        if let Some(cluster) = Cluster::parse(s) {
+            return cluster.map(LoadTarget::Cluster);
+        }
+        Runtime::ALL
+            .into_iter()
+            .find(|r| r.name() == s)
+            .map(LoadTarget::Runtime)
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "`{}` is not a runtime to load into; use docker, podman, containerd, \
+                     kind[:CLUSTER] or k3d[:CLUSTER]",
+                    crate::util::sanitize::outside(s, 100)
+                ))
+            })
+    }
+}
+
 /// Which platform of a multi-platform image is loaded.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum LoadPlatform {
@@ -99,8 +143,8 @@ impl FromStr for LoadPlatform {
 /// Where and how to load.
 #[derive(Clone, Debug, Default)]
 pub struct LoadOptions {
-    /// The runtimes, each loaded in turn; none: nothing is loaded.
-    pub runtimes: Vec<Runtime>,
+    /// The runtimes and clusters, each loaded in turn; none: nothing is loaded.
+    pub targets: Vec<LoadTarget>,
     /// Which platform's image to load from a multi-platform archive.
     pub platform: LoadPlatform,
     /// containerd's namespace; `None`: `$CONTAINERD_NAMESPACE`, else `default` (k3s and kind use
@@ -111,31 +155,40 @@ pub struct LoadOptions {
 impl LoadOptions {
     /// True when no runtime is to be loaded into.
     pub fn is_empty(&self) -> bool {
-        self.runtimes.is_empty()
+        self.targets.is_empty()
     }
 }
 
 /// An image loaded into a runtime.
 #[derive(Clone, Debug, Serialize)]
 pub struct Loaded {
-    /// The runtime loaded into.
-    pub runtime: Runtime,
+    /// The runtime loaded into (`docker`, `podman`, `containerd`), or the cluster's tool (`kind`,
+    /// `k3d`).
+    pub runtime: String,
     /// The name the runtime lists it under.
     pub name: String,
-    /// The runtime's ID for it: docker's and podman's image ID, containerd's target digest.
+    /// The runtime's ID for it: docker's and podman's image ID, containerd's (and a node's) target
+    /// digest.
     pub id: String,
     /// The platform loaded, or the platforms joined by `,`.
     pub platform: String,
+    /// The cluster, for a kind or k3d load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<String>,
+    /// The cluster's node container the image went into.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 /// Checks that each runtime can be reached (its socket or its client program), so that a build is not
 /// wasted on an image that cannot be loaded.
-pub(crate) fn preflight(runtimes: &[Runtime]) -> Result<()> {
-    for runtime in runtimes {
-        match runtime {
-            Runtime::Docker => docker::preflight()?,
-            Runtime::Podman => podman::preflight()?,
-            Runtime::Containerd => containerd::preflight()?,
+pub(crate) fn preflight(targets: &[LoadTarget]) -> Result<()> {
+    for target in targets {
+        match target {
+            LoadTarget::Runtime(Runtime::Docker) => docker::preflight()?,
+            LoadTarget::Runtime(Runtime::Podman) => podman::preflight()?,
+            LoadTarget::Runtime(Runtime::Containerd) => containerd::preflight()?,
+            LoadTarget::Cluster(_) => cluster::preflight()?,
         }
     }
     Ok(())
@@ -210,7 +263,26 @@ pub fn load(
     let listener = cx.listener();
     let (tree, blobs) = (&image.tree, image.blobs.as_ref());
     let mut loaded = Vec::new();
-    for &runtime in &options.runtimes {
+    for target in &options.targets {
+        let runtime = match target {
+            LoadTarget::Runtime(runtime) => *runtime,
+            LoadTarget::Cluster(cluster) => {
+                // A node's containerd takes what containerd does.
+                let selection = select(tree, name, &options.platform, Runtime::Containerd)?;
+                listener.status(
+                    "Loading",
+                    &format!(
+                        "{} into {} cluster `{}` ({})",
+                        name.familiar(),
+                        cluster.kind.name(),
+                        cluster.cluster_name(),
+                        selection.platform
+                    ),
+                );
+                loaded.extend(cluster::load(cluster, &selection, blobs, name, cx)?);
+                continue;
+            }
+        };
         let selection = select(tree, name, &options.platform, runtime)?;
         listener.status(
             "Loading",
@@ -233,10 +305,12 @@ pub fn load(
         };
         listener.status("Loaded", &format!("{shown} into {runtime} (image {id})"));
         loaded.push(Loaded {
-            runtime,
+            runtime: runtime.name().to_owned(),
             name: shown,
             id,
             platform: selection.platform,
+            cluster: None,
+            node: None,
         });
     }
     Ok(loaded)
@@ -380,6 +454,16 @@ mod tests {
     fn runtimes_and_platforms_parse() {
         assert_eq!("podman".parse::<Runtime>().unwrap(), Runtime::Podman);
         assert!("kubernetes".parse::<Runtime>().is_err());
+        assert_eq!(
+            "podman".parse::<LoadTarget>().unwrap(),
+            LoadTarget::Runtime(Runtime::Podman)
+        );
+        assert_eq!(
+            "kind:dev".parse::<LoadTarget>().unwrap().to_string(),
+            "kind:dev"
+        );
+        let err = "kubernetes".parse::<LoadTarget>().unwrap_err().to_string();
+        assert!(err.contains("kind[:CLUSTER] or k3d[:CLUSTER]"), "{err}");
         assert_eq!("all".parse::<LoadPlatform>().unwrap(), LoadPlatform::All);
         assert!("linux/arm64".parse::<LoadPlatform>().is_ok());
         assert!("everything".parse::<LoadPlatform>().is_err());
