@@ -296,10 +296,13 @@ fn release_build(target: &str, dist: &Path) {
             .arg(script.replace(" dist", &format!(" {}", dist.display())))
             .current_dir(root())
             .env("TARGET", target)
-            // Kept between runs: a cold release build takes minutes.
+            // Kept between runs (scripts/test keeps it in the user's cache, across checkouts): a
+            // cold release build takes minutes.
             .env(
                 "CARGO_TARGET_DIR",
-                support::fixture_target_dir().join("release-build"),
+                std::env::var_os("ZEROIMAGE_RELEASE_TARGET_DIR")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| support::fixture_target_dir().join("release-build")),
             ),
     );
 }
