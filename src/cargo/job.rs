@@ -25,7 +25,7 @@ use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::job::naming::{Repository, resolve_path};
 use crate::job::package::{Input, PackageOptions, default_output};
-use crate::job::plan::{Fallbacks, ImagePlan};
+use crate::job::plan::{Fallbacks, ImagePlan, Settled};
 use crate::job::publish::{Load, OciLayout, Push};
 use crate::job::{JobOptions, JobOutcome, ensure_stdout_free};
 use crate::oci::platform::PlatformOverride;
@@ -430,17 +430,10 @@ impl CargoJob {
         };
         let fallbacks = self.fallbacks(&settings, repository.as_ref())?;
         let settled = options.settle(fallbacks, bin)?;
+        let output = self.output(&settled, &planned, workspace)?;
         let tag = match settled.tag {
             Some(tag) => tag,
             None => default_tag(bin, &version)?,
-        };
-        let executable = &planned.builds[0].1;
-        let output = match &settled.output {
-            Some(output) => Some(resolve_path(output, bin)),
-            // An image added to a layout needs no archive beside it.
-            None if settled.oci_layout.is_some() => None,
-            None if planned.builds.len() == 1 => Some(default_output(&executable.path)),
-            None => Some(multi_platform_output(&self.cargo, workspace, executable)?),
         };
         ensure_stdout_free(output.as_deref(), options.stdout_reserved)?;
         if let Some(dir) = &settled.oci_layout {
@@ -513,6 +506,24 @@ impl CargoJob {
             tag,
             output,
             plan,
+        })
+    }
+
+    /// Where the image's archive goes: `-o` or the `output` setting (`{bin}` resolved), else nowhere
+    /// when it goes to an OCI layout, else beside the binary (several targets: in the target dir).
+    fn output(
+        &self,
+        settled: &Settled,
+        planned: &Planned,
+        workspace: &Workspace,
+    ) -> Result<Option<PathBuf>> {
+        let executable = &planned.builds[0].1;
+        Ok(match &settled.output {
+            Some(output) => Some(resolve_path(output, &planned.bin)),
+            // An image added to a layout needs no archive beside it.
+            None if settled.oci_layout.is_some() => None,
+            None if planned.builds.len() == 1 => Some(default_output(&executable.path)),
+            None => Some(multi_platform_output(&self.cargo, workspace, executable)?),
         })
     }
 

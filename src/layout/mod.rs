@@ -26,7 +26,7 @@ pub enum Layout {
     /// An OCI layout or Docker archive in a tar file.
     Archive(Box<ArchiveSource>),
     /// An OCI layout directory.
-    Dir(LayoutSource),
+    Dir(Box<LayoutSource>),
 }
 
 impl Layout {
@@ -40,7 +40,7 @@ impl Layout {
             Err(e) => return Err(Error::io("reading", path)(e)),
         };
         Ok(Some(if meta.is_dir() {
-            Layout::Dir(LayoutSource::open(path)?)
+            Layout::Dir(Box::new(LayoutSource::open(path)?))
         } else {
             Layout::Archive(Box::new(ArchiveSource::open(path, cancel)?))
         }))

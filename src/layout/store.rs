@@ -186,7 +186,7 @@ enum Kind {
     Missing,
     Empty,
     /// A layout: its `index.json` (`None`: there is none yet) and its `referrers.json`.
-    Layout(Option<Index>, Option<Index>),
+    Layout(Box<(Option<Index>, Option<Index>)>),
 }
 
 /// Reads what is at `dir` and refuses what may not be written to.
@@ -257,7 +257,7 @@ fn classify(dir: &Path) -> Result<Kind> {
         "an OCI layout's index.json",
     )?;
     let Some(bytes) = bytes else {
-        return Ok(Kind::Layout(None, referrers));
+        return Ok(Kind::Layout(Box::new((None, referrers))));
     };
     let parsed: Index = serde_json::from_slice(&bytes).map_err(|e| {
         Error::input(
@@ -277,7 +277,7 @@ fn classify(dir: &Path) -> Result<Kind> {
             ),
         ));
     }
-    Ok(Kind::Layout(Some(parsed), referrers))
+    Ok(Kind::Layout(Box::new((Some(parsed), referrers))))
 }
 
 /// Checks the `oci-layout` file: `{"imageLayoutVersion": "1.0.0"}`, other fields allowed.
@@ -354,14 +354,16 @@ pub fn add(dir: &Path, image: &Stored, name: &Reference, cx: &Context) -> Result
             init(dir, &mut undo, cancel)?;
             (Index::new(Vec::new()), None)
         }
-        Kind::Layout(Some(index), referrers) => (index, referrers),
-        Kind::Layout(None, referrers) => {
-            listener.warning(&format!(
-                "{} has an oci-layout file but no index.json; starting one",
-                dir.display()
-            ));
-            (Index::new(Vec::new()), referrers)
-        }
+        Kind::Layout(found) => match *found {
+            (Some(index), referrers) => (index, referrers),
+            (None, referrers) => {
+                listener.warning(&format!(
+                    "{} has an oci-layout file but no index.json; starting one",
+                    dir.display()
+                ));
+                (Index::new(Vec::new()), referrers)
+            }
+        },
     };
     let mut writer = BlobWriter {
         dir,
