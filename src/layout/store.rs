@@ -843,6 +843,130 @@ impl Drop for Undo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::image::ManifestNode;
+    use crate::image::blobs::Memory;
+    use crate::oci::{Compression, Document, Extra, Manifest, MediaType};
+    use crate::report::Silent;
+
+    const LAYER: &[u8] = b"not really a tar, but a blob all the same";
+
+    /// An image of one layer whose config is `config`; the layer's bytes are in its blobs only when
+    /// `layer_stored`, so that adding it fails half-way otherwise (unless the layout has it).
+    fn image(config: &[u8], layer: &[u8], layer_stored: bool) -> Stored<'static> {
+        let mut memory = Memory::new();
+        memory.insert(Digest::of(config), config.to_vec());
+        if layer_stored {
+            memory.insert(Digest::of(layer), layer.to_vec());
+        }
+        let manifest = Document::new(Manifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: None,
+            config: Descriptor::new(
+                MediaType::OciConfig,
+                Digest::of(config),
+                config.len() as u64,
+            ),
+            layers: vec![Descriptor::new(
+                MediaType::OciLayer(Compression::Gzip),
+                Digest::of(layer),
+                layer.len() as u64,
+            )],
+            subject: None,
+            annotations: std::collections::BTreeMap::new(),
+            extra: Extra::new(),
+        });
+        let top = manifest.descriptor(MediaType::OciManifest);
+        Stored {
+            name: "test".to_owned(),
+            tree: ImageTree {
+                top: top.clone(),
+                index: None,
+                manifests: vec![ManifestNode {
+                    descriptor: top,
+                    manifest,
+                }],
+            },
+            blobs: Box::new(memory),
+            referrers: Vec::new(),
+            mount_from: std::collections::BTreeMap::new(),
+        }
+    }
+
+    /// Every path under `dir` with its bytes (directories as `None`).
+    fn snapshot(dir: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+        let mut found = Vec::new();
+        let mut pending = vec![dir.to_owned()];
+        while let Some(path) = pending.pop() {
+            for entry in fs::read_dir(&path).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    pending.push(path.clone());
+                    found.push((path, None));
+                } else {
+                    let bytes = fs::read(&path).unwrap();
+                    found.push((path, Some(bytes)));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn a_failed_add_leaves_no_new_layout_behind() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("new/oci");
+        let name: Reference = "app:1".parse().unwrap();
+        let cx = Context::new(&Silent);
+        // The config is written, then the layer cannot be read: all of it goes again.
+        let err = add(&dir, &image(b"{\"a\":1}", LAYER, false), &name, &cx).unwrap_err();
+        assert!(
+            err.to_string().contains("not among the built ones"),
+            "{err}"
+        );
+        assert!(
+            !tmp.path().join("new").exists(),
+            "{:?}",
+            snapshot(tmp.path())
+        );
+        // An empty directory given stays, empty.
+        fs::create_dir(tmp.path().join("empty")).unwrap();
+        let empty = tmp.path().join("empty");
+        add(&empty, &image(b"{\"a\":1}", LAYER, false), &name, &cx).unwrap_err();
+        assert_eq!(snapshot(&empty), []);
+    }
+
+    #[test]
+    fn a_failed_add_leaves_an_existing_layout_as_it_was() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("oci");
+        let cx = Context::new(&Silent);
+        let first: Reference = "app:1".parse().unwrap();
+        let added = add(&dir, &image(b"{\"a\":1}", LAYER, true), &first, &cx).unwrap();
+        assert_eq!((added.ref_name.as_str(), added.blobs_written), ("app:1", 3));
+        let before = snapshot(&dir);
+        let second: Reference = "app:2".parse().unwrap();
+        add(
+            &dir,
+            &image(b"{\"a\":2}", b"another layer", false),
+            &second,
+            &cx,
+        )
+        .unwrap_err();
+        assert_eq!(snapshot(&dir), before, "nothing added, nothing left");
+        // The same again with its layer: added beside the first, which is kept.
+        let added = add(&dir, &image(b"{\"a\":2}", LAYER, true), &second, &cx).unwrap();
+        assert_eq!(added.blobs_written, 2, "the layer was there already");
+        let index: Index =
+            serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+        let names: Vec<&str> = index
+            .manifests
+            .iter()
+            .map(|d| d.annotations[ANNOTATION_REF_NAME].as_str())
+            .collect();
+        assert_eq!(names, ["app:1", "app:2"]);
+    }
 
     #[test]
     fn reference_names_follow_the_oci_grammar() {
