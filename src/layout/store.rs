@@ -156,6 +156,10 @@ pub fn check(dir: &Path) -> Result<()> {
             writable(existing)
         }
         Kind::Empty => writable(dir),
+        // Another run making a layout there holds its lock until it is one: it is checked again
+        // under the lock before anything is written.
+        Kind::Foreign if locked_by_another_run(dir) => writable(dir),
+        Kind::Foreign => Err(foreign(dir)),
         Kind::Layout(..) => {
             writable(dir)?;
             let blobs = dir.join("blobs/sha256");
@@ -185,6 +189,8 @@ fn writable(dir: &Path) -> Result<()> {
 enum Kind {
     Missing,
     Empty,
+    /// A directory holding something else (or a layout another run is making).
+    Foreign,
     /// A layout: its `index.json` (`None`: there is none yet) and its `referrers.json`.
     Layout(Box<(Option<Index>, Option<Index>)>),
 }
@@ -230,16 +236,11 @@ fn classify(dir: &Path) -> Result<Kind> {
     let marker = dir.join("oci-layout");
     if fs::symlink_metadata(&marker).is_err() {
         let mut entries = fs::read_dir(dir).map_err(Error::io("reading", dir))?;
-        if entries.next().is_none() {
-            return Ok(Kind::Empty);
-        }
-        return Err(Error::input(
-            dir,
-            format!(
-                "is not empty and not an OCI image layout (it has no oci-layout file); give {FLAG} \
-                 a new or empty directory, or an existing layout"
-            ),
-        ));
+        return Ok(if entries.next().is_none() {
+            Kind::Empty
+        } else {
+            Kind::Foreign
+        });
     }
     read_marker(&marker)?;
     for sub in ["blobs", "blobs/sha256", "blobs/sha512"] {
@@ -278,6 +279,30 @@ fn classify(dir: &Path) -> Result<Kind> {
         ));
     }
     Ok(Kind::Layout(Box::new((Some(parsed), referrers))))
+}
+
+/// The refusal of a directory that is not empty and not a layout.
+fn foreign(dir: &Path) -> Error {
+    Error::input(
+        dir,
+        format!(
+            "is not empty and not an OCI image layout (it has no oci-layout file); give {FLAG} a \
+             new or empty directory, or an existing layout"
+        ),
+    )
+}
+
+/// True when another run holds the layout's lock (see [`lock`]).
+fn locked_by_another_run(dir: &Path) -> bool {
+    use rustix::fs::{FlockOperation, flock};
+    let Ok(file) = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir)
+    else {
+        return false;
+    };
+    flock(&file, FlockOperation::NonBlockingLockShared) == Err(rustix::io::Errno::WOULDBLOCK)
 }
 
 /// Checks the `oci-layout` file: `{"imageLayoutVersion": "1.0.0"}`, other fields allowed.
@@ -348,8 +373,10 @@ pub fn add(dir: &Path, image: &Stored, name: &Reference, cx: &Context) -> Result
         undo.guard = Some(cancel.temporary(outermost));
     }
     undo.dirs.extend(created);
-    let _lock = lock(dir, &mut undo, cx)?;
+    // Held until the undo is done, if it must be.
+    undo.lock = Some(lock(dir, &mut undo, cx)?);
     let (index, referrers) = match classify(dir)? {
+        Kind::Foreign => return Err(foreign(dir)),
         Kind::Missing | Kind::Empty => {
             init(dir, &mut undo, cancel)?;
             (Index::new(Vec::new()), None)
@@ -816,6 +843,9 @@ struct Undo {
     /// Removes the directory this run made on a forced end of the run.
     guard: Option<TempGuard>,
     done: bool,
+    /// The layout's lock: a field, so it is released only after [`Drop::drop`] has undone what the
+    /// run added (another run must not find a blob that is about to go).
+    lock: Option<File>,
 }
 
 impl Undo {

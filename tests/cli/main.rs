@@ -19,5 +19,6 @@ mod image_config;
 mod image_format;
 mod layer_contents;
 mod multi_platform;
+mod oci_layout;
 mod signals;
 mod validator;
