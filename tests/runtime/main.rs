@@ -9,4 +9,5 @@
 mod support;
 
 mod load;
+mod oci_layout;
 mod peers;
