@@ -122,7 +122,7 @@ pub struct OutputArgs {
 
     /// Also add the image to the OCI image layout directory DIR (created when missing; other images
     /// kept, an image of the same name replaced), listed under its name, e.g. `oci:DIR:app:1.0` for
-    /// skopeo. Without -o, no archive is written
+    /// skopeo. Without -o (or an `output` setting), no archive is written
     #[arg(long, value_name = "DIR")]
     pub oci_layout: Option<PathBuf>,
 
