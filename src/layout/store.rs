@@ -4,7 +4,8 @@
 //! entry of the same name is replaced (its blobs stay too: a layout may hold blobs nothing names).
 //!
 //! What may be written to: a directory that does not exist yet (it is created), an empty one, or an
-//! OCI layout (a valid `oci-layout` file, and an `index.json` that parses). Anything else is refused
+//! OCI layout (a valid `oci-layout` file, an `index.json` and a `referrers.json` that parse, real
+//! `blobs` directories). Anything else is refused
 //! before a byte is written, so blobs never land in a directory that is not a layout.
 //!
 //! How the directory stays whole:
@@ -102,11 +103,8 @@ fn is_ref_name(name: &str) -> bool {
         let mut separator = String::new();
         for c in part.chars() {
             if c.is_ascii_alphanumeric() {
-                if !previous_alphanum && !separator.is_empty() {
-                    let single = separator.len() == 1 && "-._:@+".contains(separator.as_str());
-                    if !(single || separator == "--") {
-                        return false;
-                    }
+                if !separator.is_empty() && !(separator.len() == 1 || separator == "--") {
+                    return false;
                 }
                 separator.clear();
                 previous_alphanum = true;
@@ -246,10 +244,12 @@ fn classify(dir: &Path) -> Result<Kind> {
     for sub in ["blobs", "blobs/sha256", "blobs/sha512"] {
         real_directory(&dir.join(sub))?;
     }
-    let referrers = read_referrers(&dir.join(REFERRERS_FILE)).map_err(|e| {
-        e.context(&format!(
-            "fix or remove it, or give {FLAG} another directory"
-        ))
+    let referrers = read_referrers(&dir.join(REFERRERS_FILE)).map_err(|e| match e {
+        Error::Input { path, message } => Error::Input {
+            path,
+            message: format!("{message}; fix or remove it, or give {FLAG} another directory"),
+        },
+        other => other,
     })?;
     let index = dir.join("index.json");
     let bytes = crate::util::fsutil::read_regular_if_present(
@@ -368,16 +368,16 @@ pub fn add(dir: &Path, image: &Stored, name: &Reference, cx: &Context) -> Result
     let listener = cx.listener();
     let mut undo = Undo::default();
     let created = create_dirs(dir)?;
-    if let Some(outermost) = created.first() {
-        // A forced end of the run takes a directory it made with it.
-        undo.guard = Some(cancel.temporary(outermost));
-    }
+    let outermost = created.first().cloned();
     undo.dirs.extend(created);
     // Held until the undo is done, if it must be.
     undo.lock = Some(lock(dir, &mut undo, cx)?);
     let (index, referrers) = match classify(dir)? {
         Kind::Foreign => return Err(foreign(dir)),
         Kind::Missing | Kind::Empty => {
+            // A forced end of the run takes the directories it made with it: while the lock is
+            // held, nothing else is in them.
+            undo.guard = outermost.map(|dir| cancel.temporary(&dir));
             init(dir, &mut undo, cancel)?;
             (Index::new(Vec::new()), None)
         }
@@ -695,6 +695,7 @@ impl BlobWriter<'_> {
             .map_err(|e| Error::io("writing", &path)(e.error))?;
         self.undo.files.push(path);
         self.dirs.insert(blob_dir);
+        self.dirs.insert(blobs);
         self.written += 1;
         Ok(())
     }
