@@ -103,7 +103,8 @@ fn is_ref_name(name: &str) -> bool {
         let mut separator = String::new();
         for c in part.chars() {
             if c.is_ascii_alphanumeric() {
-                if !separator.is_empty() && !(separator.len() == 1 || separator == "--") {
+                // One separator, or `--`.
+                if separator.len() > 1 && separator != "--" {
                     return false;
                 }
                 separator.clear();
