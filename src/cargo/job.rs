@@ -439,6 +439,9 @@ impl CargoJob {
         if let Some(dir) = &settled.oci_layout {
             crate::layout::store::ref_name(&tag)?;
             crate::layout::store::check(dir)?;
+            if let Some(output) = &output {
+                crate::layout::store::ensure_apart(output, dir)?;
+            }
         }
         let mut push_to = settled.push;
         if let Some(repository) = &repository {

@@ -151,6 +151,9 @@ impl Job {
             // Several programs in several directories: name the archive after the program, here.
             (None, _) => Some(PathBuf::from(format!("{program}.tar"))),
         };
+        if let (Some(output), Some(dir)) = (&output, &settled.oci_layout) {
+            crate::layout::store::ensure_apart(output, dir)?;
+        }
         let provenance = settled.provenance.then(|| ProvenanceInputs {
             build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
             external_parameters: parameters::provenance_parameters(

@@ -170,6 +170,28 @@ pub fn check(dir: &Path) -> Result<()> {
     }
 }
 
+/// Refuses an archive path that is the layout directory or inside it: the archive would take the
+/// layout's place, or make a new layout's directory one that is not a layout.
+pub fn ensure_apart(output: &Path, dir: &Path) -> Result<()> {
+    if crate::util::destination::is_dash(output) {
+        return Ok(());
+    }
+    let (Ok(output_at), Ok(dir_at)) = (std::path::absolute(output), std::path::absolute(dir))
+    else {
+        return Ok(());
+    };
+    if output_at.starts_with(&dir_at) {
+        return Err(Error::input(
+            output,
+            format!(
+                "is inside the {FLAG} directory {}; write the archive elsewhere",
+                dir.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// Refuses a directory this process may not write to.
 fn writable(dir: &Path) -> Result<()> {
     use rustix::fs::Access;

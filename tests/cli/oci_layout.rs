@@ -587,6 +587,26 @@ fn a_damaged_blob_or_a_linked_blobs_directory_is_refused_and_what_was_added_is_t
 }
 
 #[test]
+fn an_archive_inside_the_layout_directory_is_refused_before_anything_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = tiny(dir.path(), "app", "app\n");
+    let layout = dir.path().join("oci");
+    for output in [layout.clone(), layout.join("app.tar")] {
+        std::fs::create_dir_all(&layout).unwrap();
+        let out = zeroimage()
+            .arg(&app)
+            .arg("-o")
+            .arg(&output)
+            .arg("--oci-layout")
+            .arg(&layout)
+            .output()
+            .unwrap();
+        assert_refused(&out, &["is inside the --oci-layout directory"]);
+        assert_eq!(snapshot(&layout), [], "nothing written");
+    }
+}
+
+#[test]
 fn a_name_a_layout_cannot_list_is_refused_before_anything_is_written() {
     let dir = tempfile::tempdir().unwrap();
     let app = tiny(dir.path(), "app", "app\n");
