@@ -27,8 +27,8 @@ use crate::job::base::BaseImage;
 use crate::job::lambda::LambdaCheck;
 use crate::job::naming::{Repository, resolve_path};
 use crate::job::package::{Input, PackageOptions, default_output};
-use crate::job::plan::{Fallbacks, ImagePlan};
-use crate::job::publish::{Load, Push};
+use crate::job::plan::{Fallbacks, ImagePlan, Settled};
+use crate::job::publish::{Load, OciLayout, Push};
 use crate::job::{JobOptions, JobOutcome, ensure_stdout_free};
 use crate::oci::platform::PlatformOverride;
 use crate::report::Listener;
@@ -57,7 +57,8 @@ pub struct CargoJob {
 /// One image the cargo job made.
 #[derive(Clone, Debug)]
 pub struct CargoImage {
-    /// The archive (always written), what was pushed and loaded.
+    /// The archive (written unless the image only goes to an OCI layout), what was pushed, loaded
+    /// and added to a layout.
     pub image: JobOutcome,
     /// The binary packaged.
     pub bin: String,
@@ -89,8 +90,8 @@ struct Planned<'w> {
 struct Prepared<'w> {
     planned: Planned<'w>,
     tag: Reference,
-    /// The archive (always written).
-    output: PathBuf,
+    /// The archive: always written, but when the image goes to an OCI layout and no output is given.
+    output: Option<PathBuf>,
     plan: ImagePlan,
 }
 
@@ -128,6 +129,13 @@ impl CargoJob {
                 options.output.as_deref().or(settings.output.as_deref()),
                 options.stdout_reserved,
             )?;
+        }
+        // A layout that cannot be written is refused before the build (each package's own setting
+        // is checked again once its image is planned).
+        if !self.deploy
+            && let Some(dir) = options.oci_layout.as_ref().or(settings.oci_layout.as_ref())
+        {
+            crate::layout::store::check(dir)?;
         }
         let load_targets = if options.load.is_empty() && !self.deploy {
             settings.load_targets()?
@@ -409,6 +417,12 @@ impl CargoJob {
     fn fallbacks(&self, settings: &Settings, repository: Option<&Repository>) -> Result<Fallbacks> {
         Ok(Fallbacks {
             output: settings.output.clone(),
+            // Like loading, not part of a deploy run.
+            oci_layout: if self.deploy {
+                None
+            } else {
+                settings.oci_layout.clone()
+            },
             tag: settings.tag_pattern()?,
             created: settings
                 .created
@@ -466,17 +480,19 @@ impl CargoJob {
         };
         let fallbacks = self.fallbacks(&settings, repository.as_ref())?;
         let settled = options.settle(fallbacks, bin)?;
+        let output = self.output(&settled, &planned, workspace)?;
         let tag = match settled.tag {
             Some(tag) => tag,
             None => default_tag(bin, &version)?,
         };
-        let executable = &planned.builds[0].1;
-        let output = match &settled.output {
-            Some(output) => resolve_path(output, bin),
-            None if planned.builds.len() == 1 => default_output(&executable.path),
-            None => multi_platform_output(&self.cargo, workspace, executable)?,
-        };
-        ensure_stdout_free(Some(&output), options.stdout_reserved)?;
+        ensure_stdout_free(output.as_deref(), options.stdout_reserved)?;
+        if let Some(dir) = &settled.oci_layout {
+            crate::layout::store::ref_name(&tag)?;
+            crate::layout::store::check(dir)?;
+            if let Some(output) = &output {
+                crate::layout::store::ensure_apart(output, dir)?;
+            }
+        }
         let mut push_to = settled.push;
         if let Some(repository) = &repository {
             push_to.push(repository.for_image(bin, &version)?);
@@ -518,7 +534,7 @@ impl CargoJob {
         let plan = ImagePlan {
             inputs: inputs_of(&planned),
             package: PackageOptions {
-                output: Some(output.clone()),
+                output: output.clone(),
                 tag: Some(tag.clone()),
                 created: settled.created,
                 allow_dynamic: settled.allow_dynamic,
@@ -537,12 +553,31 @@ impl CargoJob {
             load: Load {
                 options: settled.load,
             },
+            layout: settled.oci_layout.map(|path| OciLayout { path }),
         };
         Ok(Prepared {
             planned,
             tag,
             output,
             plan,
+        })
+    }
+
+    /// Where the image's archive goes: `-o` or the `output` setting (`{bin}` resolved), else nowhere
+    /// when it goes to an OCI layout, else beside the binary (several targets: in the target dir).
+    fn output(
+        &self,
+        settled: &Settled,
+        planned: &Planned,
+        workspace: &Workspace,
+    ) -> Result<Option<PathBuf>> {
+        let executable = &planned.builds[0].1;
+        Ok(match &settled.output {
+            Some(output) => Some(resolve_path(output, &planned.bin)),
+            // An image added to a layout needs no archive beside it.
+            None if settled.oci_layout.is_some() => None,
+            None if planned.builds.len() == 1 => Some(default_output(&executable.path)),
+            None => Some(multi_platform_output(&self.cargo, workspace, executable)?),
         })
     }
 
@@ -554,7 +589,9 @@ impl CargoJob {
             plan,
             ..
         } = prepared;
-        create_output_dir(&output)?;
+        if let Some(output) = &output {
+            create_output_dir(output)?;
+        }
         Ok(CargoImage {
             image: plan.execute(cx)?,
             bin: planned.bin,
@@ -570,11 +607,11 @@ fn check_distinct(prepared: &[Prepared]) -> Result<()> {
     for (i, a) in prepared.iter().enumerate() {
         for b in &prepared[..i] {
             let which = format!("images `{}` and `{}`", b.planned.bin, a.planned.bin);
-            if a.output == b.output {
+            if let (Some(output), true) = (&a.output, a.output == b.output) {
                 return Err(Error::Invalid(format!(
                     "{which} would both be written to {}; put {{bin}} in -o or `output` (e.g. \
                      dist/{{bin}}.tar), or leave the default (beside each binary)",
-                    a.output.display()
+                    output.display()
                 )));
             }
             if a.tag == b.tag {

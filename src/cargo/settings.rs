@@ -38,6 +38,8 @@ pub struct Settings {
     pub targets: Option<Vec<String>>,
     /// Archive path.
     pub output: Option<PathBuf>,
+    /// OCI image layout directory the image is added to.
+    pub oci_layout: Option<PathBuf>,
     /// Creation time: `now`, `@SECONDS` or RFC 3339.
     pub created: Option<String>,
     /// Package a dynamically linked executable anyway.
@@ -135,6 +137,7 @@ impl Settings {
         "target",
         "targets",
         "output",
+        "oci-layout",
         "created",
         "allow-dynamic",
         "from",
@@ -186,6 +189,9 @@ impl Settings {
         if let Some(output) = &settings.output {
             settings.output = Some(base.join(output));
         }
+        if let Some(layout) = &settings.oci_layout {
+            settings.oci_layout = Some(base.join(layout));
+        }
         if let Some(archive) = &settings.from_archive
             && !archive.starts_with('/')
         {
@@ -217,6 +223,7 @@ impl Settings {
             target: self.target.or(fallback.target),
             targets: self.targets.or(fallback.targets),
             output: self.output.or(fallback.output),
+            oci_layout: self.oci_layout.or(fallback.oci_layout),
             created: self.created.or(fallback.created),
             allow_dynamic: self.allow_dynamic.or(fallback.allow_dynamic),
             // `from` and `from-archive` are one choice: a package's choice replaces the workspace's.
@@ -435,12 +442,13 @@ mod tests {
     #[test]
     fn reads_known_keys_and_resolves_paths_against_the_manifest() {
         let metadata = json!({"zeroimage": {"tag": "app:1", "target": "aarch64-unknown-linux-musl",
-            "output": "dist/app.tar", "allow-dynamic": true, "zig": false, "ca-certs": "certs/ca.pem", "tzdata": true,
+            "output": "dist/app.tar", "oci-layout": "dist/oci", "allow-dynamic": true, "zig": false, "ca-certs": "certs/ca.pem", "tzdata": true,
             "include": ["static:/srv/static", "/etc/hosts:/etc/hosts"], "env": {"A": "1"}, "expose": ["80"]}});
         let s =
             Settings::from_metadata(&metadata, Path::new("/ws/app/Cargo.toml"), "package").unwrap();
         assert_eq!(s.tag.as_deref(), Some("app:1"));
         assert_eq!(s.output, Some(PathBuf::from("/ws/app/dist/app.tar")));
+        assert_eq!(s.oci_layout, Some(PathBuf::from("/ws/app/dist/oci")));
         assert_eq!(s.allow_dynamic, Some(true));
         assert_eq!(s.zig, Some(false));
         let essentials = s.essentials().unwrap();

@@ -126,6 +126,12 @@ pub struct OutputArgs {
     #[arg(short, long, value_name = "PATH")]
     pub output: Option<PathBuf>,
 
+    /// Also add the image to the OCI image layout directory DIR (created when missing; other images
+    /// kept, an image of the same name replaced), listed under its name, e.g. `oci:DIR:app:1.0` for
+    /// skopeo. Without -o (or an `output` setting), no archive is written
+    #[arg(long, value_name = "DIR")]
+    pub oci_layout: Option<PathBuf>,
+
     /// After a successful run, write each image made, pinned by digest (REPOSITORY@sha256:...), then
     /// each document attached to it, one per line, to FILE
     #[arg(long, value_name = "FILE")]

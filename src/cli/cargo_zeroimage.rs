@@ -31,6 +31,7 @@ Examples:
   cargo zeroimage --target aarch64-unknown-linux-musl -p server --bin api
   cargo zeroimage -t registry.example.com/api:1.4 -- --timings
   cargo zeroimage --workspace                        one image per binary, from one cargo build
+  cargo zeroimage --workspace --oci-layout oci       each image into one OCI layout directory
   cargo zeroimage --load docker                      then: docker run --rm BIN:VERSION
 
 The archive goes beside the binary (target/TRIPLE/PROFILE/BIN.tar) unless -o says otherwise.

@@ -185,6 +185,7 @@ pub fn job_options(
 ) -> Result<JobOptions> {
     Ok(JobOptions {
         output: output.output.clone(),
+        oci_layout: output.oci_layout.clone(),
         tag: image.tag.clone(),
         created: image.created()?,
         allow_dynamic: image.allow_dynamic,

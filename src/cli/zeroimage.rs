@@ -28,6 +28,7 @@ Examples:
   zeroimage --message-format json ./app | jq -r .digest
   zeroimage ./app --push registry.example.com/app:1.0      (no archive kept unless -o is given)
   zeroimage ./app --load docker                            (likewise; then: docker run --rm app:latest)
+  zeroimage ./app -t app:1.0 --oci-layout oci              (likewise; then: skopeo inspect oci:oci:app:1.0)
   zeroimage push app.tar registry.example.com/app:1.0 registry.example.com/app:latest
   echo \"$TOKEN\" | zeroimage login registry.example.com -u ci --password-stdin
 

@@ -21,7 +21,7 @@ use lambda::LambdaCheck;
 use naming::NamePattern;
 use package::{Input, PackageOptions, PackageSummary, default_output, entrypoint_path};
 use plan::{Fallbacks, ImagePlan};
-use publish::{Load, Push};
+use publish::{Load, OciLayout, Push};
 
 use crate::assemble::essentials::Essentials;
 use crate::assemble::options::ImageOptions;
@@ -43,8 +43,12 @@ use crate::util::timestamp::Timestamp;
 #[derive(Clone, Debug, Default)]
 pub struct JobOptions {
     /// Where the archive goes. `None`: `PROGRAM.tar` beside the program, or no archive at all when
-    /// pushing (the cargo job always writes one: its `output` setting, else beside the binary).
+    /// pushing, loading or adding to an OCI layout (the cargo job writes one unless it adds to a
+    /// layout: its `output` setting, else beside the binary).
     pub output: Option<PathBuf>,
+    /// Add the image to this OCI image layout directory (created when missing); the cargo job: its
+    /// `oci-layout` setting too.
+    pub oci_layout: Option<PathBuf>,
     /// Image name (`{bin}` is the program's name); `None`: the program's name (the cargo job: its
     /// `tag` setting, else `<bin>:<version>`).
     pub tag: Option<NamePattern>,
@@ -134,9 +138,18 @@ impl Job {
         let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
         let program = entrypoint.rsplit('/').next().unwrap_or("image").to_owned();
         let settled = options.settle(Fallbacks::default(), &program)?;
-        // Pushing or loading without an output writes no archive: the layers are spooled and read
-        // back from there.
-        let reading_back = !settled.push.is_empty() || !settled.load.is_empty();
+        if let Some(dir) = &settled.oci_layout {
+            let tag = match &settled.tag {
+                Some(tag) => tag.clone(),
+                None => package::default_tag(&program)?,
+            };
+            crate::layout::store::ref_name(&tag)?;
+            crate::layout::store::check(dir)?;
+        }
+        // Pushing, loading or adding to a layout without an output writes no archive: the layers
+        // are spooled and read back from there.
+        let reading_back =
+            !settled.push.is_empty() || !settled.load.is_empty() || settled.oci_layout.is_some();
         let output = match (settled.output, self.inputs.as_slice()) {
             (Some(path), _) => Some(path),
             (None, _) if reading_back => None,
@@ -144,6 +157,9 @@ impl Job {
             // Several programs in several directories: name the archive after the program, here.
             (None, _) => Some(PathBuf::from(format!("{program}.tar"))),
         };
+        if let (Some(output), Some(dir)) = (&output, &settled.oci_layout) {
+            crate::layout::store::ensure_apart(output, dir)?;
+        }
         let provenance = settled.provenance.then(|| ProvenanceInputs {
             build_type: provenance::BUILD_TYPE_PROGRAM.to_owned(),
             external_parameters: parameters::provenance_parameters(
@@ -184,6 +200,7 @@ impl Job {
             load: Load {
                 options: settled.load,
             },
+            layout: settled.oci_layout.map(|path| OciLayout { path }),
         })
     }
 }

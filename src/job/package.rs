@@ -26,6 +26,7 @@ use crate::job::base::BaseImage;
 use crate::job::lambda::{self, LambdaCheck};
 use crate::layout::archive::ImageArchive;
 use crate::layout::read::ArchiveSource;
+use crate::layout::store::LayoutSummary;
 use crate::load::Loaded;
 use crate::oci::platform::{Platform, PlatformOverride};
 use crate::oci::{Digest, MediaType};
@@ -125,6 +126,9 @@ pub struct PackageSummary {
     /// Each local runtime the image was loaded into.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub loaded: Vec<Loaded>,
+    /// The OCI layout directory the image was added to, and the name it is listed under.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oci_layout: Option<LayoutSummary>,
     /// The SBOMs and provenance attached, with the files written beside the archive.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<AttachmentSummary>,
@@ -371,6 +375,7 @@ pub fn package<'a>(
         }),
         pushed: Vec::new(),
         loaded: Vec::new(),
+        oci_layout: None,
         attachments: attachment_summaries,
         attachments_not_pushed: Vec::new(),
     };

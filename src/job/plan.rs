@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use super::base::{BaseImage, BaseRef};
 use super::naming::NamePattern;
 use super::package::{Input, PackageOptions, PackageSummary, package};
-use super::publish::{Load, Publish, Published, Push};
+use super::publish::{Load, OciLayout, Publish, Published, Push};
 use super::staging::Staging;
 use super::{JobOptions, JobOutcome};
 use crate::assemble::essentials::Essentials;
@@ -31,6 +31,8 @@ use crate::util::timestamp::Timestamp;
 pub struct Fallbacks {
     /// Archive path.
     pub output: Option<PathBuf>,
+    /// OCI layout directory the image is added to.
+    pub oci_layout: Option<PathBuf>,
     /// Image name, `{bin}` not yet resolved.
     pub tag: Option<NamePattern>,
     /// Creation time.
@@ -67,6 +69,8 @@ pub struct Fallbacks {
 pub struct Settled {
     /// Archive path; `None`: the job's default.
     pub output: Option<PathBuf>,
+    /// OCI layout directory the image is added to.
+    pub oci_layout: Option<PathBuf>,
     /// Image name; `None`: the job's default.
     pub tag: Option<Reference>,
     /// Creation time written into configs and layer entries.
@@ -121,6 +125,7 @@ impl JobOptions {
             .collect::<Result<Vec<_>>>()?;
         Ok(Settled {
             output: self.output.clone().or(fallbacks.output),
+            oci_layout: self.oci_layout.clone().or(fallbacks.oci_layout),
             tag: tag.map(|t| t.resolve(bin)).transpose()?,
             created: match self.created.or(fallbacks.created) {
                 Some(created) => created,
@@ -167,12 +172,18 @@ pub struct ImagePlan {
     pub push: Push,
     /// The runtimes it is loaded into once built.
     pub load: Load,
+    /// The OCI layout directory it is added to once built.
+    pub layout: Option<OciLayout>,
 }
 
 impl ImagePlan {
-    /// The sinks the image goes to after its archive, in order: pushes, then loads.
+    /// The sinks the image goes to after its archive, in order: the layout directory, pushes, then
+    /// loads.
     fn sinks(&self) -> Vec<&dyn Publish> {
         let mut sinks: Vec<&dyn Publish> = Vec::new();
+        if let Some(layout) = &self.layout {
+            sinks.push(layout);
+        }
         if !self.push.references.is_empty() {
             sinks.push(&self.push);
         }
@@ -230,6 +241,7 @@ impl ImagePlan {
                     outcome.summary.loaded.extend(loaded.iter().cloned());
                     outcome.loaded.extend(loaded);
                 }
+                Published::Stored(layout) => outcome.summary.oci_layout = Some(layout),
             }
         }
         Ok(outcome)

@@ -1,11 +1,12 @@
-//! Where a built image goes besides its archive, behind one trait (ko's publishers): a registry push,
-//! a load into local runtimes. Each sink is a small adapter over its transport, which takes the
+//! Where a built image goes besides its archive, behind one trait (ko's publishers): an OCI layout
+//! directory, a registry push, a load into local runtimes. Each sink is a small adapter over its transport, which takes the
 //! image as a [`Stored`]; a new destination is one more implementation.
 
 use crate::context::Context;
 use crate::error::Result;
 use crate::image::Stored;
 use crate::image::reference::Reference;
+use crate::layout::store::{self, LayoutSummary};
 use crate::load::{self, LoadOptions, Loaded};
 use crate::registry::push::{self, PushOptions, PushOutcome};
 
@@ -22,6 +23,21 @@ pub enum Published {
     Pushed(PushOutcome),
     /// Loaded into local runtimes.
     Loaded(Vec<Loaded>),
+    /// Added to an OCI layout directory.
+    Stored(LayoutSummary),
+}
+
+/// Adds the image to an OCI image layout directory (`--oci-layout DIR`).
+#[derive(Clone, Debug)]
+pub struct OciLayout {
+    /// The layout directory (created when missing).
+    pub path: std::path::PathBuf,
+}
+
+impl Publish for OciLayout {
+    fn publish(&self, image: &Stored, name: &Reference, cx: &Context) -> Result<Published> {
+        store::add(&self.path, image, name, cx).map(Published::Stored)
+    }
 }
 
 /// Pushes the image to registries.

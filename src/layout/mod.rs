@@ -4,15 +4,16 @@
 pub(crate) mod archive;
 pub(crate) mod dir;
 pub mod read;
+pub mod store;
 pub(crate) mod write;
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::image::Stored;
 use crate::image::blobs::BlobSource;
 use crate::image::referrers::Attachments;
+use crate::image::{ImageTree, Stored};
 use crate::oci::{Descriptor, Index};
 use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
@@ -25,7 +26,7 @@ pub enum Layout {
     /// An OCI layout or Docker archive in a tar file.
     Archive(Box<ArchiveSource>),
     /// An OCI layout directory.
-    Dir(LayoutSource),
+    Dir(Box<LayoutSource>),
 }
 
 impl Layout {
@@ -39,7 +40,7 @@ impl Layout {
             Err(e) => return Err(Error::io("reading", path)(e)),
         };
         Ok(Some(if meta.is_dir() {
-            Layout::Dir(LayoutSource::open(path)?)
+            Layout::Dir(Box::new(LayoutSource::open(path)?))
         } else {
             Layout::Archive(Box::new(ArchiveSource::open(path, cancel)?))
         }))
@@ -53,11 +54,12 @@ impl Layout {
         }
     }
 
-    /// The attached documents it lists (`referrers.json`; a layout directory lists none).
-    pub fn referrers(&self) -> Option<&Index> {
+    /// The attached documents it lists (`referrers.json`) about the image `tree`: all of an
+    /// archive's (it holds one image), those of a layout directory whose subject is in `tree`.
+    pub fn referrers(&self, tree: &ImageTree) -> Option<Index> {
         match self {
-            Layout::Archive(archive) => archive.referrers(),
-            Layout::Dir(_) => None,
+            Layout::Archive(archive) => archive.referrers().cloned(),
+            Layout::Dir(dir) => dir.referrers_of(tree),
         }
     }
 }
@@ -94,12 +96,18 @@ pub fn open(path: &Path, tag: Option<&str>, cancel: &CancelToken) -> Result<Stor
             ),
         ));
     }
-    let listed = layout.referrers().cloned();
     let name = match tag {
         Some(tag) => format!("{}:{tag}", path.display()),
         None => path.display().to_string(),
     };
-    let mut image = Stored::read(name, Box::new(layout), &top)?;
-    image.referrers = Attachments::read(image.blobs.as_ref(), listed.as_ref(), &image.tree)?.items;
-    Ok(image)
+    let tree = ImageTree::read(&layout, &top)?;
+    let listed = layout.referrers(&tree);
+    let referrers = Attachments::read(&layout, listed.as_ref(), &tree)?.items;
+    Ok(Stored {
+        name,
+        tree,
+        blobs: Box::new(layout),
+        referrers,
+        mount_from: std::collections::BTreeMap::new(),
+    })
 }

@@ -432,8 +432,14 @@ pub fn select<'a>(
                 )),
             }
         }
-        None => match images {
-            [one] => Ok(one),
+        // Without a tag, the documents a layout directory lists beside the images do not count.
+        None => match images
+            .iter()
+            .filter(|i| i.descriptor.artifact_type.is_none())
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            [one] => Ok(*one),
             [] => Err(Error::input(path, "lists no image")),
             several => Err(Error::input(
                 path,

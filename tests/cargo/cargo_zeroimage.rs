@@ -1339,3 +1339,95 @@ fn lambda_in_cargo_toml_refuses_what_lambda_cannot_run_and_the_flags_can_fix_it(
     );
     assert!(archive.is_file());
 }
+
+#[test]
+fn workspace_images_go_into_one_oci_layout_and_no_archive_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    let started = std::time::SystemTime::now();
+    let output = run_ok(
+        for_fixture("workspace")
+            .args(["--workspace", "--message-format", "json", "--oci-layout"])
+            .arg(&layout),
+    );
+    let images: Vec<serde_json::Value> = stdout_of(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(images.len(), 3);
+    for image in &images {
+        assert_eq!(image["path"], "", "no archive: {image}");
+        assert_eq!(image["oci_layout"]["ref_name"], image["tag"]);
+        let default = support::fixture_target_dir()
+            .join(X86_64_MUSL)
+            .join("release")
+            .join(format!("{}.tar", image["bin"].as_str().unwrap()));
+        assert!(
+            !std::fs::metadata(&default)
+                .and_then(|m| m.modified())
+                .is_ok_and(|written| written >= started),
+            "{} was written",
+            default.display()
+        );
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut names: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            d["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["api:1.4.0", "example.com/tools/cli:stable", "worker:1.4.0"]
+    );
+    for (name, prints) in [
+        ("api:1.4.0", "api server\n"),
+        ("example.com/tools/cli:stable", "cli counts 1\n"),
+    ] {
+        let Some(stdout) = support::run_layout_in_runc(&layout, name, &[], &[]) else {
+            return;
+        };
+        assert!(stdout.starts_with(prints), "{name}: {stdout}");
+    }
+}
+
+#[test]
+fn the_oci_layout_setting_is_relative_to_its_cargo_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("hello");
+    support::copy_fixture("hello", &project);
+    let manifest = project.join("Cargo.toml");
+    let mut text = std::fs::read_to_string(&manifest).unwrap();
+    text.push_str("\n[package.metadata.zeroimage]\noci-layout = \"dist/oci\"\n");
+    std::fs::write(&manifest, text).unwrap();
+    let target_dir = dir.path().join("target");
+    let output = run_ok(
+        cargo_zeroimage()
+            .current_dir(dir.path())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--message-format", "json", "--target-dir"])
+            .arg(&target_dir),
+    );
+    let summary = stdout_json(&output);
+    let layout = project.join("dist/oci");
+    assert_eq!(summary["path"], "", "the layout instead of an archive");
+    assert_eq!(summary["oci_layout"]["path"], layout.display().to_string());
+    assert!(!dir.path().join("dist").exists(), "not relative to the cwd");
+    assert!(!expected_archive(&target_dir, X86_64_MUSL, "release", "hello").exists());
+    support::validate::layout_dir(&layout);
+    let Some(stdout) = support::run_layout_in_runc(&layout, "hello:0.1.0", &[], &[]) else {
+        return;
+    };
+    assert!(
+        stdout.starts_with("hello from the zeroimage fixture"),
+        "{stdout}"
+    );
+}

@@ -20,5 +20,6 @@ mod image_format;
 mod lambda;
 mod layer_contents;
 mod multi_platform;
+mod oci_layout;
 mod signals;
 mod validator;

@@ -413,6 +413,52 @@ fn the_harness_finds_the_archives_a_run_says_it_wrote() {
     );
 }
 
+#[test]
+fn a_layout_directory_is_checked_as_an_archive_but_for_blobs_nothing_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "laid\n"),
+    );
+    let layout = dir.path().join("oci");
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .args(["-t", "app:1", "--oci-layout"])
+            .arg(&layout),
+    );
+    let checked = validate::check_layout_dir(&layout).unwrap();
+    assert_eq!(
+        (checked.images, checked.layers, checked.referrers),
+        (1, 1, 1)
+    );
+    // A blob nothing names is what a replaced image leaves: fine in a layout.
+    let stray = b"an image replaced long ago";
+    std::fs::write(layout.join(path_of(&sha256(stray))), stray).unwrap();
+    validate::check_layout_dir(&layout).unwrap();
+    // A temporary file left behind, and a blob whose bytes changed, are caught.
+    let leftover = layout.join("blobs/sha256/.0123.abcdef.partial");
+    std::fs::write(&leftover, "half").unwrap();
+    let problems = validate::check_layout_dir(&layout).unwrap_err();
+    assert!(
+        problems.join("\n").contains(".0123.abcdef.partial"),
+        "{problems:?}"
+    );
+    std::fs::remove_file(&leftover).unwrap();
+    let index: Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let manifest = layout.join(path_of(index["manifests"][0]["digest"].as_str().unwrap()));
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&manifest, bytes).unwrap();
+    let problems = validate::check_layout_dir(&layout).unwrap_err();
+    assert!(
+        problems.join("\n").contains("does not match its name"),
+        "{problems:?}"
+    );
+}
+
 /// One entry of a crafted layer.
 enum Crafted<'a> {
     Dir(&'a str),

@@ -257,6 +257,56 @@ fn push_subcommand_sends_an_archive_built_earlier_and_multi_platform_keeps_its_i
     assert!(!inspect.status.success(), "no tag for a corrupt push");
 }
 
+#[test]
+fn push_subcommand_sends_an_image_of_a_layout_directory_with_its_documents() {
+    let Some(skopeo) = support::peer("skopeo") else {
+        return;
+    };
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let program = tiny_elf::write(
+        dir.path(),
+        "app",
+        &tiny_elf::build(Machine::X86_64, Shape::Static, "laid out\n"),
+    );
+    let layout = dir.path().join("oci");
+    let output = run_ok(
+        isolated_zeroimage(dir.path())
+            .arg(&program)
+            .args(["-t", "app:1", "--provenance", "--message-format", "json"])
+            .arg("--oci-layout")
+            .arg(&layout),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let digest = summary["digest"].as_str().unwrap();
+    let reference = format!("{}/laid/app:1", registry.host());
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("push")
+            .arg(&layout)
+            .arg(&reference),
+    );
+    let info = skopeo_inspect(&skopeo, &reference, &[]);
+    assert_eq!(info["Digest"], digest);
+    // The documents `referrers.json` lists for this image went up too, under the fallback tag.
+    let fallback = format!("{}/laid/app:{}", registry.host(), digest.replace(':', "-"));
+    let index: serde_json::Value =
+        serde_json::from_slice(&raw_bytes(&skopeo, &fallback).stdout).unwrap();
+    let mut kinds: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["artifactType"].as_str().unwrap())
+        .collect();
+    kinds.sort();
+    assert_eq!(
+        kinds,
+        ["application/spdx+json", "application/vnd.in-toto+json"]
+    );
+}
+
 fn raw_bytes(skopeo: &Path, reference: &str) -> Output {
     run_ok(Command::new(skopeo).args([
         "inspect",

@@ -10,4 +10,5 @@ mod support;
 
 mod cluster;
 mod load;
+mod oci_layout;
 mod peers;

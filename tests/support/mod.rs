@@ -372,8 +372,9 @@ impl Zeroimage {
     /// `-o -` the archive on standard output when it was captured. When what the run writes is a
     /// target dir of the test's own (`cargo zeroimage` without `-o`, `resolve`), each `.tar` written
     /// there since `started` where cargo zeroimage puts its archives is checked too. Devices, FIFOs
-    /// and links into /proc or /dev are skipped. A run that wrote no archive (a push, `--load`,
-    /// `--help`) is only logged (see [`validate::log`]).
+    /// and links into /proc or /dev are skipped. The `--oci-layout` directory is checked as a layout
+    /// (see [`validate::layout_dir`]). A run that wrote no archive (a push, `--load`, `--help`) is
+    /// only logged (see [`validate::log`]).
     fn validate_written(&self, started: std::time::SystemTime, stdout: &[u8], stderr: &[u8]) {
         let cwd = self.cwd();
         let mut paths = std::collections::BTreeSet::new();
@@ -394,6 +395,10 @@ impl Zeroimage {
                 validate::archive(&path);
                 checked += 1;
             }
+        }
+        if let Some(layout) = self.oci_layout().filter(|dir| dir.is_dir()) {
+            validate::layout_dir(&layout);
+            checked += 1;
         }
         let streamed = self.destination().is_some_and(|d| d.as_os_str() == "-");
         if streamed && !stdout.is_empty() {
@@ -478,6 +483,31 @@ impl Zeroimage {
         if let Some(path) = self.archive_path() {
             claim_output(&path);
         }
+        if let Some(layout) = self.oci_layout() {
+            claim_output(&layout);
+        }
+    }
+
+    /// The OCI layout directory `--oci-layout` names (relative to the run's working directory).
+    fn oci_layout(&self) -> Option<PathBuf> {
+        use clap::Parser;
+        use cli::cargo_zeroimage::CargoCli;
+        use cli::zeroimage::ZeroimageArgs;
+        let args = self.own_args();
+        let layout = match self.tool {
+            Tool::Zeroimage => {
+                ZeroimageArgs::try_parse_from(std::iter::once("zeroimage".into()).chain(args))
+                    .ok()?
+                    .output
+                    .oci_layout
+            }
+            Tool::Cargo => {
+                let CargoCli::Zeroimage(parsed) =
+                    CargoCli::try_parse_from(std::iter::once("cargo".into()).chain(args)).ok()?;
+                parsed.output.oci_layout
+            }
+        };
+        layout.map(|dir| self.cwd().join(dir))
     }
 
     /// What this run writes, parsed with the binaries' own argument definitions: `-o`, else the
@@ -516,7 +546,11 @@ impl Zeroimage {
                 }
                 match (&parsed.output.output, &parsed.entrypoint) {
                     (Some(output), _) => output.clone(),
-                    (None, _) if !parsed.push.push.is_empty() || !parsed.load.load.is_empty() => {
+                    (None, _)
+                        if !parsed.push.push.is_empty()
+                            || !parsed.load.load.is_empty()
+                            || parsed.output.oci_layout.is_some() =>
+                    {
                         return None;
                     }
                     (None, Some(program)) => zeroimage::job::package::default_output(program),
@@ -554,6 +588,8 @@ impl Zeroimage {
                 }
                 match &parsed.output.output {
                     Some(output) => output.clone(),
+                    // Only the layout is written (unless Cargo.toml says `output`).
+                    None if parsed.output.oci_layout.is_some() => return None,
                     None => {
                         let target_dir = self.cargo_target_dir().unwrap_or_else(|| {
                             panic!(

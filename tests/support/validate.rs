@@ -129,6 +129,60 @@ pub fn archive_bytes(bytes: &[u8]) -> Checked {
         .done("standard output")
 }
 
+/// Checks the OCI layout directory at `path` (`--oci-layout`) as an archive of it would be checked,
+/// except that blobs nothing names are allowed (a layout keeps those of the images an entry of the
+/// same name replaced); a temporary file left in it is a problem. Fails the test with every problem
+/// found.
+pub fn layout_dir(path: &Path) -> Checked {
+    check_layout_dir(path)
+        .unwrap_or_else(|problems| {
+            panic!(
+                "{} is not a sound OCI layout directory:\n  {}",
+                path.display(),
+                problems.join("\n  ")
+            )
+        })
+        .done(&path.display().to_string())
+}
+
+/// Checks the layout directory at `path`: what was checked, or every problem found. Its files are
+/// put in a tar first (links followed), so that the one reader of the check reads both forms.
+pub fn check_layout_dir(path: &Path) -> Result<Checked, Vec<String>> {
+    let mut leftovers = Vec::new();
+    let mut dirs = vec![path.to_owned()];
+    while let Some(dir) = dirs.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| vec![format!("{}: {e}", dir.display())])?;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with('.') {
+                leftovers.push(format!("{} is left in the layout", entry.path().display()));
+            } else if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(entry.path());
+            }
+        }
+    }
+    if !leftovers.is_empty() {
+        return Err(leftovers);
+    }
+    let tar = tempfile::NamedTempFile::new().expect("temporary tar");
+    {
+        let mut builder = tar::Builder::new(std::fs::File::create(tar.path()).expect("tar file"));
+        builder.follow_symlinks(true);
+        builder
+            .append_dir_all(".", path)
+            .and_then(|()| builder.finish())
+            .map_err(|e| vec![format!("cannot read the layout directory: {e}")])?;
+    }
+    let open = || -> std::io::Result<Box<dyn Read>> {
+        Ok(Box::new(std::io::BufReader::new(std::fs::File::open(
+            tar.path(),
+        )?)))
+    };
+    let mut validator = Validator::new(&open);
+    validator.unreferenced_allowed = true;
+    validator.run()
+}
+
 /// Checks the archive at `path`: what was checked, or every problem found.
 pub fn check_archive(path: &Path) -> Result<Checked, Vec<String>> {
     let open = || -> std::io::Result<Box<dyn Read>> {
@@ -207,6 +261,8 @@ struct Validator<'a> {
     layers: Vec<PendingLayer>,
     /// The entries of each layer blob read (blob path), for [`Validator::check_filesystems`].
     layer_entries: BTreeMap<String, Vec<LayerEntry>>,
+    /// A blob no descriptor names is fine (a layout directory).
+    unreferenced_allowed: bool,
 }
 
 impl<'a> Validator<'a> {
@@ -222,6 +278,7 @@ impl<'a> Validator<'a> {
             reachable: BTreeMap::new(),
             layers: Vec::new(),
             layer_entries: BTreeMap::new(),
+            unreferenced_allowed: false,
         }
     }
 
@@ -241,7 +298,9 @@ impl<'a> Validator<'a> {
         self.check_index_json();
         self.check_docker_manifest();
         self.check_referrers();
-        self.check_unreferenced();
+        if !self.unreferenced_allowed {
+            self.check_unreferenced();
+        }
         self.check_layers();
         self.check_filesystems();
         if self.problems.is_empty() {
