@@ -116,8 +116,9 @@ impl LayerSpec {
     }
 
     /// Adds `source` (a file or a directory tree) at `image_path`. Ownership becomes root's, files keep
-    /// only whether they are executable (0755, else 0644), directories get 0755, and symbolic links stay
-    /// links: nothing outside `source` is ever read through them.
+    /// only whether they are executable (0755, else 0644; on Windows, whether they start like a program:
+    /// ELF's magic number or `#!`), directories get 0755, and symbolic links stay links: nothing outside
+    /// `source` is ever read through them.
     pub fn add_path(&mut self, image_path: &str, source: &Path) -> Result<()> {
         let meta = std::fs::symlink_metadata(source).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::input(source, "no such file or directory"),
@@ -130,6 +131,8 @@ impl LayerSpec {
             let target = target.to_str().ok_or_else(|| {
                 Error::input(source, "is a symbolic link whose target is not UTF-8")
             })?;
+            #[cfg(windows)]
+            let target = &windows_link_target(source, target)?;
             self.add_symlink(image_path, target)
         } else if file_type.is_dir() {
             self.add_dir(image_path, MODE_EXECUTABLE, 0, 0)?;
@@ -148,8 +151,7 @@ impl LayerSpec {
             }
             Ok(())
         } else if file_type.is_file() {
-            use std::os::unix::fs::PermissionsExt;
-            let executable = meta.permissions().mode() & 0o111 != 0;
+            let executable = is_executable(source, &meta)?;
             self.add_file(
                 image_path,
                 source,
@@ -609,12 +611,77 @@ fn copy_exact<R: Read, W: Write>(
     Ok(copied)
 }
 
+/// Whether an included file is executable: any of its executable bits on Unix. Windows files have
+/// none, so there a file is executable when it starts like a program (`starts_like_a_program`).
+#[cfg(unix)]
+#[allow(
+    clippy::unnecessary_wraps,
+    reason = "reading the file on Windows can fail"
+)]
+fn is_executable(_source: &Path, meta: &std::fs::Metadata) -> Result<bool> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(meta.permissions().mode() & 0o111 != 0)
+}
+
+/// Whether an included file is executable: any of its executable bits on Unix. Windows files have
+/// none, so there a file is executable when it starts like a program (`starts_like_a_program`).
+#[cfg(windows)]
+fn is_executable(source: &Path, _meta: &std::fs::Metadata) -> Result<bool> {
+    let mut head = Vec::with_capacity(4);
+    File::open(source)
+        .and_then(|file| file.take(4).read_to_end(&mut head))
+        .map_err(Error::io("reading", source))?;
+    Ok(starts_like_a_program(&head))
+}
+
+/// A file that starts with ELF's magic number or a script's `#!`: what runs on Linux.
+#[cfg(any(windows, test))]
+fn starts_like_a_program(head: &[u8]) -> bool {
+    head.starts_with(b"\x7fELF") || head.starts_with(b"#!")
+}
+
+/// A Windows link's target as the image keeps it: relative, with `/` between its parts. An absolute
+/// one (`C:\...`, `\\server\...`) names nothing in the image and is refused.
+#[cfg(windows)]
+fn windows_link_target(source: &Path, target: &str) -> Result<String> {
+    let path = Path::new(target);
+    if path.has_root()
+        || matches!(
+            path.components().next(),
+            Some(std::path::Component::Prefix(_))
+        )
+    {
+        return Err(Error::input(
+            source,
+            "is a symbolic link to an absolute Windows path, which names nothing in the image; \
+             make the link relative or include what it points at",
+        ));
+    }
+    Ok(target.replace('\\', "/"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::codec::compress::Format;
     use crate::tar::write::{NAME_LEN, fits_ustar};
     use std::io::Cursor;
+
+    #[test]
+    fn on_windows_programs_and_scripts_are_told_by_how_they_start() {
+        assert!(starts_like_a_program(b"\x7fELF\x02\x01"));
+        assert!(starts_like_a_program(b"#!/bin/sh\n"));
+        for other in [
+            &b""[..],
+            b"#",
+            b"\x7fEL",
+            b"MZ\x90\x00",
+            b" #!/bin/sh",
+            b"hello",
+        ] {
+            assert!(!starts_like_a_program(other), "{other:?}");
+        }
+    }
 
     fn entries_of(layer_bytes: &[u8]) -> Vec<(String, u32, u64, u64, Vec<u8>)> {
         let mut tar = Vec::new();

@@ -12,7 +12,6 @@
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
-use std::os::unix::ffi::OsStringExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
@@ -21,6 +20,7 @@ use std::time::{Duration, Instant};
 use cargo_metadata::semver::Version;
 
 use crate::util::cancel::CancelToken;
+use crate::util::fsutil::{is_program, program_in};
 
 /// How long one probe (Python locating `ziglang`, `zig version`) may take: a cold Python start on a
 /// loaded machine takes about a second; one that hangs must not hold the build.
@@ -128,7 +128,7 @@ fn find_zig_with(
         let home = env("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cargo")))?;
-        Some(home.join("bin").join("cargo-zigbuild")).filter(|p| is_program(p))
+        program_in(&home.join("bin"), OsStr::new("cargo-zigbuild"))
     });
     let Some(cargo_zigbuild) = cargo_zigbuild else {
         let zig = env("CARGO_ZIGBUILD_ZIG_PATH").unwrap_or_else(|| OsString::from("zig"));
@@ -178,10 +178,10 @@ fn find_zig_compiler(
                 cancel,
             )?;
             let line = out.split(|&b| b == b'\n').next()?;
-            Some(PathBuf::from(OsString::from_vec(line.to_vec())))
+            Some(PathBuf::from(os_string(line)))
         });
         if let Some(package) = located.filter(|p| p.is_absolute()) {
-            let zig = package.join("zig");
+            let zig = package.join(format!("zig{}", std::env::consts::EXE_SUFFIX));
             if let Some(version) = zig_version(&zig, dir, cancel) {
                 let from = format!("{}'s ziglang package", python.to_string_lossy());
                 return Some((
@@ -282,14 +282,19 @@ fn which_in(name: &OsStr, path: &OsStr) -> Option<PathBuf> {
     }
     std::env::split_paths(path)
         .filter(|dir| dir.is_absolute())
-        .map(|dir| dir.join(name))
-        .find(|p| is_program(p))
+        .find_map(|dir| program_in(&dir, name))
 }
 
-/// An executable file.
-fn is_program(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+/// A path a program printed: its bytes on Unix; on Windows, where paths are not bytes, its UTF-8.
+fn os_string(bytes: &[u8]) -> OsString {
+    #[cfg(unix)]
+    {
+        std::os::unix::ffi::OsStringExt::from_vec(bytes.to_vec())
+    }
+    #[cfg(windows)]
+    {
+        OsString::from(String::from_utf8_lossy(bytes).trim_end_matches('\r'))
+    }
 }
 
 #[cfg(test)]

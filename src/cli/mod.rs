@@ -89,12 +89,14 @@ pub fn context(shell: &Shell) -> Context<'_> {
 /// they started, registered temporary files removed, the interruption reported, and the process ends
 /// by that signal, as cargo does (a shell reports 130 for SIGINT, 143 for SIGTERM, 129 for SIGHUP). A
 /// signal that was ignored when the process started (`nohup` ignores SIGHUP, a shell script's `&`
-/// SIGINT) stays ignored, as it does for cargo.
+/// SIGINT) stays ignored, as it does for cargo. On Windows, Ctrl-C and Ctrl-Break (SIGINT) and
+/// SIGTERM do the same, and the process then exits with 128 + the signal's number.
 pub fn install_interrupt_handler() {
     // Failing to install (no thread, no pipe) only loses clean interruption.
     let _ = handle_signals();
 }
 
+#[cfg(unix)]
 fn handle_signals() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let ignored = ignored_signals();
@@ -110,16 +112,47 @@ fn handle_signals() -> std::io::Result<()> {
             let Some(raw) = signals.forever().next() else {
                 return;
             };
-            token.cancel_by_signal(raw);
-            std::thread::sleep(GRACE);
-            token.stop_children();
-            token.remove_temporaries();
-            if !REPORTED.swap(true, Ordering::SeqCst) {
-                Shell::plain().error(&Error::Interrupted.to_string());
-            }
-            end_by_signal(&token);
+            cancel_and_end(&token, raw);
         })?;
     Ok(())
+}
+
+/// Windows delivers no signal to a thread that waits for it: the handler (as the C runtime calls it)
+/// only records the signal, and a thread looks for it.
+#[cfg(windows)]
+fn handle_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+    let caught = Arc::new(AtomicUsize::new(0));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register_usize(signal, Arc::clone(&caught), signal as usize)?;
+    }
+    let token = CANCEL.clone();
+    std::thread::Builder::new()
+        .name("signals".to_owned())
+        .spawn(move || {
+            let raw = loop {
+                match caught.load(Ordering::SeqCst) {
+                    0 => std::thread::sleep(Duration::from_millis(50)),
+                    raw => break raw as i32,
+                }
+            };
+            cancel_and_end(&token, raw);
+        })?;
+    Ok(())
+}
+
+/// Cancels the run for the signal `raw`; a run still going after [`GRACE`] is ended.
+fn cancel_and_end(token: &CancelToken, raw: i32) {
+    token.cancel_by_signal(raw);
+    std::thread::sleep(GRACE);
+    token.stop_children();
+    token.remove_temporaries();
+    if !REPORTED.swap(true, Ordering::SeqCst) {
+        Shell::plain().error(&Error::Interrupted.to_string());
+    }
+    end_by_signal(token);
 }
 
 /// Ends the process by the signal that cancelled the run (its default action, so the parent sees
@@ -129,6 +162,7 @@ fn end_by_signal(token: &CancelToken) {
     if let Some(signal) = token.signal() {
         use std::io::Write;
         let _ = std::io::stdout().flush();
+        #[cfg(unix)]
         if std::process::id() != 1 {
             let _ = signal_hook::low_level::emulate_default_handler(signal);
         }
@@ -138,6 +172,7 @@ fn end_by_signal(token: &CancelToken) {
 
 /// The signals this process ignores (inherited from its parent), read from `/proc/self/status` on
 /// Linux; none elsewhere.
+#[cfg(unix)]
 fn ignored_signals() -> Vec<i32> {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
         return Vec::new();

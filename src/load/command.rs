@@ -51,13 +51,8 @@ impl Finished {
 /// Fails, naming the fix, when `program` is not on PATH.
 pub(crate) fn installed(program: &str, install: &str) -> Result<()> {
     let found = std::env::var_os("PATH").is_some_and(|path| {
-        std::env::split_paths(&path).any(|dir| {
-            let candidate = dir.join(program);
-            std::fs::metadata(&candidate).is_ok_and(|m| {
-                m.is_file()
-                    && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-            })
-        })
+        std::env::split_paths(&path)
+            .any(|dir| crate::util::fsutil::program_in(&dir, program.as_ref()).is_some())
     });
     if found {
         Ok(())

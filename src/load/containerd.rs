@@ -3,11 +3,14 @@
 //! (`$CONTAINERD_SNAPSHOTTER`, else containerd's default), so it is ready for `ctr run`. ctr ships
 //! with containerd; speaking containerd's gRPC API directly would take an HTTP/2 and protobuf stack.
 
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::Command;
 
 use super::stream::write_image;
+#[cfg(windows)]
+use super::windows::UnixStream;
 use super::{Selection, command, socket_error};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -38,6 +41,14 @@ fn address() -> (PathBuf, &'static str) {
 
 /// The socket accepts connections, and ctr is installed.
 pub(super) fn preflight() -> Result<()> {
+    if cfg!(windows) {
+        return Err(Error::Invalid(
+            "--load containerd needs containerd's unix socket, which Windows hosts do not have; \
+             import the archive with `ctr images import` where containerd runs, or load into \
+             docker or podman"
+                .to_owned(),
+        ));
+    }
     let (socket, origin) = address();
     UnixStream::connect(&socket).map_err(|e| {
         socket_error(

@@ -5,12 +5,15 @@
 //! docker CLI, which knows how to reach it: `docker load` reading the same stream.
 
 use std::io::{BufRead, BufReader, Read};
+#[cfg(unix)]
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
 use super::stream::{Failure, write_image};
+#[cfg(windows)]
+use super::windows::{FileTypeExt, UnixStream};
 use super::{Selection, command, http, socket_error};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -46,6 +49,10 @@ enum Endpoint {
 }
 
 fn endpoint() -> Endpoint {
+    // Docker on Windows listens on a named pipe: its CLI reaches it.
+    if cfg!(windows) {
+        return Endpoint::Cli("on Windows".to_owned());
+    }
     match std::env::var("DOCKER_HOST") {
         Ok(host) if !host.is_empty() => match host.strip_prefix("unix://") {
             Some(path) => Endpoint::Socket {
@@ -73,6 +80,7 @@ fn default_socket() -> Endpoint {
         candidates.push(PathBuf::from(runtime).join("docker.sock"));
     }
     let found = candidates.iter().position(|path| {
+        #[cfg(unix)]
         use std::os::unix::fs::FileTypeExt;
         std::fs::metadata(path).is_ok_and(|m| m.file_type().is_socket())
     });

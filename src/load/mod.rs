@@ -12,6 +12,8 @@ mod docker;
 mod http;
 mod podman;
 mod stream;
+#[cfg(windows)]
+mod windows;
 
 use std::fmt;
 use std::path::Path;
@@ -328,6 +330,9 @@ fn socket_error(
     start: &str,
     permission: &str,
 ) -> Error {
+    #[cfg(windows)]
+    use self::windows::FileTypeExt;
+    #[cfg(unix)]
     use std::os::unix::fs::FileTypeExt;
     let found = std::fs::metadata(socket).ok().map(|m| m.file_type());
     let socket = socket.display();

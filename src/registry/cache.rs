@@ -10,15 +10,13 @@
 //! killed outright (SIGKILL, a power cut) leaves it behind; such files are removed when a cache is
 //! next opened: those whose lock is free (the kernel releases it when the writer ends, however it
 //! ends) and that are older than [`STALE_PARTIAL_AGE`]. A partial file of a concurrent run is never
-//! touched: its writer holds the lock.
+//! touched: its writer holds the lock. (On Windows: `LockFileEx` in place of `flock`, and the
+//! link-refusing open of an entry opens the link itself, which is then refused as not a regular file.)
 
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
-
-use rustix::fs::FlockOperation;
 
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -51,7 +49,7 @@ pub(crate) fn default_dir() -> Option<PathBuf> {
     dir_from(
         std::env::var_os("ZEROIMAGE_CACHE_DIR"),
         std::env::var_os("XDG_CACHE_HOME"),
-        std::env::var_os("HOME"),
+        crate::util::fsutil::home_dir(),
     )
 }
 
@@ -263,15 +261,11 @@ impl BlobCache {
     /// when it was not a regular file (then it is removed, with a warning). The directories on the way
     /// were checked by the caller ([`checked_algorithm_dir`](Self::checked_algorithm_dir)).
     fn open_entry(&self, path: &Path, listener: &dyn Listener) -> Result<Option<File>> {
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(path);
-        let file = match file {
+        let file = match open_no_follow(path) {
             Ok(file) => file,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             // O_NOFOLLOW on a symbolic link.
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            Err(e) if is_link_refused(&e) => {
                 self.refuse_entry(path, "a symbolic link", listener)?;
                 return Ok(None);
             }
@@ -304,11 +298,7 @@ impl BlobCache {
     /// Reads a blob just stored, checked as it is read.
     fn read_fresh(&self, descriptor: &Descriptor) -> Result<Box<dyn Read + Send>> {
         let path = self.path_of(&descriptor.digest);
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-            .open(&path)
-            .map_err(Error::io("opening", &path))?;
+        let file = open_no_follow(&path).map_err(Error::io("opening", &path))?;
         let meta = file.metadata().map_err(Error::io("reading", &path))?;
         if !meta.is_file() {
             return Err(Error::input(&path, "is not a regular file"));
@@ -339,7 +329,7 @@ impl BlobCache {
         let _guard = cancel.temporary(&temp);
         // Held until the file is closed: it tells another run's pruning that the writer is alive. A
         // file system without locks only means the file is never pruned.
-        let _ = rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive);
+        let _ = try_lock(&file);
         let mut verified =
             VerifyingReader::new(content, descriptor.digest.clone(), descriptor.size);
         let mut buf = vec![0u8; 256 << 10];
@@ -364,6 +354,52 @@ impl BlobCache {
     }
 }
 
+/// Opens `path` for reading without following a symbolic link (`O_NOFOLLOW`: a link fails, see
+/// [`is_link_refused`]) and without waiting for a FIFO's writer. Windows opens the link itself, which
+/// is not a regular file; directories open too, to be told apart.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        libc::O_NOFOLLOW | libc::O_NONBLOCK,
+    );
+    #[cfg(windows)]
+    std::os::windows::fs::OpenOptionsExt::custom_flags(
+        &mut options,
+        windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT
+            | windows_sys::Win32::Storage::FileSystem::FILE_FLAG_BACKUP_SEMANTICS,
+    );
+    options.open(path)
+}
+
+/// The error [`open_no_follow`] gives for a symbolic link (`ELOOP`); none on Windows.
+fn is_link_refused(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(windows)]
+    {
+        let _ = error;
+        false
+    }
+}
+
+/// Takes the writer's lock on a partial file without waiting (`flock`; `LockFileEx` on Windows).
+fn try_lock(file: &File) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        rustix::fs::flock(file, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+            .map_err(io::Error::from)
+    }
+    #[cfg(windows)]
+    {
+        crate::util::windows::try_lock(file)
+    }
+}
+
 /// True when `path` is a directory itself, not a link to one.
 fn is_real_dir(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok_and(|meta| meta.is_dir())
@@ -373,11 +409,7 @@ fn is_real_dir(path: &Path) -> bool {
 /// lock is free: its writer is gone. A lock that cannot be taken for any other reason (no locks on
 /// this file system) counts as held.
 fn is_stale_partial(path: &Path) -> bool {
-    let Ok(file) = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-    else {
+    let Ok(file) = open_no_follow(path) else {
         return false;
     };
     let old = file.metadata().is_ok_and(|meta| {
@@ -388,7 +420,7 @@ fn is_stale_partial(path: &Path) -> bool {
                     .is_ok_and(|age| age >= STALE_PARTIAL_AGE)
             })
     });
-    old && rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok()
+    old && try_lock(&file).is_ok()
 }
 
 /// Removes a cache entry (a file or a link itself, never what a link points at).
@@ -400,11 +432,12 @@ fn remove_entry(path: &Path) -> Result<()> {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use crate::oci::MediaType;
     use crate::report::Silent;
+    use rustix::fs::FlockOperation;
 
     fn descriptor(bytes: &[u8]) -> Descriptor {
         Descriptor::new(

@@ -82,7 +82,7 @@ pub(crate) fn docker_config_path() -> Option<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG") {
         return Some(PathBuf::from(dir).join("config.json"));
     }
-    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".docker").join("config.json"))
+    fsutil::home_dir().map(|home| PathBuf::from(home).join(".docker").join("config.json"))
 }
 
 /// The files searched, in order: `$REGISTRY_AUTH_FILE`, docker's config.json, then the containers
@@ -96,7 +96,7 @@ pub fn search_path() -> Vec<PathBuf> {
     if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
         files.push(PathBuf::from(dir).join("containers/auth.json"));
     }
-    if let Some(home) = std::env::var_os("HOME") {
+    if let Some(home) = fsutil::home_dir() {
         files.push(PathBuf::from(home).join(".config/containers/auth.json"));
     }
     files
@@ -541,8 +541,9 @@ pub(crate) fn erase(file: &Path, registry: &str, cancel: &CancelToken) -> Result
 
 /// Writes atomically with mode 0600: the file holds secrets. A symbolic link (dotfile managers keep
 /// config.json in a repository) is written through: the file it points at is replaced, the link stays.
+/// Windows files have no Unix mode: there the file takes its directory's permissions (in the user's
+/// profile, the user's own), as the docker CLI's does.
 fn write_config(file: &Path, config: &Value) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let resolved = fsutil::resolve_links(file)?;
     let file = resolved.as_path();
     let dir = file
@@ -554,8 +555,9 @@ fn write_config(file: &Path, config: &Value) -> Result<()> {
         crate::util::outputs::temp_file(dir, std::ffi::OsStr::new("config.json"), "", 0o600)
             .map_err(Error::io("writing", file))?;
     // The mode is set, not masked: the file holds secrets whatever the umask.
+    #[cfg(unix)]
     temp_file
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
+        .set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .map_err(Error::io("writing", file))?;
     let text = serde_json::to_string_pretty(config).unwrap_or_default();
     temp_file

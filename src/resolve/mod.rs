@@ -126,6 +126,13 @@ fn yaml_files(dir: &Path, into: &mut Vec<PathBuf>, listener: &dyn Listener) -> R
 }
 
 /// What a special file is, for a message.
+#[cfg(windows)]
+fn special_kind(_meta: &std::fs::Metadata) -> &'static str {
+    "a special file"
+}
+
+/// What a special file is, for a message.
+#[cfg(unix)]
 fn special_kind(meta: &std::fs::Metadata) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
     let kind = meta.file_type();

@@ -11,7 +11,8 @@
 //! rest with [`CancelToken::stop_children`] and [`CancelToken::remove_temporaries`]. Signals are the
 //! command line's business: it catches SIGINT, SIGTERM and SIGHUP, cancels its token with
 //! [`CancelToken::cancel_by_signal`], and after a grace period does exactly that before it ends the
-//! process by the signal. The library catches no signal.
+//! process by the signal. The library catches no signal. Windows has neither signals nor process
+//! groups: there a cancel ends each child itself (see `util::windows`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -19,7 +20,13 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use rustix::process::{Pid, Signal};
+
+#[cfg(windows)]
+pub(crate) use crate::util::windows::ChildTarget;
+#[cfg(windows)]
+use crate::util::windows::Signal;
 
 /// How long a killed child process (and everything it started) may take to be gone before we stop
 /// waiting: SIGKILL cannot be caught, so only a process stuck in the kernel (a dead NFS server) takes
@@ -189,12 +196,14 @@ impl Drop for TempGuard {
 }
 
 /// A running child process: the process group it leads, or the process alone when it shares ours.
+#[cfg(unix)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ChildTarget {
     pub pid: Pid,
     pub group: bool,
 }
 
+#[cfg(unix)]
 impl ChildTarget {
     /// Sends `signal` to the child (and its whole group when it leads one); errors (gone already) are
     /// of no interest.

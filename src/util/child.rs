@@ -10,13 +10,19 @@
 //! reads the terminal, so `ssh` asking for a passphrase under `cargo build`, or a helper asking for a
 //! password, would hang; in the foreground group the terminal's Ctrl-C reaches the child directly, as
 //! it does without us, and a signal sent to us alone is passed on to the child itself.
+//!
+//! Windows has no process groups: a child there is ended by itself (`TerminateProcess`), and the
+//! console's Ctrl-C reaches it as it reaches us.
 
 use std::io::{self, Read};
+#[cfg(unix)]
 use std::os::unix::fs::OpenOptionsExt;
+#[cfg(unix)]
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
 use rustix::process::{Pid, Signal, WaitId, WaitIdOptions};
 
 use crate::util::cancel::{self, CancelToken, ChildGuard, ChildTarget};
@@ -25,7 +31,10 @@ use crate::util::cancel::{self, CancelToken, ChildGuard, ChildTarget};
 #[derive(Debug)]
 pub(crate) struct Process {
     child: Child,
+    /// Unix: how to signal and reap it, and whether its run was cancelled when it ended.
+    #[cfg(unix)]
     target: ChildTarget,
+    #[cfg(unix)]
     cancel: CancelToken,
     guard: Option<ChildGuard>,
     status: Option<ExitStatus>,
@@ -39,17 +48,26 @@ pub(crate) fn spawn(cmd: &mut Command, cancel: &CancelToken) -> io::Result<Proce
 
 /// Starts `cmd` in a process group of its own when `group`, else in ours.
 fn spawn_in(cmd: &mut Command, group: bool, cancel: &CancelToken) -> io::Result<Process> {
+    #[cfg(unix)]
     if group {
         cmd.process_group(0);
     }
     let child = cmd.spawn()?;
+    #[cfg(unix)]
     let target = ChildTarget {
         pid: Pid::from_child(&child),
         group,
     };
+    #[cfg(windows)]
+    let target = {
+        debug_assert!(!group, "Windows has no process groups");
+        ChildTarget { pid: child.id() }
+    };
     let mut process = Process {
         child,
+        #[cfg(unix)]
         target,
+        #[cfg(unix)]
         cancel: cancel.clone(),
         guard: Some(cancel.child(target)),
         status: None,
@@ -99,7 +117,63 @@ impl Process {
     pub fn child(&mut self) -> &mut Child {
         &mut self.child
     }
+}
 
+/// On Windows the child's handle, which `Child` holds until it is dropped, keeps its process id from
+/// being reused: it is unregistered once it has ended, and ended with `TerminateProcess`.
+#[cfg(windows)]
+impl Process {
+    /// Waits for the child to end.
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        if let Some(status) = self.status {
+            return Ok(status);
+        }
+        let status = self.child.wait()?;
+        self.ended(status);
+        Ok(status)
+    }
+
+    /// The child's status when it has ended, else `None` at once.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status {
+            return Ok(Some(status));
+        }
+        let status = self.child.try_wait()?;
+        if let Some(status) = status {
+            self.ended(status);
+        }
+        Ok(status)
+    }
+
+    fn ended(&mut self, status: ExitStatus) {
+        self.guard = None;
+        self.status = Some(status);
+    }
+
+    /// Ends the child and waits (at most [`cancel::STOP_WAIT`]) for it to be gone. Nothing happens
+    /// once it has ended.
+    pub fn stop(&mut self) {
+        if self.status.is_some() {
+            return;
+        }
+        let _ = self.child.kill();
+        let deadline = Instant::now() + cancel::STOP_WAIT;
+        while Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(Some(status)) => {
+                    self.status = Some(status);
+                    break;
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                Err(_) => break,
+            }
+        }
+        self.guard = None;
+    }
+}
+
+#[cfg(unix)]
+impl Process {
     /// Waits for the child to end (see [`finish`](Self::finish)).
     pub fn wait(&mut self) -> io::Result<ExitStatus> {
         if let Some(status) = self.status {
@@ -207,7 +281,14 @@ fn interrupted() -> io::Error {
     io::Error::new(io::ErrorKind::Interrupted, crate::error::Error::Interrupted)
 }
 
+/// On Windows, where there are no process groups to leave, as if the process were in the foreground.
+#[cfg(windows)]
+fn terminal_foreground() -> bool {
+    true
+}
+
 /// True when this process is in the foreground process group of its controlling terminal.
+#[cfg(unix)]
 fn terminal_foreground() -> bool {
     let Ok(tty) = std::fs::OpenOptions::new()
         .read(true)
@@ -220,7 +301,7 @@ fn terminal_foreground() -> bool {
     rustix::termios::tcgetpgrp(&tty).is_ok_and(|group| group == rustix::process::getpgrp())
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 

@@ -1,11 +1,14 @@
 //! Where `-o PATH` really writes: symbolic links are followed to the file they name (kept as links),
 //! character devices and FIFOs (and `-`, standard output) are written through, and anything else that
-//! is not a regular file is refused before a byte is written.
+//! is not a regular file is refused before a byte is written. On Windows, outputs are regular files or
+//! `-`: a device or pipe given by name is refused.
 
-use std::fs::{File, Metadata, OpenOptions};
+use std::fs::{File, FileType, Metadata};
 use std::io::{self, Write};
+#[cfg(unix)]
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+#[cfg(unix)]
 use std::time::Duration;
 
 use crate::error::{Error, Result};
@@ -52,7 +55,7 @@ impl Destination {
                     let target = follow_links(path)?;
                     ensure_same_file(path, &target, &meta)?;
                     Ok(Destination::File(target))
-                } else if kind.is_char_device() || kind.is_fifo() {
+                } else if is_stream(kind) {
                     Ok(Destination::Stream(Stream::Device(path.to_owned())))
                 } else {
                     Err(refused(path, &meta))
@@ -62,12 +65,39 @@ impl Destination {
                 let target = follow_links(path)?;
                 new_file(path, target)
             }
-            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(too_many_links(path)),
+            Err(e) if is_link_loop(&e) => Err(too_many_links(path)),
             Err(e) => Err(Error::Input {
                 path: path.to_owned(),
                 message: format!("cannot check the output ({e}); choose another -o/--output"),
             }),
         }
+    }
+}
+
+/// A character device or FIFO, which an output is written through rather than replaced; never on
+/// Windows, where such an output is refused.
+pub(crate) fn is_stream(kind: FileType) -> bool {
+    #[cfg(unix)]
+    {
+        kind.is_char_device() || kind.is_fifo()
+    }
+    #[cfg(windows)]
+    {
+        let _ = kind;
+        false
+    }
+}
+
+/// The error of following a loop of symbolic links.
+fn is_link_loop(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        error.raw_os_error() == Some(libc::ELOOP)
+    }
+    #[cfg(windows)]
+    {
+        error.raw_os_error()
+            == i32::try_from(windows_sys::Win32::Foundation::ERROR_CANT_RESOLVE_FILENAME).ok()
     }
 }
 
@@ -77,7 +107,15 @@ pub fn is_dash(path: &Path) -> bool {
 }
 
 /// True when `path` is `-` or names the same device or pipe as standard output. Never fails: anything
-/// that cannot be checked is not standard output.
+/// that cannot be checked is not standard output. On Windows only `-` is.
+#[cfg(windows)]
+pub fn is_standard_output(path: &Path) -> bool {
+    is_dash(path)
+}
+
+/// True when `path` is `-` or names the same device or pipe as standard output. Never fails: anything
+/// that cannot be checked is not standard output. On Windows only `-` is.
+#[cfg(unix)]
 pub fn is_standard_output(path: &Path) -> bool {
     if is_dash(path) {
         return true;
@@ -92,6 +130,7 @@ pub fn is_standard_output(path: &Path) -> bool {
         && meta.rdev() == out.rdev()
 }
 
+#[cfg(unix)]
 fn stdout_metadata() -> io::Result<Metadata> {
     use std::os::fd::AsFd;
     let fd = io::stdout().as_fd().try_clone_to_owned()?;
@@ -109,8 +148,13 @@ fn follow_links(path: &Path) -> Result<PathBuf> {
 /// The file reached by following the links by hand must be the one the kernel reaches (not so for
 /// `/proc` links to deleted or anonymous files).
 fn ensure_same_file(path: &Path, target: &Path, meta: &Metadata) -> Result<()> {
+    use crate::util::fsutil::file_id;
+    let same = |found: &Metadata| {
+        !found.file_type().is_symlink()
+            && matches!((file_id(path, meta), file_id(target, found)), (Ok(a), Ok(b)) if a == b)
+    };
     match std::fs::symlink_metadata(target) {
-        Ok(found) if found.dev() == meta.dev() && found.ino() == meta.ino() => Ok(()),
+        Ok(found) if same(&found) => Ok(()),
         _ => Err(Error::input(
             path,
             "links to a file that cannot be replaced by name; choose another -o/--output",
@@ -159,20 +203,31 @@ fn refused(path: &Path, meta: &Metadata) -> Error {
             "is a directory; give the archive a file name, e.g. -o dir/app.tar",
         );
     }
-    let what = if kind.is_block_device() {
-        "a block device"
-    } else if kind.is_socket() {
-        "a socket"
-    } else {
-        "not a regular file"
-    };
-    Error::input(
-        path,
-        format!(
-            "is {what}; the archive goes to a regular file, a character device, a FIFO or `-` \
-             (standard output): choose another -o/--output"
-        ),
-    )
+    #[cfg(unix)]
+    {
+        let what = if kind.is_block_device() {
+            "a block device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        Error::input(
+            path,
+            format!(
+                "is {what}; the archive goes to a regular file, a character device, a FIFO or `-` \
+                 (standard output): choose another -o/--output"
+            ),
+        )
+    }
+    #[cfg(windows)]
+    {
+        Error::input(
+            path,
+            "is not a regular file; on Windows the archive goes to a regular file or `-` \
+             (standard output): choose another -o/--output",
+        )
+    }
 }
 
 impl Stream {
@@ -207,12 +262,22 @@ impl Stream {
     }
 }
 
+/// Windows outputs are never devices or FIFOs ([`is_stream`]).
+#[cfg(windows)]
+pub(crate) fn open_device(path: &Path, _cancel: &CancelToken) -> Result<File> {
+    Err(Error::input(
+        path,
+        "is not a regular file; on Windows outputs go to regular files or `-`",
+    ))
+}
+
 /// Opens a character device or FIFO for writing. A FIFO without a reader is waited for (as a shell
 /// redirection would), but in a way that a cancel still stops.
+#[cfg(unix)]
 pub(crate) fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
     let fifo = std::fs::metadata(path).is_ok_and(|m| m.file_type().is_fifo());
     let open = |flags: i32| {
-        OpenOptions::new()
+        std::fs::OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_NOCTTY | flags)
             .open(path)
@@ -242,7 +307,7 @@ pub(crate) fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
         .metadata()
         .map_err(Error::io("checking the output", path))?
         .file_type();
-    if !(kind.is_char_device() || kind.is_fifo()) {
+    if !is_stream(kind) {
         return Err(Error::input(
             path,
             "changed while the archive was written; run again",
@@ -251,7 +316,7 @@ pub(crate) fn open_device(path: &Path, cancel: &CancelToken) -> Result<File> {
     Ok(file)
 }
 
-#[cfg(test)]
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
     use std::os::unix::fs::symlink;

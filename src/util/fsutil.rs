@@ -94,6 +94,85 @@ pub fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
     ))
 }
 
+/// The user's home directory: `$HOME`; on Windows, where it is seldom set, else `%USERPROFILE%`.
+pub(crate) fn home_dir() -> Option<std::ffi::OsString> {
+    #[cfg(unix)]
+    {
+        std::env::var_os("HOME")
+    }
+    #[cfg(windows)]
+    {
+        std::env::var_os("HOME")
+            .filter(|home| !home.is_empty())
+            .or_else(|| std::env::var_os("USERPROFILE"))
+    }
+}
+
+/// A file's identity, links followed: its device and inode on Unix, its volume and file index on
+/// Windows; the same through every path and hard link to one file.
+pub(crate) type FileId = (u64, u64);
+
+/// The identity of the file whose metadata (links followed) is `meta`, at `path`.
+#[cfg_attr(
+    unix,
+    allow(
+        clippy::unnecessary_wraps,
+        reason = "opening the file on Windows can fail"
+    )
+)]
+pub(crate) fn file_id(path: &Path, meta: &std::fs::Metadata) -> io::Result<FileId> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let _ = path;
+        Ok((meta.dev(), meta.ino()))
+    }
+    #[cfg(windows)]
+    {
+        let _ = meta;
+        crate::util::windows::file_id(path)
+    }
+}
+
+/// True when both paths name one existing file (links followed).
+pub(crate) fn same_file(a: &Path, b: &Path) -> bool {
+    let id = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|meta| file_id(path, &meta))
+            .ok()
+    };
+    matches!((id(a), id(b)), (Some(a), Some(b)) if a == b)
+}
+
+/// The program `name` would run as from the directory `dir` of PATH, if it is there: an executable
+/// file on Unix; on Windows, where files have no executable bit, `NAME.exe` (as
+/// `std::process::Command` looks it up) unless the name has an extension already.
+pub(crate) fn program_in(dir: &Path, name: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
+    let candidate = dir.join(name);
+    #[cfg(windows)]
+    let candidate = if candidate.extension().is_none() {
+        candidate.with_extension("exe")
+    } else {
+        candidate
+    };
+    is_program(&candidate).then_some(candidate)
+}
+
+/// True when `path` is a file this system would run: on Unix one with an executable bit set, on
+/// Windows any file.
+pub(crate) fn is_program(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|meta| {
+        #[cfg(unix)]
+        let executable = {
+            use std::os::unix::fs::PermissionsExt;
+            meta.permissions().mode() & 0o111 != 0
+        };
+        #[cfg(windows)]
+        let executable = true;
+        meta.is_file() && executable
+    })
+}
+
 /// A writer that keeps the first error its inner writer gave, so that a sink can report a failed
 /// write (a full disk) naming its own file, whatever the layer writer made of it.
 pub(crate) struct WatchedWriter<'a> {

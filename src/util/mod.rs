@@ -9,3 +9,5 @@ pub(crate) mod outputs;
 pub mod sanitize;
 pub mod text_output;
 pub mod timestamp;
+#[cfg(windows)]
+pub(crate) mod windows;

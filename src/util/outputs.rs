@@ -12,7 +12,6 @@
 use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use tempfile::TempPath;
@@ -20,6 +19,7 @@ use tempfile::TempPath;
 use crate::error::{Error, Result};
 use crate::util::cancel::CancelToken;
 use crate::util::destination::parent_dir;
+use crate::util::fsutil::{FileId, file_id};
 
 /// A file the run reads, as messages name it.
 #[derive(Clone, Debug)]
@@ -29,10 +29,10 @@ pub(crate) struct Input {
     pub what: String,
 }
 
-/// Every file the run reads, by device and inode.
+/// Every file the run reads, by identity (device and inode on Unix).
 #[derive(Debug, Default)]
 pub(crate) struct Inputs {
-    files: HashMap<(u64, u64), Input>,
+    files: HashMap<FileId, Input>,
 }
 
 impl Inputs {
@@ -40,21 +40,34 @@ impl Inputs {
     /// (missing, unreadable) is left out: reading it fails later, with its own message.
     pub fn add(&mut self, path: &Path, what: &str) {
         if let Ok(meta) = std::fs::metadata(path)
-            && !meta.is_dir()
+            && let (false, Ok(id)) = (meta.is_dir(), file_id(path, &meta))
         {
-            self.files
-                .entry((meta.dev(), meta.ino()))
-                .or_insert_with(|| Input {
-                    path: path.to_owned(),
-                    what: what.to_owned(),
-                });
+            self.files.entry(id).or_insert_with(|| Input {
+                path: path.to_owned(),
+                what: what.to_owned(),
+            });
         }
     }
 
     /// The input that the file at `output` (links followed) is, if any.
     pub fn find(&self, output: &Path) -> Option<&Input> {
         let meta = std::fs::metadata(output).ok()?;
-        self.files.get(&(meta.dev(), meta.ino()))
+        self.files.get(&file_id(output, &meta).ok()?)
+    }
+}
+
+/// Asks `options` to create files with `mode` (less the umask); Windows files have no Unix mode (a
+/// new file takes its directory's permissions).
+fn with_mode(options: &mut OpenOptions, mode: u32) -> &mut OpenOptions {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(mode)
+    }
+    #[cfg(windows)]
+    {
+        let _ = mode;
+        options
     }
 }
 
@@ -74,12 +87,11 @@ pub(crate) fn temp_file(
         .prefix(&prefix)
         .suffix(suffix)
         .make_in(dir, |path| {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create_new(true)
-                .mode(mode)
-                .open(path)
+            with_mode(
+                OpenOptions::new().read(true).write(true).create_new(true),
+                mode,
+            )
+            .open(path)
         })?;
     Ok(temp.into_parts())
 }
@@ -159,12 +171,11 @@ fn back_up(target: &Path) -> Result<Option<Backup>> {
 /// Copies `from` to the new file `to`, with its permissions.
 fn copy_new(from: &Path, to: &Path) -> io::Result<()> {
     let mut source = File::open(from)?;
-    let mode = source.metadata()?.mode() & 0o7777;
-    let mut copy = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(to)?;
+    #[cfg(unix)]
+    let mode = std::os::unix::fs::MetadataExt::mode(&source.metadata()?) & 0o7777;
+    #[cfg(windows)]
+    let mode = 0;
+    let mut copy = with_mode(OpenOptions::new().write(true).create_new(true), mode).open(to)?;
     let copied = io::copy(&mut source, &mut copy).and_then(|_| copy.sync_all());
     if copied.is_err() {
         let _ = std::fs::remove_file(to);
@@ -297,6 +308,7 @@ mod tests {
         );
     }
 
+    #[cfg(unix)]
     #[test]
     fn inputs_are_found_through_links_and_other_paths() {
         let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,8 @@ use tempfile::TempPath;
 
 use crate::error::{Error, Result};
 use crate::util::cancel::{CancelToken, TempGuard};
-use crate::util::destination::{is_dash, open_device, parent_dir};
+use crate::util::destination::{is_dash, is_stream, open_device, parent_dir};
+use crate::util::fsutil::same_file;
 use crate::util::outputs::{Staged, put_in_place, temp_file};
 
 /// A small text file a run writes at its end, checked before the run starts.
@@ -43,7 +44,6 @@ impl TextOutput {
     /// the text goes to, so that a path that cannot be written is refused before anything is built;
     /// in the run `cancel` cancels. `-` is refused: standard output has its own use.
     pub fn create(path: &Path, flag: &'static str, cancel: &CancelToken) -> Result<TextOutput> {
-        use std::os::unix::fs::FileTypeExt;
         if is_dash(path) {
             return Err(Error::input(
                 path,
@@ -58,7 +58,7 @@ impl TextOutput {
                     format!("is a directory; give {flag} a file name inside it"),
                 ));
             }
-            Ok(meta) if meta.file_type().is_fifo() || meta.file_type().is_char_device() => {
+            Ok(meta) if is_stream(meta.file_type()) => {
                 return Ok(TextOutput {
                     given: path.to_owned(),
                     flag,
@@ -139,14 +139,5 @@ impl TextOutput {
                     .map_err(failed)
             }
         }
-    }
-}
-
-/// True when both paths name one existing file.
-fn same_file(a: &Path, b: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (std::fs::metadata(a), std::fs::metadata(b)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
     }
 }

@@ -128,7 +128,20 @@ pub fn ensure_apart(output: &Path, dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Refuses a directory this process may not write to: on Windows, where access is decided by ACLs,
+/// by making (and at once removing) a file there.
+#[cfg(windows)]
+fn writable(dir: &Path) -> Result<()> {
+    tempfile::tempfile_in(dir).map(drop).map_err(|e| {
+        Error::input(
+            dir,
+            format!("cannot be written ({e}); choose a writable {FLAG} directory"),
+        )
+    })
+}
+
 /// Refuses a directory this process may not write to.
+#[cfg(unix)]
 fn writable(dir: &Path) -> Result<()> {
     use rustix::fs::Access;
     rustix::fs::access(dir, Access::WRITE_OK | Access::EXEC_OK).map_err(|e| {

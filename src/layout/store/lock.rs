@@ -1,11 +1,9 @@
 //! Runs adding to one layout take turns: an exclusive `flock` on the directory itself, held from
 //! reading `index.json` until it is replaced, or until a failed run has taken back what it added.
 
-use std::fs::{self, File, OpenOptions};
-use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::FLAG;
 use crate::context::Context;
@@ -38,8 +36,13 @@ pub(super) fn create_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
 /// waiting at most [`LOCK_WAIT`] for another run to finish, and stopping when the run is cancelled.
 /// Once locked, the path must still be the directory locked (a run that made it and failed may have
 /// removed it meanwhile): otherwise the directory is made again and locked anew.
+#[cfg(unix)]
 pub(super) fn lock(dir: &Path, undo: &mut Undo, cx: &Context) -> Result<File> {
     use rustix::fs::{FlockOperation, flock};
+    use std::fs::OpenOptions;
+    use std::io;
+    use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+    use std::time::Instant;
     let deadline = Instant::now() + LOCK_WAIT;
     let mut told = false;
     loop {
@@ -100,9 +103,36 @@ pub(super) fn lock(dir: &Path, undo: &mut Undo, cx: &Context) -> Result<File> {
     }
 }
 
+/// On Windows a directory takes no lock: the layout is opened (so that it stays while the run
+/// writes) and a run adding to it at the same time as another may lose the other's entry, as `-v`
+/// says.
+#[cfg(windows)]
+pub(super) fn lock(dir: &Path, undo: &mut Undo, cx: &Context) -> Result<File> {
+    cx.cancel().check()?;
+    if fs::symlink_metadata(dir).is_err() {
+        let created = create_dirs(dir)?;
+        undo.dirs.extend(created);
+    }
+    cx.listener().detail(&format!(
+        "{} is not locked on Windows: runs adding to it at the same time may lose each other's \
+         entries",
+        dir.display()
+    ));
+    crate::util::windows::open_dir(dir).map_err(Error::io("opening", dir))
+}
+
+/// True when another run holds the layout's lock (see [`lock`]); never on Windows, which takes none.
+#[cfg(windows)]
+pub(super) fn locked_by_another_run(_dir: &Path) -> bool {
+    false
+}
+
 /// True when another run holds the layout's lock (see [`lock`]).
+#[cfg(unix)]
 pub(super) fn locked_by_another_run(dir: &Path) -> bool {
     use rustix::fs::{FlockOperation, flock};
+    use std::fs::OpenOptions;
+    use std::os::unix::fs::OpenOptionsExt;
     let Ok(file) = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY)
