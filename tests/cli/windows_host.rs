@@ -1,7 +1,7 @@
 //! The Windows build of `zeroimage` (cross-built with mingw-w64, run under wine; see
 //! `support::windows`): the same inputs give the same archive as the Linux build, byte for byte, so
 //! nothing of the host (path separators, file modes, the order of a directory's entries) reaches the
-//! image; and it pushes to a registry.
+//! image; it pulls a base into its blob cache and reads it from there; and it pushes to a registry.
 
 use std::io::Read;
 use std::path::Path;
@@ -138,6 +138,59 @@ fn the_windows_build_under_wine_writes_the_linux_archive_and_pushes_it() {
     ] {
         assert_eq!(mode(path), expected, "{path}: {modes:?}");
     }
+
+    // A base from the registry, pulled under wine into a blob cache of the test's own: the archive is
+    // the Linux build's, and the second build reads every blob from the cache.
+    let base = format!("{}/windows/base:1", registry.host());
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .args(["--created", CREATED, "--push", &base])
+            .args(&cases[1].1)
+            .env("DOCKER_CONFIG", &config),
+    );
+    let on_base = |to: &Path| {
+        [
+            "--from".to_owned(),
+            base.clone(),
+            "--entrypoint-path".to_owned(),
+            "/usr/bin/app".to_owned(),
+            "--created".to_owned(),
+            CREATED.to_owned(),
+            "-o".to_owned(),
+            windows_path(to),
+        ]
+    };
+    let cache = d.join("windows-cache");
+    let mut blob_gets = Vec::new();
+    for _ in 0..2 {
+        run_ok(
+            exe.command(&config)
+                .arg(windows_path(&program))
+                .args(on_base(&d.join("base-windows.tar")))
+                .env("ZEROIMAGE_CACHE_DIR", windows_path(&cache)),
+        );
+        blob_gets.push(registry.blob_gets());
+    }
+    assert!(blob_gets[0] > 0, "nothing was pulled");
+    assert_eq!(
+        blob_gets[0], blob_gets[1],
+        "the second build on Windows fetched blobs again"
+    );
+    run_ok(
+        zeroimage()
+            .arg(&program)
+            .args(["--from", &base, "--entrypoint-path", "/usr/bin/app"])
+            .args(["--created", CREATED, "-o"])
+            .arg(d.join("base-linux.tar"))
+            .env("ZEROIMAGE_CACHE_DIR", d.join("linux-cache")),
+    );
+    support::validate::archive(&d.join("base-windows.tar"));
+    assert_eq!(
+        file_digest(&d.join("base-windows.tar")),
+        file_digest(&d.join("base-linux.tar")),
+        "on a base, the Windows build's archive differs from the Linux build's"
+    );
 
     // A push from under wine lands the same image in the registry.
     let reference = format!("{}/windows/app:1", registry.host());
