@@ -45,10 +45,14 @@ pub struct Include {
 }
 
 impl Include {
-    /// Parses `SRC[:DEST]`; DEST defaults to `/<basename of SRC>`.
+    /// Parses `SRC[:DEST]`; DEST defaults to `/<basename of SRC>`. On Windows the colon of a drive
+    /// (`C:/www`) is the source's own.
     pub fn parse(input: &str) -> Result<Include> {
+        let drive = |source: &str| {
+            cfg!(windows) && source.len() == 1 && source.bytes().all(|b| b.is_ascii_alphabetic())
+        };
         let (source, dest) = match input.rsplit_once(':') {
-            Some((source, dest)) if dest.starts_with('/') => (source, Some(dest)),
+            Some((source, dest)) if dest.starts_with('/') && !drive(source) => (source, Some(dest)),
             _ => (input, None),
         };
         if source.is_empty() {

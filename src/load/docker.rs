@@ -37,8 +37,11 @@ const START: &str = "start Docker (`sudo systemctl start docker`), or point DOCK
                      (unix:///PATH) at its socket";
 const PERMISSION: &str = "add your user to the `docker` group (`sudo usermod -aG docker $USER`, \
                           then log in again), or use rootless Docker's socket through DOCKER_HOST";
+#[cfg(unix)]
 const INSTALL: &str = "install the docker CLI, or set DOCKER_HOST=unix:///PATH to reach the daemon's \
                        socket directly";
+#[cfg(windows)]
+const INSTALL: &str = "install Docker Desktop, whose docker CLI loads images on Windows";
 
 /// How docker is reached.
 enum Endpoint {

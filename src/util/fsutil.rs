@@ -94,7 +94,8 @@ pub fn resolve_links(path: &Path) -> Result<std::path::PathBuf> {
     ))
 }
 
-/// The user's home directory: `$HOME`; on Windows, where it is seldom set, else `%USERPROFILE%`.
+/// The user's home directory: `$HOME`; on Windows `%USERPROFILE%` (where the docker CLI keeps its
+/// config.json), else `$HOME`.
 pub(crate) fn home_dir() -> Option<std::ffi::OsString> {
     #[cfg(unix)]
     {
@@ -102,9 +103,9 @@ pub(crate) fn home_dir() -> Option<std::ffi::OsString> {
     }
     #[cfg(windows)]
     {
-        std::env::var_os("HOME")
+        std::env::var_os("USERPROFILE")
             .filter(|home| !home.is_empty())
-            .or_else(|| std::env::var_os("USERPROFILE"))
+            .or_else(|| std::env::var_os("HOME"))
     }
 }
 

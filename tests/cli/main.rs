@@ -1,7 +1,7 @@
 //! The `zeroimage` command line and what it writes: bad input, ELF checks, the image format,
 //! configuration and layers, compression, multi-platform archives, base images read from disk,
-//! signals and the fuzz regressions. One test binary, so that the support code is compiled and
-//! linked once for all of them.
+//! signals, the fuzz regressions, and the Windows build under wine. One test binary, so that the
+//! support code is compiled and linked once for all of them.
 
 // Tests are scenarios written as scripts; the pedantic lints are for the library and the commands.
 #![allow(clippy::pedantic)]
@@ -23,3 +23,4 @@ mod multi_platform;
 mod oci_layout;
 mod signals;
 mod validator;
+mod windows_host;

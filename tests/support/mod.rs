@@ -17,6 +17,7 @@ pub mod sbom_tools;
 pub mod tiny_elf;
 pub mod token_server;
 pub mod validate;
+pub mod windows;
 
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
