@@ -99,7 +99,10 @@ pub fn zeroimage_exe() -> Option<&'static WindowsZeroimage> {
 /// `cargo build --target x86_64-pc-windows-gnu --bin zeroimage` into a target dir of its own, without
 /// debug information (which only makes the .exe larger and its link slower).
 fn build_exe() -> PathBuf {
-    let target_dir = root().join("target").join("windows-host");
+    // scripts/test keeps it in the test tools' cache, across checkouts.
+    let target_dir = std::env::var_os("ZEROIMAGE_WINDOWS_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target").join("windows-host"));
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     eprintln!(
         "building zeroimage.exe for {TARGET} in {} (about 5 minutes the first time)",
