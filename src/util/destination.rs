@@ -106,15 +106,14 @@ pub fn is_dash(path: &Path) -> bool {
     path.as_os_str() == "-"
 }
 
-/// True when `path` is `-` or names the same device or pipe as standard output. Never fails: anything
-/// that cannot be checked is not standard output. On Windows only `-` is.
+/// True when `path` is `-`: on Windows no output is written through a device or pipe by name.
 #[cfg(windows)]
 pub fn is_standard_output(path: &Path) -> bool {
     is_dash(path)
 }
 
 /// True when `path` is `-` or names the same device or pipe as standard output. Never fails: anything
-/// that cannot be checked is not standard output. On Windows only `-` is.
+/// that cannot be checked is not standard output.
 #[cfg(unix)]
 pub fn is_standard_output(path: &Path) -> bool {
     if is_dash(path) {
