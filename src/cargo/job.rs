@@ -142,7 +142,7 @@ impl CargoJob {
         } else {
             options.load.targets.clone()
         };
-        crate::load::preflight(&load_targets)?;
+        crate::load::preflight(&load_targets, cancel)?;
 
         // rustc's answers about the host and installed targets are kept in the target dir: asking costs
         // tens of milliseconds a run.

@@ -127,14 +127,15 @@ impl Job {
     /// goes to its listener, its token cancels the run, and registries get the credentials of its
     /// keychain.
     pub fn run(&self, cx: &Context) -> Result<JobOutcome> {
-        self.plan()?.execute(cx)
+        self.plan(cx)?.execute(cx)
     }
 
-    /// Decides everything about the image before anything is written.
-    pub(crate) fn plan(&self) -> Result<ImagePlan> {
+    /// Decides everything about the image before anything is written; the runtimes and clusters to
+    /// load into are checked in the run `cx`.
+    pub(crate) fn plan(&self, cx: &Context) -> Result<ImagePlan> {
         let options = &self.options;
         ensure_stdout_free(options.output.as_deref(), options.stdout_reserved)?;
-        crate::load::preflight(&options.load.targets)?;
+        crate::load::preflight(&options.load.targets, cx.cancel())?;
         let entrypoint = entrypoint_path(&self.inputs, &options.config)?;
         let program = entrypoint.rsplit('/').next().unwrap_or("image").to_owned();
         let settled = options.settle(Fallbacks::default(), &program)?;

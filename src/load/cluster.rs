@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::report::Listener;
+use crate::util::cancel::CancelToken;
 use crate::util::sanitize;
 
 const INSTALL: &str = "install the docker CLI: kind and k3d clusters run in docker";
@@ -126,16 +127,18 @@ fn valid_name(name: &str) -> bool {
         && !name.starts_with(['-', '.'])
 }
 
-/// The docker CLI is installed.
-pub(super) fn preflight() -> Result<()> {
-    command::installed("docker", INSTALL)
+/// The docker CLI is installed and the cluster has running nodes, so that a mistyped or stopped
+/// cluster costs no build. `cancel` stops the listing.
+pub(super) fn preflight(cluster: &Cluster, cancel: &CancelToken) -> Result<()> {
+    command::installed("docker", INSTALL)?;
+    nodes(cluster, &cluster.cluster_name(), cancel).map(drop)
 }
 
 /// `docker ps` of the containers labelled `label=value` (the value given or every one), formatted.
-fn list(filter: &str, format: &str, cx: &Context) -> Result<Vec<String>> {
+fn list(filter: &str, format: &str, cancel: &CancelToken) -> Result<Vec<String>> {
     let mut cmd = Command::new("docker");
     cmd.args(["ps", "--no-trunc", "--filter", filter, "--format", format]);
-    let finished = command::run_within(&mut cmd, "docker", INSTALL, cx.cancel(), LIST_LIMIT)?;
+    let finished = command::run_within(&mut cmd, "docker", INSTALL, cancel, LIST_LIMIT)?;
     if !finished.success {
         return Err(Error::Invalid(format!(
             "`docker ps` could not list the cluster's nodes: {}",
@@ -154,13 +157,13 @@ fn list(filter: &str, format: &str, cx: &Context) -> Result<Vec<String>> {
 
 /// The running node containers of `cluster`, sorted; an error listing the clusters there are when
 /// it has none.
-fn nodes(cluster: &Cluster, name: &str, cx: &Context) -> Result<Vec<String>> {
+fn nodes(cluster: &Cluster, name: &str, cancel: &CancelToken) -> Result<Vec<String>> {
     let label = cluster.kind.label();
     let format = match cluster.kind {
         ClusterKind::Kind => "{{.Names}}".to_owned(),
         ClusterKind::K3d => "{{.Names}}\t{{.Label \"k3d.role\"}}".to_owned(),
     };
-    let mut found: Vec<String> = list(&format!("label={label}={name}"), &format, cx)?
+    let mut found: Vec<String> = list(&format!("label={label}={name}"), &format, cancel)?
         .into_iter()
         .filter_map(|line| match cluster.kind {
             ClusterKind::Kind => Some(line),
@@ -178,7 +181,7 @@ fn nodes(cluster: &Cluster, name: &str, cx: &Context) -> Result<Vec<String>> {
         return Ok(found);
     }
     let format = format!("{{{{.Label \"{label}\"}}}}");
-    let mut clusters = list(&format!("label={label}"), &format, cx)?;
+    let mut clusters = list(&format!("label={label}"), &format, cancel)?;
     clusters.sort();
     clusters.dedup();
     let clusters: Vec<String> = clusters.iter().map(|c| sanitize::outside(c, 100)).collect();
@@ -219,7 +222,7 @@ pub(super) fn load(
 ) -> Result<Vec<Loaded>> {
     let listener: &dyn Listener = cx.listener();
     let cluster_name = cluster.cluster_name();
-    let nodes = nodes(cluster, &cluster_name, cx)?;
+    let nodes = nodes(cluster, &cluster_name, cx.cancel())?;
     listener.detail(&format!(
         "{} cluster `{cluster_name}`: nodes {}",
         cluster.kind.name(),

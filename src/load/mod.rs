@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::image::reference::Reference;
 use crate::image::{ImageTree, Stored};
 use crate::oci::platform::Platform;
+use crate::util::cancel::CancelToken;
 
 pub use cluster::{Cluster, ClusterKind};
 
@@ -184,13 +185,13 @@ pub struct Loaded {
 
 /// Checks that each runtime can be reached (its socket or its client program), so that a build is not
 /// wasted on an image that cannot be loaded.
-pub(crate) fn preflight(targets: &[LoadTarget]) -> Result<()> {
+pub(crate) fn preflight(targets: &[LoadTarget], cancel: &CancelToken) -> Result<()> {
     for target in targets {
         match target {
             LoadTarget::Runtime(Runtime::Docker) => docker::preflight()?,
             LoadTarget::Runtime(Runtime::Podman) => podman::preflight()?,
             LoadTarget::Runtime(Runtime::Containerd) => containerd::preflight()?,
-            LoadTarget::Cluster(_) => cluster::preflight()?,
+            LoadTarget::Cluster(cluster) => cluster::preflight(cluster, cancel)?,
         }
     }
     Ok(())

@@ -130,10 +130,11 @@ fn kind_and_k3d_nodes_get_the_image_in_k8s_io_and_run_it() {
     }
     assert!(images().contains("docker.io/zi-k3d/hello:1"));
 
-    // No such cluster: the ones there are, and how to make it.
+    // No such cluster: the ones there are, and how to make it; said before anything is packaged.
     let output = load("zi-kind/none:1", "kind:prod");
     let err = stderr_of(&output);
     assert_eq!(output.status.code(), Some(1), "{err}");
+    assert!(!err.contains("Packaging"), "{err}");
     assert!(
         err.contains(
             "error: no kind cluster `prod` is running in docker (running: broken, dev); create it \
