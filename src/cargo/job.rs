@@ -143,6 +143,12 @@ impl CargoJob {
             options.load.targets.clone()
         };
         crate::load::preflight(&load_targets, cancel)?;
+        // A key that cannot be read (or whose password is wrong) is refused before the build.
+        options.signing.signer(
+            &settings.sign_key.iter().cloned().collect::<Vec<_>>(),
+            settings.signature_format()?,
+        )?;
+        settings.pull_options(&options.pull_options)?;
 
         // rustc's answers about the host and installed targets are kept in the target dir: asking costs
         // tens of milliseconds a run.
@@ -228,7 +234,11 @@ impl CargoJob {
                 ))
             })?,
         };
-        let image = BaseImage::open(&base, &self.options.pull_options, cx)?;
+        let image = BaseImage::open(
+            &base,
+            &settings.pull_options(&self.options.pull_options)?,
+            cx,
+        )?;
         let platforms = image.platforms()?;
         let (chosen, skipped) = every_platform(&platforms, |triple| {
             build.rustc.borrow_mut().ensure_installed(triple).is_ok()
@@ -450,6 +460,8 @@ impl CargoJob {
             require_attachments: settings.require_attachments,
             compression: settings.compression()?,
             lambda: settings.lambda.unwrap_or(false),
+            sign_keys: settings.sign_key.iter().cloned().collect(),
+            signature_format: settings.signature_format()?,
         })
     }
 
@@ -545,7 +557,7 @@ impl CargoJob {
                 attach,
             },
             base: settled.base,
-            pull: options.pull_options.clone(),
+            pull: settings.pull_options(&options.pull_options)?,
             push: Push {
                 references: push_to,
                 options: settled.push_options,

@@ -98,6 +98,12 @@ pub struct Settings {
     pub compression_level: Option<u32>,
     /// Check AWS Lambda's rules for images, refusing an image Lambda cannot run.
     pub lambda: Option<bool>,
+    /// A private key that signs every push (cosign's format or PKCS#8 PEM).
+    pub sign_key: Option<PathBuf>,
+    /// The form of the signatures: `cosign`, `bundle` or `both`.
+    pub signature_format: Option<String>,
+    /// A public key whose signature a registry base image must carry.
+    pub from_verify_key: Option<PathBuf>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -167,6 +173,9 @@ impl Settings {
         "compression",
         "compression-level",
         "lambda",
+        "sign-key",
+        "signature-format",
+        "from-verify-key",
     ];
 
     /// Reads the `zeroimage` table of a `metadata` value from `manifest` (named in errors).
@@ -191,6 +200,12 @@ impl Settings {
         }
         if let Some(layout) = &settings.oci_layout {
             settings.oci_layout = Some(base.join(layout));
+        }
+        if let Some(key) = &settings.sign_key {
+            settings.sign_key = Some(base.join(key));
+        }
+        if let Some(key) = &settings.from_verify_key {
+            settings.from_verify_key = Some(base.join(key));
         }
         if let Some(archive) = &settings.from_archive
             && !archive.starts_with('/')
@@ -262,6 +277,9 @@ impl Settings {
             compression: self.compression.or(fallback.compression),
             compression_level: self.compression_level.or(fallback.compression_level),
             lambda: self.lambda.or(fallback.lambda),
+            sign_key: self.sign_key.or(fallback.sign_key),
+            signature_format: self.signature_format.or(fallback.signature_format),
+            from_verify_key: self.from_verify_key.or(fallback.from_verify_key),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -395,6 +413,36 @@ impl Settings {
             .map(|s| {
                 s.parse()
                     .map_err(|e: Error| self.invalid(Error::Invalid(format!("sbom: {e}"))))
+            })
+            .transpose()
+    }
+
+    /// How a registry base is pulled: `pull`, with the settings' `from-verify-key` when it names
+    /// none.
+    pub fn pull_options(
+        &self,
+        pull: &crate::registry::pull::PullOptions,
+    ) -> Result<crate::registry::pull::PullOptions> {
+        let mut pull = pull.clone();
+        if pull.verify_key.is_none()
+            && let Some(path) = &self.from_verify_key
+        {
+            pull.verify_key = Some(crate::sign::PublicKey::load(path)?);
+        }
+        Ok(pull)
+    }
+
+    /// The signature format these settings ask for, when they ask.
+    pub fn signature_format(&self) -> Result<Option<crate::image::signatures::SignatureFormat>> {
+        self.signature_format
+            .as_deref()
+            .map(|s| {
+                crate::image::signatures::SignatureFormat::parse(s).ok_or_else(|| {
+                    self.invalid(Error::Invalid(format!(
+                        "signature-format: `{}` is not cosign, bundle or both",
+                        crate::util::sanitize::outside(s, 100)
+                    )))
+                })
             })
             .transpose()
     }

@@ -8,8 +8,10 @@ use ::zeroimage::assemble::essentials::{Essentials, Include, Source};
 use ::zeroimage::assemble::options::{self, ImageOptions};
 use ::zeroimage::codec::compress::Choice;
 use ::zeroimage::error::Result;
+use ::zeroimage::image::signatures::SignatureFormat;
 use ::zeroimage::job::base::BaseRef;
 use ::zeroimage::job::naming::NamePattern;
+use ::zeroimage::job::signing::SigningOptions;
 use ::zeroimage::oci::platform::{Platform, PlatformOverride};
 use ::zeroimage::registry::cache::CacheMode;
 use ::zeroimage::registry::client::ClientOptions;
@@ -51,6 +53,39 @@ pub struct ImageArgs {
 
     #[command(flatten)]
     pub supply_chain: SupplyChainArgs,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
+}
+
+/// Signing what is pushed.
+#[derive(Args, Clone, Debug, Default)]
+#[command(next_help_heading = "Signing")]
+pub struct SigningArgs {
+    /// Sign every push with this private key: cosign's encrypted format or a PKCS#8 PEM, ECDSA P-256
+    /// (repeatable; the password from $COSIGN_PASSWORD, else the terminal)
+    #[arg(long = "sign", value_name = "KEY", env = "ZEROIMAGE_SIGNING_KEY")]
+    pub sign: Vec<PathBuf>,
+
+    /// How signatures are stored: cosign (the .sig and .att tags), bundle (Sigstore bundles as OCI
+    /// 1.1 referrers) or both [default: cosign]
+    #[arg(long, value_name = "FORMAT", value_parser = signature_format)]
+    pub signature_format: Option<SignatureFormat>,
+}
+
+impl SigningArgs {
+    /// The signing options these flags give.
+    pub fn options(&self) -> SigningOptions {
+        SigningOptions {
+            keys: self.sign.clone(),
+            format: self.signature_format,
+            ..SigningOptions::default()
+        }
+    }
+}
+
+fn signature_format(s: &str) -> std::result::Result<SignatureFormat, String> {
+    SignatureFormat::parse(s).ok_or_else(|| format!("`{s}` is not cosign, bundle or both"))
 }
 
 /// SBOM and provenance attached to the image.
@@ -334,19 +369,29 @@ pub struct BaseArgs {
     /// Neither read nor fill the blob cache; pulled blobs go to a temporary directory for this run
     #[arg(long)]
     pub no_cache: bool,
+
+    /// Refuse a registry base image that carries no signature by this public key (PEM) over its
+    /// digest and repository, before anything is built
+    #[arg(long, value_name = "PUB")]
+    pub from_verify_key: Option<PathBuf>,
 }
 
 impl BaseArgs {
     /// How to pull a registry base: the registry options, and the cache unless `--no-cache`.
-    pub fn pull_options(&self, registry: &RegistryArgs) -> PullOptions {
-        PullOptions {
+    pub fn pull_options(&self, registry: &RegistryArgs) -> Result<PullOptions> {
+        Ok(PullOptions {
             client: registry.client_options(),
             cache: if self.no_cache {
                 CacheMode::Private
             } else {
                 CacheMode::User
             },
-        }
+            verify_key: self
+                .from_verify_key
+                .as_deref()
+                .map(::zeroimage::sign::PublicKey::load)
+                .transpose()?,
+        })
     }
 
     /// The base these flags name, if any.

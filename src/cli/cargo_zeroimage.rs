@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::registry::print_pushed;
 use super::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs, PushArgs,
-    RegistryArgs, ReportArgs, Shell, exit_with, job_options,
+    RegistryArgs, ReportArgs, Shell, SigningArgs, exit_with, job_options,
 };
 use ::zeroimage::cargo::settings::Settings;
 use ::zeroimage::cargo::{CargoJob, CargoOptions};
@@ -174,6 +174,9 @@ pub struct ResolveArgs {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
 
     #[command(flatten)]
     pub report: ReportArgs,
@@ -486,8 +489,9 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
         cargo: cargo.options(&args.report, &args.cargo_args),
         options: JobOptions {
             base: args.base.base_ref()?,
-            pull_options: args.base.pull_options(&args.registry),
+            pull_options: args.base.pull_options(&args.registry)?,
             push_options: args.registry.push_options(),
+            signing: args.signing.options(),
             ..JobOptions::default()
         },
         repository: args.repository.clone(),

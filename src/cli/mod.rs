@@ -7,11 +7,12 @@ pub mod cargo_zeroimage;
 mod load;
 pub mod registry;
 mod shell;
+pub mod signing;
 pub mod zeroimage;
 
 pub use args::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, MessageFormat, OutputArgs, PlatformArgs,
-    PushArgs, RegistryArgs, ReportArgs,
+    PushArgs, RegistryArgs, ReportArgs, SigningArgs,
 };
 pub use load::LoadArgs;
 pub use shell::Shell;
@@ -227,7 +228,7 @@ pub fn job_options(
         config: config.options(),
         essentials: essentials.essentials(),
         base: base.base_ref()?,
-        pull_options: base.pull_options(registry),
+        pull_options: base.pull_options(registry)?,
         push: push.push.clone(),
         push_options: registry.push_options(),
         load: load.options(),
@@ -239,5 +240,6 @@ pub fn job_options(
         compression: image.compression,
         compression_level: image.compression_level,
         lambda: image.lambda,
+        signing: image.signing.options(),
     })
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
+use super::{MessageFormat, RegistryArgs, ReportArgs, Shell, SigningArgs};
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::image::reference::Reference;
 use ::zeroimage::layout;
@@ -30,6 +30,9 @@ pub struct PushCommand {
 
     #[command(flatten)]
     pub registry: RegistryArgs,
+
+    #[command(flatten)]
+    pub signing: SigningArgs,
 
     #[command(flatten)]
     pub report: ReportArgs,
@@ -84,12 +87,14 @@ fn parse_reference(s: &str) -> std::result::Result<Reference, String> {
 /// one JSON object with `pushed` and, when some were not, `attachments_not_pushed`.
 pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
     let cx = super::context(shell);
+    let signer = command.signing.options().signer(&[], None)?;
     let image = layout::open(&command.archive, None, cx.cancel())?;
     let outcome = push(
         &image,
         &command.references,
         &PushOptions {
             require_attachments: command.require_attachments,
+            signer,
             ..command.registry.push_options()
         },
         &cx,

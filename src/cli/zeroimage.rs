@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
+use super::signing::{SignCommand, VerifyCommand, run_sign, run_verify};
 use super::{
     BaseArgs, ConfigArgs, EssentialsArgs, ImageArgs, LoadArgs, MessageFormat, OutputArgs,
     PlatformArgs, PushArgs, RegistryArgs, Shell, exit_with, job_options,
@@ -92,6 +93,8 @@ pub enum Command {
     Push(PushCommand),
     Login(LoginCommand),
     Logout(LogoutCommand),
+    Sign(SignCommand),
+    Verify(VerifyCommand),
 }
 
 fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> {
@@ -118,6 +121,16 @@ pub fn main() -> ExitCode {
         Some(Command::Login(login)) => {
             let shell = Shell::from_report(&login.report);
             let result = run_login(login, &shell);
+            (shell, result)
+        }
+        Some(Command::Sign(sign)) => {
+            let shell = Shell::from_report(&sign.report);
+            let result = run_sign(sign, &shell);
+            (shell, result)
+        }
+        Some(Command::Verify(verify)) => {
+            let shell = Shell::from_report(&verify.report);
+            let result = run_verify(verify, &shell);
             (shell, result)
         }
         Some(Command::Logout(logout)) => {

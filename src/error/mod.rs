@@ -56,6 +56,15 @@ pub enum Error {
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),
+    /// An image (or a base image) has no signature the key verifies over its digest: the message
+    /// says which check failed.
+    #[error("{image}: {reason}")]
+    Unverified {
+        /// The image, `REPOSITORY@DIGEST` or the archive.
+        image: String,
+        /// Which check failed.
+        reason: String,
+    },
     /// The run was interrupted (its cancel token, Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,

@@ -5,6 +5,7 @@
 pub mod blobs;
 pub mod reference;
 pub(crate) mod referrers;
+pub mod signatures;
 pub(crate) mod spool;
 mod stored;
 

@@ -41,6 +41,8 @@ pub enum DocumentKind {
     CycloneDx,
     /// An in-toto statement with SLSA provenance.
     Provenance,
+    /// A Sigstore bundle: a signature of the image, or a signed attestation about it.
+    SigstoreBundle,
 }
 
 impl DocumentKind {
@@ -50,6 +52,7 @@ impl DocumentKind {
             DocumentKind::Spdx => "application/spdx+json",
             DocumentKind::CycloneDx => "application/vnd.cyclonedx+json",
             DocumentKind::Provenance => "application/vnd.in-toto+json",
+            DocumentKind::SigstoreBundle => "application/vnd.dev.sigstore.bundle.v0.3+json",
         }
     }
 
@@ -59,6 +62,7 @@ impl DocumentKind {
             DocumentKind::Spdx => "spdx.json",
             DocumentKind::CycloneDx => "cdx.json",
             DocumentKind::Provenance => "provenance.json",
+            DocumentKind::SigstoreBundle => "sigstore.json",
         }
     }
 
@@ -68,6 +72,7 @@ impl DocumentKind {
             DocumentKind::Spdx,
             DocumentKind::CycloneDx,
             DocumentKind::Provenance,
+            DocumentKind::SigstoreBundle,
         ]
         .into_iter()
         .find(|k| k.media_type() == media_type)
@@ -154,6 +159,7 @@ impl Attachment {
             DocumentKind::Spdx => "the SPDX SBOM",
             DocumentKind::CycloneDx => "the CycloneDX SBOM",
             DocumentKind::Provenance => "the provenance statement",
+            DocumentKind::SigstoreBundle => "the signature bundle",
         };
         let digest = self.manifest.digest();
         let short = format!("{}:{}", digest.algorithm().as_str(), digest.short());
@@ -192,6 +198,57 @@ pub struct Attachments {
 }
 
 impl Attachments {
+    /// Adds a Sigstore bundle about `subject`, with the annotations cosign gives a bundle referrer.
+    pub(crate) fn push_bundle(
+        &mut self,
+        subject: &Descriptor,
+        platform: Option<Platform>,
+        bytes: Vec<u8>,
+        predicate_type: &str,
+        content: &str,
+    ) {
+        let kind = DocumentKind::SigstoreBundle;
+        let document = Descriptor::new(
+            MediaType::parse(kind.media_type()),
+            Digest::of(&bytes),
+            bytes.len() as u64,
+        );
+        let manifest = Document::new(Manifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: Some(kind.media_type().to_owned()),
+            config: empty_config(),
+            layers: vec![document.clone()],
+            subject: Some(Descriptor::new(
+                subject.media_type.clone(),
+                subject.digest.clone(),
+                subject.size,
+            )),
+            annotations: [
+                (
+                    super::signatures::ANNOTATION_BUNDLE_CONTENT.to_owned(),
+                    content.to_owned(),
+                ),
+                (
+                    super::signatures::ANNOTATION_BUNDLE_PREDICATE.to_owned(),
+                    predicate_type.to_owned(),
+                ),
+            ]
+            .into(),
+            extra: Extra::new(),
+        });
+        self.memory.insert(document.digest.clone(), bytes);
+        self.memory
+            .insert(Digest::of(EMPTY_JSON), EMPTY_JSON.to_vec());
+        self.items.push(Attachment {
+            kind,
+            platform,
+            document,
+            manifest,
+            suffix: kind.suffix().to_owned(),
+        });
+    }
+
     pub fn is_empty(&self) -> bool {
         self.items.is_empty()
     }

@@ -84,9 +84,29 @@ impl<'l> BaseImage<'l> {
     /// come later, through the cache, when they are needed); an archive or layout directory is indexed.
     pub fn open(base: &BaseRef, pull: &PullOptions, cx: &Context<'l>) -> Result<BaseImage<'l>> {
         match base {
+            BaseRef::Archive { path, .. } if pull.verify_key.is_some() => Err(Error::input(
+                path,
+                "--from-verify-key checks the signatures a registry holds, and an archive base \
+                 has none there; push the base and use --from REF, or leave out --from-verify-key",
+            )),
             BaseRef::Archive { path, tag } => Self::open_archive(path, tag.as_deref(), cx),
             BaseRef::Registry(reference) => {
                 let (source, top) = RegistrySource::resolve(reference, pull, cx)?;
+                if let Some(key) = &pull.verify_key {
+                    let tree = crate::image::ImageTree::read(&source, &top)?;
+                    let repository = format!("{}/{}", source.host(), source.repository());
+                    let verified = crate::image::signatures::verify(
+                        &source,
+                        &tree,
+                        &repository,
+                        key,
+                        false,
+                    )
+                    .map_err(|e| e.context("the base image is refused (--from-verify-key)"))?;
+                    for line in &verified.signatures {
+                        cx.listener().status("Verified", &format!("base: {line}"));
+                    }
+                }
                 let image = Self::read(reference.full(), Box::new(source), &top, cx.listener())?;
                 Ok(BaseImage {
                     image: image.held_by(reference.domain(), reference.path()),

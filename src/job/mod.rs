@@ -10,6 +10,7 @@ pub(crate) mod parameters;
 pub(crate) mod plan;
 pub(crate) mod publish;
 pub mod refs;
+pub mod signing;
 mod staging;
 
 use std::path::PathBuf;
@@ -92,6 +93,8 @@ pub struct JobOptions {
     /// Check AWS Lambda's rules and refuse an image Lambda cannot run, before anything is written;
     /// without it (and without the cargo job's `lambda` setting), a push to ECR warns instead.
     pub lambda: bool,
+    /// Keys that sign every push (`--sign`; the cargo job: its `sign-key` setting otherwise).
+    pub signing: signing::SigningOptions,
 }
 
 /// `zeroimage`'s job: the programs to package (one per platform) and the options.

@@ -686,6 +686,7 @@ fn check_outputs(
             DocumentKind::Spdx => "SPDX SBOM",
             DocumentKind::CycloneDx => "CycloneDX SBOM",
             DocumentKind::Provenance => "provenance statement",
+            DocumentKind::SigstoreBundle => "signature bundle",
         };
         let off = match kind {
             DocumentKind::Provenance => "leave out --provenance",

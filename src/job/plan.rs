@@ -17,6 +17,7 @@ use crate::codec::compress::CompressOptions;
 use crate::context::Context;
 use crate::error::Result;
 use crate::image::reference::Reference;
+use crate::image::signatures::SignatureFormat;
 use crate::load::{LoadOptions, LoadTarget};
 use crate::registry::pull::PullOptions;
 use crate::registry::push::PushOptions;
@@ -61,6 +62,10 @@ pub struct Fallbacks {
     pub compression: Option<CompressOptions>,
     /// Refuse an image AWS Lambda cannot run.
     pub lambda: bool,
+    /// Private keys that sign every push.
+    pub sign_keys: Vec<PathBuf>,
+    /// The form of those signatures.
+    pub signature_format: Option<SignatureFormat>,
 }
 
 /// The options of one image, settled: every value a flag gave, else its fallback, else the default.
@@ -143,6 +148,13 @@ impl JobOptions {
                     .require_attachments
                     .or(fallbacks.require_attachments)
                     .unwrap_or(self.push_options.require_attachments),
+                signer: match self
+                    .signing
+                    .signer(&fallbacks.sign_keys, fallbacks.signature_format)?
+                {
+                    Some(signer) => Some(signer),
+                    None => self.push_options.signer.clone(),
+                },
                 ..self.push_options.clone()
             },
             load,

@@ -119,6 +119,7 @@ fn marker(kind: DocumentKind) -> &'static str {
         DocumentKind::Spdx => "sbom-spdx",
         DocumentKind::CycloneDx => "sbom-cyclonedx",
         DocumentKind::Provenance => "provenance",
+        DocumentKind::SigstoreBundle => "signature-bundle",
     }
 }
 

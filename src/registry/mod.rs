@@ -10,8 +10,10 @@ pub(crate) mod origin;
 pub mod pull;
 pub mod push;
 pub(crate) mod referrers;
+pub(crate) mod signatures;
 pub(crate) mod transport;
 mod upload;
+pub mod verify;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
 pub(crate) fn api_host(domain: &str) -> &str {

@@ -36,6 +36,8 @@ pub struct PullOptions {
     pub client: ClientOptions,
     /// Where pulled blobs are kept.
     pub cache: CacheMode,
+    /// A base image must carry a signature by this key over its digest (`--from-verify-key`).
+    pub verify_key: Option<crate::sign::PublicKey>,
 }
 
 /// One repository of one registry, as a source of blobs.
@@ -335,6 +337,81 @@ impl<'l> RegistrySource<'l> {
                 ),
             )),
         }
+    }
+
+    /// The document a tag names, its bytes read whole (at most [`MAX_DOCUMENT`]), or `None` when
+    /// the tag does not exist: cosign's `.sig` and `.att` tags, the referrers fallback tag.
+    pub fn optional_document(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let shown = format!("`{}`", sanitize::outside(tag, 200));
+        let response = self.get("manifests", tag, &[("Accept", ACCEPT.to_owned())])?;
+        match response.status().as_u16() {
+            404 => {
+                let _ = http::read_limited(response, 64 << 10);
+                return Ok(None);
+            }
+            200 => {}
+            _ => return Err(self.refused(&format!("manifest {shown}"), response)),
+        }
+        let (bytes, more) = http::read_limited(response, MAX_DOCUMENT);
+        if more {
+            return Err(self.fail(
+                Kind::Protocol,
+                format!(
+                    "manifest {shown} is larger than {} MiB; refusing to read it",
+                    MAX_DOCUMENT >> 20
+                ),
+            ));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// What the registry lists as referring to `subject`: its referrers API's answer, else the
+    /// index under the fallback tag `sha256-<hex>`; at most `limit` descriptors.
+    pub fn referrers(&self, subject: &Digest, limit: usize) -> Result<Vec<Descriptor>> {
+        let response = self.get(
+            "referrers",
+            &subject.to_string(),
+            &[("Accept", MediaType::OciIndex.to_string())],
+        )?;
+        let api = response.status().as_u16() == 200
+            && http::header(&response, "content-type")
+                .is_some_and(|c| c.starts_with(MediaType::OciIndex.as_str()));
+        let bytes = if api {
+            let (bytes, more) = http::read_limited(response, MAX_DOCUMENT);
+            if more {
+                return Err(self.fail(
+                    Kind::Protocol,
+                    format!("the referrers of {subject} are listed in more than 4 MiB"),
+                ));
+            }
+            bytes
+        } else {
+            let _ = http::read_limited(response, 64 << 10);
+            let tag = format!("{}-{}", subject.algorithm().as_str(), subject.hex());
+            match self.optional_document(&tag)? {
+                Some(bytes) => bytes,
+                None => return Ok(Vec::new()),
+            }
+        };
+        let index: crate::oci::Index = serde_json::from_slice(&bytes).map_err(|e| {
+            self.fail(
+                Kind::Protocol,
+                format!(
+                    "the referrers of {subject} are not an image index ({})",
+                    sanitize::outside(&e.to_string(), sanitize::EXCERPT)
+                ),
+            )
+        })?;
+        if index.manifests.len() > limit {
+            return Err(self.fail(
+                Kind::Protocol,
+                format!(
+                    "{subject} has {} referrers listed; at most {limit} are read",
+                    index.manifests.len()
+                ),
+            ));
+        }
+        Ok(index.manifests)
     }
 
     /// A manifest or index by digest: from memory, else from the registry.

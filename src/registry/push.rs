@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::image::Stored;
 use crate::image::reference::Reference;
 use crate::image::referrers::Attachment;
+use crate::image::signatures::Signer;
 use crate::oci::Digest;
 use crate::report::Listener;
 
@@ -37,6 +38,9 @@ pub struct PushOptions {
     /// An attached document that cannot be pushed fails the push before any tag is set; otherwise
     /// it is a warning, and listed in [`PushOutcome::not_attached`].
     pub require_attachments: bool,
+    /// Signs what is pushed, in each repository, before any tag is set: a signature that cannot be
+    /// made or pushed fails the push with no tag moved.
+    pub signer: Option<Signer>,
 }
 
 impl PushOptions {
@@ -57,6 +61,7 @@ impl Default for PushOptions {
             chunk_size: upload::CHUNK_SIZE,
             mount_from: BTreeMap::new(),
             require_attachments: false,
+            signer: None,
         }
     }
 }
@@ -240,20 +245,80 @@ impl Session<'_> {
                 index.bytes(),
             )?;
         }
-        if image.referrers.is_empty() {
-            return Ok(Vec::new());
+        let place = format!("{host}/{repository}");
+        let failed = if image.referrers.is_empty() {
+            Vec::new()
+        } else {
+            let outcome = super::referrers::push(
+                &mut self.registry,
+                &target,
+                &image.referrers,
+                first_done,
+                &mut self.stats,
+                listener,
+            )?;
+            report_attached(&place, &outcome, listener);
+            not_attached(&place, &image.referrers, outcome.failed, options, listener)?
+        };
+        if let Some(signer) = &options.signer {
+            self.sign(signer, repository, image, cx)?;
         }
-        let outcome = super::referrers::push(
+        Ok(failed)
+    }
+
+    /// Signs `image` as it is called in `repository` and pushes the signatures: bundles as referrers,
+    /// cosign's layers into their tags. Any failure is the push's error (no tag is set yet).
+    fn sign(
+        &mut self,
+        signer: &Signer,
+        repository: &str,
+        image: &Stored,
+        cx: &Context,
+    ) -> Result<()> {
+        let listener = cx.listener();
+        let place = format!("{}/{repository}", self.host);
+        let signed = signer.sign(image, &place)?;
+        let in_place = |e: Error| e.context(&format!("signing the image in {place}"));
+        if !signed.bundles.is_empty() {
+            let blobs = signed.bundles.memory.clone();
+            let target = Target {
+                repository,
+                blobs: &blobs,
+                limits: UploadLimits {
+                    monolithic_limit: upload::MONOLITHIC_LIMIT,
+                    chunk_size: upload::CHUNK_SIZE,
+                },
+            };
+            let outcome = super::referrers::push(
+                &mut self.registry,
+                &target,
+                &signed.bundles.items,
+                None,
+                &mut self.stats,
+                listener,
+            )
+            .map_err(in_place)?;
+            if let Some((_, error)) = outcome.failed.into_iter().next() {
+                return Err(in_place(error));
+            }
+        }
+        let tags = super::signatures::push(
             &mut self.registry,
-            &target,
-            &image.referrers,
-            first_done,
+            repository,
+            &signed.layers,
             &mut self.stats,
             listener,
-        )?;
-        let place = format!("{host}/{repository}");
-        report_attached(&place, &outcome, listener);
-        not_attached(&place, &image.referrers, outcome.failed, options, listener)
+        )
+        .map_err(in_place)?;
+        let mut where_ = tags;
+        if !signed.bundles.is_empty() {
+            where_.push("bundles as referrers".to_owned());
+        }
+        listener.status(
+            "Signed",
+            &format!("{place}@{} ({})", image.digest(), where_.join(", ")),
+        );
+        Ok(())
     }
 }
 
@@ -339,4 +404,34 @@ fn not_attached(
         }
     }
     Ok(list)
+}
+
+/// Signs the image `reference` names in its registry (`zeroimage sign`): its digest (and each
+/// platform's manifest under an index) in its repository, the signatures merged with those there.
+/// Returns the image, pinned by digest.
+pub fn sign_pushed(
+    reference: &Reference,
+    signer: &Signer,
+    options: &PushOptions,
+    cx: &Context,
+) -> Result<Pushed> {
+    let pull = super::pull::PullOptions {
+        client: options.client.clone(),
+        ..super::pull::PullOptions::default()
+    };
+    let (source, top) = super::pull::RegistrySource::resolve(reference, &pull, cx)?;
+    let image = Stored::read(reference.full(), Box::new(source), &top)?;
+    let host = reference.domain();
+    let credential = credentials::for_registry(host, cx)?;
+    let mut session = Session {
+        registry: Registry::connect(host, credential, &options.client, cx)?,
+        host,
+        stats: PushStats::default(),
+        done: Vec::new(),
+    };
+    session.sign(signer, reference.path(), &image, cx)?;
+    Ok(Pushed {
+        reference: reference.familiar(),
+        digest: image.digest().to_string(),
+    })
 }

@@ -38,18 +38,18 @@ const MAX_REFERRERS: usize = 10_000;
 /// Writes of one fallback tag before giving up on it: each follows a read that lacked some of our
 /// documents, so running out means other pushes kept replacing the tag (or the registry keeps
 /// answering with an older index).
-const MAX_MERGE_WRITES: usize = 8;
+pub(super) const MAX_MERGE_WRITES: usize = 8;
 /// The shortest wait between writing the fallback tag and reading it back: longer than another
 /// pusher's read-merge-write takes even on a busy machine, so a write of theirs based on a read made
 /// before ours has landed when we look.
-const SETTLE_MIN: Duration = Duration::from_millis(500);
+pub(super) const SETTLE_MIN: Duration = Duration::from_millis(500);
 /// The longest such wait, however slow the registry's answers were.
-const SETTLE_MAX: Duration = Duration::from_secs(5);
+pub(super) const SETTLE_MAX: Duration = Duration::from_secs(5);
 /// The wait is this many times the time our own read and write took (a slow registry makes others
 /// slow too).
-const SETTLE_FACTOR: u32 = 4;
+pub(super) const SETTLE_FACTOR: u32 = 4;
 /// The longest ETag we send back in `If-Match`.
-const MAX_ETAG: usize = 256;
+pub(super) const MAX_ETAG: usize = 256;
 
 /// How the registry took the attachments of one subject.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -390,12 +390,12 @@ fn read_fallback_index(
 }
 
 /// Reads what little body an answer has, so the connection can be reused.
-fn drain(response: http::Response) {
+pub(super) fn drain(response: http::Response) {
     let _ = http::read_limited(response, 64 << 10);
 }
 
 /// A random duration up to `most`, so that pushes that met once do not keep meeting.
-fn jitter(most: Duration) -> Duration {
+pub(super) fn jitter(most: Duration) -> Duration {
     // The standard library's hasher keys are random per process: enough randomness for a wait.
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u32(std::process::id());

@@ -439,7 +439,9 @@ pub fn document(kind: DocumentKind, subject: &ImageSubject, inventory: &Inventor
     match kind {
         DocumentKind::Spdx => spdx::write(subject, inventory),
         DocumentKind::CycloneDx => cyclonedx::write(subject, inventory),
-        DocumentKind::Provenance => unreachable!("provenance is written by provenance::write"),
+        DocumentKind::Provenance | DocumentKind::SigstoreBundle => {
+            unreachable!("only SBOMs are written here")
+        }
     }
 }
 

@@ -14,3 +14,4 @@ mod hostile_registry;
 mod image_refs;
 mod pull;
 mod registry;
+mod signing;

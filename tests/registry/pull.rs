@@ -123,6 +123,7 @@ fn options(cache: &Path) -> PullOptions {
             ..ClientOptions::with_timeout(Duration::from_secs(20))
         },
         cache: CacheMode::At(cache.to_owned()),
+        ..PullOptions::default()
     }
 }
 

@@ -1,0 +1,572 @@
+//! Signing pushes with a key, checked by implementations that are not ours: the `.sig` manifest is
+//! read with plain HTTP and its signature checked with `openssl dgst`, the `.att` envelopes with
+//! Python's `cryptography` over DSSE's pre-authentication encoding; then `zeroimage verify` and
+//! `--from-verify-key` against what the registry holds, and every tampering refused.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+
+use crate::support;
+use support::registry::{Setup, TestRegistry};
+use support::{X86_64_MUSL, isolated_zeroimage, run_ok, stderr_of, stdout_of};
+
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// A P-256 key pair made by openssl: (private PKCS#8 PEM, public PEM).
+fn openssl_key(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub"));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&key),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public),
+    );
+    (key, public)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// `GET http://HOST/v2/PATH` with `accept`: the status and the body.
+fn get(host: &str, path: &str, accept: &str) -> (u16, Vec<u8>) {
+    let mut response = agent()
+        .get(&format!("http://{host}/v2/{path}"))
+        .header("Accept", accept)
+        .call()
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response
+        .body_mut()
+        .with_config()
+        .limit(64 << 20)
+        .read_to_vec()
+        .unwrap();
+    (status, body)
+}
+
+fn get_json(host: &str, path: &str) -> serde_json::Value {
+    let (status, body) = get(host, path, OCI_MANIFEST);
+    assert_eq!(
+        status,
+        200,
+        "GET {path}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body).unwrap()
+}
+
+/// Uploads `bytes` as a blob of `repository`; returns its digest.
+fn put_blob(host: &str, repository: &str, bytes: &[u8]) -> String {
+    let digest = zeroimage::oci::Digest::of(bytes).to_string();
+    let response = agent()
+        .post(&format!("http://{host}/v2/{repository}/blobs/uploads/"))
+        .send_empty()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 202);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let url = if location.starts_with("http") {
+        location
+    } else {
+        format!("http://{host}{location}")
+    };
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let response = agent()
+        .put(&format!("{url}{separator}digest={digest}"))
+        .header("Content-Type", "application/octet-stream")
+        .send(bytes)
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 201);
+    digest
+}
+
+fn put_manifest(host: &str, repository: &str, reference: &str, bytes: &[u8]) -> u16 {
+    agent()
+        .put(&format!(
+            "http://{host}/v2/{repository}/manifests/{reference}"
+        ))
+        .header("Content-Type", OCI_MANIFEST)
+        .send(bytes)
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+fn sig_tag(digest: &str) -> String {
+    format!("sha256-{}.sig", digest.trim_start_matches("sha256:"))
+}
+
+/// Builds the hello image and pushes it to `reference` with `extra` flags; returns its digest.
+fn push_hello(dir: &Path, reference: &str, extra: &[&str]) -> String {
+    let hello = support::hello_fixture(X86_64_MUSL).unwrap();
+    let output = run_ok(
+        isolated_zeroimage(dir)
+            .arg(&hello)
+            .args(["--push", reference, "--message-format", "json"])
+            .args(extra),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    summary["digest"].as_str().unwrap().to_owned()
+}
+
+fn verify(dir: &Path, key: &Path, reference: &str, extra: &[&str]) -> std::process::Output {
+    isolated_zeroimage(dir)
+        .arg("verify")
+        .arg("--key")
+        .arg(key)
+        .arg(reference)
+        .args(extra)
+        .output()
+        .unwrap()
+}
+
+/// Checks a DSSE envelope with Python's `cryptography` over the pre-authentication encoding; returns
+/// the statement's predicate type and first subject digest.
+fn python_dsse(envelope: &Path, public: &Path) -> Option<(String, String)> {
+    const CHECK: &str = r#"
+import base64, json, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+envelope = json.load(open(sys.argv[1]))
+key = serialization.load_pem_public_key(open(sys.argv[2], "rb").read())
+payload = base64.b64decode(envelope["payload"])
+kind = envelope["payloadType"].encode()
+pae = b"DSSEv1 %d %s %d %s" % (len(kind), kind, len(payload), payload)
+key.verify(base64.b64decode(envelope["signatures"][0]["sig"]), pae, ec.ECDSA(hashes.SHA256()))
+statement = json.loads(payload)
+print(statement["predicateType"])
+print(statement["subject"][0]["digest"]["sha256"])
+"#;
+    let python = support::sbom_tools::venv().join("bin/python3");
+    let python = support::peer_at(
+        "python3 with cryptography (scripts/test)",
+        python.is_file().then_some(python),
+    )?;
+    let output = Command::new(python)
+        .args(["-c", CHECK])
+        .arg(envelope)
+        .arg(public)
+        .output()
+        .unwrap();
+    if !output.status.success() {
+        return Some((String::new(), stderr_of(&output)));
+    }
+    let text = stdout_of(&output);
+    let mut lines = text.lines();
+    Some((
+        lines.next().unwrap_or_default().to_owned(),
+        lines.next().unwrap_or_default().to_owned(),
+    ))
+}
+
+#[test]
+fn a_signed_push_is_checked_by_openssl_and_python_and_by_verify() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() || support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (key, public) = openssl_key(dir.path(), "one");
+    let (_, other) = openssl_key(dir.path(), "two");
+    let reference = format!("{host}/signed/hello:1.0");
+    let digest = push_hello(
+        dir.path(),
+        &reference,
+        &[
+            "--sign",
+            key.to_str().unwrap(),
+            "--sbom",
+            "spdx",
+            "--provenance",
+        ],
+    );
+
+    // The .sig manifest, read with plain HTTP: one simple-signing layer naming this digest and
+    // repository, signed by the key as openssl sees it.
+    let manifest = get_json(
+        &host,
+        &format!("signed/hello/manifests/{}", sig_tag(&digest)),
+    );
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    let layer = &layers[0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let (status, payload) = get(
+        &host,
+        &format!("signed/hello/blobs/{}", layer["digest"].as_str().unwrap()),
+        "*/*",
+    );
+    assert_eq!(status, 200);
+    let parsed: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        parsed["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str()
+    );
+    assert_eq!(
+        parsed["critical"]["identity"]["docker-reference"],
+        format!("{host}/signed/hello")
+    );
+    assert_eq!(
+        parsed["critical"]["type"],
+        "cosign container image signature"
+    );
+    let signature = BASE64
+        .decode(
+            layer["annotations"]["dev.cosignproject.cosign/signature"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+    let payload_file = dir.path().join("payload.json");
+    let signature_file = dir.path().join("signature.der");
+    std::fs::write(&payload_file, &payload).unwrap();
+    std::fs::write(&signature_file, &signature).unwrap();
+    let openssl = |public: &Path| {
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(public)
+            .arg("-signature")
+            .arg(&signature_file)
+            .arg(&payload_file)
+            .output()
+            .unwrap()
+    };
+    let checked = openssl(&public);
+    assert!(checked.status.success(), "{}", stderr_of(&checked));
+    assert_eq!(stdout_of(&checked).trim(), "Verified OK");
+    assert!(
+        !openssl(&other).status.success(),
+        "another key must not verify it"
+    );
+
+    // The .att envelopes (the SBOM and the provenance), checked by Python over DSSE's PAE.
+    let attestations = get_json(
+        &host,
+        &format!(
+            "signed/hello/manifests/sha256-{}.att",
+            digest.trim_start_matches("sha256:")
+        ),
+    );
+    let mut predicates = Vec::new();
+    for layer in attestations["layers"].as_array().unwrap() {
+        assert_eq!(layer["mediaType"], "application/vnd.dsse.envelope.v1+json");
+        let (_, envelope) = get(
+            &host,
+            &format!("signed/hello/blobs/{}", layer["digest"].as_str().unwrap()),
+            "*/*",
+        );
+        let file = dir.path().join("envelope.json");
+        std::fs::write(&file, &envelope).unwrap();
+        let Some((predicate, subject)) = python_dsse(&file, &public) else {
+            return;
+        };
+        assert_eq!(subject, digest.trim_start_matches("sha256:"), "{predicate}");
+        assert_eq!(layer["annotations"]["predicateType"], predicate.as_str());
+        predicates.push(predicate);
+        let (failed, _) = python_dsse(&file, &other).unwrap();
+        assert!(failed.is_empty(), "another key must not verify an envelope");
+    }
+    predicates.sort();
+    assert_eq!(
+        predicates,
+        [
+            "https://slsa.dev/provenance/v1",
+            "https://spdx.dev/Document"
+        ]
+    );
+
+    // zeroimage verify: a line per signature with the right key, one error line with another.
+    let ok = verify(dir.path(), &public, &reference, &["--attestations"]);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    let lines = stdout_of(&ok);
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    assert!(
+        lines.contains(&format!("cosign signature of {digest}")),
+        "{lines}"
+    );
+    let refused = verify(dir.path(), &other, &reference, &[]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = stderr_of(&refused);
+    assert!(stderr.contains("no signature by key"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stdout_of(&refused).is_empty());
+}
+
+#[test]
+fn signatures_are_merged_never_lost_and_tampering_is_refused() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() || support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (one, one_pub) = openssl_key(dir.path(), "one");
+    let (two, two_pub) = openssl_key(dir.path(), "two");
+    let reference = format!("{host}/merge/hello:1.0");
+    let digest = push_hello(dir.path(), &reference, &[]);
+    let unsigned = verify(dir.path(), &one_pub, &reference, &[]);
+    assert_eq!(unsigned.status.code(), Some(1));
+    assert!(
+        stderr_of(&unsigned).contains("no signature is attached"),
+        "{}",
+        stderr_of(&unsigned)
+    );
+
+    // Two keys sign the image already in the registry; signing again adds nothing.
+    for key in [&one, &two, &one] {
+        let output = run_ok(
+            isolated_zeroimage(dir.path())
+                .arg("sign")
+                .arg("--key")
+                .arg(key)
+                .arg(&reference),
+        );
+        assert_eq!(stdout_of(&output).trim(), format!("{reference}@{digest}"));
+    }
+    let sig = get_json(
+        &host,
+        &format!("merge/hello/manifests/{}", sig_tag(&digest)),
+    );
+    assert_eq!(sig["layers"].as_array().unwrap().len(), 2, "{sig}");
+    for public in [&one_pub, &two_pub] {
+        let output = verify(dir.path(), public, &reference, &[]);
+        assert!(output.status.success(), "{}", stderr_of(&output));
+    }
+
+    // The same signatures copied beside another image: they cover another digest.
+    let other_digest = push_hello(
+        dir.path(),
+        &format!("{host}/merge/other:1.0"),
+        &["--env", "A=1"],
+    );
+    assert_ne!(other_digest, digest);
+    let (_, sig_bytes) = get(
+        &host,
+        &format!("merge/hello/manifests/{}", sig_tag(&digest)),
+        OCI_MANIFEST,
+    );
+    assert_eq!(
+        put_manifest(&host, "merge/other", &sig_tag(&other_digest), &sig_bytes),
+        201
+    );
+    let copied = verify(
+        dir.path(),
+        &one_pub,
+        &format!("{host}/merge/other:1.0"),
+        &[],
+    );
+    assert_eq!(copied.status.code(), Some(1));
+    let stderr = stderr_of(&copied);
+    assert!(
+        stderr.contains(&format!("covers {digest}, not {other_digest}")),
+        "{stderr}"
+    );
+
+    // The image and its signatures copied to another repository: they name the first one.
+    let (_, top) = get(
+        &host,
+        &format!("merge/hello/manifests/{digest}"),
+        OCI_MANIFEST,
+    );
+    let top_json: serde_json::Value = serde_json::from_slice(&top).unwrap();
+    for blob in std::iter::once(&top_json["config"]).chain(top_json["layers"].as_array().unwrap()) {
+        let (_, bytes) = get(
+            &host,
+            &format!("merge/hello/blobs/{}", blob["digest"].as_str().unwrap()),
+            "*/*",
+        );
+        put_blob(&host, "moved/hello", &bytes);
+    }
+    for layer in serde_json::from_slice::<serde_json::Value>(&sig_bytes).unwrap()["layers"]
+        .as_array()
+        .unwrap()
+    {
+        let (_, bytes) = get(
+            &host,
+            &format!("merge/hello/blobs/{}", layer["digest"].as_str().unwrap()),
+            "*/*",
+        );
+        put_blob(&host, "moved/hello", &bytes);
+    }
+    let sig_json: serde_json::Value = serde_json::from_slice(&sig_bytes).unwrap();
+    let (_, config) = get(
+        &host,
+        &format!(
+            "merge/hello/blobs/{}",
+            sig_json["config"]["digest"].as_str().unwrap()
+        ),
+        "*/*",
+    );
+    put_blob(&host, "moved/hello", &config);
+    assert_eq!(put_manifest(&host, "moved/hello", "1.0", &top), 201);
+    assert_eq!(
+        put_manifest(&host, "moved/hello", &sig_tag(&digest), &sig_bytes),
+        201
+    );
+    let moved = verify(
+        dir.path(),
+        &one_pub,
+        &format!("{host}/moved/hello:1.0"),
+        &[],
+    );
+    assert_eq!(moved.status.code(), Some(1));
+    assert!(
+        stderr_of(&moved).contains(&format!("names repository {host}/merge/hello")),
+        "{}",
+        stderr_of(&moved)
+    );
+
+    // A payload changed after signing (the signature kept): no signature by the key covers it.
+    let layer = &sig_json["layers"][0];
+    let (_, payload) = get(
+        &host,
+        &format!("merge/hello/blobs/{}", layer["digest"].as_str().unwrap()),
+        "*/*",
+    );
+    let tampered = String::from_utf8(payload).unwrap().replace(
+        "cosign container image signature",
+        "cosign container image signaturE",
+    );
+    let tampered_digest = put_blob(&host, "merge/hello", tampered.as_bytes());
+    let mut forged = sig_json.clone();
+    forged["layers"] = serde_json::json!([{
+        "mediaType": layer["mediaType"],
+        "digest": tampered_digest,
+        "size": tampered.len(),
+        "annotations": layer["annotations"],
+    }]);
+    let diff_config = serde_json::json!({"architecture": "", "os": "", "config": {},
+        "rootfs": {"type": "layers", "diff_ids": [tampered_digest]}});
+    let config_bytes = serde_json::to_vec(&diff_config).unwrap();
+    forged["config"]["digest"] = put_blob(&host, "merge/hello", &config_bytes).into();
+    forged["config"]["size"] = config_bytes.len().into();
+    assert_eq!(
+        put_manifest(
+            &host,
+            "merge/hello",
+            &sig_tag(&digest),
+            &serde_json::to_vec(&forged).unwrap()
+        ),
+        201
+    );
+    let forged_out = verify(dir.path(), &one_pub, &reference, &[]);
+    assert_eq!(forged_out.status.code(), Some(1));
+    assert!(
+        stderr_of(&forged_out).contains("no signature by key"),
+        "{}",
+        stderr_of(&forged_out)
+    );
+
+    // A tag of 10,000 layers: refused by verify and by sign (never overwritten), in one line.
+    let mut flood = forged.clone();
+    flood["layers"] = serde_json::Value::Array(vec![forged["layers"][0].clone(); 10_000]);
+    assert_eq!(
+        put_manifest(
+            &host,
+            "merge/hello",
+            &sig_tag(&digest),
+            &serde_json::to_vec(&flood).unwrap()
+        ),
+        201
+    );
+    let flooded = verify(dir.path(), &one_pub, &reference, &[]);
+    assert_eq!(flooded.status.code(), Some(1));
+    let stderr = stderr_of(&flooded);
+    assert!(stderr.contains("10000 layers; at most 1000"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let sign = isolated_zeroimage(dir.path())
+        .arg("sign")
+        .arg("--key")
+        .arg(&one)
+        .arg(&reference)
+        .output()
+        .unwrap();
+    assert_eq!(sign.status.code(), Some(1));
+    assert!(
+        stderr_of(&sign).contains("10000 layers"),
+        "{}",
+        stderr_of(&sign)
+    );
+}
+
+#[test]
+fn from_verify_key_refuses_an_unsigned_or_wrongly_signed_base_before_building() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (key, public) = openssl_key(dir.path(), "base");
+    let (_, other) = openssl_key(dir.path(), "other");
+    let signed = format!("{host}/bases/signed:1");
+    let unsigned = format!("{host}/bases/unsigned:1");
+    push_hello(dir.path(), &signed, &["--sign", key.to_str().unwrap()]);
+    push_hello(dir.path(), &unsigned, &[]);
+    let build = |base: &str, public: &Path, out: &Path| {
+        isolated_zeroimage(dir.path())
+            .arg(&hello)
+            .args(["--from", base, "--entrypoint-path", "/app/hello", "-o"])
+            .arg(out)
+            .arg("--from-verify-key")
+            .arg(public)
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("ok.tar");
+    let accepted = build(&signed, &public, &out);
+    assert!(accepted.status.success(), "{}", stderr_of(&accepted));
+    assert!(
+        stderr_of(&accepted).contains("Verified"),
+        "{}",
+        stderr_of(&accepted)
+    );
+    assert!(out.is_file());
+    for (base, key, why) in [
+        (&unsigned, &public, "no signature is attached"),
+        (&signed, &other, "no signature by key"),
+    ] {
+        let out = dir.path().join("refused.tar");
+        let refused = build(base, key, &out);
+        assert_eq!(refused.status.code(), Some(1));
+        let stderr = stderr_of(&refused);
+        assert!(
+            stderr.contains("--from-verify-key") && stderr.contains(why),
+            "{stderr}"
+        );
+        assert!(!out.exists(), "nothing is written for a refused base");
+    }
+}
