@@ -555,6 +555,7 @@ impl CargoJob {
                 compression: settled.compression,
                 lambda: LambdaCheck::choose(settled.lambda, push_to.iter().map(Reference::domain)),
                 attach,
+                sign: settled.push_options.signer.clone(),
             },
             base: settled.base,
             pull: settings.pull_options(&options.pull_options)?,

@@ -10,7 +10,7 @@ use ::zeroimage::error::{Error, Result};
 use ::zeroimage::image::reference::Reference;
 use ::zeroimage::layout;
 use ::zeroimage::registry::login::{login, logout};
-use ::zeroimage::registry::push::{NotAttached, PushOptions, Pushed, push};
+use ::zeroimage::registry::push::{PushOptions, PushOutcome, Pushed, push};
 
 /// Push an image archive built earlier; every blob's digest is checked as it is read.
 #[derive(Args, Debug)]
@@ -101,17 +101,20 @@ pub fn run_push(command: &PushCommand, shell: &Shell) -> Result<()> {
     )?;
     match command.report.message_format {
         MessageFormat::Human => print_pushed(&outcome.pushed),
-        MessageFormat::Json => print_push_summary(&outcome.pushed, &outcome.not_attached),
+        MessageFormat::Json => print_push_summary(&outcome),
     }
     Ok(())
 }
 
 /// `zeroimage push`'s JSON object.
-fn print_push_summary(pushed: &[Pushed], not_attached: &[NotAttached]) {
-    let refs: Vec<String> = pushed.iter().map(ToString::to_string).collect();
+pub fn print_push_summary(outcome: &PushOutcome) {
+    let refs: Vec<String> = outcome.pushed.iter().map(ToString::to_string).collect();
     let mut summary = serde_json::json!({ "pushed": refs });
-    if !not_attached.is_empty() {
-        summary["attachments_not_pushed"] = serde_json::json!(not_attached);
+    if !outcome.not_attached.is_empty() {
+        summary["attachments_not_pushed"] = serde_json::json!(outcome.not_attached);
+    }
+    if !outcome.signatures.is_empty() {
+        summary["signatures"] = serde_json::json!(outcome.signatures);
     }
     println!("{summary}");
 }

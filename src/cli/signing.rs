@@ -9,6 +9,7 @@ use super::{MessageFormat, RegistryArgs, ReportArgs, Shell};
 use ::zeroimage::error::{Error, Result};
 use ::zeroimage::image::reference::Reference;
 use ::zeroimage::image::signatures::SignatureFormat;
+use ::zeroimage::job::base::BaseRef;
 use ::zeroimage::job::signing::SigningOptions;
 use ::zeroimage::registry::pull::PullOptions;
 use ::zeroimage::registry::push::sign_pushed;
@@ -44,13 +45,14 @@ pub struct SignCommand {
     pub report: ReportArgs,
 }
 
-/// Check that a key signed an image in a registry: exit 0 with a line per signature verified, 1
-/// with the check that failed.
+/// Check that a key signed an image, in a registry or an archive: exit 0 with a line per signature
+/// verified, 1 with the check that failed.
 #[derive(Args, Debug)]
 pub struct VerifyCommand {
-    /// The image, by tag or digest
-    #[arg(value_name = "REF", value_parser = parse_reference)]
-    pub reference: Reference,
+    /// The image: a registry reference (by tag or digest), or an archive or OCI layout directory
+    /// (`PATH[:TAG]`) whose image is named after a registry repository
+    #[arg(value_name = "REF|ARCHIVE")]
+    pub target: String,
 
     /// The public key (PEM, as `zeroimage generate-key-pair` or cosign writes it)
     #[arg(long, value_name = "PUB")]
@@ -93,8 +95,8 @@ pub fn run_sign(command: &SignCommand, shell: &Shell) -> Result<()> {
         &cx,
     )?;
     match command.report.message_format {
-        MessageFormat::Human => println!("{signed}"),
-        MessageFormat::Json => println!("{}", serde_json::json!({ "signed": signed.to_string() })),
+        MessageFormat::Human => super::registry::print_pushed(&signed.pushed),
+        MessageFormat::Json => super::registry::print_push_summary(&signed),
     }
     Ok(())
 }
@@ -107,7 +109,15 @@ pub fn run_verify(command: &VerifyCommand, shell: &Shell) -> Result<()> {
         client: command.registry.client_options(),
         ..PullOptions::default()
     };
-    let verified = verify(&command.reference, &key, command.attestations, &pull, &cx)?;
+    let verified = match BaseRef::archive(&command.target)? {
+        BaseRef::Archive { path, tag } if path.exists() => {
+            verify_archive(&path, tag.as_deref(), &key, command.attestations, &cx)?
+        }
+        _ => {
+            let reference = Reference::parse_pinnable(&command.target)?;
+            verify(&reference, &key, command.attestations, &pull, &cx)?
+        }
+    };
     match command.report.message_format {
         MessageFormat::Human => {
             for line in verified.signatures.iter().chain(&verified.attestations) {
@@ -117,4 +127,25 @@ pub fn run_verify(command: &VerifyCommand, shell: &Shell) -> Result<()> {
         MessageFormat::Json => println!("{}", serde_json::to_string(&verified).unwrap_or_default()),
     }
     Ok(())
+}
+
+/// Verifies the signatures an archive (or layout directory) carries, for the repository its image
+/// is named after.
+fn verify_archive(
+    path: &std::path::Path,
+    tag: Option<&str>,
+    key: &PublicKey,
+    attestations: bool,
+    cx: &::zeroimage::Context,
+) -> Result<::zeroimage::image::signatures::Verification> {
+    let (image, names) = ::zeroimage::layout::open_named(path, tag, cx.cancel())?;
+    let repository =
+        ::zeroimage::image::signatures::registry_repository(&names).ok_or_else(|| {
+            Error::input(
+                path,
+                "its image is not named after a registry repository, so no signature in it can \
+                 name one; build with -t REGISTRY/REPOSITORY:TAG and --sign KEY",
+            )
+        })?;
+    ::zeroimage::image::signatures::verify(&image, &image.tree, &repository, key, attestations)
 }

@@ -43,9 +43,25 @@ pub enum DocumentKind {
     Provenance,
     /// A Sigstore bundle: a signature of the image, or a signed attestation about it.
     SigstoreBundle,
+    /// A cosign signature (a simple-signing payload, its signature in an annotation), carried in
+    /// an archive as a referrer and pushed into the `.sig` tag.
+    CosignSignature,
+    /// A cosign signed attestation (a DSSE envelope), carried in an archive as a referrer and
+    /// pushed into the `.att` tag.
+    CosignAttestation,
 }
 
 impl DocumentKind {
+    /// A signature or signed attestation, not a document about the image.
+    pub fn is_signature(self) -> bool {
+        matches!(
+            self,
+            DocumentKind::SigstoreBundle
+                | DocumentKind::CosignSignature
+                | DocumentKind::CosignAttestation
+        )
+    }
+
     /// The media type of the document, which is also its artifact type.
     pub fn media_type(self) -> &'static str {
         match self {
@@ -53,6 +69,8 @@ impl DocumentKind {
             DocumentKind::CycloneDx => "application/vnd.cyclonedx+json",
             DocumentKind::Provenance => "application/vnd.in-toto+json",
             DocumentKind::SigstoreBundle => "application/vnd.dev.sigstore.bundle.v0.3+json",
+            DocumentKind::CosignSignature => "application/vnd.dev.cosign.artifact.sig.v1+json",
+            DocumentKind::CosignAttestation => "application/vnd.dev.cosign.artifact.att.v1+json",
         }
     }
 
@@ -63,6 +81,8 @@ impl DocumentKind {
             DocumentKind::CycloneDx => "cdx.json",
             DocumentKind::Provenance => "provenance.json",
             DocumentKind::SigstoreBundle => "sigstore.json",
+            DocumentKind::CosignSignature => "sig.json",
+            DocumentKind::CosignAttestation => "att.json",
         }
     }
 
@@ -73,6 +93,8 @@ impl DocumentKind {
             DocumentKind::CycloneDx,
             DocumentKind::Provenance,
             DocumentKind::SigstoreBundle,
+            DocumentKind::CosignSignature,
+            DocumentKind::CosignAttestation,
         ]
         .into_iter()
         .find(|k| k.media_type() == media_type)
@@ -160,6 +182,8 @@ impl Attachment {
             DocumentKind::CycloneDx => "the CycloneDX SBOM",
             DocumentKind::Provenance => "the provenance statement",
             DocumentKind::SigstoreBundle => "the signature bundle",
+            DocumentKind::CosignSignature => "the cosign signature",
+            DocumentKind::CosignAttestation => "the cosign attestation",
         };
         let digest = self.manifest.digest();
         let short = format!("{}:{}", digest.algorithm().as_str(), digest.short());
@@ -235,6 +259,42 @@ impl Attachments {
                 ),
             ]
             .into(),
+            extra: Extra::new(),
+        });
+        self.memory.insert(document.digest.clone(), bytes);
+        self.memory
+            .insert(Digest::of(EMPTY_JSON), EMPTY_JSON.to_vec());
+        self.items.push(Attachment {
+            kind,
+            platform,
+            document,
+            manifest,
+            suffix: kind.suffix().to_owned(),
+        });
+    }
+
+    /// Adds a cosign layer (its descriptor, with the signature annotation, and bytes) as an artifact
+    /// about `subject`, as an archive carries it.
+    pub(crate) fn push_cosign(
+        &mut self,
+        kind: DocumentKind,
+        subject: &Descriptor,
+        platform: Option<Platform>,
+        document: Descriptor,
+        bytes: Vec<u8>,
+    ) {
+        let manifest = Document::new(Manifest {
+            schema_version: 2,
+            media_type: Some(MediaType::OciManifest),
+            artifact_type: Some(kind.media_type().to_owned()),
+            config: empty_config(),
+            layers: vec![document.clone()],
+            subject: Some(Descriptor::new(
+                subject.media_type.clone(),
+                subject.digest.clone(),
+                subject.size,
+            )),
+            annotations: std::collections::BTreeMap::new(),
             extra: Extra::new(),
         });
         self.memory.insert(document.digest.clone(), bytes);

@@ -114,6 +114,8 @@ pub struct CosignLayer {
     pub descriptor: Descriptor,
     /// The payload or envelope.
     pub bytes: Vec<u8>,
+    /// The id of the key that signed it, when known (not for signatures read from an archive).
+    pub key: Option<String>,
 }
 
 /// What signing made for one repository: cosign layers and bundle referrers.
@@ -123,6 +125,26 @@ pub struct Signed {
     pub layers: Vec<CosignLayer>,
     /// Bundles, as artifact manifests about what they sign (their bytes in `bundles.memory`).
     pub bundles: super::referrers::Attachments,
+    /// The id of the key that signed each bundle, in the order of `bundles.items`.
+    pub bundle_keys: Vec<String>,
+}
+
+/// One signature made, for `--message-format json`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureSummary {
+    /// `HOST/REPOSITORY` it names and was pushed to.
+    pub repository: String,
+    /// The manifest or index signed (or the one an attestation is about).
+    pub subject: Digest,
+    /// `cosign` or `bundle`.
+    pub format: &'static str,
+    /// `signature`, or the predicate type of a signed attestation.
+    pub what: String,
+    /// The key's id: the hex SHA-256 of its public key (PKIX DER), when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The tag holding it (`sha256-<hex>.sig`), or the bundle's artifact manifest digest.
+    pub location: String,
 }
 
 impl Signed {
@@ -138,6 +160,67 @@ impl Signed {
     /// How many signatures and signed attestations there are.
     pub fn count(&self) -> usize {
         self.layers.len() + self.bundles.items.len()
+    }
+
+    /// Every signature as an artifact about what it signs, as an archive carries them: the bundles,
+    /// and each cosign layer in a manifest of its own (pushed into its tag later).
+    pub fn into_attachments(self, tree: &ImageTree) -> super::referrers::Attachments {
+        let mut attachments = self.bundles;
+        for layer in self.layers {
+            let Some((subject, platform)) = describe_subject(tree, &layer.subject) else {
+                continue;
+            };
+            let kind = match layer.kind {
+                TagKind::Signature => DocumentKind::CosignSignature,
+                TagKind::Attestation => DocumentKind::CosignAttestation,
+            };
+            attachments.push_cosign(kind, &subject, platform, layer.descriptor, layer.bytes);
+        }
+        attachments
+    }
+
+    /// A summary of each, as pushed to `repository`.
+    pub fn summaries(&self, repository: &str) -> Vec<SignatureSummary> {
+        let layers = self.layers.iter().map(|layer| SignatureSummary {
+            repository: repository.to_owned(),
+            subject: layer.subject.clone(),
+            format: "cosign",
+            what: layer
+                .descriptor
+                .annotations
+                .get(ANNOTATION_PREDICATE)
+                .cloned()
+                .unwrap_or_else(|| "signature".to_owned()),
+            key: layer.key.clone(),
+            location: layer.kind.tag(&layer.subject),
+        });
+        let bundles = self
+            .bundles
+            .items
+            .iter()
+            .zip(&self.bundle_keys)
+            .map(|(item, key)| {
+                let predicate = item
+                    .manifest
+                    .value()
+                    .annotations
+                    .get(ANNOTATION_BUNDLE_PREDICATE)
+                    .cloned()
+                    .unwrap_or_default();
+                SignatureSummary {
+                    repository: repository.to_owned(),
+                    subject: item.subject().digest.clone(),
+                    format: "bundle",
+                    what: if predicate == COSIGN_SIGN_PREDICATE {
+                        "signature".to_owned()
+                    } else {
+                        predicate
+                    },
+                    key: Some(key.clone()),
+                    location: item.manifest.digest().to_string(),
+                }
+            });
+        layers.chain(bundles).collect()
     }
 }
 
@@ -172,19 +255,37 @@ impl Signer {
     /// an index, each platform's manifest; with a key, each attached SBOM and provenance statement
     /// too, as an in-toto statement in a DSSE envelope.
     pub fn sign(&self, image: &Stored, repository: &str) -> Result<Signed> {
+        self.sign_parts(
+            &image.tree,
+            &image.referrers,
+            image.blobs.as_ref(),
+            repository,
+        )
+    }
+
+    /// [`Signer::sign`] for an image in parts: its tree, the documents attached to it and where
+    /// their bytes are.
+    pub fn sign_parts(
+        &self,
+        tree: &ImageTree,
+        referrers: &[Attachment],
+        blobs: &dyn super::blobs::BlobSource,
+        repository: &str,
+    ) -> Result<Signed> {
         let identity = docker_reference(repository);
         let mut signed = Signed::default();
-        let subjects = subjects(&image.tree);
+        let subjects = subjects(tree);
         let mut statements = Vec::new();
-        for item in &image.referrers {
+        for item in referrers {
             let Some(predicate_type) = predicate_type(item.kind) else {
                 continue;
             };
-            let document = read_document(image.blobs.as_ref(), &item.document, MAX_DOCUMENT)?;
+            let document = read_document(blobs, &item.document, MAX_DOCUMENT)?;
             let statement = statement(&document, item, &identity, predicate_type)?;
             statements.push((item, predicate_type, statement));
         }
         for key in &self.keys {
+            let key_id = key.public_key().key_id();
             for (subject, bytes) in &subjects {
                 if self.format.cosign() {
                     let payload = payload::simple_signing(&identity, &subject.digest);
@@ -195,6 +296,7 @@ impl Signer {
                         SIMPLE_SIGNING,
                         payload,
                         [(ANNOTATION_SIGNATURE, signature)],
+                        &key_id,
                     ));
                 }
                 if self.format.bundle() {
@@ -206,6 +308,7 @@ impl Signer {
                         COSIGN_SIGN_PREDICATE,
                         "message-signature",
                     );
+                    signed.bundle_keys.push(key_id.clone());
                 }
             }
             for (item, predicate_type, statement) in &statements {
@@ -220,6 +323,7 @@ impl Signer {
                             (ANNOTATION_PREDICATE, (*predicate_type).to_owned()),
                             (ANNOTATION_SIGNATURE, String::new()),
                         ],
+                        &key_id,
                     ));
                 }
                 if self.format.bundle() {
@@ -231,11 +335,22 @@ impl Signer {
                         predicate_type,
                         "dsse-envelope",
                     );
+                    signed.bundle_keys.push(key_id.clone());
                 }
             }
         }
         Ok(signed)
     }
+}
+
+/// The first of `names` (an archive's names for its image) that names a registry repository:
+/// `HOST/PATH`, without the tag. A name without a registry (Docker Hub's implicit one) is none.
+pub fn registry_repository(names: &[String]) -> Option<String> {
+    names
+        .iter()
+        .filter_map(|name| name.parse::<super::reference::Reference>().ok())
+        .find(|r| r.domain() != super::reference::DOCKER_HUB)
+        .map(|r| format!("{}/{}", r.domain(), r.path()))
 }
 
 /// What cosign calls a repository in a payload: Docker Hub as `index.docker.io`.
@@ -244,6 +359,20 @@ pub fn docker_reference(repository: &str) -> String {
         Some((super::reference::DOCKER_HUB, path)) => format!("index.docker.io/{path}"),
         _ => repository.to_owned(),
     }
+}
+
+/// The descriptor of `digest` in `tree` (its top or one of its manifests) and its platform.
+fn describe_subject(
+    tree: &ImageTree,
+    digest: &Digest,
+) -> Option<(Descriptor, Option<crate::oci::platform::Platform>)> {
+    if tree.top.digest == *digest {
+        return Some((tree.top.clone(), None));
+    }
+    tree.manifests
+        .iter()
+        .find(|n| n.descriptor.digest == *digest)
+        .map(|n| (n.descriptor.clone(), n.descriptor.platform.clone()))
 }
 
 /// What gets signed: the top of the tree and, under an index, each manifest, with the bytes.
@@ -263,7 +392,9 @@ pub fn predicate_type(kind: DocumentKind) -> Option<&'static str> {
         DocumentKind::Spdx => Some(SPDX_PREDICATE),
         DocumentKind::CycloneDx => Some(CYCLONEDX_PREDICATE),
         DocumentKind::Provenance => Some(SLSA_PROVENANCE_V1),
-        DocumentKind::SigstoreBundle => None,
+        DocumentKind::SigstoreBundle
+        | DocumentKind::CosignSignature
+        | DocumentKind::CosignAttestation => None,
     }
 }
 
@@ -301,6 +432,7 @@ fn layer<const N: usize>(
     media_type: &str,
     bytes: Vec<u8>,
     annotations: [(&str, String); N],
+    key: &str,
 ) -> CosignLayer {
     let mut descriptor = Descriptor::new(
         MediaType::parse(media_type),
@@ -315,6 +447,7 @@ fn layer<const N: usize>(
         subject: subject.clone(),
         descriptor,
         bytes,
+        key: Some(key.to_owned()),
     }
 }
 
@@ -642,4 +775,58 @@ pub fn parse_signature_manifest(bytes: &[u8]) -> std::result::Result<crate::oci:
         ));
     }
     Ok(manifest)
+}
+
+/// An image read from an archive or layout holds its signatures as referrers: cosign's layers in
+/// artifacts of their own (a tag's manifest is made of those about its subject), bundles as they are.
+impl SignatureStore for Stored<'_> {
+    fn tag_document(&self, tag: &str) -> Result<Option<Vec<u8>>> {
+        let kind = if tag.ends_with(".sig") {
+            DocumentKind::CosignSignature
+        } else if tag.ends_with(".att") {
+            DocumentKind::CosignAttestation
+        } else {
+            return Ok(None);
+        };
+        let layers: Vec<&Descriptor> = self
+            .referrers
+            .iter()
+            .filter(|item| item.kind == kind)
+            .filter(|item| {
+                let subject = &item.subject().digest;
+                TagKind::tag(
+                    if kind == DocumentKind::CosignSignature {
+                        TagKind::Signature
+                    } else {
+                        TagKind::Attestation
+                    },
+                    subject,
+                ) == tag
+            })
+            .map(|item| &item.document)
+            .collect();
+        if layers.is_empty() {
+            return Ok(None);
+        }
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": MediaType::OciManifest.as_str(),
+            "config": super::referrers::empty_config(),
+            "layers": layers,
+        });
+        Ok(Some(serde_json::to_vec(&manifest).unwrap_or_default()))
+    }
+
+    fn referrers_of(&self, subject: &Digest) -> Result<Vec<Descriptor>> {
+        Ok(self
+            .referrers
+            .iter()
+            .filter(|item| item.subject().digest == *subject)
+            .map(Attachment::descriptor)
+            .collect())
+    }
+
+    fn blobs(&self) -> &dyn super::blobs::BlobSource {
+        self.blobs.as_ref()
+    }
 }

@@ -194,6 +194,7 @@ impl Job {
                     provenance,
                     inventories: Vec::new(),
                 },
+                sign: settled.push_options.signer.clone(),
             },
             base: settled.base,
             pull: options.pull_options.clone(),

@@ -69,6 +69,9 @@ pub struct PackageOptions {
     pub compression: CompressOptions,
     /// What is done about AWS Lambda's rules.
     pub lambda: LambdaCheck,
+    /// Signs the image into its archive when its name has a registry (`--sign`), for `zeroimage
+    /// push` to publish; pushes in the same run sign again for each repository.
+    pub sign: Option<crate::image::signatures::Signer>,
 }
 
 /// One platform's image in the archive.
@@ -136,6 +139,9 @@ pub struct PackageSummary {
     /// itself was pushed).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attachments_not_pushed: Vec<NotAttached>,
+    /// The signatures pushed with the image (`--sign`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<crate::image::signatures::SignatureSummary>,
 }
 
 /// The archive's path, or `""` for none: what the JSON summary has always said.
@@ -228,6 +234,8 @@ pub struct Packaged<'a> {
     tag: Reference,
     /// The documents attached to the image.
     attachments: Attachments,
+    /// The signatures the archive carries.
+    signatures: Attachments,
 }
 
 impl Packaged<'_> {
@@ -263,11 +271,19 @@ impl Packaged<'_> {
         }
         let documents = self.attachments.blobs().into_iter().map(|d| d.digest);
         blobs.add(&self.attachments.memory, documents);
+        let signatures = self.signatures.blobs().into_iter().map(|d| d.digest);
+        blobs.add(&self.signatures.memory, signatures);
         Ok(Stored {
             name: self.tag.full(),
             tree: self.tree.clone(),
             blobs: Box::new(blobs),
-            referrers: self.attachments.items.clone(),
+            referrers: self
+                .attachments
+                .items
+                .iter()
+                .chain(&self.signatures.items)
+                .cloned()
+                .collect(),
             mount_from: self
                 .base
                 .map(|b| b.image.mount_from.clone())
@@ -345,12 +361,31 @@ pub fn package<'a>(
         options,
         listener,
     )?;
+    let (signatures, signature_summaries) = match &options.sign {
+        // A name without a registry is no repository to sign for: the push signs.
+        Some(signer)
+            if options.output.is_some() && tag.domain() != crate::image::reference::DOCKER_HUB =>
+        {
+            let repository = format!("{}/{}", tag.domain(), tag.path());
+            let signed =
+                signer.sign_parts(&tree, &attachments.items, &attachments.memory, &repository)?;
+            let summaries = signed.summaries(&repository);
+            (signed.into_attachments(&tree), summaries)
+        }
+        _ => (Attachments::default(), Vec::new()),
+    };
     let mut memory = Memory::new();
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
     }
-    let (path, size, spool, attachment_summaries) =
-        run.deliver(output, &tree, &images, &memory, &tag, &attachments)?;
+    let (path, size, spool, attachment_summaries) = run.deliver(
+        output,
+        &tree,
+        &images,
+        &memory,
+        &tag,
+        [&attachments, &signatures],
+    )?;
     let single = images.len() == 1;
     let summary = PackageSummary {
         path,
@@ -378,6 +413,7 @@ pub fn package<'a>(
         oci_layout: None,
         attachments: attachment_summaries,
         attachments_not_pushed: Vec::new(),
+        signatures: signature_summaries,
     };
     debug_assert!(tree.top.media_type == MediaType::OciManifest || tree.index.is_some());
     Ok(Packaged {
@@ -389,6 +425,7 @@ pub fn package<'a>(
         spool,
         tag,
         attachments,
+        signatures,
     })
 }
 
@@ -601,12 +638,13 @@ impl Run<'_, '_> {
         images: &[Image],
         memory: &Memory,
         tag: &Reference,
-        attachments: &Attachments,
+        [attachments, signatures]: [&Attachments; 2],
     ) -> Result<Delivered> {
         let (base, cx) = (self.base, self.cx);
         Ok(match output {
             Output::Archive(mut archive) => {
                 archive.attach(attachments)?;
+                archive.attach(signatures)?;
                 let to_file = archive.target().is_some();
                 let mut blobs = Composite::new();
                 if let Some(base) = base {
@@ -687,6 +725,8 @@ fn check_outputs(
             DocumentKind::CycloneDx => "CycloneDX SBOM",
             DocumentKind::Provenance => "provenance statement",
             DocumentKind::SigstoreBundle => "signature bundle",
+            DocumentKind::CosignSignature => "cosign signature",
+            DocumentKind::CosignAttestation => "cosign attestation",
         };
         let off = match kind {
             DocumentKind::Provenance => "leave out --provenance",

@@ -247,6 +247,7 @@ impl ImagePlan {
                         .pushed
                         .extend(pushed.pushed.iter().map(ToString::to_string));
                     summary.attachments_not_pushed.extend(pushed.not_attached);
+                    summary.signatures.extend(pushed.signatures);
                     outcome.pushed.extend(pushed.pushed);
                 }
                 Published::Loaded(loaded) => {

@@ -120,6 +120,8 @@ fn marker(kind: DocumentKind) -> &'static str {
         DocumentKind::CycloneDx => "sbom-cyclonedx",
         DocumentKind::Provenance => "provenance",
         DocumentKind::SigstoreBundle => "signature-bundle",
+        DocumentKind::CosignSignature => "signature-cosign",
+        DocumentKind::CosignAttestation => "attestation-cosign",
     }
 }
 

@@ -83,9 +83,20 @@ impl BlobSource for Layout {
 /// The image in the archive or layout directory at `path` (the one it holds, or the one named
 /// `tag`), with the documents attached to it there; `cancel` stops the indexing of an archive.
 pub fn open(path: &Path, tag: Option<&str>, cancel: &CancelToken) -> Result<Stored<'static>> {
+    open_named(path, tag, cancel).map(|(stored, _)| stored)
+}
+
+/// [`open`], with the names the layout records for the image (`ref.name` annotations, Docker's
+/// `RepoTags`).
+pub fn open_named(
+    path: &Path,
+    tag: Option<&str>,
+    cancel: &CancelToken,
+) -> Result<(Stored<'static>, Vec<String>)> {
     let layout = Layout::open(path, cancel)?
         .ok_or_else(|| Error::input(path, "no such image archive or OCI layout directory"))?;
-    let top = layout.select(tag)?.descriptor.clone();
+    let selected = layout.select(tag)?;
+    let (top, names) = (selected.descriptor.clone(), selected.names.clone());
     if !(top.media_type.is_index() || top.media_type.is_manifest()) {
         return Err(Error::input(
             path,
@@ -103,11 +114,12 @@ pub fn open(path: &Path, tag: Option<&str>, cancel: &CancelToken) -> Result<Stor
     let tree = ImageTree::read(&layout, &top)?;
     let listed = layout.referrers(&tree);
     let referrers = Attachments::read(&layout, listed.as_ref(), &tree)?.items;
-    Ok(Stored {
+    let stored = Stored {
         name,
         tree,
         blobs: Box::new(layout),
         referrers,
         mount_from: std::collections::BTreeMap::new(),
-    })
+    };
+    Ok((stored, names))
 }

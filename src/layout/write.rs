@@ -15,7 +15,7 @@ use crate::image::reference::Reference;
 use crate::image::referrers::{Attachments, REFERRERS_FILE};
 use crate::oci::{
     ANNOTATION_CONTAINERD_NAME, ANNOTATION_REF_NAME, Compression, Descriptor, Digest,
-    DockerManifestEntry, Index, OCI_LAYOUT, to_json_bytes,
+    DockerManifestEntry, Document, Index, OCI_LAYOUT, to_json_bytes,
 };
 use crate::tar::write::{self as tar_write, Entry, Header};
 use crate::util::cancel::CancelToken;
@@ -55,8 +55,8 @@ pub(crate) struct LayoutWriter<W> {
     out: W,
     mtime: u64,
     blobs: BTreeSet<Digest>,
-    /// `referrers.json`, when documents are attached.
-    referrers: Option<Vec<u8>>,
+    /// What `referrers.json` lists, when documents are attached.
+    referrers: Vec<Descriptor>,
     /// Stops a blob copy at its next chunk.
     cancel: CancelToken,
 }
@@ -72,7 +72,7 @@ impl<W: Write> LayoutWriter<W> {
             out,
             mtime: mtime.unix_seconds(),
             blobs: BTreeSet::new(),
-            referrers: None,
+            referrers: Vec::new(),
             cancel: cancel.clone(),
         };
         for dir in ["blobs", "blobs/sha256"] {
@@ -158,7 +158,8 @@ impl<W: Write> LayoutWriter<W> {
         for item in &attachments.items {
             self.add_blob(item.manifest.digest(), item.manifest.bytes())?;
         }
-        self.referrers = Some(attachments.index().bytes().to_vec());
+        self.referrers
+            .extend(attachments.index().value().manifests.iter().cloned());
         Ok(())
     }
 
@@ -193,8 +194,9 @@ impl<W: Write> LayoutWriter<W> {
             self.add_file("manifest.json", &docker)?;
         }
         self.add_file("oci-layout", OCI_LAYOUT.as_bytes())?;
-        if let Some(referrers) = self.referrers.take() {
-            self.add_file(REFERRERS_FILE, &referrers)?;
+        if !self.referrers.is_empty() {
+            let index = Document::new(Index::new(std::mem::take(&mut self.referrers)));
+            self.add_file(REFERRERS_FILE, index.bytes())?;
         }
         tar_write::end(&mut self.out)?;
         self.out.flush()?;

@@ -9,7 +9,7 @@
 //! [`PushOptions::require_attachments`] it is an error, and as the documents go up before any tag, no
 //! tag has moved then.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::{ClientOptions, Registry};
 use super::credentials;
@@ -17,11 +17,16 @@ use super::upload::{self, PushStats, Target, UploadLimits, push_blob, put_manife
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::image::Stored;
+use crate::image::blobs::read_document;
 use crate::image::reference::Reference;
 use crate::image::referrers::Attachment;
-use crate::image::signatures::Signer;
+use crate::image::referrers::DocumentKind;
+use crate::image::signatures::{
+    CosignLayer, MAX_LAYER, SignatureSummary, Signed, Signer, TagKind, docker_reference,
+};
 use crate::oci::Digest;
 use crate::report::Listener;
+use crate::util::sanitize;
 
 /// How to push.
 #[derive(Clone, Debug)]
@@ -104,6 +109,8 @@ pub struct PushOutcome {
     pub pushed: Vec<Pushed>,
     /// The attached documents that failed to push.
     pub not_attached: Vec<NotAttached>,
+    /// The signatures pushed, in every repository.
+    pub signatures: Vec<SignatureSummary>,
 }
 
 /// Pushes `image` to every reference; returns `REF@DIGEST` for each. The documents attached to it
@@ -130,6 +137,7 @@ pub fn push(
     }
     let mut sessions = Vec::new();
     let mut not_attached_all = Vec::new();
+    let mut signatures = Vec::new();
     for host in hosts {
         let credential = credentials::for_registry(host, cx)?;
         let mut session = Session {
@@ -137,6 +145,7 @@ pub fn push(
             host,
             stats: PushStats::default(),
             done: Vec::new(),
+            signatures: Vec::new(),
         };
         let here: Vec<&Reference> = references.iter().filter(|r| r.domain() == host).collect();
         for reference in &here {
@@ -153,6 +162,7 @@ pub fn push(
             "{host}: {} blobs uploaded, {} mounted, {} already there",
             stats.uploaded, stats.mounted, stats.skipped
         ));
+        signatures.append(&mut session.signatures);
         sessions.push((session.registry, here));
     }
     // Everything is in place: now the tags, so none points at a half-pushed image.
@@ -177,6 +187,7 @@ pub fn push(
     Ok(PushOutcome {
         pushed,
         not_attached: not_attached_all,
+        signatures,
     })
 }
 
@@ -187,6 +198,7 @@ struct Session<'r> {
     host: &'r str,
     stats: PushStats,
     done: Vec<String>,
+    signatures: Vec<SignatureSummary>,
 }
 
 impl Session<'_> {
@@ -246,24 +258,108 @@ impl Session<'_> {
             )?;
         }
         let place = format!("{host}/{repository}");
-        let failed = if image.referrers.is_empty() {
+        // cosign signatures an archive carries go into their tags, not the referrers.
+        let (carried, documents): (Vec<&Attachment>, Vec<&Attachment>) =
+            image.referrers.iter().partition(|item| {
+                matches!(
+                    item.kind,
+                    DocumentKind::CosignSignature | DocumentKind::CosignAttestation
+                )
+            });
+        let documents: Vec<Attachment> = documents.into_iter().cloned().collect();
+        let failed = if documents.is_empty() {
             Vec::new()
         } else {
             let outcome = super::referrers::push(
                 &mut self.registry,
                 &target,
-                &image.referrers,
+                &documents,
                 first_done,
                 &mut self.stats,
                 listener,
             )?;
             report_attached(&place, &outcome, listener);
-            not_attached(&place, &image.referrers, outcome.failed, options, listener)?
+            not_attached(&place, &documents, outcome.failed, options, listener)?
         };
+        if !carried.is_empty() {
+            self.push_carried(&carried, repository, image, cx)?;
+        }
         if let Some(signer) = &options.signer {
             self.sign(signer, repository, image, cx)?;
         }
         Ok(failed)
+    }
+
+    /// Pushes the cosign signatures `image` carries (from its archive) into their tags, those that
+    /// name this repository; the others are a warning (they would not verify here).
+    fn push_carried(
+        &mut self,
+        carried: &[&Attachment],
+        repository: &str,
+        image: &Stored,
+        cx: &Context,
+    ) -> Result<()> {
+        let place = format!("{}/{repository}", self.host);
+        let identity = docker_reference(&place);
+        let mut layers = Vec::new();
+        let mut elsewhere = BTreeSet::new();
+        for item in carried {
+            let bytes = read_document(image.blobs.as_ref(), &item.document, MAX_LAYER)?;
+            let (kind, named) = match item.kind {
+                DocumentKind::CosignSignature => (
+                    TagKind::Signature,
+                    crate::sign::payload::parse_simple_signing(&bytes)
+                        .map(|p| p.docker_reference)
+                        .unwrap_or_default(),
+                ),
+                _ => (TagKind::Attestation, attestation_name(&bytes)),
+            };
+            if named != identity {
+                elsewhere.insert(sanitize::outside(&named, 200));
+                continue;
+            }
+            layers.push(CosignLayer {
+                kind,
+                subject: item.subject().digest.clone(),
+                descriptor: item.document.clone(),
+                bytes,
+                key: None,
+            });
+        }
+        if !elsewhere.is_empty() {
+            cx.listener().warning(&format!(
+                "the signatures in {} name {}, not {identity}: they are not pushed there (sign \
+                 for it with --sign KEY)",
+                sanitize::outside(&image.name, sanitize::EXCERPT),
+                elsewhere.into_iter().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if layers.is_empty() {
+            return Ok(());
+        }
+        let in_place = |e: Error| e.context(&format!("pushing the signatures to {place}"));
+        let tags = super::signatures::push(
+            &mut self.registry,
+            repository,
+            &layers,
+            &mut self.stats,
+            cx.listener(),
+        )
+        .map_err(in_place)?;
+        cx.listener().status(
+            "Signed",
+            &format!(
+                "{place}@{} ({}, from the archive)",
+                image.digest(),
+                tags.join(", ")
+            ),
+        );
+        let signed = Signed {
+            layers,
+            ..Signed::default()
+        };
+        self.signatures.extend(signed.summaries(&place));
+        Ok(())
     }
 
     /// Signs `image` as it is called in `repository` and pushes the signatures: bundles as referrers,
@@ -318,6 +414,7 @@ impl Session<'_> {
             "Signed",
             &format!("{place}@{} ({})", image.digest(), where_.join(", ")),
         );
+        self.signatures.extend(signed.summaries(&place));
         Ok(())
     }
 }
@@ -408,13 +505,13 @@ fn not_attached(
 
 /// Signs the image `reference` names in its registry (`zeroimage sign`): its digest (and each
 /// platform's manifest under an index) in its repository, the signatures merged with those there.
-/// Returns the image, pinned by digest.
+/// Returns the image, pinned by digest, and the signatures made.
 pub fn sign_pushed(
     reference: &Reference,
     signer: &Signer,
     options: &PushOptions,
     cx: &Context,
-) -> Result<Pushed> {
+) -> Result<PushOutcome> {
     let pull = super::pull::PullOptions {
         client: options.client.clone(),
         ..super::pull::PullOptions::default()
@@ -428,10 +525,43 @@ pub fn sign_pushed(
         host,
         stats: PushStats::default(),
         done: Vec::new(),
+        signatures: Vec::new(),
     };
     session.sign(signer, reference.path(), &image, cx)?;
-    Ok(Pushed {
-        reference: reference.familiar(),
-        digest: image.digest().to_string(),
+    Ok(PushOutcome {
+        pushed: vec![Pushed {
+            reference: reference.familiar(),
+            digest: image.digest().to_string(),
+        }],
+        not_attached: Vec::new(),
+        signatures: session.signatures,
     })
+}
+
+/// The name of the first subject of the in-toto statement in a DSSE envelope, or `""`.
+fn attestation_name(envelope: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        payload: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct Statement {
+        subject: Vec<Subject>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Subject {
+        name: String,
+    }
+    use base64::Engine as _;
+    serde_json::from_slice::<Envelope>(envelope)
+        .ok()
+        .and_then(|e| {
+            base64::engine::general_purpose::STANDARD
+                .decode(e.payload)
+                .ok()
+        })
+        .and_then(|p| serde_json::from_slice::<Statement>(&p).ok())
+        .and_then(|s| s.subject.into_iter().next())
+        .map(|s| s.name)
+        .unwrap_or_default()
 }

@@ -439,7 +439,10 @@ pub fn document(kind: DocumentKind, subject: &ImageSubject, inventory: &Inventor
     match kind {
         DocumentKind::Spdx => spdx::write(subject, inventory),
         DocumentKind::CycloneDx => cyclonedx::write(subject, inventory),
-        DocumentKind::Provenance | DocumentKind::SigstoreBundle => {
+        DocumentKind::Provenance
+        | DocumentKind::SigstoreBundle
+        | DocumentKind::CosignSignature
+        | DocumentKind::CosignAttestation => {
             unreachable!("only SBOMs are written here")
         }
     }
