@@ -64,6 +64,7 @@ pub mod registry;
 pub mod report;
 pub mod resolve;
 pub mod sbom;
+pub mod sign;
 pub(crate) mod tar;
 pub mod util;
 
