@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 /// Top-level modules, highest first. A new module goes where its imports put it.
 const ORDER: &[&str] = &[
     "resolve", "fuzzing", "cargo", "job", "load", "registry", "layout", "sbom", "assemble",
-    "codec", "tar", "image", "context", "report", "oci", "util", "error",
+    "codec", "tar", "image", "context", "report", "sign", "oci", "util", "error",
 ];
 
 /// A module path such as `["assemble", "rootfs"]`, and the file it is written in.

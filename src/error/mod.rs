@@ -1,6 +1,7 @@
 //! The library's error type: every variant says which file or step failed and, where there is one, the fix.
 
 pub mod registry;
+pub mod signing;
 
 use std::io;
 use std::path::PathBuf;
@@ -53,6 +54,21 @@ pub enum Error {
     /// A registry refused or failed a request: its kind, registry, repository, status and codes.
     #[error("{0}")]
     Registry(Box<registry::RegistryError>),
+    /// A key file that cannot be used, or the password for it: the file (or what the password was
+    /// for) and the problem, which says the fix.
+    #[error("{}: {problem}", path.display())]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: signing::KeyProblem,
+    },
+    /// A signature, envelope or bundle that was refused; callers add what it was about.
+    #[error("{problem}")]
+    Signature {
+        /// Why it was refused.
+        problem: signing::SignatureProblem,
+    },
     /// Any other invalid option value.
     #[error("{0}")]
     Invalid(String),
@@ -144,6 +160,19 @@ impl Error {
     /// True when the run stopped because it was cancelled.
     pub fn is_interrupted(&self) -> bool {
         matches!(self.root(), Error::Interrupted)
+    }
+
+    /// A key error naming the file.
+    pub fn key(path: impl Into<PathBuf>, problem: signing::KeyProblem) -> Error {
+        Error::Key {
+            path: path.into(),
+            problem,
+        }
+    }
+
+    /// A signature error.
+    pub fn signature(problem: signing::SignatureProblem) -> Error {
+        Error::Signature { problem }
     }
 
     /// An input error naming the file.

@@ -1,0 +1,109 @@
+//! The password of a private key: `COSIGN_PASSWORD` (cosign's convention, so CI set up for cosign
+//! works unchanged), else a prompt on the terminal without echo. Never a flag (it would show in the
+//! process list and shell history), never printed.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::PathBuf;
+
+use zeroize::Zeroizing;
+
+use crate::error::signing::KeyProblem;
+use crate::error::{Error, Result};
+
+/// The variable the password is read from, as cosign reads it.
+pub const PASSWORD_VARIABLE: &str = "COSIGN_PASSWORD";
+
+/// The longest password read from the terminal.
+const MAX_PASSWORD: u64 = 4096;
+
+/// The password: `COSIGN_PASSWORD` when set (even empty, as cosign takes it), else asked on the
+/// terminal (twice with `confirm`, for a new key), else an error saying to set `COSIGN_PASSWORD`.
+/// `purpose` names the key in the prompt and in errors (e.g. `cosign.key`).
+pub fn password_from_env_or_terminal(purpose: &str, confirm: bool) -> Result<Zeroizing<String>> {
+    if let Some(value) = std::env::var_os(PASSWORD_VARIABLE) {
+        return value.into_string().map(Zeroizing::new).map_err(|_| {
+            Error::Invalid(format!(
+                "{PASSWORD_VARIABLE} is not valid UTF-8; set it to the key's password"
+            ))
+        });
+    }
+    let no_password = || Error::key(PathBuf::from(purpose), KeyProblem::NoPassword);
+    if !std::io::stdin().is_terminal() || !std::io::stderr().is_terminal() {
+        return Err(no_password());
+    }
+    let first =
+        prompt(&format!("Enter password for private key {purpose}: ")).ok_or_else(no_password)?;
+    if confirm {
+        let second = prompt(&format!("Enter password for private key {purpose} again: "))
+            .ok_or_else(no_password)?;
+        if *first != *second {
+            return Err(Error::key(
+                PathBuf::from(purpose),
+                KeyProblem::PasswordsDiffer,
+            ));
+        }
+    }
+    Ok(first)
+}
+
+/// One line read from the terminal with echo off; `None` when the terminal cannot be used.
+fn prompt(text: &str) -> Option<Zeroizing<String>> {
+    let mut stderr = std::io::stderr();
+    let _ = write!(stderr, "{text}");
+    let _ = stderr.flush();
+    let line = {
+        let _quiet = EchoOff::new()?;
+        let mut line = Zeroizing::new(String::new());
+        let read = std::io::Read::take(std::io::stdin().lock(), MAX_PASSWORD)
+            .read_line(&mut line)
+            .ok();
+        read.map(|_| line)
+    };
+    let _ = writeln!(stderr);
+    let mut line = line?;
+    while line.ends_with(['\n', '\r']) {
+        line.pop();
+    }
+    Some(line)
+}
+
+/// Terminal echo off on standard input while it lives.
+#[cfg(unix)]
+struct EchoOff {
+    saved: rustix::termios::Termios,
+}
+
+#[cfg(unix)]
+impl EchoOff {
+    fn new() -> Option<EchoOff> {
+        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut quiet = saved.clone();
+        quiet.local_modes.remove(LocalModes::ECHO);
+        tcsetattr(&stdin, OptionalActions::Flush, &quiet).ok()?;
+        Some(EchoOff { saved })
+    }
+}
+
+#[cfg(unix)]
+impl Drop for EchoOff {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &self.saved,
+        );
+    }
+}
+
+/// Without a way to turn echo off here, there is no prompt: `COSIGN_PASSWORD` it is.
+#[cfg(not(unix))]
+struct EchoOff;
+
+#[cfg(not(unix))]
+impl EchoOff {
+    fn new() -> Option<EchoOff> {
+        None
+    }
+}
