@@ -28,6 +28,10 @@ pub const EMPTY_JSON: &[u8] = b"{}";
 pub const ANNOTATION_TITLE: &str = "org.opencontainers.image.title";
 /// The predicate type of an in-toto statement, on its layer (as docker's attestations have it).
 pub const ANNOTATION_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// The annotation naming what a bundle referrer's predicate is, as cosign writes it.
+pub const ANNOTATION_BUNDLE_PREDICATE: &str = "dev.sigstore.bundle.predicateType";
+/// The annotation saying what a bundle holds (`message-signature` or `dsse-envelope`).
+pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
 /// Attachments read from one archive, at most.
 const MAX_ATTACHMENTS: usize = 1000;
 
@@ -249,12 +253,9 @@ impl Attachments {
                 subject.size,
             )),
             annotations: [
+                (ANNOTATION_BUNDLE_CONTENT.to_owned(), content.to_owned()),
                 (
-                    super::signatures::ANNOTATION_BUNDLE_CONTENT.to_owned(),
-                    content.to_owned(),
-                ),
-                (
-                    super::signatures::ANNOTATION_BUNDLE_PREDICATE.to_owned(),
+                    ANNOTATION_BUNDLE_PREDICATE.to_owned(),
                     predicate_type.to_owned(),
                 ),
             ]

@@ -32,10 +32,7 @@ pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
 pub const ANNOTATION_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
 /// The annotation naming an attestation layer's predicate type.
 pub const ANNOTATION_PREDICATE: &str = "predicateType";
-/// The annotation naming what a bundle referrer's predicate is, as cosign writes it.
-pub const ANNOTATION_BUNDLE_PREDICATE: &str = "dev.sigstore.bundle.predicateType";
-/// The annotation saying what a bundle holds (`message-signature` or `dsse-envelope`).
-pub const ANNOTATION_BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+pub use super::referrers::{ANNOTATION_BUNDLE_CONTENT, ANNOTATION_BUNDLE_PREDICATE};
 /// The predicate type of a bundle that signs an image.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
 /// The predicate type of an SPDX SBOM in an in-toto statement.
@@ -781,12 +778,10 @@ pub fn parse_signature_manifest(bytes: &[u8]) -> std::result::Result<crate::oci:
 /// artifacts of their own (a tag's manifest is made of those about its subject), bundles as they are.
 impl SignatureStore for Stored<'_> {
     fn tag_document(&self, tag: &str) -> Result<Option<Vec<u8>>> {
-        let kind = if tag.ends_with(".sig") {
-            DocumentKind::CosignSignature
-        } else if tag.ends_with(".att") {
-            DocumentKind::CosignAttestation
-        } else {
-            return Ok(None);
+        let kind = match tag.rsplit_once('.') {
+            Some((_, "sig")) => DocumentKind::CosignSignature,
+            Some((_, "att")) => DocumentKind::CosignAttestation,
+            _ => return Ok(None),
         };
         let layers: Vec<&Descriptor> = self
             .referrers

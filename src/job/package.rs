@@ -361,19 +361,7 @@ pub fn package<'a>(
         options,
         listener,
     )?;
-    let (signatures, signature_summaries) = match &options.sign {
-        // A name without a registry is no repository to sign for: the push signs.
-        Some(signer)
-            if options.output.is_some() && tag.domain() != crate::image::reference::DOCKER_HUB =>
-        {
-            let repository = format!("{}/{}", tag.domain(), tag.path());
-            let signed =
-                signer.sign_parts(&tree, &attachments.items, &attachments.memory, &repository)?;
-            let summaries = signed.summaries(&repository);
-            (signed.into_attachments(&tree), summaries)
-        }
-        _ => (Attachments::default(), Vec::new()),
-    };
+    let (signatures, signature_summaries) = signatures_of(options, &tree, &attachments, &tag)?;
     let mut memory = Memory::new();
     for image in &images {
         memory.insert(image.config.digest().clone(), image.config.bytes().to_vec());
@@ -427,6 +415,28 @@ pub fn package<'a>(
         attachments,
         signatures,
     })
+}
+
+/// The signatures the archive carries: with `--sign` and a name with a registry (a name without one
+/// is no repository to sign for: the push signs), for that repository; with their summaries.
+fn signatures_of(
+    options: &PackageOptions,
+    tree: &ImageTree,
+    attachments: &Attachments,
+    tag: &Reference,
+) -> Result<(Attachments, Vec<crate::image::signatures::SignatureSummary>)> {
+    match &options.sign {
+        Some(signer)
+            if options.output.is_some() && tag.domain() != crate::image::reference::DOCKER_HUB =>
+        {
+            let repository = format!("{}/{}", tag.domain(), tag.path());
+            let signed =
+                signer.sign_parts(tree, &attachments.items, &attachments.memory, &repository)?;
+            let summaries = signed.summaries(&repository);
+            Ok((signed.into_attachments(tree), summaries))
+        }
+        _ => Ok((Attachments::default(), Vec::new())),
+    }
 }
 
 /// What every step of one [`package`] call shares.
