@@ -112,6 +112,18 @@ fn put_manifest(host: &str, repository: &str, reference: &str, bytes: &[u8]) -> 
         .as_u16()
 }
 
+/// Copies the config and layers `manifest` names from one repository to another.
+fn copy_blobs(host: &str, from: &str, to: &str, manifest: &[u8]) {
+    let manifest: serde_json::Value = serde_json::from_slice(manifest).unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    for blob in std::iter::once(&manifest["config"]).chain(layers) {
+        let digest = blob["digest"].as_str().unwrap();
+        let (status, bytes) = get(host, &format!("{from}/blobs/{digest}"), "*/*");
+        assert_eq!(status, 200);
+        put_blob(host, to, &bytes);
+    }
+}
+
 fn sig_tag(digest: &str) -> String {
     format!("sha256-{}.sig", digest.trim_start_matches("sha256:"))
 }
@@ -373,6 +385,7 @@ fn signatures_are_merged_never_lost_and_tampering_is_refused() {
         &format!("merge/hello/manifests/{}", sig_tag(&digest)),
         OCI_MANIFEST,
     );
+    copy_blobs(&host, "merge/hello", "merge/other", &sig_bytes);
     assert_eq!(
         put_manifest(&host, "merge/other", &sig_tag(&other_digest), &sig_bytes),
         201
@@ -396,36 +409,9 @@ fn signatures_are_merged_never_lost_and_tampering_is_refused() {
         &format!("merge/hello/manifests/{digest}"),
         OCI_MANIFEST,
     );
-    let top_json: serde_json::Value = serde_json::from_slice(&top).unwrap();
-    for blob in std::iter::once(&top_json["config"]).chain(top_json["layers"].as_array().unwrap()) {
-        let (_, bytes) = get(
-            &host,
-            &format!("merge/hello/blobs/{}", blob["digest"].as_str().unwrap()),
-            "*/*",
-        );
-        put_blob(&host, "moved/hello", &bytes);
-    }
-    for layer in serde_json::from_slice::<serde_json::Value>(&sig_bytes).unwrap()["layers"]
-        .as_array()
-        .unwrap()
-    {
-        let (_, bytes) = get(
-            &host,
-            &format!("merge/hello/blobs/{}", layer["digest"].as_str().unwrap()),
-            "*/*",
-        );
-        put_blob(&host, "moved/hello", &bytes);
-    }
+    copy_blobs(&host, "merge/hello", "moved/hello", &top);
+    copy_blobs(&host, "merge/hello", "moved/hello", &sig_bytes);
     let sig_json: serde_json::Value = serde_json::from_slice(&sig_bytes).unwrap();
-    let (_, config) = get(
-        &host,
-        &format!(
-            "merge/hello/blobs/{}",
-            sig_json["config"]["digest"].as_str().unwrap()
-        ),
-        "*/*",
-    );
-    put_blob(&host, "moved/hello", &config);
     assert_eq!(put_manifest(&host, "moved/hello", "1.0", &top), 201);
     assert_eq!(
         put_manifest(&host, "moved/hello", &sig_tag(&digest), &sig_bytes),
