@@ -227,6 +227,16 @@ impl ImagePlan {
         let mut packaged = package(&self.inputs, &package_options, base.as_ref(), cx)?;
         staging.deliver(&mut packaged.summary, cx.cancel())?;
         report_written(&packaged.summary, listener);
+        if self.package.sign.is_some()
+            && self.push.references.is_empty()
+            && packaged.summary.signatures.is_empty()
+        {
+            listener.warning(&format!(
+                "--sign: nothing was signed: the image is not pushed, and its name ({}) has no \
+                 registry to sign for; name it REGISTRY/REPOSITORY:TAG, or sign when pushing",
+                packaged.tag().familiar()
+            ));
+        }
         let mut published = Vec::new();
         if !sinks.is_empty() {
             let image = packaged.stored(cx.cancel())?;
@@ -247,7 +257,11 @@ impl ImagePlan {
                         .pushed
                         .extend(pushed.pushed.iter().map(ToString::to_string));
                     summary.attachments_not_pushed.extend(pushed.not_attached);
-                    summary.signatures.extend(pushed.signatures);
+                    for signature in pushed.signatures {
+                        if !summary.signatures.contains(&signature) {
+                            summary.signatures.push(signature);
+                        }
+                    }
                     outcome.pushed.extend(pushed.pushed);
                 }
                 Published::Loaded(loaded) => {

@@ -281,24 +281,20 @@ impl Session<'_> {
             report_attached(&place, &outcome, listener);
             not_attached(&place, &documents, outcome.failed, options, listener)?
         };
-        if !carried.is_empty() {
-            self.push_carried(&carried, repository, image, cx)?;
-        }
-        if let Some(signer) = &options.signer {
-            self.sign(signer, repository, image, cx)?;
-        }
+        let carried = self.carried(&carried, repository, image, cx)?;
+        self.sign(options.signer.as_ref(), carried, repository, image, cx)?;
         Ok(failed)
     }
 
-    /// Pushes the cosign signatures `image` carries (from its archive) into their tags, those that
-    /// name this repository; the others are a warning (they would not verify here).
-    fn push_carried(
-        &mut self,
+    /// The cosign signatures `image` carries (from its archive) that name this repository, as the
+    /// layers of their tags; the others are a warning (they would not verify here).
+    fn carried(
+        &self,
         carried: &[&Attachment],
         repository: &str,
         image: &Stored,
         cx: &Context,
-    ) -> Result<()> {
+    ) -> Result<Vec<CosignLayer>> {
         let place = format!("{}/{repository}", self.host);
         let identity = docker_reference(&place);
         let mut layers = Vec::new();
@@ -334,46 +330,39 @@ impl Session<'_> {
                 elsewhere.into_iter().collect::<Vec<_>>().join(", ")
             ));
         }
-        if layers.is_empty() {
-            return Ok(());
-        }
-        let in_place = |e: Error| e.context(&format!("pushing the signatures to {place}"));
-        let tags = super::signatures::push(
-            &mut self.registry,
-            repository,
-            &layers,
-            &mut self.stats,
-            cx.listener(),
-        )
-        .map_err(in_place)?;
-        cx.listener().status(
-            "Signed",
-            &format!(
-                "{place}@{} ({}, from the archive)",
-                image.digest(),
-                tags.join(", ")
-            ),
-        );
-        let signed = Signed {
-            layers,
-            ..Signed::default()
-        };
-        self.signatures.extend(signed.summaries(&place));
-        Ok(())
+        Ok(layers)
     }
 
-    /// Signs `image` as it is called in `repository` and pushes the signatures: bundles as referrers,
-    /// cosign's layers into their tags. Any failure is the push's error (no tag is set yet).
+    /// Signs `image` as it is called in `repository` (with a signer) and pushes the signatures with
+    /// those `carried` from its archive: bundles as referrers, cosign's layers into their tags. Any
+    /// failure is the push's error (no tag is set yet).
     fn sign(
         &mut self,
-        signer: &Signer,
+        signer: Option<&Signer>,
+        carried: Vec<CosignLayer>,
         repository: &str,
         image: &Stored,
         cx: &Context,
     ) -> Result<()> {
         let listener = cx.listener();
         let place = format!("{}/{repository}", self.host);
-        let signed = signer.sign(image, &place)?;
+        let mut signed = match signer {
+            Some(signer) => signer.sign(image, &place)?,
+            None => Signed::default(),
+        };
+        // The archive's signatures by the same key are the same bytes (signing is deterministic).
+        for layer in carried {
+            let known = signed.layers.iter().any(|l| {
+                l.descriptor.digest == layer.descriptor.digest
+                    && l.descriptor.annotations == layer.descriptor.annotations
+            });
+            if !known {
+                signed.layers.push(layer);
+            }
+        }
+        if signed.count() == 0 {
+            return Ok(());
+        }
         let in_place = |e: Error| e.context(&format!("signing the image in {place}"));
         if !signed.bundles.is_empty() {
             let blobs = signed.bundles.memory.clone();
@@ -527,7 +516,7 @@ pub fn sign_pushed(
         done: Vec::new(),
         signatures: Vec::new(),
     };
-    session.sign(signer, reference.path(), &image, cx)?;
+    session.sign(Some(signer), Vec::new(), reference.path(), &image, cx)?;
     Ok(PushOutcome {
         pushed: vec![Pushed {
             reference: reference.familiar(),

@@ -556,3 +556,189 @@ fn from_verify_key_refuses_an_unsigned_or_wrongly_signed_base_before_building() 
         assert!(!out.exists(), "nothing is written for a refused base");
     }
 }
+
+#[test]
+fn an_archive_named_for_a_registry_carries_its_signatures_and_push_publishes_them() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (key, public) = openssl_key(dir.path(), "carry");
+    let (_, other) = openssl_key(dir.path(), "other");
+    let archive = dir.path().join("app.tar");
+    let name = format!("{host}/carried/hello:1.0");
+    let output = run_ok(
+        isolated_zeroimage(dir.path())
+            .arg(&hello)
+            .args([
+                "-t",
+                &name,
+                "--sbom",
+                "spdx",
+                "--message-format",
+                "json",
+                "-o",
+            ])
+            .arg(&archive)
+            .arg("--sign")
+            .arg(&key),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let digest = summary["digest"].as_str().unwrap().to_owned();
+    let signatures = summary["signatures"].as_array().unwrap();
+    assert_eq!(signatures.len(), 2, "{summary}");
+    assert!(
+        signatures
+            .iter()
+            .all(|s| s["repository"] == format!("{host}/carried/hello").as_str()),
+        "{summary}"
+    );
+    // Only the SBOM is written beside the archive; nothing went to the registry yet.
+    assert_eq!(
+        summary["attachments"].as_array().unwrap().len(),
+        1,
+        "{summary}"
+    );
+    assert_eq!(get(&host, "carried/hello/tags/list", "*/*").0, 404);
+    support::validate::archive(&archive);
+
+    let ok = verify(
+        dir.path(),
+        &public,
+        archive.to_str().unwrap(),
+        &["--attestations"],
+    );
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    assert_eq!(stdout_of(&ok).lines().count(), 2, "{}", stdout_of(&ok));
+    let refused = verify(dir.path(), &other, archive.to_str().unwrap(), &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+
+    // zeroimage push, with no key: the signatures go into their tags, where openssl checks them.
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(&name),
+    );
+    let sig = get_json(
+        &host,
+        &format!("carried/hello/manifests/{}", sig_tag(&digest)),
+    );
+    let layer = &sig["layers"][0];
+    let (_, payload) = get(
+        &host,
+        &format!("carried/hello/blobs/{}", layer["digest"].as_str().unwrap()),
+        "*/*",
+    );
+    let payload_file = dir.path().join("payload.json");
+    let signature_file = dir.path().join("signature.der");
+    std::fs::write(&payload_file, &payload).unwrap();
+    std::fs::write(
+        &signature_file,
+        BASE64
+            .decode(
+                layer["annotations"]["dev.cosignproject.cosign/signature"]
+                    .as_str()
+                    .unwrap(),
+            )
+            .unwrap(),
+    )
+    .unwrap();
+    let checked = run_ok(
+        Command::new("openssl")
+            .args(["dgst", "-sha256", "-verify"])
+            .arg(&public)
+            .arg("-signature")
+            .arg(&signature_file)
+            .arg(&payload_file),
+    );
+    assert_eq!(stdout_of(&checked).trim(), "Verified OK");
+    let pushed = verify(dir.path(), &public, &name, &["--attestations"]);
+    assert!(pushed.status.success(), "{}", stderr_of(&pushed));
+    // The referrers tag lists the SBOM only: the signatures are in their own tags.
+    let (status, referrers) = get(
+        &host,
+        &format!(
+            "carried/hello/manifests/sha256-{}",
+            digest.trim_start_matches("sha256:")
+        ),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(status, 200);
+    let referrers: serde_json::Value = serde_json::from_slice(&referrers).unwrap();
+    assert_eq!(
+        referrers["manifests"].as_array().unwrap().len(),
+        1,
+        "{referrers}"
+    );
+
+    // Pushed elsewhere, they would not verify: they are left out, with a warning.
+    let elsewhere = run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(format!("{host}/elsewhere/hello:1.0")),
+    );
+    let stderr = stderr_of(&elsewhere);
+    assert!(
+        stderr.contains(&format!(
+            "name {host}/carried/hello, not {host}/elsewhere/hello"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(
+        get(
+            &host,
+            &format!("elsewhere/hello/manifests/{}", sig_tag(&digest)),
+            OCI_MANIFEST
+        )
+        .0,
+        404
+    );
+}
+
+#[test]
+fn a_wrong_password_is_refused_before_anything_is_built() {
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("cosign");
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("generate-key-pair")
+            .arg("--output-key-prefix")
+            .arg(&prefix)
+            .env("COSIGN_PASSWORD", "right horse"),
+    );
+    let key = dir.path().join("cosign.key");
+    let archive = dir.path().join("app.tar");
+    let build = |password: &str| {
+        isolated_zeroimage(dir.path())
+            .arg(&hello)
+            .args(["-t", "registry.example.com/app:1", "-o"])
+            .arg(&archive)
+            .arg("--sign")
+            .arg(&key)
+            .env("COSIGN_PASSWORD", password)
+            .output()
+            .unwrap()
+    };
+    let refused = build("wrong horse");
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = stderr_of(&refused);
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("cosign.key"), "{stderr}");
+    assert!(!stderr.contains("Packaging"), "{stderr}");
+    assert!(!archive.exists());
+    let accepted = build("right horse");
+    assert!(accepted.status.success(), "{}", stderr_of(&accepted));
+    assert!(archive.is_file());
+}
