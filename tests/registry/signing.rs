@@ -742,3 +742,77 @@ fn a_wrong_password_is_refused_before_anything_is_built() {
     assert!(accepted.status.success(), "{}", stderr_of(&accepted));
     assert!(archive.is_file());
 }
+
+#[test]
+fn cargo_zeroimage_signs_and_checks_its_base_from_cargo_toml() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() || support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    support::copy_fixture("hello", dir.path());
+    let keys = dir.path().join("hello/keys");
+    std::fs::create_dir(&keys).unwrap();
+    let (key, public) = openssl_key(&keys, "release");
+    let (_, stranger) = openssl_key(&keys, "stranger");
+    let base = format!("{host}/cargo/base:1");
+    push_hello(dir.path(), &base, &["--sign", key.to_str().unwrap()]);
+    let manifest = dir.path().join("hello/Cargo.toml");
+    let original = std::fs::read_to_string(&manifest).unwrap();
+    let pushed = format!("{host}/cargo/signed:1");
+    let write_settings = |verify_key: &str| {
+        std::fs::write(
+            &manifest,
+            format!(
+                "{original}\n[package.metadata.zeroimage]\npush = [\"{pushed}\"]\n\
+                 sign-key = \"keys/release.pem\"\nsignature-format = \"both\"\n\
+                 from = \"{base}\"\nfrom-verify-key = \"keys/{verify_key}\"\n\
+                 entrypoint-path = \"/app/hello\"\n"
+            ),
+        )
+        .unwrap();
+    };
+    let build = || {
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .arg("--manifest-path")
+            .arg(&manifest)
+            .args(["--message-format", "json", "-o"])
+            .arg(dir.path().join("hello.tar"))
+            .output()
+            .unwrap()
+    };
+    write_settings("stranger.pub");
+    let _ = &stranger;
+    let refused = build();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = stderr_of(&refused);
+    assert!(stderr.contains("no signature by key"), "{stderr}");
+    assert!(
+        get(&host, "cargo/signed/tags/list", "*/*").0 == 404,
+        "nothing was pushed"
+    );
+
+    write_settings("release.pub");
+    let output = build();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let formats: Vec<&str> = summary["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["format"].as_str().unwrap())
+        .collect();
+    assert!(
+        formats.contains(&"cosign") && formats.contains(&"bundle"),
+        "{summary}"
+    );
+    let ok = verify(dir.path(), &public, &pushed, &["--attestations"]);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    let lines = stdout_of(&ok);
+    assert!(lines.contains("bundle"), "{lines}");
+    assert!(lines.contains("cosign signature"), "{lines}");
+}
