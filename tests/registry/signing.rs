@@ -702,6 +702,18 @@ fn an_archive_named_for_a_registry_carries_its_signatures_and_push_publishes_the
         .0,
         404
     );
+    // zeroimage push --sign signs there.
+    let elsewhere = format!("{host}/elsewhere/hello:1.0");
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("push")
+            .arg(&archive)
+            .arg(&elsewhere)
+            .arg("--sign")
+            .arg(&key),
+    );
+    let signed = verify(dir.path(), &public, &elsewhere, &[]);
+    assert!(signed.status.success(), "{}", stderr_of(&signed));
 }
 
 #[test]
@@ -815,4 +827,57 @@ fn cargo_zeroimage_signs_and_checks_its_base_from_cargo_toml() {
     let lines = stdout_of(&ok);
     assert!(lines.contains("bundle"), "{lines}");
     assert!(lines.contains("cosign signature"), "{lines}");
+}
+
+#[test]
+fn a_signature_the_registry_refuses_fails_the_push_before_any_tag_moves() {
+    use support::fake_registry::{self, Behaviour};
+    use support::http::{Reply, TestServer};
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let accept = fake_registry::handler(Behaviour::default());
+    let registry = TestServer::start(move |request| {
+        if request.method == "PUT" && request.path().ends_with(".sig") {
+            return Reply::status(403)
+                .header("Content-Type", "application/json")
+                .body(
+                    r#"{"errors":[{"code":"DENIED","message":"signatures are not allowed here"}]}"#,
+                );
+        }
+        accept(request)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let (key, _) = openssl_key(dir.path(), "key");
+    let output = isolated_zeroimage(dir.path())
+        .arg(&hello)
+        .args([
+            "--push",
+            &format!("{}/team/app:1.0", registry.host()),
+            "--sign",
+        ])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("signing the image in"), "{stderr}");
+    assert!(
+        stderr.contains("signatures are not allowed here"),
+        "{stderr}"
+    );
+    let puts: Vec<String> = registry
+        .requests()
+        .iter()
+        .filter(|r| r.method == "PUT" && r.path().contains("/manifests/"))
+        .map(|r| r.path().to_owned())
+        .collect();
+    assert!(puts.iter().any(|p| p.ends_with(".sig")), "{puts:?}");
+    assert!(
+        !puts.iter().any(|p| p.ends_with("/manifests/1.0")),
+        "the tag was not moved: {puts:?}"
+    );
 }
