@@ -881,3 +881,73 @@ fn a_signature_the_registry_refuses_fails_the_push_before_any_tag_moves() {
         "the tag was not moved: {puts:?}"
     );
 }
+
+#[test]
+fn a_huge_signature_manifest_is_refused_within_bounds() {
+    use support::http::{Reply, TestServer};
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let archive = dir.path().join("app.tar");
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg(&hello)
+            .arg("-o")
+            .arg(&archive),
+    );
+    let entries = support::read_tar(&archive);
+    let index = support::json_entry(&entries, "index.json");
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let manifest = entries[&support::blob_name(&index["manifests"][0]["digest"])].clone();
+    let config_digest =
+        serde_json::from_slice::<serde_json::Value>(&manifest).unwrap()["config"]["digest"].clone();
+    let config = entries[&support::blob_name(&config_digest)].clone();
+    let config_path = format!("/blobs/{}", config_digest.as_str().unwrap());
+    let sig_path = format!("/manifests/{}", sig_tag(&digest));
+    // A signature whose annotation alone is 100 MB: far past what is read of a manifest.
+    let huge = {
+        let mut body = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"annotations":{"dev.cosignproject.cosign/signature":""#.to_vec();
+        body.resize(body.len() + 100_000_000, b'A');
+        body.extend_from_slice(br#""}}]}"#);
+        std::sync::Arc::new(body)
+    };
+    let registry = TestServer::start(move |request| {
+        let path = request.path();
+        if path == "/v2/" {
+            Reply::status(200).body("{}")
+        } else if path.ends_with("/manifests/1.0")
+            || path.ends_with(&format!("/manifests/{digest}"))
+        {
+            Reply::status(200)
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .body(manifest.clone())
+        } else if path.ends_with(&config_path) {
+            Reply::status(200).body(config.clone())
+        } else if path.ends_with(&sig_path) {
+            Reply::status(200)
+                .header("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+                .body(huge.as_slice().to_vec())
+        } else {
+            Reply::status(404)
+        }
+    });
+    let (_, public) = openssl_key(dir.path(), "key");
+    let output = Command::new("prlimit")
+        .arg("--as=1073741824")
+        .arg(support::bin_dir().join("zeroimage"))
+        .args(["verify", "--key"])
+        .arg(&public)
+        .arg(format!("{}/team/app:1.0", registry.host()))
+        .env("HOME", dir.path())
+        .env("DOCKER_CONFIG", dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "{}", stderr_of(&output));
+    let stderr = stderr_of(&output);
+    assert!(stderr.contains("larger than 4 MiB"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+}
