@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::keys::{GenerateKeyPairCommand, run_generate_key_pair};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
@@ -31,6 +32,7 @@ Examples:
   zeroimage ./app -t app:1.0 --oci-layout oci              (likewise; then: skopeo inspect oci:oci:app:1.0)
   zeroimage push app.tar registry.example.com/app:1.0 registry.example.com/app:latest
   echo \"$TOKEN\" | zeroimage login registry.example.com -u ci --password-stdin
+  COSIGN_PASSWORD=... zeroimage generate-key-pair          writes cosign.key and cosign.pub
 
 Then:
   skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0   (--all for several platforms)
@@ -86,12 +88,13 @@ pub struct ZeroimageArgs {
     pub output: OutputArgs,
 }
 
-/// Registry commands (a program named like one of them can be given as ./push).
+/// Registry and key commands (a program named like one of them can be given as ./push).
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Push(PushCommand),
     Login(LoginCommand),
     Logout(LogoutCommand),
+    GenerateKeyPair(GenerateKeyPairCommand),
 }
 
 fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> {
@@ -118,6 +121,11 @@ pub fn main() -> ExitCode {
         Some(Command::Login(login)) => {
             let shell = Shell::from_report(&login.report);
             let result = run_login(login, &shell);
+            (shell, result)
+        }
+        Some(Command::GenerateKeyPair(generate)) => {
+            let shell = Shell::from_report(&generate.report);
+            let result = run_generate_key_pair(generate, &shell);
             (shell, result)
         }
         Some(Command::Logout(logout)) => {
