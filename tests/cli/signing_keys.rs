@@ -84,7 +84,14 @@ fn openssl_key(openssl: &Path, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
     let key = dir.join(format!("{stem}.pem"));
     let public = dir.join(format!("{stem}.pub"));
     run(Command::new(openssl)
-        .args(["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out"])
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
         .arg(&key));
     run(Command::new(openssl)
         .args(["pkey", "-pubout", "-in"])
@@ -165,7 +172,9 @@ fn an_openssl_key_signs_what_openssl_verifies_and_another_key_does_not() {
         .arg("-out")
         .arg(&sec1));
     assert_eq!(
-        SigningKey::load(&sec1, &mut no_password()).unwrap().public_key(),
+        SigningKey::load(&sec1, &mut no_password())
+            .unwrap()
+            .public_key(),
         key.public_key()
     );
 }
@@ -212,7 +221,11 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr_of(&output));
-    assert!(stderr_of(&output).contains("Generated"), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("Generated"),
+        "{}",
+        stderr_of(&output)
+    );
     let private = dir.path().join("release.key");
     let public = dir.path().join("release.pub");
     {
@@ -265,9 +278,15 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
     assert_eq!(again.status.code(), Some(1));
     let err = stderr_of(&again);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("release.key") && err.contains("already exists"), "{err}");
+    assert!(
+        err.contains("release.key") && err.contains("already exists"),
+        "{err}"
+    );
     assert_eq!(
-        (std::fs::read(&private).unwrap(), std::fs::read(&public).unwrap()),
+        (
+            std::fs::read(&private).unwrap(),
+            std::fs::read(&public).unwrap()
+        ),
         before
     );
     // No password at hand (no variable, standard input not a terminal): one line naming the variable,
@@ -289,7 +308,10 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .collect();
     names.sort();
-    assert_eq!(names, ["message", "python.sig", "release.key", "release.pub"]);
+    assert_eq!(
+        names,
+        ["message", "python.sig", "release.key", "release.pub"]
+    );
 }
 
 /// Writes a cosign encrypted key the way go-securesystemslib does, from a key Python makes: argv[1]
@@ -445,13 +467,21 @@ fn dsse_envelopes_verify_in_python_and_python_envelopes_verify_here() {
     .unwrap();
     let refused = python_run(&python, PYTHON_DSSE_VERIFY, &[&tampered, &public_path]);
     assert!(!refused.status.success());
-    assert!(stderr_of(&refused).contains("InvalidSignature"), "{}", stderr_of(&refused));
+    assert!(
+        stderr_of(&refused).contains("InvalidSignature"),
+        "{}",
+        stderr_of(&refused)
+    );
 
     // Envelopes Python signs verify here, with the right key only.
     let statement_path = dir.path().join("statement.json");
     std::fs::write(&statement_path, &body).unwrap();
     let theirs = dir.path().join("python-envelope.json");
-    let signed = python_run(&python, PYTHON_DSSE_SIGN, &[&key_path, &statement_path, &theirs]);
+    let signed = python_run(
+        &python,
+        PYTHON_DSSE_SIGN,
+        &[&key_path, &statement_path, &theirs],
+    );
     assert!(signed.status.success(), "{}", stderr_of(&signed));
     let (kind, payload) =
         dsse::verify_envelope(&key.public_key(), &std::fs::read(&theirs).unwrap()).unwrap();
@@ -516,8 +546,19 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
         bundle::message_signature(&key, &manifest_bytes),
     )
     .unwrap();
-    let ok = node_verify(&node, &modules, &message_bundle, &public_path, Some(&manifest));
-    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), stderr_of(&ok));
+    let ok = node_verify(
+        &node,
+        &modules,
+        &message_bundle,
+        &public_path,
+        Some(&manifest),
+    );
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        stderr_of(&ok)
+    );
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "verified");
     bundle::verify(
         &key.public_key(),
@@ -526,11 +567,23 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
     )
     .unwrap();
     // Trusting another key, or over other bytes: refused.
-    let wrong_key = node_verify(&node, &modules, &message_bundle, &other_public, Some(&manifest));
+    let wrong_key = node_verify(
+        &node,
+        &modules,
+        &message_bundle,
+        &other_public,
+        Some(&manifest),
+    );
     assert!(!wrong_key.status.success());
     let changed = dir.path().join("changed.json");
     std::fs::write(&changed, b"{\"schemaVersion\":2}").unwrap();
-    let wrong_bytes = node_verify(&node, &modules, &message_bundle, &public_path, Some(&changed));
+    let wrong_bytes = node_verify(
+        &node,
+        &modules,
+        &message_bundle,
+        &public_path,
+        Some(&changed),
+    );
     assert!(!wrong_bytes.status.success());
     assert!(
         String::from_utf8_lossy(&wrong_bytes.stdout).contains("SIGNATURE_ERROR"),
@@ -558,7 +611,12 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
     )
     .unwrap();
     let ok = node_verify(&node, &modules, &dsse_bundle, &public_path, None);
-    assert!(ok.status.success(), "{}{}", String::from_utf8_lossy(&ok.stdout), stderr_of(&ok));
+    assert!(
+        ok.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&ok.stdout),
+        stderr_of(&ok)
+    );
     let stdout = String::from_utf8(ok.stdout).unwrap();
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("verified"));
