@@ -596,7 +596,10 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
         &forged,
         String::from_utf8(bundle::message_signature(&other, &manifest_bytes))
             .unwrap()
-            .replace(&other.public_key().key_id(), &key.public_key().key_id()),
+            .replace(
+                &other.public_key().bundle_hint(),
+                &key.public_key().bundle_hint(),
+            ),
     )
     .unwrap();
     let refused = node_verify(&node, &modules, &forged, &public_path, Some(&manifest));

@@ -1,7 +1,7 @@
 // Verifies a Sigstore bundle with @sigstore/verify (npm), trusting one public key and nothing else:
 // no transparency log, certificate authority or timestamp is required, as for an offline key-based
-// signature. The key is looked up by its id, computed here (hex SHA-256 of its PKIX DER), so a
-// bundle naming another key fails.
+// signature. The key is looked up by its hint, computed here as sigstore-go computes it (base64 of
+// the SHA-256 of its PKIX DER), so a bundle naming another key fails.
 //
 // usage: node sigstore_verify.js NODE_MODULES BUNDLE PUBLIC_KEY_PEM [ARTIFACT]
 // Prints "verified" (and, for a DSSE bundle, the payload in base64) and exits 0, or prints the
@@ -22,7 +22,7 @@ try {
   const keyId = crypto
     .createHash('sha256')
     .update(publicKey.export({ type: 'spki', format: 'der' }))
-    .digest('hex');
+    .digest('base64');
   const keys = (hint) => {
     if (hint !== keyId) {
       throw new Error(`the bundle names key ${hint}, not the trusted key ${keyId}`);
