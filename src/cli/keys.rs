@@ -24,16 +24,8 @@ pub struct GenerateKeyPairCommand {
 
 /// Asks for the password, then writes the two files and says where they are.
 pub fn run_generate_key_pair(command: &GenerateKeyPairCommand, shell: &Shell) -> Result<()> {
-    let (private, public) = sign::key_pair_paths(&command.output_key_prefix);
-    // Refused before the password is asked: write_key_pair checks again before writing.
-    for path in [&private, &public] {
-        if std::fs::symlink_metadata(path).is_ok() {
-            return Err(::zeroimage::Error::input(
-                path,
-                "already exists; a key is never replaced: move it away, or give another --output-key-prefix",
-            ));
-        }
-    }
+    // Refused before the password is asked; checked again when the files are written.
+    let (private, _) = sign::check_key_pair_paths(&command.output_key_prefix)?;
     let password = sign::password_from_env_or_terminal(&private.to_string_lossy(), true)?;
     let cx = super::context(shell);
     let (private, public) =

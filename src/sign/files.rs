@@ -23,18 +23,40 @@ pub fn key_pair_paths(prefix: &Path) -> (PathBuf, PathBuf) {
     (with(".key"), with(".pub"))
 }
 
+/// The files a key pair with this prefix goes to ([`key_pair_paths`]), refused when either exists or
+/// when the prefix names a directory: checked before the password is asked, and again when writing.
+pub fn check_key_pair_paths(prefix: &Path) -> Result<(PathBuf, PathBuf)> {
+    let text = prefix.as_os_str().to_string_lossy();
+    if text.is_empty() || text.ends_with(std::path::is_separator) || prefix.is_dir() {
+        return Err(Error::input(
+            prefix,
+            "is a directory; give --output-key-prefix a file name prefix, e.g. DIR/cosign",
+        ));
+    }
+    let (private, public) = key_pair_paths(prefix);
+    for path in [&private, &public] {
+        match std::fs::symlink_metadata(path) {
+            Ok(_) => {
+                return Err(Error::input(
+                    path,
+                    "already exists; a key is never replaced: move it away, or give another --output-key-prefix",
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io("checking", path)(e)),
+        }
+    }
+    Ok((private, public))
+}
+
 /// Makes a key pair encrypted under `password` ([`super::generate_key_pair`]) and writes it to
-/// `PREFIX.key` and `PREFIX.pub`, refusing before anything is made when either exists; returns
-/// both paths.
+/// `PREFIX.key` and `PREFIX.pub` ([`check_key_pair_paths`] first); returns both paths.
 pub fn write_key_pair(
     prefix: &Path,
     password: &str,
     cancel: &CancelToken,
 ) -> Result<(PathBuf, PathBuf)> {
-    let (private_path, public_path) = key_pair_paths(prefix);
-    for path in [&private_path, &public_path] {
-        refuse_existing(path)?;
-    }
+    let (private_path, public_path) = check_key_pair_paths(prefix)?;
     let (private, public) = super::generate_key_pair(password)?;
     cancel.check()?;
     let private_temp = staged(&private_path, private.as_bytes(), PRIVATE_MODE, cancel)?;
@@ -51,17 +73,6 @@ pub fn write_key_pair(
         return Err(placing(&public_path, e.error));
     }
     Ok((private_path, public_path))
-}
-
-fn refuse_existing(path: &Path) -> Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(_) => Err(Error::input(
-            path,
-            "already exists; a key is never replaced: move it away, or give another --output-key-prefix",
-        )),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("checking", path)(e)),
-    }
 }
 
 /// A complete temporary file beside `path`, with its cancellation guard.
@@ -125,6 +136,17 @@ mod tests {
         assert!(matches!(error, Error::Input { .. }), "{error}");
         assert_eq!(std::fs::read_to_string(&private).unwrap(), key_text);
         assert_eq!(std::fs::read_to_string(&public).unwrap(), pub_text);
+        // A directory as the prefix: refused, nothing written in it.
+        let sub = dir.path().join("keys");
+        std::fs::create_dir(&sub).unwrap();
+        for prefix in [sub.clone(), dir.path().join("keys/")] {
+            assert!(matches!(
+                write_key_pair(&prefix, "pw", &cancel),
+                Err(Error::Input { .. })
+            ));
+        }
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 0);
+        std::fs::remove_dir(&sub).unwrap();
         // Only the public key there: refused too, and no private key left behind.
         let lone = dir.path().join("lone");
         std::fs::write(dir.path().join("lone.pub"), "mine").unwrap();

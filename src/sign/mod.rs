@@ -15,7 +15,7 @@ mod password;
 pub mod payload;
 mod pem;
 
-pub use files::{key_pair_paths, write_key_pair};
+pub use files::{check_key_pair_paths, key_pair_paths, write_key_pair};
 pub use key::{MAX_KEY_FILE, PublicKey, SigningKey};
 pub use password::{PASSWORD_VARIABLE, password_from_env_or_terminal};
 
