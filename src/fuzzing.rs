@@ -25,6 +25,7 @@ pub const TARGETS: &[(&str, Entry)] = &[
     ("credentials", credentials),
     ("settings", settings),
     ("layer", layer),
+    ("signature", signature),
 ];
 
 /// The ELF inspector, on a slice and through the read cache `inspect` uses for files: both must give
@@ -324,4 +325,39 @@ pub fn settings(data: &[u8]) {
     for triple in settings.targets.iter().flatten().chain(&settings.target) {
         let _ = crate::oci::platform::Platform::from_target_triple(triple);
     }
+}
+
+/// A fixed P-256 key for the signature target (made by `openssl genpkey` for the tests; it guards
+/// nothing).
+const FUZZ_KEY: &str = "\
+-----BEGIN PRIVATE KEY-----\n\
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgFaJjp3zXQVtPBETp\n\
+MWyO9rJksrl54PDA3gSwBkwqwrOhRANCAAQw2HphvB9TPeS+q8j3F4Rx+kW/KK/V\n\
+OdC2BkCp6XNUf6f2LaqQgcQaujipmibNs4xxbCzcGg5pieWUURVJKtbq\n\
+-----END PRIVATE KEY-----\n\
+";
+
+/// The readers of signing material: key files (private and public; the password is refused, so the
+/// key derivation, whose bounds have their own tests, is not run), cosign payloads, DSSE envelopes,
+/// in-toto subjects and Sigstore bundles. A signature made over the bytes must verify, and nothing the
+/// bytes hold may pass as signed by the fixed key unless the key signed it.
+pub fn signature(data: &[u8]) {
+    use crate::sign::{PublicKey, SigningKey, bundle, dsse, payload};
+    let origin = Path::new("fuzz.key");
+    let mut refuse = || Err(crate::error::Error::Interrupted);
+    let key = SigningKey::from_pem(FUZZ_KEY, origin, &mut refuse).expect("the fixed key loads");
+    let public = key.public_key();
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = SigningKey::from_pem(text, origin, &mut refuse);
+        let _ = PublicKey::from_pem(text, origin);
+    }
+    let _ = payload::parse_simple_signing(data);
+    let digest = crate::oci::Digest::of(data);
+    let _ = dsse::check_statement_subject(data, &digest);
+    let _ = dsse::verify_envelope(&public, data);
+    let _ = bundle::verify(&public, data, &digest);
+    assert!(
+        public.verify(data, &key.sign(data)).is_ok(),
+        "our own signature fails"
+    );
 }

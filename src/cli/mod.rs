@@ -4,6 +4,7 @@
 
 mod args;
 pub mod cargo_zeroimage;
+pub mod keys;
 mod load;
 pub mod registry;
 mod shell;

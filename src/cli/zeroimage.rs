@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use super::keys::{GenerateKeyPairCommand, run_generate_key_pair};
 use super::registry::{
     LoginCommand, LogoutCommand, PushCommand, print_pushed, run_login, run_logout, run_push,
 };
@@ -32,6 +33,7 @@ Examples:
   zeroimage ./app -t app:1.0 --oci-layout oci              (likewise; then: skopeo inspect oci:oci:app:1.0)
   zeroimage push app.tar registry.example.com/app:1.0 registry.example.com/app:latest
   echo \"$TOKEN\" | zeroimage login registry.example.com -u ci --password-stdin
+  COSIGN_PASSWORD=... zeroimage generate-key-pair          writes cosign.key and cosign.pub
 
 Then:
   skopeo copy oci-archive:app.tar docker://registry.example.com/app:1.0   (--all for several platforms)
@@ -87,7 +89,7 @@ pub struct ZeroimageArgs {
     pub output: OutputArgs,
 }
 
-/// Registry commands (a program named like one of them can be given as ./push).
+/// Registry and key commands (a program named like one of them can be given as ./push).
 #[derive(Subcommand, Debug)]
 pub enum Command {
     Push(PushCommand),
@@ -95,6 +97,7 @@ pub enum Command {
     Logout(LogoutCommand),
     Sign(SignCommand),
     Verify(VerifyCommand),
+    GenerateKeyPair(GenerateKeyPairCommand),
 }
 
 fn platform_binary(s: &str) -> std::result::Result<(Platform, PathBuf), String> {
@@ -131,6 +134,11 @@ pub fn main() -> ExitCode {
         Some(Command::Verify(verify)) => {
             let shell = Shell::from_report(&verify.report);
             let result = run_verify(verify, &shell);
+            (shell, result)
+        }
+        Some(Command::GenerateKeyPair(generate)) => {
+            let shell = Shell::from_report(&generate.report);
+            let result = run_generate_key_pair(generate, &shell);
             (shell, result)
         }
         Some(Command::Logout(logout)) => {

@@ -38,7 +38,7 @@ impl fmt::Display for KeyProblem {
                  give the password the key was made with (COSIGN_PASSWORD or the prompt)",
             ),
             KeyProblem::NoPassword => f.write_str(
-                "the key is encrypted and no password is at hand: set COSIGN_PASSWORD \
+                "no password at hand for the key: set COSIGN_PASSWORD \
                  (standard input is not a terminal to ask on)",
             ),
             KeyProblem::PasswordsDiffer => {

@@ -1,5 +1,6 @@
 //! Sigstore bundles (v0.3), cosign v3's signature format: the signature with what verifies it, here a
-//! public key named by its hint. Offline and key-based: no transparency log entry and no certificate,
+//! public key named by its hint (base64 of the SHA-256 of its PKIX DER, as sigstore-go writes it; a
+//! verifier is given the key, and the hint only helps it choose). Offline and key-based: no transparency log entry and no certificate,
 //! which a verifier must be told to accept (`@sigstore/verify` with its thresholds at zero).
 
 use base64::Engine as _;
@@ -66,7 +67,7 @@ pub fn dsse(key: &SigningKey, payload_type: &str, payload: &[u8]) -> Vec<u8> {
 fn verification_material(key: &SigningKey) -> String {
     format!(
         r#"{{"publicKey":{{"hint":"{}"}},"tlogEntries":[]}}"#,
-        key.public_key().key_id()
+        key.public_key().bundle_hint()
     )
 }
 

@@ -175,10 +175,17 @@ impl PublicKey {
         pem::encode("PUBLIC KEY", &self.to_der())
     }
 
-    /// Hex SHA-256 of the PKIX DER: the key's id, the hint in Sigstore bundles.
+    /// Hex SHA-256 of the PKIX DER: the key's id, as messages name it (the first 16 digits).
     pub fn key_id(&self) -> String {
         let digest = Sha256::digest(self.to_der());
         digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Base64 of the SHA-256 of the PKIX DER: the public-key hint of a Sigstore bundle, as sigstore-go
+    /// (and so cosign) writes it. The same digest as [`PublicKey::key_id`], in the other spelling.
+    pub fn bundle_hint(&self) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(Sha256::digest(self.to_der()))
     }
 
     /// Checks a DER signature over `message` (ECDSA over its SHA-256).

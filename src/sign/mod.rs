@@ -9,11 +9,13 @@
 pub mod bundle;
 pub mod dsse;
 mod encrypted;
+mod files;
 mod key;
 mod password;
 pub mod payload;
 mod pem;
 
+pub use files::{check_key_pair_paths, key_pair_paths, write_key_pair};
 pub use key::{MAX_KEY_FILE, PublicKey, SigningKey};
 pub use password::{PASSWORD_VARIABLE, password_from_env_or_terminal};
 

@@ -300,6 +300,12 @@ fn the_key_id_is_the_sha256_of_the_public_key_der() {
         format!("sha256:{}", public.key_id()),
         Digest::of(&blocks[0].bytes).to_string()
     );
+    use base64::Engine as _;
+    let hint = base64::engine::general_purpose::STANDARD
+        .decode(public.bundle_hint())
+        .unwrap();
+    let hex: String = hint.iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(hex, public.key_id());
     assert_eq!(
         PublicKey::from_pem(&public.to_pem(), origin()).unwrap(),
         public
@@ -446,7 +452,7 @@ fn bundles_verify_over_their_artifact_with_their_key() {
     let text = String::from_utf8(bundle.clone()).unwrap();
     assert!(text.contains(&format!(
         r#""publicKey":{{"hint":"{}"}}"#,
-        key.public_key().key_id()
+        key.public_key().bundle_hint()
     )));
     assert_eq!(
         bundle::verify(&key.public_key(), &bundle, &manifest_digest).unwrap(),

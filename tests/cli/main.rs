@@ -22,5 +22,6 @@ mod layer_contents;
 mod multi_platform;
 mod oci_layout;
 mod signals;
+mod signing_keys;
 mod validator;
 mod windows_host;
