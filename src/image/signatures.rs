@@ -530,8 +530,13 @@ pub fn check_signature(
 /// a DSSE envelope whose statement names it.
 pub fn check_bundle(key: &PublicKey, bytes: &[u8], subject: &Digest) -> Verdict {
     match bundle::verify(key, bytes, subject) {
-        Ok(verified) => Verdict::Verified(format!(
-            "bundle ({verified:?}) about {subject} by key {}",
+        Ok(bundle::Verified::Dsse { payload, .. }) => Verdict::Verified(format!(
+            "bundle attestation {} about {subject} by key {}",
+            predicate_of(&payload),
+            short_key(key)
+        )),
+        Ok(_) => Verdict::Verified(format!(
+            "bundle signature of {subject} by key {}",
             short_key(key)
         )),
         Err(e) => Verdict::Other(format!("a bundle about {}: {e}", subject.short())),
@@ -588,6 +593,20 @@ pub fn check_attestation(key: &PublicKey, envelope: &[u8], subject: &Digest) -> 
             short_key(key)
         ))
     }
+}
+
+/// The predicate type of an in-toto statement, escaped, for messages.
+fn predicate_of(statement: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Statement {
+        #[serde(default)]
+        predicate_type: String,
+    }
+    let kind = serde_json::from_slice::<Statement>(statement)
+        .map(|s| s.predicate_type)
+        .unwrap_or_default();
+    sanitize::outside(&kind, 200)
 }
 
 /// A key's id cut short, for messages.

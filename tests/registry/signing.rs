@@ -951,3 +951,106 @@ fn a_huge_signature_manifest_is_refused_within_bounds() {
     assert!(stderr.contains("larger than 4 MiB"), "{stderr}");
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn bundles_in_the_registry_verify_with_sigstore_js() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let Some((node, modules)) = support::sigstore::sigstore_verify() else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() || support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (key, public) = openssl_key(dir.path(), "bundle");
+    let (_, other) = openssl_key(dir.path(), "other");
+    let reference = format!("{host}/bundled/hello:1.0");
+    let digest = push_hello(
+        dir.path(),
+        &reference,
+        &[
+            "--sign",
+            key.to_str().unwrap(),
+            "--signature-format",
+            "bundle",
+            "--sbom",
+            "spdx",
+        ],
+    );
+    // No cosign tag: the signatures are referrers, listed (distribution 2.8) in the fallback tag.
+    assert_eq!(
+        get(
+            &host,
+            &format!("bundled/hello/manifests/{}", sig_tag(&digest)),
+            OCI_MANIFEST
+        )
+        .0,
+        404
+    );
+    let (status, index) = get(
+        &host,
+        &format!(
+            "bundled/hello/manifests/sha256-{}",
+            digest.trim_start_matches("sha256:")
+        ),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(status, 200);
+    let index: serde_json::Value = serde_json::from_slice(&index).unwrap();
+    let (_, image_manifest) = get(
+        &host,
+        &format!("bundled/hello/manifests/{digest}"),
+        OCI_MANIFEST,
+    );
+    let artifact = dir.path().join("manifest.json");
+    std::fs::write(&artifact, &image_manifest).unwrap();
+    let mut contents = Vec::new();
+    for entry in index["manifests"].as_array().unwrap() {
+        if entry["artifactType"] != "application/vnd.dev.sigstore.bundle.v0.3+json" {
+            continue;
+        }
+        let content = entry["annotations"]["dev.sigstore.bundle.content"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let manifest = get_json(
+            &host,
+            &format!(
+                "bundled/hello/manifests/{}",
+                entry["digest"].as_str().unwrap()
+            ),
+        );
+        let (_, bundle) = get(
+            &host,
+            &format!(
+                "bundled/hello/blobs/{}",
+                manifest["layers"][0]["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        );
+        let file = dir.path().join(format!("{content}.sigstore.json"));
+        std::fs::write(&file, &bundle).unwrap();
+        let signed = (content == "message-signature").then_some(artifact.as_path());
+        let ok = support::sigstore::node_verify(&node, &modules, &file, &public, signed);
+        assert!(
+            ok.status.success(),
+            "{content}: {}{}",
+            stdout_of(&ok),
+            stderr_of(&ok)
+        );
+        let refused = support::sigstore::node_verify(&node, &modules, &file, &other, signed);
+        assert!(
+            !refused.status.success(),
+            "{content}: another key must not verify it"
+        );
+        contents.push(content);
+    }
+    contents.sort();
+    assert_eq!(contents, ["dsse-envelope", "message-signature"]);
+    let ok = verify(dir.path(), &public, &reference, &["--attestations"]);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    assert_eq!(stdout_of(&ok).lines().count(), 2, "{}", stdout_of(&ok));
+}

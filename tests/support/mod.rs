@@ -14,6 +14,7 @@ pub mod http;
 pub mod proxy;
 pub mod registry;
 pub mod sbom_tools;
+pub mod sigstore;
 pub mod tiny_elf;
 pub mod token_server;
 pub mod validate;
