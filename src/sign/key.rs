@@ -222,7 +222,7 @@ fn parse_signature(der: &[u8]) -> Result<p256::ecdsa::Signature> {
     })
 }
 
-fn read_key_file(path: &Path) -> Result<String> {
+fn read_key_file(path: &Path) -> Result<Zeroizing<String>> {
     let file = crate::util::fsutil::open_regular(path, "a key file")?;
     let mut bytes = Zeroizing::new(Vec::new());
     std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut bytes)
@@ -236,7 +236,7 @@ fn read_key_file(path: &Path) -> Result<String> {
         ));
     }
     match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(text.to_owned()),
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(Error::key(
             path,
             KeyProblem::NotAKey("binary data, not PEM text".into()),

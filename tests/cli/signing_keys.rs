@@ -177,6 +177,21 @@ fn an_openssl_key_signs_what_openssl_verifies_and_another_key_does_not() {
             .public_key(),
         key.public_key()
     );
+    // `openssl ecparam -genkey` writes an `EC PARAMETERS` block before the key: skipped.
+    let ecparam = dir.path().join("ecparam.pem");
+    run(Command::new(&openssl)
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-out"])
+        .arg(&ecparam));
+    assert!(
+        std::fs::read_to_string(&ecparam)
+            .unwrap()
+            .starts_with("-----BEGIN EC PARAMETERS-----")
+    );
+    let from_ecparam = SigningKey::load(&ecparam, &mut no_password()).unwrap();
+    from_ecparam
+        .public_key()
+        .verify(b"m", &from_ecparam.sign(b"m"))
+        .unwrap();
 }
 
 /// Decrypts a cosign key as go-securesystemslib does (scrypt with the file's parameters, then
@@ -303,6 +318,17 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
     let err = stderr_of(&refused);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("COSIGN_PASSWORD"), "{err}");
+    // An empty COSIGN_PASSWORD is a password, as cosign takes it.
+    let empty = dir.path().join("empty");
+    let made = zeroimage()
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&empty)
+        .env("COSIGN_PASSWORD", "")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr_of(&made));
+    SigningKey::load(&dir.path().join("empty.key"), &mut password("")).unwrap();
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -310,7 +336,14 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
     names.sort();
     assert_eq!(
         names,
-        ["message", "python.sig", "release.key", "release.pub"]
+        [
+            "empty.key",
+            "empty.pub",
+            "message",
+            "python.sig",
+            "release.key",
+            "release.pub"
+        ]
     );
 }
 
