@@ -125,7 +125,7 @@ impl fmt::Display for SignatureProblem {
                 f,
                 "the signature does not verify with the public key {}: another key made it, or what it \
                  signs was changed",
-                &key_id[..key_id.len().min(16)]
+                key_id.chars().take(16).collect::<String>()
             ),
             SignatureProblem::Missing => f.write_str("no signature found"),
             SignatureProblem::Malformed(what) => write!(f, "malformed signature: {what}"),
