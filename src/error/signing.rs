@@ -15,7 +15,7 @@ pub enum KeyProblem {
     PasswordsDiffer,
     /// The file is cut short or damaged (broken PEM, base64, JSON or DER).
     Truncated,
-    /// The file is not a private or public key in a form we read: what it is instead.
+    /// The file is not a private or public key in a form we read: what it is instead, and the fix.
     NotAKey(String),
     /// A key of a type we do not sign with: its type (`RSA`, `Ed25519`, `ECDSA P-384` ...).
     UnsupportedType(String),
@@ -47,14 +47,10 @@ impl fmt::Display for KeyProblem {
             KeyProblem::Truncated => f.write_str(
                 "the key file is cut short or damaged; give the whole file as it was written",
             ),
-            KeyProblem::NotAKey(what) => write!(
-                f,
-                "not a key we read ({what}); give a cosign key (`zeroimage generate-key-pair`) or a \
-                 PEM key from `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`"
-            ),
+            KeyProblem::NotAKey(what) => write!(f, "not a key we read: {what}"),
             KeyProblem::UnsupportedType(kind) => write!(
                 f,
-                "a {kind} key; only ECDSA P-256 keys are supported: make one with \
+                "the key is {kind}; only ECDSA P-256 keys are supported: make one with \
                  `zeroimage generate-key-pair` or `openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`"
             ),
             KeyProblem::UnsupportedEncryption(what) => write!(
@@ -125,7 +121,7 @@ impl fmt::Display for SignatureProblem {
                 f,
                 "the signature does not verify with the public key {}: another key made it, or what it \
                  signs was changed",
-                &key_id[..key_id.len().min(16)]
+                key_id.chars().take(16).collect::<String>()
             ),
             SignatureProblem::Missing => f.write_str("no signature found"),
             SignatureProblem::Malformed(what) => write!(f, "malformed signature: {what}"),

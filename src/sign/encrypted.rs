@@ -20,8 +20,8 @@ const WRITE_P: u32 = 1;
 
 /// The largest N read: 2^20, eight times the strongest set cosign knows (2^17).
 const MAX_N: u64 = 1 << 20;
-/// scrypt's memory is 128·N·r bytes: 1 GiB at most (cosign's strongest set needs 128 MiB).
-const MAX_MEMORY: u64 = 1 << 30;
+/// scrypt's memory is 128·N·r bytes: 256 MiB at most, twice what cosign's strongest set needs.
+const MAX_MEMORY: u64 = 256 << 20;
 /// Its time grows with N·r·p: 2^24 at most, 32 times cosign's default.
 const MAX_WORK: u64 = 1 << 24;
 
@@ -146,7 +146,7 @@ fn scrypt_params(n: u64, r: u64, p: u64) -> Result<scrypt::Params, DecryptError>
     let refused = || {
         unsupported(format!(
             "scrypt parameters N={n} r={r} p={p} are beyond what we accept (N a power of two up to \
-             2^20, 128·N·r up to 1 GiB, N·r·p up to 2^24)"
+             2^20, 128·N·r up to 256 MiB, N·r·p up to 2^24)"
         ))
     };
     if !within {
@@ -189,10 +189,19 @@ mod tests {
     }
 
     #[test]
+    fn every_parameter_set_cosign_writes_is_read() {
+        // go-securesystemslib's legacy, standard and OWASP strengths.
+        for n in [1u64 << 15, 1 << 16, 1 << 17] {
+            assert!(scrypt_params(n, 8, 1).is_ok(), "N={n}");
+        }
+    }
+
+    #[test]
     fn absurd_parameters_are_refused_before_the_password_is_asked() {
         for (n, r, p) in [
             (1u64 << 21, 8u64, 1u64),
             (1 << 20, 16, 1),
+            (1 << 18, 16, 1),
             (1 << 16, 8, 64),
             (1000, 8, 1),
             (0, 8, 1),

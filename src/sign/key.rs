@@ -53,7 +53,7 @@ impl SigningKey {
         path: &Path,
         password: &mut dyn FnMut() -> Result<Zeroizing<String>>,
     ) -> Result<SigningKey> {
-        let text = read_key_file(path)?;
+        let text = read_key_file(path, Role::Private)?;
         SigningKey::from_pem(&text, path, password)
     }
 
@@ -64,7 +64,8 @@ impl SigningKey {
         password: &mut dyn FnMut() -> Result<Zeroizing<String>>,
     ) -> Result<SigningKey> {
         let fail = |problem| Error::key(origin, problem);
-        let blocks = pem::blocks(pem, &["EC PARAMETERS"]).map_err(|e| fail(pem_problem(e)))?;
+        let blocks = pem::blocks(pem, &["EC PARAMETERS"])
+            .map_err(|e| fail(pem_problem(e, Role::Private)))?;
         let block = &blocks[0];
         match block.label.as_str() {
             SIGSTORE_LABEL | COSIGN_LABEL => {
@@ -81,13 +82,11 @@ impl SigningKey {
             ))),
             "RSA PRIVATE KEY" => Err(fail(KeyProblem::UnsupportedType("RSA".into()))),
             "OPENSSH PRIVATE KEY" => Err(fail(KeyProblem::UnsupportedType("OpenSSH".into()))),
-            "PUBLIC KEY" => Err(fail(KeyProblem::NotAKey(
-                "a public key where the private key is needed".into(),
-            ))),
-            other => Err(fail(KeyProblem::NotAKey(format!(
-                "PEM `{}`",
-                crate::util::sanitize::outside(other, 60)
+            "PUBLIC KEY" => Err(fail(KeyProblem::NotAKey(format!(
+                "a public key where the private key is needed; {}",
+                Role::Private.fix()
             )))),
+            other => Err(fail(Role::Private.not_a_key(other))),
         }
     }
 
@@ -130,14 +129,14 @@ impl SigningKey {
 impl PublicKey {
     /// Reads a PKIX `PUBLIC KEY` PEM file (cosign.pub, `openssl pkey -pubout`).
     pub fn load(path: &Path) -> Result<PublicKey> {
-        let text = read_key_file(path)?;
+        let text = read_key_file(path, Role::Public)?;
         PublicKey::from_pem(&text, path)
     }
 
     /// [`PublicKey::load`] of text already read; `origin` names it in errors.
     pub fn from_pem(pem: &str, origin: &Path) -> Result<PublicKey> {
         let fail = |problem| Error::key(origin, problem);
-        let blocks = pem::blocks(pem, &[]).map_err(|e| fail(pem_problem(e)))?;
+        let blocks = pem::blocks(pem, &[]).map_err(|e| fail(pem_problem(e, Role::Public)))?;
         let block = &blocks[0];
         match block.label.as_str() {
             "PUBLIC KEY" => {
@@ -149,15 +148,15 @@ impl PublicKey {
                 Ok(PublicKey { inner })
             }
             "CERTIFICATE" => Err(fail(KeyProblem::NotAKey(
-                "a certificate; give its public key: `openssl x509 -pubkey -noout -in CERT`".into(),
+                "a certificate, not a public key; give its public key: \
+                 `openssl x509 -pubkey -noout -in CERT`"
+                    .into(),
             ))),
-            label if label.contains("PRIVATE KEY") => Err(fail(KeyProblem::NotAKey(
-                "a private key where the public key is needed (cosign.pub)".into(),
-            ))),
-            other => Err(fail(KeyProblem::NotAKey(format!(
-                "PEM `{}`",
-                crate::util::sanitize::outside(other, 60)
+            label if label.contains("PRIVATE KEY") => Err(fail(KeyProblem::NotAKey(format!(
+                "a private key where the public key is needed; {}",
+                Role::Public.fix()
             )))),
+            other => Err(fail(Role::Public.not_a_key(other))),
         }
     }
 
@@ -222,7 +221,40 @@ fn parse_signature(der: &[u8]) -> Result<p256::ecdsa::Signature> {
     })
 }
 
-fn read_key_file(path: &Path) -> Result<String> {
+/// Which half of a key pair a file must hold, for the fix its errors suggest.
+#[derive(Clone, Copy)]
+enum Role {
+    Private,
+    Public,
+}
+
+impl Role {
+    fn fix(self) -> &'static str {
+        match self {
+            Role::Private => {
+                "give a cosign key (`zeroimage generate-key-pair`) or a PEM private key \
+                 (`openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256`)"
+            }
+            Role::Public => {
+                "give a PKIX `PUBLIC KEY` PEM (cosign.pub, or `openssl pkey -pubout -in KEY`)"
+            }
+        }
+    }
+
+    fn not_a_key(self, label: &str) -> KeyProblem {
+        let what = match self {
+            Role::Private => "a private key",
+            Role::Public => "a public key",
+        };
+        KeyProblem::NotAKey(format!(
+            "PEM `{}`, not {what}; {}",
+            crate::util::sanitize::outside(label, 60),
+            self.fix()
+        ))
+    }
+}
+
+fn read_key_file(path: &Path, role: Role) -> Result<Zeroizing<String>> {
     let file = crate::util::fsutil::open_regular(path, "a key file")?;
     let mut bytes = Zeroizing::new(Vec::new());
     std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_KEY_FILE + 1), &mut bytes)
@@ -236,17 +268,17 @@ fn read_key_file(path: &Path) -> Result<String> {
         ));
     }
     match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(text.to_owned()),
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
         Err(_) => Err(Error::key(
             path,
-            KeyProblem::NotAKey("binary data, not PEM text".into()),
+            KeyProblem::NotAKey(format!("binary data, not PEM text; {}", role.fix())),
         )),
     }
 }
 
-fn pem_problem(error: PemError) -> KeyProblem {
+fn pem_problem(error: PemError, role: Role) -> KeyProblem {
     match error {
-        PemError::NoBlock => KeyProblem::NotAKey("no PEM block".into()),
+        PemError::NoBlock => KeyProblem::NotAKey(format!("no PEM block; {}", role.fix())),
         PemError::Damaged => KeyProblem::Truncated,
         PemError::Headers => {
             KeyProblem::UnsupportedEncryption("a PEM key encrypted by openssl (Proc-Type)".into())

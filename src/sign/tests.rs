@@ -526,3 +526,44 @@ fn bundles_verify_over_their_artifact_with_their_key() {
 }
 
 use sha2::Digest as _;
+
+#[test]
+fn every_key_error_names_the_file_and_says_the_fix() {
+    let certificate = pem::encode("CERTIFICATE", b"x");
+    let public = plain_key().public_key().to_pem();
+    let (encrypted, _) = generate_key_pair("pw").unwrap();
+    let cases: Vec<Result<SigningKey>> = vec![
+        SigningKey::from_pem(&encrypted, origin(), &mut password("wrong")),
+        SigningKey::from_pem(&encrypted[..100], origin(), &mut never()),
+        SigningKey::from_pem("text", origin(), &mut never()),
+        SigningKey::from_pem(&certificate, origin(), &mut never()),
+        SigningKey::from_pem(&public, origin(), &mut never()),
+        SigningKey::from_pem(ED25519, origin(), &mut never()),
+        SigningKey::from_pem(RSA_PKCS8, origin(), &mut never()),
+    ];
+    let mut messages: Vec<String> = cases
+        .into_iter()
+        .map(|r| r.unwrap_err().to_string())
+        .collect();
+    messages.extend(
+        [
+            PublicKey::from_pem("text", origin()),
+            PublicKey::from_pem(&certificate, origin()),
+            PublicKey::from_pem(P256_PKCS8, origin()),
+            PublicKey::from_pem(ED25519_PUBLIC, origin()),
+        ]
+        .into_iter()
+        .map(|r| r.unwrap_err().to_string()),
+    );
+    for message in &messages {
+        eprintln!("{message}");
+        assert!(message.starts_with("key.pem: "), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(
+            ["give ", "make one"]
+                .iter()
+                .any(|fix| message.contains(fix)),
+            "no fix in: {message}"
+        );
+    }
+}

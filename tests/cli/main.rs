@@ -1,7 +1,7 @@
 //! The `zeroimage` command line and what it writes: bad input, ELF checks, the image format,
 //! configuration and layers, compression, multi-platform archives, base images read from disk,
-//! signals, the fuzz regressions, and the Windows build under wine. One test binary, so that the
-//! support code is compiled and linked once for all of them.
+//! signals, signing keys and signed documents, the fuzz regressions, and the Windows build under
+//! wine. One test binary, so that the support code is compiled and linked once for all of them.
 
 // Tests are scenarios written as scripts; the pedantic lints are for the library and the commands.
 #![allow(clippy::pedantic)]

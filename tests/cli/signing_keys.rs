@@ -2,7 +2,9 @@
 //! and by Python (`cryptography` + `pynacl`, following cosign's encrypted format) load and sign;
 //! `zeroimage generate-key-pair`'s key is decrypted by that Python; signatures verify with `openssl
 //! dgst`, DSSE envelopes with Python over its own pre-authentication encoding, and Sigstore bundles
-//! with `@sigstore/verify` from npm; and each of them refuses another key or changed bytes.
+//! with `@sigstore/verify` from npm; and each of them refuses another key or changed bytes. The key
+//! file, payload and envelope are byte for byte what Go's encoders write for the struct shapes cosign
+//! marshals (checked with the Go standard library).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -177,6 +179,21 @@ fn an_openssl_key_signs_what_openssl_verifies_and_another_key_does_not() {
             .public_key(),
         key.public_key()
     );
+    // `openssl ecparam -genkey` writes an `EC PARAMETERS` block before the key: skipped.
+    let ecparam = dir.path().join("ecparam.pem");
+    run(Command::new(&openssl)
+        .args(["ecparam", "-name", "prime256v1", "-genkey", "-out"])
+        .arg(&ecparam));
+    assert!(
+        std::fs::read_to_string(&ecparam)
+            .unwrap()
+            .starts_with("-----BEGIN EC PARAMETERS-----")
+    );
+    let from_ecparam = SigningKey::load(&ecparam, &mut no_password()).unwrap();
+    from_ecparam
+        .public_key()
+        .verify(b"m", &from_ecparam.sign(b"m"))
+        .unwrap();
 }
 
 /// Decrypts a cosign key as go-securesystemslib does (scrypt with the file's parameters, then
@@ -303,6 +320,17 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
     let err = stderr_of(&refused);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("COSIGN_PASSWORD"), "{err}");
+    // An empty COSIGN_PASSWORD is a password, as cosign takes it.
+    let empty = dir.path().join("empty");
+    let made = zeroimage()
+        .args(["generate-key-pair", "--output-key-prefix"])
+        .arg(&empty)
+        .env("COSIGN_PASSWORD", "")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{}", stderr_of(&made));
+    SigningKey::load(&dir.path().join("empty.key"), &mut password("")).unwrap();
     let mut names: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -310,7 +338,14 @@ fn generate_key_pair_writes_a_cosign_key_that_python_decrypts_and_never_replaces
     names.sort();
     assert_eq!(
         names,
-        ["message", "python.sig", "release.key", "release.pub"]
+        [
+            "empty.key",
+            "empty.pub",
+            "message",
+            "python.sig",
+            "release.key",
+            "release.pub"
+        ]
     );
 }
 
@@ -636,5 +671,52 @@ fn the_library_reexports_what_callers_sign_with() {
     assert_eq!(
         PublicKey::from_pem(&public, Path::new("mem.pub")).unwrap(),
         key.public_key()
+    );
+}
+
+#[test]
+fn documents_are_byte_for_byte_what_go_encoders_write() {
+    let Some(go) = support::peer("go") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (private_pem, public_pem) = sign::generate_key_pair("pw").unwrap();
+    let private = dir.path().join("cosign.key");
+    let public = dir.path().join("cosign.pub");
+    std::fs::write(&private, private_pem.as_bytes()).unwrap();
+    std::fs::write(&public, &public_pem).unwrap();
+    let key = SigningKey::load(&private, &mut password("pw")).unwrap();
+    // Characters Go's encoding/json escapes (`<`, `>`, `&`) in the reference, to compare escaping too.
+    let reference = "registry.example.com/team/app<&>";
+    let digest = manifest_digest();
+    let payload_bytes = payload::simple_signing(reference, &digest);
+    let payload_path = dir.path().join("payload.json");
+    std::fs::write(&payload_path, &payload_bytes).unwrap();
+    let signature = dir.path().join("payload.sig");
+    std::fs::write(&signature, key.sign(&payload_bytes)).unwrap();
+    let envelope = dir.path().join("envelope.json");
+    std::fs::write(
+        &envelope,
+        dsse::sign_envelope(&key, dsse::IN_TOTO_PAYLOAD_TYPE, &statement(&digest)),
+    )
+    .unwrap();
+    let output = Command::new(&go)
+        .arg("run")
+        .arg(support::root().join("tests/tools/cosign_formats.go"))
+        .args([&public, &private, &payload_path, &signature, &envelope])
+        .arg(reference)
+        .arg(digest.to_string())
+        .env("GOFLAGS", "-mod=mod")
+        .env("GOPROXY", "off")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", dir.path().join("go-cache"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", stderr_of(&output));
+    assert_eq!(
+        stdout.lines().filter(|l| l.starts_with("ok: ")).count(),
+        4,
+        "{stdout}"
     );
 }
