@@ -37,26 +37,6 @@ fn python() -> Option<PathBuf> {
     )
 }
 
-/// node and the npm modules holding `@sigstore/verify` (scripts/test installs it in the test tools'
-/// cache; ZEROIMAGE_NPM_MODULES names that `node_modules`).
-fn sigstore_verify() -> Option<(PathBuf, PathBuf)> {
-    let node = support::peer("node")?;
-    let modules = std::env::var_os("ZEROIMAGE_NPM_MODULES")
-        .map(PathBuf::from)
-        .or_else(|| {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
-            Some(cache.join("zeroimage-test-tools/npm/node_modules"))
-        })
-        .filter(|m| m.join("@sigstore/verify/package.json").is_file());
-    let modules = support::peer_at(
-        "@sigstore/verify (npm; scripts/test installs it; ZEROIMAGE_NPM_MODULES names its node_modules)",
-        modules,
-    )?;
-    Some((node, modules))
-}
-
 fn run(command: &mut Command) -> Output {
     let output = command.output().unwrap();
     assert!(
@@ -538,28 +518,10 @@ fn dsse_envelopes_verify_in_python_and_python_envelopes_verify_here() {
     ));
 }
 
-fn node_verify(
-    node: &Path,
-    modules: &Path,
-    bundle: &Path,
-    public: &Path,
-    artifact: Option<&Path>,
-) -> Output {
-    let mut command = Command::new(node);
-    command
-        .arg(support::root().join("tests/tools/sigstore_verify.js"))
-        .arg(modules)
-        .arg(bundle)
-        .arg(public);
-    if let Some(artifact) = artifact {
-        command.arg(artifact);
-    }
-    command.output().unwrap()
-}
-
 #[test]
 fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
-    let (Some((node, modules)), Some(openssl)) = (sigstore_verify(), openssl()) else {
+    let (Some((node, modules)), Some(openssl)) = (support::sigstore::sigstore_verify(), openssl())
+    else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -581,7 +543,7 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
         bundle::message_signature(&key, &manifest_bytes),
     )
     .unwrap();
-    let ok = node_verify(
+    let ok = support::sigstore::node_verify(
         &node,
         &modules,
         &message_bundle,
@@ -602,7 +564,7 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
     )
     .unwrap();
     // Trusting another key, or over other bytes: refused.
-    let wrong_key = node_verify(
+    let wrong_key = support::sigstore::node_verify(
         &node,
         &modules,
         &message_bundle,
@@ -612,7 +574,7 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
     assert!(!wrong_key.status.success());
     let changed = dir.path().join("changed.json");
     std::fs::write(&changed, b"{\"schemaVersion\":2}").unwrap();
-    let wrong_bytes = node_verify(
+    let wrong_bytes = support::sigstore::node_verify(
         &node,
         &modules,
         &message_bundle,
@@ -637,7 +599,8 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
             ),
     )
     .unwrap();
-    let refused = node_verify(&node, &modules, &forged, &public_path, Some(&manifest));
+    let refused =
+        support::sigstore::node_verify(&node, &modules, &forged, &public_path, Some(&manifest));
     assert!(!refused.status.success());
 
     // The DSSE form: verified, and the payload is our statement.
@@ -648,7 +611,7 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
         bundle::dsse(&key, dsse::IN_TOTO_PAYLOAD_TYPE, &body),
     )
     .unwrap();
-    let ok = node_verify(&node, &modules, &dsse_bundle, &public_path, None);
+    let ok = support::sigstore::node_verify(&node, &modules, &dsse_bundle, &public_path, None);
     assert!(
         ok.status.success(),
         "{}{}",
@@ -659,7 +622,8 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
     let mut lines = stdout.lines();
     assert_eq!(lines.next(), Some("verified"));
     assert_eq!(BASE64.decode(lines.next().unwrap()).unwrap(), body);
-    let wrong_key = node_verify(&node, &modules, &dsse_bundle, &other_public, None);
+    let wrong_key =
+        support::sigstore::node_verify(&node, &modules, &dsse_bundle, &other_public, None);
     assert!(!wrong_key.status.success());
 }
 
