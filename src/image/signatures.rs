@@ -21,7 +21,7 @@ use super::referrers::{Attachment, DocumentKind, SLSA_PROVENANCE_V1};
 use super::{ImageTree, MAX_DOCUMENT};
 use crate::error::Result;
 use crate::oci::{Descriptor, Digest, MediaType};
-use crate::sign::{PublicKey, SigningKey, bundle, dsse, payload};
+use crate::sign::{MessageSigner, PublicKey, bundle, dsse, payload};
 use crate::util::sanitize;
 
 /// The media type of a cosign signature layer (a simple-signing payload).
@@ -221,10 +221,10 @@ impl Signed {
     }
 }
 
-/// Signs images with keys, in the forms asked for.
+/// Signs images with keys (any [`MessageSigner`]), in the forms asked for.
 #[derive(Clone)]
 pub struct Signer {
-    keys: Vec<Arc<SigningKey>>,
+    keys: Vec<Arc<dyn MessageSigner>>,
     format: SignatureFormat,
 }
 
@@ -239,7 +239,7 @@ impl std::fmt::Debug for Signer {
 
 impl Signer {
     /// A signer with `keys` (loaded, so a wrong password fails before anything is built).
-    pub fn new(keys: Vec<Arc<SigningKey>>, format: SignatureFormat) -> Signer {
+    pub fn new(keys: Vec<Arc<dyn MessageSigner>>, format: SignatureFormat) -> Signer {
         Signer { keys, format }
     }
 
@@ -281,7 +281,7 @@ impl Signer {
             let statement = statement(&document, item, &identity, predicate_type)?;
             statements.push((item, predicate_type, statement));
         }
-        for key in &self.keys {
+        for key in self.keys.iter().map(AsRef::as_ref) {
             let key_id = key.public_key().key_id();
             for (subject, bytes) in &subjects {
                 if self.format.cosign() {

@@ -37,7 +37,11 @@ impl SigningOptions {
         }
         let loaded = paths
             .iter()
-            .map(|p| self.ring.load(p))
+            .map(|p| {
+                self.ring
+                    .load(p)
+                    .map(|key| key as Arc<dyn crate::sign::MessageSigner>)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok(Some(Signer::new(
             loaded,

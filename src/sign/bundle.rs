@@ -9,7 +9,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::dsse::{self, Envelope};
-use super::{PublicKey, SigningKey};
+use super::{MessageSigner, PublicKey};
 use crate::error::signing::SignatureProblem;
 use crate::error::{Error, Result};
 use crate::oci::{Algorithm, Digest};
@@ -39,7 +39,7 @@ pub enum Verified {
 
 /// A bundle holding `key`'s signature over `artifact` (e.g. an image manifest's bytes): a message
 /// signature with its SHA-256.
-pub fn message_signature(key: &SigningKey, artifact: &[u8]) -> Vec<u8> {
+pub fn message_signature(key: &dyn MessageSigner, artifact: &[u8]) -> Vec<u8> {
     let digest = Sha256::digest(artifact);
     let signature = key.sign(artifact);
     format!(
@@ -52,7 +52,7 @@ pub fn message_signature(key: &SigningKey, artifact: &[u8]) -> Vec<u8> {
 }
 
 /// A bundle holding a DSSE envelope of `payload` signed by `key`.
-pub fn dsse(key: &SigningKey, payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub fn dsse(key: &dyn MessageSigner, payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let signature = key.sign(&dsse::pae(payload_type, payload));
     format!(
         r#"{{"mediaType":"{MEDIA_TYPE}","verificationMaterial":{},"dsseEnvelope":{{"payload":"{}","payloadType":{},"signatures":[{{"sig":"{}","keyid":""}}]}}}}"#,
@@ -64,7 +64,7 @@ pub fn dsse(key: &SigningKey, payload_type: &str, payload: &[u8]) -> Vec<u8> {
     .into_bytes()
 }
 
-fn verification_material(key: &SigningKey) -> String {
+fn verification_material(key: &dyn MessageSigner) -> String {
     format!(
         r#"{{"publicKey":{{"hint":"{}"}},"tlogEntries":[]}}"#,
         key.public_key().bundle_hint()

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE as BASE64_URL};
 use serde::Deserialize;
 
-use super::{PublicKey, SigningKey};
+use super::{MessageSigner, PublicKey};
 use crate::error::signing::SignatureProblem;
 use crate::error::{Error, Result};
 use crate::oci::Digest;
@@ -32,7 +32,7 @@ pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 }
 
 /// The envelope's JSON (`payloadType`, `payload`, `signatures: [{keyid, sig}]`), as cosign writes it.
-pub fn sign_envelope(key: &SigningKey, payload_type: &str, payload: &[u8]) -> Vec<u8> {
+pub fn sign_envelope(key: &dyn MessageSigner, payload_type: &str, payload: &[u8]) -> Vec<u8> {
     let signature = key.sign(&pae(payload_type, payload));
     format!(
         r#"{{"payloadType":{},"payload":"{}","signatures":[{{"keyid":"","sig":"{}"}}]}}"#,

@@ -3,8 +3,9 @@
 //! [`payload`], [`dsse`] envelopes for in-toto attestations, and Sigstore [`bundle`]s.
 //!
 //! Keys are ECDSA P-256 and signatures are ASN.1 DER over SHA-256, cosign's default. Keyless signing
-//! (Fulcio certificates, Rekor) needs the network and is not here: a signer is a [`SigningKey`] today;
-//! another kind of signer would sit beside it, and every document here takes the key only to sign.
+//! (Fulcio certificates, Rekor) needs the network and is not here: a [`MessageSigner`] is a
+//! [`SigningKey`] today; another kind of signer would implement the trait beside it, and every
+//! document here takes its signer only to sign and to name its public key.
 
 pub mod bundle;
 pub mod dsse;
@@ -22,6 +23,25 @@ pub use password::{PASSWORD_VARIABLE, password_from_env_or_terminal};
 use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
+
+/// What makes signatures: a key file's [`SigningKey`] today, a keyless signer (a short-lived
+/// certificate for an OIDC identity) another day.
+pub trait MessageSigner: Send + Sync {
+    /// Signs `message` (SHA-256 inside), returning the ASN.1 DER signature.
+    fn sign(&self, message: &[u8]) -> Vec<u8>;
+    /// The public key that verifies the signatures.
+    fn public_key(&self) -> PublicKey;
+}
+
+impl MessageSigner for SigningKey {
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        SigningKey::sign(self, message)
+    }
+
+    fn public_key(&self) -> PublicKey {
+        SigningKey::public_key(self)
+    }
+}
 
 /// A new key pair, as `cosign generate-key-pair` writes it: the private key encrypted under `password`
 /// (scrypt N=65536 r=8 p=1, a 32-byte salt, nacl/secretbox, PEM `ENCRYPTED SIGSTORE PRIVATE KEY`) and
