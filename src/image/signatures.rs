@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use serde_json::value::RawValue;
 
 use super::Stored;
-use super::blobs::{Memory, read_document};
+use super::blobs::read_document;
 use super::referrers::{Attachment, DocumentKind, SLSA_PROVENANCE_V1};
 use super::{ImageTree, MAX_DOCUMENT};
 use crate::error::Result;
@@ -145,15 +145,6 @@ pub struct SignatureSummary {
 }
 
 impl Signed {
-    /// The layers' bytes, by digest, as a blob source.
-    pub fn layer_blobs(&self) -> Memory {
-        let mut memory = Memory::new();
-        for layer in &self.layers {
-            memory.insert(layer.descriptor.digest.clone(), layer.bytes.clone());
-        }
-        memory
-    }
-
     /// How many signatures and signed attestations there are.
     pub fn count(&self) -> usize {
         self.layers.len() + self.bundles.items.len()

@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::image::signatures::{self, MAX_REFERRERS_READ, SignatureStore, Verification};
-use crate::image::{ImageTree, Stored};
+use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
 use crate::sign::PublicKey;
 
@@ -38,14 +38,4 @@ pub fn verify(
     let tree = ImageTree::read(&source, &top)?;
     let repository = format!("{}/{}", source.host(), source.repository());
     signatures::verify(&source, &tree, &repository, key, attestations)
-}
-
-/// Checks a base image already opened from a registry: `store` is its source.
-pub fn verify_stored(
-    store: &RegistrySource,
-    image: &Stored,
-    key: &PublicKey,
-) -> Result<Verification> {
-    let repository = format!("{}/{}", store.host(), store.repository());
-    signatures::verify(store, &image.tree, &repository, key, false)
 }
