@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod cloud;
 pub mod credentials;
 pub mod login;
 pub(crate) mod origin;
