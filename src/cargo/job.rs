@@ -461,6 +461,7 @@ impl CargoJob {
             compression: settings.compression()?,
             lambda: settings.lambda.unwrap_or(false),
             sign_keys: settings.sign_key.iter().cloned().collect(),
+            cloud_credentials: settings.cloud_credentials,
             signature_format: settings.signature_format()?,
         })
     }

@@ -104,6 +104,8 @@ pub struct Settings {
     pub signature_format: Option<String>,
     /// A public key whose signature a registry base image must carry.
     pub from_verify_key: Option<PathBuf>,
+    /// Ask clouds for registry credentials when no login has them (`false`: never).
+    pub cloud_credentials: Option<bool>,
     /// The Cargo.toml these came from, for error messages.
     #[serde(skip)]
     pub manifest: Option<PathBuf>,
@@ -176,6 +178,7 @@ impl Settings {
         "sign-key",
         "signature-format",
         "from-verify-key",
+        "cloud-credentials",
     ];
 
     /// Reads the `zeroimage` table of a `metadata` value from `manifest` (named in errors).
@@ -280,6 +283,7 @@ impl Settings {
             sign_key: self.sign_key.or(fallback.sign_key),
             signature_format: self.signature_format.or(fallback.signature_format),
             from_verify_key: self.from_verify_key.or(fallback.from_verify_key),
+            cloud_credentials: self.cloud_credentials.or(fallback.cloud_credentials),
             manifest: self.manifest.or(fallback.manifest),
         }
     }
@@ -424,6 +428,9 @@ impl Settings {
         pull: &crate::registry::pull::PullOptions,
     ) -> Result<crate::registry::pull::PullOptions> {
         let mut pull = pull.clone();
+        if self.cloud_credentials == Some(false) {
+            pull.client.cloud_credentials = false;
+        }
         if pull.verify_key.is_none()
             && let Some(path) = &self.from_verify_key
         {

@@ -423,6 +423,11 @@ pub struct RegistryArgs {
     /// Extra attempts after a refused or reset connection, a 5xx or a 429 answer
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub retries: u32,
+
+    /// Never ask a cloud for registry credentials (an ECR token from the AWS credentials, GITHUB_TOKEN
+    /// in GitHub Actions); only docker's and podman's logins are used
+    #[arg(long)]
+    pub no_cloud_credentials: bool,
 }
 
 impl RegistryArgs {
@@ -432,6 +437,7 @@ impl RegistryArgs {
             insecure_registries: self.insecure_registries.clone(),
             ca_file: self.ca_file.clone(),
             retries: self.retries,
+            cloud_credentials: !self.no_cloud_credentials,
             ..ClientOptions::with_timeout(std::time::Duration::from_secs(self.registry_timeout))
         }
     }

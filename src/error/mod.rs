@@ -81,6 +81,10 @@ pub enum Error {
         /// Which check failed.
         reason: String,
     },
+    /// A cloud's credentials (an ECR token, a Google access token, GitHub's in Actions) could not
+    /// be had: the message names the source and what it answered.
+    #[error("{0}")]
+    CloudCredentials(String),
     /// The run was interrupted (its cancel token, Ctrl-C); nothing was written.
     #[error("interrupted; nothing was written")]
     Interrupted,

@@ -66,6 +66,8 @@ pub struct Fallbacks {
     pub sign_keys: Vec<PathBuf>,
     /// The form of those signatures.
     pub signature_format: Option<SignatureFormat>,
+    /// `Some(false)`: never ask a cloud for registry credentials.
+    pub cloud_credentials: Option<bool>,
 }
 
 /// The options of one image, settled: every value a flag gave, else its fallback, else the default.
@@ -154,6 +156,11 @@ impl JobOptions {
                 {
                     Some(signer) => Some(signer),
                     None => self.push_options.signer.clone(),
+                },
+                client: crate::registry::client::ClientOptions {
+                    cloud_credentials: self.push_options.client.cloud_credentials
+                        && fallbacks.cloud_credentials != Some(false),
+                    ..self.push_options.client.clone()
                 },
                 ..self.push_options.clone()
             },

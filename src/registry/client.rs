@@ -40,7 +40,7 @@ impl<'l> Registry<'l> {
         let http = Http::new(host, options, cx.cancel().clone())?;
         let api = super::api_host(host);
         let may_use_http =
-            super::is_loopback(host) || options.insecure_registries.iter().any(|h| h == host);
+            super::is_loopback(&api) || options.insecure_registries.iter().any(|h| h == host);
         let base = format!("https://{api}");
         let mut registry = Registry {
             transport: Retrying::new(http, options.retries, cx.clone()),

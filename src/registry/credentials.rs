@@ -52,11 +52,21 @@ impl Keychain for DockerConfig {
     }
 }
 
-/// The credential for `registry` from the keychain of `cx` ([`DockerConfig`] unless it has another).
-pub(crate) fn for_registry(registry: &str, cx: &Context) -> Result<Option<Credential>> {
-    cx.keychain()
+/// The credential for `registry` from the keychain of `cx` ([`DockerConfig`] unless it has
+/// another), else from the registry's cloud (unless `client` turns that off).
+pub(crate) fn for_registry(
+    registry: &str,
+    client: &crate::registry::client::ClientOptions,
+    cx: &Context,
+) -> Result<Option<Credential>> {
+    match cx
+        .keychain()
         .unwrap_or(&DockerConfig)
-        .credential(registry, cx)
+        .credential(registry, cx)?
+    {
+        Some(credential) => Ok(Some(credential)),
+        None => super::cloud::credential(registry, client, cx),
+    }
 }
 
 /// The key docker uses for a registry in config.json.
@@ -293,16 +303,16 @@ pub(crate) fn helper_program(helper: &str) -> Result<String> {
 }
 
 /// What a helper run produced (bounded).
-struct HelperOutput {
-    success: bool,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
+pub(super) struct HelperOutput {
+    pub success: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
 }
 
 impl HelperOutput {
     /// The first line of what the helper said on stderr, escaped, short, and with anything that looks
     /// like a token removed: helpers have been seen to print secrets in their errors.
-    fn excerpt(&self) -> String {
+    pub(super) fn excerpt(&self) -> String {
         let text = String::from_utf8_lossy(&self.stderr);
         let first = text
             .lines()
@@ -321,9 +331,19 @@ fn run_helper(
     input: &[u8],
     cancel: &CancelToken,
 ) -> Result<Option<HelperOutput>> {
+    run_bounded(Command::new(program).arg(verb), program, input, cancel)
+}
+
+/// Runs `command` (called `program` in messages) with `input` on stdin, within the credential
+/// helpers' time and output limits; `None` when it is not installed. `cancel` stops it.
+pub(super) fn run_bounded(
+    command: &mut Command,
+    program: &str,
+    input: &[u8],
+    cancel: &CancelToken,
+) -> Result<Option<HelperOutput>> {
     let mut process = match crate::util::child::spawn(
-        Command::new(program)
-            .arg(verb)
+        command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped()),

@@ -4,7 +4,7 @@
 
 pub mod cache;
 pub mod client;
-pub mod cloud;
+pub(crate) mod cloud;
 pub mod credentials;
 pub mod login;
 pub(crate) mod origin;
@@ -17,12 +17,31 @@ mod upload;
 pub mod verify;
 
 /// The host the registry API lives on: Docker Hub's API is not at `docker.io`.
-pub(crate) fn api_host(domain: &str) -> &str {
-    if domain == crate::image::reference::DOCKER_HUB {
-        "registry-1.docker.io"
-    } else {
-        domain
+pub(crate) fn api_host(domain: &str) -> String {
+    if let Some(mapped) = test_host(domain) {
+        return mapped;
     }
+    if domain == crate::image::reference::DOCKER_HUB {
+        "registry-1.docker.io".to_owned()
+    } else {
+        domain.to_owned()
+    }
+}
+
+/// Where the tests send a registry named like a cloud's (`ZEROIMAGE_TEST_HOST_MAP=HOST=ADDR,...`):
+/// debug builds only, so that no release build can be pointed elsewhere by its environment.
+#[cfg(debug_assertions)]
+fn test_host(domain: &str) -> Option<String> {
+    let map = std::env::var("ZEROIMAGE_TEST_HOST_MAP").ok()?;
+    map.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(from, _)| *from == domain)
+        .map(|(_, to)| to.to_owned())
+}
+
+#[cfg(not(debug_assertions))]
+fn test_host(_: &str) -> Option<String> {
+    None
 }
 
 /// True for `localhost`, `127.0.0.0/8` and `[::1]` (with or without a port): registries that may be
@@ -45,7 +64,7 @@ mod tests {
 
     #[test]
     fn docker_hub_api_host() {
-        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io".to_owned());
         assert_eq!(api_host("ghcr.io"), "ghcr.io");
     }
 

@@ -83,7 +83,7 @@ impl<'l> RegistrySource<'l> {
         let repository = reference.path().to_owned();
         let place = format!("{host}/{repository}");
         let in_place = |e: Error| within(&place, e);
-        let credential = credentials::for_registry(&host, cx)?;
+        let credential = credentials::for_registry(&host, &options.client, cx)?;
         let registry =
             Registry::connect(&host, credential, &options.client, cx).map_err(in_place)?;
         let source = RegistrySource {

@@ -139,7 +139,7 @@ pub fn push(
     let mut not_attached_all = Vec::new();
     let mut signatures = Vec::new();
     for host in hosts {
-        let credential = credentials::for_registry(host, cx)?;
+        let credential = credentials::for_registry(host, &options.client, cx)?;
         let mut session = Session {
             registry: Registry::connect(host, credential, &options.client, cx)?,
             host,
@@ -508,7 +508,7 @@ pub fn sign_pushed(
     let (source, top) = super::pull::RegistrySource::resolve(reference, &pull, cx)?;
     let image = Stored::read(reference.full(), Box::new(source), &top)?;
     let host = reference.domain();
-    let credential = credentials::for_registry(host, cx)?;
+    let credential = credentials::for_registry(host, &options.client, cx)?;
     let mut session = Session {
         registry: Registry::connect(host, credential, &options.client, cx)?,
         host,

@@ -5,10 +5,10 @@
 use super::pull::{PullOptions, RegistrySource};
 use crate::context::Context;
 use crate::error::Result;
+use crate::image::ImageTree;
 use crate::image::blobs::BlobSource;
 use crate::image::reference::Reference;
 use crate::image::signatures::{self, MAX_REFERRERS_READ, SignatureStore, Verification};
-use crate::image::ImageTree;
 use crate::oci::{Descriptor, Digest};
 use crate::sign::PublicKey;
 

@@ -9,6 +9,7 @@
 mod support;
 
 mod base_images;
+mod cloud_credentials;
 mod credentials;
 mod hostile_registry;
 mod image_refs;

@@ -169,9 +169,10 @@ fn canonical_headers(headers: &[(String, String)]) -> Vec<(String, String)> {
     merged
 }
 
-/// What signing adds to the request's headers, and the canonical request it signed (for tests and
-/// `-vv`).
+/// What signing adds to the request's headers, and what it signed (the test suite checks each step;
+/// nothing else reads them: the canonical request holds the session token).
 #[derive(Clone, Debug)]
+#[cfg_attr(not(test), allow(dead_code))]
 pub struct Signed {
     /// Headers to send besides the request's own: `x-amz-date`, maybe `x-amz-security-token` and
     /// `x-amz-content-sha256`, and `authorization`.
@@ -326,15 +327,16 @@ mod tests {
         let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
         let (method, path, query, headers, body) = parse(&read("request.txt").unwrap());
         let legacy = read("context.json").is_none();
-        let context: serde_json::Value = read("context.json")
-            .map(|c| serde_json::from_str(&c).unwrap())
-            .unwrap_or_else(|| {
+        let context: serde_json::Value = read("context.json").map_or_else(
+            || {
                 // The two older cases: a date header, no credentials given, a Lambda-like service.
                 serde_json::json!({"credentials": {"access_key_id": "AKIDEXAMPLE",
                     "secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"},
                     "region": "us-east-1", "service": "service", "normalize": true,
                     "sign_body": false, "timestamp": "2021-05-11T15:40:45Z"})
-            });
+            },
+            |c| serde_json::from_str(&c).unwrap(),
+        );
         let credentials = AwsCredentials {
             access_key_id: context["credentials"]["access_key_id"]
                 .as_str()
@@ -368,11 +370,18 @@ mod tests {
         };
         let signed = sign(&request, &credentials, &scope);
         let canonical = read("header-canonical-request.txt").unwrap();
-        assert_eq!(signed.canonical_request, canonical.trim_end_matches('\n'), "{case}");
-        if let Some(expected) = read("header-string-to-sign.txt") {
-            if context.get("timestamp").is_some() && read("context.json").is_some() {
-                assert_eq!(signed.string_to_sign, expected.trim_end_matches('\n'), "{case}");
-            }
+        assert_eq!(
+            signed.canonical_request,
+            canonical.trim_end_matches('\n'),
+            "{case}"
+        );
+        // The older cases' string to sign was made with credentials they do not give.
+        if let (Some(expected), false) = (read("header-string-to-sign.txt"), legacy) {
+            assert_eq!(
+                signed.string_to_sign,
+                expected.trim_end_matches('\n'),
+                "{case}"
+            );
         }
         if let Some(expected) = read("header-signature.txt") {
             assert_eq!(signed.signature, expected.trim(), "{case}");

@@ -34,6 +34,9 @@ pub struct ClientOptions {
     /// Extra attempts after a refused or reset connection, a 5xx or a 429. A timed-out transfer is
     /// tried once more at most, and a host that does not accept connections in time is not retried.
     pub retries: u32,
+    /// Ask the cloud (ECR, GitHub Actions, Google) for credentials when docker's and podman's
+    /// configuration has none for a registry (`--no-cloud-credentials` turns it off).
+    pub cloud_credentials: bool,
 }
 
 /// Default time without progress before a transfer fails.
@@ -62,6 +65,7 @@ impl Default for ClientOptions {
             stall_timeout: DEFAULT_STALL_TIMEOUT,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retries: 4,
+            cloud_credentials: true,
         }
     }
 }

@@ -1,0 +1,428 @@
+//! Cloud registries without a login step, offline: a registry named like ECR (or `ghcr.io`) is sent to
+//! the loopback registry (the debug-only `ZEROIMAGE_TEST_HOST_MAP`), and ECR's and STS's endpoints
+//! are fakes (`tests/tools/fake_aws.py`) that check each request's Signature Version 4 with botocore's
+//! own signer before handing out a token the registry's htpasswd accepts.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use crate::support;
+use support::registry::{Setup, TestRegistry};
+use support::{X86_64_MUSL, isolated_zeroimage, stderr_of};
+
+const ECR: &str = "123456789012.dkr.ecr.us-east-1.amazonaws.com";
+const ECR_PASSWORD: &str = "ecr-password-from-the-token";
+const KEY_ID: &str = "AKIDEXAMPLE0001";
+const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+
+/// The fake ECR and STS endpoints, stopped when dropped.
+struct FakeAws {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl FakeAws {
+    fn start(dir: &Path, config: serde_json::Value) -> Option<FakeAws> {
+        let python = support::sbom_tools::venv().join("bin/python3");
+        let has_botocore = python.is_file()
+            && Command::new(&python)
+                .args(["-c", "import botocore"])
+                .output()
+                .is_ok_and(|o| o.status.success());
+        let python = support::peer_at(
+            "python3 with botocore (scripts/test installs it in its virtual environment)",
+            has_botocore.then_some(python),
+        )?;
+        let log = dir.join("aws.log");
+        let mut child = Command::new(python)
+            .arg(support::root().join("tests/tools/fake_aws.py"))
+            .arg(config.to_string())
+            .arg(&log)
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        Some(FakeAws {
+            port: line.trim().parse().unwrap(),
+            child,
+            log,
+        })
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The requests received, one JSON object each.
+    fn requests(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for FakeAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn config() -> serde_json::Value {
+    serde_json::json!({
+        "keys": {KEY_ID: SECRET, "ASIATEMPORARY01": "temporary-secret", "AKIDEXPIRED0001": "x"},
+        "tokens": {"ASIATEMPORARY01": "session-token-from-sts"},
+        "ecr_password": ECR_PASSWORD,
+        "web_identity_token": "oidc-token-from-github",
+        "sts_key": ["ASIATEMPORARY01", "temporary-secret", "session-token-from-sts"],
+        "expired": ["AKIDEXPIRED0001"],
+    })
+}
+
+/// A push of the hello program to `reference` (its registry mapped to `registry`), with `env` and
+/// no AWS variable from the machine running the tests.
+fn push(
+    dir: &Path,
+    registry: &TestRegistry,
+    reference: &str,
+    env: &[(&str, String)],
+    extra: &[&str],
+) -> std::process::Output {
+    let hello = support::hello_fixture(X86_64_MUSL).unwrap();
+    let host = reference.split('/').next().unwrap();
+    let mut command = isolated_zeroimage(dir);
+    command
+        .arg(&hello)
+        .args(["--push", reference, "-v", "--sbom", "none"])
+        .args(extra)
+        .env(
+            "ZEROIMAGE_TEST_HOST_MAP",
+            format!("{host}={}", registry.host()),
+        );
+    for name in [
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_REGION",
+        "AWS_DEFAULT_REGION",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+        "AWS_ENDPOINT_URL",
+        "GITHUB_ACTIONS",
+        "GITHUB_TOKEN",
+        "GITHUB_ACTOR",
+    ] {
+        command.env_remove(name);
+    }
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command.output().unwrap()
+}
+
+fn ecr_registry() -> Option<TestRegistry> {
+    TestRegistry::start(Setup {
+        user: Some(("AWS", ECR_PASSWORD)),
+        ..Setup::default()
+    })
+}
+
+#[test]
+fn an_ecr_registry_takes_a_token_signed_with_the_environments_keys_and_no_login() {
+    let Some(registry) = ecr_registry() else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(aws) = FakeAws::start(dir.path(), config()) else {
+        return;
+    };
+    let env = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_owned()),
+        ("AWS_ENDPOINT_URL_ECR", aws.url()),
+    ];
+    let output = push(dir.path(), &registry, &format!("{ECR}/app:1.0"), &env, &[]);
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(
+            "using an ECR token (GetAuthorizationToken with the credentials of AWS_ACCESS_KEY_ID"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains(SECRET) && !stderr.contains(ECR_PASSWORD),
+        "{stderr}"
+    );
+    let requests = aws.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["signature"], "ok", "{requests:?}");
+    assert_eq!(
+        requests[0]["target"],
+        "AmazonEC2ContainerRegistry_V20150921.GetAuthorizationToken"
+    );
+    assert!(
+        requests[0]["authorization"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Credential={KEY_ID}/")),
+        "{requests:?}"
+    );
+
+    // --no-cloud-credentials: no token asked for, and the registry refuses the push.
+    let off = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:1.0"),
+        &env,
+        &["--no-cloud-credentials"],
+    );
+    assert_eq!(off.status.code(), Some(1), "{}", stderr_of(&off));
+    assert_eq!(aws.requests().len(), 1, "no second token request");
+
+    // Keys AWS says are expired: its code and message, escaped, in one line, and no push.
+    let expired = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:2.0"),
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXPIRED0001".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
+            ("AWS_ENDPOINT_URL_ECR", aws.url()),
+        ],
+        &[],
+    );
+    assert_eq!(expired.status.code(), Some(1));
+    let stderr = stderr_of(&expired);
+    let error: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error")).collect();
+    assert_eq!(error.len(), 1, "{stderr}");
+    assert!(
+        error[0].contains(
+            "ExpiredTokenException: The security token included in the request is expired"
+        ),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains('\x1b'),
+        "the answer's escape sequence is escaped: {stderr:?}"
+    );
+    assert!(
+        registry
+            .log()
+            .lines()
+            .all(|l| !l.contains("app/manifests/2.0"))
+    );
+
+    // A wrong secret: the fake's signature check refuses it, and so nothing is pushed.
+    let wrong = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:3.0"),
+        &[
+            ("AWS_ACCESS_KEY_ID", KEY_ID.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "not-the-secret".to_owned()),
+            ("AWS_ENDPOINT_URL_ECR", aws.url()),
+        ],
+        &[],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    assert!(
+        stderr_of(&wrong).contains("InvalidSignatureException"),
+        "{}",
+        stderr_of(&wrong)
+    );
+}
+
+#[test]
+fn profiles_credential_process_and_web_identity_reach_ecr() {
+    let Some(registry) = ecr_registry() else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(aws) = FakeAws::start(dir.path(), config()) else {
+        return;
+    };
+    // isolated_zeroimage makes `dir` the home directory.
+    let aws_dir = dir.path().join(".aws");
+    std::fs::create_dir_all(&aws_dir).unwrap();
+    std::fs::write(
+        aws_dir.join("credentials"),
+        format!("[ci]\naws_access_key_id = {KEY_ID}\naws_secret_access_key = {SECRET}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        aws_dir.join("config"),
+        format!(
+            "[profile ci]\nendpoint_url = {url}\n\
+             [profile process]\nendpoint_url = {url}\ncredential_process = printf '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n\
+             [profile hangs]\ncredential_process = sleep 600\n\
+             [profile floods]\ncredential_process = yes\n",
+            url = aws.url()
+        ),
+    )
+    .unwrap();
+    let reference = format!("{ECR}/app:1.0");
+    for profile in ["ci", "process"] {
+        let output = push(
+            dir.path(),
+            &registry,
+            &reference,
+            &[("AWS_PROFILE", profile.to_owned())],
+            &[],
+        );
+        let stderr = stderr_of(&output);
+        assert!(output.status.success(), "{profile}: {stderr}");
+        assert!(stderr.contains(&format!("profile `{profile}`")), "{stderr}");
+    }
+    for (profile, why) in [
+        ("missing", "AWS_PROFILE names the profile `missing`"),
+        ("hangs", "did not finish within 2 s"),
+        ("floods", "printed more than"),
+    ] {
+        let output = push(
+            dir.path(),
+            &registry,
+            &reference,
+            &[
+                ("AWS_PROFILE", profile.to_owned()),
+                ("ZEROIMAGE_CREDENTIAL_HELPER_TIMEOUT", "2".to_owned()),
+            ],
+            &[],
+        );
+        assert_eq!(output.status.code(), Some(1), "{profile}");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(why), "{profile}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{stderr}"
+        );
+    }
+
+    // Web identity (GitHub Actions' OIDC token): STS hands out temporary keys, which sign for ECR.
+    let token_file = dir.path().join("oidc-token");
+    std::fs::write(&token_file, "oidc-token-from-github\n").unwrap();
+    let web = |token: &str, sts: &str| {
+        std::fs::write(&token_file, token).unwrap();
+        push(
+            dir.path(),
+            &registry,
+            &reference,
+            &[
+                (
+                    "AWS_ROLE_ARN",
+                    "arn:aws:iam::123456789012:role/ci".to_owned(),
+                ),
+                (
+                    "AWS_WEB_IDENTITY_TOKEN_FILE",
+                    token_file.display().to_string(),
+                ),
+                ("AWS_ENDPOINT_URL_STS", sts.to_owned()),
+                ("AWS_ENDPOINT_URL_ECR", aws.url()),
+                (
+                    "AWS_CONFIG_FILE",
+                    dir.path().join("none").display().to_string(),
+                ),
+                (
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    dir.path().join("none").display().to_string(),
+                ),
+            ],
+            &["--registry-timeout", "2"],
+        )
+    };
+    let output = web("oidc-token-from-github", &aws.url());
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("AssumeRoleWithWebIdentity"), "{stderr}");
+    let requests = aws.requests();
+    let sts = requests
+        .iter()
+        .find(|r| r["action"] == "AssumeRoleWithWebIdentity")
+        .unwrap();
+    assert!(
+        sts["body"]
+            .as_str()
+            .unwrap()
+            .contains("RoleArn=arn%3Aaws%3Aiam%3A%3A123456789012%3Arole%2Fci")
+    );
+    let last = requests.last().unwrap();
+    assert_eq!(last["signature"], "ok");
+    assert!(
+        last["authorization"]
+            .as_str()
+            .unwrap()
+            .contains("ASIATEMPORARY01")
+    );
+
+    let refused = web("another-token", &aws.url());
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(
+        stderr_of(&refused).contains("InvalidIdentityToken: Couldn't retrieve verification key"),
+        "{}",
+        stderr_of(&refused)
+    );
+
+    // STS answering what STS never answers, or not at all.
+    for (mode, why) in [("garbage", "not an STS answer"), ("stall", "no progress")] {
+        let mut odd = config();
+        odd["sts_mode"] = mode.into();
+        let sub = dir.path().join(mode);
+        std::fs::create_dir(&sub).unwrap();
+        let other = FakeAws::start(&sub, odd).unwrap();
+        let started = std::time::Instant::now();
+        let output = web("oidc-token-from-github", &other.url());
+        assert_eq!(output.status.code(), Some(1), "{mode}");
+        let stderr = stderr_of(&output);
+        assert!(stderr.contains(why), "{mode}: {stderr}");
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{mode}: bounded by the registry timeout"
+        );
+    }
+}
+
+#[test]
+fn ghcr_takes_github_token_inside_github_actions_only() {
+    let Some(registry) = TestRegistry::start(Setup {
+        user: Some(("octocat", "ghs_workflowtoken")),
+        ..Setup::default()
+    }) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = vec![
+        ("GITHUB_TOKEN", "ghs_workflowtoken".to_owned()),
+        ("GITHUB_ACTOR", "octocat".to_owned()),
+    ];
+    let outside = push(dir.path(), &registry, "ghcr.io/octocat/app:1.0", &env, &[]);
+    assert_eq!(outside.status.code(), Some(1), "not in Actions: no token");
+    env.push(("GITHUB_ACTIONS", "true".to_owned()));
+    let inside = push(dir.path(), &registry, "ghcr.io/octocat/app:1.0", &env, &[]);
+    let stderr = stderr_of(&inside);
+    assert!(inside.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("using GITHUB_TOKEN as `octocat` (GitHub Actions)"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ghs_workflowtoken"), "{stderr}");
+}
