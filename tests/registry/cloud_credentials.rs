@@ -16,28 +16,36 @@ const ECR_PASSWORD: &str = "ecr-password-from-the-token";
 const KEY_ID: &str = "AKIDEXAMPLE0001";
 const SECRET: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 
-/// The fake ECR and STS endpoints, stopped when dropped.
-struct FakeAws {
+/// A fake cloud endpoint (`tests/tools/fake_*.py`), stopped when dropped.
+struct Fake {
     child: Child,
     port: u16,
     log: PathBuf,
 }
 
-impl FakeAws {
-    fn start(dir: &Path, config: serde_json::Value) -> Option<FakeAws> {
+/// The fake ECR and STS endpoints.
+type FakeAws = Fake;
+
+impl Fake {
+    fn start(dir: &Path, config: serde_json::Value) -> Option<Fake> {
+        Fake::script(dir, "fake_aws.py", "botocore", config)
+    }
+
+    /// Runs `tests/tools/SCRIPT` with `config`, in the test tools' Python, which must have `module`.
+    fn script(dir: &Path, script: &str, module: &str, config: serde_json::Value) -> Option<Fake> {
         let python = support::sbom_tools::venv().join("bin/python3");
-        let has_botocore = python.is_file()
+        let has_module = python.is_file()
             && Command::new(&python)
-                .args(["-c", "import botocore"])
+                .args(["-c", &format!("import {module}")])
                 .output()
                 .is_ok_and(|o| o.status.success());
         let python = support::peer_at(
-            "python3 with botocore (scripts/test installs it in its virtual environment)",
-            has_botocore.then_some(python),
+            &format!("python3 with {module} (scripts/test installs it in its virtual environment)"),
+            has_module.then_some(python),
         )?;
-        let log = dir.join("aws.log");
+        let log = dir.join(format!("{script}.log"));
         let mut child = Command::new(python)
-            .arg(support::root().join("tests/tools/fake_aws.py"))
+            .arg(support::root().join("tests/tools").join(script))
             .arg(config.to_string())
             .arg(&log)
             .stdout(Stdio::piped())
@@ -47,7 +55,7 @@ impl FakeAws {
         BufReader::new(child.stdout.take().unwrap())
             .read_line(&mut line)
             .unwrap();
-        Some(FakeAws {
+        Some(Fake {
             port: line.trim().parse().unwrap(),
             child,
             log,
@@ -68,7 +76,7 @@ impl FakeAws {
     }
 }
 
-impl Drop for FakeAws {
+impl Drop for Fake {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -121,6 +129,8 @@ fn push(
         "GITHUB_ACTIONS",
         "GITHUB_TOKEN",
         "GITHUB_ACTOR",
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        "GCE_METADATA_HOST",
     ] {
         command.env_remove(name);
     }
@@ -425,4 +435,155 @@ fn ghcr_takes_github_token_inside_github_actions_only() {
         "{stderr}"
     );
     assert!(!stderr.contains("ghs_workflowtoken"), "{stderr}");
+}
+
+#[test]
+fn google_registries_take_an_access_token_from_adc_or_the_metadata_server() {
+    let Some(registry) = TestRegistry::start(Setup {
+        user: Some(("oauth2accesstoken", "ya29.fake-access-token")),
+        ..Setup::default()
+    }) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() || support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("sa.pem");
+    support::run_ok(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&key),
+    );
+    let public = support::run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key),
+    );
+    let Some(google) = Fake::script(
+        dir.path(),
+        "fake_google.py",
+        "cryptography",
+        serde_json::json!({
+            "public_key_pem": support::stdout_of(&public),
+            "client_email": "pusher@project.iam.gserviceaccount.com",
+            "refresh_token": "1//refresh", "client_id": "id.apps.googleusercontent.com",
+            "client_secret": "client-secret", "access_token": "ya29.fake-access-token",
+        }),
+    ) else {
+        return;
+    };
+    let token_uri = format!("{}/token", google.url());
+    let service_account = dir.path().join("service-account.json");
+    std::fs::write(
+        &service_account,
+        serde_json::json!({
+            "type": "service_account", "project_id": "project", "private_key_id": "k1",
+            "private_key": std::fs::read_to_string(&key).unwrap(),
+            "client_email": "pusher@project.iam.gserviceaccount.com", "token_uri": token_uri,
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let reference = "europe-west1-docker.pkg.dev/project/images/app:1.0";
+    let with = |env: &[(&str, String)]| {
+        let mut env = env.to_vec();
+        env.push((
+            "CLOUDSDK_CONFIG",
+            dir.path().join("no-gcloud").display().to_string(),
+        ));
+        push(dir.path(), &registry, reference, &env, &[])
+    };
+    let output = with(&[(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        service_account.display().to_string(),
+    )]);
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("using a Google access token (service_account credentials in"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("ya29."), "{stderr}");
+    let requests = google.requests();
+    assert_eq!(
+        requests[0]["problem"],
+        serde_json::Value::Null,
+        "{requests:?}"
+    );
+
+    // gcloud's authorized_user file, where gcloud keeps it.
+    let gcloud = dir.path().join("gcloud");
+    std::fs::create_dir(&gcloud).unwrap();
+    std::fs::write(
+        gcloud.join("application_default_credentials.json"),
+        serde_json::json!({"type": "authorized_user", "client_id": "id.apps.googleusercontent.com",
+            "client_secret": "client-secret", "refresh_token": "1//refresh",
+            "token_uri": token_uri})
+        .to_string(),
+    )
+    .unwrap();
+    let output = push(
+        dir.path(),
+        &registry,
+        reference,
+        &[("CLOUDSDK_CONFIG", gcloud.display().to_string())],
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("authorized_user credentials"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    // The metadata server (GCE, Cloud Build), at GCE_METADATA_HOST.
+    let output = with(&[("GCE_METADATA_HOST", format!("127.0.0.1:{}", google.port))]);
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    assert!(
+        stderr_of(&output).contains("the metadata server"),
+        "{}",
+        stderr_of(&output)
+    );
+
+    // A key the account does not have: Google's error, in one line, and nothing pushed.
+    let other = dir.path().join("other.pem");
+    support::run_ok(
+        Command::new("openssl")
+            .args([
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+            ])
+            .arg(&other),
+    );
+    let forged = dir.path().join("forged.json");
+    std::fs::write(
+        &forged,
+        serde_json::json!({"type": "service_account",
+            "private_key": std::fs::read_to_string(&other).unwrap(),
+            "client_email": "pusher@project.iam.gserviceaccount.com", "token_uri": token_uri})
+        .to_string(),
+    )
+    .unwrap();
+    let refused = with(&[(
+        "GOOGLE_APPLICATION_CREDENTIALS",
+        forged.display().to_string(),
+    )]);
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = stderr_of(&refused);
+    assert!(
+        stderr.contains("invalid_grant: Invalid JWT Signature."),
+        "{stderr}"
+    );
 }

@@ -5,6 +5,7 @@
 //! that answered, never the secret; tokens live in memory for the run only.
 
 pub mod aws;
+pub mod gcp;
 mod http;
 pub mod sigv4;
 
@@ -45,6 +46,8 @@ pub(crate) fn credential(
             .map_err(|e| e.context(&format!("credentials for {host}")))?
     } else if is_github(host) {
         github(|name| std::env::var(name))
+    } else if gcp::is_google_host(host) {
+        gcp::credential(client, cx).map_err(|e| e.context(&format!("credentials for {host}")))?
     } else {
         None
     };
