@@ -378,9 +378,9 @@ pub struct BaseArgs {
 
 impl BaseArgs {
     /// How to pull a registry base: the registry options, and the cache unless `--no-cache`.
-    pub fn pull_options(&self, registry: &RegistryArgs) -> Result<PullOptions> {
+    pub fn pull_options(&self, client: &ClientOptions) -> Result<PullOptions> {
         Ok(PullOptions {
-            client: registry.client_options(),
+            client: client.clone(),
             cache: if self.no_cache {
                 CacheMode::Private
             } else {
@@ -448,6 +448,13 @@ impl RegistryArgs {
             client: self.client_options(),
             ..PushOptions::default()
         }
+    }
+
+    /// How a run that pulls a base and pushes reaches registries: one set of client options, so
+    /// that a cloud's token is asked for once.
+    pub fn pull_and_push(&self, base: &BaseArgs) -> Result<(PullOptions, PushOptions)> {
+        let push = self.push_options();
+        Ok((base.pull_options(&push.client)?, push))
     }
 }
 

@@ -484,13 +484,14 @@ fn run_resolve(args: &ResolveArgs, shell: &Shell) -> Result<()> {
             }
         })
         .collect();
+    let (pull_options, push_options) = args.registry.pull_and_push(&args.base)?;
     let job = ResolveJob {
         inputs,
         cargo: cargo.options(&args.report, &args.cargo_args),
         options: JobOptions {
             base: args.base.base_ref()?,
-            pull_options: args.base.pull_options(&args.registry)?,
-            push_options: args.registry.push_options(),
+            pull_options,
+            push_options,
             signing: args.signing.options(),
             ..JobOptions::default()
         },

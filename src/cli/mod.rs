@@ -220,6 +220,7 @@ pub fn job_options(
     registry: &RegistryArgs,
     output: &OutputArgs,
 ) -> Result<JobOptions> {
+    let (pull_options, push_options) = registry.pull_and_push(base)?;
     Ok(JobOptions {
         output: output.output.clone(),
         oci_layout: output.oci_layout.clone(),
@@ -229,9 +230,9 @@ pub fn job_options(
         config: config.options(),
         essentials: essentials.essentials(),
         base: base.base_ref()?,
-        pull_options: base.pull_options(registry)?,
+        pull_options,
         push: push.push.clone(),
-        push_options: registry.push_options(),
+        push_options,
         load: load.options(),
         stdout_reserved: output.report.message_format == MessageFormat::Json,
         sbom: image.supply_chain.sbom,

@@ -91,6 +91,7 @@ fn config() -> serde_json::Value {
         "web_identity_token": "oidc-token-from-github",
         "sts_key": ["ASIATEMPORARY01", "temporary-secret", "session-token-from-sts"],
         "expired": ["AKIDEXPIRED0001"],
+        "container_token": "container-authorization",
     })
 }
 
@@ -584,6 +585,99 @@ fn google_registries_take_an_access_token_from_adc_or_the_metadata_server() {
     let stderr = stderr_of(&refused);
     assert!(
         stderr.contains("invalid_grant: Invalid JWT Signature."),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn one_token_per_run_ecr_public_and_the_container_endpoint() {
+    let Some(registry) = ecr_registry() else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(aws) = FakeAws::start(dir.path(), config()) else {
+        return;
+    };
+    let keys = [
+        ("AWS_ACCESS_KEY_ID", KEY_ID.to_owned()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET.to_owned()),
+        ("AWS_ENDPOINT_URL", aws.url()),
+    ];
+    let base = format!("{ECR}/base:1");
+    let pushed = push(dir.path(), &registry, &base, &keys, &[]);
+    assert!(pushed.status.success(), "{}", stderr_of(&pushed));
+    // A base pulled and an image pushed, on one registry: one token for both.
+    let output = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:1"),
+        &keys,
+        &["--from", &base, "--entrypoint-path", "/app/hello"],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let tokens = |aws: &FakeAws| {
+        aws.requests()
+            .iter()
+            .filter(|r| r["signature"] == "ok")
+            .count()
+    };
+    assert_eq!(tokens(&aws), 2, "{:?}", aws.requests());
+
+    // ECR Public: its own API (ecr-public, in us-east-1).
+    let output = push(
+        dir.path(),
+        &registry,
+        "public.ecr.aws/team/app:1",
+        &keys,
+        &[],
+    );
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let last = aws.requests().pop().unwrap();
+    assert_eq!(
+        last["target"],
+        "SpencerFrontendService.GetAuthorizationToken"
+    );
+    assert!(
+        last["authorization"]
+            .as_str()
+            .unwrap()
+            .contains("/us-east-1/ecr-public/aws4_request"),
+        "{last}"
+    );
+
+    // The container credentials endpoint (ECS, EKS Pod Identity), with its authorization token.
+    let output = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:2"),
+        &[
+            (
+                "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+                format!("{}/creds", aws.url()),
+            ),
+            (
+                "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+                "container-authorization".to_owned(),
+            ),
+            ("AWS_ENDPOINT_URL", aws.url()),
+            (
+                "AWS_CONFIG_FILE",
+                dir.path().join("none").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("none").display().to_string(),
+            ),
+        ],
+        &[],
+    );
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("the container credentials endpoint"),
         "{stderr}"
     );
 }

@@ -11,7 +11,8 @@ usage: fake_aws.py CONFIG_JSON LOG_FILE   (prints the port it listens on, then s
 CONFIG_JSON: {"keys": {ACCESS_KEY_ID: SECRET}, "tokens": {ACCESS_KEY_ID: SESSION_TOKEN},
               "ecr_password": PASSWORD, "web_identity_token": TOKEN,
               "sts_key": [ACCESS_KEY_ID, SECRET, SESSION_TOKEN], "expired": [ACCESS_KEY_ID],
-              "sts_mode": "ok" | "stall" | "garbage"}
+              "sts_mode": "ok" | "stall" | "garbage", "container_token": TOKEN}
+(GET /creds is a container credentials endpoint, for the authorization `container_token`.)
 """
 
 import base64
@@ -81,6 +82,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def do_GET(self):
+        log({"method": "GET", "path": self.path,
+             "authorization": self.headers.get("Authorization", "")})
+        if self.path == "/creds" and self.headers.get("Authorization") == CONFIG.get("container_token"):
+            key_id = next(iter(CONFIG["keys"]))
+            return self.answer(200, json.dumps({
+                "AccessKeyId": key_id, "SecretAccessKey": CONFIG["keys"][key_id],
+                "Expiration": "2099-01-01T00:00:00Z"}), "application/json")
+        return self.answer(403, "{}")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -41,6 +41,9 @@ pub(crate) fn credential(
         return Ok(None);
     }
     let host = registry;
+    if let Some(credential) = client.cloud_tokens.get(host) {
+        return Ok(Some(credential));
+    }
     let found = if let Some(ecr) = aws::ecr_host(host) {
         aws::ecr_credential(&ecr, &aws::env(), client, cx)
             .map_err(|e| e.context(&format!("credentials for {host}")))?
@@ -54,6 +57,7 @@ pub(crate) fn credential(
     Ok(found.map(|found| {
         cx.listener()
             .detail(&format!("{host}: using {}", found.source));
+        client.cloud_tokens.put(host, found.credential.clone());
         found.credential
     }))
 }

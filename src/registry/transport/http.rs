@@ -37,6 +37,42 @@ pub struct ClientOptions {
     /// Ask the cloud (ECR, GitHub Actions, Google) for credentials when docker's and podman's
     /// configuration has none for a registry (`--no-cloud-credentials` turns it off).
     pub cloud_credentials: bool,
+    /// The cloud credentials had so far, by registry, shared by the clones of these options: a
+    /// run asks a cloud once per registry. Never written anywhere.
+    pub cloud_tokens: CloudTokens,
+}
+
+/// Cloud credentials in memory for one run, by registry.
+#[derive(Clone, Default)]
+pub struct CloudTokens(
+    std::sync::Arc<
+        std::sync::Mutex<std::collections::BTreeMap<String, crate::context::Credential>>,
+    >,
+);
+
+impl CloudTokens {
+    /// The credential had for `registry` earlier in the run.
+    pub(crate) fn get(&self, registry: &str) -> Option<crate::context::Credential> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(registry)
+            .cloned()
+    }
+
+    /// Keeps `credential` for `registry` for the rest of the run.
+    pub(crate) fn put(&self, registry: &str, credential: crate::context::Credential) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert(registry.to_owned(), credential);
+    }
+}
+
+impl std::fmt::Debug for CloudTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CloudTokens(<redacted>)")
+    }
 }
 
 /// Default time without progress before a transfer fails.
@@ -66,6 +102,7 @@ impl Default for ClientOptions {
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             retries: 4,
             cloud_credentials: true,
+            cloud_tokens: CloudTokens::default(),
         }
     }
 }
