@@ -127,6 +127,7 @@ fn push(
         "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
         "AWS_CONTAINER_CREDENTIALS_FULL_URI",
         "AWS_ENDPOINT_URL",
+        "AWS_EC2_METADATA_SERVICE_ENDPOINT",
         "GITHUB_ACTIONS",
         "GITHUB_TOKEN",
         "GITHUB_ACTOR",
@@ -134,6 +135,10 @@ fn push(
         "GCE_METADATA_HOST",
     ] {
         command.env_remove(name);
+    }
+    // No test asks the machine's own instance metadata address.
+    if !env.iter().any(|(n, _)| *n == "AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+        command.env("AWS_EC2_METADATA_DISABLED", "true");
     }
     for (name, value) in env {
         command.env(name, value);
@@ -680,4 +685,27 @@ fn one_token_per_run_ecr_public_and_the_container_endpoint() {
         stderr.contains("the container credentials endpoint"),
         "{stderr}"
     );
+
+    // The EC2 instance profile, through IMDSv2 (a session token, then the role's credentials).
+    let output = push(
+        dir.path(),
+        &registry,
+        &format!("{ECR}/app:3"),
+        &[
+            ("AWS_EC2_METADATA_SERVICE_ENDPOINT", aws.url()),
+            ("AWS_ENDPOINT_URL", aws.url()),
+            (
+                "AWS_CONFIG_FILE",
+                dir.path().join("none").display().to_string(),
+            ),
+            (
+                "AWS_SHARED_CREDENTIALS_FILE",
+                dir.path().join("none").display().to_string(),
+            ),
+        ],
+        &[],
+    );
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("the EC2 instance profile"), "{stderr}");
 }

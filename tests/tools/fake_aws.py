@@ -12,7 +12,9 @@ CONFIG_JSON: {"keys": {ACCESS_KEY_ID: SECRET}, "tokens": {ACCESS_KEY_ID: SESSION
               "ecr_password": PASSWORD, "web_identity_token": TOKEN,
               "sts_key": [ACCESS_KEY_ID, SECRET, SESSION_TOKEN], "expired": [ACCESS_KEY_ID],
               "sts_mode": "ok" | "stall" | "garbage", "container_token": TOKEN}
-(GET /creds is a container credentials endpoint, for the authorization `container_token`.)
+(GET /creds is a container credentials endpoint, for the authorization `container_token`; PUT
+/latest/api/token and GET /latest/meta-data/iam/security-credentials/ are an IMDSv2 instance
+metadata service whose role has the first of `keys`.)
 """
 
 import base64
@@ -83,9 +85,25 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
+    def do_PUT(self):
+        log({"method": "PUT", "path": self.path})
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self.answer(200, "imds-session-token", "text/plain")
+        return self.answer(403, "{}")
+
     def do_GET(self):
         log({"method": "GET", "path": self.path,
              "authorization": self.headers.get("Authorization", "")})
+        if self.path.startswith("/latest/meta-data/iam/security-credentials/"):
+            if self.headers.get("X-aws-ec2-metadata-token") != "imds-session-token":
+                return self.answer(401, "")
+            role = self.path.rsplit("/", 1)[1]
+            if role == "":
+                return self.answer(200, "ci-role", "text/plain")
+            key_id = next(iter(CONFIG["keys"]))
+            return self.answer(200, json.dumps({
+                "Code": "Success", "AccessKeyId": key_id,
+                "SecretAccessKey": CONFIG["keys"][key_id], "Token": None}), "application/json")
         if self.path == "/creds" and self.headers.get("Authorization") == CONFIG.get("container_token"):
             key_id = next(iter(CONFIG["keys"]))
             return self.answer(200, json.dumps({

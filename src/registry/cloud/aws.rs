@@ -11,7 +11,7 @@ use std::process::Command;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 
-use super::http::{Endpoint, post};
+use super::http::{Endpoint, get, post};
 use super::sigv4::{self, AwsCredentials, Request, Scope};
 use super::{CloudError, Found};
 use crate::context::{Context, Credential};
@@ -265,7 +265,99 @@ pub(super) fn credentials(
             "the container credentials endpoint".to_owned(),
         )));
     }
+    if let Some(credentials) = instance(env, client, cx)? {
+        return Ok(Some((
+            credentials,
+            "the EC2 instance profile (instance metadata)".to_owned(),
+        )));
+    }
     Ok(None)
+}
+
+/// The EC2 instance profile's credentials from the instance metadata service (IMDSv2: a session
+/// token first), at `AWS_EC2_METADATA_SERVICE_ENDPOINT` or the usual address. A machine that is not
+/// on EC2 does not answer: one connection attempt of at most a second, and no credentials.
+/// `AWS_EC2_METADATA_DISABLED=true` skips it.
+fn instance(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<AwsCredentials>> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Answer {
+        access_key_id: String,
+        secret_access_key: String,
+        token: Option<String>,
+    }
+    if var(env, "AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+        return Ok(None);
+    }
+    let configured = var(env, "AWS_EC2_METADATA_SERVICE_ENDPOINT");
+    let base = configured
+        .unwrap_or("http://169.254.169.254")
+        .trim_end_matches('/')
+        .to_owned();
+    let quick = ClientOptions {
+        connect_timeout: std::time::Duration::from_secs(1),
+        stall_timeout: client.stall_timeout.min(std::time::Duration::from_secs(5)),
+        ..client.clone()
+    };
+    let endpoint =
+        |path: &str| Endpoint::parse(&format!("{base}{path}"), "the instance metadata endpoint");
+    let token = match super::http::send_with(
+        "PUT",
+        &endpoint("/latest/api/token")?,
+        &[("X-aws-ec2-metadata-token-ttl-seconds", "300".to_owned())],
+        b"",
+        &quick,
+        cx,
+    ) {
+        Ok(answer) if answer.status == 200 => {
+            String::from_utf8_lossy(&answer.body).trim().to_owned()
+        }
+        // Not on EC2 (nothing answers), unless the endpoint was named: then say why.
+        Ok(answer) if configured.is_some() => {
+            return Err(CloudError::new(format!(
+                "the instance metadata service answered {} to a session token request",
+                answer.status
+            )));
+        }
+        Err(e) if configured.is_some() || e.is_interrupted() => return Err(e),
+        Ok(_) | Err(_) => return Ok(None),
+    };
+    let headers = [("X-aws-ec2-metadata-token", token)];
+    let roles = get(
+        &endpoint("/latest/meta-data/iam/security-credentials/")?,
+        &headers,
+        &quick,
+        cx,
+    )?;
+    let role = String::from_utf8_lossy(&roles.body)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    if roles.status != 200 || role.is_empty() || role.contains(['/', '?', '#', '%']) {
+        return Ok(None);
+    }
+    let answer = get(
+        &endpoint(&format!(
+            "/latest/meta-data/iam/security-credentials/{role}"
+        ))?,
+        &headers,
+        &quick,
+        cx,
+    )?;
+    let parsed: Answer = serde_json::from_slice(&answer.body).map_err(|e| {
+        CloudError::new(format!(
+            "the instance metadata service answered no credentials for role {} ({})",
+            sanitize::outside(&role, 100),
+            sanitize::outside(&e.to_string(), 200)
+        ))
+    })?;
+    Ok(Some(AwsCredentials {
+        access_key_id: parsed.access_key_id,
+        secret_access_key: parsed.secret_access_key,
+        session_token: parsed.token,
+    }))
 }
 
 /// Runs a profile's `credential_process` (through the shell, as the AWS CLI does) within the
@@ -460,7 +552,7 @@ fn container(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<A
     if let Some(token) = token {
         headers.push(("Authorization", token));
     }
-    let answer = super::http::get(&endpoint, &headers, client, cx)?;
+    let answer = get(&endpoint, &headers, client, cx)?;
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Answer {

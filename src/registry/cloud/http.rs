@@ -70,6 +70,18 @@ pub(super) struct Answer {
     pub body: Vec<u8>,
 }
 
+/// Sends `method` with `headers` and `body`.
+pub(super) fn send_with(
+    method: &str,
+    endpoint: &Endpoint,
+    headers: &[(&str, String)],
+    body: &[u8],
+    client: &ClientOptions,
+    cx: &Context,
+) -> Result<Answer> {
+    send(method, endpoint, headers, body, client, cx)
+}
+
 fn send(
     method: &str,
     endpoint: &Endpoint,
