@@ -425,7 +425,8 @@ pub struct RegistryArgs {
     pub retries: u32,
 
     /// Never ask a cloud for registry credentials (an ECR token from the AWS credentials, GITHUB_TOKEN
-    /// in GitHub Actions); only docker's and podman's logins are used
+    /// in GitHub Actions, Google's application default credentials); only docker's and podman's
+    /// logins are used
     #[arg(long)]
     pub no_cloud_credentials: bool,
 }

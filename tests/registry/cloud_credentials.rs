@@ -137,7 +137,10 @@ fn push(
         command.env_remove(name);
     }
     // No test asks the machine's own instance metadata address.
-    if !env.iter().any(|(n, _)| *n == "AWS_EC2_METADATA_SERVICE_ENDPOINT") {
+    if !env
+        .iter()
+        .any(|(n, _)| *n == "AWS_EC2_METADATA_SERVICE_ENDPOINT")
+    {
         command.env("AWS_EC2_METADATA_DISABLED", "true");
     }
     for (name, value) in env {
