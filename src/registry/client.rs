@@ -3,13 +3,13 @@
 //! resolves the URLs and `Location`s it sends us to, follows redirects without leaving TLS, and sends
 //! each request with the registry's credentials only when it goes to the registry's own origin.
 
-use super::credentials::Credential;
 use super::origin::Origin;
 use super::transport::answer;
 use super::transport::auth::Auth;
 use super::transport::http::{Failure, FailureKind, Http, Payload, Response, header, redact_url};
 use super::transport::retry::Retrying;
 use crate::context::Context;
+use crate::context::Credential;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
 use crate::util::sanitize;

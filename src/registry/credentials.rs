@@ -53,20 +53,11 @@ impl Keychain for DockerConfig {
 }
 
 /// The credential for `registry` from the keychain of `cx` ([`DockerConfig`] unless it has
-/// another), else from the registry's cloud (unless `client` turns that off).
-pub(crate) fn for_registry(
-    registry: &str,
-    client: &crate::registry::client::ClientOptions,
-    cx: &Context,
-) -> Result<Option<Credential>> {
-    match cx
-        .keychain()
+/// another).
+pub(crate) fn from_keychain(registry: &str, cx: &Context) -> Result<Option<Credential>> {
+    cx.keychain()
         .unwrap_or(&DockerConfig)
-        .credential(registry, cx)?
-    {
-        Some(credential) => Ok(Some(credential)),
-        None => super::cloud::credential(registry, client, cx),
-    }
+        .credential(registry, cx)
 }
 
 /// The key docker uses for a registry in config.json.

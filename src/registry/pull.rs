@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use super::client::{ClientOptions, Registry};
-use super::credentials;
 use super::transport::answer::{answered_elsewhere, describe_body};
 use super::transport::http::{self, Payload, Response};
 use crate::context::Context;
@@ -83,7 +82,7 @@ impl<'l> RegistrySource<'l> {
         let repository = reference.path().to_owned();
         let place = format!("{host}/{repository}");
         let in_place = |e: Error| within(&place, e);
-        let credential = credentials::for_registry(&host, &options.client, cx)?;
+        let credential = super::cloud::for_registry(&host, &options.client, cx)?;
         let registry =
             Registry::connect(&host, credential, &options.client, cx).map_err(in_place)?;
         let source = RegistrySource {

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::client::{ClientOptions, Registry};
-use super::credentials;
 use super::upload::{self, PushStats, Target, UploadLimits, push_blob, put_manifest};
 use crate::context::Context;
 use crate::error::{Error, Result};
@@ -139,7 +138,7 @@ pub fn push(
     let mut not_attached_all = Vec::new();
     let mut signatures = Vec::new();
     for host in hosts {
-        let credential = credentials::for_registry(host, &options.client, cx)?;
+        let credential = super::cloud::for_registry(host, &options.client, cx)?;
         let mut session = Session {
             registry: Registry::connect(host, credential, &options.client, cx)?,
             host,
@@ -508,7 +507,7 @@ pub fn sign_pushed(
     let (source, top) = super::pull::RegistrySource::resolve(reference, &pull, cx)?;
     let image = Stored::read(reference.full(), Box::new(source), &top)?;
     let host = reference.domain();
-    let credential = credentials::for_registry(host, &options.client, cx)?;
+    let credential = super::cloud::for_registry(host, &options.client, cx)?;
     let mut session = Session {
         registry: Registry::connect(host, credential, &options.client, cx)?,
         host,

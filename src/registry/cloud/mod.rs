@@ -29,14 +29,23 @@ impl CloudError {
     }
 }
 
-/// The cloud credential for `registry`, when it is a cloud's registry and its credentials can be
-/// had; `None` otherwise. An error means the cloud was asked and refused: the push would only fail
-/// later without credentials.
-pub(crate) fn credential(
+/// The credential for `registry`: from the keychain of `cx` (docker's and podman's configuration
+/// unless it has another), else from the registry's cloud (unless `client` turns that off).
+pub(crate) fn for_registry(
     registry: &str,
     client: &ClientOptions,
     cx: &Context,
 ) -> Result<Option<Credential>> {
+    match crate::registry::credentials::from_keychain(registry, cx)? {
+        Some(credential) => Ok(Some(credential)),
+        None => credential(registry, client, cx),
+    }
+}
+
+/// The cloud credential for `registry`, when it is a cloud's registry and its credentials can be
+/// had; `None` otherwise. An error means the cloud was asked and refused: the push would only fail
+/// later without credentials.
+fn credential(registry: &str, client: &ClientOptions, cx: &Context) -> Result<Option<Credential>> {
     if !client.cloud_credentials {
         return Ok(None);
     }

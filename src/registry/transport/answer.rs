@@ -4,9 +4,9 @@
 //! credentials, so its error says so instead of asking for a login.
 
 use super::http::{Http, Response, read_limited};
+use crate::context::Credential;
 use crate::error::Error;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
-use crate::registry::credentials::Credential;
 use crate::registry::origin::Origin;
 use crate::util::sanitize;
 

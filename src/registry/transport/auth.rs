@@ -12,9 +12,9 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use super::answer::{auth_failed, describe_body, login_needed};
 use super::http::{Failure, Http, Payload, Response, encode, read_limited, redact_url};
 use super::retry::Retrying;
+use crate::context::Credential;
 use crate::error::registry::{RegistryError, RegistryErrorKind as Kind};
 use crate::error::{Error, Result};
-use crate::registry::credentials::Credential;
 use crate::registry::origin::Origin;
 use crate::util::sanitize;
 
