@@ -5,7 +5,7 @@
 //! manifests in it). In an archive, `referrers.json` (an image index of the artifact manifests, as a
 //! registry's referrers API answers) lists them; in a registry, the referrers API or its fallback tag.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Error, Result};
 use crate::image::blobs::{BlobSource, Memory, read_document};
@@ -241,37 +241,14 @@ impl Attachments {
             Digest::of(&bytes),
             bytes.len() as u64,
         );
-        let manifest = Document::new(Manifest {
-            schema_version: 2,
-            media_type: Some(MediaType::OciManifest),
-            artifact_type: Some(kind.media_type().to_owned()),
-            config: empty_config(),
-            layers: vec![document.clone()],
-            subject: Some(Descriptor::new(
-                subject.media_type.clone(),
-                subject.digest.clone(),
-                subject.size,
-            )),
-            annotations: [
-                (ANNOTATION_BUNDLE_CONTENT.to_owned(), content.to_owned()),
-                (
-                    ANNOTATION_BUNDLE_PREDICATE.to_owned(),
-                    predicate_type.to_owned(),
-                ),
-            ]
-            .into(),
-            extra: Extra::new(),
-        });
-        self.memory.insert(document.digest.clone(), bytes);
-        self.memory
-            .insert(Digest::of(EMPTY_JSON), EMPTY_JSON.to_vec());
-        self.items.push(Attachment {
-            kind,
-            platform,
-            document,
-            manifest,
-            suffix: kind.suffix().to_owned(),
-        });
+        let annotations = [
+            (ANNOTATION_BUNDLE_CONTENT.to_owned(), content.to_owned()),
+            (
+                ANNOTATION_BUNDLE_PREDICATE.to_owned(),
+                predicate_type.to_owned(),
+            ),
+        ];
+        self.push_artifact(kind, subject, platform, document, bytes, annotations.into());
     }
 
     /// Adds a cosign layer (its descriptor, with the signature annotation, and bytes) as an artifact
@@ -284,6 +261,19 @@ impl Attachments {
         document: Descriptor,
         bytes: Vec<u8>,
     ) {
+        self.push_artifact(kind, subject, platform, document, bytes, BTreeMap::new());
+    }
+
+    /// Adds `bytes` as the one layer `document` of an artifact manifest of `kind` about `subject`.
+    fn push_artifact(
+        &mut self,
+        kind: DocumentKind,
+        subject: &Descriptor,
+        platform: Option<Platform>,
+        document: Descriptor,
+        bytes: Vec<u8>,
+        annotations: BTreeMap<String, String>,
+    ) {
         let manifest = Document::new(Manifest {
             schema_version: 2,
             media_type: Some(MediaType::OciManifest),
@@ -295,7 +285,7 @@ impl Attachments {
                 subject.digest.clone(),
                 subject.size,
             )),
-            annotations: std::collections::BTreeMap::new(),
+            annotations,
             extra: Extra::new(),
         });
         self.memory.insert(document.digest.clone(), bytes);

@@ -138,14 +138,7 @@ pub fn push(
     let mut not_attached_all = Vec::new();
     let mut signatures = Vec::new();
     for host in hosts {
-        let credential = super::cloud::for_registry(host, &options.client, cx)?;
-        let mut session = Session {
-            registry: Registry::connect(host, credential, &options.client, cx)?,
-            host,
-            stats: PushStats::default(),
-            done: Vec::new(),
-            signatures: Vec::new(),
-        };
+        let mut session = Session::open(host, options, cx)?;
         let here: Vec<&Reference> = references.iter().filter(|r| r.domain() == host).collect();
         for reference in &here {
             let repository = reference.path();
@@ -200,7 +193,19 @@ struct Session<'r> {
     signatures: Vec<SignatureSummary>,
 }
 
-impl Session<'_> {
+impl<'r> Session<'r> {
+    /// Connects to `host` with its credentials.
+    fn open(host: &'r str, options: &PushOptions, cx: &Context<'r>) -> Result<Session<'r>> {
+        let credential = super::cloud::for_registry(host, &options.client, cx)?;
+        Ok(Session {
+            registry: Registry::connect(host, credential, &options.client, cx)?,
+            host,
+            stats: PushStats::default(),
+            done: Vec::new(),
+            signatures: Vec::new(),
+        })
+    }
+
     /// Puts everything of `image` but its tags into `repository`: blobs (mounted where known), then
     /// manifests, then its attached documents. Returns the documents the registry refused.
     fn push_content(
@@ -506,15 +511,7 @@ pub fn sign_pushed(
     };
     let (source, top) = super::pull::RegistrySource::resolve(reference, &pull, cx)?;
     let image = Stored::read(reference.full(), Box::new(source), &top)?;
-    let host = reference.domain();
-    let credential = super::cloud::for_registry(host, &options.client, cx)?;
-    let mut session = Session {
-        registry: Registry::connect(host, credential, &options.client, cx)?,
-        host,
-        stats: PushStats::default(),
-        done: Vec::new(),
-        signatures: Vec::new(),
-    };
+    let mut session = Session::open(reference.domain(), options, cx)?;
     session.sign(Some(signer), Vec::new(), reference.path(), &image, cx)?;
     Ok(PushOutcome {
         pushed: vec![Pushed {

@@ -260,16 +260,13 @@ fn fallback_tag(
         index.manifests.extend(missing.into_iter().cloned());
         index.media_type = Some(MediaType::OciIndex);
         let document = Document::new(index);
-        let mut headers = vec![("Content-Type", MediaType::OciIndex.to_string())];
-        if let Some(etag) = etag {
-            headers.push(("If-Match", etag));
-        }
-        let response = registry.send(
-            "PUT",
+        let response = put_if_match(
+            registry,
+            repository,
             &url,
-            &push_scope(repository),
-            &headers,
-            &Payload::Bytes(document.bytes()),
+            &MediaType::OciIndex,
+            document.bytes(),
+            etag,
         )?;
         writes += 1;
         match response.status().as_u16() {
@@ -387,6 +384,29 @@ fn read_fallback_index(
         ));
     }
     Ok((index, etag))
+}
+
+/// PUTs a tag's document (of `media_type`) at `url`, with `If-Match: etag` when the tag was read with
+/// one: a registry that honours it answers 412 when another push changed the tag in between.
+pub(super) fn put_if_match(
+    registry: &mut Registry,
+    repository: &str,
+    url: &str,
+    media_type: &MediaType,
+    bytes: &[u8],
+    etag: Option<String>,
+) -> Result<http::Response> {
+    let mut headers = vec![("Content-Type", media_type.to_string())];
+    if let Some(etag) = etag {
+        headers.push(("If-Match", etag));
+    }
+    registry.send(
+        "PUT",
+        url,
+        &push_scope(repository),
+        &headers,
+        &Payload::Bytes(bytes),
+    )
 }
 
 /// Reads what little body an answer has, so the connection can be reused.

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use super::client::Registry;
 use super::referrers::{
-    MAX_ETAG, MAX_MERGE_WRITES, SETTLE_FACTOR, SETTLE_MAX, SETTLE_MIN, drain, jitter,
+    MAX_ETAG, MAX_MERGE_WRITES, SETTLE_FACTOR, SETTLE_MAX, SETTLE_MIN, drain, jitter, put_if_match,
 };
 use super::transport::http::{self, Payload};
 use super::upload::{PushStats, Target, push_blob, push_scope};
@@ -136,16 +136,13 @@ fn merge_into_tag(
         push_blob(registry, &target, &manifest.config, None, stats, listener)?;
         let document = Document::new(manifest);
         let url = registry.url(&format!("/v2/{repository}/manifests/{tag}"));
-        let mut headers = vec![("Content-Type", MediaType::OciManifest.to_string())];
-        if let Some(etag) = etag {
-            headers.push(("If-Match", etag));
-        }
-        let response = registry.send(
-            "PUT",
+        let response = put_if_match(
+            registry,
+            repository,
             &url,
-            &push_scope(repository),
-            &headers,
-            &Payload::Bytes(document.bytes()),
+            &MediaType::OciManifest,
+            document.bytes(),
+            etag,
         )?;
         writes += 1;
         match response.status().as_u16() {

@@ -62,27 +62,6 @@ fn no_password() -> impl FnMut() -> zeroimage::Result<Zeroizing<String>> {
     || panic!("the password was asked for an unencrypted key")
 }
 
-fn openssl_key(openssl: &Path, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
-    let key = dir.join(format!("{stem}.pem"));
-    let public = dir.join(format!("{stem}.pub"));
-    run(Command::new(openssl)
-        .args([
-            "genpkey",
-            "-algorithm",
-            "EC",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-out",
-        ])
-        .arg(&key));
-    run(Command::new(openssl)
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public));
-    (key, public)
-}
-
 fn manifest_digest() -> Digest {
     Digest::of(br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json"}"#)
 }
@@ -93,8 +72,8 @@ fn an_openssl_key_signs_what_openssl_verifies_and_another_key_does_not() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (key_path, public_path) = openssl_key(&openssl, dir.path(), "signer");
-    let (_, other_public) = openssl_key(&openssl, dir.path(), "other");
+    let (key_path, public_path) = support::sigstore::openssl_key(&openssl, dir.path(), "signer");
+    let (_, other_public) = support::sigstore::openssl_key(&openssl, dir.path(), "other");
     let key = SigningKey::load(&key_path, &mut no_password()).unwrap();
     // Our PKIX PEM is openssl's, byte for byte; and the key openssl derives is the one we read.
     assert_eq!(
@@ -448,8 +427,8 @@ fn dsse_envelopes_verify_in_python_and_python_envelopes_verify_here() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (key_path, public_path) = openssl_key(&openssl, dir.path(), "signer");
-    let (other_key_path, _) = openssl_key(&openssl, dir.path(), "other");
+    let (key_path, public_path) = support::sigstore::openssl_key(&openssl, dir.path(), "signer");
+    let (other_key_path, _) = support::sigstore::openssl_key(&openssl, dir.path(), "other");
     let key = SigningKey::load(&key_path, &mut no_password()).unwrap();
     let body = statement(&manifest_digest());
     let envelope = dir.path().join("envelope.json");
@@ -525,8 +504,9 @@ fn bundles_verify_with_sigstore_js_trusting_only_the_key() {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    let (key_path, public_path) = openssl_key(&openssl, dir.path(), "signer");
-    let (other_key_path, other_public) = openssl_key(&openssl, dir.path(), "other");
+    let (key_path, public_path) = support::sigstore::openssl_key(&openssl, dir.path(), "signer");
+    let (other_key_path, other_public) =
+        support::sigstore::openssl_key(&openssl, dir.path(), "other");
     let key = SigningKey::load(&key_path, &mut no_password()).unwrap();
     let other = SigningKey::load(&other_key_path, &mut no_password()).unwrap();
 

@@ -44,3 +44,30 @@ pub fn node_verify(
     }
     command.output().unwrap()
 }
+
+/// A P-256 key pair made by `openssl`: the private key (PKCS#8 PEM) and the public key (PKIX PEM),
+/// as `DIR/STEM.pem` and `DIR/STEM.pub`.
+pub fn openssl_key(openssl: &Path, dir: &Path, stem: &str) -> (PathBuf, PathBuf) {
+    let key = dir.join(format!("{stem}.pem"));
+    let public = dir.join(format!("{stem}.pub"));
+    super::run_ok(
+        Command::new(openssl)
+            .args([
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+            ])
+            .arg(&key),
+    );
+    super::run_ok(
+        Command::new(openssl)
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public),
+    );
+    (key, public)
+}

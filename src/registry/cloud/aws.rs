@@ -279,13 +279,6 @@ pub(super) fn credentials(
 /// on EC2 does not answer: one connection attempt of at most a second, and no credentials.
 /// `AWS_EC2_METADATA_DISABLED=true` skips it.
 fn instance(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<AwsCredentials>> {
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        access_key_id: String,
-        secret_access_key: String,
-        token: Option<String>,
-    }
     if var(env, "AWS_EC2_METADATA_DISABLED").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
         return Ok(None);
     }
@@ -301,7 +294,7 @@ fn instance(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<Aw
     };
     let endpoint =
         |path: &str| Endpoint::parse(&format!("{base}{path}"), "the instance metadata endpoint");
-    let token = match super::http::send_with(
+    let token = match super::http::send(
         "PUT",
         &endpoint("/latest/api/token")?,
         &[("X-aws-ec2-metadata-token-ttl-seconds", "300".to_owned())],
@@ -346,18 +339,14 @@ fn instance(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<Aw
         &quick,
         cx,
     )?;
-    let parsed: Answer = serde_json::from_slice(&answer.body).map_err(|e| {
+    let parsed: EndpointCredentials = serde_json::from_slice(&answer.body).map_err(|e| {
         CloudError::new(format!(
             "the instance metadata service answered no credentials for role {} ({})",
             sanitize::outside(&role, 100),
             sanitize::outside(&e.to_string(), 200)
         ))
     })?;
-    Ok(Some(AwsCredentials {
-        access_key_id: parsed.access_key_id,
-        secret_access_key: parsed.secret_access_key,
-        session_token: parsed.token,
-    }))
+    Ok(Some(parsed.into()))
 }
 
 /// Runs a profile's `credential_process` (through the shell, as the AWS CLI does) within the
@@ -524,6 +513,25 @@ fn form(value: &str) -> String {
     crate::registry::transport::http::encode(value)
 }
 
+/// Credentials as the container endpoint and the instance metadata service answer them.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct EndpointCredentials {
+    access_key_id: String,
+    secret_access_key: String,
+    token: Option<String>,
+}
+
+impl From<EndpointCredentials> for AwsCredentials {
+    fn from(answer: EndpointCredentials) -> AwsCredentials {
+        AwsCredentials {
+            access_key_id: answer.access_key_id,
+            secret_access_key: answer.secret_access_key,
+            session_token: answer.token,
+        }
+    }
+}
+
 /// The container credentials endpoint (ECS, EKS Pod Identity, CodeBuild): its full or relative
 /// URI and authorization token, as the SDKs read them.
 fn container(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<AwsCredentials>> {
@@ -553,13 +561,6 @@ fn container(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<A
         headers.push(("Authorization", token));
     }
     let answer = get(&endpoint, &headers, client, cx)?;
-    #[derive(serde::Deserialize)]
-    #[serde(rename_all = "PascalCase")]
-    struct Answer {
-        access_key_id: String,
-        secret_access_key: String,
-        token: Option<String>,
-    }
     if answer.status != 200 {
         return Err(CloudError::new(format!(
             "the container credentials endpoint answered {}: {}",
@@ -567,17 +568,13 @@ fn container(env: &Env, client: &ClientOptions, cx: &Context) -> Result<Option<A
             sanitize::outside(&String::from_utf8_lossy(&answer.body), 200)
         )));
     }
-    let parsed: Answer = serde_json::from_slice(&answer.body).map_err(|e| {
+    let parsed: EndpointCredentials = serde_json::from_slice(&answer.body).map_err(|e| {
         CloudError::new(format!(
             "the container credentials endpoint answered no credentials ({})",
             sanitize::outside(&e.to_string(), 200)
         ))
     })?;
-    Ok(Some(AwsCredentials {
-        access_key_id: parsed.access_key_id,
-        secret_access_key: parsed.secret_access_key,
-        session_token: parsed.token,
-    }))
+    Ok(Some(parsed.into()))
 }
 
 /// The ECR API endpoint for `ecr`: `AWS_ENDPOINT_URL_ECR` (`_ECR_PUBLIC`), else `AWS_ENDPOINT_URL`,

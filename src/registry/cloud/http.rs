@@ -70,19 +70,8 @@ pub(super) struct Answer {
     pub body: Vec<u8>,
 }
 
-/// Sends `method` with `headers` and `body`.
-pub(super) fn send_with(
-    method: &str,
-    endpoint: &Endpoint,
-    headers: &[(&str, String)],
-    body: &[u8],
-    client: &ClientOptions,
-    cx: &Context,
-) -> Result<Answer> {
-    send(method, endpoint, headers, body, client, cx)
-}
-
-fn send(
+/// Sends `method` with `headers` and `body`; the answer read whole, at most 1 MiB.
+pub(super) fn send(
     method: &str,
     endpoint: &Endpoint,
     headers: &[(&str, String)],
