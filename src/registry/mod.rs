@@ -29,13 +29,14 @@ pub(crate) fn api_host(domain: &str) -> String {
 }
 
 /// Where the tests send a registry named like a cloud's (`ZEROIMAGE_TEST_HOST_MAP=HOST=ADDR,...`):
-/// debug builds only, so that no release build can be pointed elsewhere by its environment.
+/// debug builds only, and only to a loopback address, so that no build can be pointed at another
+/// machine by its environment.
 #[cfg(debug_assertions)]
 fn test_host(domain: &str) -> Option<String> {
     let map = std::env::var("ZEROIMAGE_TEST_HOST_MAP").ok()?;
     map.split(',')
         .filter_map(|pair| pair.split_once('='))
-        .find(|(from, _)| *from == domain)
+        .find(|(from, to)| *from == domain && is_loopback(to))
         .map(|(_, to)| to.to_owned())
 }
 

@@ -712,3 +712,36 @@ fn one_token_per_run_ecr_public_and_the_container_endpoint() {
     assert!(output.status.success(), "{stderr}");
     assert!(stderr.contains("the EC2 instance profile"), "{stderr}");
 }
+
+#[test]
+fn ecr_public_goes_on_without_credentials_when_its_token_is_refused() {
+    // ECR Public serves public images to anyone: keys without its permissions must not break them.
+    let Some(open) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let Some(aws) = FakeAws::start(dir.path(), config()) else {
+        return;
+    };
+    let output = push(
+        dir.path(),
+        &open,
+        "public.ecr.aws/team/app:1",
+        &[
+            ("AWS_ACCESS_KEY_ID", "AKIDEXPIRED0001".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "x".to_owned()),
+            ("AWS_ENDPOINT_URL", aws.url()),
+        ],
+        &[],
+    );
+    let stderr = stderr_of(&output);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("no ECR Public token") && stderr.contains("ExpiredTokenException"),
+        "{stderr}"
+    );
+    assert_eq!(aws.requests().len(), 1);
+}

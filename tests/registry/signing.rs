@@ -1033,3 +1033,62 @@ fn bundles_in_the_registry_verify_with_sigstore_js() {
     assert!(ok.status.success(), "{}", stderr_of(&ok));
     assert_eq!(stdout_of(&ok).lines().count(), 2, "{}", stdout_of(&ok));
 }
+
+#[test]
+fn a_multi_platform_push_signs_the_index_and_each_platform() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    let (Some(amd64), Some(arm64)) = (
+        support::hello_fixture(X86_64_MUSL),
+        support::hello_fixture(support::AARCH64_MUSL),
+    ) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    let (key, public) = openssl_key(dir.path(), "multi");
+    let reference = format!("{host}/multi/hello:1");
+    let output = run_ok(
+        isolated_zeroimage(dir.path())
+            .arg("--platform-binary")
+            .arg(format!("linux/amd64={}", amd64.display()))
+            .arg("--platform-binary")
+            .arg(format!("linux/arm64={}", arm64.display()))
+            .args(["--push", &reference, "--message-format", "json", "--sign"])
+            .arg(&key),
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut digests = vec![summary["digest"].as_str().unwrap().to_owned()];
+    for platform in summary["platforms"].as_array().unwrap() {
+        digests.push(platform["manifest_digest"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(digests.len(), 3, "{summary}");
+    for digest in &digests {
+        let sig = get_json(&host, &format!("multi/hello/manifests/{}", sig_tag(digest)));
+        let (_, payload) = get(
+            &host,
+            &format!(
+                "multi/hello/blobs/{}",
+                sig["layers"][0]["digest"].as_str().unwrap()
+            ),
+            "*/*",
+        );
+        let payload: serde_json::Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(
+            payload["critical"]["image"]["docker-manifest-digest"],
+            digest.as_str()
+        );
+        // Each platform verifies by its own digest too.
+        let ok = verify(
+            dir.path(),
+            &public,
+            &format!("{host}/multi/hello@{digest}"),
+            &[],
+        );
+        assert!(ok.status.success(), "{digest}: {}", stderr_of(&ok));
+    }
+}

@@ -54,8 +54,18 @@ fn credential(registry: &str, client: &ClientOptions, cx: &Context) -> Result<Op
         return Ok(Some(credential));
     }
     let found = if let Some(ecr) = aws::ecr_host(host) {
-        aws::ecr_credential(&ecr, &aws::env(), client, cx)
-            .map_err(|e| e.context(&format!("credentials for {host}")))?
+        match aws::ecr_credential(&ecr, &aws::env(), client, cx) {
+            Ok(found) => found,
+            // ECR Public serves anyone: AWS keys without its permissions must not cost a pull of
+            // a public base (the Lambda base images) that works anonymously.
+            Err(e) if ecr.public && !e.is_interrupted() => {
+                cx.listener().warning(&format!(
+                    "{host}: no ECR Public token ({e}); going on without credentials"
+                ));
+                None
+            }
+            Err(e) => return Err(e.context(&format!("credentials for {host}"))),
+        }
     } else if is_github(host) {
         github(|name| std::env::var(name))
     } else if gcp::is_google_host(host) {
