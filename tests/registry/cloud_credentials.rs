@@ -290,6 +290,7 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
         format!(
             "[profile ci]\nendpoint_url = {url}\n\
              [profile process]\nendpoint_url = {url}\ncredential_process = printf '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n\
+             [profile assumer]\nrole_arn = arn:aws:iam::123456789012:role/pusher\nsource_profile = ci\nendpoint_url = {url}\n\
              [profile hangs]\ncredential_process = sleep 600\n\
              [profile floods]\ncredential_process = yes\n",
             url = aws.url()
@@ -297,7 +298,7 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
     )
     .unwrap();
     let reference = format!("{ECR}/app:1.0");
-    for profile in ["ci", "process"] {
+    for profile in ["ci", "process", "assumer"] {
         let output = push(
             dir.path(),
             &registry,
@@ -309,8 +310,23 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
         assert!(output.status.success(), "{profile}: {stderr}");
         assert!(stderr.contains(&format!("profile `{profile}`")), "{stderr}");
     }
+    // The assumed role's temporary keys (and session token) signed the ECR request; botocore
+    // checked the AssumeRole request's signature, made with the source profile's keys.
+    let requests = aws.requests();
+    let assumed = requests
+        .iter()
+        .find(|r| r["action"] == "AssumeRole")
+        .unwrap();
+    assert_eq!(assumed["signature"], "ok", "{assumed}");
+    assert!(assumed["authorization"].as_str().unwrap().contains(KEY_ID));
+    assert!(
+        requests.last().unwrap()["authorization"]
+            .as_str()
+            .unwrap()
+            .contains("ASIATEMPORARY01")
+    );
     for (profile, why) in [
-        ("missing", "AWS_PROFILE names the profile `missing`"),
+        ("missing", "names the profile `missing`, which"),
         ("hangs", "did not finish within 2 s"),
         ("floods", "printed more than"),
     ] {

@@ -3,7 +3,8 @@
 ECR's GetAuthorizationToken is answered only when the request's Signature Version 4 is right: the
 signature is computed again here by botocore's own signer, from the headers the request says it
 signed and the secret of the access key it names, and compared. STS's AssumeRoleWithWebIdentity
-answers with temporary credentials for the expected web identity token. Every request is appended to
+answers with temporary credentials for the expected web identity token, and AssumeRole for a request
+whose signature botocore recomputes. Every request is appended to
 the log file as one JSON line.
 
 usage: fake_aws.py CONFIG_JSON LOG_FILE   (prints the port it listens on, then serves)
@@ -137,7 +138,20 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, json.dumps(data))
         form = urllib.parse.parse_qs(body.decode())
         entry["action"] = form.get("Action", [""])[0]
+        if entry["action"] == "AssumeRole":
+            entry["signature"] = check_signature(self, body) or "ok"
         log(entry)
+        if entry["action"] == "AssumeRole":
+            if entry["signature"] != "ok":
+                return self.answer(403, "<ErrorResponse><Error><Code>SignatureDoesNotMatch</Code>"
+                                   "<Message>" + entry["signature"] + "</Message></Error>"
+                                   "</ErrorResponse>", "text/xml")
+            key_id, secret, token = CONFIG["sts_key"]
+            return self.answer(200, (
+                "<AssumeRoleResponse><AssumeRoleResult><Credentials>"
+                f"<AccessKeyId>{key_id}</AccessKeyId><SecretAccessKey>{secret}</SecretAccessKey>"
+                f"<SessionToken>{token}</SessionToken></Credentials></AssumeRoleResult>"
+                "</AssumeRoleResponse>"), "text/xml")
         if entry["action"] == "AssumeRoleWithWebIdentity":
             mode = CONFIG.get("sts_mode", "ok")
             if mode == "stall":

@@ -113,7 +113,13 @@ fn aws_dir(env: &Env) -> Option<PathBuf> {
 /// when neither file has it and it was not asked for by name.
 fn profile(env: &Env) -> Result<Option<Profile>> {
     let named = var(env, "AWS_PROFILE").or_else(|| var(env, "AWS_DEFAULT_PROFILE"));
-    let name = named.unwrap_or("default").to_owned();
+    profile_named(env, named.unwrap_or("default"), named.is_some())
+}
+
+/// The profile `name` from the shared files; `None` when they do not have it, an error when it was
+/// `asked` for by name.
+fn profile_named(env: &Env, name: &str, asked: bool) -> Result<Option<Profile>> {
+    let name = name.to_owned();
     let dir = aws_dir(env);
     let credentials = var(env, "AWS_SHARED_CREDENTIALS_FILE")
         .map(PathBuf::from)
@@ -150,22 +156,22 @@ fn profile(env: &Env) -> Result<Option<Profile>> {
     if any {
         return Ok(Some(found));
     }
-    if let Some(name) = named {
+    if asked {
         let files: Vec<String> = found
             .files
             .iter()
             .map(|f| f.display().to_string())
             .collect();
         return Err(CloudError::new(format!(
-            "AWS_PROFILE names the profile `{}`, which {} does not have; fix AWS_PROFILE or add the \
-             profile (aws configure --profile {})",
-            sanitize::outside(name, 100),
+            "AWS_PROFILE (or a source_profile) names the profile `{}`, which {} does not have; fix \
+             the name or add the profile (aws configure --profile {})",
+            sanitize::outside(&name, 100),
             if files.is_empty() {
                 "no ~/.aws/credentials or ~/.aws/config exists and so".to_owned()
             } else {
                 files.join(" and ")
             },
-            sanitize::outside(name, 100)
+            sanitize::outside(&name, 100)
         )));
     }
     Ok(None)
@@ -238,6 +244,38 @@ pub(super) fn credentials(
             return Ok(Some((
                 credentials,
                 format!("{source} (credential_process)"),
+            )));
+        }
+        if let (Some(role), Some(source_name)) =
+            (profile.get("role_arn"), profile.get("source_profile"))
+        {
+            let source_profile = profile_named(env, source_name, true)?.unwrap_or_default();
+            let base = match (
+                source_profile.get("aws_access_key_id"),
+                source_profile.get("aws_secret_access_key"),
+                source_profile.get("credential_process"),
+            ) {
+                (Some(id), Some(secret), _) => AwsCredentials {
+                    access_key_id: id.to_owned(),
+                    secret_access_key: secret.to_owned(),
+                    session_token: source_profile.get("aws_session_token").map(str::to_owned),
+                },
+                (_, _, Some(command)) => credential_process(command, cx)?,
+                _ => {
+                    return Err(CloudError::new(format!(
+                        "the profile `{}` that {source} takes its source credentials from has no \
+                         keys and no credential_process",
+                        sanitize::outside(source_name, 100)
+                    )));
+                }
+            };
+            let credentials = assume_role(env, profile, role, &base, client, cx)?;
+            return Ok(Some((
+                credentials,
+                format!(
+                    "{source} (AssumeRole from profile `{}`)",
+                    sanitize::outside(source_name, 100)
+                ),
             )));
         }
         if let (Some(role), Some(token_file)) = (
@@ -456,19 +494,29 @@ fn web_identity(
         client,
         cx,
     )?;
+    sts_credentials(&answer, "AssumeRoleWithWebIdentity", role)
+}
+
+/// The temporary credentials in STS's answer to `action` for `role`, or its error, escaped.
+fn sts_credentials(
+    answer: &super::http::Answer,
+    action: &str,
+    role: &str,
+) -> Result<AwsCredentials> {
     let text = String::from_utf8_lossy(&answer.body);
     if answer.status != 200 {
         let code = xml_text(&text, "Code");
         let message = xml_text(&text, "Message");
         return Err(CloudError::new(match (code, message) {
             (Some(code), message) => format!(
-                "STS AssumeRoleWithWebIdentity for {} was refused ({}): {code}: {}",
+                "STS {action} for {} was refused ({}): {}: {}",
                 sanitize::outside(role, 200),
                 answer.status,
-                message.unwrap_or_default()
+                sanitize::outside(&code, 100),
+                sanitize::outside(message.as_deref().unwrap_or_default(), 300)
             ),
             _ => format!(
-                "STS AssumeRoleWithWebIdentity answered {} with no AWS error in it: {}",
+                "STS {action} answered {} with no AWS error in it: {}",
                 answer.status,
                 sanitize::outside(&text, 200)
             ),
@@ -477,7 +525,7 @@ fn web_identity(
     let field = |name: &str| {
         xml_text(&text, name).ok_or_else(|| {
             CloudError::new(format!(
-                "STS AssumeRoleWithWebIdentity answered without {name}; not an STS answer: {}",
+                "STS {action} answered without {name}; not an STS answer: {}",
                 sanitize::outside(&text, 120)
             ))
         })
@@ -487,6 +535,64 @@ fn web_identity(
         secret_access_key: field("SecretAccessKey")?,
         session_token: Some(field("SessionToken")?),
     })
+}
+
+/// STS `AssumeRole` of `role`, signed with `source`'s credentials (a profile's `role_arn` with its
+/// `source_profile`).
+fn assume_role(
+    env: &Env,
+    profile: &Profile,
+    role: &str,
+    source: &AwsCredentials,
+    client: &ClientOptions,
+    cx: &Context,
+) -> Result<AwsCredentials> {
+    let session = var(env, "AWS_ROLE_SESSION_NAME")
+        .or_else(|| profile.get("role_session_name"))
+        .unwrap_or("zeroimage");
+    let mut body = format!(
+        "Action=AssumeRole&Version=2011-06-15&RoleArn={}&RoleSessionName={}",
+        form(role),
+        form(session)
+    );
+    if let Some(external_id) = profile.get("external_id") {
+        body.push_str(&format!("&ExternalId={}", form(external_id)));
+    }
+    let endpoint = Endpoint::parse(&sts_endpoint(env, Some(profile)), "the STS endpoint")?;
+    let region = var(env, "AWS_REGION")
+        .or_else(|| var(env, "AWS_DEFAULT_REGION"))
+        .or_else(|| profile.get("region"))
+        .unwrap_or("us-east-1");
+    let content_type = "application/x-www-form-urlencoded; charset=utf-8";
+    let request_headers = vec![
+        ("host".to_owned(), endpoint.host_header()),
+        ("content-type".to_owned(), content_type.to_owned()),
+    ];
+    let amz_date = sigv4::amz_date(time::OffsetDateTime::now_utc().unix_timestamp());
+    let signed = sigv4::sign(
+        &Request {
+            method: "POST",
+            path: &endpoint.path,
+            query: "",
+            headers: request_headers,
+            body: body.as_bytes(),
+        },
+        source,
+        &Scope {
+            region,
+            service: "sts",
+            amz_date: &amz_date,
+            normalize: true,
+            sign_body: false,
+            omit_session_token: false,
+            double_encode_path: true,
+        },
+    );
+    let headers: Vec<(&str, String)> = std::iter::once(("Content-Type", content_type.to_owned()))
+        .chain(signed.headers.iter().map(|(n, v)| (n.as_str(), v.clone())))
+        .collect();
+    let answer = post(&endpoint, &headers, body.as_bytes(), client, cx)?;
+    sts_credentials(&answer, "AssumeRole", role)
 }
 
 /// The text of the first `<tag>...</tag>` in an XML answer, entities decoded.
