@@ -1092,3 +1092,85 @@ fn a_multi_platform_push_signs_the_index_and_each_platform() {
         assert!(ok.status.success(), "{digest}: {}", stderr_of(&ok));
     }
 }
+
+#[test]
+fn an_oci_layout_keeps_the_signatures_and_verify_reads_them_there() {
+    let Some(hello) = support::hello_fixture(X86_64_MUSL) else {
+        return;
+    };
+    if support::peer("openssl").is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (key, public) = openssl_key(dir.path(), "layout");
+    let (_, other) = openssl_key(dir.path(), "other");
+    let layout = dir.path().join("oci");
+    run_ok(
+        isolated_zeroimage(dir.path())
+            .arg(&hello)
+            .args([
+                "-t",
+                "registry.example.com/team/app:1.0",
+                "--sbom",
+                "spdx",
+                "-o",
+            ])
+            .arg(dir.path().join("app.tar"))
+            .arg("--oci-layout")
+            .arg(&layout)
+            .arg("--sign")
+            .arg(&key),
+    );
+    support::validate::layout_dir(&layout);
+    let target = format!("{}:registry.example.com/team/app:1.0", layout.display());
+    let ok = verify(dir.path(), &public, &target, &["--attestations"]);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+    assert_eq!(stdout_of(&ok).lines().count(), 2, "{}", stdout_of(&ok));
+    assert!(
+        stdout_of(&ok).contains("in registry.example.com/team/app"),
+        "{}",
+        stdout_of(&ok)
+    );
+    let refused = verify(dir.path(), &other, &target, &[]);
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr_of(&refused));
+}
+
+#[test]
+fn resolve_signs_every_image_it_pushes() {
+    let Some(registry) = TestRegistry::start(Setup::default()) else {
+        return;
+    };
+    if support::peer("openssl").is_none() || !support::target_installed(X86_64_MUSL) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let host = registry.host();
+    support::copy_fixture("hello", dir.path());
+    let (key, public) = openssl_key(dir.path(), "resolve");
+    let yaml = dir.path().join("deploy.yaml");
+    std::fs::write(&yaml, "spec:\n  image: zeroimage://hello\n").unwrap();
+    let output = run_ok(
+        support::cargo_zeroimage()
+            .env("DOCKER_CONFIG", dir.path())
+            .args(["resolve", "-f"])
+            .arg(&yaml)
+            .arg("--manifest-path")
+            .arg(dir.path().join("hello/Cargo.toml"))
+            .arg("--target-dir")
+            .arg(dir.path().join("target"))
+            .args(["--repository", &format!("{host}/resolved"), "--sign"])
+            .arg(&key),
+    );
+    let resolved = stdout_of(&output);
+    let image = resolved
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("image: "))
+        .unwrap()
+        .to_owned();
+    assert!(
+        image.starts_with(&format!("{host}/resolved/hello@sha256:")),
+        "{resolved}"
+    );
+    let ok = verify(dir.path(), &public, &image, &[]);
+    assert!(ok.status.success(), "{}", stderr_of(&ok));
+}
