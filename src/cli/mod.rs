@@ -149,6 +149,9 @@ fn handle_signals() -> std::io::Result<()> {
 fn cancel_and_end(token: &CancelToken, raw: i32) {
     token.cancel_by_signal(raw);
     std::thread::sleep(GRACE);
+    if ::zeroimage::util::terminal::restore() {
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), b"\n");
+    }
     token.stop_children();
     token.remove_temporaries();
     if !REPORTED.swap(true, Ordering::SeqCst) {

@@ -9,6 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::error::signing::KeyProblem;
 use crate::error::{Error, Result};
+use crate::util::terminal::EchoOff;
 
 /// The variable the password is read from, as cosign reads it.
 pub const PASSWORD_VARIABLE: &str = "COSIGN_PASSWORD";
@@ -65,45 +66,4 @@ fn prompt(text: &str) -> Option<Zeroizing<String>> {
         line.pop();
     }
     Some(line)
-}
-
-/// Terminal echo off on standard input while it lives.
-#[cfg(unix)]
-struct EchoOff {
-    saved: rustix::termios::Termios,
-}
-
-#[cfg(unix)]
-impl EchoOff {
-    fn new() -> Option<EchoOff> {
-        use rustix::termios::{LocalModes, OptionalActions, tcgetattr, tcsetattr};
-        let stdin = std::io::stdin();
-        let saved = tcgetattr(&stdin).ok()?;
-        let mut quiet = saved.clone();
-        quiet.local_modes.remove(LocalModes::ECHO);
-        tcsetattr(&stdin, OptionalActions::Flush, &quiet).ok()?;
-        Some(EchoOff { saved })
-    }
-}
-
-#[cfg(unix)]
-impl Drop for EchoOff {
-    fn drop(&mut self) {
-        let _ = rustix::termios::tcsetattr(
-            std::io::stdin(),
-            rustix::termios::OptionalActions::Now,
-            &self.saved,
-        );
-    }
-}
-
-/// Without a way to turn echo off here, there is no prompt: `COSIGN_PASSWORD` it is.
-#[cfg(not(unix))]
-struct EchoOff;
-
-#[cfg(not(unix))]
-impl EchoOff {
-    fn new() -> Option<EchoOff> {
-        None
-    }
 }

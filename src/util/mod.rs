@@ -7,6 +7,7 @@ pub(crate) mod destination;
 pub(crate) mod fsutil;
 pub(crate) mod outputs;
 pub mod sanitize;
+pub mod terminal;
 pub mod text_output;
 pub mod timestamp;
 #[cfg(windows)]

@@ -664,3 +664,50 @@ fn documents_are_byte_for_byte_what_go_encoders_write() {
         "{stdout}"
     );
 }
+
+/// The password prompt, on a terminal of its own: what is typed is not shown, the key made is
+/// encrypted with it, and Ctrl-C at the prompt ends the run by SIGINT with no key written and the
+/// terminal's echo back on (the signal ends the process before any guard drops).
+#[test]
+fn the_password_prompt_hides_the_password_and_ctrl_c_gives_the_terminal_back() {
+    let Some(python) = support::peer("python3") else {
+        return;
+    };
+    let driver = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/tools/prompt_pty.py");
+    let dir = tempfile::tempdir().unwrap();
+    let drive = |mode: &[&str], prefix: &Path| {
+        let output = Command::new(&python)
+            .arg(&driver)
+            .args(mode)
+            .arg(env!("CARGO_BIN_EXE_zeroimage"))
+            .args(["generate-key-pair", "--output-key-prefix"])
+            .arg(prefix)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            stderr_of(&output)
+        );
+        let shown = String::from_utf8(output.stdout).unwrap();
+        let (shown, status) = shown.trim_end().rsplit_once('\n').unwrap();
+        (shown.to_owned(), status.trim().parse::<i32>().unwrap())
+    };
+
+    let typed = dir.path().join("typed");
+    let (shown, status) = drive(&["type", "pass word 7"], &typed);
+    assert_eq!(status, 0, "{shown}");
+    assert!(shown.contains("Generated"), "{shown}");
+    let key = SigningKey::load(&dir.path().join("typed.key"), &mut password("pass word 7"));
+    assert!(key.is_ok(), "{key:?}");
+    let wrong = SigningKey::load(&dir.path().join("typed.key"), &mut password("pass word"));
+    assert!(wrong.is_err());
+
+    let interrupted = dir.path().join("interrupted");
+    let (shown, status) = drive(&["interrupt"], &interrupted);
+    assert_eq!(status, -2, "ended by SIGINT: {shown}");
+    assert!(shown.contains("interrupted"), "{shown}");
+    assert!(!dir.path().join("interrupted.key").exists());
+    assert!(!dir.path().join("interrupted.pub").exists());
+}
