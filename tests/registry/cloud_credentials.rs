@@ -292,7 +292,9 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
              [profile process]\nendpoint_url = {url}\ncredential_process = printf '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n\
              [profile assumer]\nrole_arn = arn:aws:iam::123456789012:role/pusher\nsource_profile = ci\nendpoint_url = {url}\n\
              [profile hangs]\ncredential_process = sleep 600\n\
-             [profile floods]\ncredential_process = yes\n",
+             [profile floods]\ncredential_process = yes\n\
+             [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Pusher\n\
+             [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
             url = aws.url()
         ),
     )
@@ -329,6 +331,12 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
         ("missing", "names the profile `missing`, which"),
         ("hangs", "did not finish within 2 s"),
         ("floods", "printed more than"),
+        (
+            "sso",
+            "signs in through IAM Identity Center (SSO), whose cached credentials zeroimage does \
+             not read; export them first: eval \"$(aws configure export-credentials --profile sso \
+             --format env)\"",
+        ),
     ] {
         let output = push(
             dir.path(),

@@ -224,67 +224,10 @@ pub(super) fn credentials(
         )));
     }
     let profile = profile(env)?;
-    if let Some(profile) = &profile {
-        let source = format!("profile `{}`", sanitize::outside(&profile.name, 100));
-        if let (Some(id), Some(secret)) = (
-            profile.get("aws_access_key_id"),
-            profile.get("aws_secret_access_key"),
-        ) {
-            return Ok(Some((
-                AwsCredentials {
-                    access_key_id: id.to_owned(),
-                    secret_access_key: secret.to_owned(),
-                    session_token: profile.get("aws_session_token").map(str::to_owned),
-                },
-                source,
-            )));
-        }
-        if let Some(command) = profile.get("credential_process") {
-            let credentials = credential_process(command, cx)?;
-            return Ok(Some((
-                credentials,
-                format!("{source} (credential_process)"),
-            )));
-        }
-        if let (Some(role), Some(source_name)) =
-            (profile.get("role_arn"), profile.get("source_profile"))
-        {
-            let source_profile = profile_named(env, source_name, true)?.unwrap_or_default();
-            let base = match (
-                source_profile.get("aws_access_key_id"),
-                source_profile.get("aws_secret_access_key"),
-                source_profile.get("credential_process"),
-            ) {
-                (Some(id), Some(secret), _) => AwsCredentials {
-                    access_key_id: id.to_owned(),
-                    secret_access_key: secret.to_owned(),
-                    session_token: source_profile.get("aws_session_token").map(str::to_owned),
-                },
-                (_, _, Some(command)) => credential_process(command, cx)?,
-                _ => {
-                    return Err(CloudError::new(format!(
-                        "the profile `{}` that {source} takes its source credentials from has no \
-                         keys and no credential_process",
-                        sanitize::outside(source_name, 100)
-                    )));
-                }
-            };
-            let credentials = assume_role(env, profile, role, &base, client, cx)?;
-            return Ok(Some((
-                credentials,
-                format!(
-                    "{source} (AssumeRole from profile `{}`)",
-                    sanitize::outside(source_name, 100)
-                ),
-            )));
-        }
-        if let (Some(role), Some(token_file)) = (
-            profile.get("role_arn"),
-            profile.get("web_identity_token_file"),
-        ) {
-            let credentials = web_identity(env, Some(profile), role, token_file, client, cx)?;
-            return Ok(Some((credentials, format!("{source} (web identity)"))));
-        }
+    if let Some(profile) = &profile
+        && let Some(found) = from_profile(env, profile, client, cx)?
+    {
+        return Ok(Some(found));
     }
     if let (Some(role), Some(token_file)) = (
         var(env, "AWS_ROLE_ARN"),
@@ -295,6 +238,19 @@ pub(super) fn credentials(
             credentials,
             "AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN (STS AssumeRoleWithWebIdentity)"
                 .to_owned(),
+        )));
+    }
+    // An IAM Identity Center (SSO) profile: its keys live in the AWS CLI's token cache, which is
+    // not read here. The SDKs would take it before the container and instance endpoints, so the
+    // user meant it: say how to hand its keys over rather than fail later unauthenticated.
+    if let Some(profile) = &profile
+        && (profile.get("sso_session").is_some() || profile.get("sso_start_url").is_some())
+    {
+        let name = sanitize::outside(&profile.name, 100);
+        return Err(CloudError::new(format!(
+            "the profile `{name}` signs in through IAM Identity Center (SSO), whose cached \
+             credentials zeroimage does not read; export them first: eval \"$(aws configure \
+             export-credentials --profile {name} --format env)\""
         )));
     }
     if let Some(credentials) = container(env, client, cx)? {
@@ -308,6 +264,77 @@ pub(super) fn credentials(
             credentials,
             "the EC2 instance profile (instance metadata)".to_owned(),
         )));
+    }
+    Ok(None)
+}
+
+/// Credentials from the profile's own settings: its keys, its `credential_process`, a role assumed
+/// from its `source_profile`, or its web identity; `None` when it has none of them.
+fn from_profile(
+    env: &Env,
+    profile: &Profile,
+    client: &ClientOptions,
+    cx: &Context,
+) -> Result<Option<(AwsCredentials, String)>> {
+    let source = format!("profile `{}`", sanitize::outside(&profile.name, 100));
+    if let (Some(id), Some(secret)) = (
+        profile.get("aws_access_key_id"),
+        profile.get("aws_secret_access_key"),
+    ) {
+        return Ok(Some((
+            AwsCredentials {
+                access_key_id: id.to_owned(),
+                secret_access_key: secret.to_owned(),
+                session_token: profile.get("aws_session_token").map(str::to_owned),
+            },
+            source,
+        )));
+    }
+    if let Some(command) = profile.get("credential_process") {
+        let credentials = credential_process(command, cx)?;
+        return Ok(Some((
+            credentials,
+            format!("{source} (credential_process)"),
+        )));
+    }
+    if let (Some(role), Some(source_name)) =
+        (profile.get("role_arn"), profile.get("source_profile"))
+    {
+        let source_profile = profile_named(env, source_name, true)?.unwrap_or_default();
+        let base = match (
+            source_profile.get("aws_access_key_id"),
+            source_profile.get("aws_secret_access_key"),
+            source_profile.get("credential_process"),
+        ) {
+            (Some(id), Some(secret), _) => AwsCredentials {
+                access_key_id: id.to_owned(),
+                secret_access_key: secret.to_owned(),
+                session_token: source_profile.get("aws_session_token").map(str::to_owned),
+            },
+            (_, _, Some(command)) => credential_process(command, cx)?,
+            _ => {
+                return Err(CloudError::new(format!(
+                    "the profile `{}` that {source} takes its source credentials from has no \
+                     keys and no credential_process",
+                    sanitize::outside(source_name, 100)
+                )));
+            }
+        };
+        let credentials = assume_role(env, profile, role, &base, client, cx)?;
+        return Ok(Some((
+            credentials,
+            format!(
+                "{source} (AssumeRole from profile `{}`)",
+                sanitize::outside(source_name, 100)
+            ),
+        )));
+    }
+    if let (Some(role), Some(token_file)) = (
+        profile.get("role_arn"),
+        profile.get("web_identity_token_file"),
+    ) {
+        let credentials = web_identity(env, Some(profile), role, token_file, client, cx)?;
+        return Ok(Some((credentials, format!("{source} (web identity)"))));
     }
     Ok(None)
 }
