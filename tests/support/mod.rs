@@ -257,6 +257,27 @@ pub fn bin_dir() -> PathBuf {
         .to_owned()
 }
 
+/// The signals tests send (SIGINT, SIGTERM, SIGHUP) at their default disposition in the run: a test
+/// suite started from a script's background job inherits SIGINT ignored, and the tool keeps an
+/// ignored signal ignored, as cargo does.
+fn default_signals(cmd: &mut Command) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt as _;
+        // SAFETY: between fork and exec only `signal`, which is async-signal-safe, is called.
+        unsafe {
+            cmd.pre_exec(|| {
+                for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                    libc::signal(signal, libc::SIG_DFL);
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = cmd;
+}
+
 /// Which binary a [`Zeroimage`] runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tool {
@@ -283,6 +304,7 @@ impl Zeroimage {
         };
         let mut cmd = Command::new(via.unwrap_or(OsStr::new(binary)));
         cmd.env_remove("SOURCE_DATE_EPOCH");
+        default_signals(&mut cmd);
         Zeroimage { cmd, tool, skip: 0 }
     }
 

@@ -9,6 +9,7 @@ Prints the command's exit status (negative: the signal that ended it) on the las
 import fcntl
 import os
 import select
+import signal
 import subprocess
 import sys
 import termios
@@ -24,6 +25,8 @@ master, slave = os.openpty()
 
 
 def controlling_terminal():
+    # A person's terminal delivers Ctrl-C: undo an ignored SIGINT inherited from a background job.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     os.setsid()
     fcntl.ioctl(0, termios.TIOCSCTTY, 0)
 
