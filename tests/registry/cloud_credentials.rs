@@ -292,9 +292,7 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
              [profile process]\nendpoint_url = {url}\ncredential_process = printf '{{\"Version\": 1, \"AccessKeyId\": \"{KEY_ID}\", \"SecretAccessKey\": \"{SECRET}\"}}'\n\
              [profile assumer]\nrole_arn = arn:aws:iam::123456789012:role/pusher\nsource_profile = ci\nendpoint_url = {url}\n\
              [profile hangs]\ncredential_process = sleep 600\n\
-             [profile floods]\ncredential_process = yes\n\
-             [profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Pusher\n\
-             [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = us-east-1\n",
+             [profile floods]\ncredential_process = yes\n",
             url = aws.url()
         ),
     )
@@ -331,12 +329,6 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
         ("missing", "names the profile `missing`, which"),
         ("hangs", "did not finish within 2 s"),
         ("floods", "printed more than"),
-        (
-            "sso",
-            "signs in through IAM Identity Center (SSO), whose cached credentials zeroimage does \
-             not read; export them first: eval \"$(aws configure export-credentials --profile sso \
-             --format env)\"",
-        ),
     ] {
         let output = push(
             dir.path(),
@@ -439,6 +431,138 @@ fn profiles_credential_process_and_web_identity_reach_ecr() {
             "{mode}: bounded by the registry timeout"
         );
     }
+}
+
+/// Writes the AWS CLI's cached IAM Identity Center sign-in for `key` (a session name, or the
+/// start URL of an older profile) under `home`, with botocore's own cache code, expiring in `hours`.
+fn cache_sso_sign_in(home: &Path, key: &str, session: bool, token: &str, hours: i64) {
+    let python = support::sbom_tools::venv().join("bin/python3");
+    let script = "import datetime, sys\n\
+        from botocore.utils import JSONFileCache, SSOTokenLoader\n\
+        home, key, session, token, hours = sys.argv[1:]\n\
+        expires = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=int(hours))\n\
+        loader = SSOTokenLoader(cache=JSONFileCache(home + '/.aws/sso/cache'))\n\
+        loader.save_token(key, {'startUrl': key, 'region': 'eu-west-1', 'accessToken': token,\n\
+            'expiresAt': expires}, session_name=key if session == '1' else None)\n";
+    let output = Command::new(python)
+        .args(["-c", script])
+        .arg(home)
+        .args([key, if session { "1" } else { "0" }, token])
+        .arg(hours.to_string())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+}
+
+#[test]
+fn an_sso_profile_trades_the_cli_cached_sign_in_for_role_keys() {
+    let Some(registry) = ecr_registry() else {
+        return;
+    };
+    if support::hello_fixture(X86_64_MUSL).is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut fake_config = config();
+    fake_config["sso_token"] = "sso-access-token".into();
+    fake_config["sso_role"] = serde_json::json!(["123456789012", "Pusher"]);
+    let Some(aws) = FakeAws::start(dir.path(), fake_config) else {
+        return;
+    };
+    let aws_dir = dir.path().join(".aws");
+    std::fs::create_dir_all(&aws_dir).unwrap();
+    std::fs::write(
+        aws_dir.join("config"),
+        "[profile sso]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Pusher\n\
+         [sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n\
+         [profile legacy]\nsso_start_url = https://legacy.awsapps.com/start\nsso_region = eu-west-1\n\
+         sso_account_id = 123456789012\nsso_role_name = Pusher\n\
+         [profile other-role]\nsso_session = corp\nsso_account_id = 123456789012\nsso_role_name = Admin\n",
+    )
+    .unwrap();
+    let reference = format!("{ECR}/app:1.0");
+    let run = |profile: &str| {
+        push(
+            dir.path(),
+            &registry,
+            &reference,
+            &[
+                ("AWS_PROFILE", profile.to_owned()),
+                ("AWS_ENDPOINT_URL_SSO", aws.url()),
+                ("AWS_ENDPOINT_URL_ECR", aws.url()),
+            ],
+            &[],
+        )
+    };
+    let refused = |profile: &str, why: &str| {
+        let output = run(profile);
+        let stderr = stderr_of(&output);
+        assert_eq!(output.status.code(), Some(1), "{profile}: {stderr}");
+        assert!(stderr.contains(why), "{profile}: {stderr}");
+        assert_eq!(
+            stderr.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{stderr}"
+        );
+    };
+
+    // No sign-in yet: the fix is the CLI's login.
+    refused("sso", "no IAM Identity Center sign-in is cached");
+    refused("sso", "run `aws sso login --profile sso`");
+
+    // Signed in (the cache file written by botocore): the portal trades the token for the role's
+    // temporary keys, which sign for ECR.
+    cache_sso_sign_in(dir.path(), "corp", true, "sso-access-token", 8);
+    cache_sso_sign_in(
+        dir.path(),
+        "https://legacy.awsapps.com/start",
+        false,
+        "sso-access-token",
+        8,
+    );
+    for profile in ["sso", "legacy"] {
+        let output = run(profile);
+        let stderr = stderr_of(&output);
+        assert!(output.status.success(), "{profile}: {stderr}");
+        assert!(
+            stderr.contains(&format!("profile `{profile}` (IAM Identity Center)")),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("sso-access-token"), "{stderr}");
+        let requests = aws.requests();
+        let asked = requests
+            .iter()
+            .rev()
+            .find(|r| r["action"] == "GetRoleCredentials")
+            .unwrap();
+        assert_eq!(asked["token"], "sso-access-token");
+        assert_eq!(
+            asked["asked"],
+            serde_json::json!(["123456789012", "Pusher"])
+        );
+        let last = requests.last().unwrap();
+        assert_eq!(last["signature"], "ok", "{last}");
+        assert!(
+            last["authorization"]
+                .as_str()
+                .unwrap()
+                .contains("ASIATEMPORARY01")
+        );
+    }
+
+    // A role the sign-in does not reach, a token the portal no longer knows, an expired sign-in.
+    refused(
+        "other-role",
+        "refused the role Admin in account 123456789012 for profile `other-role` (403: No access); \
+         check the profile's sso_account_id and sso_role_name",
+    );
+    cache_sso_sign_in(dir.path(), "corp", true, "revoked-token", 8);
+    refused(
+        "sso",
+        "(401: Session token not found or invalid); run `aws sso login --profile sso`",
+    );
+    cache_sso_sign_in(dir.path(), "corp", true, "sso-access-token", -1);
+    refused("sso", "expired at");
 }
 
 #[test]

@@ -13,7 +13,10 @@ CONFIG_JSON: {"keys": {ACCESS_KEY_ID: SECRET}, "tokens": {ACCESS_KEY_ID: SESSION
               "ecr_password": PASSWORD, "web_identity_token": TOKEN,
               "sts_key": [ACCESS_KEY_ID, SECRET, SESSION_TOKEN], "expired": [ACCESS_KEY_ID],
               "sts_mode": "ok" | "stall" | "garbage", "container_token": TOKEN}
-(GET /creds is a container credentials endpoint, for the authorization `container_token`; PUT
+(GET /creds is a container credentials endpoint, for the authorization `container_token`; the
+IAM Identity Center portal's GetRoleCredentials, at the URI and with the parameter names botocore's
+own service model gives, hands `sts_key` out for the access token `sso_token` and the
+[account, role] `sso_role`; PUT
 /latest/api/token and GET /latest/meta-data/iam/security-credentials/ are an IMDSv2 instance
 metadata service whose role has the first of `keys`.)
 """
@@ -26,6 +29,7 @@ import threading
 import time
 import urllib.parse
 
+import botocore.session
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
@@ -33,6 +37,9 @@ from botocore.credentials import Credentials
 CONFIG = json.loads(sys.argv[1])
 LOG = sys.argv[2]
 LOCK = threading.Lock()
+# Where GetRoleCredentials is and how its parameters travel, from botocore's model of the service.
+SSO = botocore.session.get_session().get_service_model("sso").operation_model("GetRoleCredentials")
+SSO_WIRE = {name: shape.serialization["name"] for name, shape in SSO.input_shape.members.items()}
 
 
 def log(entry):
@@ -105,12 +112,29 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.answer(200, json.dumps({
                 "Code": "Success", "AccessKeyId": key_id,
                 "SecretAccessKey": CONFIG["keys"][key_id], "Token": None}), "application/json")
+        url = urllib.parse.urlsplit(self.path)
+        if self.command == SSO.http["method"] and url.path == SSO.http["requestUri"]:
+            return self.role_credentials(urllib.parse.parse_qs(url.query))
         if self.path == "/creds" and self.headers.get("Authorization") == CONFIG.get("container_token"):
             key_id = next(iter(CONFIG["keys"]))
             return self.answer(200, json.dumps({
                 "AccessKeyId": key_id, "SecretAccessKey": CONFIG["keys"][key_id],
                 "Expiration": "2099-01-01T00:00:00Z"}), "application/json")
         return self.answer(403, "{}")
+
+    def role_credentials(self, query):
+        token = self.headers.get(SSO_WIRE["accessToken"])
+        asked = [query.get(SSO_WIRE["accountId"], [""])[0], query.get(SSO_WIRE["roleName"], [""])[0]]
+        log({"method": "GET", "action": "GetRoleCredentials", "token": token, "asked": asked})
+        if token != CONFIG.get("sso_token"):
+            return self.answer(401, json.dumps({"message": "Session token not found or invalid"}),
+                               "application/json")
+        if asked != CONFIG.get("sso_role"):
+            return self.answer(403, json.dumps({"message": "No access"}), "application/json")
+        key_id, secret, token = CONFIG["sts_key"]
+        return self.answer(200, json.dumps({"roleCredentials": {
+            "accessKeyId": key_id, "secretAccessKey": secret, "sessionToken": token,
+            "expiration": 4102444800000}}), "application/json")
 
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 
 use super::http::{Endpoint, get, post};
 use super::sigv4::{self, AwsCredentials, Request, Scope};
+use super::sso;
 use super::{CloudError, Found};
 use crate::context::{Context, Credential};
 use crate::error::Result;
@@ -240,19 +241,6 @@ pub(super) fn credentials(
                 .to_owned(),
         )));
     }
-    // An IAM Identity Center (SSO) profile: its keys live in the AWS CLI's token cache, which is
-    // not read here. The SDKs would take it before the container and instance endpoints, so the
-    // user meant it: say how to hand its keys over rather than fail later unauthenticated.
-    if let Some(profile) = &profile
-        && (profile.get("sso_session").is_some() || profile.get("sso_start_url").is_some())
-    {
-        let name = sanitize::outside(&profile.name, 100);
-        return Err(CloudError::new(format!(
-            "the profile `{name}` signs in through IAM Identity Center (SSO), whose cached \
-             credentials zeroimage does not read; export them first: eval \"$(aws configure \
-             export-credentials --profile {name} --format env)\""
-        )));
-    }
     if let Some(credentials) = container(env, client, cx)? {
         return Ok(Some((
             credentials,
@@ -336,7 +324,90 @@ fn from_profile(
         let credentials = web_identity(env, Some(profile), role, token_file, client, cx)?;
         return Ok(Some((credentials, format!("{source} (web identity)"))));
     }
+    if profile.get("sso_session").is_some() || profile.get("sso_start_url").is_some() {
+        let credentials = sso(env, profile, client, cx)?;
+        return Ok(Some((
+            credentials,
+            format!("{source} (IAM Identity Center)"),
+        )));
+    }
     Ok(None)
+}
+
+/// An IAM Identity Center profile's role keys, for the sign-in the AWS CLI cached: the
+/// `[sso-session NAME]` its `sso_session` names, or (older profiles) its own `sso_start_url`.
+fn sso(
+    env: &Env,
+    profile: &Profile,
+    client: &ClientOptions,
+    cx: &Context,
+) -> Result<AwsCredentials> {
+    let name = sanitize::outside(&profile.name, 100);
+    let missing = |what: &str| {
+        CloudError::new(format!(
+            "the IAM Identity Center profile `{name}` has no {what}; set it up again with `aws \
+             configure sso --profile {name}`"
+        ))
+    };
+    let (cache_key, region) = match profile.get("sso_session") {
+        Some(session) => {
+            let section =
+                config_section(env, &format!("sso-session {session}"))?.ok_or_else(|| {
+                    missing(&format!(
+                        "[sso-session {}] in the AWS config file",
+                        sanitize::outside(session, 100)
+                    ))
+                })?;
+            let region = section
+                .get("sso_region")
+                .filter(|r| !r.is_empty())
+                .cloned()
+                .or_else(|| profile.get("sso_region").map(str::to_owned))
+                .ok_or_else(|| missing("sso_region"))?;
+            (session.to_owned(), region)
+        }
+        None => (
+            profile
+                .get("sso_start_url")
+                .ok_or_else(|| missing("sso_start_url"))?
+                .to_owned(),
+            profile
+                .get("sso_region")
+                .ok_or_else(|| missing("sso_region"))?
+                .to_owned(),
+        ),
+    };
+    let role = sso::SsoRole {
+        profile: &profile.name,
+        cache_key: &cache_key,
+        account_id: profile
+            .get("sso_account_id")
+            .ok_or_else(|| missing("sso_account_id"))?,
+        role_name: profile
+            .get("sso_role_name")
+            .ok_or_else(|| missing("sso_role_name"))?,
+        endpoint: var(env, "AWS_ENDPOINT_URL_SSO")
+            .or_else(|| var(env, "AWS_ENDPOINT_URL"))
+            .or_else(|| profile.get("endpoint_url"))
+            .map_or_else(|| sso::portal(&region), str::to_owned),
+    };
+    let dir = aws_dir(env).ok_or_else(|| missing("home directory to find its sign-in under"))?;
+    let file = sso::cache_file(&dir, role.cache_key);
+    sso::role_credentials(&role, &file, time::OffsetDateTime::now_utc(), client, cx)
+}
+
+/// The keys of `[section]` in the AWS config file, if it has it.
+fn config_section(env: &Env, section: &str) -> Result<Option<BTreeMap<String, String>>> {
+    let Some(path) = var(env, "AWS_CONFIG_FILE")
+        .map(PathBuf::from)
+        .or_else(|| aws_dir(env).map(|d| d.join("config")))
+    else {
+        return Ok(None);
+    };
+    let Some(bytes) = fsutil::read_regular_if_present(&path, MAX_AWS_FILE, "the AWS file")? else {
+        return Ok(None);
+    };
+    Ok(ini_section(&String::from_utf8_lossy(&bytes), section))
 }
 
 /// The EC2 instance profile's credentials from the instance metadata service (IMDSv2: a session

@@ -8,6 +8,7 @@ pub mod aws;
 pub mod gcp;
 mod http;
 pub mod sigv4;
+mod sso;
 
 use crate::context::{Context, Credential};
 use crate::error::{Error, Result};
